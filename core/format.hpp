@@ -1,0 +1,134 @@
+// format.hpp — the modelkeep file format (.mkp), version 1.0: its reader and
+// writer. docs/FORMAT.md is the normative text; this is its summary.
+//
+//  1. All fixed-size integers and floats are little-endian; floats are IEEE-754
+//     binary32. A varint is unsigned LEB128: at most 10 bytes, value < 2^64,
+//     canonical (the last byte is non-zero unless it is the only byte). An
+//     svarint is a zigzag-encoded varint. A string is a varint byte length then
+//     that many bytes of UTF-8.
+//  2. A file is: the fixed header (20 bytes), the sections (up to header_len),
+//     then the tensor data, each tensor preceded by the zero padding that aligns
+//     it. Nothing follows the last tensor.
+//  3. Fixed header:   off size field
+//                      0   4   magic 89 4D 4B 50 ("\x89MKP")
+//                      4   1   major version = 1   (a reader rejects any other major)
+//                      5   1   minor version = 0   (a reader accepts any minor)
+//                      6   1   kind: 1 = full model, 2 = state dict
+//                      7   1   align_log2 in [2, 12]: tensor data alignment (writer: 4, 16 bytes)
+//                      8   4   header_crc: CRC-32 of bytes [0, 8) ++ [12, header_len)
+//                     12   4   header_len: 20 ≤ header_len ≤ 16 MiB
+//                     16   4   data_crc: CRC-32 of bytes [header_len, end of file)
+//  4. Sections fill [20, header_len) exactly: each is a tag byte, a varint
+//     payload length and the payload, which its parser must consume exactly.
+//     Tags strictly increase. Tags 0–127 must be known to the reader
+//     (unknown_section); tags 128–255 are optional and skipped when unknown.
+//       tag 1 METADATA (optional): varint count ≤ 1024, then count × (key string
+//             of 1–256 bytes, value string ≤ 1 MiB); keys unique.
+//       tag 2 LAYERS: present iff kind = 1. varint count ≤ 4096, then layer records (§7).
+//       tag 3 TENSORS (required): varint count ≤ 65536, then tensor records (§5).
+//  5. Tensor record: name string (1–1024 bytes, unique), dtype u8, rank u8 ≤ 8,
+//     rank × varint dims; product ≤ 2^28 elements, each dim ≤ 2^28. dtype 1 f32 (4 B/element),
+//     2 f16 (2 B), 3 bf16 (2 B), 4 int8: rows = dims[0] if rank ≥ 2 else 1, then
+//     rows × f32 scale (finite, ≥ 0) followed by numel × int8 q; value = q·scale.
+//  6. Data: pos = header_len; for each tensor in table order with a non-zero byte
+//     size, pos = align_up(pos, 2^align_log2), the tensor occupies [pos, pos+bytes),
+//     pos += bytes. The file ends exactly at pos. Padding bytes are zero.
+//  7. Layer record: name string (segments of [A-Za-z0-9_] joined by '.', ≤ 255
+//     bytes, unique), kind u8, then per kind: 1 Linear: in varint, out varint,
+//     flags u8 (bit 0 bias). 3 LeakyReLU: slope f32. 6 GELU: u8 0 = exact, 1 = tanh.
+//     11 Dropout: p f32. 12 Flatten: start svarint, end svarint. 13 LayerNorm:
+//     n varint, eps f32, flags u8 (bit 0 elementwise_affine, bit 1 bias).
+//     14 BatchNorm1d: n varint, eps f32, flags u8 (bit 0 affine, bit 1
+//     track_running_stats). 2 ReLU, 4 Sigmoid, 5 Tanh, 7 SiLU, 8 Softmax,
+//     9 LogSoftmax, 10 Identity: nothing. Undefined flag bits must be zero.
+//  8. In a full model the tensor table is exactly the model's state_dict: same
+//     keys, same order, same shapes (arch_mismatch otherwise).
+//
+// Everything is validated before any tensor is allocated; every failure returns
+// one Status code (status.hpp) and nothing throws or aborts.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dtype.hpp"
+#include "layer.hpp"
+#include "model.hpp"
+#include "status.hpp"
+
+namespace modelkeep {
+
+constexpr std::uint8_t format_magic[4] = {0x89, 'M', 'K', 'P'};
+constexpr std::uint8_t format_major = 1;
+constexpr std::uint8_t format_minor = 0;
+constexpr std::size_t fixed_header_bytes = 20;
+constexpr std::size_t max_header_bytes = 16u << 20;
+constexpr std::size_t max_tensors = 65536;
+constexpr std::size_t max_metadata_entries = 1024;
+constexpr std::size_t max_metadata_key_bytes = 256;
+constexpr std::size_t max_metadata_value_bytes = 1u << 20;
+
+enum class FileKind : std::uint8_t { model = 1, state_dict = 2 };
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+struct TensorInfo {
+    std::string name;
+    DType dtype = DType::f32;
+    Shape shape;
+    std::uint64_t offset = 0;  // of its data in the file
+    std::uint64_t bytes = 0;   // stored bytes (int8 includes the row scales)
+};
+
+/// Everything about a file except the tensor values.
+struct FileInfo {
+    std::uint8_t major = 0, minor = 0;
+    FileKind kind = FileKind::model;
+    unsigned align_log2 = 0;
+    std::uint64_t header_bytes = 0, file_bytes = 0;
+    Metadata metadata;
+    std::vector<LayerSpec> layers;  // full models only
+    std::vector<TensorInfo> tensors;
+    /// Parameter elements: for a model, sum(p.numel() for p in parameters())
+    /// (buffers excluded); for a state dict, all elements.
+    std::uint64_t param_count = 0;
+    bool data_checked = false;  // data CRC, padding and int8 scales verified
+};
+
+/// Reads and validates everything but the tensor data (header CRC included).
+/// With check_data, also verifies the data CRC, padding and int8 scales, so a
+/// success means read_file would succeed too.
+Status read_info(const std::uint8_t* data, std::size_t size, bool check_data, FileInfo& info);
+
+struct LoadedFile {
+    FileInfo info;
+    StateDict tensors;  // decoded to float32, in file order
+};
+
+/// Validates the whole file, then decodes every tensor to float32.
+Status read_file(const std::uint8_t* data, std::size_t size, LoadedFile& out);
+
+/// read_file + Sequential built from the layers (kind must be model; a state
+/// dict gives arch_mismatch with a hint to use load_state_dict).
+Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model, Metadata* metadata = nullptr);
+
+struct WriteOptions {
+    /// Storage dtype of tensors of rank ≥ 2 (weights); lower-rank tensors
+    /// (biases, norm parameters, running stats) are always stored as f32.
+    DType dtype = DType::f32;
+    Metadata metadata;
+    unsigned align_log2 = 4;
+};
+
+/// A full model: architecture + every tensor.
+Status write_model(const Sequential& model, const WriteOptions& options, std::vector<std::uint8_t>& out);
+/// Named tensors only.
+Status write_state_dict(const StateDict& tensors, const WriteOptions& options, std::vector<std::uint8_t>& out);
+
+/// True for a valid UTF-8 sequence (no overlongs, no surrogates, ≤ U+10FFFF).
+bool valid_utf8(const std::string& s);
+
+}  // namespace modelkeep

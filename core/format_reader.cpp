@@ -1,0 +1,491 @@
+// The reader of format.hpp: fixed header → version → header CRC → sections →
+// architecture → data layout → (data CRC, padding, scales) → decode. Every
+// count is checked against its cap and the bytes left before anything is
+// reserved; nothing is allocated for tensor data until all checks passed.
+#include <cmath>
+#include <cstring>
+#include <unordered_set>
+
+#include "crc32.hpp"
+#include "format.hpp"
+#include "spec.hpp"
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the format reader assumes a little-endian host");
+
+namespace modelkeep {
+
+namespace {
+
+std::uint32_t le32(const std::uint8_t* p) {
+    return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 | std::uint32_t(p[3]) << 24;
+}
+
+std::string hex32(std::uint32_t v) {
+    char buf[11];
+    static const char* digits = "0123456789abcdef";
+    buf[0] = '0';
+    buf[1] = 'x';
+    for (int i = 0; i < 8; ++i) buf[2 + i] = digits[(v >> (28 - 4 * i)) & 0xF];
+    buf[10] = 0;
+    return buf;
+}
+
+// Reads within [pos, end) of one section; overrunning it is bad_section.
+struct Cursor {
+    const std::uint8_t* data;
+    std::size_t pos, end;
+    std::string section;
+
+    std::size_t left() const { return end - pos; }
+
+    Status overrun(const char* what) const {
+        return error(Code::bad_section, section + " section: " + what + " at byte " + std::to_string(pos) +
+                                            " runs past the section's end (" + std::to_string(end) + ")");
+    }
+    Status u8(std::uint8_t& v, const char* what) {
+        if (left() < 1) return overrun(what);
+        v = data[pos++];
+        return Status::success();
+    }
+    Status f32(float& v, const char* what) {
+        if (left() < 4) return overrun(what);
+        std::memcpy(&v, data + pos, 4);
+        pos += 4;
+        return Status::success();
+    }
+    Status varint(std::uint64_t& v, const char* what) {
+        std::uint64_t out = 0;
+        const std::size_t start = pos;
+        for (int i = 0;; ++i) {
+            if (left() < 1) return overrun(what);
+            const std::uint8_t b = data[pos++];
+            if (i == 9 && b > 1)
+                return error(Code::bad_varint, section + " section: " + what + " at byte " +
+                                                   std::to_string(start) + " does not fit 64 bits");
+            out |= std::uint64_t(b & 0x7F) << (7 * i);
+            if (!(b & 0x80)) {
+                if (b == 0 && i > 0)
+                    return error(Code::bad_varint, section + " section: " + what + " at byte " +
+                                                       std::to_string(start) + " is not canonical (overlong)");
+                break;
+            }
+        }
+        v = out;
+        return Status::success();
+    }
+    Status svarint(std::int64_t& v, const char* what) {
+        std::uint64_t u;
+        MK_TRY(varint(u, what));
+        v = std::int64_t(u >> 1) ^ -std::int64_t(u & 1);
+        return Status::success();
+    }
+    Status count(std::uint64_t& n, std::size_t cap, std::size_t min_record, const char* what) {
+        MK_TRY(varint(n, what));
+        if (n > cap)
+            return error(Code::limit_exceeded, section + " section: " + std::to_string(n) + " " + what +
+                                                   ", over the cap of " + std::to_string(cap));
+        if (n > left() / min_record) return overrun(what);
+        return Status::success();
+    }
+    Status str(std::string& s, std::size_t max_bytes, const char* what) {
+        std::uint64_t len = 0;
+        MK_TRY(varint(len, what));
+        if (len > max_bytes)
+            return error(Code::limit_exceeded, section + " section: " + what + " of " + std::to_string(len) +
+                                                   " bytes at byte " + std::to_string(pos) + ", over the cap of " +
+                                                   std::to_string(max_bytes));
+        if (len > left()) return overrun(what);
+        s.assign(reinterpret_cast<const char*>(data + pos), std::size_t(len));
+        pos += std::size_t(len);
+        if (!valid_utf8(s))
+            return error(Code::bad_name, section + " section: " + what + " ending at byte " + std::to_string(pos) +
+                                             " is not valid UTF-8");
+        return Status::success();
+    }
+};
+
+Status read_metadata(Cursor& c, Metadata& out) {
+    std::uint64_t n;
+    MK_TRY(c.count(n, max_metadata_entries, 3, "metadata entries"));
+    std::unordered_set<std::string> keys;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        std::string key, value;
+        MK_TRY(c.str(key, max_metadata_key_bytes, "metadata key"));
+        if (key.empty()) return error(Code::bad_name, "metadata entry " + std::to_string(i) + " has an empty key");
+        MK_TRY(c.str(value, max_metadata_value_bytes, "metadata value"));
+        if (!keys.insert(key).second) return error(Code::duplicate_name, "metadata key '" + key + "' appears twice");
+        out.emplace_back(std::move(key), std::move(value));
+    }
+    return Status::success();
+}
+
+Status read_layer(Cursor& c, LayerSpec& s) {
+    MK_TRY(c.str(s.name, 255, "layer name"));
+    if (!valid_layer_name(s.name))
+        return error(Code::bad_name, "layer name '" + s.name + "' is not segments of [A-Za-z0-9_] joined by '.'");
+    std::uint8_t kind = 0;
+    MK_TRY(c.u8(kind, "layer kind"));
+    if (kind < 1 || kind > max_layer_kind)
+        return error(Code::unknown_layer, "layer '" + s.name + "' has unknown kind code " + std::to_string(kind));
+    s.kind = LayerKind(kind);
+    std::uint8_t flags = 0, allowed = 0;
+    switch (s.kind) {
+        case LayerKind::linear:
+            MK_TRY(c.varint(s.in_features, "Linear in_features"));
+            MK_TRY(c.varint(s.out_features, "Linear out_features"));
+            MK_TRY(c.u8(flags, "Linear flags"));
+            allowed = 1;
+            s.bias = flags & 1;
+            break;
+        case LayerKind::leaky_relu: MK_TRY(c.f32(s.slope, "LeakyReLU slope")); break;
+        case LayerKind::gelu: {
+            std::uint8_t approx = 0;
+            MK_TRY(c.u8(approx, "GELU approximate"));
+            if (approx > 1)
+                return error(Code::invalid_argument, "layer '" + s.name + "' (GELU): approximate code " +
+                                                         std::to_string(approx) + " is not 0 or 1");
+            s.tanh_approx = approx == 1;
+            break;
+        }
+        case LayerKind::dropout: MK_TRY(c.f32(s.p, "Dropout p")); break;
+        case LayerKind::flatten: {
+            std::int64_t a = 0, b = 0;
+            MK_TRY(c.svarint(a, "Flatten start_dim"));
+            MK_TRY(c.svarint(b, "Flatten end_dim"));
+            if (a < -64 || a > 64 || b < -64 || b > 64)
+                return error(Code::invalid_argument, "layer '" + s.name + "' (Flatten): dims out of range");
+            s.start_dim = std::int32_t(a);
+            s.end_dim = std::int32_t(b);
+            break;
+        }
+        case LayerKind::layer_norm:
+        case LayerKind::batch_norm1d:
+            MK_TRY(c.varint(s.in_features, "norm num_features"));
+            MK_TRY(c.f32(s.eps, "norm eps"));
+            MK_TRY(c.u8(flags, "norm flags"));
+            allowed = 3;
+            s.affine = flags & 1;
+            if (s.kind == LayerKind::layer_norm) s.bias = flags & 2;
+            else s.track_running_stats = flags & 2;
+            break;
+        default:
+            break;
+    }
+    if (flags & ~allowed)
+        return error(Code::invalid_argument, "layer '" + s.name + "' (" + layer_kind_name(s.kind) +
+                                                 "): undefined flag bits set (flags " + std::to_string(flags) + ")");
+    return validate_layer(s);
+}
+
+Status read_tensor_record(Cursor& c, TensorInfo& t) {
+    MK_TRY(c.str(t.name, max_name_bytes, "tensor name"));
+    if (t.name.empty()) return error(Code::bad_name, "a tensor has an empty name");
+    std::uint8_t dtype = 0, rank = 0;
+    MK_TRY(c.u8(dtype, "tensor dtype"));
+    if (!dtype_known(dtype))
+        return error(Code::unknown_dtype, "tensor '" + t.name + "' has unknown dtype code " + std::to_string(dtype));
+    t.dtype = DType(dtype);
+    MK_TRY(c.u8(rank, "tensor rank"));
+    if (rank > max_rank)
+        return error(Code::limit_exceeded, "tensor '" + t.name + "' has rank " + std::to_string(rank) +
+                                               ", over the cap of " + std::to_string(max_rank));
+    for (int i = 0; i < rank; ++i) {
+        std::uint64_t d;
+        MK_TRY(c.varint(d, "tensor dim"));
+        if (d > max_tensor_elements)
+            return error(Code::size_overflow, "tensor '" + t.name + "' dim " + std::to_string(i) + " is " +
+                                                  std::to_string(d) + ", over " + std::to_string(max_tensor_elements));
+        t.shape.push_back(std::size_t(d));
+    }
+    std::uint64_t numel;
+    MK_TRY(checked_numel(t.shape, numel, "tensor '" + t.name + "'"));
+    const std::uint64_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
+    t.bytes = numel == 0 ? 0 : stored_bytes(t.dtype, numel, rows);
+    return Status::success();
+}
+
+Status read_tensors(Cursor& c, std::vector<TensorInfo>& out) {
+    std::uint64_t n;
+    MK_TRY(c.count(n, max_tensors, 4, "tensors"));
+    out.reserve(std::size_t(n));
+    std::unordered_set<std::string> names;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        TensorInfo t;
+        MK_TRY(read_tensor_record(c, t));
+        if (!names.insert(t.name).second) return error(Code::duplicate_name, "tensor '" + t.name + "' appears twice");
+        out.push_back(std::move(t));
+    }
+    return Status::success();
+}
+
+Status check_architecture(const FileInfo& info) {
+    MK_TRY(validate_specs(info.layers));
+    std::size_t i = 0;
+    for (const LayerSpec& s : info.layers) {
+        for (const ParamInfo& p : layer_params(s)) {
+            const std::string key = s.name + "." + p.name;
+            if (i >= info.tensors.size())
+                return error(Code::arch_mismatch, "layer '" + s.name + "' (" + format_layer(s) + ") needs tensor '" +
+                                                      key + "' but the file has only " +
+                                                      std::to_string(info.tensors.size()) + " tensors");
+            const TensorInfo& t = info.tensors[i++];
+            if (t.name != key)
+                return error(Code::arch_mismatch, "tensor " + std::to_string(i - 1) + " is '" + t.name +
+                                                      "' but layer '" + s.name + "' (" + format_layer(s) +
+                                                      ") needs '" + key + "' there");
+            if (t.shape != p.shape)
+                return error(Code::arch_mismatch, "tensor '" + key + "' is " + shape_to_string(t.shape) +
+                                                      " but layer '" + s.name + "' (" + format_layer(s) + ") needs " +
+                                                      shape_to_string(p.shape));
+        }
+    }
+    if (i != info.tensors.size())
+        return error(Code::arch_mismatch, "tensor '" + info.tensors[i].name + "' belongs to no layer");
+    return Status::success();
+}
+
+Status parse(const std::uint8_t* data, std::size_t size, bool check_data, FileInfo& info) {
+    info = FileInfo{};
+    if (!data && size) return error(Code::truncated, "no data");
+    for (std::size_t i = 0; i < 4 && i < size; ++i)
+        if (data[i] != format_magic[i]) return error(Code::bad_magic, "not a modelkeep file (the first bytes are not \\x89MKP)");
+    if (size < fixed_header_bytes)
+        return error(Code::truncated, "the file is " + std::to_string(size) + " bytes, shorter than the " +
+                                          std::to_string(fixed_header_bytes) + "-byte fixed header");
+    info.major = data[4];
+    info.minor = data[5];
+    if (info.major != format_major)
+        return error(Code::unsupported_version,
+                     "the file is format version " + std::to_string(info.major) + "." + std::to_string(info.minor) +
+                         "; this reader reads version " + std::to_string(format_major) + ".x" +
+                         (info.major > format_major ? " (a newer modelkeep wrote it: upgrade)" : ""));
+    const std::uint32_t header_len = le32(data + 12);
+    if (header_len < fixed_header_bytes)
+        return error(Code::bad_section, "header_len " + std::to_string(header_len) + " is shorter than the fixed header");
+    if (header_len > max_header_bytes)
+        return error(Code::header_too_large, "header_len " + std::to_string(header_len) + " is over the cap of " +
+                                                 std::to_string(max_header_bytes));
+    if (header_len > size)
+        return error(Code::truncated, "the header is " + std::to_string(header_len) + " bytes but the file is only " +
+                                          std::to_string(size));
+    const std::uint32_t want_header_crc = le32(data + 8);
+    const std::uint32_t header_crc = crc32_update(crc32(data, 8), data + 12, header_len - 12);
+    if (header_crc != want_header_crc)
+        return error(Code::checksum_mismatch, "header CRC-32 is " + hex32(header_crc) + " but the file says " +
+                                                  hex32(want_header_crc) + ": the header is corrupted");
+    const std::uint8_t kind = data[6];
+    if (kind != 1 && kind != 2) return error(Code::unknown_kind, "file kind " + std::to_string(kind) + " is neither 1 (model) nor 2 (state dict)");
+    info.kind = FileKind(kind);
+    info.align_log2 = data[7];
+    if (info.align_log2 < 2 || info.align_log2 > 12)
+        return error(Code::bad_alignment, "align_log2 " + std::to_string(info.align_log2) + " is outside 2..12");
+    info.header_bytes = header_len;
+    info.file_bytes = size;
+
+    // Sections.
+    std::size_t pos = fixed_header_bytes;
+    int last_tag = -1;
+    bool have_layers = false, have_tensors = false;
+    while (pos < header_len) {
+        Cursor h{data, pos, header_len, "header"};
+        std::uint8_t tag = 0;
+        std::uint64_t len = 0;
+        MK_TRY(h.u8(tag, "section tag"));
+        MK_TRY(h.varint(len, "section length"));
+        if (len > h.left())
+            return error(Code::bad_section, "section " + std::to_string(tag) + " at byte " + std::to_string(pos) +
+                                                " declares " + std::to_string(len) + " bytes, past the header's end");
+        if (int(tag) <= last_tag)
+            return error(Code::bad_section, "section " + std::to_string(tag) + " at byte " + std::to_string(pos) +
+                                                " is out of order or repeated");
+        last_tag = tag;
+        Cursor c{data, h.pos, h.pos + std::size_t(len), ""};
+        switch (tag) {
+            case 1: c.section = "METADATA"; MK_TRY(read_metadata(c, info.metadata)); break;
+            case 2: {
+                c.section = "LAYERS";
+                if (info.kind != FileKind::model)
+                    return error(Code::bad_section, "a state dict file has a LAYERS section");
+                std::uint64_t n;
+                MK_TRY(c.count(n, max_layers, 3, "layers"));
+                info.layers.reserve(std::size_t(n));
+                for (std::uint64_t i = 0; i < n; ++i) {
+                    LayerSpec s;
+                    MK_TRY(read_layer(c, s));
+                    info.layers.push_back(std::move(s));
+                }
+                have_layers = true;
+                break;
+            }
+            case 3: c.section = "TENSORS"; MK_TRY(read_tensors(c, info.tensors)); have_tensors = true; break;
+            default:
+                if (tag < 128)
+                    return error(Code::unknown_section, "required section " + std::to_string(tag) +
+                                                            " is unknown to this reader (format " +
+                                                            std::to_string(format_major) + "." +
+                                                            std::to_string(format_minor) + ")");
+                c.pos = c.end;  // optional: skip
+        }
+        if (c.pos != c.end)
+            return error(Code::bad_section, c.section + " section has " + std::to_string(c.end - c.pos) +
+                                                " unread bytes at its end");
+        pos = c.end;
+    }
+    if (!have_tensors) return error(Code::bad_section, "the TENSORS section is missing");
+    if (info.kind == FileKind::model && !have_layers) return error(Code::bad_section, "a model file without a LAYERS section");
+
+    if (info.kind == FileKind::model) {
+        MK_TRY(check_architecture(info));
+        for (const LayerSpec& s : info.layers)
+            for (const ParamInfo& p : layer_params(s))
+                if (!p.buffer) {
+                    std::uint64_t n = 1;
+                    for (std::size_t d : p.shape) n *= d;
+                    info.param_count += n;
+                }
+    } else {
+        for (const TensorInfo& t : info.tensors) {
+            std::uint64_t n = 1;
+            for (std::size_t d : t.shape) n *= d;
+            info.param_count += n;
+        }
+    }
+
+    // Data layout (§6).
+    const std::uint64_t align = std::uint64_t(1) << info.align_log2;
+    std::uint64_t at = header_len;
+    for (TensorInfo& t : info.tensors) {
+        if (t.bytes == 0) {
+            t.offset = at;
+            continue;
+        }
+        at = (at + align - 1) & ~(align - 1);
+        t.offset = at;
+        at += t.bytes;
+        if (at > size)
+            return error(Code::truncated, "tensor '" + t.name + "' needs bytes [" + std::to_string(t.offset) + ", " +
+                                              std::to_string(at) + ") but the file is only " + std::to_string(size) +
+                                              " bytes");
+    }
+    if (at < size)
+        return error(Code::trailing_bytes, std::to_string(size - at) + " bytes after the last tensor (which ends at " +
+                                               std::to_string(at) + ")");
+    if (!check_data) return Status::success();
+
+    std::uint64_t prev_end = header_len;
+    for (const TensorInfo& t : info.tensors) {
+        if (t.bytes == 0) continue;
+        for (std::uint64_t b = prev_end; b < t.offset; ++b)
+            if (data[b] != 0)
+                return error(Code::bad_padding, "padding byte " + std::to_string(b) + " before tensor '" + t.name +
+                                                    "' is not zero");
+        prev_end = t.offset + t.bytes;
+    }
+    const std::uint32_t want_data_crc = le32(data + 16);
+    const std::uint32_t data_crc = crc32(data + header_len, size - header_len);
+    if (data_crc != want_data_crc)
+        return error(Code::checksum_mismatch, "data CRC-32 is " + hex32(data_crc) + " but the header says " +
+                                                  hex32(want_data_crc) + ": the tensor data is corrupted");
+    for (const TensorInfo& t : info.tensors) {
+        if (t.dtype != DType::int8 || t.bytes == 0) continue;
+        const std::uint64_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
+        for (std::uint64_t r = 0; r < rows; ++r) {
+            float scale;
+            std::memcpy(&scale, data + t.offset + 4 * r, 4);
+            if (!(scale >= 0.0f) || !std::isfinite(scale))
+                return error(Code::bad_scale, "tensor '" + t.name + "' row " + std::to_string(r) +
+                                                  " has scale " + format_float(scale) + " (must be finite and >= 0)");
+        }
+    }
+    info.data_checked = true;
+    return Status::success();
+}
+
+Tensor decode(const std::uint8_t* data, const TensorInfo& t) {
+    Tensor out = zeros(t.shape);
+    const std::size_t n = out.size();
+    if (n == 0) return out;
+    const std::uint8_t* p = data + t.offset;
+    float* dst = out.data();
+    switch (t.dtype) {
+        case DType::f32: std::memcpy(dst, p, n * 4); break;
+        case DType::f16:
+            for (std::size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(std::uint16_t(p[2 * i] | p[2 * i + 1] << 8));
+            break;
+        case DType::bf16:
+            for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(std::uint16_t(p[2 * i] | p[2 * i + 1] << 8));
+            break;
+        case DType::int8: {
+            const std::size_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
+            const std::size_t cols = n / rows;
+            const std::uint8_t* q = p + 4 * rows;
+            for (std::size_t r = 0; r < rows; ++r) {
+                float scale;
+                std::memcpy(&scale, p + 4 * r, 4);
+                for (std::size_t c = 0; c < cols; ++c) dst[r * cols + c] = float(std::int8_t(q[r * cols + c])) * scale;
+            }
+            break;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+bool valid_utf8(const std::string& s) {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const std::size_t n = s.size();
+    for (std::size_t i = 0; i < n;) {
+        const unsigned char b = p[i];
+        if (b < 0x80) {
+            ++i;
+            continue;
+        }
+        std::size_t len;
+        std::uint32_t cp;
+        if ((b & 0xE0) == 0xC0) len = 2, cp = b & 0x1F;
+        else if ((b & 0xF0) == 0xE0) len = 3, cp = b & 0x0F;
+        else if ((b & 0xF8) == 0xF0) len = 4, cp = b & 0x07;
+        else return false;
+        if (i + len > n) return false;
+        for (std::size_t k = 1; k < len; ++k) {
+            if ((p[i + k] & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        i += len;
+    }
+    return true;
+}
+
+Status read_info(const std::uint8_t* data, std::size_t size, bool check_data, FileInfo& info) {
+    return parse(data, size, check_data, info);
+}
+
+Status read_file(const std::uint8_t* data, std::size_t size, LoadedFile& out) {
+    FileInfo info;
+    MK_TRY(parse(data, size, true, info));
+    StateDict tensors;
+    tensors.reserve(info.tensors.size());
+    for (const TensorInfo& t : info.tensors) tensors.emplace_back(t.name, decode(data, t));
+    out.info = std::move(info);
+    out.tensors = std::move(tensors);
+    return Status::success();
+}
+
+Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model, Metadata* metadata) {
+    FileInfo info;
+    MK_TRY(parse(data, size, true, info));
+    if (info.kind != FileKind::model)
+        return error(Code::arch_mismatch, "the file is a state dict without an architecture: build the model "
+                                          "from a SPEC and use load_state_dict");
+    std::vector<Tensor> tensors;
+    tensors.reserve(info.tensors.size());
+    for (const TensorInfo& t : info.tensors) tensors.push_back(decode(data, t));
+    model = Sequential::from_parts(info.layers, std::move(tensors));
+    if (metadata) *metadata = std::move(info.metadata);
+    return Status::success();
+}
+
+}  // namespace modelkeep

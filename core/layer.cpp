@@ -1,0 +1,210 @@
+#include "layer.hpp"
+
+#include <cmath>
+
+#include "activation.hpp"
+#include "linear.hpp"
+#include "norm.hpp"
+
+namespace modelkeep {
+
+namespace {
+
+struct KindName {
+    LayerKind kind;
+    const char* name;
+};
+
+constexpr KindName kind_names[] = {
+    {LayerKind::linear, "Linear"},       {LayerKind::relu, "ReLU"},
+    {LayerKind::leaky_relu, "LeakyReLU"}, {LayerKind::sigmoid, "Sigmoid"},
+    {LayerKind::tanh, "Tanh"},           {LayerKind::gelu, "GELU"},
+    {LayerKind::silu, "SiLU"},           {LayerKind::softmax, "Softmax"},
+    {LayerKind::log_softmax, "LogSoftmax"}, {LayerKind::identity, "Identity"},
+    {LayerKind::dropout, "Dropout"},     {LayerKind::flatten, "Flatten"},
+    {LayerKind::layer_norm, "LayerNorm"}, {LayerKind::batch_norm1d, "BatchNorm1d"},
+};
+
+Status bad(const LayerSpec& s, const std::string& what) {
+    return error(Code::invalid_argument,
+                 "layer '" + s.name + "' (" + layer_kind_name(s.kind) + "): " + what);
+}
+
+Status flatten_forward(const Tensor& x, int start, int end, Tensor& y) {
+    const int r = int(x.dimension());
+    const int s = start < 0 ? start + r : start;
+    const int e = end < 0 ? end + r : end;
+    if (s < 0 || e >= r || s > e)
+        return error(Code::shape_mismatch, "Flatten(" + std::to_string(start) + ", " +
+                                               std::to_string(end) + ") does not fit input " +
+                                               shape_to_string(shape_of(x)));
+    Shape out;
+    for (int i = 0; i < s; ++i) out.push_back(x.shape()[i]);
+    std::size_t merged = 1;
+    for (int i = s; i <= e; ++i) merged *= x.shape()[i];
+    out.push_back(merged);
+    for (int i = e + 1; i < r; ++i) out.push_back(x.shape()[i]);
+    y = from_data(out, x.data());
+    return Status::success();
+}
+
+}  // namespace
+
+const char* layer_kind_name(LayerKind kind) {
+    for (const auto& kn : kind_names)
+        if (kn.kind == kind) return kn.name;
+    return "unknown";
+}
+
+bool parse_layer_kind(const std::string& name, LayerKind& out) {
+    for (const auto& kn : kind_names)
+        if (name == kn.name) {
+            out = kn.kind;
+            return true;
+        }
+    return false;
+}
+
+bool valid_layer_name(const std::string& name) {
+    if (name.empty() || name.size() > 255) return false;
+    bool segment_empty = true;
+    for (char ch : name) {
+        if (ch == '.') {
+            if (segment_empty) return false;
+            segment_empty = true;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                   ch == '_') {
+            segment_empty = false;
+        } else {
+            return false;
+        }
+    }
+    return !segment_empty;
+}
+
+Status validate_layer(const LayerSpec& s) {
+    if (!valid_layer_name(s.name))
+        return error(Code::bad_name, "layer name '" + s.name +
+                                         "' is not segments of [A-Za-z0-9_] joined by '.' "
+                                         "(1 to 255 bytes)");
+    const std::uint8_t k = std::uint8_t(s.kind);
+    if (k < 1 || k > max_layer_kind)
+        return error(Code::unknown_layer, "layer '" + s.name + "' has unknown kind " + std::to_string(k));
+    switch (s.kind) {
+        case LayerKind::linear: {
+            if (s.in_features == 0 || s.out_features == 0)
+                return bad(s, "in_features and out_features must be >= 1");
+            std::uint64_t n;
+            if (!checked_mul(s.in_features, s.out_features, n) || n > max_tensor_elements)
+                return error(Code::size_overflow, "layer '" + s.name + "' (Linear): " +
+                                                      std::to_string(s.out_features) + " x " +
+                                                      std::to_string(s.in_features) +
+                                                      " weight is over the element cap");
+            break;
+        }
+        case LayerKind::leaky_relu:
+            if (!std::isfinite(s.slope)) return bad(s, "negative_slope must be finite");
+            break;
+        case LayerKind::dropout:
+            if (!(s.p >= 0.0f && s.p <= 1.0f)) return bad(s, "p must be in [0, 1]");
+            break;
+        case LayerKind::flatten:
+            if (s.start_dim < -int(max_rank) || s.start_dim >= int(max_rank) ||
+                s.end_dim < -int(max_rank) || s.end_dim >= int(max_rank))
+                return bad(s, "start_dim and end_dim must be in [-8, 7]");
+            break;
+        case LayerKind::layer_norm:
+        case LayerKind::batch_norm1d:
+            if (s.in_features == 0 || s.in_features > max_tensor_elements)
+                return bad(s, "num_features must be in [1, 2^28]");
+            if (!(s.eps > 0.0f) || !std::isfinite(s.eps)) return bad(s, "eps must be > 0 and finite");
+            break;
+        default:
+            break;
+    }
+    return Status::success();
+}
+
+std::vector<ParamInfo> layer_params(const LayerSpec& s) {
+    std::vector<ParamInfo> out;
+    const std::size_t n = std::size_t(s.in_features);
+    switch (s.kind) {
+        case LayerKind::linear:
+            out.push_back({"weight", {std::size_t(s.out_features), n}});
+            if (s.bias) out.push_back({"bias", {std::size_t(s.out_features)}});
+            break;
+        case LayerKind::layer_norm:
+            if (s.affine) {
+                out.push_back({"weight", {n}});
+                if (s.bias) out.push_back({"bias", {n}});
+            }
+            break;
+        case LayerKind::batch_norm1d:
+            if (s.affine) {
+                out.push_back({"weight", {n}});
+                out.push_back({"bias", {n}});
+            }
+            if (s.track_running_stats) {
+                out.push_back({"running_mean", {n}, true});
+                out.push_back({"running_var", {n}, true});
+                out.push_back({"num_batches_tracked", {}, true});
+            }
+            break;
+        default:
+            break;
+    }
+    return out;
+}
+
+Layer make_layer(const LayerSpec& spec, Rng& rng) {
+    Layer layer{spec, {}};
+    for (const ParamInfo& info : layer_params(spec)) {
+        Tensor t = zeros(info.shape);
+        if (spec.kind == LayerKind::linear) {
+            // PyTorch: kaiming_uniform_(a=√5) for weight and U(±1/√fan_in) for bias,
+            // both the same bound 1/√in.
+            const float bound = 1.0f / std::sqrt(float(spec.in_features));
+            for (float& v : t) v = rng.uniform(-bound, bound);
+        } else if (info.name == "weight" || info.name == "running_var") {
+            for (float& v : t) v = 1.0f;
+        }
+        layer.params.push_back(std::move(t));
+    }
+    return layer;
+}
+
+Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y) {
+    const LayerSpec& s = layer.spec;
+    const auto param = [&](const char* name) -> const Tensor* {
+        const auto infos = layer_params(s);
+        for (std::size_t i = 0; i < infos.size() && i < layer.params.size(); ++i)
+            if (infos[i].name == name) return &layer.params[i];
+        return nullptr;
+    };
+    Status st;
+    switch (s.kind) {
+        case LayerKind::linear: st = linear_forward(x, layer.params[0], param("bias"), y); break;
+        case LayerKind::relu: relu(x, y); break;
+        case LayerKind::leaky_relu: leaky_relu(x, s.slope, y); break;
+        case LayerKind::sigmoid: sigmoid(x, y); break;
+        case LayerKind::tanh: tanh_act(x, y); break;
+        case LayerKind::gelu: gelu(x, s.tanh_approx, y); break;
+        case LayerKind::silu: silu(x, y); break;
+        case LayerKind::softmax: st = softmax(x, y); break;
+        case LayerKind::log_softmax: st = log_softmax(x, y); break;
+        case LayerKind::identity:
+        case LayerKind::dropout: y = x; break;
+        case LayerKind::flatten: st = flatten_forward(x, s.start_dim, s.end_dim, y); break;
+        case LayerKind::layer_norm:
+            st = layer_norm(x, std::size_t(s.in_features), s.eps, param("weight"), param("bias"), y);
+            break;
+        case LayerKind::batch_norm1d:
+            st = batch_norm1d(x, std::size_t(s.in_features), s.eps, param("weight"), param("bias"),
+                              param("running_mean"), param("running_var"), y);
+            break;
+    }
+    if (!st.ok()) return error(st.code(), "layer '" + s.name + "': " + st.message());
+    return Status::success();
+}
+
+}  // namespace modelkeep

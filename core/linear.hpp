@@ -1,0 +1,13 @@
+// linear.hpp — y = x · Wᵀ + b, PyTorch's nn.Linear.
+#pragma once
+
+#include "status.hpp"
+#include "tensor.hpp"
+
+namespace modelkeep {
+
+/// x is (*, in), weight is (out, in), bias is (out,) or null → y is (*, out).
+/// Checks the shapes (shape_mismatch naming what disagrees) before computing.
+Status linear_forward(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& y);
+
+}  // namespace modelkeep

@@ -1,0 +1,134 @@
+#include "model.hpp"
+
+#include <unordered_map>
+#include <unordered_set>
+
+namespace modelkeep {
+
+Status validate_specs(const std::vector<LayerSpec>& specs) {
+    if (specs.size() > max_layers)
+        return error(Code::limit_exceeded, std::to_string(specs.size()) + " layers, over the cap of " +
+                                               std::to_string(max_layers));
+    std::unordered_set<std::string> names;
+    for (const LayerSpec& s : specs) {
+        MK_TRY(validate_layer(s));
+        if (!names.insert(s.name).second)
+            return error(Code::duplicate_name, "two layers are named '" + s.name + "'");
+    }
+    // A layer cannot also be the parent module of another: torch could not hold both.
+    for (const LayerSpec& s : specs)
+        for (std::size_t dot = s.name.find('.'); dot != std::string::npos; dot = s.name.find('.', dot + 1))
+            if (names.count(s.name.substr(0, dot)))
+                return error(Code::bad_name, "layer '" + s.name.substr(0, dot) +
+                                                 "' cannot also be the parent of '" + s.name + "'");
+    return Status::success();
+}
+
+Status Sequential::create(const std::vector<LayerSpec>& specs, std::uint64_t seed, Sequential& out) {
+    MK_TRY(validate_specs(specs));
+    Rng rng(seed);
+    Sequential model;
+    for (const LayerSpec& s : specs) model.layers_.push_back(make_layer(s, rng));
+    out = std::move(model);
+    return Status::success();
+}
+
+Sequential Sequential::from_parts(const std::vector<LayerSpec>& specs, std::vector<Tensor>&& tensors) {
+    Sequential model;
+    std::size_t next = 0;
+    for (const LayerSpec& s : specs) {
+        Layer layer{s, {}};
+        for (std::size_t i = layer_params(s).size(); i > 0; --i) layer.params.push_back(std::move(tensors[next++]));
+        model.layers_.push_back(std::move(layer));
+    }
+    return model;
+}
+
+std::vector<LayerSpec> Sequential::specs() const {
+    std::vector<LayerSpec> out;
+    for (const Layer& l : layers_) out.push_back(l.spec);
+    return out;
+}
+
+StateDict Sequential::state_dict() const {
+    StateDict sd;
+    for_each_tensor([&](const std::string& key, const Tensor& t) { sd.emplace_back(key, t); });
+    return sd;
+}
+
+std::vector<std::pair<std::string, Shape>> Sequential::state_dict_shapes() const {
+    std::vector<std::pair<std::string, Shape>> out;
+    for_each_tensor([&](const std::string& key, const Tensor& t) { out.emplace_back(key, shape_of(t)); });
+    return out;
+}
+
+static std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+}
+
+Status Sequential::load_state_dict(const StateDict& sd, bool strict, LoadReport& report) {
+    report = LoadReport{};
+    std::unordered_map<std::string, std::pair<std::size_t, std::size_t>> where;  // key → (layer, param)
+    for (std::size_t li = 0; li < layers_.size(); ++li) {
+        const auto infos = layer_params(layers_[li].spec);
+        for (std::size_t pi = 0; pi < infos.size(); ++pi)
+            where[layers_[li].spec.name + "." + infos[pi].name] = {li, pi};
+    }
+    std::unordered_set<std::string> seen;
+    std::vector<std::string> mismatches;
+    for (const auto& [key, t] : sd) {
+        auto it = where.find(key);
+        if (it == where.end()) {
+            report.unexpected_keys.push_back(key);
+            continue;
+        }
+        seen.insert(key);
+        const Tensor& mine = layers_[it->second.first].params[it->second.second];
+        if (shape_of(mine) != shape_of(t))
+            mismatches.push_back(key + ": file has " + shape_to_string(shape_of(t)) + ", model has " +
+                                 shape_to_string(shape_of(mine)));
+    }
+    for_each_tensor([&](const std::string& key, const Tensor&) {
+        if (!seen.count(key)) report.missing_keys.push_back(key);
+    });
+    if (!mismatches.empty())
+        return error(Code::shape_mismatch, "size mismatch for " + join(mismatches));
+    if (strict && !report.missing_keys.empty())
+        return error(Code::missing_key, "missing keys: " + join(report.missing_keys));
+    if (strict && !report.unexpected_keys.empty())
+        return error(Code::unexpected_key, "unexpected keys: " + join(report.unexpected_keys));
+    for (const auto& [key, t] : sd) {
+        auto it = where.find(key);
+        if (it != where.end()) layers_[it->second.first].params[it->second.second] = t;
+    }
+    return Status::success();
+}
+
+Status Sequential::forward(const Tensor& x, Tensor& y) const {
+    if (layers_.empty()) {
+        y = x;
+        return Status::success();
+    }
+    Tensor cur = x;
+    for (const Layer& layer : layers_) {
+        Tensor next;
+        MK_TRY(layer_forward(layer, cur, next));
+        cur = std::move(next);
+    }
+    y = std::move(cur);
+    return Status::success();
+}
+
+std::uint64_t Sequential::param_count() const {
+    std::uint64_t n = 0;
+    for (const Layer& layer : layers_) {
+        const auto infos = layer_params(layer.spec);
+        for (std::size_t i = 0; i < infos.size(); ++i)
+            if (!infos[i].buffer) n += layer.params[i].size();
+    }
+    return n;
+}
+
+}  // namespace modelkeep

@@ -1,0 +1,80 @@
+// model.hpp — Sequential: named layers run in order, with PyTorch's
+// state_dict keys ("0.weight", "fc1.bias", "2.running_mean") and
+// load_state_dict semantics.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "layer.hpp"
+#include "status.hpp"
+#include "tensor.hpp"
+
+namespace modelkeep {
+
+constexpr std::size_t max_layers = 4096;
+
+using NamedTensor = std::pair<std::string, Tensor>;
+/// Ordered like PyTorch's OrderedDict: layer by layer, parameters then buffers.
+using StateDict = std::vector<NamedTensor>;
+
+struct LoadReport {
+    std::vector<std::string> missing_keys;     // in the model, not in the state dict
+    std::vector<std::string> unexpected_keys;  // in the state dict, not in the model
+};
+
+/// The checks Sequential::create makes, without building anything: every
+/// spec valid, at most max_layers, unique names, no layer that is also
+/// another's parent ("a" and "a.b").
+Status validate_specs(const std::vector<LayerSpec>& specs);
+
+class Sequential {
+public:
+    Sequential() = default;
+
+    /// validate_specs, then builds the layers with PyTorch's default
+    /// initialisation drawn from Rng(seed).
+    static Status create(const std::vector<LayerSpec>& specs, std::uint64_t seed, Sequential& out);
+
+    const std::vector<Layer>& layers() const { return layers_; }
+    std::vector<LayerSpec> specs() const;
+
+    /// Every tensor, copied, with its full key.
+    StateDict state_dict() const;
+    /// (key, shape) of every tensor, in state_dict order, without copying.
+    std::vector<std::pair<std::string, Shape>> state_dict_shapes() const;
+    /// Visit each (key, tensor) in state_dict order without copying.
+    template <class F>
+    void for_each_tensor(F f) const {
+        for (const Layer& layer : layers_) {
+            const auto infos = layer_params(layer.spec);
+            for (std::size_t i = 0; i < infos.size(); ++i)
+                f(layer.spec.name + "." + infos[i].name, layer.params[i]);
+        }
+    }
+
+    /// Copies the tensors of `sd` whose keys the model has. Any shape mismatch
+    /// is an error (shape_mismatch naming every one), as in PyTorch; with
+    /// strict, so are missing keys (missing_key) and unexpected keys
+    /// (unexpected_key). On error the model is unchanged. `report` lists the
+    /// missing and unexpected keys either way.
+    Status load_state_dict(const StateDict& sd, bool strict, LoadReport& report);
+
+    /// A model from validated specs and their tensors, moved in state_dict order
+    /// (the format reader checked keys and shapes already).
+    static Sequential from_parts(const std::vector<LayerSpec>& specs, std::vector<Tensor>&& tensors);
+
+    /// x is (N, in) (or any shape the first layer accepts) → the last layer's output.
+    Status forward(const Tensor& x, Tensor& y) const;
+
+    /// Number of parameter elements (buffers such as running_mean excluded), as
+    /// sum(p.numel() for p in model.parameters()).
+    std::uint64_t param_count() const;
+
+private:
+    std::vector<Layer> layers_;
+};
+
+}  // namespace modelkeep

@@ -1,0 +1,44 @@
+#include "status.hpp"
+
+namespace modelkeep {
+
+const char* code_name(Code code) {
+    switch (code) {
+        case Code::ok: return "ok";
+        case Code::bad_magic: return "bad_magic";
+        case Code::unsupported_version: return "unsupported_version";
+        case Code::truncated: return "truncated";
+        case Code::trailing_bytes: return "trailing_bytes";
+        case Code::checksum_mismatch: return "checksum_mismatch";
+        case Code::header_too_large: return "header_too_large";
+        case Code::bad_varint: return "bad_varint";
+        case Code::bad_section: return "bad_section";
+        case Code::unknown_section: return "unknown_section";
+        case Code::unknown_kind: return "unknown_kind";
+        case Code::bad_alignment: return "bad_alignment";
+        case Code::limit_exceeded: return "limit_exceeded";
+        case Code::bad_name: return "bad_name";
+        case Code::duplicate_name: return "duplicate_name";
+        case Code::unknown_dtype: return "unknown_dtype";
+        case Code::unknown_layer: return "unknown_layer";
+        case Code::invalid_argument: return "invalid_argument";
+        case Code::size_overflow: return "size_overflow";
+        case Code::bad_padding: return "bad_padding";
+        case Code::bad_scale: return "bad_scale";
+        case Code::arch_mismatch: return "arch_mismatch";
+        case Code::shape_mismatch: return "shape_mismatch";
+        case Code::missing_key: return "missing_key";
+        case Code::unexpected_key: return "unexpected_key";
+        case Code::invalid_spec: return "invalid_spec";
+        case Code::invalid_input: return "invalid_input";
+        case Code::io_error: return "io_error";
+    }
+    return "unknown";
+}
+
+std::string Status::to_string() const {
+    if (ok()) return "ok";
+    return std::string(code_name(code_)) + ": " + message_;
+}
+
+}  // namespace modelkeep
