@@ -1,0 +1,107 @@
+// Native benchmarks (Google Benchmark), not tests: forward GFLOP/s with the
+// reference and the blocked kernel, and .mkp write/read throughput for the
+// ~100 MB MLP. Run: build/native/modelkeep_bench  (see README "Benchmarks").
+#include <benchmark/benchmark.h>
+
+#include <vector>
+
+#include "format.hpp"
+#include "gemm.hpp"
+#include "model.hpp"
+#include "spec.hpp"
+
+using namespace modelkeep;
+
+namespace {
+
+const char* const mnist = "Linear(784,512),ReLU,Linear(512,512),ReLU,Linear(512,10)";
+const char* const big = "Linear(1024,4096),ReLU,Linear(4096,4096),ReLU,Linear(4096,1024)";
+
+Sequential build(const char* spec) {
+    std::vector<LayerSpec> specs;
+    Sequential m;
+    if (!parse_spec(spec, specs).ok() || !Sequential::create(specs, 1, m).ok()) std::abort();
+    return m;
+}
+
+double flops_per_sample(const Sequential& m) {
+    double f = 0;
+    for (const Layer& l : m.layers())
+        if (l.spec.kind == LayerKind::linear) f += 2.0 * double(l.spec.in_features) * double(l.spec.out_features);
+    return f;
+}
+
+void forward(benchmark::State& state, const char* spec, Kernel kernel) {
+    static Sequential cached_mnist = build(mnist), cached_big = build(big);
+    const Sequential& m = spec == mnist ? cached_mnist : cached_big;
+    const std::size_t batch = std::size_t(state.range(0));
+    const std::size_t in = std::size_t(m.layers()[0].spec.in_features);
+    Tensor x = zeros({batch, in});
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = float(i % 13) * 0.1f;
+    set_kernel(kernel);
+    Tensor y;
+    for (auto _ : state) {
+        if (!m.forward(x, y).ok()) state.SkipWithError("forward failed");
+        benchmark::DoNotOptimize(y.data());
+    }
+    set_kernel(Kernel::blocked);
+    state.counters["GFLOP/s"] = benchmark::Counter(flops_per_sample(m) * double(batch) * double(state.iterations()) / 1e9,
+                                                    benchmark::Counter::kIsRate);
+}
+
+const Sequential& big_model() {
+    static Sequential m = build(big);
+    return m;
+}
+
+void write_file(benchmark::State& state) {
+    WriteOptions opt;
+    opt.dtype = DType(state.range(0));
+    std::vector<std::uint8_t> out;
+    for (auto _ : state) {
+        if (!write_model(big_model(), opt, out).ok()) state.SkipWithError("write failed");
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(out.size()));
+    state.counters["file_MB"] = double(out.size()) / 1e6;
+    state.SetLabel(dtype_name(opt.dtype));
+}
+
+void read_file_bench(benchmark::State& state) {
+    WriteOptions opt;
+    opt.dtype = DType(state.range(0));
+    std::vector<std::uint8_t> bytes;
+    if (!write_model(big_model(), opt, bytes).ok()) std::abort();
+    for (auto _ : state) {
+        Sequential m;
+        if (!read_model(bytes.data(), bytes.size(), m).ok()) state.SkipWithError("read failed");
+        benchmark::DoNotOptimize(&m);
+    }
+    state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(bytes.size()));
+    state.SetLabel(dtype_name(opt.dtype));
+}
+
+void read_info_bench(benchmark::State& state) {
+    std::vector<std::uint8_t> bytes;
+    if (!write_model(big_model(), WriteOptions{}, bytes).ok()) std::abort();
+    const bool check = state.range(0) != 0;
+    for (auto _ : state) {
+        FileInfo info;
+        if (!read_info(bytes.data(), bytes.size(), check, info).ok()) state.SkipWithError("read_info failed");
+        benchmark::DoNotOptimize(&info);
+    }
+    state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(bytes.size()));
+    state.SetLabel(check ? "header+CRC of data" : "header only");
+}
+
+}  // namespace
+
+BENCHMARK_CAPTURE(forward, mnist_reference, mnist, Kernel::reference)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(forward, mnist_blocked, mnist, Kernel::blocked)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(forward, big_reference, big, Kernel::reference)->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(forward, big_blocked, big, Kernel::blocked)->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
+BENCHMARK(write_file)->DenseRange(1, 4)->Unit(benchmark::kMillisecond);
+BENCHMARK(read_file_bench)->DenseRange(1, 4)->Unit(benchmark::kMillisecond);
+BENCHMARK(read_info_bench)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();

@@ -1,0 +1,258 @@
+// Write → read round trips for every dtype and both file kinds, compactness,
+// alignment, and reading the info without the weights.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "fixtures.hpp"
+
+using namespace modelkeep;
+using mkt::Bytes;
+
+namespace {
+
+// The bound format.hpp / dtype.hpp promise for one stored value.
+float bound(DType dtype, float x, float row_max) {
+    switch (dtype) {
+        case DType::f32: return 0.0f;
+        case DType::f16: return std::max(std::ldexp(std::fabs(x), -11), std::ldexp(1.0f, -25));
+        case DType::bf16: return std::ldexp(std::fabs(x), -8);
+        case DType::int8: return row_max / 254.0f * 1.0001f;
+    }
+    return 0.0f;
+}
+
+void expect_within(const Tensor& ours, const Tensor& ref, DType dtype, const std::string& what) {
+    ASSERT_EQ(shape_of(ours), shape_of(ref)) << what;
+    const std::size_t rows = ref.dimension() >= 2 ? ref.shape()[0] : 1;
+    const std::size_t cols = rows ? ref.size() / rows : 0;
+    for (std::size_t r = 0; r < rows; ++r) {
+        float row_max = 0.0f;
+        for (std::size_t c = 0; c < cols; ++c) row_max = std::max(row_max, std::fabs(ref.data()[r * cols + c]));
+        for (std::size_t c = 0; c < cols; ++c) {
+            const float a = ours.data()[r * cols + c], b = ref.data()[r * cols + c];
+            EXPECT_LE(std::fabs(a - b), bound(dtype, b, row_max)) << what << " [" << r << "," << c << "]";
+        }
+    }
+}
+
+const DType all_dtypes[] = {DType::f32, DType::f16, DType::bf16, DType::int8};
+
+}  // namespace
+
+TEST(Format, TutorialModelIsAtMost160Bytes) {
+    const Bytes b = mkt::write_model_bytes(mkt::make_model("fc1=Linear(3,5)"), DType::f32);
+    // write_model_bytes adds metadata {note: v1}; without it:
+    Bytes bare;
+    ASSERT_TRUE(write_model(mkt::tutorial_model(), WriteOptions{}, bare).ok());
+    EXPECT_LE(bare.size(), 160u);
+    EXPECT_LE(b.size(), 160u + 8u);
+    RecordProperty("tutorial_bytes", int(bare.size()));
+}
+
+TEST(Format, RoundTripFullModelEveryDtype) {
+    const Sequential m = mkt::tiny_model();
+    const StateDict ref = m.state_dict();
+    for (DType dtype : all_dtypes) {
+        const Bytes b = mkt::write_model_bytes(m, dtype);
+        Sequential back;
+        Metadata meta;
+        const Status st = read_model(b.data(), b.size(), back, &meta);
+        ASSERT_TRUE(st.ok()) << dtype_name(dtype) << ": " << st.to_string();
+        EXPECT_EQ(format_spec(back.specs()), format_spec(m.specs()));
+        ASSERT_EQ(meta.size(), 1u);
+        EXPECT_EQ(meta[0].second, "v1");
+        const StateDict got = back.state_dict();
+        ASSERT_EQ(got.size(), ref.size());
+        for (std::size_t i = 0; i < ref.size(); ++i) {
+            EXPECT_EQ(got[i].first, ref[i].first);
+            // rank < 2 tensors are always stored as f32
+            expect_within(got[i].second, ref[i].second, ref[i].second.dimension() >= 2 ? dtype : DType::f32,
+                          std::string(dtype_name(dtype)) + " " + ref[i].first);
+        }
+    }
+}
+
+TEST(Format, F32RoundTripIsBitExactAndPredictsTheSame) {
+    const Sequential m = mkt::tiny_model();
+    const Bytes b = mkt::write_model_bytes(m);
+    Sequential back;
+    ASSERT_TRUE(read_model(b.data(), b.size(), back).ok());
+    const float in[8] = {0.5f, -1, 2, 3, 1, 1, -2, 0.25f};
+    const Tensor x = from_data({2, 4}, in);
+    Tensor y1, y2;
+    ASSERT_TRUE(m.forward(x, y1).ok());
+    ASSERT_TRUE(back.forward(x, y2).ok());
+    ASSERT_EQ(y1.size(), y2.size());
+    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), y1.size() * 4));
+    // and writing again gives the same bytes (the writer is deterministic)
+    EXPECT_EQ(mkt::write_model_bytes(back), b);
+}
+
+TEST(Format, RoundTripStateDictEveryDtype) {
+    const Sequential m = mkt::tiny_model();
+    const StateDict ref = m.state_dict();
+    for (DType dtype : all_dtypes) {
+        const Bytes b = mkt::write_state_dict_bytes(m, dtype);
+        LoadedFile f;
+        ASSERT_TRUE(read_file(b.data(), b.size(), f).ok()) << dtype_name(dtype);
+        EXPECT_EQ(f.info.kind, FileKind::state_dict);
+        EXPECT_TRUE(f.info.layers.empty());
+        ASSERT_EQ(f.tensors.size(), ref.size());
+        for (std::size_t i = 0; i < ref.size(); ++i) {
+            EXPECT_EQ(f.tensors[i].first, ref[i].first);
+            expect_within(f.tensors[i].second, ref[i].second, ref[i].second.dimension() >= 2 ? dtype : DType::f32,
+                          ref[i].first);
+        }
+        // and it loads into a fresh model of the same architecture
+        Sequential fresh = mkt::make_model(format_spec(m.specs()), 99);
+        LoadReport report;
+        EXPECT_TRUE(fresh.load_state_dict(f.tensors, true, report).ok());
+    }
+}
+
+TEST(Format, QuantisedSizes) {
+    const Sequential m = mkt::make_model("Linear(784,512),ReLU,Linear(512,512),ReLU,Linear(512,10)");
+    std::size_t sizes[4];
+    for (int i = 0; i < 4; ++i) {
+        Bytes b;
+        WriteOptions opt;
+        opt.dtype = all_dtypes[i];
+        ASSERT_TRUE(write_model(m, opt, b).ok());
+        sizes[i] = b.size();
+    }
+    const std::size_t weights = 784 * 512 + 512 * 512 + 512 * 10, biases = 512 + 512 + 10;
+    EXPECT_LE(sizes[0], weights * 4 + biases * 4 + 256);
+    EXPECT_LE(sizes[1], weights * 2 + biases * 4 + 256);
+    EXPECT_EQ(sizes[1], sizes[2]);
+    EXPECT_LE(sizes[3], weights + (512 + 512 + 10) * 4 + biases * 4 + 256);
+}
+
+TEST(Format, DataIsAlignedForInPlaceViews) {
+    const Bytes b = mkt::write_model_bytes(mkt::tiny_model(), DType::f32);
+    FileInfo info;
+    ASSERT_TRUE(read_info(b.data(), b.size(), true, info).ok());
+    for (const TensorInfo& t : info.tensors)
+        if (t.bytes) EXPECT_EQ(t.offset % 16, 0u) << t.name;
+}
+
+TEST(Format, InfoWithoutDecodingWeights) {
+    const Sequential m = mkt::tiny_model();
+    const Bytes b = mkt::write_model_bytes(m, DType::f16);
+    FileInfo info;
+    ASSERT_TRUE(read_info(b.data(), b.size(), false, info).ok());
+    EXPECT_FALSE(info.data_checked);
+    EXPECT_EQ(info.major, 1);
+    EXPECT_EQ(info.kind, FileKind::model);
+    EXPECT_EQ(info.param_count, m.param_count());
+    EXPECT_EQ(info.layers.size(), m.layers().size());
+    EXPECT_EQ(info.file_bytes, b.size());
+    ASSERT_EQ(info.tensors.size(), m.state_dict().size());
+    EXPECT_EQ(info.tensors[0].name, "fc1.weight");
+    EXPECT_EQ(info.tensors[0].dtype, DType::f16);
+    EXPECT_EQ(info.tensors[1].dtype, DType::f32);  // bias stays f32
+    EXPECT_EQ(info.tensors[0].bytes, 6u * 4u * 2u);
+    // the listing even works when only the data is damaged
+    Bytes damaged = b;
+    damaged.back() ^= 0x40;
+    EXPECT_TRUE(read_info(damaged.data(), damaged.size(), false, info).ok());
+    EXPECT_EQ(read_info(damaged.data(), damaged.size(), true, info).code(), Code::checksum_mismatch);
+}
+
+TEST(Format, ParamCountExcludesBuffers) {
+    const Sequential m = mkt::make_model("Linear(3,4),BatchNorm1d(4)");
+    EXPECT_EQ(m.param_count(), 3u * 4u + 4u + 4u + 4u);
+}
+
+TEST(Format, EmptyModelAndEmptyStateDict) {
+    Bytes b;
+    ASSERT_TRUE(write_model(mkt::make_model("ReLU"), WriteOptions{}, b).ok());
+    Sequential back;
+    ASSERT_TRUE(read_model(b.data(), b.size(), back).ok());
+    EXPECT_EQ(format_spec(back.specs()), "0=ReLU");
+    ASSERT_TRUE(write_state_dict({}, WriteOptions{}, b).ok());
+    LoadedFile f;
+    ASSERT_TRUE(read_file(b.data(), b.size(), f).ok());
+    EXPECT_TRUE(f.tensors.empty());
+}
+
+TEST(Format, ZeroSizedTensorsTakeNoBytes) {
+    StateDict sd;
+    sd.emplace_back("empty", zeros({0, 3}));
+    sd.emplace_back("scalar", zeros({}));
+    sd.back().second() = 3.5f;
+    for (DType dtype : all_dtypes) {
+        Bytes b;
+        WriteOptions opt;
+        opt.dtype = dtype;
+        ASSERT_TRUE(write_state_dict(sd, opt, b).ok());
+        LoadedFile f;
+        ASSERT_TRUE(read_file(b.data(), b.size(), f).ok());
+        EXPECT_EQ(shape_of(f.tensors[0].second), (Shape{0, 3}));
+        EXPECT_EQ(f.tensors[1].second(), 3.5f);
+    }
+}
+
+TEST(Format, WriterRefusesWhatTheReaderWould) {
+    Bytes b;
+    StateDict dup;
+    dup.emplace_back("a", zeros({1}));
+    dup.emplace_back("a", zeros({1}));
+    EXPECT_EQ(write_state_dict(dup, WriteOptions{}, b).code(), Code::duplicate_name);
+    StateDict bad_name;
+    bad_name.emplace_back("", zeros({1}));
+    EXPECT_EQ(write_state_dict(bad_name, WriteOptions{}, b).code(), Code::bad_name);
+    StateDict nan;
+    nan.emplace_back("w", zeros({2, 2}));
+    nan.back().second(1, 1) = NAN;
+    WriteOptions int8;
+    int8.dtype = DType::int8;
+    EXPECT_EQ(write_state_dict(nan, int8, b).code(), Code::invalid_argument);
+    WriteOptions meta;
+    meta.metadata = {{"k", "1"}, {"k", "2"}};
+    EXPECT_EQ(write_state_dict({}, meta, b).code(), Code::duplicate_name);
+    meta.metadata = {{"bad\xc3", "1"}};
+    EXPECT_EQ(write_state_dict({}, meta, b).code(), Code::bad_name);
+}
+
+TEST(Format, NaNAndInfSurviveFloatDtypes) {
+    StateDict sd;
+    sd.emplace_back("w", zeros({1, 3}));
+    sd[0].second(0, 0) = NAN;
+    sd[0].second(0, 1) = INFINITY;
+    sd[0].second(0, 2) = -0.0f;
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+        Bytes b;
+        WriteOptions opt;
+        opt.dtype = dtype;
+        ASSERT_TRUE(write_state_dict(sd, opt, b).ok());
+        LoadedFile f;
+        ASSERT_TRUE(read_file(b.data(), b.size(), f).ok());
+        EXPECT_TRUE(std::isnan(f.tensors[0].second(0, 0)));
+        EXPECT_EQ(f.tensors[0].second(0, 1), INFINITY);
+        EXPECT_TRUE(std::signbit(f.tensors[0].second(0, 2)));
+    }
+}
+
+TEST(Format, MetadataRoundTripsInOrder) {
+    Bytes b;
+    WriteOptions opt;
+    opt.metadata = {{"z", "last"}, {"a", "ünïcödé ✓"}, {"empty", ""}};
+    ASSERT_TRUE(write_model(mkt::tutorial_model(), opt, b).ok());
+    FileInfo info;
+    ASSERT_TRUE(read_info(b.data(), b.size(), true, info).ok());
+    EXPECT_EQ(info.metadata, opt.metadata);
+}
+
+TEST(Format, OtherAlignmentsRead) {
+    for (unsigned a : {2u, 6u, 12u}) {
+        Bytes b;
+        WriteOptions opt;
+        opt.align_log2 = a;
+        ASSERT_TRUE(write_model(mkt::tiny_model(), opt, b).ok());
+        FileInfo info;
+        ASSERT_TRUE(read_info(b.data(), b.size(), true, info).ok()) << a;
+        for (const TensorInfo& t : info.tensors)
+            if (t.bytes) EXPECT_EQ(t.offset % (1u << a), 0u);
+    }
+}

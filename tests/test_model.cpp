@@ -1,0 +1,117 @@
+// Sequential: names, state_dict keys, load_state_dict semantics, forward shapes.
+#include <gtest/gtest.h>
+
+#include "fixtures.hpp"
+
+using namespace modelkeep;
+
+namespace {
+std::vector<std::string> keys(const Sequential& m) {
+    std::vector<std::string> k;
+    for (const auto& [name, shape] : m.state_dict_shapes()) k.push_back(name);
+    return k;
+}
+}  // namespace
+
+TEST(Model, StateDictKeysFollowPyTorch) {
+    const Sequential m = mkt::make_model("Linear(3,4),ReLU,BatchNorm1d(4),fc1=Linear(4,2,bias=false),LayerNorm(2)");
+    EXPECT_EQ(keys(m), (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "2.running_mean",
+                                                  "2.running_var", "2.num_batches_tracked", "fc1.weight",
+                                                  "4.weight", "4.bias"}));
+    const auto shapes = m.state_dict_shapes();
+    EXPECT_EQ(shapes[0].second, (Shape{4, 3}));
+    EXPECT_EQ(shapes[6].second, Shape{});
+}
+
+TEST(Model, InitIsPyTorchsBoundAndSeeded) {
+    const Sequential a = mkt::make_model("Linear(16,8)", 1), b = mkt::make_model("Linear(16,8)", 1),
+                     c = mkt::make_model("Linear(16,8)", 2);
+    const Tensor& w = a.layers()[0].params[0];
+    float lo = 1, hi = -1;
+    for (float v : w) {
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+    }
+    EXPECT_GE(lo, -0.25f);  // 1/√16
+    EXPECT_LT(hi, 0.25f);
+    EXPECT_LT(lo, -0.15f);  // and actually spread over the range
+    EXPECT_GT(hi, 0.15f);
+    EXPECT_EQ(a.layers()[0].params[0], b.layers()[0].params[0]);
+    EXPECT_NE(a.layers()[0].params[0], c.layers()[0].params[0]);
+    const Sequential n = mkt::make_model("BatchNorm1d(3)");
+    EXPECT_EQ(n.layers()[0].params[0](0), 1.0f);  // weight
+    EXPECT_EQ(n.layers()[0].params[3](2), 1.0f);  // running_var
+}
+
+TEST(Model, CreateRefusesBadArchitectures) {
+    std::vector<LayerSpec> specs;
+    ASSERT_TRUE(parse_spec("a=ReLU,a=Tanh", specs).ok());
+    Sequential m;
+    EXPECT_EQ(Sequential::create(specs, 0, m).code(), Code::duplicate_name);
+    ASSERT_TRUE(parse_spec("a=Linear(2,2),a.b=Linear(2,2)", specs).ok());
+    EXPECT_EQ(Sequential::create(specs, 0, m).code(), Code::bad_name);
+}
+
+TEST(Model, LoadStateDictStrictAndLoose) {
+    Sequential m = mkt::make_model("fc1=Linear(3,5)", 1);
+    const Sequential donor = mkt::make_model("fc1=Linear(3,5)", 2);
+    LoadReport report;
+    ASSERT_TRUE(m.load_state_dict(donor.state_dict(), true, report).ok());
+    EXPECT_EQ(m.layers()[0].params[0], donor.layers()[0].params[0]);
+    EXPECT_TRUE(report.missing_keys.empty());
+
+    StateDict partial = {donor.state_dict()[0]};
+    partial.emplace_back("fc2.weight", zeros({1}));
+    const Sequential before = m;
+    Status st = m.load_state_dict(partial, true, report);
+    EXPECT_EQ(st.code(), Code::missing_key);
+    EXPECT_NE(st.message().find("fc1.bias"), std::string::npos);
+    EXPECT_EQ(report.missing_keys, std::vector<std::string>{"fc1.bias"});
+    EXPECT_EQ(report.unexpected_keys, std::vector<std::string>{"fc2.weight"});
+
+    StateDict only_extra = donor.state_dict();
+    only_extra.emplace_back("extra", zeros({1}));
+    EXPECT_EQ(m.load_state_dict(only_extra, true, report).code(), Code::unexpected_key);
+
+    Sequential fresh = mkt::make_model("fc1=Linear(3,5)", 3);
+    ASSERT_TRUE(fresh.load_state_dict(partial, false, report).ok());
+    EXPECT_EQ(fresh.layers()[0].params[0], donor.layers()[0].params[0]);
+    EXPECT_EQ(report.missing_keys.size(), 1u);
+}
+
+TEST(Model, ShapeMismatchNamesEveryOneAndChangesNothing) {
+    Sequential m = mkt::make_model("Linear(3,5),ReLU,Linear(5,2)", 1);
+    const StateDict before = m.state_dict();
+    StateDict wrong = mkt::make_model("Linear(4,5),ReLU,Linear(5,3)", 2).state_dict();
+    LoadReport report;
+    const Status st = m.load_state_dict(wrong, false, report);
+    EXPECT_EQ(st.code(), Code::shape_mismatch);
+    EXPECT_NE(st.message().find("0.weight"), std::string::npos);
+    EXPECT_NE(st.message().find("2.weight"), std::string::npos);
+    EXPECT_NE(st.message().find("2.bias"), std::string::npos);
+    EXPECT_NE(st.message().find("(5, 4)"), std::string::npos);
+    const StateDict after = m.state_dict();
+    for (std::size_t i = 0; i < before.size(); ++i) EXPECT_EQ(after[i].second, before[i].second);
+}
+
+TEST(Model, ForwardShapesAndErrors) {
+    const Sequential m = mkt::make_model("Linear(3,5),ReLU,Linear(5,2),Softmax");
+    Tensor y;
+    ASSERT_TRUE(m.forward(zeros({4, 3}), y).ok());
+    EXPECT_EQ(shape_of(y), (Shape{4, 2}));
+    for (std::size_t i = 0; i < 4; ++i) EXPECT_NEAR(y(i, 0) + y(i, 1), 1.0f, 1e-6f);
+    ASSERT_TRUE(m.forward(zeros({3}), y).ok());  // (*, in) as in PyTorch
+    EXPECT_EQ(shape_of(y), (Shape{2}));
+    const Status st = m.forward(zeros({4, 7}), y);
+    EXPECT_EQ(st.code(), Code::shape_mismatch);
+    EXPECT_NE(st.message().find("layer '0'"), std::string::npos);
+    EXPECT_NE(st.message().find("(4, 7)"), std::string::npos);
+    EXPECT_EQ(mkt::make_model("BatchNorm1d(3)").forward(zeros({2, 4}), y).code(), Code::shape_mismatch);
+    EXPECT_EQ(mkt::make_model("LayerNorm(3)").forward(zeros({2, 4}), y).code(), Code::shape_mismatch);
+    EXPECT_EQ(mkt::make_model("Flatten(2,3)").forward(zeros({2, 4}), y).code(), Code::shape_mismatch);
+    EXPECT_EQ(mkt::make_model("Softmax").forward(zeros({}), y).code(), Code::shape_mismatch);
+    ASSERT_TRUE(mkt::make_model("Flatten").forward(zeros({2, 3, 4}), y).ok());
+    EXPECT_EQ(shape_of(y), (Shape{2, 12}));
+    ASSERT_TRUE(m.forward(zeros({0, 3}), y).ok());  // an empty batch
+    EXPECT_EQ(shape_of(y), (Shape{0, 2}));
+}
