@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Seeds the fuzz corpora with valid files written by the CLI: both kinds,
+# every dtype, every layer kind. Usage: make_corpus.sh CLI OUT_DIR
+set -euo pipefail
+cli=$1
+out=$2
+mkdir -p "$out/reader" "$out/spec"
+specs=(
+  "fc1=Linear(3,5)"
+  "Linear(4,6),GELU(tanh),LayerNorm(6),BatchNorm1d(6),Dropout(0.2),Linear(6,3,bias=false),LogSoftmax"
+  "a.b=Linear(2,3),LeakyReLU(0.2),Sigmoid,Tanh,SiLU,Softmax,Identity,Flatten(0,-1),LayerNorm(3,elementwise_affine=false)"
+  "BatchNorm1d(4,affine=false,track_running_stats=false),ReLU"
+)
+i=0
+for spec in "${specs[@]}"; do
+  printf '%s' "$spec" > "$out/spec/$i.txt"
+  for dtype in f32 f16 bf16 int8; do
+    "$cli" init "$spec" "$out/reader/model_${i}_$dtype.mkp" --dtype "$dtype" --meta note=fuzz >/dev/null
+    "$cli" init "$spec" "$out/reader/state_${i}_$dtype.mkp" --dtype "$dtype" --state-dict >/dev/null
+  done
+  i=$((i + 1))
+done
+echo "corpus: $(ls "$out/reader" | wc -l) files, $(ls "$out/spec" | wc -l) specs in $out"
