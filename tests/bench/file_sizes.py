@@ -24,9 +24,11 @@ class Model(nn.Module):  # the tutorial's model
         return self.fc1(x)
 
 
-def torch_sizes(model, tmp):
-    full = os.path.join(tmp, "model.pt")
-    state = os.path.join(tmp, "model_state.pt")
+def torch_sizes(model, stem, tmp):
+    # torch repeats the file's stem in every zip record name, so the size depends on it;
+    # these are the names of the tutorial fixtures (tutorial_full.pt, tutorial_state.pt).
+    full = os.path.join(tmp, stem + "_full.pt")
+    state = os.path.join(tmp, stem + "_state.pt")
     torch.save(model, full)
     torch.save(model.state_dict(), state)
     return os.path.getsize(full), os.path.getsize(state)
@@ -42,8 +44,8 @@ def mkp_size(cli, spec, dtype, tmp, state_dict=False):
 def main():
     cli = sys.argv[1] if len(sys.argv) > 1 else "build/native/modelkeep"
     cases = [
-        ("tutorial Linear(3,5)", Model(), "fc1=Linear(3,5)"),
-        ("MNIST MLP 784-512-512-10",
+        ("tutorial Linear(3,5)", "tutorial", Model(), "fc1=Linear(3,5)"),
+        ("MNIST MLP 784-512-512-10", "mnist",
          nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)),
          "Linear(784,512),ReLU,Linear(512,512),ReLU,Linear(512,10)"),
     ]
@@ -51,8 +53,8 @@ def main():
           "| .mkp f32 state dict |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, model, spec in cases:
-            full, state = torch_sizes(model, tmp)
+        for name, stem, model, spec in cases:
+            full, state = torch_sizes(model, stem, tmp)
             ours = [mkp_size(cli, spec, d, tmp) for d in ("f32", "f16", "bf16", "int8")]
             sd = mkp_size(cli, spec, "f32", tmp, state_dict=True)
             cells = [f"{full:,}", f"{state:,}"] + [f"{s:,} ({s / full:.3f}×)" for s in ours] + [f"{sd:,}"]
