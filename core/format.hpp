@@ -112,7 +112,7 @@ struct LoadedFile {
 Status read_file(const std::uint8_t* data, std::size_t size, LoadedFile& out);
 
 /// read_file + Sequential built from the layers (kind must be model; a state
-/// dict gives arch_mismatch with a hint to use load_state_dict).
+/// dict gives wrong_kind with a hint to use load_state_dict).
 Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model, Metadata* metadata = nullptr);
 
 struct WriteOptions {

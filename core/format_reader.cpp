@@ -478,8 +478,8 @@ Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model,
     FileInfo info;
     MK_TRY(parse(data, size, true, info));
     if (info.kind != FileKind::model)
-        return error(Code::arch_mismatch, "the file is a state dict without an architecture: build the model "
-                                          "from a SPEC and use load_state_dict");
+        return error(Code::wrong_kind, "the file is a state dict without an architecture: build the model "
+                                       "from a SPEC and use load_state_dict");
     std::vector<Tensor> tensors;
     tensors.reserve(info.tensors.size());
     for (const TensorInfo& t : info.tensors) tensors.push_back(decode(data, t));

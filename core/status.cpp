@@ -26,6 +26,7 @@ const char* code_name(Code code) {
         case Code::bad_padding: return "bad_padding";
         case Code::bad_scale: return "bad_scale";
         case Code::arch_mismatch: return "arch_mismatch";
+        case Code::wrong_kind: return "wrong_kind";
         case Code::shape_mismatch: return "shape_mismatch";
         case Code::missing_key: return "missing_key";
         case Code::unexpected_key: return "unexpected_key";

@@ -23,7 +23,7 @@ enum class Code : int {
     unknown_kind,         ///< the file kind byte is neither model nor state dict
     bad_alignment,        ///< the alignment exponent is outside 2..12
     limit_exceeded,       ///< a count, rank or length over its cap
-    bad_name,             ///< empty, too long, not UTF-8, or not a valid layer name
+    bad_name,             ///< a name, key or string: empty, too long, not UTF-8, or not a valid layer name
     duplicate_name,       ///< the same tensor, layer or metadata key twice
     unknown_dtype,        ///< a tensor dtype code this reader does not know
     unknown_layer,        ///< a layer kind code (or SPEC name) this reader does not know
@@ -32,6 +32,7 @@ enum class Code : int {
     bad_padding,          ///< an alignment padding byte is not zero
     bad_scale,            ///< an int8 row scale is negative, NaN or infinite
     arch_mismatch,        ///< a full model's tensors disagree with its layers
+    wrong_kind,           ///< a full model was needed but the file is a state dict
     // --- models and state dicts ---
     shape_mismatch,       ///< an input or tensor has the wrong shape
     missing_key,          ///< strict load_state_dict: a model tensor is absent
@@ -45,7 +46,7 @@ enum class Code : int {
 /// The stable snake_case name of a code ("bad_magic"); the JS layer uses the same names.
 const char* code_name(Code code);
 
-class Status {
+class [[nodiscard]] Status {
 public:
     Status() = default;
     Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}

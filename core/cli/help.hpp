@@ -1,0 +1,170 @@
+// help.hpp — the CLI's usage texts: one per command, the SPEC syntax, and
+// the global overview. Kept apart from main.cpp so the logic stays readable.
+#pragma once
+
+namespace modelkeep {
+namespace cli_help {
+
+constexpr const char* version = "0.1.0";
+
+constexpr const char* dtypes =
+    "DTYPE is how weights (tensors of rank >= 2) are stored; biases, norm parameters and\n"
+    R"~(running statistics always stay f32. Values are always float32 in memory.
+  f32   exact (the default)
+  f16   IEEE half precision: relative error <= 2^-11; |x| > 65504 becomes infinite
+  bf16  bfloat16: relative error <= 2^-8
+  int8  symmetric, one f32 scale per row: absolute error <= max|row| / 254; no NaN or infinity
+)~";
+
+constexpr const char* spec = R"~(SPEC, the architecture (the layers of an nn.Sequential, in order):
+  SPEC  := LAYER ("," LAYER)*
+  LAYER := [NAME "="] KIND ["(" [ARG ("," ARG)*] ")"]
+  ARG   := VALUE | KEY "=" VALUE
+  A NAME is segments of [A-Za-z0-9_] joined by '.'; a layer without one is named by its
+  position ("0", "1", ...), as in nn.Sequential. Whitespace between tokens is ignored;
+  quote the whole SPEC for the shell. Booleans are true/false (or True/False, 1/0).
+  Layers and their arguments (positional order, then keywords; defaults as in PyTorch):
+    Linear(in_features, out_features, bias=true)
+    LayerNorm(normalized_shape, eps=1e-5, elementwise_affine=true, bias=true)
+    BatchNorm1d(num_features, eps=1e-5, affine=true, track_running_stats=true)
+    LeakyReLU(negative_slope=0.01)   GELU(approximate=none|tanh)   Dropout(p=0.5)
+    Flatten(start_dim=1, end_dim=-1)
+    Softmax(dim=-1)   LogSoftmax(dim=-1)   (over the last dim only)
+    ReLU   Sigmoid   Tanh   SiLU   Identity   (no arguments)
+  Examples:
+    'fc1=Linear(3,5)'
+    'Linear(784,512),ReLU,Dropout(0.1),LayerNorm(512),GELU(tanh),Linear(512,10)'
+    'enc.fc=Linear(4,8,bias=false), enc.act=LeakyReLU(0.2), head=Linear(8,2), Softmax'
+)~";
+
+// Follows "modelkeep VERSION - ...".
+constexpr const char* global = R"~(
+Usage:
+  modelkeep init SPEC OUT.mkp [--seed N] [--dtype DTYPE] [--meta KEY=VALUE]... [--state-dict]
+  modelkeep inspect FILE [--json]
+  modelkeep predict FILE --input JSON|@PATH|-
+  modelkeep convert IN OUT [--dtype DTYPE] [--state-dict] [--meta KEY=VALUE]...
+  modelkeep help [COMMAND|spec]
+  modelkeep --version
+
+Commands:
+  init      build a model from a SPEC (PyTorch's default initialisation) and write it
+  inspect   show a file's header, layers, tensors, metadata and integrity check
+  predict   run a full model on a JSON array and print its output as JSON
+  convert   rewrite a file with another weight dtype, more metadata, or tensors only
+  help      show this help, a command's ('modelkeep help init') or the SPEC syntax ('help spec')
+
+Every command also takes -h / --help. 'modelkeep --version' prints the version.
+
+)~";
+
+constexpr const char* global_tail = R"~(
+Exit status: 0 on success; 1 when a file, SPEC or input is bad, a file cannot be read or
+written, or an inspected file fails its integrity check; 2 on a usage error (unknown command
+or option, missing or extra argument, bad option value). Errors go to standard error as
+"modelkeep: CODE: MESSAGE", CODE being a stable name such as io_error, checksum_mismatch,
+invalid_spec, invalid_input or shape_mismatch ("usage" for usage errors).
+
+Examples:
+  modelkeep init 'fc1=Linear(3,5)' tiny.mkp --seed 42 --meta author=me
+  modelkeep inspect tiny.mkp
+  modelkeep predict tiny.mkp --input '[[1, 2, 3]]'
+  modelkeep convert tiny.mkp tiny-f16.mkp --dtype f16
+)~";
+
+constexpr const char* init =
+    "Usage: modelkeep init SPEC OUT.mkp [--seed N] [--dtype DTYPE] [--meta KEY=VALUE]... [--state-dict]\n"
+    R"~(
+Builds the model SPEC describes, initialised as PyTorch initialises it by default (Linear
+weight and bias uniform in +-1/sqrt(in_features); norm weights 1, biases 0, running variance 1)
+from a seeded generator, and writes it to OUT.mkp as a full model (architecture + tensors).
+The same arguments always give the same file. Prints one line saying what was written.
+
+Options:
+  --seed N            seed of the initialisation, 0 to 18446744073709551615 (default 0)
+  --dtype DTYPE       storage of the weights: f32 (default), f16, bf16 or int8
+  --meta KEY=VALUE    a metadata entry (repeatable; the last value given for a key wins)
+  --state-dict        write only the tensors (a state dict), without the architecture
+  -h, --help          show this help
+
+)~";
+
+constexpr const char* init_tail = R"~(
+Examples:
+  modelkeep init 'fc1=Linear(3,5)' tiny.mkp
+  modelkeep init 'Linear(4,16),ReLU,Linear(16,2)' mlp.mkp --seed 7 --dtype f16 --meta task=demo
+)~";
+
+constexpr const char* inspect = R"~(Usage: modelkeep inspect FILE [--json]
+
+Shows what a .mkp file holds: format version, kind (full model or state dict), data
+alignment, header and file sizes, the architecture (the canonical SPEC of the whole model and
+of each layer), every tensor (name, dtype, shape, stored bytes, offset), the parameter count,
+the metadata, and the integrity check (header and data CRC-32, padding, int8 scales).
+When the header is readable but the check fails, everything else is still shown, the failure
+is reported on standard error too, and the exit status is 1.
+
+Options:
+  --json       print one JSON object instead, with the fields: version ("1.0"), kind
+               ("model" or "state_dict"), align, header_bytes, file_bytes, param_count,
+               architecture (the SPEC; null for a state dict), layers [{name, kind, spec}],
+               tensors [{name, dtype, shape, bytes, offset}], metadata {KEY: VALUE},
+               integrity {ok, code, message}
+  -h, --help   show this help
+
+Examples:
+  modelkeep inspect tiny.mkp
+  modelkeep inspect tiny.mkp --json
+)~";
+
+constexpr const char* predict = R"~(Usage: modelkeep predict FILE --input JSON|@PATH|-
+
+Runs the full model in FILE in inference mode (Dropout is the identity, BatchNorm1d uses its
+running statistics) on one input and prints {"shape": [...], "data": [...]}: the output's
+shape and its values in row-major order, each the shortest decimal that reads back as the
+same float32 (null for NaN or infinity).
+
+The input is a rectangular nested JSON array of numbers, rank 1 to 8, used as given:
+'[[1, 2, 3]]' has shape (1, 3) and '[1, 2, 3]' shape (3,) (Linear takes (*, in_features)).
+Numbers are rounded to float32; NaN, Infinity and empty arrays are not accepted.
+
+Options:
+  --input JSON    the input array itself
+  --input @PATH   read the input from the file PATH
+  --input -       read the input from standard input
+  -h, --help      show this help
+
+Only a full model can be run: a state dict has no architecture (an --arch SPEC option to pair
+a state dict with an architecture will come later).
+
+Examples:
+  modelkeep predict tiny.mkp --input '[[1, 2, 3], [4, 5, 6]]'
+  echo '[[1, 2, 3]]' | modelkeep predict tiny.mkp --input -
+)~";
+
+constexpr const char* convert =
+    "Usage: modelkeep convert IN OUT [--dtype DTYPE] [--state-dict] [--meta KEY=VALUE]...\n"
+    R"~(
+Reads IN (a full model or a state dict), verifies all of it, and writes it to OUT with its
+weights stored as DTYPE (f32 unless --dtype says otherwise). The metadata is kept; --meta adds
+entries or replaces existing ones. A state dict stays a state dict. IN and OUT may be the same
+file: OUT is replaced only once the new file has been written completely.
+
+Options:
+  --dtype DTYPE       storage of the weights: f32 (default), f16, bf16 or int8
+  --state-dict        write only the tensors, without the architecture
+  --meta KEY=VALUE    add or replace a metadata entry (repeatable)
+  -h, --help          show this help
+
+)~";
+
+constexpr const char* convert_tail = R"~(
+A narrower dtype loses precision for good: converting back to f32 does not restore it.
+
+Examples:
+  modelkeep convert tiny.mkp tiny-int8.mkp --dtype int8
+  modelkeep convert tiny.mkp weights.mkp --state-dict --meta source=tiny.mkp
+)~";
+
+}  // namespace cli_help
+}  // namespace modelkeep

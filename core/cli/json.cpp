@@ -1,0 +1,355 @@
+#include "json.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <system_error>
+
+#include "spec.hpp"
+
+namespace modelkeep {
+namespace json {
+
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+std::string elements(std::uint64_t n) { return std::to_string(n) + (n == 1 ? " element" : " elements"); }
+
+// Parses one nested array; each method returns false after setting err_.
+class Parser {
+public:
+    Parser(const std::string& text, std::uint64_t max_numbers) : s_(text), max_numbers_(max_numbers) {}
+
+    Status run(Shape& shape, std::vector<float>& data) {
+        if (!parse()) return error(Code::invalid_input, "input JSON at " + err_);
+        shape.assign(dims_.begin(), dims_.end());
+        data = std::move(data_);
+        return Status::success();
+    }
+
+private:
+    const std::string& s_;
+    const std::uint64_t max_numbers_;
+    std::size_t pos_ = 0;
+    std::string err_;
+    bool rank_known_ = false;
+    std::vector<std::uint64_t> dims_;   // per depth: length of the first array closed there (0: none yet)
+    std::vector<std::uint64_t> count_;  // per open array: elements so far
+    std::vector<float> data_;
+
+    bool at_end() const { return pos_ >= s_.size(); }
+    void skip_space() {
+        while (!at_end() && is_space(s_[pos_])) ++pos_;
+    }
+
+    // "line 1, column 7" of byte offset `at` (only computed on error).
+    std::string where(std::size_t at) const {
+        std::size_t line = 1, col = 1;
+        for (std::size_t i = 0; i < at && i < s_.size(); ++i) {
+            if (s_[i] == '\n') {
+                ++line;
+                col = 1;
+            } else {
+                ++col;
+            }
+        }
+        return "line " + std::to_string(line) + ", column " + std::to_string(col);
+    }
+
+    bool fail(const std::string& what, std::size_t at) {
+        err_ = where(at) + ": " + what;
+        return false;
+    }
+
+    // A short description of what starts at pos_, for "expected X, found Y".
+    std::string found() const {
+        if (at_end()) return "the end of the input";
+        const char c = s_[pos_];
+        if (is_alpha(c)) {
+            std::size_t e = pos_;
+            while (e < s_.size() && e - pos_ < 16 && is_alpha(s_[e])) ++e;
+            return "'" + s_.substr(pos_, e - pos_) + "'";
+        }
+        if (c == '"') return "a string";
+        const unsigned char u = static_cast<unsigned char>(c);
+        if (u >= 0x20 && u < 0x7f) return std::string("'") + c + "'";
+        static const char hex[] = "0123456789abcdef";
+        return std::string("byte 0x") + hex[u >> 4] + hex[u & 15];
+    }
+
+    // A value where a number or '[' may start but something else does.
+    bool fail_value(const char* expected) {
+        if (!at_end() && is_alpha(s_[pos_])) {
+            const std::string word = found();
+            if (word == "'NaN'" || word == "'nan'" || word == "'Infinity'" || word == "'inf'" ||
+                word == "'infinity'" || word == "'Inf'")
+                return fail(word + " is not a JSON number (only finite numbers are accepted)", pos_);
+        }
+        return fail(std::string("expected ") + expected + ", found " + found(), pos_);
+    }
+
+    bool parse() {
+        skip_space();
+        if (at_end())
+            return fail("empty input: expected a nested array of numbers such as [[1, 2, 3]]", pos_);
+        if (s_[pos_] != '[') {
+            if (is_digit(s_[pos_]) || s_[pos_] == '-')
+                return fail("expected an array (rank 1 to " + std::to_string(max_rank) +
+                                "), found a single number; write [x] for a rank-1 input",
+                            pos_);
+            return fail_value("'['");
+        }
+        if (!parse_array()) return false;
+        skip_space();
+        if (!at_end()) return fail("unexpected " + found() + " after the closing ']'", pos_);
+        return true;
+    }
+
+    // The top-level array; nesting is tracked in count_, not on the C++ stack.
+    bool parse_array() {
+        if (!open_array()) return false;
+        while (!count_.empty()) {
+            skip_space();
+            if (at_end())
+                return fail(
+                    "unexpected end of input: " + std::to_string(count_.size()) + " array(s) not closed",
+                    pos_);
+            const char c = s_[pos_];
+            if (c == ']') {
+                if (!close_array()) return false;
+            } else if (c == ',') {
+                if (count_.back() == 0) return fail("expected a number or '[', found ','", pos_);
+                ++pos_;
+                skip_space();
+                if (!parse_element()) return false;
+            } else if (count_.back() == 0) {
+                if (!parse_element()) return false;
+            } else {
+                return fail("expected ',' or ']', found " + found(), pos_);
+            }
+        }
+        return true;
+    }
+
+    // One element of the innermost open array: a number or a nested '['.
+    bool parse_element() {
+        if (at_end()) return fail("unexpected end of input: expected a number or '['", pos_);
+        const char c = s_[pos_];
+        if (c == '[') return open_array();
+        if (c == ']' && count_.back() > 0) return fail("trailing ',' before ']'", pos_);
+        if (c == '-' || is_digit(c)) return number_element();
+        return fail_value("a number or '['");
+    }
+
+    bool open_array() {
+        const std::size_t depth = count_.size();
+        if (rank_known_ && depth >= dims_.size())
+            return fail("ragged array: '[' where a number is expected (the first number is nested " +
+                            std::to_string(dims_.size()) + " deep)",
+                        pos_);
+        if (depth >= max_rank)
+            return fail("arrays nested deeper than " + std::to_string(max_rank) + " levels", pos_);
+        count_.push_back(0);
+        ++pos_;
+        skip_space();
+        if (!at_end() && s_[pos_] == ']')
+            return fail("empty array: every dimension must be at least 1", pos_);
+        return true;
+    }
+
+    bool close_array() {
+        const std::size_t depth = count_.size() - 1;
+        const std::uint64_t n = count_.back();
+        if (dims_[depth] == 0) {
+            dims_[depth] = n;
+        } else if (n != dims_[depth]) {
+            return fail("ragged array: " + elements(n) + " at depth " + std::to_string(depth + 1) +
+                            ", but the first array there has " + std::to_string(dims_[depth]),
+                        pos_);
+        }
+        count_.pop_back();
+        ++pos_;
+        if (!count_.empty()) return count_element();
+        return true;
+    }
+
+    // Counts a finished element of the innermost open array, checking it
+    // against the length of the first array at that depth.
+    bool count_element() {
+        const std::size_t depth = count_.size() - 1;
+        const std::uint64_t n = ++count_.back();
+        if (dims_[depth] != 0 && n > dims_[depth])
+            return fail("ragged array: more than " + elements(dims_[depth]) + " at depth " +
+                            std::to_string(depth + 1) + ", unlike the first array there",
+                        pos_);
+        return true;
+    }
+
+    bool number_element() {
+        const std::size_t depth = count_.size();
+        if (!rank_known_) {
+            rank_known_ = true;
+            dims_.assign(depth, 0);
+        } else if (depth != dims_.size()) {
+            return fail("ragged array: a number nested " + std::to_string(depth) +
+                            " deep, but the first number is nested " + std::to_string(dims_.size()) + " deep",
+                        pos_);
+        }
+        if (data_.size() >= max_numbers_)
+            return fail("more than " + std::to_string(max_numbers_) + " numbers", pos_);
+        float v = 0;
+        if (!number(v)) return false;
+        data_.push_back(v);
+        return count_element();
+    }
+
+    // Strict JSON number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+    bool number(float& out) {
+        const std::size_t start = pos_;
+        const std::size_t n = s_.size();
+        if (s_[pos_] == '-') ++pos_;
+        if (pos_ >= n || !is_digit(s_[pos_])) return fail_value("a digit after '-'");
+        // Decimal exponent of the leading significant digit, to tell overflow from underflow.
+        long long magnitude = 0;
+        bool seen_nonzero = false;
+        if (s_[pos_] == '0') {
+            ++pos_;
+            if (pos_ < n && is_digit(s_[pos_]))
+                return fail("leading zeros are not allowed in JSON numbers", start);
+        } else {
+            long long int_digits = 0;
+            while (pos_ < n && is_digit(s_[pos_])) {
+                ++pos_;
+                if (int_digits < (1LL << 40)) ++int_digits;
+            }
+            magnitude = int_digits - 1;
+            seen_nonzero = true;
+        }
+        if (pos_ < n && s_[pos_] == '.') {
+            ++pos_;
+            if (pos_ >= n || !is_digit(s_[pos_])) return fail("expected a digit after '.'", pos_);
+            long long frac = 0;
+            while (pos_ < n && is_digit(s_[pos_])) {
+                if (frac < (1LL << 40)) ++frac;
+                if (!seen_nonzero && s_[pos_] != '0') {
+                    seen_nonzero = true;
+                    magnitude = -frac;
+                }
+                ++pos_;
+            }
+        }
+        if (pos_ < n && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
+            ++pos_;
+            bool neg = false;
+            if (pos_ < n && (s_[pos_] == '+' || s_[pos_] == '-')) neg = s_[pos_++] == '-';
+            if (pos_ >= n || !is_digit(s_[pos_])) return fail("expected a digit in the exponent", pos_);
+            long long e = 0;
+            while (pos_ < n && is_digit(s_[pos_])) {
+                if (e < (1LL << 40)) e = e * 10 + (s_[pos_] - '0');
+                ++pos_;
+            }
+            magnitude += neg ? -e : e;
+        }
+        float v = 0;
+        const char* first = s_.data() + start;
+        const char* last = s_.data() + pos_;
+        const std::from_chars_result r = std::from_chars(first, last, v);
+        if (r.ec == std::errc::result_out_of_range) {
+            if (seen_nonzero && magnitude >= 0)
+                return fail("number " + s_.substr(start, std::min<std::size_t>(pos_ - start, 40)) +
+                                " is outside the float32 range",
+                            start);
+            v = s_[start] == '-' ? -0.0f : 0.0f;  // underflow: rounds to zero
+        } else if (r.ec != std::errc() || r.ptr != last) {
+            return fail("invalid number", start);
+        }
+        if (!std::isfinite(v)) return fail("number is outside the float32 range", start);
+        out = v;
+        return true;
+    }
+};
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if it is not one.
+std::size_t utf8_length(const std::string& s, std::size_t i) {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char b0 = byte(i);
+    std::size_t len = 0;
+    std::uint32_t cp = 0, min = 0;
+    if (b0 >= 0xc2 && b0 <= 0xdf)
+        len = 2, cp = b0 & 0x1f, min = 0x80;
+    else if (b0 >= 0xe0 && b0 <= 0xef)
+        len = 3, cp = b0 & 0x0f, min = 0x800;
+    else if (b0 >= 0xf0 && b0 <= 0xf4)
+        len = 4, cp = b0 & 0x07, min = 0x10000;
+    else
+        return 0;
+    if (i + len > s.size()) return 0;
+    for (std::size_t k = 1; k < len; ++k) {
+        if ((byte(i + k) & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (byte(i + k) & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return len;
+}
+
+}  // namespace
+
+Status parse_array(const std::string& text, Shape& shape, std::vector<float>& data,
+                   std::uint64_t max_numbers) {
+    return Parser(text, max_numbers).run(shape, data);
+}
+
+void append_string(std::string& out, const std::string& s) {
+    static const char hex[] = "0123456789abcdef";
+    out += '"';
+    for (std::size_t i = 0; i < s.size();) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x80) {
+            const std::size_t len = utf8_length(s, i);
+            if (len == 0) {
+                out += "\\ufffd";
+                ++i;
+            } else {
+                out.append(s, i, len);
+                i += len;
+            }
+            continue;
+        }
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\b': out += "\\b"; break;
+            case '\f': out += "\\f"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    out += "\\u00";
+                    out += hex[c >> 4];
+                    out += hex[c & 15];
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+        ++i;
+    }
+    out += '"';
+}
+
+std::string quote(const std::string& s) {
+    std::string out;
+    append_string(out, s);
+    return out;
+}
+
+std::string number(float v) {
+    if (!std::isfinite(v)) return "null";
+    return format_float(v);
+}
+
+}  // namespace json
+}  // namespace modelkeep

@@ -1,0 +1,37 @@
+// json.hpp — the little JSON the CLI needs: a strict parser for a nested array
+// of numbers (the `predict --input` tensor) and writers for strings and floats.
+// The parser reports every bad input as an invalid_input Status and never
+// throws on it (only running out of memory can still throw std::bad_alloc).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "status.hpp"
+#include "tensor.hpp"
+
+namespace modelkeep {
+namespace json {
+
+/// Parses a rectangular nested JSON array of numbers of rank 1..max_rank,
+/// e.g. "[[1, 2.5, -3e-2]]" → shape (1, 3), data in row-major order.
+/// Only JSON numbers are accepted (no NaN / Infinity / strings / null); each is
+/// rounded to the nearest float32, and one beyond the float32 range is an error.
+/// Empty arrays, ragged arrays, more than max_numbers numbers, a scalar at the
+/// top level and anything after the closing bracket are errors too. On error
+/// shape and data are left unchanged.
+Status parse_array(const std::string& text, Shape& shape, std::vector<float>& data,
+                   std::uint64_t max_numbers = max_tensor_elements);
+
+/// Appends s as a quoted JSON string; control characters and invalid UTF-8
+/// bytes (written as U+FFFD) are escaped, so the result is always valid JSON.
+void append_string(std::string& out, const std::string& s);
+std::string quote(const std::string& s);
+
+/// The shortest decimal that reads back as the same float32 ("0.1", "-2.5e-08");
+/// NaN and ±inf, which JSON cannot hold, are written as null (as JSON.stringify does).
+std::string number(float v);
+
+}  // namespace json
+}  // namespace modelkeep

@@ -1,0 +1,627 @@
+// main.cpp — the `modelkeep` command-line tool: init, inspect, predict and
+// convert .mkp files. Argument parsing, file I/O and printing live here; all
+// the real work is the core's. Exit status: 0 ok, 1 data/format/I-O error, 2 usage.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli/help.hpp"
+#include "cli/json.hpp"
+#include "dtype.hpp"
+#include "format.hpp"
+#include "model.hpp"
+#include "spec.hpp"
+#include "status.hpp"
+#include "tensor.hpp"
+
+namespace modelkeep {
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_error = 1;
+constexpr int exit_usage = 2;
+
+// ---------------------------------------------------------------- errors
+
+int report(const Status& st) {
+    std::cerr << "modelkeep: " << code_name(st.code()) << ": " << st.message() << "\n";
+    return exit_error;
+}
+
+int usage_error(const std::string& command, const std::string& message) {
+    const std::string see = command.empty() ? "modelkeep --help" : "modelkeep help " + command;
+    std::cerr << "modelkeep: usage: " << message << " (see '" << see << "')\n";
+    return exit_usage;
+}
+
+// ---------------------------------------------------------------- files
+
+Status read_stream(std::FILE* f, const std::string& what, std::vector<std::uint8_t>& out) {
+    std::vector<std::uint8_t> bytes;
+    std::uint8_t buf[1 << 16];
+    for (;;) {
+        const std::size_t n = std::fread(buf, 1, sizeof buf, f);
+        bytes.insert(bytes.end(), buf, buf + n);
+        if (n < sizeof buf) break;
+    }
+    if (std::ferror(f)) return error(Code::io_error, "cannot read " + what + ": " + std::strerror(errno));
+    out = std::move(bytes);
+    return Status::success();
+}
+
+Status read_whole_file(const std::string& path, std::vector<std::uint8_t>& out) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return error(Code::io_error, "cannot open '" + path + "': " + std::strerror(errno));
+    const Status st = read_stream(f, "'" + path + "'", out);
+    std::fclose(f);
+    return st;
+}
+
+// Writes OUT.tmp-<pid>, then renames it over `path`: a failure never leaves
+// a partial file at `path` (nor, as far as possible, the temporary one).
+Status write_file_atomic(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+    const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f)
+        return error(Code::io_error,
+                     "cannot write '" + path + "': cannot create '" + tmp + "': " + std::strerror(errno));
+    bool ok = bytes.empty() || std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+    ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+    int err = errno;
+    if (std::fclose(f) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (!ok) {
+        std::remove(tmp.c_str());
+        return error(Code::io_error, "cannot write '" + path + "': " + std::strerror(err));
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        err = errno;
+        std::remove(tmp.c_str());
+        return error(Code::io_error,
+                     "cannot write '" + path + "': cannot rename '" + tmp + "' to it: " + std::strerror(err));
+    }
+    return Status::success();
+}
+
+// ---------------------------------------------------------------- arguments
+
+struct OptionDef {
+    const char* name;  // "--seed"
+    bool takes_value;
+    bool repeatable;
+};
+
+struct Args {
+    std::vector<std::string> positional;
+    std::vector<std::pair<std::string, std::string>> options;  // (name, value) in order
+
+    bool has(const std::string& name) const {
+        for (const auto& o : options)
+            if (o.first == name) return true;
+        return false;
+    }
+    const std::string* get(const std::string& name) const {
+        const std::string* v = nullptr;
+        for (const auto& o : options)
+            if (o.first == name) v = &o.second;
+        return v;
+    }
+};
+
+bool wants_help(const std::vector<std::string>& argv) {
+    for (const std::string& a : argv) {
+        if (a == "--") return false;
+        if (a == "-h" || a == "--help") return true;
+    }
+    return false;
+}
+
+// "--name value", "--name=value", flags, and "--" ending the options. On a
+// usage error sets `message` and returns false.
+bool parse_args(const std::vector<std::string>& argv, const std::vector<OptionDef>& defs, Args& args,
+                std::string& message) {
+    bool options_done = false;
+    for (std::size_t i = 0; i < argv.size(); ++i) {
+        const std::string& a = argv[i];
+        if (options_done || a.size() < 2 || a[0] != '-') {
+            args.positional.push_back(a);
+            continue;
+        }
+        if (a == "--") {
+            options_done = true;
+            continue;
+        }
+        const std::size_t eq = a.find('=');
+        const std::string name = a.substr(0, eq);
+        const OptionDef* def = nullptr;
+        for (const OptionDef& d : defs)
+            if (name == d.name) def = &d;
+        if (!def) {
+            message = "unknown option '" + name + "'";
+            return false;
+        }
+        std::string value;
+        if (def->takes_value) {
+            if (eq != std::string::npos) {
+                value = a.substr(eq + 1);
+            } else if (i + 1 < argv.size()) {
+                value = argv[++i];
+            } else {
+                message = "option " + name + " needs a value";
+                return false;
+            }
+        } else if (eq != std::string::npos) {
+            message = "option " + name + " takes no value";
+            return false;
+        }
+        if (!def->repeatable && args.has(name)) {
+            message = "option " + name + " given twice";
+            return false;
+        }
+        args.options.emplace_back(name, value);
+    }
+    return true;
+}
+
+bool parse_seed(const std::string& text, std::uint64_t& out) {
+    if (text.empty() || text.size() > 20) return false;
+    std::uint64_t n = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return false;
+        const std::uint64_t d = std::uint64_t(c - '0');
+        if (n > (UINT64_MAX - d) / 10) return false;
+        n = n * 10 + d;
+    }
+    out = n;
+    return true;
+}
+
+// Applies every --meta KEY=VALUE in order: replaces a key's value or appends it.
+bool apply_meta(const Args& args, Metadata& metadata, std::string& message) {
+    for (const auto& [name, value] : args.options) {
+        if (name != "--meta") continue;
+        const std::size_t eq = value.find('=');
+        if (eq == std::string::npos || eq == 0) {
+            message = "--meta needs KEY=VALUE with a non-empty KEY, got '" + value + "'";
+            return false;
+        }
+        const std::string key = value.substr(0, eq);
+        bool replaced = false;
+        for (auto& kv : metadata) {
+            if (kv.first == key) {
+                kv.second = value.substr(eq + 1);
+                replaced = true;
+            }
+        }
+        if (!replaced) metadata.emplace_back(key, value.substr(eq + 1));
+    }
+    return true;
+}
+
+bool get_dtype(const Args& args, DType& out, std::string& message) {
+    out = DType::f32;
+    const std::string* v = args.get("--dtype");
+    if (v && !parse_dtype(*v, out)) {
+        message = "unknown dtype '" + *v + "' (use f32, f16, bf16 or int8)";
+        return false;
+    }
+    return true;
+}
+
+// ---------------------------------------------------------------- printing
+
+std::string plural(std::uint64_t n, const char* word) {
+    return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+// "full model, 2 layers, 4 tensors, 26 parameters, f16 weights, 208 bytes"
+std::string describe(const FileInfo& info, DType dtype) {
+    std::string s = info.kind == FileKind::model ? "full model, " + plural(info.layers.size(), "layer") + ", "
+                                                 : std::string("state dict, ");
+    s += plural(info.tensors.size(), "tensor") + ", " + plural(info.param_count, "parameter") + ", ";
+    s += std::string(dtype_name(dtype)) + " weights, " + plural(info.file_bytes, "byte");
+    return s;
+}
+
+// Writes rows as columns separated by two spaces, indented by two; columns
+// in `right` are right-aligned (numbers).
+void print_table(const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right) {
+    std::vector<std::size_t> width;
+    for (const auto& row : rows)
+        for (std::size_t c = 0; c < row.size(); ++c) {
+            if (width.size() <= c) width.push_back(0);
+            if (row[c].size() > width[c]) width[c] = row[c].size();
+        }
+    for (const auto& row : rows) {
+        std::string line = " ";
+        for (std::size_t c = 0; c < row.size(); ++c) {
+            const std::string pad(width[c] - row[c].size(), ' ');
+            const bool last = c + 1 == row.size();
+            line += " ";
+            if (c < right.size() && right[c])
+                line += pad + row[c];
+            else
+                line += row[c] + (last ? "" : pad);
+            if (!last) line += " ";
+        }
+        std::cout << line << "\n";
+    }
+}
+
+// A metadata value for the terminal: as is, or JSON-quoted if it has control characters.
+std::string printable(const std::string& s) {
+    for (char c : s)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return json::quote(s);
+    return s;
+}
+
+const char* kind_name(FileKind kind) { return kind == FileKind::model ? "model" : "state_dict"; }
+
+void print_inspect_text(const std::string& path, const FileInfo& info, const Status& integrity) {
+    const auto field = [](const char* name, const std::string& value) {
+        std::string n = name;
+        n.resize(14, ' ');
+        std::cout << n << value << "\n";
+    };
+    field("file", path);
+    field("version", std::to_string(info.major) + "." + std::to_string(info.minor));
+    field("kind", info.kind == FileKind::model ? "full model" : "state dict (tensors only)");
+    field("alignment", plural(std::uint64_t(1) << info.align_log2, "byte"));
+    field("header", plural(info.header_bytes, "byte"));
+    field("size", plural(info.file_bytes, "byte"));
+    field("parameters", std::to_string(info.param_count));
+    field("architecture", info.kind == FileKind::model ? format_spec(info.layers) : "none (state dict)");
+
+    if (info.kind == FileKind::model) {
+        std::cout << "\nlayers (" << info.layers.size() << "):\n";
+        std::vector<std::vector<std::string>> rows = {{"name", "kind", "spec"}};
+        for (const LayerSpec& l : info.layers)
+            rows.push_back({l.name, layer_kind_name(l.kind), format_layer(l)});
+        print_table(rows, {});
+    }
+
+    std::cout << "\ntensors (" << info.tensors.size() << "):\n";
+    std::vector<std::vector<std::string>> rows = {{"name", "dtype", "shape", "bytes", "offset"}};
+    for (const TensorInfo& t : info.tensors)
+        rows.push_back({t.name, dtype_name(t.dtype), shape_to_string(t.shape), std::to_string(t.bytes),
+                        std::to_string(t.offset)});
+    print_table(rows, {false, false, false, true, true});
+
+    std::cout << "\nmetadata (" << info.metadata.size() << ")" << (info.metadata.empty() ? "" : ":") << "\n";
+    if (!info.metadata.empty()) {
+        std::vector<std::vector<std::string>> meta;
+        for (const auto& [k, v] : info.metadata) meta.push_back({printable(k), "= " + printable(v)});
+        print_table(meta, {});
+    }
+
+    std::cout << "\n";
+    field("integrity", integrity.ok() ? "ok (header and data CRC-32, padding and int8 scales verified)"
+                                      : "FAILED: " + integrity.to_string());
+}
+
+void print_inspect_json(const FileInfo& info, const Status& integrity) {
+    std::string j = "{\"version\":\"" + std::to_string(info.major) + "." + std::to_string(info.minor) + "\"";
+    j += ",\"kind\":\"" + std::string(kind_name(info.kind)) + "\"";
+    j += ",\"align\":" + std::to_string(std::uint64_t(1) << info.align_log2);
+    j += ",\"header_bytes\":" + std::to_string(info.header_bytes);
+    j += ",\"file_bytes\":" + std::to_string(info.file_bytes);
+    j += ",\"param_count\":" + std::to_string(info.param_count);
+    j += ",\"architecture\":" +
+         (info.kind == FileKind::model ? json::quote(format_spec(info.layers)) : "null");
+    j += ",\"layers\":[";
+    for (std::size_t i = 0; i < info.layers.size(); ++i) {
+        const LayerSpec& l = info.layers[i];
+        j += std::string(i ? "," : "") + "{\"name\":" + json::quote(l.name) +
+             ",\"kind\":" + json::quote(layer_kind_name(l.kind)) +
+             ",\"spec\":" + json::quote(format_layer(l)) + "}";
+    }
+    j += "],\"tensors\":[";
+    for (std::size_t i = 0; i < info.tensors.size(); ++i) {
+        const TensorInfo& t = info.tensors[i];
+        j += std::string(i ? "," : "") + "{\"name\":" + json::quote(t.name) + ",\"dtype\":\"" +
+             dtype_name(t.dtype) + "\",\"shape\":[";
+        for (std::size_t d = 0; d < t.shape.size(); ++d) j += (d ? "," : "") + std::to_string(t.shape[d]);
+        j += "],\"bytes\":" + std::to_string(t.bytes) + ",\"offset\":" + std::to_string(t.offset) + "}";
+    }
+    j += "],\"metadata\":{";
+    for (std::size_t i = 0; i < info.metadata.size(); ++i)
+        j +=
+            (i ? "," : "") + json::quote(info.metadata[i].first) + ":" + json::quote(info.metadata[i].second);
+    j += "},\"integrity\":{\"ok\":" + std::string(integrity.ok() ? "true" : "false") + ",\"code\":\"" +
+         code_name(integrity.code()) + "\",\"message\":" + json::quote(integrity.message()) + "}}";
+    std::cout << j << "\n";
+}
+
+// ---------------------------------------------------------------- commands
+
+int cmd_init(const std::vector<std::string>& argv) {
+    Args args;
+    std::string msg;
+    if (!parse_args(argv,
+                    {{"--seed", true, false},
+                     {"--dtype", true, false},
+                     {"--meta", true, true},
+                     {"--state-dict", false, false}},
+                    args, msg))
+        return usage_error("init", msg);
+    if (args.positional.size() != 2)
+        return usage_error("init",
+                           args.positional.size() < 2
+                               ? "init needs SPEC and OUT.mkp"
+                               : "init takes only SPEC and OUT.mkp, got extra '" + args.positional[2] + "'");
+    std::uint64_t seed = 0;
+    if (const std::string* s = args.get("--seed"); s && !parse_seed(*s, seed))
+        return usage_error("init",
+                           "--seed needs an integer from 0 to 18446744073709551615, got '" + *s + "'");
+    WriteOptions options;
+    if (!get_dtype(args, options.dtype, msg) || !apply_meta(args, options.metadata, msg))
+        return usage_error("init", msg);
+    const std::string& out_path = args.positional[1];
+
+    std::vector<LayerSpec> specs;
+    Status st = parse_spec(args.positional[0], specs);
+    if (!st.ok()) return report(st);
+    Sequential model;
+    st = Sequential::create(specs, seed, model);
+    if (!st.ok()) return report(st);
+
+    std::vector<std::uint8_t> bytes;
+    st = args.has("--state-dict") ? write_state_dict(model.state_dict(), options, bytes)
+                                  : write_model(model, options, bytes);
+    if (!st.ok()) return report(st);
+    st = write_file_atomic(out_path, bytes);
+    if (!st.ok()) return report(st);
+
+    FileInfo info;
+    st = read_info(bytes.data(), bytes.size(), false, info);
+    if (!st.ok()) return report(st);
+    std::cout << "wrote " << out_path << ": " << describe(info, options.dtype) << "\n";
+    return exit_ok;
+}
+
+int cmd_inspect(const std::vector<std::string>& argv) {
+    Args args;
+    std::string msg;
+    if (!parse_args(argv, {{"--json", false, false}}, args, msg)) return usage_error("inspect", msg);
+    if (args.positional.size() != 1)
+        return usage_error("inspect", args.positional.empty()
+                                          ? "inspect needs FILE"
+                                          : "inspect takes one FILE, got extra '" + args.positional[1] + "'");
+    const std::string& path = args.positional[0];
+    std::vector<std::uint8_t> bytes;
+    Status st = read_whole_file(path, bytes);
+    if (!st.ok()) return report(st);
+
+    // The listing needs only a readable header; the data is checked separately.
+    FileInfo info;
+    st = read_info(bytes.data(), bytes.size(), false, info);
+    if (!st.ok()) return report(st);
+    FileInfo checked;
+    const Status integrity = read_info(bytes.data(), bytes.size(), true, checked);
+
+    if (args.has("--json"))
+        print_inspect_json(info, integrity);
+    else
+        print_inspect_text(path, info, integrity);
+    std::cout.flush();
+    if (!integrity.ok()) return report(integrity);
+    return exit_ok;
+}
+
+int cmd_predict(const std::vector<std::string>& argv) {
+    Args args;
+    std::string msg;
+    if (!parse_args(argv, {{"--input", true, false}}, args, msg)) return usage_error("predict", msg);
+    if (args.positional.size() != 1)
+        return usage_error("predict", args.positional.empty()
+                                          ? "predict needs FILE"
+                                          : "predict takes one FILE, got extra '" + args.positional[1] + "'");
+    const std::string* input = args.get("--input");
+    if (!input) return usage_error("predict", "predict needs --input JSON, --input @PATH or --input -");
+    const std::string& path = args.positional[0];
+
+    std::vector<std::uint8_t> bytes;
+    Status st = read_whole_file(path, bytes);
+    if (!st.ok()) return report(st);
+    FileInfo info;
+    st = read_info(bytes.data(), bytes.size(), false, info);
+    if (!st.ok()) return report(st);
+    if (info.kind != FileKind::model)
+        return report(error(Code::wrong_kind,
+                            "'" + path +
+                                "' is a state dict (tensors only, no architecture), so it cannot be "
+                                "run; predict needs a full model (an --arch SPEC option to pair a state dict "
+                                "with an architecture will come later)"));
+    Sequential model;
+    st = read_model(bytes.data(), bytes.size(), model);
+    if (!st.ok()) return report(st);
+    bytes = {};
+
+    std::string text;
+    if (*input == "-" || (!input->empty() && (*input)[0] == '@')) {
+        std::vector<std::uint8_t> raw;
+        st = *input == "-" ? read_stream(stdin, "standard input", raw)
+                           : read_whole_file(input->substr(1), raw);
+        if (!st.ok()) return report(st);
+        text.assign(raw.begin(), raw.end());
+    } else {
+        text = *input;
+    }
+    Shape shape;
+    std::vector<float> data;
+    st = json::parse_array(text, shape, data);
+    if (!st.ok()) return report(st);
+    text = {};
+
+    const Tensor x = from_data(shape, data.data());
+    data = {};
+    Tensor y;
+    st = model.forward(x, y);
+    if (!st.ok()) return report(st);
+
+    std::string out = "{\"shape\":[";
+    const Shape out_shape = shape_of(y);
+    for (std::size_t d = 0; d < out_shape.size(); ++d) out += (d ? "," : "") + std::to_string(out_shape[d]);
+    out += "],\"data\":[";
+    out.reserve(out.size() + y.size() * 12 + 4);
+    const float* values = y.data();
+    for (std::size_t i = 0; i < y.size(); ++i) {
+        if (i) out += ',';
+        out += json::number(values[i]);
+    }
+    out += "]}\n";
+    std::cout << out;
+    return exit_ok;
+}
+
+int cmd_convert(const std::vector<std::string>& argv) {
+    Args args;
+    std::string msg;
+    if (!parse_args(argv, {{"--dtype", true, false}, {"--meta", true, true}, {"--state-dict", false, false}},
+                    args, msg))
+        return usage_error("convert", msg);
+    if (args.positional.size() != 2)
+        return usage_error("convert",
+                           args.positional.size() < 2
+                               ? "convert needs IN and OUT"
+                               : "convert takes only IN and OUT, got extra '" + args.positional[2] + "'");
+    WriteOptions options;
+    if (!get_dtype(args, options.dtype, msg)) return usage_error("convert", msg);
+    const std::string& in_path = args.positional[0];
+    const std::string& out_path = args.positional[1];
+
+    std::vector<std::uint8_t> bytes;
+    Status st = read_whole_file(in_path, bytes);
+    if (!st.ok()) return report(st);
+    LoadedFile loaded;
+    st = read_file(bytes.data(), bytes.size(), loaded);
+    if (!st.ok()) return report(st);
+    bytes = {};
+    options.metadata = loaded.info.metadata;
+    if (!apply_meta(args, options.metadata, msg)) return usage_error("convert", msg);
+
+    if (loaded.info.kind == FileKind::model && !args.has("--state-dict")) {
+        std::vector<Tensor> tensors;
+        tensors.reserve(loaded.tensors.size());
+        for (auto& nt : loaded.tensors) tensors.push_back(std::move(nt.second));
+        const Sequential model = Sequential::from_parts(loaded.info.layers, std::move(tensors));
+        st = write_model(model, options, bytes);
+    } else {
+        st = write_state_dict(loaded.tensors, options, bytes);
+    }
+    if (!st.ok()) return report(st);
+    st = write_file_atomic(out_path, bytes);
+    if (!st.ok()) return report(st);
+
+    FileInfo info;
+    st = read_info(bytes.data(), bytes.size(), false, info);
+    if (!st.ok()) return report(st);
+    std::cout << "wrote " << out_path << ": " << describe(info, options.dtype) << " (from "
+              << plural(loaded.info.file_bytes, "byte") << ")\n";
+    return exit_ok;
+}
+
+// ---------------------------------------------------------------- dispatch
+
+struct Command {
+    const char* name;
+    int (*run)(const std::vector<std::string>&);
+};
+
+const Command commands[] = {
+    {"init", cmd_init}, {"inspect", cmd_inspect}, {"predict", cmd_predict}, {"convert", cmd_convert}};
+
+std::string command_help(const std::string& name) {
+    if (name == "init")
+        return std::string(cli_help::init) + cli_help::dtypes + "\n" + cli_help::spec + cli_help::init_tail;
+    if (name == "inspect") return cli_help::inspect;
+    if (name == "predict") return cli_help::predict;
+    if (name == "convert") return std::string(cli_help::convert) + cli_help::dtypes + cli_help::convert_tail;
+    if (name == "spec") return cli_help::spec;
+    if (name == "help")
+        return "Usage: modelkeep help [COMMAND|spec]\n\nShows the overview, a command's help or "
+               "the SPEC syntax.\n";
+    return "";
+}
+
+std::string global_help() {
+    return std::string("modelkeep ") + cli_help::version +
+           " - create, inspect, run and convert modelkeep (.mkp) model files\n" + cli_help::global +
+           cli_help::dtypes + "\n" + cli_help::spec + cli_help::global_tail;
+}
+
+int run(int argc, char** argv) {
+    std::vector<std::string> rest(argv + (argc > 0 ? 1 : 0), argv + (argc > 0 ? argc : 0));
+    if (rest.empty()) {
+        std::cerr << global_help();
+        return exit_usage;
+    }
+    const std::string cmd = rest[0];
+    rest.erase(rest.begin());
+    if (cmd == "-h" || cmd == "--help") {
+        std::cout << global_help();
+        return exit_ok;
+    }
+    if (cmd == "--version" || cmd == "-V") {
+        std::cout << "modelkeep " << cli_help::version << "\n";
+        return exit_ok;
+    }
+    if (cmd == "help") {
+        if (rest.empty()) {
+            std::cout << global_help();
+            return exit_ok;
+        }
+        const std::string text = command_help(rest[0] == "-h" || rest[0] == "--help" ? "help" : rest[0]);
+        if (text.empty())
+            return usage_error("", "no help for '" + rest[0] +
+                                       "'; the topics are init, inspect, "
+                                       "predict, convert and spec");
+        if (rest.size() > 1) return usage_error("help", "help takes one COMMAND");
+        std::cout << text;
+        return exit_ok;
+    }
+    for (const Command& c : commands) {
+        if (cmd != c.name) continue;
+        if (wants_help(rest)) {
+            std::cout << command_help(cmd);
+            return exit_ok;
+        }
+        return c.run(rest);
+    }
+    if (cmd.size() > 1 && cmd[0] == '-') return usage_error("", "unknown option '" + cmd + "'");
+    return usage_error(
+        "", "unknown command '" + cmd + "'; the commands are init, inspect, predict, convert and help");
+}
+
+}  // namespace
+}  // namespace modelkeep
+
+int main(int argc, char** argv) {
+    int code;
+    try {
+        code = modelkeep::run(argc, argv);
+    } catch (const std::bad_alloc&) {
+        std::cerr << "modelkeep: limit_exceeded: out of memory\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "modelkeep: internal: " << e.what() << "\n";
+        return 1;
+    }
+    std::cout.flush();
+    if (!std::cout) {
+        std::cerr << "modelkeep: io_error: cannot write to standard output\n";
+        return 1;
+    }
+    return code;
+}

@@ -1,0 +1,621 @@
+// The `modelkeep` command-line tool, run as a real process: init → inspect →
+// predict → convert round trips checked against the core in-process, every
+// error path's code, message and exit status, help texts and atomic writes.
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "cli/json.hpp"
+#include "format.hpp"
+#include "model.hpp"
+#include "spec.hpp"
+
+using namespace modelkeep;
+
+namespace {
+
+namespace fs = std::filesystem;
+using Bytes = std::vector<std::uint8_t>;
+
+struct Result {
+    int code = -1;
+    std::string out, err;
+};
+
+std::string sh_quote(const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+    return haystack.find(needle) != std::string::npos;
+}
+
+std::string read_text(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+Bytes read_bytes(const fs::path& p) {
+    const std::string s = read_text(p);
+    return Bytes(s.begin(), s.end());
+}
+
+void write_bytes(const fs::path& p, const Bytes& b) {
+    std::ofstream f(p, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+}
+
+// The JSON array that follows "key": in the CLI's output, parsed.
+std::vector<float> json_field(const std::string& text, const std::string& key, Shape* shape = nullptr) {
+    const std::size_t at = text.find("\"" + key + "\":[");
+    if (at == std::string::npos) {
+        ADD_FAILURE() << "no \"" << key << "\" array in: " << text;
+        return {};
+    }
+    const std::size_t begin = text.find('[', at);
+    const std::size_t end = text.find(']', begin);
+    Shape s;
+    std::vector<float> data;
+    const Status st = json::parse_array(text.substr(begin, end - begin + 1), s, data);
+    if (!st.ok()) ADD_FAILURE() << st.to_string() << " in: " << text;
+    if (shape) *shape = s;
+    return data;
+}
+
+// The core's own answer for the same file and input, computed in-process.
+Tensor core_predict(const Bytes& file, const Shape& shape, const std::vector<float>& input) {
+    Sequential model;
+    const Status st = read_model(file.data(), file.size(), model);
+    EXPECT_TRUE(st.ok()) << st.to_string();
+    Tensor y;
+    const Status fw = model.forward(from_data(shape, input.data()), y);
+    EXPECT_TRUE(fw.ok()) << fw.to_string();
+    return y;
+}
+
+class Cli : public ::testing::Test {
+protected:
+    fs::path dir;
+
+    void SetUp() override {
+        char tmpl[] = "/tmp/modelkeep_cli_XXXXXX";
+        ASSERT_NE(::mkdtemp(tmpl), nullptr);
+        dir = tmpl;
+    }
+    void TearDown() override {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+
+    fs::path path(const std::string& name) const { return dir / name; }
+
+    // Runs the CLI in the temp dir with `args`; stdin from `stdin_file` or /dev/null.
+    Result run(std::initializer_list<std::string> args, const std::string& stdin_file = "") const {
+        std::string cmd = "cd " + sh_quote(dir.string()) + " && " + sh_quote(MODELKEEP_CLI);
+        for (const std::string& a : args) cmd += " " + sh_quote(a);
+        cmd += " >" + sh_quote((dir / ".stdout").string()) + " 2>" + sh_quote((dir / ".stderr").string());
+        cmd += " <" + sh_quote(stdin_file.empty() ? "/dev/null" : stdin_file);
+        const int status = std::system(cmd.c_str());
+        Result r;
+        r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        r.out = read_text(dir / ".stdout");
+        r.err = read_text(dir / ".stderr");
+        fs::remove(dir / ".stdout");
+        fs::remove(dir / ".stderr");
+        return r;
+    }
+
+    // Runs and expects success with an empty stderr.
+    Result ok(std::initializer_list<std::string> args, const std::string& stdin_file = "") const {
+        Result r = run(args, stdin_file);
+        EXPECT_EQ(r.code, 0) << "stderr: " << r.err;
+        EXPECT_EQ(r.err, "");
+        return r;
+    }
+
+    // Runs and expects exit status `code` and "modelkeep: CODE_NAME: ..." on stderr.
+    Result fails(std::initializer_list<std::string> args, int code, const std::string& code_name) const {
+        Result r = run(args);
+        EXPECT_EQ(r.code, code) << "stdout: " << r.out << "\nstderr: " << r.err;
+        EXPECT_EQ(r.err.rfind("modelkeep: " + code_name + ": ", 0), 0u) << "stderr: " << r.err;
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line expected: " << r.err;
+        return r;
+    }
+
+    std::vector<std::string> tmp_leftovers() const {
+        std::vector<std::string> names;
+        for (const auto& e : fs::directory_iterator(dir))
+            if (contains(e.path().filename().string(), ".tmp-"))
+                names.push_back(e.path().filename().string());
+        return names;
+    }
+};
+
+const char* const dtype_names[] = {"f32", "f16", "bf16", "int8"};
+
+// dtype.hpp's bound for one stored weight.
+float weight_bound(const std::string& dtype, float w, float row_max) {
+    if (dtype == "f16") return std::max(std::ldexp(std::fabs(w), -11), std::ldexp(1.0f, -25));
+    if (dtype == "bf16") return std::ldexp(std::fabs(w), -8);
+    if (dtype == "int8") return row_max / 254.0f;
+    return 0.0f;
+}
+
+}  // namespace
+
+TEST_F(Cli, HelpDocumentsEveryCommandAndOption) {
+    const Result r = ok({"--help"});
+    for (const char* word : {"init",
+                             "inspect",
+                             "predict",
+                             "convert",
+                             "help",
+                             "--seed",
+                             "--dtype",
+                             "--meta",
+                             "--state-dict",
+                             "--json",
+                             "--input",
+                             "--version",
+                             "SPEC",
+                             "f16",
+                             "bf16",
+                             "int8",
+                             "Linear(in_features, out_features, bias=true)",
+                             "LayerNorm",
+                             "BatchNorm1d",
+                             "LeakyReLU",
+                             "GELU",
+                             "Dropout",
+                             "Flatten",
+                             "LogSoftmax",
+                             "Identity",
+                             "Exit status"})
+        EXPECT_TRUE(contains(r.out, word)) << word;
+    EXPECT_EQ(ok({"-h"}).out, r.out);
+    EXPECT_EQ(ok({"help"}).out, r.out);
+
+    for (const std::string cmd : {"init", "inspect", "predict", "convert"}) {
+        const Result h = ok({"help", cmd});
+        EXPECT_EQ(h.out.rfind("Usage: modelkeep " + cmd + " ", 0), 0u) << h.out;
+        EXPECT_EQ(ok({cmd, "--help"}).out, h.out);
+        EXPECT_EQ(ok({cmd, "x", "-h", "--bogus"}).out, h.out);  // help wins over other arguments
+    }
+    EXPECT_TRUE(contains(ok({"help", "init"}).out, "GELU(approximate=none|tanh)"));
+    EXPECT_TRUE(contains(ok({"help", "spec"}).out, "LAYER := [NAME \"=\"] KIND"));
+    EXPECT_TRUE(contains(ok({"help", "predict"}).out, "--input @PATH"));
+    EXPECT_TRUE(contains(ok({"help", "inspect"}).out, "integrity {ok, code, message}"));
+
+    // No arguments at all: the overview on stderr, usage exit status.
+    const Result none = run({});
+    EXPECT_EQ(none.code, 2);
+    EXPECT_EQ(none.out, "");
+    EXPECT_TRUE(contains(none.err, "Usage:"));
+}
+
+TEST_F(Cli, Version) { EXPECT_EQ(ok({"--version"}).out, "modelkeep 0.1.0\n"); }
+
+TEST_F(Cli, HelpSpecExamplesAreValid) {
+    const std::string text = ok({"help", "spec"}).out;
+    int n = 0;
+    for (std::size_t at = text.find("    '"); at != std::string::npos; at = text.find("    '", at + 1)) {
+        const std::size_t b = at + 5, e = text.find('\'', b);
+        const std::string spec = text.substr(b, e - b);
+        const Result r = ok({"init", spec, "ex.mkp"});
+        EXPECT_TRUE(contains(r.out, "wrote ex.mkp: full model")) << spec << ": " << r.out;
+        ++n;
+    }
+    EXPECT_EQ(n, 3);
+}
+
+TEST_F(Cli, InitWritesWhatTheCoreWrites) {
+    const Result r = ok({"init", "fc1=Linear(3,5)", "tiny.mkp", "--seed", "42"});
+    EXPECT_EQ(r.out, "wrote tiny.mkp: full model, 1 layer, 2 tensors, 20 parameters, f32 weights, " +
+                         std::to_string(fs::file_size(path("tiny.mkp"))) + " bytes\n");
+    const Bytes file = read_bytes(path("tiny.mkp"));
+    EXPECT_LE(file.size(), 160u);  // the tutorial model stays small
+
+    // Byte for byte what write_model gives for the same SPEC and seed.
+    std::vector<LayerSpec> specs;
+    ASSERT_TRUE(parse_spec("fc1=Linear(3,5)", specs).ok());
+    Sequential model;
+    ASSERT_TRUE(Sequential::create(specs, 42, model).ok());
+    Bytes expected;
+    ASSERT_TRUE(write_model(model, WriteOptions{}, expected).ok());
+    EXPECT_EQ(file, expected);
+
+    // Default seed 0; different seeds give different weights.
+    ok({"init", "fc1=Linear(3,5)", "seed0.mkp"});
+    ok({"init", "fc1=Linear(3,5)", "seed0b.mkp", "--seed=0"});
+    EXPECT_EQ(read_bytes(path("seed0.mkp")), read_bytes(path("seed0b.mkp")));
+    EXPECT_NE(read_bytes(path("seed0.mkp")), file);
+
+    // Options: dtype, metadata (last value wins, '=' allowed in values), state dict.
+    const Result r2 = ok({"init", "Linear(4,8),ReLU,Linear(8,2)", "m.mkp", "--dtype", "bf16", "--meta", "a=1",
+                          "--meta", "b=x=y", "--meta", "a=2", "--seed", "18446744073709551615"});
+    EXPECT_TRUE(contains(r2.out, "full model, 3 layers, 4 tensors, 58 parameters, bf16 weights")) << r2.out;
+    const Bytes m = read_bytes(path("m.mkp"));
+    FileInfo info;
+    ASSERT_TRUE(read_info(m.data(), m.size(), true, info).ok());
+    EXPECT_EQ(info.metadata, (Metadata{{"a", "2"}, {"b", "x=y"}}));
+    EXPECT_EQ(info.tensors[0].dtype, DType::bf16);
+    EXPECT_EQ(info.tensors[1].dtype, DType::f32);
+
+    const Result r3 = ok({"init", "Linear(4,8),ReLU,Linear(8,2)", "sd.mkp", "--state-dict"});
+    EXPECT_TRUE(contains(r3.out, "wrote sd.mkp: state dict, 4 tensors, 58 parameters, f32 weights"))
+        << r3.out;
+    const Bytes sd = read_bytes(path("sd.mkp"));
+    ASSERT_TRUE(read_info(sd.data(), sd.size(), true, info).ok());
+    EXPECT_EQ(info.kind, FileKind::state_dict);
+    EXPECT_TRUE(tmp_leftovers().empty());
+}
+
+TEST_F(Cli, InspectText) {
+    ok({"init", "fc1=Linear(3,5)", "tiny.mkp", "--meta", "author=me"});
+    const Bytes file = read_bytes(path("tiny.mkp"));
+    FileInfo info;
+    ASSERT_TRUE(read_info(file.data(), file.size(), true, info).ok());
+
+    const std::string out = ok({"inspect", "tiny.mkp"}).out;
+    for (const std::string& line : std::vector<std::string>{
+             "file          tiny.mkp\n", "version       1.0\n", "kind          full model\n",
+             "alignment     16 bytes\n", "header        " + std::to_string(info.header_bytes) + " bytes\n",
+             "size          " + std::to_string(file.size()) + " bytes\n", "parameters    20\n",
+             "architecture  fc1=Linear(3,5)\n", "layers (1):\n", "  fc1   Linear  fc1=Linear(3,5)\n",
+             "tensors (2):\n", "metadata (1):\n", "  author  = me\n",
+             "integrity     ok (header and data CRC-32, padding and int8 scales verified)\n"})
+        EXPECT_TRUE(contains(out, line)) << "missing: " << line << "\nin:\n" << out;
+    // Tensor rows: name, dtype, shape, then right-aligned bytes and offset.
+    EXPECT_TRUE(contains(out, "  fc1.weight  f32    (5, 3)     60  " +
+                                  std::string(6 - std::to_string(info.tensors[0].offset).size(), ' ') +
+                                  std::to_string(info.tensors[0].offset) + "\n"))
+        << out;
+    EXPECT_TRUE(contains(out, "  fc1.bias    f32    (5,)       20")) << out;
+
+    // A state dict has no layers section.
+    ok({"init", "Linear(2,2),LayerNorm(2)", "sd.mkp", "--state-dict"});
+    const std::string sd = ok({"inspect", "sd.mkp"}).out;
+    EXPECT_TRUE(contains(sd, "kind          state dict (tensors only)\n")) << sd;
+    EXPECT_TRUE(contains(sd, "architecture  none (state dict)\n")) << sd;
+    EXPECT_FALSE(contains(sd, "layers (")) << sd;
+    EXPECT_TRUE(contains(sd, "metadata (0)\n")) << sd;
+    EXPECT_TRUE(contains(sd, "  1.weight  f32    (2,)")) << sd;
+}
+
+TEST_F(Cli, InspectJsonHasStableFields) {
+    ok({"init", "fc1=Linear(3,5)", "tiny.mkp", "--meta", "author=me", "--meta", "note=a \"quoted\"\nline"});
+    const Bytes file = read_bytes(path("tiny.mkp"));
+    FileInfo info;
+    ASSERT_TRUE(read_info(file.data(), file.size(), true, info).ok());
+    const std::string expected =
+        "{\"version\":\"1.0\",\"kind\":\"model\",\"align\":16,\"header_bytes\":" +
+        std::to_string(info.header_bytes) + ",\"file_bytes\":" + std::to_string(file.size()) +
+        ",\"param_count\":20,\"architecture\":\"fc1=Linear(3,5)\","
+        "\"layers\":[{\"name\":\"fc1\",\"kind\":\"Linear\",\"spec\":\"fc1=Linear(3,5)\"}],"
+        "\"tensors\":[{\"name\":\"fc1.weight\",\"dtype\":\"f32\",\"shape\":[5,3],\"bytes\":60,\"offset\":" +
+        std::to_string(info.tensors[0].offset) +
+        "},{\"name\":\"fc1.bias\",\"dtype\":\"f32\",\"shape\":[5],\"bytes\":20,\"offset\":" +
+        std::to_string(info.tensors[1].offset) +
+        "}],\"metadata\":{\"author\":\"me\",\"note\":\"a \\\"quoted\\\"\\nline\"},"
+        "\"integrity\":{\"ok\":true,\"code\":\"ok\",\"message\":\"\"}}\n";
+    EXPECT_EQ(ok({"inspect", "tiny.mkp", "--json"}).out, expected);
+    EXPECT_EQ(ok({"inspect", "--json", "tiny.mkp"}).out, expected);
+
+    // A multi-layer model: canonical per-layer SPECs and the whole architecture.
+    ok({"init",
+        "Linear(4,8),ReLU,blk.norm=LayerNorm(8,eps=0.001),GELU(approximate='tanh'),Dropout(p=0.1),"
+        "BatchNorm1d(8),head=Linear(8,3,bias=false),LogSoftmax(dim=-1)",
+        "mlp.mkp", "--dtype", "int8"});
+    const std::string j = ok({"inspect", "mlp.mkp", "--json"}).out;
+    EXPECT_TRUE(
+        contains(j,
+                 "\"architecture\":\"0=Linear(4,8),1=ReLU,blk.norm=LayerNorm(8,eps=0.001),3=GELU(tanh),"
+                 "4=Dropout(0.1),5=BatchNorm1d(8),head=Linear(8,3,bias=false),7=LogSoftmax\""))
+        << j;
+    EXPECT_TRUE(contains(
+        j, "{\"name\":\"blk.norm\",\"kind\":\"LayerNorm\",\"spec\":\"blk.norm=LayerNorm(8,eps=0.001)\"}"))
+        << j;
+    EXPECT_TRUE(contains(j, "{\"name\":\"0.weight\",\"dtype\":\"int8\",\"shape\":[8,4],\"bytes\":64,")) << j;
+    EXPECT_TRUE(contains(j, "{\"name\":\"5.running_var\",\"dtype\":\"f32\",\"shape\":[8],\"bytes\":32,"))
+        << j;
+    // params: 4*8+8 + 8+8 + 8+8 + 8*3 (buffers excluded)
+    EXPECT_TRUE(contains(j, "\"param_count\":96,")) << j;
+    EXPECT_TRUE(contains(j, "\"metadata\":{},")) << j;
+
+    ok({"init", "Linear(2,2)", "sd.mkp", "--state-dict"});
+    const std::string s = ok({"inspect", "sd.mkp", "--json"}).out;
+    EXPECT_TRUE(contains(s, "\"kind\":\"state_dict\",")) << s;
+    EXPECT_TRUE(contains(s, "\"architecture\":null,\"layers\":[],")) << s;
+}
+
+TEST_F(Cli, PredictMatchesTheCore) {
+    ok({"init", "Linear(4,8),ReLU,LayerNorm(8),GELU(tanh),Dropout(0.1),BatchNorm1d(8),Linear(8,3),Softmax",
+        "mlp.mkp", "--seed", "3"});
+    const Bytes file = read_bytes(path("mlp.mkp"));
+    const std::vector<float> input = {0.5f, -1.25f, 3.0f, 0.1f, 2.0f, 0.0f, -7.5f, 1e-3f};
+    const Tensor want = core_predict(file, {2, 4}, input);
+
+    const std::string text = "[[0.5, -1.25, 3, 0.1], [2, 0, -7.5, 1e-3]]";
+    std::ofstream(path("in.json")) << text << "\n";
+    const Result results[] = {ok({"predict", "mlp.mkp", "--input", text}),
+                              ok({"predict", "mlp.mkp", "--input=" + text}),
+                              ok({"predict", "mlp.mkp", "--input", "@in.json"}),
+                              ok({"predict", "--input", "-", "mlp.mkp"}, path("in.json").string())};
+    for (const Result& r : results) {
+        EXPECT_EQ(r.out.rfind("{\"shape\":[2,3],\"data\":[", 0), 0u) << r.out;
+        EXPECT_EQ(r.out.substr(r.out.size() - 3), "]}\n") << r.out;
+        Shape shape;
+        json_field(r.out, "shape", &shape);
+        EXPECT_EQ(json_field(r.out, "shape"), (std::vector<float>{2, 3}));
+        const std::vector<float> got = json_field(r.out, "data");
+        ASSERT_EQ(got.size(), want.size());
+        for (std::size_t i = 0; i < got.size(); ++i)
+            EXPECT_EQ(got[i], want.data()[i]) << i;  // exact round trip
+        EXPECT_EQ(r.out, results[0].out);
+    }
+
+    // A rank-1 input is passed as given: Linear accepts (*, in).
+    ok({"init", "fc1=Linear(3,5)", "tiny.mkp", "--seed", "42"});
+    const Bytes tiny = read_bytes(path("tiny.mkp"));
+    const Result r1 = ok({"predict", "tiny.mkp", "--input", "[1, 2, 3]"});
+    EXPECT_EQ(r1.out.rfind("{\"shape\":[5],\"data\":[", 0), 0u) << r1.out;
+    const Tensor y1 = core_predict(tiny, {3}, {1, 2, 3});
+    const std::vector<float> got1 = json_field(r1.out, "data");
+    ASSERT_EQ(got1.size(), 5u);
+    for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(got1[i], y1.data()[i]);
+    const Result r3 = ok({"predict", "tiny.mkp", "--input", "[[[1, 2, 3]], [[4, 5, 6]]]"});
+    EXPECT_EQ(r3.out.rfind("{\"shape\":[2,1,5],", 0), 0u) << r3.out;
+}
+
+TEST_F(Cli, ConvertToEachDtypeThenPredict) {
+    ok({"init", "fc1=Linear(3,5)", "tiny.mkp", "--seed", "42", "--meta", "author=me"});
+    const Bytes original = read_bytes(path("tiny.mkp"));
+    Sequential model;
+    ASSERT_TRUE(read_model(original.data(), original.size(), model).ok());
+    const Tensor& w = model.layers()[0].params[0];  // (5, 3)
+    const std::vector<float> x = {1.0f, -2.0f, 3.0f};
+    const Tensor base = core_predict(original, {1, 3}, x);
+
+    for (const std::string dtype : dtype_names) {
+        SCOPED_TRACE(dtype);
+        const std::string out = "tiny-" + dtype + ".mkp";
+        const Result c = ok({"convert", "tiny.mkp", out, "--dtype", dtype});
+        EXPECT_TRUE(contains(
+            c.out, "wrote " + out + ": full model, 1 layer, 2 tensors, 20 parameters, " + dtype + " weights"))
+            << c.out;
+        const std::string j = ok({"inspect", out, "--json"}).out;
+        EXPECT_TRUE(contains(j, "{\"name\":\"fc1.weight\",\"dtype\":\"" + dtype + "\",\"shape\":[5,3]")) << j;
+        EXPECT_TRUE(contains(j, "{\"name\":\"fc1.bias\",\"dtype\":\"f32\",\"shape\":[5]")) << j;
+        EXPECT_TRUE(contains(j, "\"metadata\":{\"author\":\"me\"}")) << j;
+        EXPECT_TRUE(contains(j, "\"integrity\":{\"ok\":true,")) << j;
+
+        const Bytes converted = read_bytes(path(out));
+        const Tensor exact = core_predict(converted, {1, 3}, x);
+        const std::vector<float> got =
+            json_field(ok({"predict", out, "--input", "[[1, -2, 3]]"}).out, "data");
+        ASSERT_EQ(got.size(), 5u);
+        for (std::size_t j2 = 0; j2 < 5; ++j2) {
+            EXPECT_EQ(got[j2], exact.data()[j2]);  // what the core computes for this very file
+            float row_max = 0.0f, bound = 0.0f, scale = 0.0f;
+            for (std::size_t i = 0; i < 3; ++i) row_max = std::max(row_max, std::fabs(w(j2, i)));
+            for (std::size_t i = 0; i < 3; ++i) {
+                bound += weight_bound(dtype, w(j2, i), row_max) * std::fabs(x[i]);
+                scale += std::fabs(w(j2, i) * x[i]);
+            }
+            bound += 1e-6f * (scale + 1.0f);  // float summation order
+            EXPECT_LE(std::fabs(got[j2] - base.data()[j2]), bound) << "output " << j2;
+            if (dtype == "f32") EXPECT_EQ(got[j2], base.data()[j2]);
+        }
+    }
+    EXPECT_EQ(read_bytes(path("tiny-f32.mkp")), original);  // f32 → f32 is the identity
+    // Narrower files are smaller.
+    EXPECT_LT(fs::file_size(path("tiny-f16.mkp")), original.size());
+    EXPECT_TRUE(tmp_leftovers().empty());
+}
+
+TEST_F(Cli, ConvertToStateDictKeepsMetadata) {
+    ok({"init", "Linear(3,4),ReLU,Linear(4,2)", "m.mkp", "--meta", "a=1", "--meta", "b=2"});
+    const Result c = ok(
+        {"convert", "m.mkp", "sd.mkp", "--state-dict", "--meta", "b=3", "--meta", "c=4", "--dtype", "f16"});
+    EXPECT_TRUE(contains(c.out, "wrote sd.mkp: state dict, 4 tensors, 26 parameters, f16 weights")) << c.out;
+    const std::string j = ok({"inspect", "sd.mkp", "--json"}).out;
+    EXPECT_TRUE(contains(j, "\"kind\":\"state_dict\"")) << j;
+    EXPECT_TRUE(contains(j, "\"metadata\":{\"a\":\"1\",\"b\":\"3\",\"c\":\"4\"}")) << j;
+    EXPECT_TRUE(contains(j, "{\"name\":\"0.weight\",\"dtype\":\"f16\",\"shape\":[4,3]")) << j;
+
+    // The state dict's tensors equal the model's, within f16.
+    const Bytes m = read_bytes(path("m.mkp")), sd = read_bytes(path("sd.mkp"));
+    LoadedFile lm, ls;
+    ASSERT_TRUE(read_file(m.data(), m.size(), lm).ok());
+    ASSERT_TRUE(read_file(sd.data(), sd.size(), ls).ok());
+    ASSERT_EQ(lm.tensors.size(), ls.tensors.size());
+    for (std::size_t i = 0; i < lm.tensors.size(); ++i) {
+        EXPECT_EQ(lm.tensors[i].first, ls.tensors[i].first);
+        const Tensor& a = lm.tensors[i].second;
+        const Tensor& b = ls.tensors[i].second;
+        ASSERT_EQ(a.size(), b.size());
+        for (std::size_t k = 0; k < a.size(); ++k)
+            EXPECT_LE(std::fabs(a.data()[k] - b.data()[k]), std::ldexp(std::fabs(a.data()[k]), -11) + 1e-7f);
+    }
+
+    // A state dict stays one, and cannot be run.
+    ok({"convert", "sd.mkp", "sd2.mkp"});
+    EXPECT_TRUE(contains(ok({"inspect", "sd2.mkp", "--json"}).out, "\"kind\":\"state_dict\""));
+    const Result p = fails({"predict", "sd.mkp", "--input", "[[1, 2, 3]]"}, 1, "wrong_kind");
+    EXPECT_TRUE(contains(p.err, "state dict")) << p.err;
+    EXPECT_TRUE(contains(p.err, "--arch")) << p.err;
+
+    // Converting a file onto itself.
+    ok({"convert", "m.mkp", "m.mkp", "--dtype", "int8"});
+    EXPECT_TRUE(contains(ok({"inspect", "m.mkp"}).out, "int8")) << "in-place convert";
+    EXPECT_TRUE(tmp_leftovers().empty());
+}
+
+TEST_F(Cli, BadSpecs) {
+    fails({"init", "Linear(3", "x.mkp"}, 1, "invalid_spec");
+    fails({"init", "Linear(3,5", "x.mkp"}, 1, "invalid_spec");
+    fails({"init", "Linear(3)", "x.mkp"}, 1, "invalid_spec");
+    fails({"init", "", "x.mkp"}, 1, "invalid_spec");
+    const Result r = fails({"init", "Linear(3,5),Conv2d(1,2)", "x.mkp"}, 1, "unknown_layer");
+    EXPECT_TRUE(contains(r.err, "Conv2d")) << r.err;
+    fails({"init", "Linear(0,5)", "x.mkp"}, 1, "invalid_argument");
+    fails({"init", "a b=Linear(1,1)", "x.mkp"}, 1, "bad_name");
+    fails({"init", "a=ReLU,a=Tanh", "x.mkp"}, 1, "duplicate_name");
+    EXPECT_FALSE(fs::exists(path("x.mkp")));
+    EXPECT_TRUE(tmp_leftovers().empty());
+}
+
+TEST_F(Cli, MissingAndUnreadableFiles) {
+    for (const std::string cmd : {"inspect", "predict", "convert"}) {
+        Result r = cmd == "predict"   ? fails({cmd, "nope.mkp", "--input", "[1]"}, 1, "io_error")
+                   : cmd == "convert" ? fails({cmd, "nope.mkp", "out.mkp"}, 1, "io_error")
+                                      : fails({cmd, "nope.mkp"}, 1, "io_error");
+        EXPECT_TRUE(contains(r.err, "'nope.mkp'")) << r.err;
+    }
+    fs::create_directory(path("adir"));
+    fails({"inspect", "adir"}, 1, "io_error");
+    ok({"init", "Linear(1,1)", "m.mkp"});
+    const Result r = fails({"predict", "m.mkp", "--input", "@missing.json"}, 1, "io_error");
+    EXPECT_TRUE(contains(r.err, "'missing.json'")) << r.err;
+    // Not a .mkp file at all.
+    std::ofstream(path("text.mkp")) << "hello, this is not a model file";
+    fails({"inspect", "text.mkp"}, 1, "bad_magic");
+    write_bytes(path("empty.mkp"), {});
+    fails({"inspect", "empty.mkp"}, 1, "truncated");
+}
+
+TEST_F(Cli, CorruptedFiles) {
+    ok({"init", "fc1=Linear(3,5)", "tiny.mkp", "--seed", "42"});
+    const Bytes good = read_bytes(path("tiny.mkp"));
+
+    // A flipped data byte: the header is fine, so inspect lists everything but fails the check.
+    Bytes bad = good;
+    bad[bad.size() - 3] ^= 0x40;
+    write_bytes(path("bad.mkp"), bad);
+    Result r = fails({"inspect", "bad.mkp"}, 1, "checksum_mismatch");
+    EXPECT_TRUE(contains(r.out, "fc1.weight")) << r.out;
+    EXPECT_TRUE(contains(r.out, "architecture  fc1=Linear(3,5)")) << r.out;
+    EXPECT_TRUE(contains(r.out, "integrity     FAILED: checksum_mismatch: ")) << r.out;
+    r = fails({"inspect", "bad.mkp", "--json"}, 1, "checksum_mismatch");
+    EXPECT_TRUE(contains(r.out, "\"tensors\":[{\"name\":\"fc1.weight\"")) << r.out;
+    EXPECT_TRUE(contains(r.out, "\"integrity\":{\"ok\":false,\"code\":\"checksum_mismatch\",\"message\":\""))
+        << r.out;
+    fails({"predict", "bad.mkp", "--input", "[[1, 2, 3]]"}, 1, "checksum_mismatch");
+    fails({"convert", "bad.mkp", "out.mkp"}, 1, "checksum_mismatch");
+    EXPECT_FALSE(fs::exists(path("out.mkp")));
+
+    // A flipped header byte: nothing can be listed.
+    bad = good;
+    bad[30] ^= 0x01;
+    write_bytes(path("badhead.mkp"), bad);
+    r = fails({"inspect", "badhead.mkp"}, 1, "checksum_mismatch");
+    EXPECT_EQ(r.out, "");
+    fails({"predict", "badhead.mkp", "--input", "[[1, 2, 3]]"}, 1, "checksum_mismatch");
+
+    // Truncated and extended files.
+    bad = Bytes(good.begin(), good.end() - 4);
+    write_bytes(path("short.mkp"), bad);
+    fails({"inspect", "short.mkp"}, 1, "truncated");
+    bad = good;
+    bad.push_back(0);
+    write_bytes(path("long.mkp"), bad);
+    fails({"predict", "long.mkp", "--input", "[[1, 2, 3]]"}, 1, "trailing_bytes");
+}
+
+TEST_F(Cli, BadInputs) {
+    ok({"init", "fc1=Linear(3,5)", "tiny.mkp"});
+    const std::pair<const char*, const char*> cases[] = {
+        {"[[1, 2], [3]]", "ragged"},
+        {"[[1, NaN, 3]]", "NaN"},
+        {"", "empty input"},
+        {"[[1, 2, 3]] x", "after"},
+        {"[[1, 2, 3e39]]", "float32 range"},
+        {"[]", "empty array"},
+        {"[[\"1\", 2, 3]]", "string"},
+        {"5", "single number"},
+        {"[[1, 2, 3]", "not closed"},
+    };
+    for (const auto& [text, needle] : cases) {
+        const Result r = fails({"predict", "tiny.mkp", "--input", text}, 1, "invalid_input");
+        EXPECT_TRUE(contains(r.err, needle)) << text << ": " << r.err;
+        EXPECT_EQ(r.out, "");
+    }
+    const Result r = fails({"predict", "tiny.mkp", "--input", "[[1, 2]]"}, 1, "shape_mismatch");
+    EXPECT_TRUE(contains(r.err, "fc1")) << r.err;
+    fails({"predict", "tiny.mkp", "--input", "[[1, 2, 3, 4]]"}, 1, "shape_mismatch");
+    // stdin with nothing on it.
+    const Result e = run({"predict", "tiny.mkp", "--input", "-"});
+    EXPECT_EQ(e.code, 1);
+    EXPECT_TRUE(contains(e.err, "modelkeep: invalid_input: ")) << e.err;
+}
+
+TEST_F(Cli, UsageErrors) {
+    ok({"init", "fc1=Linear(3,5)", "tiny.mkp"});
+    const Result r = fails({"inspect", "tiny.mkp", "--bogus"}, 2, "usage");
+    EXPECT_TRUE(contains(r.err, "unknown option '--bogus'")) << r.err;
+    EXPECT_TRUE(contains(r.err, "modelkeep help inspect")) << r.err;
+    fails({"--bogus"}, 2, "usage");
+    fails({"frobnicate"}, 2, "usage");
+    fails({"help", "frobnicate"}, 2, "usage");
+    fails({"init"}, 2, "usage");
+    fails({"init", "Linear(1,1)"}, 2, "usage");
+    fails({"init", "Linear(1,1)", "a.mkp", "b.mkp"}, 2, "usage");
+    fails({"init", "Linear(1,1)", "a.mkp", "--seed"}, 2, "usage");
+    fails({"init", "Linear(1,1)", "a.mkp", "--seed", "-1"}, 2, "usage");
+    fails({"init", "Linear(1,1)", "a.mkp", "--seed", "18446744073709551616"}, 2, "usage");
+    fails({"init", "Linear(1,1)", "a.mkp", "--seed", "1", "--seed", "2"}, 2, "usage");
+    fails({"init", "Linear(1,1)", "a.mkp", "--dtype", "f64"}, 2, "usage");
+    fails({"init", "Linear(1,1)", "a.mkp", "--meta", "novalue"}, 2, "usage");
+    fails({"init", "Linear(1,1)", "a.mkp", "--meta", "=v"}, 2, "usage");
+    fails({"init", "Linear(1,1)", "a.mkp", "--state-dict=yes"}, 2, "usage");
+    EXPECT_FALSE(fs::exists(path("a.mkp")));
+    fails({"inspect"}, 2, "usage");
+    fails({"inspect", "tiny.mkp", "tiny.mkp"}, 2, "usage");
+    fails({"predict", "tiny.mkp"}, 2, "usage");
+    fails({"predict", "tiny.mkp", "--input"}, 2, "usage");
+    fails({"convert", "tiny.mkp"}, 2, "usage");
+    fails({"convert", "tiny.mkp", "b.mkp", "--dtype", "int4"}, 2, "usage");
+    fails({"convert", "tiny.mkp", "b.mkp", "--seed", "1"}, 2, "usage");  // init-only option
+    // "--" ends the options.
+    fails({"inspect", "--", "--json"}, 1, "io_error");
+}
+
+TEST_F(Cli, WritesAreAtomic) {
+    ok({"init", "fc1=Linear(3,5)", "tiny.mkp"});
+    const Bytes before = read_bytes(path("tiny.mkp"));
+
+    // A failed init or convert leaves an existing OUT untouched.
+    fails({"init", "Bogus", "tiny.mkp"}, 1, "unknown_layer");
+    std::ofstream(path("garbage.mkp")) << "garbage";
+    fails({"convert", "garbage.mkp", "tiny.mkp"}, 1, "bad_magic");
+    EXPECT_EQ(read_bytes(path("tiny.mkp")), before);
+
+    // Unwritable destinations: io_error naming OUT, nothing left behind.
+    Result r = fails({"init", "Linear(1,1)", "no/such/dir/m.mkp"}, 1, "io_error");
+    EXPECT_TRUE(contains(r.err, "'no/such/dir/m.mkp'")) << r.err;
+    fs::create_directory(path("taken"));
+    fs::create_directory(path("taken") / "x");
+    r = fails({"convert", "tiny.mkp", "taken"}, 1, "io_error");
+    EXPECT_TRUE(contains(r.err, "'taken'")) << r.err;
+    EXPECT_TRUE(fs::is_directory(path("taken")));
+    EXPECT_TRUE(tmp_leftovers().empty());
+    if (::geteuid() != 0) {  // root ignores permissions
+        fs::create_directory(path("ro"));
+        fs::permissions(path("ro"), fs::perms::owner_read | fs::perms::owner_exec);
+        fails({"init", "Linear(1,1)", "ro/m.mkp"}, 1, "io_error");
+        fs::permissions(path("ro"), fs::perms::owner_all);
+    }
+}
