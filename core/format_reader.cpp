@@ -402,7 +402,7 @@ Status parse(const std::uint8_t* data, std::size_t size, bool check_data, FileIn
 }
 
 Tensor decode(const std::uint8_t* data, const TensorInfo& t) {
-    Tensor out = zeros(t.shape);
+    Tensor out(t.shape);  // every element is written below
     const std::size_t n = out.size();
     if (n == 0) return out;
     const std::uint8_t* p = data + t.offset;

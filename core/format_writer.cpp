@@ -150,15 +150,14 @@ Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vec
     for (std::uint64_t s : sizes)
         if (s) total = ((total + align - 1) & ~(align - 1)) + s;
     if (total > SIZE_MAX) return error(Code::size_overflow, "the file would not fit in memory");
-    std::vector<std::uint8_t> file;
-    file.reserve(std::size_t(total));
-    file = std::move(head);
-    const std::size_t header_len = file.size();
+    // One zero-filled allocation of the final size: padding is already zero.
+    std::vector<std::uint8_t> file(std::size_t(total), 0);
+    std::memcpy(file.data(), head.data(), head.size());
+    const std::size_t header_len = head.size();
+    std::size_t at = header_len;
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (!sizes[i]) continue;
-        file.resize(std::size_t((file.size() + align - 1) & ~(align - 1)), 0);
-        const std::size_t at = file.size();
-        file.resize(at + std::size_t(sizes[i]));
+        at = std::size_t((at + align - 1) & ~(align - 1));
         const Tensor& t = *items[i].tensor;
         std::uint8_t* p = file.data() + at;
         const std::size_t n = t.size();
@@ -180,6 +179,7 @@ Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vec
                 break;
             }
         }
+        at += std::size_t(sizes[i]);
     }
     file[0] = format_magic[0];
     file[1] = format_magic[1];

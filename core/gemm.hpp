@@ -2,8 +2,8 @@
 //   C (M, N) = A (M, K) · Bᵀ, with B stored (N, K) row-major (PyTorch's Linear
 //   weight layout), optionally + bias (N) broadcast over rows.
 // matmul_nt_ref is the plain triple loop everything else is tested against;
-// matmul_nt_blocked packs B into K-blocks of 16-column panels and runs a
-// 4×16 register-blocked micro-kernel the compiler vectorises. matmul_nt picks
+// matmul_nt_blocked packs B into K-blocks of 8-column panels and runs a
+// 4×8 register-blocked micro-kernel the compiler vectorises. matmul_nt picks
 // one; the SIMD kernels of a later issue plug in here.
 #pragma once
 

@@ -6,18 +6,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s ===\n' "$*"; }
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# ctest, with its output kept so that the totals of every stage can be summed at the end.
+run_ctest() { ctest "$@" | tee -a "$log"; }
 
 step "native build + tests"
 cmake --preset native >/dev/null
 cmake --build --preset native
-ctest --preset native
+run_ctest --preset native
 
 step "ASan + UBSan build + tests"
 cmake --preset asan >/dev/null
 cmake --build --preset asan
-ctest --preset asan
+run_ctest --preset asan
 
 step "fuzz smoke run (${MODELKEEP_FUZZ_SECONDS:-20} s per target)"
 cmake --preset fuzz -DMODELKEEP_FUZZ_SECONDS="${MODELKEEP_FUZZ_SECONDS:-20}" >/dev/null
 cmake --build --preset fuzz
-ctest --preset fuzz
+run_ctest --preset fuzz
+
+total=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+printf '\nmodelkeep: %s passed, 0 failed\n' "$total"

@@ -3,6 +3,7 @@
 // ~100 MB MLP. Run: build/native/modelkeep_bench  (see README "Benchmarks").
 #include <benchmark/benchmark.h>
 
+#include <cstring>
 #include <vector>
 
 #include "format.hpp"
@@ -94,6 +95,39 @@ void read_info_bench(benchmark::State& state) {
     state.SetLabel(check ? "header+CRC of data" : "header only");
 }
 
+// The practical limit of write and read on this machine: a fresh buffer of the
+// file's size filled with memcpy (write), and fresh tensors filled from a buffer
+// (read). Fresh memory is what dominates here (page faults), for us and for it.
+void copy_baseline(benchmark::State& state) {
+    const StateDict sd = big_model().state_dict();
+    std::size_t total = 0;
+    for (const auto& [k, t] : sd) total += t.size() * 4;
+    std::vector<std::uint8_t> src(total, 1);
+    const bool to_tensors = state.range(0) != 0;
+    for (auto _ : state) {
+        if (to_tensors) {
+            std::vector<Tensor> out;
+            std::size_t at = 0;
+            for (const auto& [k, t] : sd) {
+                out.emplace_back(t.shape());
+                std::memcpy(out.back().data(), src.data() + at, t.size() * 4);
+                at += t.size() * 4;
+            }
+            benchmark::DoNotOptimize(out.data());
+        } else {
+            std::vector<std::uint8_t> out(total);
+            std::size_t at = 0;
+            for (const auto& [k, t] : sd) {
+                std::memcpy(out.data() + at, t.data(), t.size() * 4);
+                at += t.size() * 4;
+            }
+            benchmark::DoNotOptimize(out.data());
+        }
+    }
+    state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(total));
+    state.SetLabel(to_tensors ? "bytes -> fresh tensors (read limit)" : "tensors -> fresh buffer (write limit)");
+}
+
 }  // namespace
 
 BENCHMARK_CAPTURE(forward, mnist_reference, mnist, Kernel::reference)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond);
@@ -102,6 +136,7 @@ BENCHMARK_CAPTURE(forward, big_reference, big, Kernel::reference)->Arg(1)->Arg(3
 BENCHMARK_CAPTURE(forward, big_blocked, big, Kernel::blocked)->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
 BENCHMARK(write_file)->DenseRange(1, 4)->Unit(benchmark::kMillisecond);
 BENCHMARK(read_file_bench)->DenseRange(1, 4)->Unit(benchmark::kMillisecond);
+BENCHMARK(copy_baseline)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(read_info_bench)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();
