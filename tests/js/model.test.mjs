@@ -1,0 +1,202 @@
+// The package in Node: building, predicting, state dicts, bytes in every dtype,
+// errors as ModelError codes, disposal, and files shared with the native CLI.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { nn, Model, ModelError, save, load, fileInfo } from '../../web/src/index.js';
+import { runtime } from '../../web/src/runtime.js';
+
+const CLI = new URL('../../build/native/modelkeep', import.meta.url).pathname;
+
+function throwsCode(fn, code) {
+  assert.throws(fn, (e) => {
+    assert.ok(e instanceof ModelError, `expected a ModelError, got ${e}`);
+    assert.equal(e.code, code, e.message);
+    return true;
+  });
+}
+
+async function rejectsCode(promise, code) {
+  await assert.rejects(promise, (e) => e instanceof ModelError && e.code === code);
+}
+
+test('the tutorial: nn.sequential(nn.linear(3, 5)) predicts a (1, 5) output', () => {
+  const model = nn.sequential(nn.linear(3, 5), { seed: 1 });
+  const y = model.forward([[1, 2, 3]]);
+  assert.deepEqual(y.shape, [1, 5]);
+  assert.ok(y.data instanceof Float32Array);
+  // y = x·Wᵀ + b, computed here from the state dict
+  const { '0.weight': w, '0.bias': b } = model.stateDict();
+  assert.deepEqual(w.shape, [5, 3]);
+  for (let j = 0; j < 5; j++) {
+    const expected = b.data[j] + w.data[3 * j] * 1 + w.data[3 * j + 1] * 2 + w.data[3 * j + 2] * 3;
+    assert.ok(Math.abs(y.data[j] - expected) < 1e-6, `${y.data[j]} vs ${expected}`);
+  }
+  // also flat input with a shape
+  assert.deepEqual(model.forward(new Float32Array([1, 2, 3]), [1, 3]).data, y.data);
+  model.dispose();
+});
+
+test('seeds: the same seed gives the same weights, no seed gives fresh ones', () => {
+  const a = nn.sequential(nn.linear(4, 4), { seed: 7 });
+  const b = nn.sequential(nn.linear(4, 4), { seed: 7 });
+  const c = nn.sequential(nn.linear(4, 4));
+  const d = nn.sequential(nn.linear(4, 4));
+  assert.deepEqual(a.stateDict()['0.weight'].data, b.stateDict()['0.weight'].data);
+  assert.notDeepEqual(c.stateDict()['0.weight'].data, d.stateDict()['0.weight'].data);
+  for (const m of [a, b, c, d]) m.dispose();
+});
+
+test('named children and every builder give PyTorch keys', () => {
+  const m = nn.sequential({ fc1: nn.linear(3, 4), act: nn.gelu({ approximate: 'tanh' }), bn: nn.batchNorm1d(4) },
+    nn.dropout(0.1), nn.layerNorm(4, { eps: 1e-6 }), nn.leakyRelu(0.2), nn.linear(4, 2, { bias: false }),
+    nn.logSoftmax(), { seed: 3 });
+  assert.equal(m.architecture,
+    'fc1=Linear(3,4),act=GELU(tanh),bn=BatchNorm1d(4),3=Dropout(0.1),4=LayerNorm(4,eps=1e-06),' +
+    '5=LeakyReLU(0.2),6=Linear(4,2,bias=false),7=LogSoftmax');
+  assert.deepEqual(Object.keys(m.stateDict()), ['fc1.weight', 'fc1.bias', 'bn.weight', 'bn.bias', 'bn.running_mean',
+    'bn.running_var', 'bn.num_batches_tracked', '4.weight', '4.bias', '6.weight']);
+  assert.equal(m.paramCount, 12 + 4 + 8 + 8 + 8);
+  const y = m.forward([[1, 2, 3], [0, -1, 2]]);
+  assert.deepEqual(y.shape, [2, 2]);
+  for (let i = 0; i < 2; i++) assert.ok(Math.abs(Math.exp(y.data[2 * i]) + Math.exp(y.data[2 * i + 1]) - 1) < 1e-5);
+  m.dispose();
+});
+
+test('errors come back as ModelError codes, and the module survives them', () => {
+  throwsCode(() => Model.fromSpec('Conv2d(3,5)'), 'unknown_layer');
+  throwsCode(() => Model.fromSpec('Linear(3'), 'invalid_spec');
+  throwsCode(() => Model.fromSpec('Linear(1000000,1000000)'), 'size_overflow');
+  throwsCode(() => nn.linear(3.5, 2), 'invalid_argument');
+  const m = nn.sequential(nn.linear(3, 5), { seed: 1 });
+  throwsCode(() => m.forward([[1, 2]]), 'shape_mismatch');
+  throwsCode(() => m.forward([[1, 2, 3], [1, 2]]), 'invalid_input');
+  throwsCode(() => m.forward(new Float32Array(3), [1, 4]), 'shape_mismatch');
+  throwsCode(() => m.forward([1, 2, 3], 'x'), 'invalid_input');
+  throwsCode(() => m.toBytes({ dtype: 'f64' }), 'invalid_argument');
+  throwsCode(() => Model.fromBytes(new Uint8Array([1, 2, 3])), 'bad_magic');
+  assert.deepEqual(m.forward([[1, 2, 3]]).shape, [1, 5]);  // still alive
+  m.dispose();
+});
+
+test('loadStateDict: strict and loose, reports, shape mismatches, atomic', () => {
+  const a = nn.sequential({ fc1: nn.linear(3, 5) }, { seed: 1 });
+  const b = nn.sequential({ fc1: nn.linear(3, 5) }, { seed: 2 });
+  assert.deepEqual(b.loadStateDict(a.stateDict()), { missingKeys: [], unexpectedKeys: [] });
+  assert.deepEqual(b.forward([[1, 2, 3]]).data, a.forward([[1, 2, 3]]).data);
+
+  const partial = { 'fc1.weight': a.stateDict()['fc1.weight'], extra: { shape: [1], data: [0] } };
+  throwsCode(() => b.loadStateDict(partial), 'missing_key');
+  assert.deepEqual(b.loadStateDict(partial, { strict: false }), { missingKeys: ['fc1.bias'], unexpectedKeys: ['extra'] });
+
+  const before = b.stateDict();
+  throwsCode(() => b.loadStateDict({ 'fc1.weight': { shape: [3, 5], data: new Float32Array(15) } }, { strict: false }),
+    'shape_mismatch');
+  assert.deepEqual(b.stateDict(), before);
+
+  // a .mkp state dict file works as the source too
+  const c = nn.sequential({ fc1: nn.linear(3, 5) }, { seed: 9 });
+  c.loadStateDict(a.toBytes({ stateDictOnly: true }));
+  assert.deepEqual(c.stateDict(), a.stateDict());
+  for (const m of [a, b, c]) m.dispose();
+});
+
+test('toBytes → fromBytes in every dtype, within the documented bounds', () => {
+  const m = nn.sequential(nn.linear(16, 8), nn.relu(), nn.linear(8, 4), { seed: 5 });
+  const ref = m.stateDict();
+  const x = [[...Array(16).keys()].map((i) => i / 10)];
+  for (const dtype of ['f32', 'f16', 'bf16', 'int8']) {
+    const bytes = m.toBytes({ dtype, metadata: { note: 'v1' } });
+    const info = fileInfo(bytes);
+    assert.equal(info.dtype, dtype);
+    assert.deepEqual(info.metadata, { note: 'v1' });
+    const back = Model.fromBytes(bytes);
+    const sd = back.stateDict();
+    for (const [key, t] of Object.entries(ref)) {
+      const cols = t.shape.length >= 2 ? t.shape[1] : t.data.length;
+      for (let i = 0; i < t.data.length; i++) {
+        const v = t.data[i];
+        const rowMax = Math.max(...t.data.slice(Math.floor(i / cols) * cols, Math.floor(i / cols) * cols + cols).map(Math.abs));
+        const bound = t.shape.length < 2 || dtype === 'f32' ? 0
+          : dtype === 'f16' ? Math.abs(v) * 2 ** -11 + 2 ** -25
+            : dtype === 'bf16' ? Math.abs(v) * 2 ** -8 : rowMax / 254 * 1.0001;
+        assert.ok(Math.abs(sd[key].data[i] - v) <= bound, `${dtype} ${key}[${i}]`);
+      }
+    }
+    if (dtype === 'f32') assert.deepEqual(back.forward(x).data, m.forward(x).data);
+    back.dispose();
+  }
+  const f32 = m.toBytes().length;
+  assert.ok(m.toBytes({ dtype: 'int8' }).length < f32 / 2);
+  m.dispose();
+});
+
+test('corrupted, truncated and foreign bytes are refused with their codes', () => {
+  const m = nn.sequential(nn.linear(3, 5), { seed: 1 });
+  const bytes = m.toBytes();
+  const flipped = bytes.slice();
+  flipped[bytes.length - 3] ^= 0x10;
+  throwsCode(() => Model.fromBytes(flipped), 'checksum_mismatch');
+  throwsCode(() => Model.fromBytes(bytes.slice(0, 100)), 'truncated');
+  throwsCode(() => Model.fromBytes(new TextEncoder().encode('{"not":"a model"}')), 'bad_magic');
+  throwsCode(() => Model.fromBytes(m.toBytes({ stateDictOnly: true })), 'wrong_kind');
+  m.dispose();
+});
+
+test('dispose frees once, and a disposed model says so', () => {
+  const m = nn.sequential(nn.linear(3, 5));
+  assert.equal(m.disposed, false);
+  m.dispose();
+  m.dispose();
+  assert.equal(m.disposed, true);
+  throwsCode(() => m.forward([[1, 2, 3]]), 'disposed');
+  if (typeof Symbol.dispose === 'symbol') {
+    const n = nn.sequential(nn.linear(3, 5));
+    n[Symbol.dispose]();
+    assert.equal(n.disposed, true);
+  }
+});
+
+test('10,000 models created and disposed keep wasm memory flat', () => {
+  const memory = () => runtime().HEAPU8.buffer.byteLength;
+  const spec = 'Linear(64,64),ReLU,Linear(64,64)';  // ~33 KB of weights each: a leak would grow the heap by 300+ MB
+  for (let i = 0; i < 200; i++) Model.fromSpec(spec, { seed: i }).dispose();
+  const before = memory();
+  for (let i = 0; i < 10_000; i++) {
+    const m = Model.fromSpec(spec, { seed: i });
+    if (i % 1000 === 0) m.forward(new Float32Array(64), [1, 64]);
+    m.dispose();
+  }
+  assert.equal(memory(), before);
+});
+
+test('files are interchangeable with the native CLI (bit-identical f32 predictions)', { skip: !existsSync(CLI) && 'native CLI not built' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'modelkeep-'));
+  const cliFile = join(dir, 'cli.mkp');
+  execFileSync(CLI, ['init', 'Linear(4,8),GELU,Linear(8,3)', cliFile, '--seed', '11']);
+  const input = [[0.5, -1, 2, 0.25], [1, 1, 1, 1]];
+  const cliOut = JSON.parse(execFileSync(CLI, ['predict', cliFile, '--input', JSON.stringify(input)]).toString());
+  const fromCli = await load(cliFile);
+  const ours = fromCli.forward(input);
+  assert.deepEqual(ours.shape, cliOut.shape);
+  assert.deepEqual(ours.data, Float32Array.from(cliOut.data));
+  // the same SPEC and seed build the same weights in wasm as natively
+  const built = Model.fromSpec('Linear(4,8),GELU,Linear(8,3)', { seed: 11 });
+  assert.deepEqual(Buffer.from(built.toBytes()), readFileSync(cliFile));
+  // and Node's file is read by the CLI
+  const nodeFile = join(dir, 'node.mkp');
+  await save(built, nodeFile, { dtype: 'f16', metadata: { from: 'node' } });
+  const inspected = JSON.parse(execFileSync(CLI, ['inspect', nodeFile, '--json']).toString());
+  assert.equal(inspected.integrity.ok, true);
+  assert.equal(inspected.metadata.from, 'node');
+  assert.equal(inspected.tensors[0].dtype, 'f16');
+  for (const m of [fromCli, built]) m.dispose();
+});
+
+test('load from a missing path says not_found', async () => {
+  await rejectsCode(load('/nonexistent/dir/model.mkp'), 'not_found');
+});

@@ -1,0 +1,315 @@
+// bindings.cpp — the whole binding surface between the core and JavaScript
+// (Embind). Small and data-only: strings, numbers, typed arrays in; plain
+// objects and freshly copied typed arrays out. No exception or abort is
+// reachable from any input: every failure comes back as
+// { ok: false, code, message } and the JS layer throws a ModelError.
+#include <emscripten/bind.h>
+#include <emscripten/val.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "format.hpp"
+#include "model.hpp"
+#include "spec.hpp"
+
+using emscripten::val;
+using namespace modelkeep;
+
+namespace {
+
+val fail(const Status& st) {
+    val out = val::object();
+    out.set("ok", false);
+    out.set("code", std::string(code_name(st.code())));
+    out.set("message", st.message());
+    return out;
+}
+
+val success() {
+    val out = val::object();
+    out.set("ok", true);
+    return out;
+}
+
+// A JS-owned copy of n floats (the wasm heap may grow and move; views would dangle).
+val float_array(const float* data, std::size_t n) {
+    return val::global("Float32Array").new_(emscripten::typed_memory_view(n, data));
+}
+
+val byte_array(const std::vector<std::uint8_t>& bytes) {
+    return val::global("Uint8Array").new_(emscripten::typed_memory_view(bytes.size(), bytes.data()));
+}
+
+val shape_array(const Shape& shape) {
+    val out = val::array();
+    for (std::size_t d : shape) out.call<void>("push", double(d));
+    return out;
+}
+
+// Reads a JS array of non-negative integers as a Shape; false if it is not one.
+bool read_shape(const val& js, Shape& shape) {
+    if (!js.isArray()) return false;
+    const unsigned n = js["length"].as<unsigned>();
+    if (n > max_rank) return false;
+    shape.clear();
+    for (unsigned i = 0; i < n; ++i) {
+        const val d = js[i];
+        if (!d.isNumber()) return false;
+        const double v = d.as<double>();
+        if (!(v >= 0 && v <= double(max_tensor_elements)) || v != double(std::uint64_t(v))) return false;
+        shape.push_back(std::size_t(v));
+    }
+    return true;
+}
+
+val layers_array(const std::vector<LayerSpec>& specs) {
+    val out = val::array();
+    for (const LayerSpec& s : specs) {
+        val layer = val::object();
+        layer.set("name", s.name);
+        layer.set("kind", std::string(layer_kind_name(s.kind)));
+        layer.set("spec", format_layer(s));
+        out.call<void>("push", layer);
+    }
+    return out;
+}
+
+val info_object(const FileInfo& info) {
+    val out = success();
+    out.set("version", std::to_string(info.major) + "." + std::to_string(info.minor));
+    out.set("kind", std::string(info.kind == FileKind::model ? "model" : "state_dict"));
+    out.set("bytes", double(info.file_bytes));
+    out.set("headerBytes", double(info.header_bytes));
+    out.set("params", double(info.param_count));
+    out.set("architecture", info.kind == FileKind::model ? val(format_spec(info.layers)) : val::null());
+    out.set("layers", layers_array(info.layers));
+    val tensors = val::array();
+    std::uint64_t biggest = 0;
+    std::string dtype = "f32";
+    for (const TensorInfo& t : info.tensors) {
+        val tensor = val::object();
+        tensor.set("name", t.name);
+        tensor.set("dtype", std::string(dtype_name(t.dtype)));
+        tensor.set("shape", shape_array(t.shape));
+        tensor.set("bytes", double(t.bytes));
+        tensor.set("offset", double(t.offset));
+        tensors.call<void>("push", tensor);
+        if (t.bytes > biggest) {  // the file's dtype: that of its largest tensor
+            biggest = t.bytes;
+            dtype = dtype_name(t.dtype);
+        }
+    }
+    out.set("tensors", tensors);
+    out.set("dtype", dtype);
+    val metadata = val::object();
+    for (const auto& [k, v] : info.metadata) metadata.set(k, v);
+    out.set("metadata", metadata);
+    out.set("dataChecked", info.data_checked);
+    return out;
+}
+
+// Metadata from a plain JS object of strings (the JS layer validates types).
+Status read_metadata(const val& js, Metadata& out) {
+    out.clear();
+    if (js.isUndefined() || js.isNull()) return Status::success();
+    const val entries = val::global("Object").call<val>("entries", js);
+    const unsigned n = entries["length"].as<unsigned>();
+    if (n > max_metadata_entries)
+        return error(Code::limit_exceeded, std::to_string(n) + " metadata entries, over the cap of " +
+                                               std::to_string(max_metadata_entries));
+    for (unsigned i = 0; i < n; ++i) {
+        const val kv = entries[i];
+        if (!kv[1].isString()) return error(Code::invalid_argument, "metadata values must be strings");
+        out.emplace_back(kv[0].as<std::string>(), kv[1].as<std::string>());
+    }
+    return Status::success();
+}
+
+std::vector<std::uint8_t> bytes_of(const val& u8) { return emscripten::convertJSArrayToNumberVector<std::uint8_t>(u8); }
+
+}  // namespace
+
+/// A Sequential owned by exactly one JS Model object (which calls delete()).
+/// JS creates an empty handle, then fills it with init() or load().
+class ModelHandle {
+public:
+    /// SPEC + seed → { ok } or a failure; the handle holds the new model.
+    val init(const std::string& spec, double seed) {
+        std::vector<LayerSpec> specs;
+        Status st = parse_spec(spec, specs);
+        if (!st.ok()) return fail(st);
+        if (!(seed >= 0 && seed <= 9007199254740991.0))
+            return fail(error(Code::invalid_argument, "seed must be an integer in [0, 2^53)"));
+        st = Sequential::create(specs, std::uint64_t(seed), model_);
+        if (!st.ok()) return fail(st);
+        return success();
+    }
+
+    /// .mkp bytes (Uint8Array) → the file's info object, or a failure (wrong_kind for a state dict).
+    val load(const val& u8) {
+        const std::vector<std::uint8_t> bytes = bytes_of(u8);
+        FileInfo info;
+        Status st = read_info(bytes.data(), bytes.size(), true, info);
+        if (!st.ok()) return fail(st);
+        st = read_model(bytes.data(), bytes.size(), model_);
+        if (!st.ok()) return fail(st);
+        return info_object(info);
+    }
+
+    /// data: Float32Array, shape: number[] → { ok, shape, data } or a failure.
+    val forward(const val& data, const val& shape_js) const {
+        Shape shape;
+        if (!read_shape(shape_js, shape))
+            return fail(error(Code::invalid_input, "shape must be an array of at most 8 non-negative integers"));
+        std::uint64_t numel = 0;
+        Status st = checked_numel(shape, numel, "input");
+        if (!st.ok()) return fail(st);
+        if (data["length"].as<double>() != double(numel))
+            return fail(error(Code::shape_mismatch, "input has " + std::to_string(data["length"].as<double>()) +
+                                                        " values but shape " + shape_to_string(shape) + " holds " +
+                                                        std::to_string(numel)));
+        const std::vector<float> values = emscripten::convertJSArrayToNumberVector<float>(data);
+        Tensor y;
+        st = model_.forward(from_data(shape, values.data()), y);
+        if (!st.ok()) return fail(st);
+        val out = success();
+        out.set("shape", shape_array(shape_of(y)));
+        out.set("data", float_array(y.data(), y.size()));
+        return out;
+    }
+
+    /// dtype: 'f32' | 'f16' | 'bf16' | 'int8', metadata: { [k]: string }, stateDict: bool → { ok, bytes }.
+    val to_bytes(const std::string& dtype, const val& metadata, bool state_dict) const {
+        WriteOptions opt;
+        if (!parse_dtype(dtype, opt.dtype))
+            return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16, int8"));
+        Status st = read_metadata(metadata, opt.metadata);
+        if (!st.ok()) return fail(st);
+        std::vector<std::uint8_t> bytes;
+        st = state_dict ? write_state_dict(model_.state_dict(), opt, bytes) : write_model(model_, opt, bytes);
+        if (!st.ok()) return fail(st);
+        val out = success();
+        out.set("bytes", byte_array(bytes));
+        return out;
+    }
+
+    /// [{ name, shape, data }] in PyTorch's order.
+    val state_dict() const {
+        val out = val::array();
+        model_.for_each_tensor([&](const std::string& key, const Tensor& t) {
+            val entry = val::object();
+            entry.set("name", key);
+            entry.set("shape", shape_array(shape_of(t)));
+            entry.set("data", float_array(t.data(), t.size()));
+            out.call<void>("push", entry);
+        });
+        return out;
+    }
+
+    /// entries: [{ name, shape, data: Float32Array }] → { ok, missingKeys, unexpectedKeys } or a failure.
+    val load_state_dict(const val& entries, bool strict) {
+        if (!entries.isArray()) return fail(error(Code::invalid_input, "a state dict must be an array of entries"));
+        const unsigned n = entries["length"].as<unsigned>();
+        if (n > max_tensors)
+            return fail(error(Code::limit_exceeded, std::to_string(n) + " tensors, over the cap of " +
+                                                        std::to_string(max_tensors)));
+        StateDict sd;
+        for (unsigned i = 0; i < n; ++i) {
+            const val e = entries[i];
+            Shape shape;
+            if (!e["name"].isString() || !read_shape(e["shape"], shape))
+                return fail(error(Code::invalid_input, "state dict entry " + std::to_string(i) +
+                                                           " needs a string name and a shape array"));
+            const std::string name = e["name"].as<std::string>();
+            std::uint64_t numel = 0;
+            Status st = checked_numel(shape, numel, "tensor '" + name + "'");
+            if (!st.ok()) return fail(st);
+            if (e["data"]["length"].as<double>() != double(numel))
+                return fail(error(Code::shape_mismatch, "tensor '" + name + "' has " +
+                                                            std::to_string(e["data"]["length"].as<double>()) +
+                                                            " values but shape " + shape_to_string(shape)));
+            const std::vector<float> values = emscripten::convertJSArrayToNumberVector<float>(e["data"]);
+            sd.emplace_back(name, from_data(shape, values.data()));
+        }
+        LoadReport report;
+        const Status st = model_.load_state_dict(sd, strict, report);
+        if (!st.ok()) return fail(st);
+        val out = success();
+        val missing = val::array(), unexpected = val::array();
+        for (const auto& k : report.missing_keys) missing.call<void>("push", k);
+        for (const auto& k : report.unexpected_keys) unexpected.call<void>("push", k);
+        out.set("missingKeys", missing);
+        out.set("unexpectedKeys", unexpected);
+        return out;
+    }
+
+    std::string architecture() const { return format_spec(model_.specs()); }
+    val layers() const { return layers_array(model_.specs()); }
+    double param_count() const { return double(model_.param_count()); }
+
+private:
+    Sequential model_;
+};
+
+namespace {
+
+/// .mkp bytes → the info object (layers, tensors, dtype, params, metadata) without decoding weights.
+val file_info(const val& u8, bool check_data) {
+    const std::vector<std::uint8_t> bytes = bytes_of(u8);
+    FileInfo info;
+    const Status st = read_info(bytes.data(), bytes.size(), check_data, info);
+    if (!st.ok()) return fail(st);
+    return info_object(info);
+}
+
+/// .mkp bytes → { ok, info, stateDict: [{ name, shape, data }] } for either kind.
+val read_tensors(const val& u8) {
+    const std::vector<std::uint8_t> bytes = bytes_of(u8);
+    LoadedFile f;
+    const Status st = read_file(bytes.data(), bytes.size(), f);
+    if (!st.ok()) return fail(st);
+    val out = info_object(f.info);
+    val entries = val::array();
+    for (const auto& [name, t] : f.tensors) {
+        val e = val::object();
+        e.set("name", name);
+        e.set("shape", shape_array(shape_of(t)));
+        e.set("data", float_array(t.data(), t.size()));
+        entries.call<void>("push", e);
+    }
+    out.set("stateDict", entries);
+    return out;
+}
+
+/// SPEC → { ok, architecture (canonical) } or a failure.
+val check_spec(const std::string& spec) {
+    std::vector<LayerSpec> specs;
+    Status st = parse_spec(spec, specs);
+    if (st.ok()) st = validate_specs(specs);
+    if (!st.ok()) return fail(st);
+    val out = success();
+    out.set("architecture", format_spec(specs));
+    return out;
+}
+
+}  // namespace
+
+EMSCRIPTEN_BINDINGS(modelkeep) {
+    emscripten::class_<ModelHandle>("ModelHandle")
+        .constructor<>()
+        .function("init", &ModelHandle::init)
+        .function("load", &ModelHandle::load)
+        .function("forward", &ModelHandle::forward)
+        .function("toBytes", &ModelHandle::to_bytes)
+        .function("stateDict", &ModelHandle::state_dict)
+        .function("loadStateDict", &ModelHandle::load_state_dict)
+        .function("architecture", &ModelHandle::architecture)
+        .function("layers", &ModelHandle::layers)
+        .function("paramCount", &ModelHandle::param_count);
+    emscripten::function("fileInfo", &file_info);
+    emscripten::function("readTensors", &read_tensors);
+    emscripten::function("checkSpec", &check_spec);
+}

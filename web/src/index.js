@@ -1,0 +1,12 @@
+// modelkeep — build or import a model, save it to IndexedDB, reload it, predict.
+// Re-exports only; the WebAssembly module is loaded here, once, before anything runs.
+import { ready } from './runtime.js';
+
+await ready();
+
+export { ModelError } from './errors.js';
+export { Model, Layer, nn } from './model.js';
+export {
+  save, load, loadBytes, listModels, modelInfo, removeModel, copyModel, moveModel, onModelsChange, fileInfo,
+} from './io.js';
+export { requestPersistence, storageEstimate } from './store.js';

@@ -1,0 +1,191 @@
+// io.js — save and load through storage URLs, in the spirit of TensorFlow.js:
+//   indexeddb://name   the page's IndexedDB (store.js): one transaction per save
+//   downloads://name   the browser downloads name.mkp (save only)
+//   https://… or a relative URL   fetched, streamed with byte-level progress (load only)
+//   a path or file:// URL         Node only
+// and, for load, File/Blob, ArrayBuffer and Uint8Array. The bytes are the same everywhere.
+import { ModelError, check } from './errors.js';
+import { Model, toUint8Array } from './model.js';
+import { isNode, runtime } from './runtime.js';
+import { openStore } from './store.js';
+
+const IDB = 'indexeddb://';
+const DOWNLOADS = 'downloads://';
+
+let storePromise = null;
+function store() {
+  storePromise ??= openStore().catch((e) => {
+    storePromise = null;
+    throw e;
+  });
+  return storePromise;
+}
+
+function idbName(url, what = 'url') {
+  if (typeof url !== 'string' || !url.startsWith(IDB) || url.length === IDB.length) {
+    throw new ModelError('invalid_argument', `${what} must look like 'indexeddb://name', got ${String(url)}`);
+  }
+  return url.slice(IDB.length);
+}
+
+/** The info record kept beside the bytes: what listModels() shows without reading weights. */
+function describe(bytes) {
+  const i = check(runtime().fileInfo(bytes, false));
+  return {
+    kind: i.kind, version: i.version, dtype: i.dtype, params: i.params,
+    architecture: i.architecture, layers: i.layers.map((l) => l.spec), metadata: i.metadata,
+  };
+}
+
+function publicInfo(info) {
+  const { name, chunks, ...rest } = info;  // storage details stay inside
+  return rest;
+}
+
+/**
+ * Saves a model (or bytes of a .mkp file).
+ * @param {Model | Uint8Array} model
+ * @param {string} url indexeddb://name, downloads://name, or (Node) a path / file:// URL
+ * @param {{ dtype?: string, metadata?: Record<string,string>, onProgress?: (p: {loaded:number,total:number}) => void }} [options]
+ * @returns {Promise<object>} the saved info ({ dateSaved, bytes, dtype, params, layers, metadata, ... })
+ */
+export async function save(model, url, { dtype = 'f32', metadata = {}, onProgress } = {}) {
+  const bytes = model instanceof Model ? model.toBytes({ dtype, metadata }) : toUint8Array(model);
+  const info = describe(bytes);
+  if (typeof url === 'string' && url.startsWith(IDB)) {
+    const s = await store();
+    const saved = await s.put(idbName(url), bytes, info, { onProgress });
+    return publicInfo(saved ?? await s.info(idbName(url)));
+  }
+  if (typeof url === 'string' && url.startsWith(DOWNLOADS)) {
+    if (typeof document === 'undefined') throw new ModelError('invalid_argument', 'downloads:// needs a browser page');
+    const name = url.slice(DOWNLOADS.length) || 'model';
+    const a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
+    a.download = name.endsWith('.mkp') ? name : `${name}.mkp`;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+    onProgress?.({ loaded: bytes.length, total: bytes.length });
+    return { ...info, bytes: bytes.length, dateSaved: new Date().toISOString() };
+  }
+  if (isNode && (typeof url === 'string' || url instanceof URL)) {
+    const { writeFile, rename, rm } = await import('node:fs/promises');
+    const { fileURLToPath } = await import('node:url');
+    const path = String(url).startsWith('file:') ? fileURLToPath(url) : String(url);
+    const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+    try {
+      await writeFile(tmp, bytes, { flush: true });
+      await rename(tmp, path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw new ModelError('io_error', `cannot write '${path}': ${e.message}`);
+    }
+    onProgress?.({ loaded: bytes.length, total: bytes.length });
+    return { ...info, bytes: bytes.length, dateSaved: new Date().toISOString() };
+  }
+  throw new ModelError('invalid_argument', `cannot save to ${String(url)}: use indexeddb://name or downloads://name`);
+}
+
+async function readStream(body, total, onProgress) {
+  const reader = body.getReader();
+  const parts = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.length;
+    onProgress?.({ loaded, total: total ?? loaded });
+  }
+  const out = new Uint8Array(loaded);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** The bytes behind any source load() accepts. */
+export async function loadBytes(source, { onProgress } = {}) {
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+    return toUint8Array(source);
+  }
+  if (typeof Blob !== 'undefined' && source instanceof Blob) {
+    return readStream(source.stream(), source.size, onProgress);
+  }
+  const text = source instanceof URL ? source.href : source;
+  if (typeof text !== 'string') throw new ModelError('invalid_argument', `cannot load from ${String(source)}`);
+  if (text.startsWith(IDB)) return (await store()).get(idbName(text), { onProgress });
+  if (isNode && (text.startsWith('file:') || !/^[a-z][a-z0-9+.-]*:/i.test(text))) {
+    const { readFile } = await import('node:fs/promises');
+    const { fileURLToPath } = await import('node:url');
+    const path = text.startsWith('file:') ? fileURLToPath(text) : text;
+    try {
+      const bytes = new Uint8Array(await readFile(path));
+      onProgress?.({ loaded: bytes.length, total: bytes.length });
+      return bytes;
+    } catch (e) {
+      throw new ModelError(e.code === 'ENOENT' ? 'not_found' : 'io_error', `cannot read '${path}': ${e.message}`);
+    }
+  }
+  let response;
+  try {
+    response = await fetch(text);
+  } catch (e) {
+    throw new ModelError('network_error', `cannot fetch ${text}: ${e.message}`);
+  }
+  if (!response.ok) {
+    throw new ModelError(response.status === 404 ? 'not_found' : 'network_error',
+      `fetching ${text} gave HTTP ${response.status}`);
+  }
+  const length = Number(response.headers.get('content-length')) || undefined;
+  return response.body ? readStream(response.body, length, onProgress) : new Uint8Array(await response.arrayBuffer());
+}
+
+/**
+ * Loads a full model from indexeddb://name, a URL, a File/Blob, bytes, or (Node) a path.
+ * @returns {Promise<Model>}
+ */
+export async function load(source, { onProgress } = {}) {
+  return Model.fromBytes(await loadBytes(source, { onProgress }));
+}
+
+/** { 'indexeddb://name': { dateSaved, bytes, dtype, params, layers, metadata, ... } }, without reading weights. */
+export async function listModels() {
+  const all = await (await store()).list();
+  const out = {};
+  for (const [name, info] of Object.entries(all)) out[IDB + name] = publicInfo(info);
+  return out;
+}
+
+/** The info of one stored model, without reading its weights. */
+export async function modelInfo(url) {
+  return publicInfo(await (await store()).info(idbName(url)));
+}
+
+export async function removeModel(url) {
+  await (await store()).remove(idbName(url));
+}
+
+/** Copies a stored model (replacing the destination atomically). */
+export async function copyModel(from, to) {
+  await (await store()).copy(idbName(from, 'source'), idbName(to, 'destination'));
+}
+
+/** Renames a stored model: copy then delete, in one transaction. */
+export async function moveModel(from, to) {
+  await (await store()).move(idbName(from, 'source'), idbName(to, 'destination'));
+}
+
+/** Calls back whenever stored models change, in this tab or another; returns an unsubscribe function. */
+export async function onModelsChange(callback) {
+  return (await store()).onChange(callback);
+}
+
+/** Metadata of .mkp bytes without loading the weights: the same fields listModels() shows. */
+export function fileInfo(bytes) {
+  return { ...describe(toUint8Array(bytes)), bytes: toUint8Array(bytes).length };
+}

@@ -1,0 +1,255 @@
+// model.js — Model (a Sequential living in wasm memory, owned by exactly one JS
+// object) and the `nn` builders that describe layers the way PyTorch names them.
+import { ModelError, check } from './errors.js';
+import { runtime } from './runtime.js';
+
+// Safety net for models that are never disposed; dispose() is still the rule.
+const registry = typeof FinalizationRegistry === 'function'
+  ? new FinalizationRegistry((handle) => handle.delete())
+  : null;
+
+const DTYPES = ['f32', 'f16', 'bf16', 'int8'];
+
+/** A layer description: its SPEC text and an optional child name. */
+export class Layer {
+  constructor(spec, name) {
+    this.spec = spec;
+    this.name = name;
+  }
+  /** The same layer under another child name (as in nn.Sequential(OrderedDict(...))). */
+  named(name) {
+    return new Layer(this.spec, name);
+  }
+  toString() {
+    return this.name === undefined ? this.spec : `${this.name}=${this.spec}`;
+  }
+}
+
+function num(v, what) {
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw new ModelError('invalid_argument', `${what} must be a finite number, got ${String(v)}`);
+  }
+  return String(v);
+}
+
+function int(v, what) {
+  if (!Number.isInteger(v)) throw new ModelError('invalid_argument', `${what} must be an integer, got ${String(v)}`);
+  return String(v);
+}
+
+function call(kind, args = []) {
+  return new Layer(args.length ? `${kind}(${args.join(',')})` : kind);
+}
+
+function flag(name, value, fallback) {
+  return value === undefined || value === fallback ? [] : [`${name}=${value ? 'true' : 'false'}`];
+}
+
+function randomSeed() {
+  const words = new Uint32Array(2);
+  globalThis.crypto.getRandomValues(words);
+  return (words[0] & 0x1fffff) * 2 ** 32 + words[1];  // < 2^53
+}
+
+/** Layer builders, named and parameterised like torch.nn. */
+export const nn = {
+  linear: (inFeatures, outFeatures, { bias = true } = {}) =>
+    call('Linear', [int(inFeatures, 'inFeatures'), int(outFeatures, 'outFeatures'), ...flag('bias', bias, true)]),
+  relu: () => call('ReLU'),
+  leakyRelu: (negativeSlope = 0.01) => call('LeakyReLU', [num(negativeSlope, 'negativeSlope')]),
+  sigmoid: () => call('Sigmoid'),
+  tanh: () => call('Tanh'),
+  gelu: ({ approximate = 'none' } = {}) => call('GELU', approximate === 'none' ? [] : [String(approximate)]),
+  silu: () => call('SiLU'),
+  softmax: (dim = -1) => call('Softmax', [int(dim, 'dim')]),
+  logSoftmax: (dim = -1) => call('LogSoftmax', [int(dim, 'dim')]),
+  identity: () => call('Identity'),
+  dropout: (p = 0.5) => call('Dropout', [num(p, 'p')]),
+  flatten: (startDim = 1, endDim = -1) => call('Flatten', [int(startDim, 'startDim'), int(endDim, 'endDim')]),
+  layerNorm: (n, { eps, elementwiseAffine, bias } = {}) => call('LayerNorm', [
+    int(n, 'normalizedShape'), ...(eps === undefined ? [] : [`eps=${num(eps, 'eps')}`]),
+    ...flag('elementwise_affine', elementwiseAffine, true), ...flag('bias', bias, true)]),
+  batchNorm1d: (n, { eps, affine, trackRunningStats } = {}) => call('BatchNorm1d', [
+    int(n, 'numFeatures'), ...(eps === undefined ? [] : [`eps=${num(eps, 'eps')}`]),
+    ...flag('affine', affine, true), ...flag('track_running_stats', trackRunningStats, true)]),
+
+  /**
+   * nn.sequential(nn.linear(3, 5), nn.relu(), ...) or nn.sequential({ fc1: nn.linear(3, 5) }),
+   * optionally followed by { seed }. Children are named "0", "1", ... unless named.
+   */
+  sequential(...args) {
+    let options = {};
+    const last = args[args.length - 1];
+    if (last && !(last instanceof Layer) && typeof last === 'object' &&
+        !Object.values(last).some((v) => v instanceof Layer)) {
+      options = args.pop();
+    }
+    const layers = [];
+    for (const a of args) {
+      if (a instanceof Layer) layers.push(a);
+      else if (a && typeof a === 'object') for (const [name, l] of Object.entries(a)) layers.push(l.named(name));
+      else throw new ModelError('invalid_argument', `nn.sequential takes layers (nn.linear(...), ...), got ${String(a)}`);
+    }
+    if (layers.length === 0) throw new ModelError('invalid_argument', 'nn.sequential needs at least one layer');
+    return Model.fromSpec(layers.map((l) => l.toString()).join(','), options);
+  },
+};
+
+/** Flattens nested arrays into a Float32Array, checking they are rectangular. */
+function fromNested(input) {
+  const shape = [];
+  for (let v = input; Array.isArray(v); v = v[0]) shape.push(v.length);
+  const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  let at = 0;
+  const walk = (v, depth) => {
+    if (depth === shape.length) {
+      if (typeof v !== 'number') throw new ModelError('invalid_input', `input holds a ${typeof v}, not a number`);
+      data[at++] = v;
+      return;
+    }
+    if (!Array.isArray(v) || v.length !== shape[depth]) {
+      throw new ModelError('invalid_input', `input is not rectangular: expected ${shape[depth]} items at depth ${depth}`);
+    }
+    for (const x of v) walk(x, depth + 1);
+  };
+  walk(input, 0);
+  return { data, shape };
+}
+
+/** A model in wasm memory. Create with nn.sequential, Model.fromSpec, or load(). */
+export class Model {
+  #handle;
+
+  /** @internal use nn.sequential / Model.fromSpec / load */
+  constructor(handle) {
+    this.#handle = handle;
+    registry?.register(this, handle, this);
+  }
+
+  /** A new model from a SPEC string ("fc1=Linear(3,5),ReLU"), with PyTorch's initialisation. */
+  static fromSpec(spec, { seed = randomSeed() } = {}) {
+    if (typeof spec !== 'string') throw new ModelError('invalid_argument', 'a SPEC must be a string');
+    const handle = new (runtime().ModelHandle)();
+    const r = handle.init(spec, seed);
+    if (!r.ok) {
+      handle.delete();
+      check(r);
+    }
+    return new Model(handle);
+  }
+
+  /** A model from the bytes of a .mkp full-model file (checksums verified). */
+  static fromBytes(bytes) {
+    const u8 = toUint8Array(bytes);
+    const handle = new (runtime().ModelHandle)();
+    const r = handle.load(u8);
+    if (!r.ok) {
+      handle.delete();
+      check(r);
+    }
+    return new Model(handle);
+  }
+
+  #live() {
+    if (!this.#handle) throw new ModelError('disposed', 'this model was disposed');
+    return this.#handle;
+  }
+
+  /**
+   * Runs the model in inference mode.
+   * @param {number[][] | Float32Array | ArrayLike<number>} input nested arrays, or flat values with `shape`
+   * @param {number[]} [shape]
+   * @returns {{ shape: number[], data: Float32Array }}
+   */
+  forward(input, shape) {
+    let data;
+    if (Array.isArray(input) && shape === undefined) ({ data, shape } = fromNested(input));
+    else {
+      if (!Array.isArray(shape)) throw new ModelError('invalid_input', 'flat input needs a shape, e.g. forward(data, [1, 3])');
+      data = input instanceof Float32Array ? input : Float32Array.from(input);
+    }
+    const r = check(this.#live().forward(data, shape));
+    return { shape: r.shape, data: r.data };
+  }
+
+  /** { [key]: { shape, data } } in PyTorch's order ("0.weight", "0.bias", ...); copies. */
+  stateDict() {
+    const out = {};
+    for (const e of this.#live().stateDict()) out[e.name] = { shape: e.shape, data: e.data };
+    return out;
+  }
+
+  /**
+   * Copies tensors into the model. Any shape mismatch throws (shape_mismatch); with strict
+   * (the default), so do missing and unexpected keys. Nothing changes when it throws.
+   * @param {Record<string, {shape: number[], data: ArrayLike<number>}> | Map | Uint8Array} stateDict
+   *   or the bytes of a .mkp file (either kind)
+   * @returns {{ missingKeys: string[], unexpectedKeys: string[] }}
+   */
+  loadStateDict(stateDict, { strict = true } = {}) {
+    let entries;
+    if (stateDict instanceof Uint8Array || stateDict instanceof ArrayBuffer) {
+      entries = check(runtime().readTensors(toUint8Array(stateDict))).stateDict;
+    } else {
+      const pairs = stateDict instanceof Map ? [...stateDict] : Object.entries(stateDict ?? {});
+      entries = pairs.map(([name, t]) => ({
+        name,
+        shape: t?.shape,
+        data: t?.data instanceof Float32Array ? t.data : Float32Array.from(t?.data ?? []),
+      }));
+    }
+    const r = check(this.#live().loadStateDict(entries, strict));
+    return { missingKeys: r.missingKeys, unexpectedKeys: r.unexpectedKeys };
+  }
+
+  /**
+   * The single-file format, as bytes.
+   * @param {{ dtype?: 'f32'|'f16'|'bf16'|'int8', metadata?: Record<string,string>, stateDictOnly?: boolean }} [options]
+   */
+  toBytes({ dtype = 'f32', metadata = {}, stateDictOnly = false } = {}) {
+    if (!DTYPES.includes(dtype)) {
+      throw new ModelError('invalid_argument', `dtype must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
+    }
+    for (const [k, v] of Object.entries(metadata ?? {})) {
+      if (typeof v !== 'string') throw new ModelError('invalid_argument', `metadata '${k}' must be a string`);
+    }
+    return check(this.#live().toBytes(dtype, metadata ?? {}, stateDictOnly)).bytes;
+  }
+
+  /** The canonical SPEC: "0=Linear(3,5),1=ReLU". */
+  get architecture() {
+    return this.#live().architecture();
+  }
+
+  /** [{ name, kind, spec }] */
+  get layers() {
+    return this.#live().layers();
+  }
+
+  /** sum(p.numel() for p in model.parameters()) */
+  get paramCount() {
+    return this.#live().paramCount();
+  }
+
+  get disposed() {
+    return !this.#handle;
+  }
+
+  /** Frees the model's wasm memory now. Safe to call twice. */
+  dispose() {
+    if (!this.#handle) return;
+    registry?.unregister(this);
+    this.#handle.delete();
+    this.#handle = null;
+  }
+}
+
+if (typeof Symbol.dispose === 'symbol') Model.prototype[Symbol.dispose] = Model.prototype.dispose;
+
+/** Uint8Array view of bytes given as Uint8Array, ArrayBuffer or another typed array. */
+export function toUint8Array(bytes) {
+  if (bytes instanceof Uint8Array) return bytes;
+  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
+  if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  throw new ModelError('invalid_argument', 'expected a Uint8Array or an ArrayBuffer');
+}
