@@ -6,8 +6,10 @@
 set -euo pipefail
 
 # Debian packages: the native build (C++17, CMake, xtensor), tests (GoogleTest),
-# benchmarks (Google Benchmark) and the fuzzers (clang with libFuzzer).
-packages=(cmake make g++ libxtensor-dev xtl-dev googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev)
+# benchmarks (Google Benchmark), the fuzzers (clang with libFuzzer), the
+# WebAssembly build (emscripten) and the browser tests (chromium).
+packages=(cmake make g++ libxtensor-dev xtl-dev googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
+          emscripten chromium)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
@@ -19,7 +21,8 @@ if command -v dpkg-query >/dev/null 2>&1; then
 else
   echo "modelkeep setup: this is not a Debian-like system; install the equivalents of:" >&2
   echo "  ${packages[*]}" >&2
-  echo "(CMake >= 3.20, a C++17 compiler, xtensor 0.24 + xtl, GoogleTest, Google Benchmark, clang with libFuzzer)" >&2
+  echo "(CMake >= 3.20, a C++17 compiler, xtensor 0.24 + xtl, GoogleTest, Google Benchmark, clang with libFuzzer," >&2
+  echo " Emscripten 3.1, Chromium; then npm ci)" >&2
   exit 1
 fi
 
@@ -38,4 +41,12 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "run:  sudo apt-get update && sudo $cmd" >&2
     exit 1
   fi
+fi
+
+# npm packages (devDependencies: test tools only), from the lockfile; skipped when
+# node_modules already matches it.
+cd "$(dirname "$0")/.."
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "modelkeep setup: npm ci"
+  npm ci --no-audit --no-fund
 fi

@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Everything `npm test` runs, in order: the native build and its GoogleTest
-# suite, the same suite under ASan + UBSan, then a short libFuzzer run of each
-# fuzz target. Stops at the first failure.
+# suite; the WebAssembly build, the package's tests in Node and in headless
+# Chromium; the native suite again under ASan + UBSan; a short libFuzzer run of
+# each fuzz target. Stops at the first failure; prints the totals at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n=== %s ===\n' "$*"; }
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# ctest, with its output kept so that the totals of every stage can be summed at the end.
+# Each runner's output is kept so that the totals of every stage can be summed at the end.
 run_ctest() { ctest "$@" | tee -a "$log"; }
+run_node() { node --test --test-reporter=tap "$@" | tee -a "$log"; }
 
 step "native build + tests"
 cmake --preset native >/dev/null
 cmake --build --preset native
 run_ctest --preset native
+
+step "WebAssembly build"
+bash scripts/build-wasm.sh
+
+step "package tests in Node"
+run_node tests/js/
+
+step "package tests in headless Chromium"
+run_node --test-concurrency=1 tests/browser/
 
 step "ASan + UBSan build + tests"
 cmake --preset asan >/dev/null
@@ -26,5 +37,6 @@ cmake --preset fuzz -DMODELKEEP_FUZZ_SECONDS="${MODELKEEP_FUZZ_SECONDS:-20}" >/d
 cmake --build --preset fuzz
 run_ctest --preset fuzz
 
-total=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
-printf '\nmodelkeep: %s passed, 0 failed\n' "$total"
+ctest_total=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+node_total=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+printf '\nmodelkeep: %s passed, 0 failed\n' "$((ctest_total + node_total))"

@@ -1,9 +1,5 @@
 // modelkeep — build or import a model, save it to IndexedDB, reload it, predict.
-// Re-exports only; the WebAssembly module is loaded here, once, before anything runs.
-import { ready } from './runtime.js';
-
-await ready();
-
+// Re-exports only (runtime.js loads the WebAssembly module once, on first import).
 export { ModelError } from './errors.js';
 export { Model, Layer, nn } from './model.js';
 export {

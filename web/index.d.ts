@@ -1,0 +1,118 @@
+// Type declarations for the modelkeep package (hand-written; the sources are plain ESM).
+
+export type DType = 'f32' | 'f16' | 'bf16' | 'int8';
+
+/** Every error the package throws. `code` is stable: see docs/API.md for the list. */
+export class ModelError extends Error {
+  readonly name: 'ModelError';
+  readonly code: string;
+  readonly details?: { needed?: number; available?: number; [key: string]: unknown };
+  constructor(code: string, message: string, details?: object);
+}
+
+export interface Output {
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface Tensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** { '0.weight': { shape, data }, ... } in PyTorch's order. */
+export type StateDict = Record<string, Tensor>;
+
+export interface LoadReport {
+  missingKeys: string[];
+  unexpectedKeys: string[];
+}
+
+export interface LayerInfo {
+  name: string;
+  kind: string;
+  spec: string;
+}
+
+/** A layer description made by an `nn` builder. */
+export class Layer {
+  readonly spec: string;
+  readonly name?: string;
+  named(name: string): Layer;
+}
+
+export interface Progress {
+  loaded: number;
+  total: number;
+}
+
+export class Model {
+  /** A new model from a SPEC ("fc1=Linear(3,5),ReLU") with PyTorch's initialisation. */
+  static fromSpec(spec: string, options?: { seed?: number }): Model;
+  /** A full model from .mkp bytes (checksums verified). */
+  static fromBytes(bytes: Uint8Array | ArrayBuffer): Model;
+  forward(input: number[] | number[][] | number[][][]): Output;
+  forward(input: Float32Array | ArrayLike<number>, shape: number[]): Output;
+  stateDict(): StateDict;
+  loadStateDict(
+    stateDict: Record<string, { shape: number[]; data: ArrayLike<number> }> | Map<string, Tensor> | Uint8Array | ArrayBuffer,
+    options?: { strict?: boolean },
+  ): LoadReport;
+  toBytes(options?: { dtype?: DType; metadata?: Record<string, string>; stateDictOnly?: boolean }): Uint8Array;
+  readonly architecture: string;
+  readonly layers: LayerInfo[];
+  readonly paramCount: number;
+  readonly disposed: boolean;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+export const nn: {
+  linear(inFeatures: number, outFeatures: number, options?: { bias?: boolean }): Layer;
+  relu(): Layer;
+  leakyRelu(negativeSlope?: number): Layer;
+  sigmoid(): Layer;
+  tanh(): Layer;
+  gelu(options?: { approximate?: 'none' | 'tanh' }): Layer;
+  silu(): Layer;
+  softmax(dim?: -1): Layer;
+  logSoftmax(dim?: -1): Layer;
+  identity(): Layer;
+  dropout(p?: number): Layer;
+  flatten(startDim?: number, endDim?: number): Layer;
+  layerNorm(normalizedShape: number, options?: { eps?: number; elementwiseAffine?: boolean; bias?: boolean }): Layer;
+  batchNorm1d(numFeatures: number, options?: { eps?: number; affine?: boolean; trackRunningStats?: boolean }): Layer;
+  sequential(...layers: Array<Layer | Record<string, Layer> | { seed?: number }>): Model;
+};
+
+/** What listModels() / modelInfo() / fileInfo() tell without reading the weights. */
+export interface ModelInfo {
+  kind: 'model' | 'state_dict';
+  version: string;
+  dtype: DType;
+  params: number;
+  architecture: string | null;
+  layers: string[];
+  metadata: Record<string, string>;
+  bytes: number;
+  dateSaved?: string;
+}
+
+export type Source = string | URL | Uint8Array | ArrayBuffer | Blob;
+
+export function save(
+  model: Model | Uint8Array,
+  url: string | URL,
+  options?: { dtype?: DType; metadata?: Record<string, string>; onProgress?: (p: Progress) => void },
+): Promise<ModelInfo>;
+export function load(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Model>;
+export function loadBytes(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Uint8Array>;
+export function listModels(): Promise<Record<string, ModelInfo>>;
+export function modelInfo(url: string): Promise<ModelInfo>;
+export function removeModel(url: string): Promise<void>;
+export function copyModel(from: string, to: string): Promise<void>;
+export function moveModel(from: string, to: string): Promise<void>;
+export function onModelsChange(callback: (event: { type: 'change'; names: string[] }) => void): Promise<() => void>;
+export function fileInfo(bytes: Uint8Array | ArrayBuffer): ModelInfo;
+export function requestPersistence(): Promise<boolean>;
+export function storageEstimate(): Promise<{ usage: number; quota: number } | null>;
