@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything `npm test` runs, in order: the native build and its GoogleTest
 # suite; the WebAssembly build, the package's tests in Node and in headless
-# Chromium; the native suite again under ASan + UBSan; a short libFuzzer run of
+# Chromium, and the packed tarball in a scratch app; the native suite again under ASan + UBSan; a short libFuzzer run of
 # each fuzz target. Stops at the first failure; prints the totals at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,9 @@ run_node tests/js/
 
 step "package tests in headless Chromium"
 run_node --test-concurrency=1 tests/browser/
+
+step "the packed package: Node, a plain page, a Vite build"
+run_node tests/package/
 
 step "ASan + UBSan build + tests"
 cmake --preset asan >/dev/null
