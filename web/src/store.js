@@ -1,0 +1,502 @@
+// store.js — model bytes in IndexedDB: one small info record per name, kept apart from the bytes
+// (stored as ArrayBuffer chunks) so that listing is cheap. Knows nothing about wasm or .mkp: the
+// bytes carry their own CRC-32s, checked on load. Layout and guarantees: web/STORE.md.
+
+import { ModelError } from './errors.js';
+
+const dbName = 'modelkeep';
+const dbVersion = 1;
+const channelName = 'modelkeep';
+const writeLock = 'modelkeep:write';
+const maxNameLength = 1024;
+const defaultChunkBytes = 8 * 1024 * 1024;
+const defaultBlockedTimeoutMs = 10_000;
+/** Headroom asked of navigator.storage.estimate() beyond the bytes themselves. */
+const quotaMargin = 1024 * 1024;
+
+/**
+ * @typedef {{ name: string, bytes: number, chunks: number, dateSaved: string,
+ *   [key: string]: unknown }} StoredInfo  the caller's info plus the store's four fields
+ * @typedef {{ loaded: number, total: number }} Progress
+ * @typedef {{ onProgress?: (progress: Progress) => void }} ProgressOptions
+ * @typedef {{ type: 'change', names: string[] }} ChangeEvent
+ * @typedef {object} Store
+ * @property {(name: string, bytes: Uint8Array, info?: object, options?: ProgressOptions)
+ *   => Promise<StoredInfo>} put  resolves, once committed, to the info record it wrote
+ * @property {(name: string, options?: ProgressOptions) => Promise<Uint8Array>} get
+ * @property {(name: string) => Promise<StoredInfo>} info
+ * @property {() => Promise<Record<string, StoredInfo>>} list
+ * @property {(from: string, to: string) => Promise<void>} copy
+ * @property {(from: string, to: string) => Promise<void>} move
+ * @property {(name: string) => Promise<void>} remove
+ * @property {(callback: (event: ChangeEvent) => void) => () => void} onChange
+ * @property {() => void} close
+ */
+
+// ---- promisified IndexedDB ---------------------------------------------------------------------
+
+/** Must resolve with the request's result on `success` and reject with its error on `error`. */
+function promisify(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** Must resolve only on `complete`; must reject on `error` or `abort`, with the cause if known. */
+function done(tx) {
+  const finished = new Promise((resolve, reject) => {
+    const fail = () => reject(tx.error ?? new DOMException('transaction aborted', 'AbortError'));
+    tx.oncomplete = () => resolve();
+    tx.onerror = fail;
+    tx.onabort = fail;
+  });
+  finished.catch(() => {}); // awaited later; must not count as unhandled meanwhile
+  return finished;
+}
+
+// ---- one connection per factory ----------------------------------------------------------------
+
+/** @type {WeakMap<IDBFactory, { promise: Promise<IDBDatabase>, db?: IDBDatabase }>} */
+const connections = new WeakMap();
+
+/** Opens the database, creating both stores in ONE upgrade. Must never wait forever. */
+function openDatabase(factory, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    let request;
+    try {
+      request = factory.open(dbName, dbVersion);
+    } catch (err) {
+      reject(unavailable(err));
+      return;
+    }
+    let blocked = false;
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      const why = blocked
+        ? 'is blocked by a connection in another tab'
+        : `did not finish within ${timeoutMs} ms (another tab may be upgrading or deleting it)`;
+      reject(new ModelError('storage_blocked',
+        `opening IndexedDB database "${dbName}" ${why}; close other tabs of this site and retry`));
+    }, timeoutMs);
+    request.onblocked = () => { blocked = true; };
+    request.onupgradeneeded = (event) => {
+      // Must create the whole schema here, in this one upgrade.
+      const db = request.result;
+      if (event.oldVersion < 1) {
+        db.createObjectStore('info', { keyPath: 'name' });
+        db.createObjectStore('chunks'); // out-of-line keys [name, index]; values are ArrayBuffers
+      }
+    };
+    request.onsuccess = () => {
+      if (settled) {
+        request.result.close(); // gave up already: must not leak a connection that blocks others
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      resolve(request.result);
+    };
+    request.onerror = (event) => {
+      event.preventDefault?.();
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(unavailable(request.error));
+    };
+  });
+}
+
+/** Must return the factory's one cached connection, opening it if there is none. */
+function connect(factory, timeoutMs) {
+  const cached = connections.get(factory);
+  if (cached) return cached.promise;
+  const entry = {};
+  const forget = () => {
+    if (connections.get(factory) === entry) connections.delete(factory);
+  };
+  entry.promise = openDatabase(factory, timeoutMs).then((db) => {
+    entry.db = db;
+    // Must let another tab upgrade or delete the database: close now, reopen on the next call.
+    db.onversionchange = () => {
+      db.close();
+      forget();
+    };
+    db.onclose = forget; // closed by the browser (e.g. storage cleared)
+    return db;
+  }, (err) => {
+    forget();
+    throw err;
+  });
+  connections.set(factory, entry);
+  return entry.promise;
+}
+
+/** Closes and forgets the factory's cached connection; the next call reopens it. */
+function disconnect(factory) {
+  const cached = connections.get(factory);
+  connections.delete(factory);
+  cached?.promise.then((db) => db.close(), () => {});
+}
+
+// ---- errors and arguments ----------------------------------------------------------------------
+
+function unavailable(cause) {
+  const why = cause ? `: ${cause.name}: ${cause.message}` : '';
+  const err = new ModelError('storage_unavailable',
+    `IndexedDB cannot be opened${why} (private browsing or disabled site storage?)`);
+  if (cause) err.cause = cause;
+  return err;
+}
+
+function notFound(name) {
+  return new ModelError('not_found', `no model named ${JSON.stringify(name)} in the store`);
+}
+
+function corrupt(name, what) {
+  return new ModelError('corrupt_record', `stored model ${JSON.stringify(name)}: ${what}`);
+}
+
+function quotaExceeded(needed, available) {
+  const details = {};
+  if (needed !== undefined) details.needed = needed;
+  if (available !== undefined) details.available = available;
+  const room = available === undefined ? '' : `, only ${available} are available`;
+  return new ModelError('quota_exceeded',
+    `not enough storage to save the model: ${needed ?? 'more'} bytes needed${room}`, details);
+}
+
+/**
+ * Must turn every IndexedDB failure (a DOMException) into a ModelError with a stable code.
+ * Anything else (a ModelError, an onProgress callback's own error) passes through unchanged.
+ */
+function toModelError(err, needed, available) {
+  if (!(err instanceof DOMException)) return err;
+  let mapped;
+  if (err.name === 'QuotaExceededError') mapped = quotaExceeded(needed, available);
+  else if (err.name === 'DataCloneError') {
+    mapped = new ModelError('invalid_argument', `info cannot be stored: ${err.message}`);
+  } else {
+    mapped = new ModelError('io_error', `IndexedDB failed: ${err.name}: ${err.message}`);
+  }
+  mapped.cause = err;
+  return mapped;
+}
+
+function checkName(name, what = 'name') {
+  if (typeof name !== 'string' || name.length === 0 || name.length > maxNameLength) {
+    throw new ModelError('invalid_argument',
+      `${what} must be a non-empty string of at most ${maxNameLength} characters`);
+  }
+}
+
+function checkProgress(onProgress) {
+  if (onProgress !== undefined && typeof onProgress !== 'function') {
+    throw new ModelError('invalid_argument', 'onProgress must be a function');
+  }
+}
+
+const rangeOf = (IDBKeyRange, name) => IDBKeyRange.bound([name, 0], [name, Infinity]);
+
+// ---- navigator.storage -------------------------------------------------------------------------
+
+/**
+ * Asks the browser not to evict this origin's storage.
+ * @returns {Promise<boolean>} true when storage is (now) persistent; false when refused or absent
+ */
+export async function requestPersistence() {
+  const storage = globalThis.navigator?.storage;
+  if (typeof storage?.persist !== 'function') return false;
+  try {
+    if (typeof storage.persisted === 'function' && (await storage.persisted())) return true;
+    return (await storage.persist()) === true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * @returns {Promise<{ usage: number, quota: number } | null>} null where the browser cannot tell
+ */
+export async function storageEstimate() {
+  const storage = globalThis.navigator?.storage;
+  if (typeof storage?.estimate !== 'function') return null;
+  try {
+    const { usage, quota } = await storage.estimate();
+    return Number.isFinite(usage) && Number.isFinite(quota) ? { usage, quota } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Must fail fast, before writing anything, when the estimate says `bytes` will not fit. */
+async function checkQuota(bytes) {
+  const needed = bytes + quotaMargin;
+  const estimate = await storageEstimate();
+  if (!estimate) return { needed };
+  const available = Math.max(0, estimate.quota - estimate.usage);
+  if (available < needed) throw quotaExceeded(needed, available);
+  return { needed, available };
+}
+
+// ---- the store ---------------------------------------------------------------------------------
+
+/**
+ * Opens (or reuses) the connection to the `modelkeep` database.
+ * @param {object} [options]
+ * @param {IDBFactory} [options.indexedDB]      default globalThis.indexedDB
+ * @param {typeof IDBKeyRange} [options.IDBKeyRange]  default globalThis.IDBKeyRange (pass the
+ *   factory's own with an in-memory IndexedDB such as fake-indexeddb)
+ * @param {number} [options.chunkBytes]         bytes per stored chunk, default 8 MiB
+ * @param {number} [options.blockedTimeoutMs]   give up opening after this long, default 10 s
+ * @returns {Promise<Store>}
+ */
+export async function openStore(options = {}) {
+  const {
+    indexedDB: factory = globalThis.indexedDB,
+    IDBKeyRange = globalThis.IDBKeyRange,
+    chunkBytes = defaultChunkBytes,
+    blockedTimeoutMs = defaultBlockedTimeoutMs,
+  } = options;
+  if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1) {
+    throw new ModelError('invalid_argument', 'chunkBytes must be a positive integer');
+  }
+  if (!(blockedTimeoutMs >= 0)) {
+    throw new ModelError('invalid_argument', 'blockedTimeoutMs must be a number >= 0');
+  }
+  if (!factory || typeof factory.open !== 'function') {
+    throw new ModelError('storage_unavailable',
+      'IndexedDB is not available here (private browsing, site storage disabled, or no browser)');
+  }
+  if (typeof IDBKeyRange?.bound !== 'function') {
+    throw new ModelError('storage_unavailable',
+      'IDBKeyRange is not available: pass the one that belongs to options.indexedDB');
+  }
+  await connect(factory, blockedTimeoutMs);
+
+  let closed = false;
+  const listeners = new Set();
+  const channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(channelName) : null;
+  channel?.unref?.(); // Node: must not keep the process alive
+  if (channel) {
+    channel.onmessage = (event) => {
+      const { type, names } = event.data ?? {};
+      if (type === 'change' && Array.isArray(names)) emit(names);
+    };
+  }
+
+  function emit(names) {
+    for (const callback of [...listeners]) {
+      try {
+        callback({ type: 'change', names: [...names] });
+      } catch (err) {
+        (globalThis.reportError ?? console.error)(err); // one bad listener must not stop the rest
+      }
+    }
+  }
+
+  /** Must run `body` in ONE transaction and settle only once that transaction has finished. */
+  async function transact(storeNames, mode, body, quota = {}) {
+    if (closed) throw new ModelError('storage_unavailable', 'this store was closed; reopen it');
+    for (let attempt = 0; ; attempt++) {
+      const db = await connect(factory, blockedTimeoutMs);
+      let tx;
+      try {
+        tx = mode === 'readwrite'
+          ? db.transaction(storeNames, mode, { durability: 'strict' })
+          : db.transaction(storeNames, mode);
+      } catch (err) {
+        // The cached connection was closed under us (versionchange, close()): reopen once.
+        if (err?.name === 'InvalidStateError' && attempt === 0) {
+          if (connections.get(factory)?.db === db) disconnect(factory);
+          continue;
+        }
+        throw toModelError(err);
+      }
+      const finished = done(tx);
+      let result;
+      try {
+        result = await body(tx);
+      } catch (err) {
+        try { tx.abort(); } catch { /* already finished */ }
+        await finished.catch(() => {});
+        // A failed request reports AbortError for the rest; tx.error holds the real cause.
+        const cause = err instanceof ModelError || !tx.error ? err : tx.error;
+        throw toModelError(cause, quota.needed, quota.available);
+      }
+      try {
+        await finished;
+      } catch (err) {
+        throw toModelError(err, quota.needed, quota.available);
+      }
+      return result;
+    }
+  }
+
+  /** Must hold the cross-tab write lock (where there is one), then tell every tab what changed. */
+  async function write(names, body) {
+    if (closed) throw new ModelError('storage_unavailable', 'this store was closed; reopen it');
+    const locks = globalThis.navigator?.locks;
+    if (typeof locks?.request === 'function') await locks.request(writeLock, body);
+    else await body();
+    emit(names);
+    if (!closed) channel?.postMessage({ type: 'change', names });
+  }
+
+  /** Reads a name's info record; must never open the `chunks` store. */
+  async function readInfo(name) {
+    const record = await transact(['info'], 'readonly',
+      (tx) => promisify(tx.objectStore('info').get(name)));
+    if (!record) throw notFound(name);
+    return record;
+  }
+
+  /** Copies `from` onto `to` (replacing it) and, for a move, deletes `from`: ONE transaction. */
+  async function relocate(from, to, keepSource) {
+    checkName(from, 'from');
+    checkName(to, 'to');
+    if (from === to) {
+      await readInfo(from); // must still report a missing name; otherwise nothing to do
+      return;
+    }
+    await write(keepSource ? [to] : [from, to], async () => {
+      // A move frees what it writes, so only a copy must find room first.
+      const { bytes } = await readInfo(from);
+      const quota = keepSource ? await checkQuota(bytes) : { needed: bytes };
+      await transact(['info', 'chunks'], 'readwrite', async (tx) => {
+        const infos = tx.objectStore('info');
+        const chunks = tx.objectStore('chunks');
+        const record = await promisify(infos.get(from));
+        if (!record) throw notFound(from);
+        chunks.delete(rangeOf(IDBKeyRange, to));
+        const cursorRequest = chunks.openCursor(rangeOf(IDBKeyRange, from));
+        for (let cursor = await promisify(cursorRequest); cursor;
+          cursor = await promisify(cursorRequest)) {
+          chunks.put(cursor.value, [to, cursor.key[1]]);
+          cursor.continue();
+        }
+        infos.put({ ...record, name: to });
+        if (!keepSource) {
+          chunks.delete(rangeOf(IDBKeyRange, from));
+          infos.delete(from);
+        }
+      }, quota);
+    });
+  }
+
+  return {
+    async put(name, bytes, info = {}, { onProgress } = {}) {
+      checkName(name);
+      if (Object.prototype.toString.call(bytes) !== '[object Uint8Array]') {
+        throw new ModelError('invalid_argument', 'bytes must be a Uint8Array');
+      }
+      if (typeof info !== 'object' || info === null || Array.isArray(info)) {
+        throw new ModelError('invalid_argument', 'info must be a plain object');
+      }
+      checkProgress(onProgress);
+      const fields = { ...info }; // as it is now, whatever the caller does to it meanwhile
+      const total = bytes.byteLength;
+      const count = Math.ceil(total / chunkBytes);
+      let record;
+      await write([name], async () => {
+        const quota = await checkQuota(total);
+        await transact(['info', 'chunks'], 'readwrite', async (tx) => {
+          const chunks = tx.objectStore('chunks');
+          // Must drop every old chunk (strays past the old count too) in this same transaction.
+          chunks.delete(rangeOf(IDBKeyRange, name));
+          for (let index = 0, loaded = 0; index < count; index++) {
+            const end = Math.min(loaded + chunkBytes, total);
+            // slice(): a fresh ArrayBuffer of just this chunk (a view would clone its whole buffer)
+            await promisify(chunks.put(bytes.slice(loaded, end).buffer, [name, index]));
+            loaded = end;
+            onProgress?.({ loaded, total });
+          }
+          const dateSaved = new Date().toISOString();
+          record = { ...fields, name, bytes: total, chunks: count, dateSaved };
+          await promisify(tx.objectStore('info').put(record));
+        }, quota);
+      });
+      return { ...record };
+    },
+
+    async get(name, { onProgress } = {}) {
+      checkName(name);
+      checkProgress(onProgress);
+      return transact(['info', 'chunks'], 'readonly', async (tx) => {
+        const record = await promisify(tx.objectStore('info').get(name));
+        if (!record) throw notFound(name);
+        const { bytes: total, chunks: count } = record;
+        const counts = [total, count];
+        if (!counts.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+          throw corrupt(name, 'the info record has no valid byte or chunk count');
+        }
+        const out = new Uint8Array(total); // allocated once; each chunk is copied in
+        let index = 0;
+        let loaded = 0;
+        const cursorRequest = tx.objectStore('chunks').openCursor(rangeOf(IDBKeyRange, name));
+        for (let cursor = await promisify(cursorRequest); cursor;
+          cursor = await promisify(cursorRequest)) {
+          const chunk = cursor.value;
+          if (cursor.key[1] !== index) throw corrupt(name, `chunk ${index} of ${count} is missing`);
+          if (!(chunk instanceof ArrayBuffer)) throw corrupt(name, `chunk ${index} is not bytes`);
+          if (index >= count || loaded + chunk.byteLength > total) {
+            throw corrupt(name, `the chunks hold more than the ${total} bytes recorded`);
+          }
+          out.set(new Uint8Array(chunk), loaded);
+          loaded += chunk.byteLength;
+          index++;
+          onProgress?.({ loaded, total });
+          cursor.continue();
+        }
+        if (index !== count || loaded !== total) {
+          throw corrupt(name,
+            `found ${index} chunks / ${loaded} bytes, the info record says ${count} / ${total}`);
+        }
+        return out;
+      });
+    },
+
+    async info(name) {
+      checkName(name);
+      return readInfo(name);
+    },
+
+    async list() {
+      const records = await transact(['info'], 'readonly',
+        (tx) => promisify(tx.objectStore('info').getAll()));
+      return Object.fromEntries(records.map((record) => [record.name, record]));
+    },
+
+    copy: (from, to) => relocate(from, to, true),
+
+    move: (from, to) => relocate(from, to, false),
+
+    async remove(name) {
+      checkName(name);
+      await write([name], () => transact(['info', 'chunks'], 'readwrite', async (tx) => {
+        const infos = tx.objectStore('info');
+        if (!(await promisify(infos.get(name)))) throw notFound(name);
+        tx.objectStore('chunks').delete(rangeOf(IDBKeyRange, name));
+        infos.delete(name);
+      }));
+    },
+
+    onChange(callback) {
+      if (typeof callback !== 'function') {
+        throw new ModelError('invalid_argument', 'onChange needs a function');
+      }
+      const entry = (event) => callback(event); // the same callback twice: two subscriptions
+      listeners.add(entry);
+      return () => listeners.delete(entry);
+    },
+
+    close() {
+      if (closed) return;
+      closed = true;
+      listeners.clear();
+      channel?.close();
+      disconnect(factory);
+    },
+  };
+}
