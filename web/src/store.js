@@ -171,10 +171,17 @@ function quotaExceeded(needed, available) {
  * Must turn every IndexedDB failure (a DOMException) into a ModelError with a stable code.
  * Anything else (a ModelError, an onProgress callback's own error) passes through unchanged.
  */
-function toModelError(err, needed, available) {
+function toModelError(err, needed, available) {  // available: what estimate() promised
   if (!(err instanceof DOMException)) return err;
   let mapped;
-  if (err.name === 'QuotaExceededError') mapped = quotaExceeded(needed, available);
+  if (err.name === 'QuotaExceededError') {
+    // The browser refused the write although estimate() promised room (a nearly full disk):
+    // the estimate is no measure of what is available then, so it is not reported as such.
+    mapped = new ModelError('quota_exceeded',
+      `not enough storage to save the model: the browser refused to store ${needed ?? 'the'} bytes` +
+      (available === undefined ? '' : ` (its estimate() had promised ${available})`),
+      needed === undefined ? {} : { needed });
+  }
   else if (err.name === 'DataCloneError') {
     mapped = new ModelError('invalid_argument', `info cannot be stored: ${err.message}`);
   } else {

@@ -1,0 +1,101 @@
+// server.mjs — a tiny static HTTP server for the browser tests: serves the repository root on
+// 127.0.0.1 (random free port) with correct MIME types, refuses paths outside the root, and lets
+// tests add routes that serve arbitrary bytes.
+import { createServer } from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import { extname, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const defaultRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+const mimeTypes = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.mkp': 'application/octet-stream',
+  '.json': 'application/json; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+/** The MIME type served for a file name. */
+export function mimeType(path) {
+  return mimeTypes[extname(path).toLowerCase()] ?? 'application/octet-stream';
+}
+
+/**
+ * Starts the server.
+ * @param {{ root?: string, host?: string }} [options]
+ * @returns {Promise<{ url: string, port: number, route: (path: string, body: Uint8Array|string,
+ *   type?: string) => void, unroute: (path: string) => void, close: () => Promise<void> }>}
+ */
+export async function startServer({ root = defaultRoot, host = '127.0.0.1' } = {}) {
+  const rootDir = resolve(root);
+  const routes = new Map();
+
+  const server = createServer(async (req, res) => {
+    const send = (status, body, headers = {}) => {
+      res.writeHead(status, { 'cache-control': 'no-store', ...headers });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(405, 'method not allowed', { allow: 'GET, HEAD' });
+      return;
+    }
+    let pathname;
+    try {
+      pathname = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
+    } catch {
+      send(400, 'bad request');
+      return;
+    }
+    const extra = routes.get(pathname);
+    if (extra) {
+      send(200, extra.body, { 'content-type': extra.type, 'content-length': String(extra.body.length) });
+      return;
+    }
+    if (pathname.includes('\0')) {
+      send(400, 'bad request');
+      return;
+    }
+    const file = resolve(rootDir, `.${pathname}`);
+    if (file !== rootDir && !file.startsWith(rootDir + sep)) {
+      send(403, 'forbidden');
+      return;
+    }
+    try {
+      const info = await stat(file);
+      if (!info.isFile()) {
+        send(404, 'not found');
+        return;
+      }
+      const body = await readFile(file);
+      send(200, body, { 'content-type': mimeType(file), 'content-length': String(body.length) });
+    } catch {
+      send(404, 'not found');
+    }
+  });
+
+  await new Promise((ok, fail) => {
+    server.once('error', fail);
+    server.listen(0, host, ok);
+  });
+  const { port } = server.address();
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    route(path, body, type = 'application/octet-stream') {
+      routes.set(path, { body: typeof body === 'string' ? Buffer.from(body) : Buffer.from(body), type });
+    },
+    unroute(path) {
+      routes.delete(path);
+    },
+    close() {
+      server.closeAllConnections?.();
+      return new Promise((ok) => server.close(() => ok()));
+    },
+  };
+}
+
