@@ -33,6 +33,7 @@ const char* code_name(Code code) {
         case Code::invalid_spec: return "invalid_spec";
         case Code::invalid_input: return "invalid_input";
         case Code::io_error: return "io_error";
+        case Code::out_of_memory: return "out_of_memory";
     }
     return "unknown";
 }

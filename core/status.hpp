@@ -41,6 +41,7 @@ enum class Code : int {
     invalid_spec,         ///< an architecture SPEC string does not parse
     invalid_input,        ///< input JSON / values do not parse
     io_error,             ///< a file could not be read or written
+    out_of_memory,        ///< (wasm) the work needs more memory than the module can get
 };
 
 /// The stable snake_case name of a code ("bad_magic"); the JS layer uses the same names.

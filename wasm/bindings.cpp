@@ -6,7 +6,9 @@
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <utility>
 #include <vector>
@@ -130,6 +132,39 @@ Status read_metadata(const val& js, Metadata& out) {
 
 std::vector<std::uint8_t> bytes_of(const val& u8) { return emscripten::convertJSArrayToNumberVector<std::uint8_t>(u8); }
 
+// With -fno-exceptions a failed `new` aborts the whole module, so every
+// allocation whose size comes from input is tried first with malloc (which,
+// with memory growth, returns null instead): if the memory cannot be had, the
+// caller gets out_of_memory and the module lives on.
+constexpr double max_wasm_bytes = 3.5 * 1024 * 1024 * 1024;
+
+Status reserve(double bytes, const std::string& what) {
+    bytes += 1 << 20;  // slack for the small allocations around the big ones
+    void* p = bytes < max_wasm_bytes ? std::malloc(std::size_t(bytes)) : nullptr;
+    if (!p)
+        return error(Code::out_of_memory, what + " needs about " + std::to_string(std::uint64_t(bytes) >> 20) +
+                                              " MiB, more than the WebAssembly memory can grow to");
+    std::free(p);
+    return Status::success();
+}
+
+double length_of(const val& array_like) {
+    const val n = array_like["length"];
+    return n.isNumber() ? n.as<double>() : 0.0;
+}
+
+// float32 elements of every tensor the specs create.
+double param_elements(const std::vector<LayerSpec>& specs) {
+    double n = 0;
+    for (const LayerSpec& s : specs)
+        for (const ParamInfo& p : layer_params(s)) {
+            double e = 1;
+            for (std::size_t d : p.shape) e *= double(d);
+            n += e;
+        }
+    return n;
+}
+
 }  // namespace
 
 /// A Sequential owned by exactly one JS Model object (which calls delete()).
@@ -143,6 +178,9 @@ public:
         if (!st.ok()) return fail(st);
         if (!(seed >= 0 && seed <= 9007199254740991.0))
             return fail(error(Code::invalid_argument, "seed must be an integer in [0, 2^53)"));
+        st = validate_specs(specs);
+        if (st.ok()) st = reserve(param_elements(specs) * 4, "the model");
+        if (!st.ok()) return fail(st);
         st = Sequential::create(specs, std::uint64_t(seed), model_);
         if (!st.ok()) return fail(st);
         return success();
@@ -150,9 +188,12 @@ public:
 
     /// .mkp bytes (Uint8Array) → the file's info object, or a failure (wrong_kind for a state dict).
     val load(const val& u8) {
+        Status st = reserve(length_of(u8), "copying the file");
+        if (!st.ok()) return fail(st);
         const std::vector<std::uint8_t> bytes = bytes_of(u8);
         FileInfo info;
-        Status st = read_info(bytes.data(), bytes.size(), true, info);
+        st = read_info(bytes.data(), bytes.size(), true, info);
+        if (st.ok()) st = reserve(param_elements(info.layers) * 4, "the model");
         if (!st.ok()) return fail(st);
         st = read_model(bytes.data(), bytes.size(), model_);
         if (!st.ok()) return fail(st);
@@ -171,6 +212,13 @@ public:
             return fail(error(Code::shape_mismatch, "input has " + std::to_string(data["length"].as<double>()) +
                                                         " values but shape " + shape_to_string(shape) + " holds " +
                                                         std::to_string(numel)));
+        // The input twice (JS copy, tensor), then two activations as wide as the widest layer.
+        double widest = shape.empty() ? 1.0 : double(shape.back());
+        for (const Layer& l : model_.layers())
+            widest = std::max({widest, double(l.spec.in_features), double(l.spec.out_features)});
+        const double rows = shape.empty() || shape.back() == 0 ? 1.0 : double(numel) / double(shape.back());
+        st = reserve(double(numel) * 8 + rows * widest * 8, "this input");
+        if (!st.ok()) return fail(st);
         const std::vector<float> values = emscripten::convertJSArrayToNumberVector<float>(data);
         Tensor y;
         st = model_.forward(from_data(shape, values.data()), y);
@@ -187,6 +235,7 @@ public:
         if (!parse_dtype(dtype, opt.dtype))
             return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16, int8"));
         Status st = read_metadata(metadata, opt.metadata);
+        if (st.ok()) st = reserve(double(model_.param_count()) * 4 * 1.1, "the file");
         if (!st.ok()) return fail(st);
         std::vector<std::uint8_t> bytes;
         st = state_dict ? write_state_dict(model_.state_dict(), opt, bytes) : write_model(model_, opt, bytes);
@@ -231,6 +280,8 @@ public:
                 return fail(error(Code::shape_mismatch, "tensor '" + name + "' has " +
                                                             std::to_string(e["data"]["length"].as<double>()) +
                                                             " values but shape " + shape_to_string(shape)));
+            st = reserve(double(numel) * 8, "tensor '" + name + "'");
+            if (!st.ok()) return fail(st);
             const std::vector<float> values = emscripten::convertJSArrayToNumberVector<float>(e["data"]);
             sd.emplace_back(name, from_data(shape, values.data()));
         }
@@ -258,18 +309,32 @@ namespace {
 
 /// .mkp bytes → the info object (layers, tensors, dtype, params, metadata) without decoding weights.
 val file_info(const val& u8, bool check_data) {
+    Status st = reserve(length_of(u8), "copying the file");
+    if (!st.ok()) return fail(st);
     const std::vector<std::uint8_t> bytes = bytes_of(u8);
     FileInfo info;
-    const Status st = read_info(bytes.data(), bytes.size(), check_data, info);
+    st = read_info(bytes.data(), bytes.size(), check_data, info);
     if (!st.ok()) return fail(st);
     return info_object(info);
 }
 
 /// .mkp bytes → { ok, info, stateDict: [{ name, shape, data }] } for either kind.
 val read_tensors(const val& u8) {
+    Status st = reserve(length_of(u8), "copying the file");
+    if (!st.ok()) return fail(st);
     const std::vector<std::uint8_t> bytes = bytes_of(u8);
+    FileInfo info;
+    st = read_info(bytes.data(), bytes.size(), false, info);
+    double elements = 0;
+    for (const TensorInfo& t : info.tensors) {
+        double e = 1;
+        for (std::size_t d : t.shape) e *= double(d);
+        elements += e;
+    }
+    if (st.ok()) st = reserve(elements * 4, "the tensors");
+    if (!st.ok()) return fail(st);
     LoadedFile f;
-    const Status st = read_file(bytes.data(), bytes.size(), f);
+    st = read_file(bytes.data(), bytes.size(), f);
     if (!st.ok()) return fail(st);
     val out = info_object(f.info);
     val entries = val::array();

@@ -200,3 +200,15 @@ test('files are interchangeable with the native CLI (bit-identical f32 predictio
 test('load from a missing path says not_found', async () => {
   await rejectsCode(load('/nonexistent/dir/model.mkp'), 'not_found');
 });
+
+test('work too big for wasm memory is out_of_memory, and the module lives on', () => {
+  const huge = 'Linear(16384,16384),Linear(16384,16384),Linear(16384,16384),Linear(16384,16384)';  // 4 GiB
+  throwsCode(() => Model.fromSpec(huge), 'out_of_memory');
+  const wide = Model.fromSpec('Linear(1,16384)', { seed: 1 });
+  throwsCode(() => wide.forward(new Float32Array(60_000), [60_000, 1]), 'out_of_memory');  // a 3.9 GB output
+  assert.deepEqual(wide.forward([[1]]).shape, [1, 16384]);
+  wide.dispose();
+  const m = nn.sequential(nn.linear(3, 5), { seed: 1 });
+  assert.deepEqual(m.forward([[1, 2, 3]]).shape, [1, 5]);
+  m.dispose();
+});
