@@ -43,10 +43,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# npm packages (devDependencies: test tools only), from the lockfile; skipped when
-# node_modules already matches it.
+# npm packages (devDependencies: test and benchmark tools only), as the lockfile
+# pins them; skipped when node_modules is already up to date. `npm install`
+# rather than `npm ci`: ci refuses a lockfile that lacks an optional,
+# platform-only package the registry does not serve (vite's Windows helper).
 cd "$(dirname "$0")/.."
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "modelkeep setup: npm ci"
-  npm ci --no-audit --no-fund
+  echo "modelkeep setup: npm install"
+  npm install --no-audit --no-fund
 fi
