@@ -21,8 +21,9 @@ run_ctest --preset native
 step "WebAssembly build"
 bash scripts/build-wasm.sh
 
-step "package tests in Node"
+step "package tests in Node, and the TypeScript declarations"
 run_node tests/js/
+node_modules/.bin/tsc -p tests/types
 
 step "package tests in headless Chromium"
 run_node --test-concurrency=1 tests/browser/

@@ -1,0 +1,42 @@
+// Compiled by `tsc --noEmit` in npm test: the declarations in web/index.d.ts
+// describe the API as documented (a wrong type here fails the build).
+import {
+  nn, Model, ModelError, save, load, listModels, modelInfo, copyModel, moveModel, removeModel,
+  onModelsChange, fileInfo, requestPersistence, storageEstimate,
+  type DType, type ModelInfo, type Output, type LoadReport,
+} from 'modelkeep';
+
+export async function tutorial(): Promise<number> {
+  const model: Model = nn.sequential(nn.linear(3, 5), nn.relu(), { seed: 1 });
+  const y: Output = model.forward([[1, 2, 3]]);
+  const flat: Output = model.forward(new Float32Array([1, 2, 3]), [1, 3]);
+  const dtype: DType = 'f16';
+  const info: ModelInfo = await save(model, 'indexeddb://my-model', {
+    dtype, metadata: { note: 'v1' }, onProgress: ({ loaded, total }) => void (loaded / total),
+  });
+  const m2 = await load('indexeddb://my-model', { onProgress: (p) => void p.loaded });
+  const report: LoadReport = m2.loadStateDict(model.stateDict(), { strict: true });
+  const all: Record<string, ModelInfo> = await listModels();
+  await modelInfo('indexeddb://my-model');
+  await copyModel('indexeddb://a', 'indexeddb://b');
+  await moveModel('indexeddb://b', 'indexeddb://c');
+  await removeModel('indexeddb://c');
+  const unsubscribe: () => void = await onModelsChange((e) => void e.names.length);
+  unsubscribe();
+  const bytes: Uint8Array = model.toBytes({ dtype: 'int8' });
+  const named = nn.sequential({ fc1: nn.linear(3, 5) }, nn.gelu({ approximate: 'tanh' }), nn.layerNorm(5, { eps: 1e-6 }));
+  const fromSpec = Model.fromSpec('fc1=Linear(3,5)', { seed: 2 });
+  const persisted: boolean = await requestPersistence();
+  const estimate = await storageEstimate();
+  try {
+    Model.fromBytes(bytes.subarray(0, 10));
+  } catch (e) {
+    if (e instanceof ModelError && e.code === 'truncated') void e.details?.needed;
+  }
+  model.dispose();
+  m2[Symbol.dispose]();
+  named.dispose();
+  fromSpec.dispose();
+  return y.data.length + flat.shape[0] + info.params + report.missingKeys.length + Object.keys(all).length +
+    fileInfo(bytes).bytes + (persisted ? 1 : 0) + (estimate?.quota ?? 0) + m2.paramCount + model.layers.length;
+}
