@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 
-import { startServer } from './server.mjs';
+import { startServer } from '../../scripts/serve.mjs';
 
 let server;
 before(async () => {

@@ -1,12 +1,13 @@
-// server.mjs — a tiny static HTTP server for the browser tests: serves the repository root on
-// 127.0.0.1 (random free port) with correct MIME types, refuses paths outside the root, and lets
-// tests add routes that serve arbitrary bytes.
+// serve.mjs — a tiny static HTTP server for `npm start` (the demo) and the browser tests:
+// serves the repository root on 127.0.0.1 with correct MIME types, refuses paths outside the
+// root, and lets tests add routes that serve arbitrary bytes.
+//   node scripts/serve.mjs [--port N]     prints the demo's URL (default port 8080, or a free one)
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const defaultRoot = fileURLToPath(new URL('../../', import.meta.url));
+const defaultRoot = fileURLToPath(new URL('../', import.meta.url));
 
 const mimeTypes = {
   '.html': 'text/html; charset=utf-8',
@@ -27,11 +28,11 @@ export function mimeType(path) {
 
 /**
  * Starts the server.
- * @param {{ root?: string, host?: string }} [options]
+ * @param {{ root?: string, host?: string, port?: number }} [options] port 0 = any free port
  * @returns {Promise<{ url: string, port: number, route: (path: string, body: Uint8Array|string,
  *   type?: string) => void, unroute: (path: string) => void, close: () => Promise<void> }>}
  */
-export async function startServer({ root = defaultRoot, host = '127.0.0.1' } = {}) {
+export async function startServer({ root = defaultRoot, host = '127.0.0.1', port = 0 } = {}) {
   const rootDir = resolve(root);
   const routes = new Map();
 
@@ -80,12 +81,12 @@ export async function startServer({ root = defaultRoot, host = '127.0.0.1' } = {
 
   await new Promise((ok, fail) => {
     server.once('error', fail);
-    server.listen(0, host, ok);
+    server.listen(port, host, ok);
   });
-  const { port } = server.address();
+  const actual = server.address().port;
   return {
-    url: `http://${host}:${port}`,
-    port,
+    url: `http://${host}:${actual}`,
+    port: actual,
     route(path, body, type = 'application/octet-stream') {
       routes.set(path, { body: typeof body === 'string' ? Buffer.from(body) : Buffer.from(body), type });
     },
@@ -99,3 +100,18 @@ export async function startServer({ root = defaultRoot, host = '127.0.0.1' } = {
   };
 }
 
+
+// `node scripts/serve.mjs`: serve the repository for the demo until interrupted.
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const i = process.argv.indexOf('--port');
+  const wanted = i > 0 ? Number(process.argv[i + 1]) : Number(process.env.PORT ?? 8080);
+  let server;
+  try {
+    server = await startServer({ port: wanted });
+  } catch (e) {
+    if (e.code !== 'EADDRINUSE') throw e;
+    server = await startServer({ port: 0 });  // the usual port is taken: any free one
+  }
+  console.log(`modelkeep demo: ${server.url}/web/demo/`);
+  console.log('(Ctrl+C to stop)');
+}
