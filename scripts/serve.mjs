@@ -67,13 +67,18 @@ export async function startServer({ root = defaultRoot, host = '127.0.0.1', port
       return;
     }
     try {
-      const info = await stat(file);
+      let path = file;
+      let info = await stat(path);
+      if (info.isDirectory() && pathname.endsWith('/')) {  // a folder's index.html; never a listing
+        path = resolve(file, 'index.html');
+        info = await stat(path);
+      }
       if (!info.isFile()) {
         send(404, 'not found');
         return;
       }
-      const body = await readFile(file);
-      send(200, body, { 'content-type': mimeType(file), 'content-length': String(body.length) });
+      const body = await readFile(path);
+      send(200, body, { 'content-type': mimeType(path), 'content-length': String(body.length) });
     } catch {
       send(404, 'not found');
     }

@@ -113,6 +113,9 @@ export function removeModel(url: string): Promise<void>;
 export function copyModel(from: string, to: string): Promise<void>;
 export function moveModel(from: string, to: string): Promise<void>;
 export function onModelsChange(callback: (event: { type: 'change'; names: string[] }) => void): Promise<() => void>;
-export function fileInfo(bytes: Uint8Array | ArrayBuffer): ModelInfo;
+export interface FileInfo extends ModelInfo {
+  tensors: Array<{ name: string; dtype: DType; shape: number[]; bytes: number }>;
+}
+export function fileInfo(bytes: Uint8Array | ArrayBuffer, options?: { checkData?: boolean }): FileInfo;
 export function requestPersistence(): Promise<boolean>;
 export function storageEstimate(): Promise<{ usage: number; quota: number } | null>;

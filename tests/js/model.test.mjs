@@ -144,6 +144,11 @@ test('corrupted, truncated and foreign bytes are refused with their codes', () =
   throwsCode(() => Model.fromBytes(bytes.slice(0, 100)), 'truncated');
   throwsCode(() => Model.fromBytes(new TextEncoder().encode('{"not":"a model"}')), 'bad_magic');
   throwsCode(() => Model.fromBytes(m.toBytes({ stateDictOnly: true })), 'wrong_kind');
+  // fileInfo lists without the data check unless asked
+  assert.deepEqual(fileInfo(flipped).tensors.map((t) => [t.name, t.dtype, t.shape, t.bytes]),
+    [['0.weight', 'f32', [5, 3], 60], ['0.bias', 'f32', [5], 20]]);
+  throwsCode(() => fileInfo(flipped, { checkData: true }), 'checksum_mismatch');
+  assert.equal(fileInfo(m.toBytes({ stateDictOnly: true }), { checkData: true }).kind, 'state_dict');
   m.dispose();
 });
 

@@ -185,7 +185,13 @@ export async function onModelsChange(callback) {
   return (await store()).onChange(callback);
 }
 
-/** Metadata of .mkp bytes without loading the weights: the same fields listModels() shows. */
-export function fileInfo(bytes) {
-  return { ...describe(toUint8Array(bytes)), bytes: toUint8Array(bytes).length };
+/**
+ * What .mkp bytes hold, without decoding the weights: the fields listModels() shows plus the
+ * tensor table. With `checkData`, the data checksum is verified too (checksum_mismatch).
+ */
+export function fileInfo(bytes, { checkData = false } = {}) {
+  const u8 = toUint8Array(bytes);
+  const i = check(runtime().fileInfo(u8, checkData));
+  const tensors = i.tensors.map(({ name, dtype, shape, bytes: stored }) => ({ name, dtype, shape, bytes: stored }));
+  return { ...describe(u8), bytes: u8.length, tensors };
 }

@@ -1,0 +1,351 @@
+// demo.test.mjs — the demo page (web/demo/) end to end in headless Chromium: the tutorial across a
+// real page reload and a browser restart on the same profile, the model library (list, rename,
+// duplicate, delete, download, upload, another tab), readable errors, and screenshots of every
+// step at desktop and phone widths in build/screenshots/. Run: node --test tests/browser/demo.test.mjs
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import {
+  startServer, launch, watchErrors, assertNoErrors, browserMissing, tempDir, removeDir,
+} from './harness.mjs';
+
+const skip = browserMissing() ?? false;
+const shotsDir = fileURLToPath(new URL('../../build/screenshots/', import.meta.url));
+const sizes = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } };
+
+let server;
+before(async () => {
+  server = await startServer();
+  await mkdir(shotsDir, { recursive: true });
+});
+after(async () => {
+  await server?.close();
+});
+
+/** A fresh profile for one scenario, removed afterwards. */
+async function withProfile(fn) {
+  const dir = await tempDir('modelkeep-demo-');
+  try {
+    return await fn(dir);
+  } finally {
+    await removeDir(dir);
+  }
+}
+
+const waitDemo = (page) => page.waitForFunction(() => document.body.dataset.ready === 'true', null,
+  { timeout: 30_000 });
+
+/** The demo in the browser's first tab (or a new one), at desktop size, with its errors collected. */
+async function openDemo(context, { newTab = false } = {}) {
+  const page = (!newTab && context.pages()[0]) || await context.newPage();
+  const errors = watchErrors(page);
+  await page.setViewportSize(sizes.desktop);
+  await page.goto(`${server.url}/web/demo/index.html`);
+  await waitDemo(page);
+  return { page, errors };
+}
+
+/** Full-page screenshots at both widths: build/screenshots/<name>-desktop.png, -phone.png. */
+async function shot(page, name) {
+  for (const [label, size] of Object.entries(sizes)) {
+    await page.setViewportSize(size);
+    await page.screenshot({ path: join(shotsDir, `${name}-${label}.png`), fullPage: true });
+  }
+  await page.setViewportSize(sizes.desktop);
+}
+
+const byId = (id) => `[data-testid="${id}"]`;
+const text = (page, id) => page.locator(byId(id)).innerText();
+
+/** The exact values behind a tensor table (data-value), in row-major order. */
+function values(page, root, tensor, cells = 'td') {
+  return page.$$eval(`${byId(root)} table[data-tensor="${tensor}"] ${cells}`,
+    (tds) => tds.map((td) => Number(td.dataset.value)));
+}
+
+async function click(page, id) {
+  await page.locator(byId(id)).click();
+}
+
+/** y = W·x + b in doubles, from the weights the page showed before saving. */
+function expected(weight, bias, x) {
+  return bias.map((b, i) => b + weight[i * 3] * x[0] + weight[i * 3 + 1] * x[1] + weight[i * 3 + 2] * x[2]);
+}
+
+async function predict(page, input) {
+  await page.locator(byId('input')).fill(JSON.stringify(input));
+  await click(page, 'predict');
+  await page.waitForFunction(() => document.querySelector('[data-testid="output"] td') !== null);
+  return values(page, 'output', 'y');
+}
+
+function assertClose(actual, want, tolerance, what) {
+  assert.equal(actual.length, want.length, `${what}: length`);
+  actual.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= tolerance,
+    `${what}[${i}]: ${v} vs ${want[i]} (tolerance ${tolerance})`));
+}
+
+test('the tutorial: create, save, reload, load, predict — and again after a browser restart',
+  { skip, timeout: 60_000 }, () => withProfile(async (dir) => {
+    const x = [1, 2, 3];
+    let weight;
+    let bias;
+
+    let browser = await launch(dir);
+    try {
+      const { page, errors } = await openDemo(browser.context);
+      assert.match(await text(page, 'status'), /Ready/);
+      assert.match(await text(page, 'current'), /No model in memory yet/);
+      await shot(page, '0-start');
+
+      // 1. Create: a 5×3 weight and 5 biases, shown to 6 decimals.
+      await click(page, 'create');
+      weight = await values(page, 'weights', 'fc1.weight');
+      bias = await values(page, 'weights', 'fc1.bias');
+      assert.equal(weight.length, 15);
+      assert.equal(bias.length, 5);
+      const bound = 1 / Math.sqrt(3);  // PyTorch's init: uniform in ±1/√in_features
+      for (const v of [...weight, ...bias]) assert.ok(Math.abs(v) <= bound, `${v} outside ±1/√3`);
+      const shown = await page.locator(`${byId('weights')} td`).first().innerText();
+      assert.match(shown, /^-?\d\.\d{6}$/);
+      await shot(page, '1-create');
+
+      // 2. Save as f32: the tutorial model is 148 bytes.
+      await page.locator(byId('dtype')).selectOption('f32');
+      await click(page, 'save');
+      await page.locator(byId('saved-bytes')).waitFor();
+      assert.equal(await text(page, 'saved-bytes'), '148 bytes');
+      assert.match(await text(page, 'saved'), /indexeddb:\/\/tutorial as f32: 148 bytes in [\d.]+ ms/);
+      assert.equal(await page.locator('progress#saveProgress').evaluate((p) => p.value), 1);
+      await shot(page, '2-save');
+
+      // 3. A real reload: the model is gone from memory.
+      await Promise.all([page.waitForEvent('load'), click(page, 'reload')]);
+      await waitDemo(page);
+      assert.match(await text(page, 'current'), /page was reloaded, so the model created here is gone/);
+      assert.equal(await page.locator(`${byId('weights')} table`).count(), 0);
+      assert.match(await text(page, 'reloaded'), /no longer in memory/);
+      assert.match(await text(page, 'saved'), /148 bytes/);  // the saved copy outlived the reload
+      await shot(page, '3-reload');
+
+      // 4. Load: every value identical to the one shown before saving.
+      await click(page, 'load');
+      await page.locator(`${byId('compare')}[data-ok]`).waitFor();
+      assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true');
+      assert.match(await text(page, 'compare'), /15\/15 weights identical · 5\/5 biases identical/);
+      assert.deepEqual(await values(page, 'comparison', 'fc1.weight', 'td[data-match]'), weight);
+      assert.deepEqual(await values(page, 'comparison', 'fc1.bias', 'td[data-match]'), bias);
+      assert.deepEqual(await values(page, 'comparison', 'fc1.weight', 'td:not([data-match])'), weight);
+      assert.equal(await page.locator(`${byId('comparison')} td[data-match="identical"]`).count(), 20);
+      assert.match(await text(page, 'loaded'), /checksums verified/);
+      await shot(page, '4-load');
+
+      // 5. Predict: the page's output equals W·x + b computed here.
+      assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y');
+      const x2 = [[0.5, -1, 2], [3, 0, -4]];
+      const y2 = await predict(page, x2);
+      assertClose(y2, [...expected(weight, bias, x2[0]), ...expected(weight, bias, x2[1])], 1e-5, 'y2');
+      assert.match(await text(page, 'predicted'), /shape \[2, 5\], computed in [\d.]+ ms/);
+      assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y');
+      await shot(page, '5-predict');
+
+      // A wrong input is a readable error in the page, and the next action clears it.
+      await page.locator(byId('input')).fill('[[1, 2]]');
+      await click(page, 'predict');
+      await page.locator(`${byId('alert')}:has-text("shape_mismatch")`).waitFor();
+      await shot(page, '5-predict-error');
+      await page.locator(byId('input')).fill('[[1, 2, 3]');
+      await click(page, 'predict');
+      await page.locator(`${byId('alert')}:has-text("invalid_input")`).waitFor();
+      await predict(page, [x]);
+      assert.equal(await text(page, 'alert'), '');
+      assertNoErrors(errors);
+    } finally {
+      await browser.close();
+    }
+
+    // A browser restart on the same profile: sessionStorage is gone, IndexedDB is not.
+    browser = await launch(dir);
+    try {
+      const { page, errors } = await openDemo(browser.context);
+      assert.match(await text(page, 'current'), /No model in memory yet/);
+      await click(page, 'load');
+      await page.locator(`${byId('comparison')} table`).first().waitFor();
+      assert.match(await text(page, 'compare'), /No copy of the saved weights/);
+      assert.deepEqual(await values(page, 'comparison', 'fc1.weight'), weight);
+      assert.deepEqual(await values(page, 'comparison', 'fc1.bias'), bias);
+      assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y after restart');
+      await shot(page, '6-after-restart');
+
+      // The same model as f16: loaded weights within f16's bound, biases still exact.
+      await page.locator(byId('dtype')).selectOption('f16');
+      await click(page, 'save');
+      await page.locator(`${byId('saved')}:has-text("as f16")`).waitFor();
+      const f16Bytes = Number((await text(page, 'saved-bytes')).split(' ')[0]);
+      assert.ok(f16Bytes < 148, `f16 file (${f16Bytes} bytes) smaller than f32`);
+      await click(page, 'load');
+      await page.locator(`${byId('compare')}:has-text("f16 bound")`).waitFor();
+      assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true');
+      assert.match(await text(page, 'compare'), /15\/15 weights within the f16 bound \(max difference [\d.e+-]+;/);
+      const w16 = await values(page, 'comparison', 'fc1.weight', 'td[data-match]');
+      w16.forEach((v, i) => assert.ok(Math.abs(v - weight[i]) <= 2 ** -11 * Math.abs(weight[i]) + 1e-7,
+        `f16 weight ${i}: ${v} vs ${weight[i]}`));
+      assert.deepEqual(await values(page, 'comparison', 'fc1.bias', 'td[data-match]'), bias);
+      await shot(page, '7-load-f16');
+
+      // bf16 and int8: every weight within its documented bound, as the page's marks say.
+      const bounds = { bf16: (w) => 2 ** -8 * Math.abs(w), int8: (w, row) => Math.max(...row.map(Math.abs)) / 254 };
+      for (const dtype of ['bf16', 'int8']) {
+        // What is saved is the model in memory: the one just loaded back from the previous dtype.
+        const before = await values(page, 'weights', 'fc1.weight');
+        await page.locator(byId('dtype')).selectOption(dtype);
+        await click(page, 'save');
+        await page.locator(`${byId('saved')}:has-text("as ${dtype}")`).waitFor();
+        await click(page, 'load');
+        await page.locator(`${byId('compare')}:has-text("${dtype} bound")`).waitFor();
+        assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true', dtype);
+        const got = await values(page, 'comparison', 'fc1.weight', 'td[data-match]');
+        got.forEach((v, i) => {
+          const row = before.slice(i - (i % 3), i - (i % 3) + 3);
+          assert.ok(Math.abs(v - before[i]) <= bounds[dtype](before[i], row) * (1 + 1e-6) + 1e-9,
+            `${dtype} weight ${i}: ${v} vs ${before[i]}`);
+        });
+        assert.equal(await page.locator(`${byId('comparison')} td[data-match="beyond"]`).count(), 0);
+      }
+      await shot(page, '7-load-int8');
+      assertNoErrors(errors);
+    } finally {
+      await browser.close();
+    }
+  }));
+
+/** The library card of one stored model. */
+const card = (page, name) => page.locator(`[data-testid="model-row"][data-name="${name}"]`);
+
+async function names(page) {
+  return page.$$eval('[data-testid="model-row"]', (rows) => rows.map((r) => r.dataset.name));
+}
+
+async function waitNames(page, want) {
+  await page.waitForFunction((w) => JSON.stringify([...document.querySelectorAll('[data-testid="model-row"]')]
+    .map((r) => r.dataset.name)) === JSON.stringify(w), want, { timeout: 10_000 });
+}
+
+test('the library: list, duplicate, rename, delete, download, upload, another tab, storage',
+  { skip, timeout: 60_000 }, () => withProfile(async (dir) => {
+    const browser = await launch(dir);
+    try {
+      const { page, errors } = await openDemo(browser.context);
+      await page.locator(byId('empty')).waitFor();  // the first listing follows 'ready'
+      await page.locator(`${byId('storage')}:has-text("used of")`).waitFor();
+      assert.match(await text(page, 'storage'), /^Storage: .+ used of .+ available to this site\.$/);
+
+      await click(page, 'create');
+      await click(page, 'save');
+      await waitNames(page, ['tutorial']);
+      const tutorial = card(page, 'tutorial');
+      assert.equal(await tutorial.locator('[data-field="bytes"]').getAttribute('data-value'), '148');
+      assert.equal(await tutorial.locator('[data-field="dtype"]').innerText(), 'f32');
+      assert.equal(await tutorial.locator('[data-field="params"]').innerText(), '20');
+      assert.match(await tutorial.innerText(), /fc1=Linear\(3,5\)/);
+      assert.match(await tutorial.innerText(), /Metadata\s+—/);
+      assert.equal(await page.locator(byId('empty')).isVisible(), false);
+
+      // Duplicate, rename (a prompt), delete (a confirm: dismissed, then accepted).
+      await tutorial.getByRole('button', { name: 'Duplicate tutorial', exact: true }).click();
+      await waitNames(page, ['tutorial', 'tutorial copy']);
+      page.once('dialog', (d) => d.accept('renamed'));
+      await card(page, 'tutorial copy').getByRole('button', { name: 'Rename tutorial copy', exact: true }).click();
+      await waitNames(page, ['renamed', 'tutorial']);
+      page.once('dialog', (d) => d.dismiss());
+      await card(page, 'renamed').getByRole('button', { name: 'Delete renamed', exact: true }).click();
+      await page.waitForTimeout(200);
+      assert.deepEqual(await names(page), ['renamed', 'tutorial']);
+      page.once('dialog', (d) => d.accept());
+      await card(page, 'renamed').getByRole('button', { name: 'Delete renamed', exact: true }).click();
+      await waitNames(page, ['tutorial']);
+
+      // Download: the stored bytes as tutorial.mkp, starting with the magic \x89MKP.
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        tutorial.getByRole('button', { name: 'Download tutorial', exact: true }).click(),
+      ]);
+      assert.equal(download.suggestedFilename(), 'tutorial.mkp');
+      const bytes = await readFile(await download.path());
+      assert.equal(bytes.length, 148);
+      assert.deepEqual([...bytes.subarray(0, 4)], [0x89, 0x4d, 0x4b, 0x50]);
+
+      // Upload: the file is checked, described and stored under its file name.
+      await page.locator(byId('upload')).setInputFiles({ name: 'uploaded.mkp', mimeType: 'application/octet-stream', buffer: bytes });
+      await waitNames(page, ['tutorial', 'uploaded']);
+      assert.equal(await text(page, 'upload-arch'), 'fc1=Linear(3,5)');
+      assert.match(await text(page, 'upload-report'), /fc1\.weight \(5×3\)[\s\S]*fc1\.bias \(5\)/);
+      assert.equal(await text(page, 'alert'), '');
+      await shot(page, '8-library');
+
+      // A corrupted upload: one flipped byte in the weights is a readable checksum_mismatch.
+      const corrupt = Buffer.from(bytes);
+      corrupt[corrupt.length - 30] ^= 0x01;
+      await page.locator(byId('upload')).setInputFiles({ name: 'corrupt.mkp', mimeType: 'application/octet-stream', buffer: corrupt });
+      await page.locator(`${byId('alert')}:has-text("checksum_mismatch")`).waitFor();
+      assert.match(await text(page, 'alert'), /^checksum_mismatch: \S.*/);
+      assert.deepEqual(await names(page), ['tutorial', 'uploaded']);
+      await shot(page, '9-upload-error');
+      await page.getByRole('button', { name: 'Dismiss', exact: true }).click();
+      assert.equal(await page.getByRole('alert').isVisible(), false);
+
+      // Another tab deletes a model: this tab's list follows (onModelsChange).
+      const other = await openDemo(browser.context, { newTab: true });
+      await waitNames(other.page, ['tutorial', 'uploaded']);
+      other.page.once('dialog', (d) => d.accept());
+      await card(other.page, 'uploaded').getByRole('button', { name: 'Delete uploaded', exact: true }).click();
+      await waitNames(page, ['tutorial']);
+      assertNoErrors(other.errors);
+      await other.page.close();
+
+      // Load from the library makes it the current model; predict works on it.
+      await page.bringToFront();
+      await card(page, 'tutorial').getByRole('button', { name: 'Load tutorial', exact: true }).click();
+      await page.locator(`${byId('current')}:has-text("indexeddb://tutorial")`).waitFor();
+      assert.equal((await values(page, 'weights', 'fc1.weight')).length, 15);
+
+      // Keep my data: the answer is shown, whatever the browser decides.
+      await click(page, 'persist');
+      await page.locator(`${byId('persist-result')}[data-granted]`).waitFor();
+      assert.match(await text(page, 'persist-result'), /^(Granted|Not granted)/);
+
+      // Accessibility basics: headings in order, named buttons, labelled controls.
+      const a11y = await page.evaluate(() => {
+        const levels = [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')].map((h) => Number(h.tagName[1]));
+        const skips = levels.filter((l, i) => i > 0 && l > levels[i - 1] + 1);
+        const unnamed = [...document.querySelectorAll('button')]
+          .filter((b) => !(b.getAttribute('aria-label') || b.textContent).trim()).length;
+        const unlabelled = [...document.querySelectorAll('input, select')]
+          .filter((c) => !c.labels?.length && !c.getAttribute('aria-label')).map((c) => c.id);
+        const alertRole = document.querySelector('[data-testid="alert"]').closest('[role]')?.getAttribute('role');
+        return { first: levels[0], skips, unnamed, unlabelled, alertRole };
+      });
+      assert.deepEqual(a11y, { first: 1, skips: [], unnamed: 0, unlabelled: [], alertRole: 'alert' });
+      assertNoErrors(errors);
+    } finally {
+      await browser.close();
+    }
+  }));
+
+test('the page says so when the package cannot load', { skip, timeout: 30_000 }, async () => {
+  const browser = await launch();
+  try {
+    const page = browser.context.pages()[0] ?? await browser.context.newPage();
+    const errors = watchErrors(page);
+    await page.route('**/web/dist/modelkeep_wasm.mjs', (route) => route.fulfill({ status: 404, body: 'gone' }));
+    await page.goto(`${server.url}/web/demo/index.html`);
+    await page.locator(`${byId('alert')}:has-text("could not start")`).waitFor();
+    assert.equal(await page.locator(byId('create')).isDisabled(), true);
+    assertNoErrors(errors, [/404/, /Failed to load/]);
+  } finally {
+    await browser.close();
+  }
+});
