@@ -286,6 +286,19 @@ test('the library: list, duplicate, rename, delete, download, upload, another ta
       assert.equal(await text(page, 'alert'), '');
       await shot(page, '8-library');
 
+      // Bring your own model: re-save the upload with int8 weights; its size shrinks, it still loads.
+      const uploaded = card(page, 'uploaded');
+      const sizeOf = () => uploaded.locator('[data-field="bytes"]').getAttribute('data-value');
+      assert.equal(await sizeOf(), String(bytes.length));
+      await uploaded.getByLabel('Weights of uploaded').selectOption('int8');
+      await uploaded.getByRole('button', { name: 'Re-save uploaded', exact: true }).click();
+      await page.waitForFunction(() => document.querySelector(
+        '[data-testid="model-row"][data-name="uploaded"] [data-field="dtype"]')?.textContent === 'int8');
+      assert.ok(Number(await sizeOf()) < bytes.length, `int8 ${await sizeOf()} < f32 ${bytes.length}`);
+      await uploaded.getByRole('button', { name: 'Load uploaded', exact: true }).click();
+      await page.waitForFunction(() => document.getElementById('current')?.textContent.includes('uploaded'));
+      assert.equal(await text(page, 'alert'), '');
+
       // A corrupted upload: one flipped byte in the weights is a readable checksum_mismatch.
       const corrupt = Buffer.from(bytes);
       corrupt[corrupt.length - 30] ^= 0x01;

@@ -370,6 +370,9 @@ function modelCard(url, info, models) {
   const meta = Object.entries(info.metadata ?? {});
   const button = (label, action) => el('button', { type: 'button', 'aria-label': `${label} ${name}`,
     dataset: { action: label.toLowerCase() }, onclick: () => run(action) }, label);
+  // Save the stored model again with other weights, under the same name: the size changes.
+  const dtypeSelect = el('select', { 'aria-label': `Weights of ${name}`, dataset: { field: 'resave-dtype' } },
+    ...['f32', 'f16', 'bf16', 'int8'].map((d) => el('option', { value: d, selected: d === info.dtype }, d)));
   return el('li', { className: 'card', dataset: { testid: 'model-row', name } },
     el('h3', {}, name),
     el('dl', {},
@@ -380,11 +383,24 @@ function modelCard(url, info, models) {
       ...field('Architecture', el('code', {}, fmtArch(info.architecture))),
       ...field('Metadata', meta.length ? meta.map(([k, v]) => `${k}: ${v}`).join(' · ') : '—')),
     el('div', { className: 'actions' },
+      el('label', {}, 'Weights ', dtypeSelect),
+      button('Re-save', () => resaveStored(url, dtypeSelect.value)),
       button('Load', () => useStored(url)),
       button('Rename', () => renameStored(url, models)),
       button('Duplicate', () => duplicateStored(url, models)),
       button('Delete', () => deleteStored(url)),
       button('Download', () => downloadStored(url))));
+}
+
+async function resaveStored(url, dtype) {
+  const model = await load(url);
+  try {
+    const { metadata } = await modelInfo(url);
+    await save(model, url, { dtype, metadata });
+  } finally {
+    model.dispose();
+  }
+  await refreshLibrary();
 }
 
 async function useStored(url) {
@@ -476,6 +492,13 @@ function start() {
   $('upload').addEventListener('change', (event) => {
     const file = event.target.files?.[0];
     if (file) run(() => upload(file)).finally(() => { event.target.value = ''; });
+  });
+  // A .mkp file dropped anywhere on the page is uploaded like one picked with the button.
+  addEventListener('dragover', (event) => event.preventDefault());
+  addEventListener('drop', (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer?.files?.[0];
+    if (file && !$('upload').disabled) run(() => upload(file));
   });
   addEventListener('unhandledrejection', (event) => showError(event.reason));
 
