@@ -175,8 +175,8 @@ Layer make_layer(const LayerSpec& spec, Rng& rng) {
 
 Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y) {
     const LayerSpec& s = layer.spec;
+    const std::vector<ParamInfo> infos = layer_params(s);  // once per call, not per lookup
     const auto param = [&](const char* name) -> const Tensor* {
-        const auto infos = layer_params(s);
         for (std::size_t i = 0; i < infos.size() && i < layer.params.size(); ++i)
             if (infos[i].name == name) return &layer.params[i];
         return nullptr;
