@@ -132,6 +132,13 @@ Status read_metadata(const val& js, Metadata& out) {
 
 std::vector<std::uint8_t> bytes_of(const val& u8) { return emscripten::convertJSArrayToNumberVector<std::uint8_t>(u8); }
 
+// A tensor of `shape` filled straight from a JS array-like of numbers (one copy).
+Tensor tensor_from_js(const val& data, const Shape& shape) {
+    Tensor t(shape);
+    if (t.size()) val(emscripten::typed_memory_view(t.size(), t.data())).call<void>("set", data);
+    return t;
+}
+
 // With -fno-exceptions a failed `new` aborts the whole module, so every
 // allocation whose size comes from input is tried first with malloc (which,
 // with memory growth, returns null instead): if the memory cannot be had, the
@@ -191,12 +198,14 @@ public:
         Status st = reserve(length_of(u8), "copying the file");
         if (!st.ok()) return fail(st);
         const std::vector<std::uint8_t> bytes = bytes_of(u8);
+        // The header alone sizes the model; read_model then checks everything (CRCs once).
         FileInfo info;
-        st = read_info(bytes.data(), bytes.size(), true, info);
+        st = read_info(bytes.data(), bytes.size(), false, info);
         if (st.ok()) st = reserve(param_elements(info.layers) * 4, "the model");
         if (!st.ok()) return fail(st);
         st = read_model(bytes.data(), bytes.size(), model_);
         if (!st.ok()) return fail(st);
+        info.data_checked = true;
         return info_object(info);
     }
 
@@ -212,16 +221,15 @@ public:
             return fail(error(Code::shape_mismatch, "input has " + std::to_string(data["length"].as<double>()) +
                                                         " values but shape " + shape_to_string(shape) + " holds " +
                                                         std::to_string(numel)));
-        // The input twice (JS copy, tensor), then two activations as wide as the widest layer.
+        // The input, then two activations as wide as the widest layer.
         double widest = shape.empty() ? 1.0 : double(shape.back());
         for (const Layer& l : model_.layers())
             widest = std::max({widest, double(l.spec.in_features), double(l.spec.out_features)});
         const double rows = shape.empty() || shape.back() == 0 ? 1.0 : double(numel) / double(shape.back());
-        st = reserve(double(numel) * 8 + rows * widest * 8, "this input");
+        st = reserve(double(numel) * 4 + rows * widest * 8, "this input");
         if (!st.ok()) return fail(st);
-        const std::vector<float> values = emscripten::convertJSArrayToNumberVector<float>(data);
         Tensor y;
-        st = model_.forward(from_data(shape, values.data()), y);
+        st = model_.forward(tensor_from_js(data, shape), y);
         if (!st.ok()) return fail(st);
         val out = success();
         out.set("shape", shape_array(shape_of(y)));
@@ -229,7 +237,8 @@ public:
         return out;
     }
 
-    /// dtype: 'f32' | 'f16' | 'bf16' | 'int8', metadata: { [k]: string }, stateDict: bool → { ok, bytes }.
+    /// dtype: 'f32' | 'f16' | 'bf16' | 'int8', metadata: { [k]: string }, stateDict: bool
+    /// → the file's info object (as fileInfo gives) with its `bytes`.
     val to_bytes(const std::string& dtype, const val& metadata, bool state_dict) const {
         WriteOptions opt;
         if (!parse_dtype(dtype, opt.dtype))
@@ -240,7 +249,11 @@ public:
         std::vector<std::uint8_t> bytes;
         st = state_dict ? write_state_dict(model_.state_dict(), opt, bytes) : write_model(model_, opt, bytes);
         if (!st.ok()) return fail(st);
-        val out = success();
+        // The file's info from the bytes already here, so callers need not copy them back in.
+        FileInfo info;
+        st = read_info(bytes.data(), bytes.size(), false, info);
+        if (!st.ok()) return fail(st);
+        val out = info_object(info);
         out.set("bytes", byte_array(bytes));
         return out;
     }
@@ -280,10 +293,9 @@ public:
                 return fail(error(Code::shape_mismatch, "tensor '" + name + "' has " +
                                                             std::to_string(e["data"]["length"].as<double>()) +
                                                             " values but shape " + shape_to_string(shape)));
-            st = reserve(double(numel) * 8, "tensor '" + name + "'");
+            st = reserve(double(numel) * 4, "tensor '" + name + "'");
             if (!st.ok()) return fail(st);
-            const std::vector<float> values = emscripten::convertJSArrayToNumberVector<float>(e["data"]);
-            sd.emplace_back(name, from_data(shape, values.data()));
+            sd.emplace_back(name, tensor_from_js(e["data"], shape));
         }
         LoadReport report;
         const Status st = model_.load_state_dict(sd, strict, report);

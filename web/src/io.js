@@ -5,7 +5,7 @@
 //   a path or file:// URL         Node only
 // and, for load, File/Blob, ArrayBuffer and Uint8Array. The bytes are the same everywhere.
 import { ModelError, check } from './errors.js';
-import { Model, toUint8Array } from './model.js';
+import { Model, encode, toUint8Array } from './model.js';
 import { isNode, runtime } from './runtime.js';
 import { openStore } from './store.js';
 
@@ -28,9 +28,8 @@ function idbName(url, what = 'url') {
   return url.slice(IDB.length);
 }
 
-/** The info record kept beside the bytes: what listModels() shows without reading weights. */
-function describe(bytes) {
-  const i = check(runtime().fileInfo(bytes, false));
+/** The info record kept beside the bytes (what listModels() shows), from the wasm side's info. */
+function describe(i) {
   return {
     kind: i.kind, version: i.version, dtype: i.dtype, params: i.params,
     architecture: i.architecture, layers: i.layers.map((l) => l.spec), metadata: i.metadata,
@@ -50,8 +49,11 @@ function publicInfo(info) {
  * @returns {Promise<object>} the saved info ({ dateSaved, bytes, dtype, params, layers, metadata, ... })
  */
 export async function save(model, url, { dtype = 'f32', metadata = {}, onProgress } = {}) {
-  const bytes = model instanceof Model ? model.toBytes({ dtype, metadata }) : toUint8Array(model);
-  const info = describe(bytes);
+  // A model's info comes with its bytes; bytes from elsewhere are read (and checked) once.
+  const { bytes, info: raw } = model instanceof Model
+    ? encode(model, { dtype, metadata })
+    : { bytes: toUint8Array(model), info: check(runtime().fileInfo(toUint8Array(model), false)) };
+  const info = describe(raw);
   if (typeof url === 'string' && url.startsWith(IDB)) {
     const s = await store();
     const saved = await s.put(idbName(url), bytes, info, { onProgress });
@@ -193,5 +195,5 @@ export function fileInfo(bytes, { checkData = false } = {}) {
   const u8 = toUint8Array(bytes);
   const i = check(runtime().fileInfo(u8, checkData));
   const tensors = i.tensors.map(({ name, dtype, shape, bytes: stored }) => ({ name, dtype, shape, bytes: stored }));
-  return { ...describe(u8), bytes: u8.length, tensors };
+  return { ...describe(i), bytes: u8.length, tensors };
 }

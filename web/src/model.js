@@ -10,6 +10,12 @@ const registry = typeof FinalizationRegistry === 'function'
 
 const DTYPES = ['f32', 'f16', 'bf16', 'int8'];
 
+/**
+ * encode(model, { dtype, metadata, stateDictOnly }) → { bytes, info }: toBytes plus the file's
+ * info (fileInfo's fields), set by Model's static block below.
+ */
+export let encode;
+
 /** A layer description: its SPEC text and an optional child name. */
 export class Layer {
   constructor(spec, name) {
@@ -206,14 +212,22 @@ export class Model {
    * The single-file format, as bytes.
    * @param {{ dtype?: 'f32'|'f16'|'bf16'|'int8', metadata?: Record<string,string>, stateDictOnly?: boolean }} [options]
    */
-  toBytes({ dtype = 'f32', metadata = {}, stateDictOnly = false } = {}) {
-    if (!DTYPES.includes(dtype)) {
-      throw new ModelError('invalid_argument', `dtype must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
-    }
-    for (const [k, v] of Object.entries(metadata ?? {})) {
-      if (typeof v !== 'string') throw new ModelError('invalid_argument', `metadata '${k}' must be a string`);
-    }
-    return check(this.#live().toBytes(dtype, metadata ?? {}, stateDictOnly)).bytes;
+  toBytes(options) {
+    return encode(this, options).bytes;
+  }
+
+  static {
+    // The bytes and the file's info in one call (io.js's save needs both).
+    encode = (model, { dtype = 'f32', metadata = {}, stateDictOnly = false } = {}) => {
+      if (!DTYPES.includes(dtype)) {
+        throw new ModelError('invalid_argument', `dtype must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
+      }
+      for (const [k, v] of Object.entries(metadata ?? {})) {
+        if (typeof v !== 'string') throw new ModelError('invalid_argument', `metadata '${k}' must be a string`);
+      }
+      const { bytes, ...info } = check(model.#live().toBytes(dtype, metadata ?? {}, stateDictOnly));
+      return { bytes, info };
+    };
   }
 
   /** The canonical SPEC: "0=Linear(3,5),1=ReLU". */
