@@ -34,6 +34,23 @@ const char* code_name(Code code) {
         case Code::invalid_input: return "invalid_input";
         case Code::io_error: return "io_error";
         case Code::out_of_memory: return "out_of_memory";
+        case Code::unknown_format: return "unknown_format";
+        case Code::corrupt_zip: return "corrupt_zip";
+        case Code::unsupported_compression: return "unsupported_compression";
+        case Code::torchscript_archive: return "torchscript_archive";
+        case Code::legacy_module: return "legacy_module";
+        case Code::bad_pickle: return "bad_pickle";
+        case Code::disallowed_global: return "disallowed_global";
+        case Code::disallowed_opcode: return "disallowed_opcode";
+        case Code::disallowed_persistent_id: return "disallowed_persistent_id";
+        case Code::missing_storage: return "missing_storage";
+        case Code::storage_size_mismatch: return "storage_size_mismatch";
+        case Code::view_out_of_bounds: return "view_out_of_bounds";
+        case Code::unsupported_tensor: return "unsupported_tensor";
+        case Code::unsupported_byteorder: return "unsupported_byteorder";
+        case Code::needs_architecture: return "needs_architecture";
+        case Code::bad_header_json: return "bad_header_json";
+        case Code::bad_offsets: return "bad_offsets";
     }
     return "unknown";
 }

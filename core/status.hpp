@@ -42,7 +42,28 @@ enum class Code : int {
     invalid_input,        ///< input JSON / values do not parse
     io_error,             ///< a file could not be read or written
     out_of_memory,        ///< (wasm) the work needs more memory than the module can get
+    // --- reading other formats: PyTorch (zip, legacy), safetensors (import.hpp) ---
+    unknown_format,       ///< the bytes are none of: .mkp, torch zip, legacy torch, safetensors
+    corrupt_zip,          ///< a zip archive's directory, entry or deflate stream is inconsistent
+    unsupported_compression, ///< a zip entry compressed with a method other than stored/deflate
+    torchscript_archive,  ///< a TorchScript (torch.jit.save) archive: code, never read
+    legacy_module,        ///< a pre-1.6 torch file holding a whole module (it embeds source code)
+    bad_pickle,           ///< a pickle is truncated, malformed, or builds an unexpected structure
+    disallowed_global,    ///< a pickle names a global outside the allowlist (posix.system, ...)
+    disallowed_opcode,    ///< a pickle uses an opcode torch.save never writes
+    disallowed_persistent_id, ///< a persistent id that is not ('storage', type, key, location, numel)
+    missing_storage,      ///< a tensor's storage record is absent from the archive
+    storage_size_mismatch,///< a storage record (or safetensors span) is not numel × itemsize bytes
+    view_out_of_bounds,   ///< a tensor view (offset, shape, strides) reaches past its storage
+    unsupported_tensor,   ///< a tensor kind or dtype modelkeep does not convert (quantized, complex, ...)
+    unsupported_byteorder,///< a big-endian torch archive
+    needs_architecture,   ///< the file holds weights but does not say what runs: give an architecture
+    bad_header_json,      ///< a safetensors header is not UTF-8 JSON of the expected shape
+    bad_offsets,          ///< safetensors data_offsets overlap, leave holes or run backwards
 };
+
+/// The last code, for loops over every code.
+constexpr Code last_code = Code::bad_offsets;
 
 /// The stable snake_case name of a code ("bad_magic"); the JS layer uses the same names.
 const char* code_name(Code code);

@@ -345,7 +345,7 @@ TEST(FormatErrors, ReadModelOfAStateDictSaysWhatToDo) {
 
 TEST(FormatErrors, EveryCodeHasADistinctName) {
     std::set<std::string> names;
-    for (int c = 0; c <= int(Code::out_of_memory); ++c) {
+    for (int c = 0; c <= int(last_code); ++c) {
         const std::string n = code_name(Code(c));
         EXPECT_NE(n, "unknown");
         EXPECT_TRUE(names.insert(n).second) << n;

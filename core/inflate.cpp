@@ -1,0 +1,2 @@
+// inflate.cpp — see inflate.hpp.
+#include "inflate.hpp"

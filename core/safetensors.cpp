@@ -1,0 +1,2 @@
+// safetensors.cpp — see safetensors.hpp.
+#include "safetensors.hpp"

@@ -1,0 +1,2 @@
+// zip.cpp — see zip.hpp.
+#include "zip.hpp"
