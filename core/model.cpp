@@ -106,6 +106,44 @@ Status Sequential::load_state_dict(const StateDict& sd, bool strict, LoadReport&
     return Status::success();
 }
 
+Status Sequential::from_state_dict(const std::vector<LayerSpec>& specs, StateDict&& sd, Sequential& out) {
+    MK_TRY(validate_specs(specs));
+    std::unordered_map<std::string, std::size_t> index;  // key → position in sd
+    for (std::size_t i = 0; i < sd.size(); ++i)
+        if (!index.emplace(sd[i].first, i).second) return error(Code::duplicate_name, "tensor '" + sd[i].first + "' twice");
+    std::vector<std::string> missing, mismatches;
+    std::unordered_set<std::string> used;
+    for (const LayerSpec& s : specs)
+        for (const ParamInfo& p : layer_params(s)) {
+            const std::string key = s.name + "." + p.name;
+            const auto it = index.find(key);
+            if (it == index.end()) {
+                missing.push_back(key);
+                continue;
+            }
+            used.insert(key);
+            const Shape have = shape_of(sd[it->second].second);
+            if (have != p.shape)
+                mismatches.push_back(key + ": file has " + shape_to_string(have) + ", model has " + shape_to_string(p.shape));
+        }
+    std::vector<std::string> unexpected;
+    for (const auto& kv : sd)
+        if (!used.count(kv.first)) unexpected.push_back(kv.first);
+    if (!mismatches.empty()) return error(Code::shape_mismatch, "size mismatch for " + join(mismatches));
+    if (!missing.empty()) return error(Code::missing_key, "missing keys: " + join(missing));
+    if (!unexpected.empty()) return error(Code::unexpected_key, "unexpected keys: " + join(unexpected));
+    Sequential model;
+    for (const LayerSpec& s : specs) {
+        Layer layer{s, {}};
+        for (const ParamInfo& p : layer_params(s))
+            layer.params.push_back(std::move(sd[index.at(s.name + "." + p.name)].second));
+        model.layers_.push_back(std::move(layer));
+    }
+    sd.clear();
+    out = std::move(model);
+    return Status::success();
+}
+
 Status Sequential::forward(const Tensor& x, Tensor& y) const {
     if (layers_.empty()) {
         y = x;

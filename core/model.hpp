@@ -66,6 +66,12 @@ public:
     /// (the format reader checked keys and shapes already).
     static Sequential from_parts(const std::vector<LayerSpec>& specs, std::vector<Tensor>&& tensors);
 
+    /// A model of validated-or-not `specs` whose tensors are moved out of `sd`,
+    /// with strict load_state_dict's checks and messages (shape_mismatch,
+    /// missing_key, unexpected_key) — without first initialising weights that
+    /// would be overwritten, so a big import holds each tensor once.
+    static Status from_state_dict(const std::vector<LayerSpec>& specs, StateDict&& sd, Sequential& out);
+
     /// x is (N, in) (or any shape the first layer accepts) → the last layer's output.
     Status forward(const Tensor& x, Tensor& y) const;
 

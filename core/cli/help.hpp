@@ -42,16 +42,24 @@ constexpr const char* global = R"~(
 Usage:
   modelkeep init SPEC OUT.mkp [--seed N] [--dtype DTYPE] [--meta KEY=VALUE]... [--state-dict]
   modelkeep inspect FILE [--json]
-  modelkeep predict FILE --input JSON|@PATH|-
-  modelkeep convert IN OUT [--dtype DTYPE] [--state-dict] [--meta KEY=VALUE]...
+  modelkeep predict FILE [--arch SPEC | --assume-sequential] --input JSON|@PATH|-
+  modelkeep convert IN OUT [--arch SPEC | --assume-sequential] [--dtype DTYPE] [--state-dict]
+                    [--meta KEY=VALUE]...
   modelkeep help [COMMAND|spec]
   modelkeep --version
 
 Commands:
   init      build a model from a SPEC (PyTorch's default initialisation) and write it
-  inspect   show a file's header, layers, tensors, metadata and integrity check
-  predict   run a full model on a JSON array and print its output as JSON
-  convert   rewrite a file with another weight dtype, more metadata, or tensors only
+  inspect   show what a file holds: format, layers, tensors, metadata, integrity check
+            (for PyTorch files also the pickle's globals and the module tree)
+  predict   run a model on a JSON array and print its output as JSON
+  convert   turn any readable file into a .mkp model or state dict, or a state dict into
+            .safetensors or .pt (chosen by OUT's extension)
+
+FILE and IN may be a modelkeep .mkp, a PyTorch torch.save file (zip or pre-1.6 legacy:
+state dicts, checkpoints, whole modules) or a safetensors file; the format is detected from
+the bytes. Nothing in a PyTorch file is ever executed: its pickle is read by an allowlist,
+and anything else (posix.system, eval, TorchScript, ...) is refused with its name.
   help      show this help, a command's ('modelkeep help init') or the SPEC syntax ('help spec')
 
 Every command also takes -h / --help. 'modelkeep --version' prints the version.
@@ -70,6 +78,9 @@ Examples:
   modelkeep inspect tiny.mkp
   modelkeep predict tiny.mkp --input '[[1, 2, 3]]'
   modelkeep convert tiny.mkp tiny-f16.mkp --dtype f16
+  modelkeep predict model.pt --assume-sequential --input '[[1, 2, 3]]'
+  modelkeep convert weights.safetensors mlp.mkp --arch 'Linear(784,64),ReLU,Linear(64,10)'
+  modelkeep convert tiny.mkp tiny.safetensors
 )~";
 
 constexpr const char* init =
@@ -97,6 +108,14 @@ Examples:
 
 constexpr const char* inspect = R"~(Usage: modelkeep inspect FILE [--json]
 
+For a PyTorch or safetensors file: the format found, what it holds (state dict, checkpoint
+entry, pickled module), the architecture the file defines (a pickled nn.Sequential of known
+layers) or why it defines none, the module tree, every global the pickle names, every tensor
+(name, stored dtype, shape), the metadata (a checkpoint's scalars such as epoch and loss), and
+the integrity check (every tensor read and converted). --json prints one object with the
+fields format, holds, architecture, architecture_note, module_tree, globals, tensors
+[{name, dtype, shape}], metadata and integrity. For a .mkp file:
+
 Shows what a .mkp file holds: format version, kind (full model or state dict), data
 alignment, header and file sizes, the architecture (the canonical SPEC of the whole model and
 of each layer), every tensor (name, dtype, shape, stored bytes, offset), the parameter count,
@@ -117,9 +136,9 @@ Examples:
   modelkeep inspect tiny.mkp --json
 )~";
 
-constexpr const char* predict = R"~(Usage: modelkeep predict FILE --input JSON|@PATH|-
+constexpr const char* predict = R"~(Usage: modelkeep predict FILE [--arch SPEC | --assume-sequential] --input JSON|@PATH|-
 
-Runs the full model in FILE in inference mode (Dropout is the identity, BatchNorm1d uses its
+Runs the model in FILE in inference mode (Dropout is the identity, BatchNorm1d uses its
 running statistics) on one input and prints {"shape": [...], "data": [...]}: the output's
 shape and its values in row-major order, each the shortest decimal that reads back as the
 same float32 (null for NaN or infinity).
@@ -129,32 +148,49 @@ The input is a rectangular nested JSON array of numbers, rank 1 to 8, used as gi
 Numbers are rounded to float32; NaN, Infinity and empty arrays are not accepted.
 
 Options:
-  --input JSON    the input array itself
-  --input @PATH   read the input from the file PATH
-  --input -       read the input from standard input
-  -h, --help      show this help
+  --input JSON          the input array itself
+  --input @PATH         read the input from the file PATH
+  --input -             read the input from standard input
+  --arch SPEC           build this architecture and load FILE's tensors into it (strict:
+                        every key and shape must match); for state dicts, checkpoints and
+                        safetensors files, which hold weights but not the layers that use them
+  --assume-sequential   for a pickled custom nn.Module (torch.save(model)): run its leaf
+                        modules in registration order. The file has no forward(), so only use
+                        this when forward() does exactly that
+  -h, --help            show this help
 
-Only a full model can be run: a state dict has no architecture (an --arch SPEC option to pair
-a state dict with an architecture will come later).
+A .mkp model and a pickled nn.Sequential of known layers run as they are; any other file
+needs --arch or --assume-sequential (needs_architecture says so and shows the module tree).
 
 Examples:
   modelkeep predict tiny.mkp --input '[[1, 2, 3], [4, 5, 6]]'
   echo '[[1, 2, 3]]' | modelkeep predict tiny.mkp --input -
+  modelkeep predict weights.pt --arch 'fc1=Linear(3,5)' --input '[[1, 2, 3]]'
 )~";
 
 constexpr const char* convert =
-    "Usage: modelkeep convert IN OUT [--dtype DTYPE] [--state-dict] [--meta KEY=VALUE]...\n"
+    "Usage: modelkeep convert IN OUT [--arch SPEC | --assume-sequential] [--dtype DTYPE] [--state-dict]\n"
+    "                         [--meta KEY=VALUE]...\n"
     R"~(
-Reads IN (a full model or a state dict), verifies all of it, and writes it to OUT with its
-weights stored as DTYPE (f32 unless --dtype says otherwise). The metadata is kept; --meta adds
-entries or replaces existing ones. A state dict stays a state dict. IN and OUT may be the same
-file: OUT is replaced only once the new file has been written completely.
+Reads IN (.mkp, PyTorch .pt or safetensors), verifies all of it, and writes OUT in the format
+its extension names, with weights stored as DTYPE (f32 unless --dtype says otherwise):
+  *.mkp (or any other)  a full model when the architecture is known (IN is a .mkp model or a
+                        pickled nn.Sequential, or --arch / --assume-sequential says it),
+                        otherwise a state dict
+  *.safetensors         a state dict (f32, f16 or bf16; num_batches_tracked as I64)
+  *.pt, *.pth           a state dict that torch.load(path, weights_only=True) loads, with
+                        PyTorch's key names (f32, f16 or bf16)
+The metadata is kept (a checkpoint's scalars such as epoch become metadata); --meta adds
+entries or replaces existing ones. IN and OUT may be the same file: OUT is replaced only once
+the new file has been written completely.
 
 Options:
-  --dtype DTYPE       storage of the weights: f32 (default), f16, bf16 or int8
-  --state-dict        write only the tensors, without the architecture
-  --meta KEY=VALUE    add or replace a metadata entry (repeatable)
-  -h, --help          show this help
+  --arch SPEC           the architecture to pair IN's tensors with (strict load)
+  --assume-sequential   IN is a pickled custom module whose forward() runs its leaves in order
+  --dtype DTYPE         storage of the weights: f32 (default), f16, bf16 or int8 (.mkp only)
+  --state-dict          write only the tensors, without the architecture
+  --meta KEY=VALUE      add or replace a metadata entry (repeatable)
+  -h, --help            show this help
 
 )~";
 
@@ -164,6 +200,8 @@ A narrower dtype loses precision for good: converting back to f32 does not resto
 Examples:
   modelkeep convert tiny.mkp tiny-int8.mkp --dtype int8
   modelkeep convert tiny.mkp weights.mkp --state-dict --meta source=tiny.mkp
+  modelkeep convert model.pt model.mkp --assume-sequential
+  modelkeep convert tiny.mkp tiny.pt
 )~";
 
 }  // namespace cli_help

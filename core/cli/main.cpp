@@ -1,8 +1,9 @@
 // main.cpp — the `modelkeep` command-line tool: init, inspect, predict and
-// convert .mkp files. Argument parsing, file I/O and printing live here; all
+// convert .mkp, PyTorch (.pt) and safetensors files. Argument parsing, file I/O and printing live here; all
 // the real work is the core's. Exit status: 0 ok, 1 data/format/I-O error, 2 usage.
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -18,10 +19,13 @@
 #include "cli/json.hpp"
 #include "dtype.hpp"
 #include "format.hpp"
+#include "import.hpp"
 #include "model.hpp"
+#include "safetensors.hpp"
 #include "spec.hpp"
 #include "status.hpp"
 #include "tensor.hpp"
+#include "torch_file.hpp"
 
 namespace modelkeep {
 namespace {
@@ -221,6 +225,23 @@ bool get_dtype(const Args& args, DType& out, std::string& message) {
 
 // ---------------------------------------------------------------- printing
 
+// --arch SPEC / --assume-sequential (predict, convert).
+bool get_import_options(const Args& args, ImportOptions& out, std::string& message) {
+    if (const std::string* arch = args.get("--arch")) {
+        if (arch->empty()) {
+            message = "--arch needs a SPEC";
+            return false;
+        }
+        out.architecture = *arch;
+    }
+    out.assume_sequential = args.has("--assume-sequential");
+    if (out.assume_sequential && !out.architecture.empty()) {
+        message = "give either --arch or --assume-sequential, not both";
+        return false;
+    }
+    return true;
+}
+
 std::string plural(std::uint64_t n, const char* word) {
     return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
 }
@@ -343,6 +364,60 @@ void print_inspect_json(const FileInfo& info, const Status& integrity) {
     std::cout << j << "\n";
 }
 
+// inspect of a PyTorch or safetensors file: what it holds and what would run.
+void print_source_text(const std::string& path, const SourceInfo& info, const Status& integrity) {
+    const auto field = [](const char* name, const std::string& value) {
+        std::string n = name;
+        n.resize(14, ' ');
+        std::cout << n << value << "\n";
+    };
+    field("file", path);
+    field("format", file_format_name(info.format));
+    field("holds", info.source);
+    field("architecture", info.has_layers ? format_spec(info.layers) : "none: " + info.arch_note);
+    if (info.has_module) field("module tree", describe_module(info.module));
+    if (!info.globals.empty()) {
+        std::cout << "\nglobals (" << info.globals.size() << "):\n";
+        for (const auto& g : info.globals) std::cout << "  " << printable(g) << "\n";
+    }
+    std::cout << "\ntensors (" << info.tensors.size() << "):\n";
+    std::vector<std::vector<std::string>> rows = {{"name", "dtype", "shape"}};
+    for (const SourceTensor& t : info.tensors) rows.push_back({printable(t.name), t.dtype, shape_to_string(t.shape)});
+    print_table(rows, {});
+    std::cout << "\nmetadata (" << info.metadata.size() << ")" << (info.metadata.empty() ? "" : ":") << "\n";
+    if (!info.metadata.empty()) {
+        std::vector<std::vector<std::string>> meta;
+        for (const auto& [k, v] : info.metadata) meta.push_back({printable(k), "= " + printable(v)});
+        print_table(meta, {});
+    }
+    std::cout << "\n";
+    field("integrity", integrity.ok() ? "ok (every tensor read and converted)" : "FAILED: " + integrity.to_string());
+}
+
+void print_source_json(const SourceInfo& info, const Status& integrity) {
+    std::string j = "{\"format\":" + json::quote(file_format_name(info.format));
+    j += ",\"holds\":" + json::quote(info.source);
+    j += ",\"architecture\":" + (info.has_layers ? json::quote(format_spec(info.layers)) : "null");
+    j += ",\"architecture_note\":" + json::quote(info.arch_note);
+    j += ",\"module_tree\":" + (info.has_module ? json::quote(describe_module(info.module)) : "null");
+    j += ",\"globals\":[";
+    for (std::size_t i = 0; i < info.globals.size(); ++i) j += (i ? "," : "") + json::quote(info.globals[i]);
+    j += "],\"tensors\":[";
+    for (std::size_t i = 0; i < info.tensors.size(); ++i) {
+        const SourceTensor& t = info.tensors[i];
+        j += std::string(i ? "," : "") + "{\"name\":" + json::quote(t.name) + ",\"dtype\":" + json::quote(t.dtype) +
+             ",\"shape\":[";
+        for (std::size_t d = 0; d < t.shape.size(); ++d) j += (d ? "," : "") + std::to_string(t.shape[d]);
+        j += "]}";
+    }
+    j += "],\"metadata\":{";
+    for (std::size_t i = 0; i < info.metadata.size(); ++i)
+        j += (i ? "," : "") + json::quote(info.metadata[i].first) + ":" + json::quote(info.metadata[i].second);
+    j += "},\"integrity\":{\"ok\":" + std::string(integrity.ok() ? "true" : "false") + ",\"code\":\"" +
+         code_name(integrity.code()) + "\",\"message\":" + json::quote(integrity.message()) + "}}";
+    std::cout << j << "\n";
+}
+
 // ---------------------------------------------------------------- commands
 
 int cmd_init(const std::vector<std::string>& argv) {
@@ -403,6 +478,20 @@ int cmd_inspect(const std::vector<std::string>& argv) {
     Status st = read_whole_file(path, bytes);
     if (!st.ok()) return report(st);
 
+    if (detect_format(bytes.data(), bytes.size()) != FileFormat::mkp) {
+        SourceInfo source;
+        st = read_source(bytes.data(), bytes.size(), source);
+        if (!st.ok()) return report(st);
+        Imported all;
+        const Status integrity = import_file(bytes.data(), bytes.size(), ImportOptions(), false, all);
+        if (args.has("--json"))
+            print_source_json(source, integrity);
+        else
+            print_source_text(path, source, integrity);
+        std::cout.flush();
+        return integrity.ok() ? exit_ok : report(integrity);
+    }
+
     // The listing needs only a readable header; the data is checked separately.
     FileInfo info;
     st = read_info(bytes.data(), bytes.size(), false, info);
@@ -422,7 +511,11 @@ int cmd_inspect(const std::vector<std::string>& argv) {
 int cmd_predict(const std::vector<std::string>& argv) {
     Args args;
     std::string msg;
-    if (!parse_args(argv, {{"--input", true, false}}, args, msg)) return usage_error("predict", msg);
+    if (!parse_args(argv, {{"--input", true, false}, {"--arch", true, false}, {"--assume-sequential", false, false}},
+                    args, msg))
+        return usage_error("predict", msg);
+    ImportOptions import_options;
+    if (!get_import_options(args, import_options, msg)) return usage_error("predict", msg);
     if (args.positional.size() != 1)
         return usage_error("predict", args.positional.empty()
                                           ? "predict needs FILE"
@@ -434,18 +527,10 @@ int cmd_predict(const std::vector<std::string>& argv) {
     std::vector<std::uint8_t> bytes;
     Status st = read_whole_file(path, bytes);
     if (!st.ok()) return report(st);
-    FileInfo info;
-    st = read_info(bytes.data(), bytes.size(), false, info);
+    Imported imported;
+    st = import_file(bytes.data(), bytes.size(), import_options, true, imported);
     if (!st.ok()) return report(st);
-    if (info.kind != FileKind::model)
-        return report(error(Code::wrong_kind,
-                            "'" + path +
-                                "' is a state dict (tensors only, no architecture), so it cannot be "
-                                "run; predict needs a full model (an --arch SPEC option to pair a state dict "
-                                "with an architecture will come later)"));
-    Sequential model;
-    st = read_model(bytes.data(), bytes.size(), model);
-    if (!st.ok()) return report(st);
+    const Sequential& model = imported.model;
     bytes = {};
 
     std::string text;
@@ -485,10 +570,27 @@ int cmd_predict(const std::vector<std::string>& argv) {
     return exit_ok;
 }
 
+enum class OutFormat { mkp, safetensors, torch };
+
+OutFormat out_format(const std::string& path) {
+    auto ends = [&](const char* ext) {
+        const std::size_t n = std::strlen(ext);
+        if (path.size() < n) return false;
+        for (std::size_t i = 0; i < n; ++i)
+            if (std::tolower(static_cast<unsigned char>(path[path.size() - n + i])) != ext[i]) return false;
+        return true;
+    };
+    if (ends(".safetensors")) return OutFormat::safetensors;
+    if (ends(".pt") || ends(".pth")) return OutFormat::torch;
+    return OutFormat::mkp;
+}
+
 int cmd_convert(const std::vector<std::string>& argv) {
     Args args;
     std::string msg;
-    if (!parse_args(argv, {{"--dtype", true, false}, {"--meta", true, true}, {"--state-dict", false, false}},
+    if (!parse_args(argv,
+                    {{"--dtype", true, false}, {"--meta", true, true}, {"--state-dict", false, false},
+                     {"--arch", true, false}, {"--assume-sequential", false, false}},
                     args, msg))
         return usage_error("convert", msg);
     if (args.positional.size() != 2)
@@ -498,37 +600,57 @@ int cmd_convert(const std::vector<std::string>& argv) {
                                : "convert takes only IN and OUT, got extra '" + args.positional[2] + "'");
     WriteOptions options;
     if (!get_dtype(args, options.dtype, msg)) return usage_error("convert", msg);
+    ImportOptions import_options;
+    if (!get_import_options(args, import_options, msg)) return usage_error("convert", msg);
     const std::string& in_path = args.positional[0];
     const std::string& out_path = args.positional[1];
+    const OutFormat format = out_format(out_path);
 
     std::vector<std::uint8_t> bytes;
     Status st = read_whole_file(in_path, bytes);
     if (!st.ok()) return report(st);
-    LoadedFile loaded;
-    st = read_file(bytes.data(), bytes.size(), loaded);
+    const std::uint64_t in_bytes = bytes.size();
+    Imported in;
+    st = import_file(bytes.data(), bytes.size(), import_options, false, in);
     if (!st.ok()) return report(st);
     bytes = {};
-    options.metadata = loaded.info.metadata;
+    options.metadata = in.info.metadata;
     if (!apply_meta(args, options.metadata, msg)) return usage_error("convert", msg);
 
-    if (loaded.info.kind == FileKind::model && !args.has("--state-dict")) {
-        std::vector<Tensor> tensors;
-        tensors.reserve(loaded.tensors.size());
-        for (auto& nt : loaded.tensors) tensors.push_back(std::move(nt.second));
-        const Sequential model = Sequential::from_parts(loaded.info.layers, std::move(tensors));
-        st = write_model(model, options, bytes);
-    } else {
-        st = write_state_dict(loaded.tensors, options, bytes);
-    }
+    const bool full = in.has_model && !args.has("--state-dict") && format == OutFormat::mkp;
+    StateDict tensors;
+    if (!full) tensors = in.has_model ? in.model.state_dict() : std::move(in.tensors);
+    if (format == OutFormat::safetensors)
+        st = write_safetensors(tensors, options.metadata, options.dtype, bytes);
+    else if (format == OutFormat::torch)
+        st = write_torch(tensors, options.dtype, bytes);
+    else if (full)
+        st = write_model(in.model, options, bytes);
+    else
+        st = write_state_dict(tensors, options, bytes);
     if (!st.ok()) return report(st);
     st = write_file_atomic(out_path, bytes);
     if (!st.ok()) return report(st);
 
-    FileInfo info;
-    st = read_info(bytes.data(), bytes.size(), false, info);
-    if (!st.ok()) return report(st);
-    std::cout << "wrote " << out_path << ": " << describe(info, options.dtype) << " (from "
-              << plural(loaded.info.file_bytes, "byte") << ")\n";
+    std::string what;
+    if (format == OutFormat::mkp) {
+        FileInfo info;
+        st = read_info(bytes.data(), bytes.size(), false, info);
+        if (!st.ok()) return report(st);
+        what = describe(info, options.dtype);
+    } else {
+        what = std::string(format == OutFormat::torch ? "PyTorch state dict (torch.load, weights_only=True), "
+                                                      : "safetensors state dict, ") +
+               plural(tensors.size(), "tensor") + ", " + dtype_name(options.dtype) + " weights, " +
+               plural(bytes.size(), "byte");
+    }
+    std::cout << "wrote " << out_path << ": " << what << " (from " << file_format_name(in.info.format) << ", "
+              << plural(in_bytes, "byte");
+    if (full) std::cout << "; architecture from the " << in.arch_from;
+    if (!in.has_model && format == OutFormat::mkp)
+        std::cout << "; no architecture: pass --arch SPEC" << (in.info.has_module ? " or --assume-sequential" : "")
+                  << " for a full model";
+    std::cout << ")\n";
     return exit_ok;
 }
 

@@ -1,0 +1,377 @@
+// import.cpp — see import.hpp: format detection, module trees to layers, and
+// the architecture decision (file, module tree, option, or refusal).
+#include "import.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+
+#include "safetensors.hpp"
+#include "spec.hpp"
+
+namespace modelkeep {
+
+const char* file_format_name(FileFormat format) {
+    switch (format) {
+        case FileFormat::mkp: return "modelkeep";
+        case FileFormat::torch_zip: return "torch-zip";
+        case FileFormat::torch_legacy: return "torch-legacy";
+        case FileFormat::safetensors: return "safetensors";
+        case FileFormat::unknown: break;
+    }
+    return "unknown";
+}
+
+FileFormat detect_format(const std::uint8_t* data, std::size_t size) {
+    if (size >= 4 && std::memcmp(data, format_magic, 4) == 0) return FileFormat::mkp;
+    if (size >= 4 && data[0] == 'P' && data[1] == 'K' && ((data[2] == 3 && data[3] == 4) || (data[2] == 5 && data[3] == 6)))
+        return FileFormat::torch_zip;
+    static const std::uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46};
+    if (size >= sizeof legacy && std::memcmp(data, legacy, sizeof legacy) == 0) return FileFormat::torch_legacy;
+    // safetensors: an 8-byte length, then a JSON object (leading blanks allowed).
+    if (size >= 9) {
+        for (std::size_t i = 8; i < size && i < 8 + 4096; ++i) {
+            const std::uint8_t c = data[i];
+            if (c == '{') return FileFormat::safetensors;
+            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
+        }
+    }
+    return FileFormat::unknown;
+}
+
+namespace {
+
+std::string short_class(const std::string& path) {
+    if (path.rfind("torch.nn.modules.", 0) == 0) return path.substr(path.rfind('.') + 1);
+    return path;
+}
+
+bool parse_int(const std::string* s, std::int64_t& out) {
+    if (!s || s->empty()) return false;
+    char* end = nullptr;
+    out = std::strtoll(s->c_str(), &end, 10);
+    return *end == 0;
+}
+bool parse_num(const std::string* s, float& out) {
+    if (!s || s->empty()) return false;
+    char* end = nullptr;
+    out = std::strtof(s->c_str(), &end);
+    return *end == 0;
+}
+bool parse_bool(const std::string* s, bool& out) {
+    if (!s || (*s != "True" && *s != "False")) return false;
+    out = *s == "True";
+    return true;
+}
+bool has_tensor(const ModuleNode& n, const char* name) {
+    for (const auto& t : n.tensors)
+        if (t == name) return true;
+    return false;
+}
+
+// One torch.nn leaf as a modelkeep layer.
+Status leaf_layer(const ModuleNode& n, const std::string& name, LayerSpec& spec) {
+    const std::string where = "child '" + name + "' (" + short_class(n.class_path) + ")";
+    auto bad = [&](const std::string& what) {
+        return error(Code::unknown_layer, where + ": " + what);
+    };
+    static const std::map<std::string, LayerKind> kinds = {
+        {"torch.nn.modules.linear.Linear", LayerKind::linear},
+        {"torch.nn.modules.linear.Identity", LayerKind::identity},
+        {"torch.nn.modules.activation.ReLU", LayerKind::relu},
+        {"torch.nn.modules.activation.LeakyReLU", LayerKind::leaky_relu},
+        {"torch.nn.modules.activation.Sigmoid", LayerKind::sigmoid},
+        {"torch.nn.modules.activation.Tanh", LayerKind::tanh},
+        {"torch.nn.modules.activation.GELU", LayerKind::gelu},
+        {"torch.nn.modules.activation.SiLU", LayerKind::silu},
+        {"torch.nn.modules.activation.Softmax", LayerKind::softmax},
+        {"torch.nn.modules.activation.LogSoftmax", LayerKind::log_softmax},
+        {"torch.nn.modules.dropout.Dropout", LayerKind::dropout},
+        {"torch.nn.modules.flatten.Flatten", LayerKind::flatten},
+        {"torch.nn.modules.normalization.LayerNorm", LayerKind::layer_norm},
+        {"torch.nn.modules.batchnorm.BatchNorm1d", LayerKind::batch_norm1d},
+    };
+    const auto it = kinds.find(n.class_path);
+    if (it == kinds.end()) return bad("modelkeep has no layer of this class");
+    spec = LayerSpec();
+    spec.name = name;
+    spec.kind = it->second;
+    std::int64_t i = 0;
+    switch (spec.kind) {
+        case LayerKind::linear: {
+            std::int64_t out = 0;
+            if (!parse_int(n.attr("in_features"), i) || !parse_int(n.attr("out_features"), out) || i < 1 || out < 1)
+                return bad("in_features / out_features missing");
+            spec.in_features = std::uint64_t(i);
+            spec.out_features = std::uint64_t(out);
+            spec.bias = has_tensor(n, "bias");
+            break;
+        }
+        case LayerKind::leaky_relu:
+            if (!parse_num(n.attr("negative_slope"), spec.slope)) return bad("negative_slope missing");
+            break;
+        case LayerKind::gelu: {
+            const std::string* a = n.attr("approximate");
+            if (a && *a != "none" && *a != "tanh") return bad("approximate='" + *a + "'");
+            spec.tanh_approx = a && *a == "tanh";
+            break;
+        }
+        case LayerKind::softmax:
+        case LayerKind::log_softmax: {
+            // modelkeep normalises over the last dimension: dim=-1, or dim=1
+            // (the last one of the (N, C) batches an MLP passes).
+            const std::string* d = n.attr("dim");
+            if (d && *d != "None" && *d != "-1" && *d != "1") return bad("dim=" + *d + " (the last dimension is supported)");
+            break;
+        }
+        case LayerKind::dropout:
+            if (!parse_num(n.attr("p"), spec.p)) return bad("p missing");
+            break;
+        case LayerKind::flatten:
+            if (!parse_int(n.attr("start_dim"), i)) return bad("start_dim missing");
+            spec.start_dim = std::int32_t(i);
+            if (!parse_int(n.attr("end_dim"), i)) return bad("end_dim missing");
+            spec.end_dim = std::int32_t(i);
+            break;
+        case LayerKind::layer_norm: {
+            const std::string* shape = n.attr("normalized_shape");
+            if (!shape || shape->size() < 4 || (*shape)[0] != '(' || shape->substr(shape->size() - 2) != ",)")
+                return bad("normalized_shape must have one dimension");
+            const std::string dim = shape->substr(1, shape->size() - 3);
+            if (!parse_int(&dim, i) || i < 1) return bad("normalized_shape " + *shape);
+            spec.in_features = std::uint64_t(i);
+            if (!parse_num(n.attr("eps"), spec.eps)) return bad("eps missing");
+            if (!parse_bool(n.attr("elementwise_affine"), spec.affine)) return bad("elementwise_affine missing");
+            spec.bias = spec.affine && has_tensor(n, "bias");
+            break;
+        }
+        case LayerKind::batch_norm1d:
+            if (!parse_int(n.attr("num_features"), i) || i < 1) return bad("num_features missing");
+            spec.in_features = std::uint64_t(i);
+            if (!parse_num(n.attr("eps"), spec.eps)) return bad("eps missing");
+            if (!parse_bool(n.attr("affine"), spec.affine)) return bad("affine missing");
+            if (!parse_bool(n.attr("track_running_stats"), spec.track_running_stats))
+                return bad("track_running_stats missing");
+            break;
+        default:
+            break;
+    }
+    return validate_layer(spec);
+}
+
+Status collect_layers(const ModuleNode& n, const std::string& name, bool sequential_only, std::vector<LayerSpec>& out) {
+    if (n.children.empty() && !name.empty()) {
+        out.emplace_back();
+        return leaf_layer(n, name, out.back());
+    }
+    const bool sequential = n.class_path == "torch.nn.modules.container.Sequential";
+    const std::string label = name.empty() ? "the root module" : "child '" + name + "'";
+    if (sequential_only && !sequential)
+        return error(Code::needs_architecture, label + " is a " + short_class(n.class_path) +
+                                                   ", whose forward() is not in the file");
+    if (!n.tensors.empty())
+        return error(Code::needs_architecture, label + " (" + short_class(n.class_path) + ") has tensors of its own (" +
+                                                   n.tensors[0] + "), used by a forward() that is not in the file");
+    for (const ModuleNode& c : n.children)
+        MK_TRY(collect_layers(c, name.empty() ? c.name : name + "." + c.name, sequential_only, out));
+    return Status();
+}
+
+void describe(const ModuleNode& n, std::string& out) {
+    out += short_class(n.class_path);
+    if (n.children.empty()) {
+        std::string args;
+        for (const auto& a : n.attrs) {
+            if (a.first == "inplace") continue;
+            args += (args.empty() ? "" : ", ") + a.first + "=" + a.second;
+        }
+        if (!args.empty()) out += "(" + args + ")";
+        return;
+    }
+    out += "(";
+    for (std::size_t i = 0; i < n.children.size(); ++i) {
+        if (out.size() > 4000) {
+            out += "...";
+            break;
+        }
+        out += (i ? ", " : "") + n.children[i].name + ": ";
+        describe(n.children[i], out);
+    }
+    out += ")";
+}
+
+// "fc1=Linear(3,5), fc2=Linear(5,2)": the layers a state dict's tensors imply,
+// as a starting point for the SPEC a user must give (activations leave no tensors).
+std::string spec_hint(const StateDict& tensors) {
+    std::string hint;
+    for (const auto& kv : tensors) {
+        const std::string& key = kv.first;
+        const std::size_t dot = key.rfind('.');
+        if (dot == std::string::npos || key.compare(dot, std::string::npos, ".weight") != 0) continue;
+        const std::string layer = key.substr(0, dot);
+        const Shape s = shape_of(kv.second);
+        bool bias = false, stats = false;
+        for (const auto& other : tensors) {
+            bias = bias || other.first == layer + ".bias";
+            stats = stats || other.first == layer + ".running_mean";
+        }
+        std::string one;
+        if (s.size() == 2)
+            one = layer + "=Linear(" + std::to_string(s[1]) + "," + std::to_string(s[0]) + (bias ? "" : ",bias=false") + ")";
+        else if (s.size() == 1)
+            one = layer + (stats ? "=BatchNorm1d(" : "=LayerNorm(") + std::to_string(s[0]) + ")";
+        if (one.empty()) continue;
+        if (hint.size() > 300) {
+            hint += ",...";
+            break;
+        }
+        hint += (hint.empty() ? "" : ",") + one;
+    }
+    return hint;
+}
+
+void fill_torch_info(const TorchFile& t, SourceInfo& info) {
+    info.format = t.legacy ? FileFormat::torch_legacy : FileFormat::torch_zip;
+    info.source = t.source;
+    info.globals = t.globals;
+    for (const auto& ti : t.infos) info.tensors.push_back({ti.name, storage_dtype_name(ti.dtype), ti.shape});
+    info.metadata = t.extras;
+    info.has_module = t.has_module;
+    if (t.has_module) {
+        info.module = t.module;
+        const Status st = module_layers(t.module, true, info.layers);
+        info.has_layers = st.ok();
+        if (!st.ok()) {
+            info.layers.clear();
+            info.arch_note = st.message();
+        }
+    } else {
+        info.arch_note = "a " + t.source + " holds weights, not the layers that use them";
+    }
+}
+
+void fill_mkp_info(const FileInfo& f, SourceInfo& info) {
+    info.format = FileFormat::mkp;
+    info.source = f.kind == FileKind::model ? "model" : "state dict";
+    for (const auto& ti : f.tensors) info.tensors.push_back({ti.name, dtype_name(ti.dtype), ti.shape});
+    info.metadata = f.metadata;
+    info.layers = f.layers;
+    info.has_layers = f.kind == FileKind::model;
+    if (!info.has_layers) info.arch_note = "a modelkeep state dict holds weights, not the layers that use them";
+}
+
+Status fill_safetensors_info(const std::uint8_t* data, std::size_t size, SourceInfo& info) {
+    SafetensorsInfo st;
+    MK_TRY(read_safetensors_info(data, size, st));
+    info.format = FileFormat::safetensors;
+    info.source = "state dict";
+    for (const auto& t : st.tensors) info.tensors.push_back({t.name, t.dtype, t.shape});
+    info.metadata = st.metadata;
+    info.arch_note = "a safetensors file holds weights, not the layers that use them";
+    return Status();
+}
+
+Status unknown(const std::uint8_t* data, std::size_t size) {
+    (void)data;
+    return error(Code::unknown_format, "these " + std::to_string(size) +
+                                           " bytes are not a modelkeep (.mkp), PyTorch (.pt: zip or legacy) or "
+                                           "safetensors file");
+}
+
+}  // namespace
+
+Status module_layers(const ModuleNode& root, bool sequential_only, std::vector<LayerSpec>& out) {
+    out.clear();
+    MK_TRY(collect_layers(root, "", sequential_only, out));
+    return validate_specs(out);
+}
+
+std::string describe_module(const ModuleNode& node) {
+    std::string out;
+    describe(node, out);
+    return out;
+}
+
+Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info) {
+    info = SourceInfo();
+    switch (detect_format(data, size)) {
+        case FileFormat::mkp: {
+            FileInfo f;
+            MK_TRY(read_info(data, size, false, f));
+            fill_mkp_info(f, info);
+            return Status();
+        }
+        case FileFormat::torch_zip:
+        case FileFormat::torch_legacy: {
+            TorchFile t;
+            MK_TRY(read_torch(data, size, false, t));
+            fill_torch_info(t, info);
+            return Status();
+        }
+        case FileFormat::safetensors:
+            return fill_safetensors_info(data, size, info);
+        case FileFormat::unknown: break;
+    }
+    return unknown(data, size);
+}
+
+Status import_file(const std::uint8_t* data, std::size_t size, const ImportOptions& options, bool need_model,
+                   Imported& out) {
+    out = Imported();
+    SourceInfo& info = out.info;
+    switch (detect_format(data, size)) {
+        case FileFormat::mkp: {
+            LoadedFile f;
+            MK_TRY(read_file(data, size, f));
+            fill_mkp_info(f.info, info);
+            out.tensors = std::move(f.tensors);
+            break;
+        }
+        case FileFormat::torch_zip:
+        case FileFormat::torch_legacy: {
+            TorchFile t;
+            MK_TRY(read_torch(data, size, true, t));
+            out.tensors = std::move(t.tensors);
+            t.tensors.clear();
+            fill_torch_info(t, info);
+            break;
+        }
+        case FileFormat::safetensors:
+            MK_TRY(fill_safetensors_info(data, size, info));
+            MK_TRY(read_safetensors(data, size, out.tensors));
+            break;
+        case FileFormat::unknown:
+            return unknown(data, size);
+    }
+    // What runs: the option, the file, the opt-in, or nothing.
+    std::vector<LayerSpec> layers;
+    if (!options.architecture.empty()) {
+        MK_TRY(parse_spec(options.architecture, layers));
+        out.arch_from = "architecture option";
+    } else if (info.has_layers) {
+        layers = info.layers;
+        out.arch_from = info.format == FileFormat::mkp ? "file" : "module tree";
+    } else if (options.assume_sequential && info.has_module) {
+        MK_TRY(module_layers(info.module, false, layers));
+        out.arch_from = "assume_sequential";
+    } else if (need_model) {
+        if (info.has_module)
+            return error(Code::needs_architecture,
+                         info.arch_note + ". The module tree is " + describe_module(info.module) +
+                             ". Pass an architecture (SPEC), or assumeSequential / --assume-sequential if its "
+                             "forward() runs these children in this order");
+        const std::string hint = spec_hint(out.tensors);
+        return error(Code::needs_architecture,
+                     info.arch_note + (options.assume_sequential ? " (assume_sequential needs a pickled module)" : "") +
+                         ". Pass an architecture (SPEC)" +
+                         (hint.empty() ? std::string() : ", e.g. \"" + hint + "\" with the activations in between"));
+    } else {
+        return Status();
+    }
+    MK_TRY(Sequential::from_state_dict(layers, std::move(out.tensors), out.model));
+    out.tensors.clear();
+    out.has_model = true;
+    return Status();
+}
+
+}  // namespace modelkeep

@@ -1,0 +1,90 @@
+// import.hpp — one entry point for every file modelkeep reads. The format is
+// decided from the bytes, never from a file name:
+//
+//   89 4D 4B 50 ...                      modelkeep .mkp (format.hpp)
+//   50 4B 03 04 ... <root>/data.pkl      torch.save zip (torch_file.hpp)
+//   80 02 8A 0A 6C FC 9C 46 F9 20 6A ... torch.save legacy (before 1.6)
+//   u64 N, then '{' (after JSON blanks) safetensors (safetensors.hpp)
+//
+// A file says what runs only when it is a .mkp model, or a pickled
+// nn.Sequential of known layers. For anything else — a state dict, a
+// checkpoint, a pickled custom class whose forward() is not in the file — a
+// model needs an explicit architecture (a SPEC string) or the explicit
+// assume_sequential opt-in (run the leaf modules in registration order);
+// without either, asking for a model is needs_architecture, and the message
+// shows the module tree.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "format.hpp"
+#include "model.hpp"
+#include "status.hpp"
+#include "torch_file.hpp"
+
+namespace modelkeep {
+
+enum class FileFormat { unknown, mkp, torch_zip, torch_legacy, safetensors };
+
+/// "modelkeep", "torch-zip", "torch-legacy", "safetensors", "unknown".
+const char* file_format_name(FileFormat format);
+/// From the first bytes only (a zip counts as torch_zip; read_source says
+/// whether it really is one).
+FileFormat detect_format(const std::uint8_t* data, std::size_t size);
+
+struct SourceTensor {
+    std::string name;
+    std::string dtype;  // as stored: "float32", "bfloat16", "int8" (.mkp), "F16" (safetensors) ...
+    Shape shape;
+};
+
+/// What a file holds, without building a model.
+struct SourceInfo {
+    FileFormat format = FileFormat::unknown;
+    std::string source;                 // "model", "state dict", "checkpoint['model_state_dict']", "module __main__.Model"
+    std::vector<std::string> globals;   // torch: every global the pickle names
+    std::vector<SourceTensor> tensors;  // in file (state_dict) order
+    Metadata metadata;                  // .mkp / safetensors metadata, a checkpoint's scalars
+    bool has_module = false;            // torch: a pickled module tree
+    ModuleNode module;
+    /// The architecture the file itself defines (.mkp model, nn.Sequential of
+    /// known layers); empty otherwise, with the reason in arch_note.
+    std::vector<LayerSpec> layers;
+    bool has_layers = false;
+    std::string arch_note;
+};
+
+struct ImportOptions {
+    std::string architecture;        // a SPEC: build this model, load the file's tensors (strict)
+    bool assume_sequential = false;  // a pickled module: run its leaves in registration order
+};
+
+struct Imported {
+    SourceInfo info;
+    StateDict tensors;      // every tensor, float32 (moved into `model` when one was built)
+    bool has_model = false;
+    Sequential model;
+    std::string arch_from;  // "file", "module tree", "architecture option", "assume_sequential"
+};
+
+/// Reads and validates a file's structure (all four formats) without
+/// converting tensor values (torch: storages located and sized; .mkp and
+/// safetensors: the whole layout).
+Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info);
+
+/// Reads every tensor and builds a model when the file or the options say
+/// what runs (need_model: needs_architecture otherwise).
+Status import_file(const std::uint8_t* data, std::size_t size, const ImportOptions& options, bool need_model,
+                   Imported& out);
+
+/// The leaves of a module tree as layers: nn.Sequential nesting gives dotted
+/// names ("0.1"); `sequential_only` refuses any other container class.
+Status module_layers(const ModuleNode& root, bool sequential_only, std::vector<LayerSpec>& out);
+
+/// "__main__.Model(fc1: Linear(in_features=3, out_features=5))", for messages and inspect.
+std::string describe_module(const ModuleNode& node);
+
+}  // namespace modelkeep

@@ -1,0 +1,541 @@
+// torch_file.cpp — see torch_file.hpp: the zip and legacy containers, turning
+// pickled tensors (strided views of storages) into float32 tensors after
+// every bounds check, walking module trees, and the zip writer for export.
+#include "torch_file.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+
+#include "zip.hpp"
+
+namespace modelkeep {
+
+const std::string* ModuleNode::attr(const std::string& key) const {
+    for (const auto& a : attrs)
+        if (a.first == key) return &a.second;
+    return nullptr;
+}
+
+std::string ModuleNode::class_name() const {
+    const std::size_t dot = class_path.rfind('.');
+    return dot == std::string::npos ? class_path : class_path.substr(dot + 1);
+}
+
+namespace {
+
+using Kind = Value::Kind;
+
+// Storage bytes by key, pointing into the file (or into `owned` when inflated).
+struct Storages {
+    std::map<std::string, std::pair<const std::uint8_t*, std::uint64_t>> bytes;
+    std::vector<std::vector<std::uint8_t>> owned;
+};
+
+// ---- the object: state dict, checkpoint or module ----
+
+bool is_tensor_dict(const Value& v) {
+    if (v.kind != Kind::dict) return false;
+    for (const auto& e : v.entries)
+        if (e.first->kind != Kind::string || e.second->kind != Kind::tensor) return false;
+    return true;
+}
+
+std::string scalar_text(const Value& v) {
+    char buf[40];
+    switch (v.kind) {
+        case Kind::none: return "None";
+        case Kind::boolean: return v.boolean ? "True" : "False";
+        case Kind::integer: return std::to_string(v.integer);
+        case Kind::floating:
+            std::snprintf(buf, sizeof buf, "%.17g", v.floating);
+            return buf;
+        case Kind::string: return v.text;
+        case Kind::tuple: {
+            std::string s = "(";
+            for (const auto& it : v.items) s += scalar_text(*it) + (v.items.size() == 1 ? "," : ", ");
+            if (v.items.size() > 1) s.resize(s.size() - 2);
+            return s + ")";
+        }
+        default: return "";
+    }
+}
+
+bool is_scalar(const Value& v) {
+    if (v.kind == Kind::tuple) {
+        for (const auto& it : v.items)
+            if (!is_scalar(*it) || it->kind == Kind::tuple) return false;
+        return true;
+    }
+    return v.kind == Kind::none || v.kind == Kind::boolean || v.kind == Kind::integer || v.kind == Kind::floating ||
+           v.kind == Kind::string;
+}
+
+using TensorRefs = std::vector<std::pair<std::string, const Value*>>;
+
+// A module record's tree and its state dict entries (torch's _save_to_state_dict
+// order: parameters, persistent buffers, then each child).
+Status walk_module(const Value& m, const std::string& name, const std::string& prefix, ModuleNode& node,
+                   TensorRefs& refs) {
+    node.name = name;
+    node.class_path = m.text;
+    const Value* params = m.get("_parameters");
+    const Value* buffers = m.get("_buffers");
+    const Value* modules = m.get("_modules");
+    const Value* non_persistent = m.get("_non_persistent_buffers_set");
+    for (const Value* d : {params, buffers, modules})
+        if (!d || d->kind != Kind::dict)
+            return error(Code::bad_pickle, "module " + m.text + (prefix.empty() ? "" : " at '" + prefix + "'") +
+                                               " lacks _parameters, _buffers or _modules");
+    auto skipped = [&](const std::string& key) {
+        if (!non_persistent || non_persistent->kind != Kind::set) return false;
+        for (const auto& it : non_persistent->items)
+            if (it->kind == Kind::string && it->text == key) return true;
+        return false;
+    };
+    for (const Value* d : {params, buffers}) {
+        for (const auto& e : d->entries) {
+            if (e.first->kind != Kind::string) return error(Code::bad_pickle, "a module tensor name that is not a string");
+            if (e.second->kind == Kind::none) continue;  // Linear(bias=False) keeps bias = None
+            if (e.second->kind != Kind::tensor)
+                return error(Code::bad_pickle, "module tensor '" + prefix + e.first->text + "' is not a tensor");
+            if (d == buffers && skipped(e.first->text)) continue;
+            node.tensors.push_back(e.first->text);
+            refs.emplace_back(prefix + e.first->text, e.second.get());
+        }
+    }
+    for (const auto& e : m.entries) {
+        const std::string& key = e.first->kind == Kind::string ? e.first->text : std::string();
+        if (key.empty() || key[0] == '_' || key == "training" || !is_scalar(*e.second)) continue;
+        node.attrs.emplace_back(key, scalar_text(*e.second));
+    }
+    for (const auto& e : modules->entries) {
+        if (e.first->kind != Kind::string) return error(Code::bad_pickle, "a child module name that is not a string");
+        if (e.second->kind == Kind::none) continue;
+        if (e.second->kind != Kind::module)
+            return error(Code::bad_pickle, "child '" + prefix + e.first->text + "' is not a module");
+        node.children.emplace_back();
+        MK_TRY(walk_module(*e.second, e.first->text, prefix + e.first->text + ".", node.children.back(), refs));
+    }
+    return Status();
+}
+
+Status interpret(const Value& root, TorchFile& out, TensorRefs& refs) {
+    auto take_dict = [&](const Value& d) {
+        for (const auto& e : d.entries) refs.emplace_back(e.first->text, e.second.get());
+    };
+    if (root.kind == Kind::module) {
+        out.source = "module " + root.text;
+        out.has_module = true;
+        return walk_module(root, "", "", out.module, refs);
+    }
+    if (is_tensor_dict(root)) {
+        out.source = "state dict";
+        take_dict(root);
+        return Status();
+    }
+    if (root.kind == Kind::dict) {
+        // A checkpoint: the state dict under a preferred key, else the first one;
+        // else a module stored under some key.
+        const Value* chosen = nullptr;
+        std::string chosen_key;
+        for (const char* key : {"model_state_dict", "state_dict", "model", "net", "module"}) {
+            const Value* v = root.get(key);
+            if (!chosen && v && (is_tensor_dict(*v) || v->kind == Kind::module) && !v->entries.empty()) {
+                chosen = v;
+                chosen_key = key;
+            }
+        }
+        for (const auto& e : root.entries) {
+            if (e.first->kind != Kind::string) continue;
+            const Value& v = *e.second;
+            if (!chosen && (is_tensor_dict(v) || v.kind == Kind::module) && !v.entries.empty()) {
+                chosen = &v;
+                chosen_key = e.first->text;
+            }
+            if (is_scalar(v) && v.kind != Kind::tuple) out.extras.emplace_back(e.first->text, scalar_text(v));
+        }
+        if (chosen) {
+            out.source = "checkpoint['" + chosen_key + "']";
+            if (chosen->kind == Kind::module) {
+                out.has_module = true;
+                out.source += ", module " + chosen->text;
+                return walk_module(*chosen, "", "", out.module, refs);
+            }
+            take_dict(*chosen);
+            return Status();
+        }
+    }
+    std::string what = root.kind == Kind::dict ? "a dict without a state dict or module in it" : "no dict or module";
+    return error(Code::wrong_kind, "the file holds " + what + "; modelkeep reads state dicts, checkpoints and modules");
+}
+
+// ---- tensors ----
+
+Status tensor_info(const std::string& name, const Value& t, TorchTensorInfo& info) {
+    info.name = name;
+    info.dtype = t.storage->storage_type;
+    if (t.shape.size() > max_rank)
+        return error(Code::limit_exceeded, "tensor '" + name + "' has rank " + std::to_string(t.shape.size()) +
+                                               " (at most " + std::to_string(max_rank) + ")");
+    std::uint64_t numel = 1;
+    for (std::uint64_t d : t.shape)
+        if (!checked_mul(numel, d, numel) || numel > max_tensor_elements) {
+            std::string dims;
+            for (std::uint64_t x : t.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(x);
+            return error(Code::size_overflow, "tensor '" + name + "' of shape (" + dims + ") is over " +
+                                                  std::to_string(max_tensor_elements) + " elements");
+        }
+    info.shape.assign(t.shape.begin(), t.shape.end());
+    // The last element the view touches must lie inside the storage.
+    if (numel > 0) {
+        std::uint64_t last = t.offset;
+        for (std::size_t k = 0; k < t.shape.size(); ++k) {
+            std::uint64_t step = 0;
+            if (!checked_mul(t.shape[k] - 1, t.stride[k], step) || last + step < last)
+                return error(Code::view_out_of_bounds, "tensor '" + name + "': its strides overflow");
+            last += step;
+        }
+        if (last >= t.storage->numel)
+            return error(Code::view_out_of_bounds, "tensor '" + name + "' reads element " + std::to_string(last) +
+                                                       " of storage '" + t.storage->text + "', which has " +
+                                                       std::to_string(t.storage->numel));
+    }
+    return Status();
+}
+
+float element(const std::uint8_t* p, StorageType type) {
+    std::uint64_t u = 0;
+    std::memcpy(&u, p, storage_item_size(type));  // little-endian host (native x86/arm, wasm)
+    switch (type) {
+        case StorageType::f32: { float f; std::memcpy(&f, p, 4); return f; }
+        case StorageType::f64: { double d; std::memcpy(&d, p, 8); return float(d); }
+        case StorageType::f16: return f16_to_f32(std::uint16_t(u));
+        case StorageType::bf16: return bf16_to_f32(std::uint16_t(u));
+        case StorageType::i64: return float(std::int64_t(u));
+        case StorageType::i32: return float(std::int32_t(std::uint32_t(u)));
+        case StorageType::i16: return float(std::int16_t(std::uint16_t(u)));
+        case StorageType::i8: return float(std::int8_t(std::uint8_t(u)));
+        case StorageType::u8: return float(std::uint8_t(u));
+        case StorageType::boolean: return u ? 1.0f : 0.0f;
+    }
+    return 0;
+}
+
+// Copies the strided view out of its storage (bounds checked by tensor_info).
+Tensor materialize(const Value& t, const TorchTensorInfo& info, const std::uint8_t* storage) {
+    Tensor out = zeros(info.shape);
+    const std::size_t rank = info.shape.size(), item = storage_item_size(info.dtype);
+    float* dst = out.data();
+    const std::size_t n = out.size();
+    if (n == 0) return out;
+    // Fast path: contiguous float32.
+    bool contiguous = true;
+    std::uint64_t expect = 1;
+    for (std::size_t k = rank; k-- > 0;) {
+        if (info.shape[k] != 1 && t.stride[k] != expect) contiguous = false;
+        expect *= info.shape[k];
+    }
+    if (contiguous && info.dtype == StorageType::f32) {
+        std::memcpy(dst, storage + t.offset * 4, n * 4);
+        return out;
+    }
+    std::vector<std::uint64_t> idx(rank, 0);
+    std::uint64_t at = t.offset;
+    for (std::size_t i = 0; i < n; ++i) {
+        dst[i] = element(storage + at * item, info.dtype);
+        for (std::size_t k = rank; k-- > 0;) {  // odometer over the dims, last fastest
+            if (++idx[k] < info.shape[k]) {
+                at += t.stride[k];
+                break;
+            }
+            at -= (info.shape[k] - 1) * t.stride[k];
+            idx[k] = 0;
+        }
+    }
+    return out;
+}
+
+Status finish(const Storages& storages, const TensorRefs& refs, bool with_values, TorchFile& out) {
+    if (refs.size() > max_tensors)
+        return error(Code::limit_exceeded, std::to_string(refs.size()) + " tensors (at most " +
+                                               std::to_string(max_tensors) + ")");
+    out.infos.resize(refs.size());
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+        const Value& t = *refs[i].second;
+        MK_TRY(tensor_info(refs[i].first, t, out.infos[i]));
+        const auto it = storages.bytes.find(t.storage->text);
+        if (it == storages.bytes.end())
+            return error(Code::missing_storage, "tensor '" + refs[i].first + "' needs storage '" + t.storage->text +
+                                                    "', which is not in the file");
+        std::uint64_t want = 0;
+        if (!checked_mul(t.storage->numel, storage_item_size(t.storage->storage_type), want) || want != it->second.second)
+            return error(Code::storage_size_mismatch,
+                         "storage '" + t.storage->text + "' should hold " + std::to_string(t.storage->numel) + " " +
+                             storage_dtype_name(t.storage->storage_type) + " values but has " +
+                             std::to_string(it->second.second) + " bytes");
+    }
+    if (!with_values) return Status();
+    out.tensors.reserve(refs.size());
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+        const Value& t = *refs[i].second;
+        out.tensors.emplace_back(refs[i].first, materialize(t, out.infos[i], storages.bytes.at(t.storage->text).first));
+    }
+    return Status();
+}
+
+// ---- containers ----
+
+Status read_zip(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out) {
+    std::vector<ZipEntry> entries;
+    MK_TRY(zip_list(data, size, entries));
+    if (entries.empty()) return error(Code::unknown_format, "an empty zip archive, not a torch.save file");
+    const std::string& first = entries[0].name;
+    const std::size_t slash = first.find('/');
+    if (slash == std::string::npos || slash == 0)
+        return error(Code::unknown_format, "a zip archive whose first entry '" + first + "' is not in a folder: not a torch.save file");
+    const std::string root = first.substr(0, slash + 1);
+    const ZipEntry *pkl = nullptr, *version = nullptr, *byteorder = nullptr;
+    std::map<std::string, const ZipEntry*> records;
+    for (const ZipEntry& e : entries) {
+        if (e.name.compare(0, root.size(), root) != 0) continue;  // torch looks only inside its folder
+        const std::string rel = e.name.substr(root.size());
+        if (rel == "constants.pkl" || rel.compare(0, 5, "code/") == 0)
+            return error(Code::torchscript_archive, "a TorchScript archive (torch.jit.save): it holds code, which "
+                                                    "modelkeep never runs; save the model's state_dict() instead");
+        if (rel == "data.pkl") pkl = &e;
+        if (rel == "version" || rel == ".data/version") version = &e;
+        if (rel == "byteorder") byteorder = &e;
+        if (rel.compare(0, 5, "data/") == 0) records[rel.substr(5)] = &e;
+    }
+    if (!pkl) return error(Code::unknown_format, "a zip archive without " + root + "data.pkl: not a torch.save file");
+    std::vector<std::uint8_t> buf;
+    if (version) {
+        MK_TRY(zip_read(data, size, *version, buf));
+        std::string v(buf.begin(), buf.end());
+        while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) v.pop_back();
+        if (v != "1" && v != "2" && v != "3")
+            return error(Code::unsupported_version, "torch archive version '" + v.substr(0, 20) + "' (1 to 3 are read)");
+    }
+    if (byteorder) {
+        MK_TRY(zip_read(data, size, *byteorder, buf));
+        const std::string order(buf.begin(), buf.end());
+        if (order != "little")
+            return error(Code::unsupported_byteorder, "the archive's byteorder is '" + order.substr(0, 20) + "', not little");
+    }
+    if (pkl->size > max_pickle_bytes)
+        return error(Code::limit_exceeded, "data.pkl is " + std::to_string(pkl->size) + " bytes (at most " +
+                                               std::to_string(max_pickle_bytes) + ")");
+    MK_TRY(zip_read(data, size, *pkl, buf));
+    Unpickled u;
+    MK_TRY(unpickle(buf.data(), buf.size(), false, u));
+    out.globals = u.globals;
+    TensorRefs refs;
+    MK_TRY(interpret(*u.root, out, refs));
+    // Only the storages the chosen tensors use are looked at (and CRC-checked).
+    Storages storages;
+    for (const auto& r : refs) {
+        const std::string& key = r.second->storage->text;
+        if (storages.bytes.count(key)) continue;
+        const auto it = records.find(key);
+        if (it == records.end()) continue;  // finish() reports missing_storage
+        const std::uint8_t* view = nullptr;
+        MK_TRY(zip_view(data, size, *it->second, with_values, view));
+        if (!view) {
+            storages.owned.emplace_back();
+            MK_TRY(zip_read(data, size, *it->second, storages.owned.back()));
+            view = storages.owned.back().data();
+        }
+        storages.bytes[key] = {view, it->second->size};
+    }
+    return finish(storages, refs, with_values, out);
+}
+
+// The first legacy pickle: PROTO 2, LONG1 of 10 bytes = 0x1950a86a20f9469cfc6c, STOP.
+constexpr std::uint8_t legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9,
+                                         0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+
+Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out) {
+    out.legacy = true;
+    std::size_t pos = sizeof legacy_magic;
+    if (size < pos || std::memcmp(data, legacy_magic, pos) != 0)
+        return error(Code::unknown_format, "not a legacy torch file (no magic number)");
+    Unpickled version, sys_info, object, keys;
+    MK_TRY(unpickle(data + pos, size - pos, true, version));
+    pos += version.consumed;
+    if (version.root->kind != Kind::integer || version.root->integer != 1001)
+        return error(Code::unsupported_version, "legacy torch protocol version " +
+                                                    (version.root->kind == Kind::integer ? std::to_string(version.root->integer)
+                                                                                         : std::string("?")) +
+                                                    " (1001 is read)");
+    MK_TRY(unpickle(data + pos, size - pos, true, sys_info));
+    pos += sys_info.consumed;
+    const Value* little = sys_info.root->get("little_endian");
+    if (!little || little->kind != Kind::boolean) return error(Code::bad_pickle, "legacy sys_info lacks little_endian");
+    if (!little->boolean) return error(Code::unsupported_byteorder, "a big-endian legacy torch file");
+    MK_TRY(unpickle(data + pos, size - pos, true, object));
+    pos += object.consumed;
+    out.globals = object.globals;
+    MK_TRY(unpickle(data + pos, size - pos, true, keys));
+    pos += keys.consumed;
+    if (keys.root->kind != Kind::list) return error(Code::bad_pickle, "the legacy storage key list is not a list");
+    TensorRefs refs;
+    MK_TRY(interpret(*object.root, out, refs));
+    // Each storage's type (item size) is known only from the tensors that use it.
+    std::map<std::string, const Value*> types;
+    for (const auto& r : refs) types[r.second->storage->text] = r.second->storage.get();
+    Storages storages;
+    for (const auto& k : keys.root->items) {
+        if (k->kind != Kind::string) return error(Code::bad_pickle, "a legacy storage key that is not a string");
+        const auto it = types.find(k->text);
+        if (it == types.end())
+            return error(Code::bad_pickle, "legacy storage '" + k->text + "' is used by no tensor (its size is unknown)");
+        if (size - pos < 8) return error(Code::truncated, "the file ends before storage '" + k->text + "'");
+        std::uint64_t count = 0;
+        for (int i = 0; i < 8; ++i) count |= std::uint64_t(data[pos + std::size_t(i)]) << (8 * i);
+        pos += 8;
+        std::uint64_t bytes = 0;
+        if (!checked_mul(count, storage_item_size(it->second->storage_type), bytes) || bytes > size - pos)
+            return error(Code::truncated, "storage '" + k->text + "' declares " + std::to_string(count) +
+                                              " values, more than the file holds");
+        if (storages.bytes.count(k->text)) return error(Code::duplicate_name, "legacy storage '" + k->text + "' twice");
+        storages.bytes[k->text] = {data + pos, bytes};
+        pos += std::size_t(bytes);
+    }
+    if (pos != size) return error(Code::trailing_bytes, std::to_string(size - pos) + " bytes after the last storage");
+    return finish(storages, refs, with_values, out);
+}
+
+// ---- writing ----
+
+// Protocol-2 pickle opcodes for a state dict, as FORMATS of torch.save.
+class PickleWriter {
+public:
+    std::vector<std::uint8_t> out;
+    void op(std::uint8_t c) { out.push_back(c); }
+    void global(const char* module, const char* name) {
+        op('c');
+        for (const char* s : {module, name}) {
+            out.insert(out.end(), s, s + std::strlen(s));
+            op('\n');
+        }
+    }
+    void str(const std::string& s) {
+        op('X');
+        for (int i = 0; i < 4; ++i) op(std::uint8_t(std::uint32_t(s.size()) >> (8 * i)));
+        out.insert(out.end(), s.begin(), s.end());
+    }
+    void integer(std::uint64_t v) {
+        if (v < 256) {
+            op('K');
+            op(std::uint8_t(v));
+        } else if (v < 65536) {
+            op('M');
+            op(std::uint8_t(v));
+            op(std::uint8_t(v >> 8));
+        } else if (v < 0x80000000u) {
+            op('J');
+            for (int i = 0; i < 4; ++i) op(std::uint8_t(v >> (8 * i)));
+        } else {
+            op(0x8a);  // LONG1, 8 bytes, non-negative
+            op(8);
+            for (int i = 0; i < 8; ++i) op(std::uint8_t(v >> (8 * i)));
+        }
+    }
+    void int_tuple(const std::vector<std::uint64_t>& v) {
+        op('(');
+        for (std::uint64_t x : v) integer(x);
+        op('t');
+    }
+};
+
+}  // namespace
+
+Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out) {
+    out = TorchFile();
+    if (size >= 4 && data[0] == 'P' && data[1] == 'K' && data[2] == 3 && data[3] == 4)
+        return read_zip(data, size, with_values, out);
+    return read_legacy(data, size, with_values, out);
+}
+
+Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8_t>& out) {
+    if (dtype == DType::int8) return error(Code::invalid_argument, "a .pt file has no int8-per-row form; use f32, f16 or bf16");
+    for (std::size_t i = 0; i < tensors.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (tensors[i].first == tensors[j].first)
+                return error(Code::duplicate_name, "tensor '" + tensors[i].first + "' twice");
+    PickleWriter p;
+    p.op(0x80);
+    p.op(2);
+    p.global("collections", "OrderedDict");
+    p.op(')');
+    p.op('R');
+    p.op('(');
+    std::vector<std::vector<std::uint8_t>> storages(tensors.size());
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const std::string& key = tensors[i].first;
+        const Tensor& t = tensors[i].second;
+        const bool counter = key == "num_batches_tracked" ||
+                             (key.size() > 20 && key.compare(key.size() - 20, 20, ".num_batches_tracked") == 0);
+        const DType d = t.dimension() >= 2 ? dtype : DType::f32;
+        const char* storage = counter ? "LongStorage" : d == DType::f16 ? "HalfStorage" : d == DType::bf16 ? "BFloat16Storage" : "FloatStorage";
+        std::vector<std::uint8_t>& s = storages[i];
+        const std::size_t n = t.size();
+        const float* v = t.data();
+        s.resize(n * (counter ? 8 : d == DType::f32 ? 4 : 2));
+        for (std::size_t k = 0; k < n; ++k) {
+            if (counter) {
+                const std::int64_t c = std::int64_t(std::llround(double(v[k])));
+                std::memcpy(&s[k * 8], &c, 8);
+            } else if (d == DType::f32) {
+                std::memcpy(&s[k * 4], &v[k], 4);
+            } else {
+                const std::uint16_t h = d == DType::f16 ? f32_to_f16(v[k]) : f32_to_bf16(v[k]);
+                std::memcpy(&s[k * 2], &h, 2);
+            }
+        }
+        std::vector<std::uint64_t> shape(t.shape().begin(), t.shape().end()), stride(shape.size());
+        std::uint64_t step = 1;
+        for (std::size_t k = shape.size(); k-- > 0;) {
+            stride[k] = step;
+            step *= shape[k];
+        }
+        p.str(key);
+        p.global("torch._utils", "_rebuild_tensor_v2");
+        p.op('(');
+        p.op('(');  // persistent id ('storage', torch.XStorage, key, 'cpu', numel)
+        p.str("storage");
+        p.global("torch", storage);
+        p.str(std::to_string(i));
+        p.str("cpu");
+        p.integer(n);
+        p.op('t');
+        p.op('Q');
+        p.integer(0);
+        p.int_tuple(shape);
+        p.int_tuple(stride);
+        p.op(0x89);  // requires_grad = False
+        p.global("collections", "OrderedDict");
+        p.op(')');
+        p.op('R');
+        p.op('t');
+        p.op('R');
+    }
+    p.op('u');
+    p.op('.');
+    const std::string version = "3\n", order = "little";
+    std::vector<ZipRecord> records;
+    std::vector<std::string> names(tensors.size());
+    records.push_back({"archive/data.pkl", p.out.data(), p.out.size()});
+    records.push_back({"archive/byteorder", reinterpret_cast<const std::uint8_t*>(order.data()), order.size()});
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        names[i] = "archive/data/" + std::to_string(i);
+        records.push_back({names[i], storages[i].data(), storages[i].size()});
+    }
+    records.push_back({"archive/version", reinterpret_cast<const std::uint8_t*>(version.data()), version.size()});
+    zip_write(records, out);
+    return Status();
+}
+
+}  // namespace modelkeep

@@ -1,0 +1,82 @@
+// torch_file.hpp — what torch.save writes, read without running any of it,
+// and state dicts written back in a form torch.load(weights_only=True) takes.
+//
+// Zip format (torch ≥ 1.6): one top-level folder (named by the file, read from
+// the first entry, never assumed), records <root>/data.pkl (the pickled
+// object, pickle.hpp), <root>/data/<key> (raw little-endian storages),
+// <root>/version ("3"), optionally <root>/byteorder ("little"). A
+// <root>/constants.pkl or <root>/code/ means a TorchScript archive: refused.
+//
+// Legacy format (before 1.6): five pickles back to back — the magic number
+// 0x1950a86a20f9469cfc6c, the protocol version 1001, a sys_info dict, the
+// object, the list of storage keys — then for each key a u64 element count and
+// the storage bytes. Plain state dicts are read; a whole module is refused
+// (its persistent ids embed the class's source code).
+//
+// The pickled object may be: a state dict (a dict of tensors); a checkpoint
+// dict holding one ({'epoch': 5, 'model_state_dict': {...}, ...}); or a whole
+// nn.Module, read as an inert tree (ModuleNode) whose tensors form the same
+// state dict torch's model.state_dict() gives (parameters, then persistent
+// buffers, then children, in registration order).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dtype.hpp"
+#include "format.hpp"
+#include "model.hpp"
+#include "pickle.hpp"
+#include "status.hpp"
+
+namespace modelkeep {
+
+/// One nn.Module of a pickled module tree.
+struct ModuleNode {
+    std::string name;        // child name ("fc1", "0"); "" for the root
+    std::string class_path;  // "torch.nn.modules.linear.Linear", "__main__.Model"
+    /// Plain attributes as text, e.g. in_features=3, approximate=tanh,
+    /// normalized_shape=(8,), eps=1e-05 (Python's repr of numbers).
+    std::vector<std::pair<std::string, std::string>> attrs;
+    std::vector<std::string> tensors;  // local names: parameters, then persistent buffers
+    std::vector<ModuleNode> children;
+
+    const std::string* attr(const std::string& key) const;
+    /// "Linear" from "torch.nn.modules.linear.Linear".
+    std::string class_name() const;
+};
+
+struct TorchTensorInfo {
+    std::string name;
+    StorageType dtype = StorageType::f32;
+    Shape shape;
+};
+
+struct TorchFile {
+    bool legacy = false;
+    std::vector<std::string> globals;  // every global the pickle names, first use order
+    /// Where the tensors came from: "state dict", "checkpoint['model_state_dict']",
+    /// "module __main__.Model".
+    std::string source;
+    std::vector<TorchTensorInfo> infos;  // the state dict's names, dtypes and shapes
+    StateDict tensors;                   // converted to float32 (only with values)
+    bool has_module = false;
+    ModuleNode module;
+    Metadata extras;  // a checkpoint's scalar entries (epoch=5, loss=0.25)
+};
+
+/// Reads a torch zip or legacy file. Without `with_values`, only the pickle
+/// is read and the storages' presence and sizes checked (for inspect).
+Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out);
+
+/// A state dict as a torch zip file (folder "archive", stored records aligned
+/// to 64 bytes, pickle protocol 2 with only the opcodes and globals above),
+/// which torch.load(path, weights_only=True) loads. Tensors of rank ≥ 2 are
+/// written in `dtype` (f32, f16 or bf16; int8 → invalid_argument), others as
+/// float32, and num_batches_tracked as int64, as torch holds it.
+Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8_t>& out);
+
+}  // namespace modelkeep
