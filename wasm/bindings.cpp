@@ -14,8 +14,11 @@
 #include <vector>
 
 #include "format.hpp"
+#include "import.hpp"
 #include "model.hpp"
+#include "safetensors.hpp"
 #include "spec.hpp"
+#include "torch_file.hpp"
 
 using emscripten::val;
 using namespace modelkeep;
@@ -110,7 +113,55 @@ val info_object(const FileInfo& info) {
     for (const auto& [k, v] : info.metadata) metadata.set(k, v);
     out.set("metadata", metadata);
     out.set("dataChecked", info.data_checked);
+    out.set("format", std::string("modelkeep"));
     return out;
+}
+
+val metadata_object(const Metadata& metadata) {
+    val out = val::object();
+    for (const auto& [k, v] : metadata) out.set(k, v);
+    return out;
+}
+
+// What a PyTorch or safetensors file holds (fileInfo for formats other than .mkp).
+val source_object(const SourceInfo& info) {
+    val out = success();
+    out.set("format", std::string(file_format_name(info.format)));
+    out.set("holds", info.source);
+    out.set("architecture", info.has_layers ? val(format_spec(info.layers)) : val::null());
+    out.set("architectureNote", info.arch_note);
+    out.set("moduleTree", info.has_module ? val(describe_module(info.module)) : val::null());
+    out.set("layers", layers_array(info.layers));
+    val globals = val::array();
+    for (const auto& g : info.globals) globals.call<void>("push", g);
+    out.set("globals", globals);
+    val tensors = val::array();
+    double elements = 0;
+    for (const SourceTensor& t : info.tensors) {
+        val tensor = val::object();
+        tensor.set("name", t.name);
+        tensor.set("dtype", t.dtype);
+        tensor.set("shape", shape_array(t.shape));
+        tensors.call<void>("push", tensor);
+        double e = 1;
+        for (std::size_t d : t.shape) e *= double(d);
+        elements += e;
+    }
+    out.set("tensors", tensors);
+    out.set("elements", elements);
+    out.set("metadata", metadata_object(info.metadata));
+    return out;
+}
+
+// float32 elements of every tensor a file holds (sizes the import before it starts).
+double source_elements(const SourceInfo& info) {
+    double n = 0;
+    for (const SourceTensor& t : info.tensors) {
+        double e = 1;
+        for (std::size_t d : t.shape) e *= double(d);
+        n += e;
+    }
+    return n;
 }
 
 // Metadata from a plain JS object of strings (the JS layer validates types).
@@ -193,20 +244,62 @@ public:
         return success();
     }
 
-    /// .mkp bytes (Uint8Array) → the file's info object, or a failure (wrong_kind for a state dict).
-    val load(const val& u8) {
+    /// Bytes of any readable file (.mkp, torch zip or legacy, safetensors) →
+    /// { ok, format, holds, architectureFrom, ... } or a failure. architecture
+    /// (a SPEC, or "") and assumeSequential say what runs when the file does not
+    /// (needs_architecture otherwise).
+    val load(const val& u8, const std::string& architecture, bool assume_sequential) {
         Status st = reserve(length_of(u8), "copying the file");
         if (!st.ok()) return fail(st);
         const std::vector<std::uint8_t> bytes = bytes_of(u8);
-        // The header alone sizes the model; read_model then checks everything (CRCs once).
-        FileInfo info;
-        st = read_info(bytes.data(), bytes.size(), false, info);
-        if (st.ok()) st = reserve(param_elements(info.layers) * 4, "the model");
+        // The structure alone sizes the tensors; import_file then reads everything (CRCs once).
+        SourceInfo source;
+        st = read_source(bytes.data(), bytes.size(), source);
+        if (st.ok()) st = reserve(source_elements(source) * 4, "the model");
         if (!st.ok()) return fail(st);
-        st = read_model(bytes.data(), bytes.size(), model_);
+        ImportOptions options;
+        options.architecture = architecture;
+        options.assume_sequential = assume_sequential;
+        Imported in;
+        st = import_file(bytes.data(), bytes.size(), options, true, in);
         if (!st.ok()) return fail(st);
-        info.data_checked = true;
-        return info_object(info);
+        model_ = std::move(in.model);
+        val out = success();
+        if (in.info.format == FileFormat::mkp) {
+            FileInfo info;
+            st = read_info(bytes.data(), bytes.size(), false, info);
+            if (!st.ok()) return fail(st);
+            info.data_checked = true;
+            out = info_object(info);
+        } else {
+            out = source_object(in.info);
+        }
+        out.set("holds", in.info.source);
+        out.set("architectureFrom", in.arch_from);
+        return out;
+    }
+
+    /// format: 'safetensors' | 'pt', dtype: 'f32' | 'f16' | 'bf16' → { ok, bytes } (a state dict).
+    val export_bytes(const std::string& format, const std::string& dtype, const val& metadata) const {
+        DType d;
+        if (!parse_dtype(dtype, d) || d == DType::int8)
+            return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16 (" + format +
+                                                          " has no int8 form)"));
+        Metadata meta;
+        Status st = read_metadata(metadata, meta);
+        if (st.ok()) st = reserve(double(model_.param_count()) * 4 * 2.2, "the file");
+        if (!st.ok()) return fail(st);
+        std::vector<std::uint8_t> bytes;
+        if (format == "safetensors")
+            st = write_safetensors(model_.state_dict(), meta, d, bytes);
+        else if (format == "pt")
+            st = write_torch(model_.state_dict(), d, bytes);
+        else
+            st = error(Code::invalid_argument, "export format '" + format + "' is not safetensors or pt");
+        if (!st.ok()) return fail(st);
+        val out = success();
+        out.set("bytes", byte_array(bytes));
+        return out;
     }
 
     /// data: Float32Array, shape: number[] → { ok, shape, data } or a failure.
@@ -319,44 +412,58 @@ private:
 
 namespace {
 
-/// .mkp bytes → the info object (layers, tensors, dtype, params, metadata) without decoding weights.
+/// Bytes of any readable file → its info object without decoding weights
+/// (.mkp: the header; torch: the pickle and the storages' sizes; safetensors:
+/// the header). check_data also reads every value (CRCs, conversions).
 val file_info(const val& u8, bool check_data) {
     Status st = reserve(length_of(u8), "copying the file");
     if (!st.ok()) return fail(st);
     const std::vector<std::uint8_t> bytes = bytes_of(u8);
-    FileInfo info;
-    st = read_info(bytes.data(), bytes.size(), check_data, info);
+    if (detect_format(bytes.data(), bytes.size()) == FileFormat::mkp) {
+        FileInfo info;
+        st = read_info(bytes.data(), bytes.size(), check_data, info);
+        if (!st.ok()) return fail(st);
+        return info_object(info);
+    }
+    SourceInfo source;
+    st = read_source(bytes.data(), bytes.size(), source);
+    if (st.ok() && check_data) {
+        st = reserve(source_elements(source) * 4, "the tensors");
+        Imported all;
+        if (st.ok()) st = import_file(bytes.data(), bytes.size(), ImportOptions(), false, all);
+    }
     if (!st.ok()) return fail(st);
-    return info_object(info);
+    val out = source_object(source);
+    out.set("dataChecked", check_data);
+    return out;
 }
 
-/// .mkp bytes → { ok, info, stateDict: [{ name, shape, data }] } for either kind.
+/// Bytes of any readable file → { ok, format, stateDict: [{ name, shape, data }] }.
 val read_tensors(const val& u8) {
     Status st = reserve(length_of(u8), "copying the file");
     if (!st.ok()) return fail(st);
     const std::vector<std::uint8_t> bytes = bytes_of(u8);
-    FileInfo info;
-    st = read_info(bytes.data(), bytes.size(), false, info);
-    double elements = 0;
-    for (const TensorInfo& t : info.tensors) {
-        double e = 1;
-        for (std::size_t d : t.shape) e *= double(d);
-        elements += e;
-    }
-    if (st.ok()) st = reserve(elements * 4, "the tensors");
+    SourceInfo source;
+    st = read_source(bytes.data(), bytes.size(), source);
+    if (st.ok()) st = reserve(source_elements(source) * 4, "the tensors");
     if (!st.ok()) return fail(st);
-    LoadedFile f;
-    st = read_file(bytes.data(), bytes.size(), f);
+    Imported in;
+    st = import_file(bytes.data(), bytes.size(), ImportOptions(), false, in);
     if (!st.ok()) return fail(st);
-    val out = info_object(f.info);
     val entries = val::array();
-    for (const auto& [name, t] : f.tensors) {
+    auto add = [&](const std::string& name, const Tensor& t) {
         val e = val::object();
         e.set("name", name);
         e.set("shape", shape_array(shape_of(t)));
         e.set("data", float_array(t.data(), t.size()));
         entries.call<void>("push", e);
-    }
+    };
+    if (in.has_model)
+        in.model.for_each_tensor(add);
+    else
+        for (const auto& [name, t] : in.tensors) add(name, t);
+    val out = success();
+    out.set("format", std::string(file_format_name(in.info.format)));
     out.set("stateDict", entries);
     return out;
 }
@@ -381,6 +488,7 @@ EMSCRIPTEN_BINDINGS(modelkeep) {
         .function("load", &ModelHandle::load)
         .function("forward", &ModelHandle::forward)
         .function("toBytes", &ModelHandle::to_bytes)
+        .function("exportBytes", &ModelHandle::export_bytes)
         .function("stateDict", &ModelHandle::state_dict)
         .function("loadStateDict", &ModelHandle::load_state_dict)
         .function("architecture", &ModelHandle::architecture)

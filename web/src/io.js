@@ -1,6 +1,7 @@
 // io.js — save and load through storage URLs, in the spirit of TensorFlow.js:
 //   indexeddb://name   the page's IndexedDB (store.js): one transaction per save
-//   downloads://name   the browser downloads name.mkp (save only)
+//   downloads://name   the browser downloads name.mkp (save only; name.safetensors or
+//                      name.pt download the state dict in that format)
 //   https://… or a relative URL   fetched, streamed with byte-level progress (load only)
 //   a path or file:// URL         Node only
 // and, for load, File/Blob, ArrayBuffer and Uint8Array. The bytes are the same everywhere.
@@ -49,11 +50,35 @@ function publicInfo(info) {
  * @returns {Promise<object>} the saved info ({ dateSaved, bytes, dtype, params, layers, metadata, ... })
  */
 export async function save(model, url, { dtype = 'f32', metadata = {}, onProgress } = {}) {
+  const format = (typeof url === 'string' && !url.startsWith(IDB)) || url instanceof URL ? exportFormat(url) : 'mkp';
+  if (format !== 'mkp') {
+    if (!(model instanceof Model)) {
+      throw new ModelError('invalid_argument', `saving as .${format} needs a Model, not bytes`);
+    }
+    const bytes = model.toBytes({ format, dtype, metadata });
+    return write(bytes, url, { format, dtype, params: model.paramCount, architecture: model.architecture }, onProgress);
+  }
   // A model's info comes with its bytes; bytes from elsewhere are read (and checked) once.
   const { bytes, info: raw } = model instanceof Model
     ? encode(model, { dtype, metadata })
     : { bytes: toUint8Array(model), info: check(runtime().fileInfo(toUint8Array(model), false)) };
+  if (raw.format !== 'modelkeep') {
+    throw new ModelError('invalid_argument',
+      `save() stores modelkeep bytes; these are a ${raw.format} file: load() it into a Model first`);
+  }
   const info = describe(raw);
+  return write(bytes, url, info, onProgress);
+}
+
+// .safetensors / .pt / .pth at the end of a downloads:// name or a path choose that format.
+function exportFormat(url) {
+  const lower = String(url).toLowerCase();
+  if (lower.endsWith('.safetensors')) return 'safetensors';
+  if (lower.endsWith('.pt') || lower.endsWith('.pth')) return 'pt';
+  return 'mkp';
+}
+
+async function write(bytes, url, info, onProgress) {
   if (typeof url === 'string' && url.startsWith(IDB)) {
     const s = await store();
     const saved = await s.put(idbName(url), bytes, info, { onProgress });
@@ -64,7 +89,7 @@ export async function save(model, url, { dtype = 'f32', metadata = {}, onProgres
     const name = url.slice(DOWNLOADS.length) || 'model';
     const a = document.createElement('a');
     a.href = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
-    a.download = name.endsWith('.mkp') ? name : `${name}.mkp`;
+    a.download = info.format || name.endsWith('.mkp') ? name : `${name}.mkp`;
     document.body.appendChild(a);
     a.click();
     a.remove();
@@ -148,11 +173,13 @@ export async function loadBytes(source, { onProgress } = {}) {
 }
 
 /**
- * Loads a full model from indexeddb://name, a URL, a File/Blob, bytes, or (Node) a path.
+ * Loads a model from indexeddb://name, a URL, a File/Blob, bytes, or (Node) a path. The bytes
+ * may be a .mkp, a PyTorch .pt (zip or legacy) or a safetensors file; `architecture` (a SPEC)
+ * or `assumeSequential` say what runs when the file does not (see Model.fromBytes).
  * @returns {Promise<Model>}
  */
-export async function load(source, { onProgress } = {}) {
-  return Model.fromBytes(await loadBytes(source, { onProgress }));
+export async function load(source, { onProgress, architecture, assumeSequential } = {}) {
+  return Model.fromBytes(await loadBytes(source, { onProgress }), { architecture, assumeSequential });
 }
 
 /** { 'indexeddb://name': { dateSaved, bytes, dtype, params, layers, metadata, ... } }, without reading weights. */
@@ -188,12 +215,19 @@ export async function onModelsChange(callback) {
 }
 
 /**
- * What .mkp bytes hold, without decoding the weights: the fields listModels() shows plus the
- * tensor table. With `checkData`, the data checksum is verified too (checksum_mismatch).
+ * What a file holds, without decoding the weights. For .mkp bytes: the fields listModels()
+ * shows plus the tensor table (format 'modelkeep'); with `checkData`, the data checksum is
+ * verified too (checksum_mismatch). For PyTorch and safetensors files: { format, holds,
+ * architecture (null unless the file defines one), architectureNote, moduleTree, globals,
+ * tensors: [{ name, dtype, shape }], metadata, bytes }; with `checkData`, every tensor is read.
  */
 export function fileInfo(bytes, { checkData = false } = {}) {
   const u8 = toUint8Array(bytes);
   const i = check(runtime().fileInfo(u8, checkData));
+  if (i.format !== 'modelkeep') {
+    const { ok, elements, layers, dataChecked, ...rest } = i;
+    return { ...rest, layers: layers.map((l) => l.spec), bytes: u8.length };
+  }
   const tensors = i.tensors.map(({ name, dtype, shape, bytes: stored }) => ({ name, dtype, shape, bytes: stored }));
-  return { ...describe(i), bytes: u8.length, tensors };
+  return { ...describe(i), format: 'modelkeep', bytes: u8.length, tensors };
 }

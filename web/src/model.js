@@ -51,6 +51,12 @@ function flag(name, value, fallback) {
   return value === undefined || value === fallback ? [] : [`${name}=${value ? 'true' : 'false'}`];
 }
 
+function checkMetadata(metadata) {
+  for (const [k, v] of Object.entries(metadata ?? {})) {
+    if (typeof v !== 'string') throw new ModelError('invalid_argument', `metadata '${k}' must be a string`);
+  }
+}
+
 function randomSeed() {
   const words = new Uint32Array(2);
   globalThis.crypto.getRandomValues(words);
@@ -125,6 +131,7 @@ function fromNested(input) {
 /** A model in wasm memory. Create with nn.sequential, Model.fromSpec, or load(). */
 export class Model {
   #handle;
+  #source = null;
 
   /** @internal use nn.sequential / Model.fromSpec / load */
   constructor(handle) {
@@ -144,16 +151,39 @@ export class Model {
     return new Model(handle);
   }
 
-  /** A model from the bytes of a .mkp full-model file (checksums verified). */
-  static fromBytes(bytes) {
+  /**
+   * A model from the bytes of any readable file: a .mkp model, a PyTorch torch.save file
+   * (zip or legacy: state dict, checkpoint or pickled module — never executed) or a
+   * safetensors file. The format comes from the bytes. Files that hold weights but not what
+   * runs need `architecture` (a SPEC) or, for a pickled custom module, `assumeSequential`.
+   */
+  static fromBytes(bytes, { architecture, assumeSequential = false } = {}) {
+    if (architecture !== undefined && (typeof architecture !== 'string' || architecture === '')) {
+      throw new ModelError('invalid_argument', 'architecture must be a non-empty SPEC string');
+    }
+    if (architecture !== undefined && assumeSequential) {
+      throw new ModelError('invalid_argument', 'give either architecture or assumeSequential, not both');
+    }
     const u8 = toUint8Array(bytes);
     const handle = new (runtime().ModelHandle)();
-    const r = handle.load(u8);
+    const r = handle.load(u8, architecture ?? '', Boolean(assumeSequential));
     if (!r.ok) {
       handle.delete();
       check(r);
     }
-    return new Model(handle);
+    const model = new Model(handle);
+    model.#source = { format: r.format, holds: r.holds, architectureFrom: r.architectureFrom };
+    return model;
+  }
+
+  /**
+   * Where a loaded model came from: { format: 'modelkeep'|'torch-zip'|'torch-legacy'|'safetensors',
+   * holds: 'model'|'state dict'|"checkpoint['model_state_dict']"|'module __main__.Model'|...,
+   * architectureFrom: 'file'|'module tree'|'architecture option'|'assume_sequential' }; null for
+   * models built in this page.
+   */
+  get source() {
+    return this.#source;
   }
 
   #live() {
@@ -189,7 +219,7 @@ export class Model {
    * Copies tensors into the model. Any shape mismatch throws (shape_mismatch); with strict
    * (the default), so do missing and unexpected keys. Nothing changes when it throws.
    * @param {Record<string, {shape: number[], data: ArrayLike<number>}> | Map | Uint8Array} stateDict
-   *   or the bytes of a .mkp file (either kind)
+   *   or the bytes of any readable file (.mkp, PyTorch .pt, safetensors)
    * @returns {{ missingKeys: string[], unexpectedKeys: string[] }}
    */
   loadStateDict(stateDict, { strict = true } = {}) {
@@ -209,11 +239,19 @@ export class Model {
   }
 
   /**
-   * The single-file format, as bytes.
-   * @param {{ dtype?: 'f32'|'f16'|'bf16'|'int8', metadata?: Record<string,string>, stateDictOnly?: boolean }} [options]
+   * The model as bytes: modelkeep's single file (the default), or its state dict as
+   * 'safetensors' or 'pt' (a torch zip that torch.load(path, weights_only=True) loads, with
+   * PyTorch's key names; f32, f16 or bf16).
+   * @param {{ format?: 'mkp'|'safetensors'|'pt', dtype?: 'f32'|'f16'|'bf16'|'int8', metadata?: Record<string,string>, stateDictOnly?: boolean }} [options]
    */
-  toBytes(options) {
-    return encode(this, options).bytes;
+  toBytes({ format = 'mkp', ...options } = {}) {
+    if (format === 'mkp') return encode(this, options).bytes;
+    if (format !== 'safetensors' && format !== 'pt') {
+      throw new ModelError('invalid_argument', `format must be 'mkp', 'safetensors' or 'pt', got ${String(format)}`);
+    }
+    const { dtype = 'f32', metadata = {} } = options;
+    checkMetadata(metadata);
+    return check(this.#live().exportBytes(format, String(dtype), metadata ?? {})).bytes;
   }
 
   static {
@@ -222,9 +260,7 @@ export class Model {
       if (!DTYPES.includes(dtype)) {
         throw new ModelError('invalid_argument', `dtype must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
       }
-      for (const [k, v] of Object.entries(metadata ?? {})) {
-        if (typeof v !== 'string') throw new ModelError('invalid_argument', `metadata '${k}' must be a string`);
-      }
+      checkMetadata(metadata);
       const { bytes, ...info } = check(model.#live().toBytes(dtype, metadata ?? {}, stateDictOnly));
       return { bytes, info };
     };
