@@ -28,11 +28,16 @@ FileFormat detect_format(const std::uint8_t* data, std::size_t size) {
         return FileFormat::torch_zip;
     static const std::uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46};
     if (size >= sizeof legacy && std::memcmp(data, legacy, sizeof legacy) == 0) return FileFormat::torch_legacy;
-    // safetensors: an 8-byte length, then a JSON object (leading blanks allowed).
+    // safetensors: an 8-byte length, then JSON (leading blanks allowed): '{',
+    // or any other JSON value opener when the length fits the file (so that a
+    // header of the wrong JSON type is reported as such).
     if (size >= 9) {
+        std::uint64_t n = 0;
+        for (int i = 0; i < 8; ++i) n |= std::uint64_t(data[i]) << (8 * i);
         for (std::size_t i = 8; i < size && i < 8 + 4096; ++i) {
             const std::uint8_t c = data[i];
             if (c == '{') return FileFormat::safetensors;
+            if ((c == '[' || c == '"') && n <= size - 8) return FileFormat::safetensors;
             if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
         }
     }

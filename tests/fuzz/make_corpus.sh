@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Seeds the fuzz corpora with valid files written by the CLI: both kinds,
-# every dtype, every layer kind. Usage: make_corpus.sh CLI OUT_DIR
+# every dtype, every layer kind; for the import target, the PyTorch and
+# safetensors fixtures (tests/torch/files) and the CLI's own exports.
+# Usage: make_corpus.sh CLI OUT_DIR
 set -euo pipefail
 cli=$1
 out=$2
-mkdir -p "$out/reader" "$out/spec"
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out/reader" "$out/spec" "$out/import"
 specs=(
   "fc1=Linear(3,5)"
   "Linear(4,6),GELU(tanh),LayerNorm(6),BatchNorm1d(6),Dropout(0.2),Linear(6,3,bias=false),LogSoftmax"
@@ -20,4 +23,10 @@ for spec in "${specs[@]}"; do
   done
   i=$((i + 1))
 done
+cp "$here"/../torch/files/* "$out/import/"
+for f in "$out"/reader/model_*_f32.mkp; do
+  "$cli" convert "$f" "$out/import/$(basename "$f" .mkp).safetensors" >/dev/null
+  "$cli" convert "$f" "$out/import/$(basename "$f" .mkp).pt" >/dev/null
+done
+echo "import corpus: $(ls "$out/import" | wc -l) files"
 echo "corpus: $(ls "$out/reader" | wc -l) files, $(ls "$out/spec" | wc -l) specs in $out"

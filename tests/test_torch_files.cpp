@@ -1,0 +1,268 @@
+// Every case in tests/torch/*.txt, written by real PyTorch
+// (tests/torch/make_torch_fixtures.py, whose docstring documents the format):
+// the file's format is detected, valid files give torch's tensors bit for bit
+// (as float32) and torch's outputs within 1e-6 of the output's scale, the
+// architecture decision follows the case's load mode, and every hostile file
+// is refused with its error code — with nothing executed (the marker file the
+// payloads would create never appears).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <cstdio>
+#include <cstdlib>
+#include <dirent.h>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+#include "import.hpp"
+#include "spec.hpp"
+#include "torch_file.hpp"
+
+using namespace modelkeep;
+
+namespace {
+
+const std::string dir = MODELKEEP_TORCH_DIR;
+const char* marker = "/tmp/modelkeep_pwned_marker";
+
+struct Named {
+    std::string name, dtype;
+    Shape shape;
+    std::vector<float> values;
+};
+
+struct Case {
+    std::string name, file, format, load, error, spec;
+    std::vector<std::string> globals;
+    std::vector<Named> tensors;
+    bool has_input = false, has_output = false, has_naive = false;
+    Named input, output, naive;
+};
+
+bool exists(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+std::vector<std::uint8_t> read_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::vector<std::uint8_t>((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// "<rank> <d0> ..." then prod(d) hex floats on the following lines.
+bool read_tensor(std::istringstream& head, std::istream& in, Named& t) {
+    std::size_t rank = 0, n = 1;
+    if (!(head >> rank)) return false;
+    t.shape.assign(rank, 0);
+    for (auto& d : t.shape) {
+        if (!(head >> d)) return false;
+        n *= d;
+    }
+    t.values.resize(n);
+    for (auto& v : t.values) {
+        std::string word;
+        if (!(in >> word)) return false;
+        v = std::strtof(word.c_str(), nullptr);
+    }
+    return true;
+}
+
+bool parse_case(const std::string& path, Case& c, std::string& err) {
+    std::ifstream in(path);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        std::istringstream head(line);
+        std::string key;
+        head >> key;
+        std::string rest;
+        std::getline(head >> std::ws, rest);
+        std::istringstream args(rest);
+        if (key == "case") c.name = rest;
+        else if (key == "file") c.file = rest;
+        else if (key == "format") c.format = rest;
+        else if (key == "load") c.load = rest;
+        else if (key == "error") c.error = rest;
+        else if (key == "spec") c.spec = rest;
+        else if (key == "global") c.globals.push_back(rest);
+        else if (key == "tensor") {
+            Named t;
+            args >> t.name >> t.dtype;
+            if (!read_tensor(args, in, t)) return err = "bad tensor " + t.name, false;
+            c.tensors.push_back(t);
+        } else if (key == "input") {
+            if (!read_tensor(args, in, c.input)) return err = "bad input", false;
+            c.has_input = true;
+        } else if (key == "output") {
+            if (!read_tensor(args, in, c.output)) return err = "bad output", false;
+            c.has_output = true;
+        } else if (key == "naive_output") {
+            if (!read_tensor(args, in, c.naive)) return err = "bad naive_output", false;
+            c.has_naive = true;
+        } else if (key == "end") {
+            return true;
+        } else {
+            return err = "unknown record '" + key + "'", false;
+        }
+    }
+    return err = "no end record", false;
+}
+
+std::vector<std::string> case_names() {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (const dirent* e = ::readdir(d)) {
+            const std::string n = e->d_name;
+            if (n.size() > 4 && n.compare(n.size() - 4, 4, ".txt") == 0) out.push_back(n.substr(0, n.size() - 4));
+        }
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+const char* format_word(FileFormat f) {
+    switch (f) {
+        case FileFormat::mkp: return "mkp";
+        case FileFormat::torch_zip: return "torch_zip";
+        case FileFormat::torch_legacy: return "torch_legacy";
+        case FileFormat::safetensors: return "safetensors";
+        case FileFormat::unknown: break;
+    }
+    return "unknown";
+}
+
+// Worst |a - b| / max(1, max |b|) over the output.
+double relative_error(const Tensor& got, const Named& want) {
+    double scale = 1, worst = 0;
+    for (float v : want.values) scale = std::max(scale, double(std::fabs(v)));
+    for (std::size_t i = 0; i < want.values.size(); ++i)
+        worst = std::max(worst, std::fabs(double(got.data()[i]) - double(want.values[i])) / scale);
+    return worst;
+}
+
+void expect_output(const Sequential& model, const Case& c, const Named& want, const std::string& what) {
+    ASSERT_TRUE(c.has_input) << c.name << " has no input";
+    Tensor y;
+    const Status st = model.forward(from_data(c.input.shape, c.input.values.data()), y);
+    ASSERT_TRUE(st.ok()) << c.name << " " << what << ": " << st.to_string();
+    ASSERT_EQ(shape_of(y), want.shape) << c.name << " " << what;
+    const double err = relative_error(y, want);
+    EXPECT_LE(err, 1e-6) << c.name << " " << what;
+    std::cout << "[ torch    ] " << c.name << " (" << what << "): worst relative error " << err << "\n";
+}
+
+void expect_tensors(const StateDict& got, const Case& c) {
+    ASSERT_EQ(got.size(), c.tensors.size()) << c.name;
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        const Named& want = c.tensors[i];
+        EXPECT_EQ(got[i].first, want.name) << c.name;
+        ASSERT_EQ(shape_of(got[i].second), want.shape) << c.name << " " << want.name;
+        for (std::size_t k = 0; k < want.values.size(); ++k)
+            ASSERT_EQ(std::memcmp(&got[i].second.data()[k], &want.values[k], 4), 0)
+                << c.name << " " << want.name << "[" << k << "]: " << got[i].second.data()[k] << " vs " << want.values[k];
+    }
+}
+
+class TorchFiles : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST(TorchFiles, TheFixturesArePresent) {
+    const auto names = case_names();
+    EXPECT_GE(names.size(), 40u) << "run /usr/bin/python3 tests/torch/make_torch_fixtures.py";
+    ASSERT_FALSE(exists(marker)) << marker << " exists before the tests: remove it";
+}
+
+TEST_P(TorchFiles, Case) {
+    Case c;
+    std::string err;
+    ASSERT_TRUE(parse_case(dir + "/" + GetParam() + ".txt", c, err)) << GetParam() << ": " << err;
+    const auto bytes = read_bytes(dir + "/files/" + c.file);
+    ASSERT_FALSE(bytes.empty()) << c.file;
+    if (c.format != "torchscript") EXPECT_EQ(format_word(detect_format(bytes.data(), bytes.size())), c.format) << c.name;
+
+    Imported plain, seq;
+    const Status st = import_file(bytes.data(), bytes.size(), ImportOptions(), true, plain);
+    if (c.load == "refuse") {
+        EXPECT_EQ(code_name(st.code()), c.error) << c.name << ": " << st.to_string();
+        ImportOptions opt;
+        opt.assume_sequential = true;
+        EXPECT_EQ(code_name(import_file(bytes.data(), bytes.size(), opt, false, seq).code()), c.error) << c.name;
+        SourceInfo info;
+        const Status listed = read_source(bytes.data(), bytes.size(), info);
+        EXPECT_TRUE(listed.ok() || code_name(listed.code()) == c.error) << c.name << ": " << listed.to_string();
+        EXPECT_FALSE(exists(marker)) << c.name << " created " << marker;
+        return;
+    }
+
+    // The tensors, as torch.load gives them.
+    Imported weights;
+    const Status read = import_file(bytes.data(), bytes.size(), ImportOptions(), false, weights);
+    ASSERT_TRUE(read.ok()) << c.name << ": " << read.to_string();
+    expect_tensors(weights.has_model ? weights.model.state_dict() : weights.tensors, c);
+    if (c.format == "torch_zip" || c.format == "torch_legacy") EXPECT_EQ(weights.info.globals, c.globals) << c.name;
+    SourceInfo info;
+    ASSERT_TRUE(read_source(bytes.data(), bytes.size(), info).ok()) << c.name;
+    ASSERT_EQ(info.tensors.size(), c.tensors.size()) << c.name;
+    for (std::size_t i = 0; i < c.tensors.size(); ++i) {
+        EXPECT_EQ(info.tensors[i].name, c.tensors[i].name);
+        if (c.format != "safetensors") EXPECT_EQ(info.tensors[i].dtype, c.tensors[i].dtype) << c.name;
+    }
+
+    if (c.load == "auto") {
+        ASSERT_TRUE(st.ok()) << c.name << ": " << st.to_string();
+        EXPECT_EQ(plain.arch_from, "module tree");
+        EXPECT_EQ(format_spec(plain.model.specs()), c.spec) << c.name;
+        expect_output(plain.model, c, c.output, "from its module tree");
+        return;
+    }
+    // Everything else says what it needs, then runs when told.
+    EXPECT_EQ(st.code(), Code::needs_architecture) << c.name << ": " << st.to_string();
+    if (c.load == "assume_sequential" || c.load == "needs_arch") {
+        EXPECT_NE(st.message().find("module tree is"), std::string::npos) << st.message();
+        ImportOptions opt;
+        opt.assume_sequential = true;
+        const Status s2 = import_file(bytes.data(), bytes.size(), opt, true, seq);
+        ASSERT_TRUE(s2.ok()) << c.name << ": " << s2.to_string();
+        if (c.load == "assume_sequential") {
+            EXPECT_EQ(format_spec(seq.model.specs()), c.spec) << c.name;
+            expect_output(seq.model, c, c.output, "assume_sequential");
+        } else {
+            ASSERT_TRUE(c.has_naive) << c.name;
+            expect_output(seq.model, c, c.naive, "assume_sequential = the naive reading");
+        }
+    }
+    if (!c.spec.empty() && c.load != "assume_sequential") {
+        ImportOptions opt;
+        opt.architecture = c.spec;
+        Imported arch;
+        const Status s3 = import_file(bytes.data(), bytes.size(), opt, true, arch);
+        ASSERT_TRUE(s3.ok()) << c.name << ": " << s3.to_string();
+        EXPECT_EQ(arch.arch_from, "architecture option");
+        if (c.has_output) expect_output(arch.model, c, c.output, "with its SPEC");
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, TorchFiles, ::testing::ValuesIn(case_names()),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+TEST(TorchFiles, TheNaiveReadingOfANonSequentialForwardIsWrong) {
+    // functional_full's forward is not its leaves in order: assume_sequential
+    // runs, but gives another answer than torch — which is why it is opt-in.
+    Case c;
+    std::string err;
+    ASSERT_TRUE(parse_case(dir + "/functional_full.txt", c, err)) << err;
+    ASSERT_TRUE(c.has_output && c.has_naive);
+    ASSERT_EQ(c.output.shape, c.naive.shape);
+    Tensor naive = from_data(c.naive.shape, c.naive.values.data());
+    EXPECT_GT(relative_error(naive, c.output), 1e-3);
+}
+
+TEST(TorchFiles, NothingWasExecuted) { EXPECT_FALSE(exists(marker)); }
