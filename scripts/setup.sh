@@ -7,9 +7,11 @@ set -euo pipefail
 
 # Debian packages: the native build (C++17, CMake, xtensor), tests (GoogleTest),
 # benchmarks (Google Benchmark), the fuzzers (clang with libFuzzer), the
-# WebAssembly build (emscripten) and the browser tests (chromium).
+# WebAssembly build (emscripten), the browser tests (chromium), and the PyTorch
+# interop tests: real torch checks our exports (python3-torch) and zlib is the
+# reference compressor the inflate tests decode (zlib1g-dev, tests only).
 packages=(cmake make g++ libxtensor-dev xtl-dev googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
-          emscripten chromium)
+          emscripten chromium python3-torch zlib1g-dev)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
