@@ -224,8 +224,9 @@ float element(const std::uint8_t* p, StorageType type) {
 }
 
 // Copies the strided view out of its storage (bounds checked by tensor_info).
+// Every element is written, so the tensor starts uninitialised (one pass less).
 Tensor materialize(const Value& t, const TorchTensorInfo& info, const std::uint8_t* storage) {
-    Tensor out = zeros(info.shape);
+    Tensor out(info.shape);
     const std::size_t rank = info.shape.size(), item = storage_item_size(info.dtype);
     float* dst = out.data();
     const std::size_t n = out.size();

@@ -41,6 +41,22 @@ export class Layer {
   named(name: string): Layer;
 }
 
+export type FileFormat = 'modelkeep' | 'torch-zip' | 'torch-legacy' | 'safetensors';
+
+export interface ImportOptions {
+  /** A SPEC ("fc1=Linear(3,5)"): build this model and load the file's tensors into it, strictly. */
+  architecture?: string;
+  /** A pickled custom nn.Module: run its leaf modules in registration order (forward() is not in the file). */
+  assumeSequential?: boolean;
+}
+
+export interface ModelSource {
+  format: FileFormat;
+  /** 'model', 'state dict', "checkpoint['model_state_dict']", 'module __main__.Model', ... */
+  holds: string;
+  architectureFrom: 'file' | 'module tree' | 'architecture option' | 'assume_sequential';
+}
+
 export interface Progress {
   loaded: number;
   total: number;
@@ -49,8 +65,15 @@ export interface Progress {
 export class Model {
   /** A new model from a SPEC ("fc1=Linear(3,5),ReLU") with PyTorch's initialisation. */
   static fromSpec(spec: string, options?: { seed?: number }): Model;
-  /** A full model from .mkp bytes (checksums verified). */
-  static fromBytes(bytes: Uint8Array | ArrayBuffer): Model;
+  /**
+   * A model from the bytes of a .mkp, PyTorch (.pt: zip or legacy) or safetensors file, detected
+   * from the bytes; nothing in a file is ever executed. Files that hold weights but not what runs
+   * need `architecture` (a SPEC) or, for a pickled custom module, `assumeSequential`
+   * (ModelError 'needs_architecture' otherwise).
+   */
+  static fromBytes(bytes: Uint8Array | ArrayBuffer, options?: ImportOptions): Model;
+  /** Where a loaded model came from; null for models built in the page. */
+  readonly source: ModelSource | null;
   forward(input: number[] | number[][] | number[][][]): Output;
   forward(input: Float32Array | ArrayLike<number>, shape: number[]): Output;
   stateDict(): StateDict;
@@ -58,7 +81,13 @@ export class Model {
     stateDict: Record<string, { shape: number[]; data: ArrayLike<number> }> | Map<string, Tensor> | Uint8Array | ArrayBuffer,
     options?: { strict?: boolean },
   ): LoadReport;
-  toBytes(options?: { dtype?: DType; metadata?: Record<string, string>; stateDictOnly?: boolean }): Uint8Array;
+  /** .mkp bytes; or the state dict as 'safetensors' / 'pt' (torch.load(path, weights_only=True) loads it). */
+  toBytes(options?: {
+    format?: 'mkp' | 'safetensors' | 'pt';
+    dtype?: DType;
+    metadata?: Record<string, string>;
+    stateDictOnly?: boolean;
+  }): Uint8Array;
   readonly architecture: string;
   readonly layers: LayerInfo[];
   readonly paramCount: number;
@@ -105,7 +134,7 @@ export function save(
   url: string | URL,
   options?: { dtype?: DType; metadata?: Record<string, string>; onProgress?: (p: Progress) => void },
 ): Promise<ModelInfo>;
-export function load(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Model>;
+export function load(source: Source, options?: ImportOptions & { onProgress?: (p: Progress) => void }): Promise<Model>;
 export function loadBytes(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Uint8Array>;
 export function listModels(): Promise<Record<string, ModelInfo>>;
 export function modelInfo(url: string): Promise<ModelInfo>;
@@ -114,8 +143,26 @@ export function copyModel(from: string, to: string): Promise<void>;
 export function moveModel(from: string, to: string): Promise<void>;
 export function onModelsChange(callback: (event: { type: 'change'; names: string[] }) => void): Promise<() => void>;
 export interface FileInfo extends ModelInfo {
+  format: 'modelkeep';
   tensors: Array<{ name: string; dtype: DType; shape: number[]; bytes: number }>;
 }
-export function fileInfo(bytes: Uint8Array | ArrayBuffer, options?: { checkData?: boolean }): FileInfo;
+/** What a PyTorch or safetensors file holds (fileInfo), without converting its values. */
+export interface SourceFileInfo {
+  format: 'torch-zip' | 'torch-legacy' | 'safetensors';
+  /** 'state dict', "checkpoint['model_state_dict']", 'module torch.nn.modules.container.Sequential', ... */
+  holds: string;
+  /** The SPEC the file defines (a pickled nn.Sequential of known layers), else null. */
+  architecture: string | null;
+  architectureNote: string;
+  moduleTree: string | null;
+  layers: string[];
+  /** Every global the pickle names, e.g. 'collections.OrderedDict'. */
+  globals: string[];
+  /** dtype as stored: 'float32', 'bfloat16', 'int64' (torch) or 'F16', 'I64' (safetensors). */
+  tensors: Array<{ name: string; dtype: string; shape: number[] }>;
+  metadata: Record<string, string>;
+  bytes: number;
+}
+export function fileInfo(bytes: Uint8Array | ArrayBuffer, options?: { checkData?: boolean }): FileInfo | SourceFileInfo;
 export function requestPersistence(): Promise<boolean>;
 export function storageEstimate(): Promise<{ usage: number; quota: number } | null>;

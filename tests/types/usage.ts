@@ -26,6 +26,14 @@ export async function tutorial(): Promise<number> {
   const bytes: Uint8Array = model.toBytes({ dtype: 'int8' });
   const named = nn.sequential({ fc1: nn.linear(3, 5) }, nn.gelu({ approximate: 'tanh' }), nn.layerNorm(5, { eps: 1e-6 }));
   const fromSpec = Model.fromSpec('fc1=Linear(3,5)', { seed: 2 });
+  const fromPt: Model = await load('/models/tutorial_full.pt', { assumeSequential: true });
+  const fromSt: Model = Model.fromBytes(bytes, { architecture: 'fc1=Linear(3,5)' });
+  const where: string = `${fromPt.source?.format}:${fromPt.source?.holds}:${fromSt.source?.architectureFrom}`;
+  const pt: Uint8Array = fromPt.toBytes({ format: 'pt', dtype: 'bf16' });
+  const described = fileInfo(pt);
+  const globals: number = described.format === 'modelkeep' ? described.tensors[0].bytes : described.globals.length;
+  fromPt.dispose();
+  fromSt.dispose();
   const persisted: boolean = await requestPersistence();
   const estimate = await storageEstimate();
   try {
@@ -38,5 +46,5 @@ export async function tutorial(): Promise<number> {
   named.dispose();
   fromSpec.dispose();
   return y.data.length + flat.shape[0] + info.params + report.missingKeys.length + Object.keys(all).length +
-    fileInfo(bytes).bytes + (persisted ? 1 : 0) + (estimate?.quota ?? 0) + m2.paramCount + model.layers.length;
+    fileInfo(bytes).bytes + where.length + globals + (persisted ? 1 : 0) + (estimate?.quota ?? 0) + m2.paramCount + model.layers.length;
 }
