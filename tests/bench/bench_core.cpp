@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "format.hpp"
+#include "import.hpp"
+#include "safetensors.hpp"
+#include "torch_file.hpp"
 #include "gemm.hpp"
 #include "model.hpp"
 #include "spec.hpp"
@@ -128,6 +131,26 @@ void copy_baseline(benchmark::State& state) {
     state.SetLabel(to_tensors ? "bytes -> fresh tensors (read limit)" : "tensors -> fresh buffer (write limit)");
 }
 
+// Importing the ~100 MB MLP's state dict from a torch .pt (the stored zip torch
+// writes: write_torch makes the same layout) and from safetensors, through the one
+// entry point the CLI and the page use, into a runnable model (--arch given).
+void import_bench(benchmark::State& state) {
+    const bool torch = state.range(0) == 0;
+    std::vector<std::uint8_t> bytes;
+    const StateDict sd = big_model().state_dict();
+    const Status written = torch ? write_torch(sd, DType::f32, bytes) : write_safetensors(sd, {}, DType::f32, bytes);
+    if (!written.ok()) std::abort();
+    ImportOptions options;
+    options.architecture = big;
+    for (auto _ : state) {
+        Imported in;
+        if (!import_file(bytes.data(), bytes.size(), options, true, in).ok()) state.SkipWithError("import failed");
+        benchmark::DoNotOptimize(&in);
+    }
+    state.SetBytesProcessed(std::int64_t(state.iterations()) * std::int64_t(bytes.size()));
+    state.SetLabel(torch ? "torch .pt (zip, stored)" : "safetensors");
+}
+
 }  // namespace
 
 BENCHMARK_CAPTURE(forward, mnist_reference, mnist, Kernel::reference)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond);
@@ -137,6 +160,7 @@ BENCHMARK_CAPTURE(forward, big_blocked, big, Kernel::blocked)->Arg(1)->Arg(32)->
 BENCHMARK(write_file)->DenseRange(1, 4)->Unit(benchmark::kMillisecond);
 BENCHMARK(read_file_bench)->DenseRange(1, 4)->Unit(benchmark::kMillisecond);
 BENCHMARK(copy_baseline)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(import_bench)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 BENCHMARK(read_info_bench)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

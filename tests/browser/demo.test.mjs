@@ -1,6 +1,7 @@
 // demo.test.mjs — the demo page (web/demo/) end to end in headless Chromium: the tutorial across a
 // real page reload and a browser restart on the same profile, the model library (list, rename,
-// duplicate, delete, download, upload, another tab), readable errors, and screenshots of every
+// duplicate, delete, download, upload, another tab), PyTorch interop (importing .pt/.safetensors
+// files, exporting stored models), readable errors, and screenshots of every
 // step at desktop and phone widths in build/screenshots/. Run: node --test tests/browser/demo.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -362,3 +363,283 @@ test('the page says so when the package cannot load', { skip, timeout: 30_000 },
     await browser.close();
   }
 });
+
+// ---- PyTorch interop: import .pt / .safetensors files, export stored models -------------------
+
+const torchDir = fileURLToPath(new URL('../torch/', import.meta.url));
+
+/** A C99 hex float ("-0x1.4c3142p-4") as the exact double it names. */
+function hexFloat(token) {
+  const m = /^(-?)0x([0-9a-f]+)(?:\.([0-9a-f]*))?p([+-]?\d+)$/i.exec(token);
+  assert.ok(m, `not a hex float: ${token}`);
+  const frac = m[3] ?? '';
+  const mantissa = parseInt(m[2], 16) + (frac ? parseInt(frac, 16) / 16 ** frac.length : 0);
+  return (m[1] ? -1 : 1) * mantissa * 2 ** Number(m[4]);
+}
+
+/** tests/torch/<name>.txt: { spec, globals, tensors: { name: { shape, data } }, input, output, ... }. */
+async function torchCase(name) {
+  const out = { tensors: {}, globals: [] };
+  let values = null;
+  for (const line of (await readFile(join(torchDir, `${name}.txt`), 'utf8')).split('\n')) {
+    if (!line.trim() || line.startsWith('#')) continue;
+    const [key, ...rest] = line.trim().split(/\s+/);
+    if (/^-?0x/i.test(key)) {
+      values.push(...[key, ...rest].map(hexFloat));
+    } else if (key === 'tensor') {
+      const [tensor, , , ...shape] = rest;
+      values = [];
+      out.tensors[tensor] = { shape: shape.map(Number), data: values };
+    } else if (key === 'input' || key === 'output') {
+      values = [];
+      out[key] = { shape: rest.slice(1).map(Number), data: values };
+    } else if (key === 'global') {
+      values = null;
+      out.globals.push(rest.join(' '));
+    } else {
+      values = null;
+      out[key] = rest.join(' ');
+    }
+  }
+  return out;
+}
+
+/** A flat 2-D { shape, data } as rows (nested arrays). */
+const rows = ({ shape, data }) => Array.from({ length: shape[0] }, (_, r) => data.slice(r * shape[1], (r + 1) * shape[1]));
+
+/** y = W·x + b for one row, in doubles. */
+const linear = ({ shape: [out, inp], data: w }, { data: b }, x) =>
+  Array.from({ length: out }, (_, i) => b[i] + x.reduce((s, v, j) => s + w[i * inp + j] * v, 0));
+
+/** Chooses a file in the library's upload input, as a user would. */
+async function uploadFile(page, file, as = file) {
+  const buffer = typeof file === 'string' ? await readFile(join(torchDir, 'files', file)) : file;
+  await page.locator(byId('upload')).setInputFiles({ name: as, mimeType: 'application/octet-stream', buffer });
+}
+
+/** The model imported last: fills the panel's input, predicts, returns y's values. */
+async function importPredict(page, input) {
+  await page.locator(byId('import-output')).evaluate((out) => out.replaceChildren());
+  await page.locator(byId('import-input')).fill(JSON.stringify(input));
+  await click(page, 'import-predict');
+  await page.locator(`${byId('import-output')} td`).first().waitFor();
+  return values(page, 'import-output', 'y');
+}
+
+const field = (page, name) => page.locator(`${byId('import-found')} [data-field="${name}"]`);
+
+/** Heading levels that skip one, and inputs, selects or buttons without a name. */
+function a11yProblems(page) {
+  return page.evaluate(() => {
+    const levels = [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')].map((h) => Number(h.tagName[1]));
+    return {
+      skips: levels.filter((l, i) => i > 0 && l > levels[i - 1] + 1),
+      unnamed: [...document.querySelectorAll('button')].filter((b) => !(b.getAttribute('aria-label') || b.textContent).trim()).length,
+      unlabelled: [...document.querySelectorAll('input, select')]
+        .filter((c) => !c.labels?.length && !c.getAttribute('aria-label')).map((c) => c.dataset.testid ?? c.id),
+    };
+  });
+}
+
+test('PyTorch files: an nn.Sequential loads directly, a custom module and a state dict once told what runs, a hostile pickle is refused',
+  { skip, timeout: 90_000 }, () => withProfile(async (dir) => {
+    const browser = await launch(dir);
+    try {
+      const { page, errors } = await openDemo(browser.context);
+      await page.locator(byId('empty')).waitFor();
+      assert.equal(await page.locator(byId('upload')).getAttribute('accept'),
+        '.mkp,.pt,.pth,.safetensors,application/octet-stream');
+
+      // mlp_full.pt, dropped on the page: torch.save of an nn.Sequential. The file says what runs,
+      // so it is described, loaded, stored and run at once.
+      const mlp = await torchCase('mlp_full');
+      await page.evaluate(async (url) => {
+        const bytes = await (await fetch(url)).arrayBuffer();
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], 'mlp_full.pt'));
+        document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+      }, '/tests/torch/files/mlp_full.pt');
+      await page.locator(byId('import-result')).waitFor();
+      assert.equal(await field(page, 'format').innerText(), 'torch-zip');
+      assert.equal(await field(page, 'holds').innerText(), 'module torch.nn.modules.container.Sequential');
+      assert.equal(await field(page, 'architecture').innerText(), '0=Linear(8,16), 1=ReLU, 2=Linear(16,4)');
+      assert.match(await text(page, 'import-tree'), /^Sequential\(\n {2}\(0\): Linear\(in_features=8, out_features=16\)\n {2}\(1\): ReLU\n/);
+      // The names the pickle refers to, as PyTorch's own reader lists them.
+      assert.ok(mlp.globals.includes('torch.nn.modules.container.Sequential'));
+      assert.deepEqual(await page.locator(`${byId('import-globals')} code`).allInnerTexts(), mlp.globals);
+      assert.deepEqual(await page.$$eval(`${byId('import-tensors')} tbody tr`, (trs) => trs.map((tr) => tr.innerText.split('\t').join(' '))),
+        ['0.weight float32 16×8', '0.bias float32 16', '2.weight float32 4×16', '2.bias float32 4']);
+      assert.equal(await page.locator(byId('import-form')).count(), 0);
+      assert.equal(await text(page, 'import-arch'), '0=Linear(8,16), 1=ReLU, 2=Linear(16,4)');
+      assert.equal(await text(page, 'import-params'), '212');
+      assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'module tree');
+      // The first prediction is shown straight away, on [[1, …, 8]].
+      await page.locator(`${byId('import-output')} td`).first().waitFor();
+      const t = mlp.tensors;
+      const mlpForward = (x) => linear(t['2.weight'], t['2.bias'], linear(t['0.weight'], t['0.bias'], x).map((v) => Math.max(v, 0)));
+      assertClose(await values(page, 'import-output', 'y'), mlpForward([1, 2, 3, 4, 5, 6, 7, 8]), 1e-5, 'mlp y([1..8])');
+      // The fixture's input gives PyTorch's output.
+      assertClose(await importPredict(page, rows(mlp.input)), mlp.output.data, 1e-5, 'mlp_full y');
+      assert.match(await text(page, 'import-predicted'), /shape \[3, 4\]/);
+      await waitNames(page, ['mlp_full']);
+      assert.match(await card(page, 'mlp_full').innerText(), /source: mlp_full\.pt/);
+      assert.equal(await card(page, 'mlp_full').locator('[data-field="params"]').innerText(), '212');
+      await shot(page, '10-import-sequential');
+
+      // tutorial_full.pt: torch.save of the tutorial's own Model class. Its forward() is not in the
+      // file, so the page asks; nothing is stored until the user says what runs.
+      const tutorial = await torchCase('tutorial_full');
+      await uploadFile(page, 'tutorial_full.pt');
+      await page.locator(byId('import-form')).waitFor();
+      assert.equal(await field(page, 'holds').innerText(), 'module __main__.Model');
+      assert.equal(await field(page, 'architecture').getAttribute('data-missing'), 'true');
+      assert.match(await field(page, 'architecture').innerText(), /forward\(\) is not in the file/);
+      assert.match(await text(page, 'import-tree'), /^__main__\.Model\(\n {2}\(fc1\): Linear\(in_features=3, out_features=5\)\n\)$/);
+      const assume = page.locator(byId('import-assume'));
+      assert.equal(await assume.isChecked(), false);  // opt-in
+      assert.match(await page.locator(`${byId('import-form')} .warning`).innerText(), /Opt-in, because forward\(\) is Python code/);
+      assert.equal(await page.getByLabel('Assume its forward() runs these children in order').count(), 1);
+      assert.deepEqual(await a11yProblems(page), { skips: [], unnamed: 0, unlabelled: [] });
+      await shot(page, '11-import-asks');
+      // Load with neither a SPEC nor the box ticked: a readable error, nothing stored.
+      await click(page, 'import-load');
+      await page.locator(`${byId('alert')}:has-text("invalid_argument")`).waitFor();
+      assert.match(await text(page, 'import-form-error'), /invalid_argument: enter an architecture/);
+      assert.deepEqual(await names(page), ['mlp_full']);
+      await assume.check();
+      assert.equal(await page.locator(byId('import-spec')).isDisabled(), true);
+      await click(page, 'import-load');
+      await page.locator(byId('import-result')).waitFor();
+      assert.equal(await text(page, 'alert'), '');
+      assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'assume_sequential');
+      assert.equal(await text(page, 'import-arch'), 'fc1=Linear(3,5)');
+      assert.equal(await text(page, 'import-params'), '20');
+      assert.deepEqual(await a11yProblems(page), { skips: [], unnamed: 0, unlabelled: [] });
+      assertClose(await importPredict(page, rows(tutorial.input)), tutorial.output.data, 1e-5, 'tutorial_full y');
+      await waitNames(page, ['mlp_full', 'tutorial_full']);
+      await shot(page, '12-import-assumed');
+
+      // tutorial_state.pt: a state dict. The SPEC comes prefilled from the tensors; a wrong one is
+      // a readable shape_mismatch; the right one loads.
+      const state = await torchCase('tutorial_state');
+      await uploadFile(page, 'tutorial_state.pt');
+      await page.locator(byId('import-form')).waitFor();
+      assert.equal(await field(page, 'holds').innerText(), 'state dict');
+      assert.equal(await page.locator(byId('import-assume')).count(), 0);  // only for pickled modules
+      assert.equal(await page.locator(byId('import-tree')).count(), 0);
+      assert.equal(await page.locator(byId('import-spec')).inputValue(), 'fc1=Linear(3,5)');
+      await page.locator(byId('import-spec')).fill('fc1=Linear(3,6)');
+      await click(page, 'import-load');
+      await page.locator(`${byId('alert')}:has-text("shape_mismatch")`).waitFor();
+      assert.match(await text(page, 'import-form-error'), /shape_mismatch: size mismatch for fc1\.weight/);
+      assert.deepEqual(await names(page), ['mlp_full', 'tutorial_full']);
+      await page.locator(byId('import-spec')).fill(state.spec);
+      await page.locator(byId('import-spec')).press('Enter');  // a form: Enter loads too
+      await page.locator(byId('import-result')).waitFor();
+      assert.equal(await text(page, 'alert'), '');
+      assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'architecture option');
+      assertClose(await importPredict(page, rows(state.input)), state.output.data, 1e-5, 'tutorial_state y');
+      await waitNames(page, ['mlp_full', 'tutorial_full', 'tutorial_state']);
+
+      // mlp.safetensors: no pickle at all; the suggested SPEC lacks the ReLU, the user adds it.
+      const st = await torchCase('mlp_safetensors');
+      await uploadFile(page, 'mlp.safetensors');
+      await page.locator(byId('import-form')).waitFor();
+      assert.equal(await field(page, 'format').innerText(), 'safetensors');
+      assert.equal(await page.locator(byId('import-globals')).count(), 0);
+      assert.equal(await page.locator(byId('import-spec')).inputValue(), '0=Linear(8,16),2=Linear(16,4)');
+      await page.locator(byId('import-spec')).fill(st.spec);
+      await click(page, 'import-load');
+      await page.locator(byId('import-result')).waitFor();
+      assertClose(await importPredict(page, rows(st.input)), st.output.data, 1e-5, 'mlp.safetensors y');
+      await waitNames(page, ['mlp', 'mlp_full', 'tutorial_full', 'tutorial_state']);
+
+      // mal_posix_system.pt: a pickle that would run os.system. Refused by name while reading,
+      // shown as an error with its code, and nothing is stored.
+      await uploadFile(page, 'mal_posix_system.pt');
+      await page.locator(`${byId('alert')}:has-text("disallowed_global")`).waitFor();
+      assert.match(await text(page, 'alert'), /^disallowed_global: .*posix\.system is not allowed/);
+      const refused = page.locator(byId('upload-error'));
+      assert.equal(await refused.getAttribute('data-code'), 'disallowed_global');
+      assert.match(await refused.innerText(), /Not stored: “mal_posix_system\.pt”[\s\S]*disallowed_global: [\s\S]*Nothing was stored\./);
+      assert.equal(await refused.evaluate((e) => getComputedStyle(e).borderTopColor), 'rgb(179, 38, 30)');
+      assert.equal(await page.locator(byId('import')).count(), 0);
+      await page.waitForTimeout(300);
+      assert.deepEqual(await names(page), ['mlp', 'mlp_full', 'tutorial_full', 'tutorial_state']);
+      await shot(page, '13-import-refused');
+
+      // The stored imports are ordinary library models: load one into the tutorial's step 5.
+      await card(page, 'tutorial_full').getByRole('button', { name: 'Load tutorial_full', exact: true }).click();
+      await page.locator(`${byId('current')}:has-text("indexeddb://tutorial_full")`).waitFor();
+      assertClose(await predict(page, rows(tutorial.input)), tutorial.output.data, 1e-5, 'step 5 y');
+      assertNoErrors(errors);
+    } finally {
+      await browser.close();
+    }
+  }));
+
+test('the library exports a stored model for PyTorch: .safetensors and .pt downloads, and the .pt reads back',
+  { skip, timeout: 60_000 }, () => withProfile(async (dir) => {
+    const browser = await launch(dir);
+    try {
+      const { page, errors } = await openDemo(browser.context);
+      await click(page, 'create');
+      const weight = await values(page, 'weights', 'fc1.weight');
+      const bias = await values(page, 'weights', 'fc1.bias');
+      await page.locator(byId('dtype')).selectOption('f32');
+      await click(page, 'save');
+      await waitNames(page, ['tutorial']);
+      assert.match(await text(page, 'library'), /torch\.load\(path, weights_only=True\)/);
+      const tutorial = card(page, 'tutorial');
+
+      // .safetensors: an 8-byte little-endian header length, a JSON header, the raw f32 weights.
+      const [stDownload] = await Promise.all([
+        page.waitForEvent('download'),
+        tutorial.getByRole('button', { name: 'Download .safetensors tutorial', exact: true }).click(),
+      ]);
+      assert.equal(stDownload.suggestedFilename(), 'tutorial.safetensors');
+      const st = await readFile(await stDownload.path());
+      const headerLength = Number(st.readBigUInt64LE(0));
+      assert.ok(headerLength > 0 && 8 + headerLength <= st.length, `header length ${headerLength}`);
+      const header = JSON.parse(st.subarray(8, 8 + headerLength).toString('utf8'));
+      assert.deepEqual(Object.keys(header).filter((k) => k !== '__metadata__').sort(), ['fc1.bias', 'fc1.weight']);
+      assert.deepEqual([header['fc1.weight'].dtype, header['fc1.weight'].shape], ['F32', [5, 3]]);
+      assert.deepEqual([header['fc1.bias'].dtype, header['fc1.bias'].shape], ['F32', [5]]);
+      const end = Math.max(...Object.values(header).filter((v) => v.data_offsets).map((v) => v.data_offsets[1]));
+      assert.equal(8 + headerLength + end, st.length);
+      const tensor = (name) => {
+        const [from, to] = header[name].data_offsets;
+        const raw = st.subarray(8 + headerLength + from, 8 + headerLength + to);
+        return [...new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length))];
+      };
+      assert.deepEqual(tensor('fc1.weight'), weight);
+      assert.deepEqual(tensor('fc1.bias'), bias);
+
+      // .pt: a torch zip (starts "PK") holding the pickled state dict.
+      const [ptDownload] = await Promise.all([
+        page.waitForEvent('download'),
+        tutorial.getByRole('button', { name: 'Download .pt tutorial', exact: true }).click(),
+      ]);
+      assert.equal(ptDownload.suggestedFilename(), 'tutorial.pt');
+      const pt = await readFile(await ptDownload.path());
+      assert.equal(pt.subarray(0, 2).toString('latin1'), 'PK');
+      assert.ok(pt.includes('data.pkl'), 'the zip holds data.pkl');
+      assert.equal(await text(page, 'alert'), '');
+
+      // The downloaded .pt is a state dict: uploaded back, it needs (and gets) its architecture,
+      // and predicts what the tutorial model does.
+      await uploadFile(page, pt, 'from-pytorch.pt');
+      await page.locator(byId('import-form')).waitFor();
+      assert.equal(await field(page, 'holds').innerText(), 'state dict');
+      assert.equal(await page.locator(byId('import-spec')).inputValue(), 'fc1=Linear(3,5)');
+      await click(page, 'import-load');
+      await page.locator(byId('import-result')).waitFor();
+      const x = [0.5, -1, 2];
+      assertClose(await importPredict(page, [x]), expected(weight, bias, x), 1e-5, 'y of the re-imported .pt');
+      await waitNames(page, ['from-pytorch', 'tutorial']);
+      await shot(page, '14-export');
+      assertNoErrors(errors);
+    } finally {
+      await browser.close();
+    }
+  }));

@@ -331,22 +331,31 @@ y.shape;  // [rows, 5]
 y.data;   // Float32Array: x·Wᵀ + b`;
 }
 
-function predict() {
-  let input;
+/** The nested arrays typed in an input field. */
+function parseInput(text, example) {
   try {
-    input = JSON.parse($('input').value);
+    return JSON.parse(text);
   } catch (err) {
-    throw new ModelError('invalid_input', `the input is not JSON (${err.message}); try [[1, 2, 3]]`);
+    throw new ModelError('invalid_input', `the input is not JSON (${err.message}); try ${example}`);
   }
+}
+
+/** Runs a model on an input and shows y: step 5, and the panel of an imported model. */
+function showPrediction(model, source, input, note, output) {
   const start = performance.now();
-  const y = current.model.forward(input);
+  const y = model.forward(input);
   const ms = performance.now() - start;
-  $('predicted').textContent = `Output of ${current.source}: shape [${y.shape.join(', ')}], computed in ${fmtMs(ms)}.`;
+  note.textContent = `Output of ${source}: shape [${y.shape.join(', ')}], computed in ${fmtMs(ms)}.`;
   // One row reads best as a column (and fits a phone); a batch as rows × outputs.
   const table = y.shape.length === 2 && y.shape[0] === 1
     ? tensorTable('y', { shape: [y.shape[1]], data: y.data }, { caption: 'y[0]' })
     : tensorTable('y', y, { caption: 'y', colLabel: 'out' });
-  $('output').replaceChildren(table);
+  output.replaceChildren(table);
+}
+
+function predict() {
+  showPrediction(current.model, current.source, parseInput($('input').value, '[[1, 2, 3]]'),
+    $('predicted'), $('output'));
 }
 
 // ---- the library ---------------------------------------------------------------------------
@@ -389,7 +398,11 @@ function modelCard(url, info, models) {
       button('Rename', () => renameStored(url, models)),
       button('Duplicate', () => duplicateStored(url, models)),
       button('Delete', () => deleteStored(url)),
-      button('Download', () => downloadStored(url))));
+      button('Download', () => downloadStored(url))),
+    el('div', { className: 'actions exports' },
+      el('span', { className: 'note label' }, 'For PyTorch (state dict):'),
+      button('Download .safetensors', () => exportStored(url, 'safetensors')),
+      button('Download .pt', () => exportStored(url, 'pt'))));
 }
 
 async function resaveStored(url, dtype) {
@@ -434,14 +447,67 @@ async function downloadStored(url) {
   await save(await loadBytes(url), `downloads://${nameOf(url)}`);
 }
 
+async function exportStored(url, format) {
+  // The stored model's state dict with PyTorch's key names, as name.safetensors or name.pt
+  // (a torch zip: torch.load(path, weights_only=True) reads it, no pickle code involved).
+  const model = await load(url);
+  try {
+    await save(model, `downloads://${nameOf(url)}.${format}`);
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The stored name of an uploaded file: its name without the extension. */
+const storedName = (fileName) => fileName.replace(/\.(mkp|pt|pth|safetensors)$/i, '') || 'upload';
+
+/**
+ * An uploaded or dropped file. What it is comes from its bytes, not its name: a .mkp is checked
+ * and stored as it is; a PyTorch or safetensors file is described first, then imported.
+ */
 async function upload(file) {
   const report = $('uploadReport');
+  disposeImported();
   report.replaceChildren();
-  const bytes = await loadBytes(file);
+  try {
+    const bytes = await loadBytes(file);
+    const info = fileInfo(bytes);  // reads the header (and, for a pickle, every opcode); no weights
+    if (info.format === 'modelkeep') await uploadMkp(file, bytes);
+    else await importFile(file, bytes, info);
+  } catch (err) {
+    report.append(refusal(file.name, err));
+    throw err;
+  }
+}
+
+/** An error box for a file that was not stored: the code, the message, and what it means. */
+function refusal(fileName, err) {
+  const code = err instanceof ModelError ? err.code : (err?.name ?? 'Error');
+  return el('div', { className: 'report error', dataset: { testid: 'upload-error', code } },
+    el('h3', {}, `Not stored: “${fileName}”`),
+    errorLine(err),
+    el('p', {}, `${refusalHints[code] ?? ''}Nothing was stored.`));
+}
+
+const refusalHints = {
+  disallowed_global: 'The pickle names a function or class that is not on the allow list (tensors, ' +
+    'containers and built-in nn.Module records). It was refused while reading; nothing in it ran. ',
+  legacy_module: 'Save the model\'s state_dict() instead, and upload that with its architecture. ',
+  unknown_format: 'Upload a .mkp, a .pt/.pth written by torch.save, or a .safetensors file. ',
+};
+
+/** "code: message", the code in bold. */
+function errorLine(err) {
+  const code = err instanceof ModelError ? err.code : (err?.name ?? 'Error');
+  return el('p', { className: 'error-line' }, el('strong', {}, code), `: ${err?.message ?? String(err)}`);
+}
+
+async function uploadMkp(file, bytes) {
+  const report = $('uploadReport');
   const model = await load(bytes);  // verifies both checksums before anything is stored
   try {
     const info = fileInfo(bytes);
-    const name = file.name.replace(/\.mkp$/i, '') || 'upload';
+    const name = storedName(file.name);
     await save(bytes, prefix + name);
     const tensors = Object.entries(model.stateDict()).map(([key, t]) =>
       el('li', {}, el('code', {}, key), ` (${t.shape.join('×') || 'scalar'})`));
@@ -453,6 +519,269 @@ async function upload(file) {
       el('p', {}, 'Tensors:'), el('ul', {}, ...tensors)));
   } finally {
     model.dispose();
+  }
+  await refreshLibrary();
+}
+
+// ---- PyTorch and safetensors files -----------------------------------------------------------
+
+/** The model imported last (shown in the library's report until the next upload), or null. */
+let imported = null;
+
+function disposeImported() {
+  imported?.dispose();
+  imported = null;
+}
+
+const formatText = {
+  'torch-zip': 'a torch.save zip file (PyTorch 1.6 and later)',
+  'torch-legacy': 'a torch.save file in the legacy format (before PyTorch 1.6)',
+  safetensors: 'a safetensors file: a JSON header, then the raw tensors; no code',
+};
+
+const fromText = {
+  file: 'the file, which stores its layers',
+  'module tree': 'the module tree in the file: built-in modules only (such as nn.Sequential), so what runs is known',
+  'architecture option': 'the SPEC entered above',
+  assume_sequential: 'your choice: the module\'s children, run in order',
+};
+
+const capitalize = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+
+/** The index of the parenthesis closing the one at `open`. */
+function closing(text, open) {
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    if (text[i] === '(') depth++;
+    else if (text[i] === ')' && --depth === 0) return i;
+  }
+  return text.length;
+}
+
+/** Splits at the commas outside parentheses. */
+function splitTop(text) {
+  const parts = [];
+  let depth = 0;
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '(') depth++;
+    else if (text[i] === ')') depth--;
+    else if (text[i] === ',' && depth === 0) {
+      parts.push(text.slice(from, i).trim());
+      from = i + 1;
+    }
+  }
+  parts.push(text.slice(from).trim());
+  return parts.filter(Boolean);
+}
+
+/** "Net(fc1: Linear(in_features=3, …), body: Sequential(0: ReLU))" → one child a line, like print(model). */
+function fmtTree(text, depth = 0) {
+  const open = text.indexOf('(');
+  if (open < 0) return text;
+  const close = closing(text, open);
+  const inner = text.slice(open + 1, close);
+  if (!/^[\w.]+: /.test(inner)) return text;  // a module's arguments, not its children
+  const pad = '  '.repeat(depth + 1);
+  const children = splitTop(inner).map((part) => {
+    const at = part.indexOf(': ');
+    return `${pad}(${part.slice(0, at)}): ${fmtTree(part.slice(at + 2), depth + 1)}`;
+  });
+  return `${text.slice(0, open)}(\n${children.join('\n')}\n${'  '.repeat(depth)})${text.slice(close + 1)}`;
+}
+
+/** What fileInfo() found, before any weight is decoded. */
+function foundFacts(info) {
+  const field = (term, ...value) => [el('dt', {}, term), el('dd', {}, ...value)];
+  const meta = Object.entries(info.metadata ?? {});
+  const globals = info.globals ?? [];
+  return el('dl', { className: 'facts', dataset: { testid: 'import-found' } },
+    ...field('Format', el('code', { dataset: { field: 'format' } }, info.format),
+      formatText[info.format] ? ` — ${formatText[info.format]}` : ''),
+    ...field('Holds', el('span', { dataset: { field: 'holds' } }, info.holds)),
+    ...field('Size', fmtBytes(info.bytes)),
+    ...field('Architecture', info.architecture
+      ? el('code', { dataset: { field: 'architecture' } }, fmtArch(info.architecture))
+      : el('span', { dataset: { field: 'architecture', missing: 'true' } },
+        `none in the file: ${info.architectureNote}`)),
+    ...(info.moduleTree ? field('Module tree',
+      el('pre', { className: 'tree', dataset: { testid: 'import-tree' } }, fmtTree(info.moduleTree))) : []),
+    ...field('Pickle names', globals.length
+      ? el('span', {}, el('span', { className: 'chips', dataset: { testid: 'import-globals' } },
+        ...globals.map((g) => el('code', { className: 'chip' }, g))),
+      el('span', { className: 'note block' }, 'All on the allow list: they were read as names, nothing was imported or called.'))
+      : el('span', { className: 'note' }, info.format === 'safetensors' ? 'none: safetensors is not a pickle' : 'none')),
+    ...(meta.length ? field('Metadata', meta.map(([k, v]) => `${k}: ${v}`).join(' · ')) : []));
+}
+
+/** The tensor table of fileInfo(): name, dtype, shape (the first rows; the rest counted). */
+function tensorList(tensors) {
+  const shown = 16;
+  const rows = tensors.slice(0, shown).map((t) => el('tr', {},
+    el('th', { scope: 'row' }, t.name), el('td', {}, t.dtype), el('td', {}, t.shape.join('×') || 'scalar')));
+  return el('div', { className: 'table-wrap' },
+    el('table', { className: 'list', dataset: { testid: 'import-tensors' } },
+      el('caption', {}, `Tensors `, el('span', { className: 'shape' }, `(${tensors.length})`)),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'name'), el('th', { scope: 'col' }, 'dtype'),
+        el('th', { scope: 'col' }, 'shape'))),
+      el('tbody', {}, ...rows)),
+    tensors.length > shown ? el('p', { className: 'note' }, `… and ${tensors.length - shown} more tensors`) : null);
+}
+
+let formCount = 0;
+
+/**
+ * A PyTorch or safetensors file: shows what it holds, then loads it when the file says what
+ * runs, or asks for an architecture when it does not.
+ */
+async function importFile(file, bytes, info) {
+  const state = { file, bytes, info, name: storedName(file.name), next: el('div', { className: 'import-next' }) };
+  $('uploadReport').replaceChildren(el('div', { className: 'report import', dataset: { testid: 'import' } },
+    el('h3', {}, 'What ', el('code', {}, file.name), ' holds'),
+    el('div', { className: 'found' }, foundFacts(info), tensorList(info.tensors)),
+    state.next));
+  let model;
+  try {
+    model = await load(bytes);
+  } catch (err) {
+    if (!(err instanceof ModelError) || err.code !== 'needs_architecture') throw err;
+    state.next.replaceChildren(architectureForm(state, err));
+    return;
+  }
+  await finishImport(state, model, {});
+}
+
+/** The form that names what runs: a SPEC, or (for a pickled module) its children in order. */
+function architectureForm(state, err) {
+  const { info } = state;
+  const isModule = info.holds.startsWith('module ');
+  const suggestion = /e\.g\. "([^"]+)"/.exec(err.message)?.[1] ?? '';
+  const id = `importSpec${++formCount}`;
+  const spec = el('input', { id, className: 'x-input', value: suggestion, spellcheck: false, autocomplete: 'off',
+    placeholder: 'e.g. fc1=Linear(3,5),ReLU,fc2=Linear(5,2)', dataset: { testid: 'import-spec' } });
+  const errors = el('div', { dataset: { testid: 'import-form-error' }, 'aria-live': 'polite' });
+  let assume = null;
+  let assumeBlock = null;
+  if (isModule) {
+    assume = el('input', { type: 'checkbox', id: `${id}-assume`, dataset: { testid: 'import-assume' } });
+    assume.addEventListener('change', () => { spec.disabled = assume.checked; });
+    assumeBlock = el('div', { className: 'assume' },
+      el('label', { htmlFor: assume.id }, assume,
+        el('span', {}, 'Assume its ', el('code', {}, 'forward()'), ' runs these children in order')),
+      el('p', { className: 'warning' }, 'Opt-in, because forward() is Python code that is not in the file: ' +
+        'it may reorder or skip children, or call functions such as F.relu between them.'));
+  }
+  const button = el('button', { type: 'submit', dataset: { testid: 'import-load' } }, 'Load');
+  const specHint = el('p', { className: 'note' }, suggestion
+    ? 'Suggested from the tensor names and shapes. If forward() runs activations between the layers, ' +
+      'add them where they run (e.g. 0=Linear(8,16),ReLU,2=Linear(16,4)).'
+    : 'The layers in the order forward() runs them, named like the tensors' +
+      (isModule ? ' (see the module tree above).' : '.'));
+  const form = el('form', { className: 'arch-form', dataset: { testid: 'import-form' } },
+    el('h4', {}, 'Which layers run?'),
+    el('p', {}, `${capitalize(info.architectureNote)}: say what runs, and the weights are loaded into it.`),
+    assumeBlock,
+    el('div', { className: 'controls' },
+      el('label', { htmlFor: id }, isModule ? 'Or give the layers (SPEC)' : 'Architecture (SPEC)'), spec),
+    specHint,
+    el('div', { className: 'controls' }, button),
+    errors);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    run(async () => {
+      errors.replaceChildren();
+      try {
+        const options = assume?.checked ? { assumeSequential: true } : { architecture: spec.value.trim() };
+        if (!options.assumeSequential && !options.architecture) {
+          throw new ModelError('invalid_argument', isModule
+            ? 'enter an architecture (SPEC), or tick “Assume its forward() runs these children in order”'
+            : 'enter an architecture (SPEC)');
+        }
+        await finishImport(state, await load(state.bytes, options), options);
+      } catch (e) {
+        errors.replaceChildren(el('div', { className: 'report error' }, errorLine(e),
+          el('p', {}, assume?.checked ? 'Nothing was stored.' : 'Nothing was stored. Change the SPEC and load again.')));
+        throw e;
+      } finally {
+        button.disabled = false;
+      }
+    });
+  });
+  return form;
+}
+
+/** The width of the first layer's input (for a first input to try), or null. */
+function inputWidth(model) {
+  for (const { spec } of model.layers) {
+    const m = /=(?:Linear|LayerNorm|BatchNorm1d)\((\d+)/.exec(spec);
+    if (m) return Number(m[1]);
+  }
+  return null;
+}
+
+/** Stores the imported model, shows it, and runs a first prediction. */
+async function finishImport(state, model, options) {
+  const { file, name, next } = state;
+  const url = prefix + name;
+  try {
+    await save(model, url, { metadata: { source: file.name } });
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  disposeImported();
+  imported = model;
+  state.bytes = null;
+  const source = model.source;
+  const width = inputWidth(model);
+  const firstInput = width
+    ? `[[${Array.from({ length: width }, (_, i) => (width <= 16 ? i + 1 : 1)).join(', ')}]]`
+    : '[[1, 2, 3]]';
+  const input = el('input', { id: 'importInput', className: 'x-input', value: firstInput, spellcheck: false,
+    autocomplete: 'off', dataset: { testid: 'import-input' } });
+  const predicted = el('p', { className: 'note', dataset: { testid: 'import-predicted' } });
+  const output = el('div', { className: 'tensors', dataset: { testid: 'import-output' } });
+  const label = `${file.name} (${url})`;
+  const go = () => {
+    if (imported !== model) throw new ModelError('disposed', 'another file was uploaded since: load this one from the library');
+    showPrediction(model, label, parseInput(input.value, firstInput), predicted, output);
+  };
+  const predictButton = el('button', { type: 'button', dataset: { testid: 'import-predict' }, onclick: () => run(go) },
+    'Predict');
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter') run(go);
+  });
+  const optionText = options.assumeSequential ? ', { assumeSequential: true }'
+    : options.architecture ? `, { architecture: '${options.architecture}' }` : '';
+  const field = (term, ...value) => [el('dt', {}, term), el('dd', {}, ...value)];
+  next.replaceChildren(el('div', { className: 'import-result', dataset: { testid: 'import-result' } },
+    el('p', { className: 'summary good' }, '✓ Loaded and stored as ', el('code', {}, url), '.'),
+    el('div', { className: 'pair' },
+      el('div', {},
+        el('dl', { className: 'facts' },
+          ...field('Architecture', el('code', { dataset: { testid: 'import-arch' } }, fmtArch(model.architecture))),
+          ...field('Parameters', el('span', { dataset: { testid: 'import-params' } }, String(model.paramCount))),
+          ...field('Architecture from', el('span', { dataset: { testid: 'import-from', value: source.architectureFrom } },
+            fromText[source.architectureFrom] ?? source.architectureFrom))),
+        el('p', {}, width ? `Predict: a JSON array of rows of ${width} numbers.` : 'Predict: a JSON array of input rows.'),
+        el('div', { className: 'controls' }, el('label', { htmlFor: input.id }, 'Input x'), input, predictButton)),
+      el('pre', { className: 'code' }, el('code', {}, `import { load, save } from 'modelkeep';
+
+const model = await load(file${optionText});
+model.source;
+// { format: '${source.format}',
+//   holds: ${JSON.stringify(source.holds)},
+//   architectureFrom: '${source.architectureFrom}' }
+await save(model, '${url}');
+model.forward(x);  // y`))),
+    el('div', { className: 'out', 'aria-live': 'polite' }, predicted, output)));
+  // A first prediction on the suggested input; if the guess of the input's width is wrong, the
+  // user types one (no alert for an input nobody typed).
+  try {
+    if (width) go();
+  } catch {
+    predicted.textContent = 'Type an input the model takes, then press Predict.';
   }
   await refreshLibrary();
 }
@@ -493,10 +822,18 @@ function start() {
     const file = event.target.files?.[0];
     if (file) run(() => upload(file)).finally(() => { event.target.value = ''; });
   });
-  // A .mkp file dropped anywhere on the page is uploaded like one picked with the button.
-  addEventListener('dragover', (event) => event.preventDefault());
+  // A model file (.mkp, .pt, .pth, .safetensors) dropped anywhere on the page is uploaded like
+  // one picked with the button.
+  addEventListener('dragover', (event) => {
+    event.preventDefault();
+    document.body.classList.add('dragging');
+  });
+  addEventListener('dragleave', (event) => {
+    if (!event.relatedTarget) document.body.classList.remove('dragging');
+  });
   addEventListener('drop', (event) => {
     event.preventDefault();
+    document.body.classList.remove('dragging');
     const file = event.dataTransfer?.files?.[0];
     if (file && !$('upload').disabled) run(() => upload(file));
   });

@@ -1,0 +1,126 @@
+#!/usr/bin/env node
+// import_bench.mjs — how fast a ~100 MB PyTorch state dict comes into a page, and how much
+// memory that takes. A benchmark, not a test (not part of `npm test`).
+//
+// Run:  node tests/bench/import_bench.mjs
+// Makes build/bench/big_state.pt with real torch.save (/usr/bin/python3, Debian's
+// python3-torch) for nn.Sequential(Linear(1024,4096), ReLU, Linear(4096,4096), ReLU,
+// Linear(4096,1024)) — 100.7 MB of float32 — and a safetensors copy, then times
+// load(bytes, { architecture }) (bytes already in memory: the import alone) in Node and in
+// headless Chromium, each run in a fresh wasm instance (a new page; in Node a new process) so
+// that the WebAssembly memory after the import is the import's peak (wasm memory only
+// grows). Prints a Markdown table; writes build/bench/import.json.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+import { startServer, chromiumPath, chromiumArgs } from '../browser/harness.mjs';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const dir = join(root, 'build/bench');
+const runs = 3;
+const arch = '0=Linear(1024,4096),1=ReLU,2=Linear(4096,4096),3=ReLU,4=Linear(4096,1024)';
+const weightBytes = 4 * (1024 * 4096 + 4096 + 4096 * 4096 + 4096 + 4096 * 1024 + 1024);
+const log = (line) => process.stderr.write(`${line}\n`);
+
+async function makeFiles() {
+  await mkdir(dir, { recursive: true });
+  const pt = join(dir, 'big_state.pt');
+  if (!existsSync(pt)) {
+    log('writing build/bench/big_state.pt with torch.save ...');
+    const p = spawnSync('/usr/bin/python3', ['-c', `
+import torch, torch.nn as nn
+torch.manual_seed(0)
+m = nn.Sequential(nn.Linear(1024, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 1024))
+torch.save(m.state_dict(), ${JSON.stringify(pt)})
+`], { stdio: 'inherit' });
+    if (p.status !== 0) throw new Error('torch.save failed (is python3-torch installed?)');
+  }
+  const st = join(dir, 'big.safetensors');
+  if (!existsSync(st)) {
+    const { load } = await import('../../web/src/index.js');
+    const m = await load(readFileSync(pt), { architecture: arch });
+    await writeFile(st, m.toBytes({ format: 'safetensors' }));
+    m.dispose();
+  }
+  return [{ key: 'pt', label: 'torch .pt (torch.save, zip)', path: pt }, { key: 'st', label: 'safetensors', path: st }];
+}
+
+// One import in a fresh Node process: { ms, heapBefore, heapAfter }.
+function nodeRun(path) {
+  const script = `
+    import { readFileSync } from 'node:fs';
+    const { load } = await import(${JSON.stringify(join(root, 'web/src/index.js'))});
+    const { runtime } = await import(${JSON.stringify(join(root, 'web/src/runtime.js'))});
+    const bytes = readFileSync(${JSON.stringify(path)});
+    const heapBefore = runtime().HEAPU8.buffer.byteLength;
+    const t0 = performance.now();
+    const m = await load(bytes, { architecture: ${JSON.stringify(arch)} });
+    const ms = performance.now() - t0;
+    console.log(JSON.stringify({ ms, heapBefore, heapAfter: runtime().HEAPU8.buffer.byteLength, params: m.paramCount }));`;
+  const p = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  if (p.status !== 0) throw new Error(p.stderr);
+  return JSON.parse(p.stdout.trim().split('\n').pop());
+}
+
+async function browserRun(context, base, file) {
+  const page = await context.newPage();
+  await page.goto(`${base}/tests/browser/page.html`);
+  await page.waitForFunction(() => window.mkReady === true, null, { timeout: 60_000 });
+  const url = `/${file.path.slice(root.length)}`;
+  const r = await page.evaluate(async ({ url, arch }) => {
+    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const { runtime } = await import('/web/src/runtime.js');
+    const heapBefore = runtime().HEAPU8.buffer.byteLength;
+    const t0 = performance.now();
+    const m = await window.mk.load(bytes, { architecture: arch });
+    const ms = performance.now() - t0;
+    return { ms, heapBefore, heapAfter: runtime().HEAPU8.buffer.byteLength, params: m.paramCount };
+  }, { url, arch });
+  await page.close();
+  return r;
+}
+
+function summarise(label, where, file, results) {
+  const times = results.map((r) => r.ms).sort((a, b) => a - b);
+  const median = times[times.length >> 1];
+  const bytes = statSync(file.path).size;
+  const peak = Math.max(...results.map((r) => r.heapAfter));
+  return {
+    where, file: file.label, bytes, runs: times, medianMs: median,
+    mbPerS: bytes / 1e6 / (median / 1000), peakWasmBytes: peak, peakOverWeights: peak / weightBytes,
+  };
+}
+
+const files = await makeFiles();
+const rows = [];
+for (const f of files) {
+  log(`node: ${f.label}`);
+  rows.push(summarise(f.label, 'Node (wasm)', f, Array.from({ length: runs }, () => nodeRun(f.path))));
+}
+const server = await startServer();
+const context = await chromium.launchPersistentContext('', { executablePath: chromiumPath, headless: true, args: chromiumArgs });
+try {
+  for (const f of files) {
+    log(`chromium: ${f.label}`);
+    const results = [];
+    for (let i = 0; i < runs; i++) results.push(await browserRun(context, server.url, f));
+    rows.push(summarise(f.label, 'Chromium (wasm)', f, results));
+  }
+} finally {
+  await context.close();
+  await server.close();
+}
+
+const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
+console.log(`Import of a ${mb(weightBytes)} float32 state dict into a runnable model (load(bytes, { architecture })), ${runs} runs each:\n`);
+console.log('| where | file | median (min–max) | MB/s | peak wasm memory | ÷ weights |');
+console.log('|---|---|---:|---:|---:|---:|');
+for (const r of rows) {
+  console.log(`| ${r.where} | ${r.file} | ${r.medianMs.toFixed(0)} ms (${r.runs[0].toFixed(0)}–${r.runs[r.runs.length - 1].toFixed(0)}) | ${r.mbPerS.toFixed(0)} | ${mb(r.peakWasmBytes)} | ${r.peakOverWeights.toFixed(2)}× |`);
+}
+console.log('\nThe page also holds the file bytes it passed in (1× the weights) until it drops them.');
+await writeFile(join(dir, 'import.json'), JSON.stringify({ weightBytes, rows }, null, 2));
