@@ -341,9 +341,13 @@ Status read_zip(const std::uint8_t* data, std::size_t size, bool with_values, To
         if (storages.bytes.count(key)) continue;
         const auto it = records.find(key);
         if (it == records.end()) continue;  // finish() reports missing_storage
+        if (!with_values) {  // sizes only: the central directory has them
+            storages.bytes[key] = {nullptr, it->second->size};
+            continue;
+        }
         const std::uint8_t* view = nullptr;
-        MK_TRY(zip_view(data, size, *it->second, with_values, view));
-        if (!view) {
+        if (it->second->method == 0) MK_TRY(zip_view(data, size, *it->second, with_values, view));
+        if (!view) {  // deflated: inflated (and CRC-checked) once
             storages.owned.emplace_back();
             MK_TRY(zip_read(data, size, *it->second, storages.owned.back()));
             view = storages.owned.back().data();

@@ -225,6 +225,8 @@ bool get_dtype(const Args& args, DType& out, std::string& message) {
 
 // ---------------------------------------------------------------- printing
 
+bool contains_text(const std::string& haystack, const char* needle) { return haystack.find(needle) != std::string::npos; }
+
 // --arch SPEC / --assume-sequential (predict, convert).
 bool get_import_options(const Args& args, ImportOptions& out, std::string& message) {
     if (const std::string* arch = args.get("--arch")) {
@@ -529,6 +531,9 @@ int cmd_predict(const std::vector<std::string>& argv) {
     if (!st.ok()) return report(st);
     Imported imported;
     st = import_file(bytes.data(), bytes.size(), import_options, true, imported);
+    if (st.code() == Code::needs_architecture)  // name the flags (the message is shared with JS)
+        return report(error(st.code(), st.message() + " — here: --arch SPEC" +
+                                           (contains_text(st.message(), "module tree") ? " or --assume-sequential" : "")));
     if (!st.ok()) return report(st);
     const Sequential& model = imported.model;
     bytes = {};
