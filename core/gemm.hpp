@@ -2,9 +2,11 @@
 //   C (M, N) = A (M, K) · Bᵀ, with B stored (N, K) row-major (PyTorch's Linear
 //   weight layout), optionally + bias (N) broadcast over rows.
 // matmul_nt_ref is the plain triple loop everything else is tested against;
-// matmul_nt_blocked packs B into K-blocks of 8-column panels and runs a
-// 4×8 register-blocked micro-kernel the compiler vectorises. matmul_nt picks
-// one; the SIMD kernels of a later issue plug in here.
+// matmul_nt_gemv streams each weight row once (four at a time) for a few
+// input rows; matmul_nt_blocked packs B into K-blocks of 8-column panels and
+// runs a 4×8 register-blocked micro-kernel. Both use WebAssembly SIMD128 in
+// the wasm build and compiler-vectorised loops natively. matmul_nt picks by
+// shape: GEMV below gemv_max_rows rows, GEMM from there.
 #pragma once
 
 #include <cstddef>
@@ -15,13 +17,21 @@ namespace modelkeep {
 void matmul_nt_ref(const float* A, const float* B, const float* bias, float* C, std::size_t M,
                    std::size_t N, std::size_t K);
 
+/// The same product, one dot product per output (for a few rows).
+void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C, std::size_t M,
+                    std::size_t N, std::size_t K);
+
+/// Rows below which matmul_nt uses the GEMV path.
+constexpr std::size_t gemv_max_rows = 4;
+
 /// Cache- and register-blocked version of the same product.
 void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M,
                        std::size_t N, std::size_t K);
 
 enum class Kernel { reference, blocked };
 
-/// The kernel Linear uses (blocked unless set otherwise, e.g. by a benchmark).
+/// The kernels Linear uses: the fast ones (gemv/blocked by shape) unless set
+/// to the reference loop (e.g. by a benchmark).
 void set_kernel(Kernel kernel);
 Kernel current_kernel();
 

@@ -2,6 +2,7 @@
 // the architecture decision (file, module tree, option, or refusal).
 #include "import.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -22,7 +23,9 @@ const char* file_format_name(FileFormat format) {
     return "unknown";
 }
 
-FileFormat detect_format(const std::uint8_t* data, std::size_t size) {
+FileFormat detect_format(const std::uint8_t* data, std::size_t size) { return detect_format_sized(data, size, size); }
+
+FileFormat detect_format_sized(const std::uint8_t* data, std::size_t size, std::uint64_t file_size) {
     if (size >= 4 && std::memcmp(data, format_magic, 4) == 0) return FileFormat::mkp;
     if (size >= 4 && data[0] == 'P' && data[1] == 'K' && ((data[2] == 3 && data[3] == 4) || (data[2] == 5 && data[3] == 6)))
         return FileFormat::torch_zip;
@@ -37,7 +40,7 @@ FileFormat detect_format(const std::uint8_t* data, std::size_t size) {
         for (std::size_t i = 8; i < size && i < 8 + 4096; ++i) {
             const std::uint8_t c = data[i];
             if (c == '{') return FileFormat::safetensors;
-            if ((c == '[' || c == '"') && n <= size - 8) return FileFormat::safetensors;
+            if ((c == '[' || c == '"') && n <= file_size - 8) return FileFormat::safetensors;
             if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
         }
     }
@@ -297,45 +300,87 @@ std::string describe_module(const ModuleNode& node) {
     return out;
 }
 
+// The first bytes of a source, enough for detect_format.
+static FileFormat detect_source(const ByteSource& source) {
+    std::uint8_t head[8 + 4096];
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(source.size(), sizeof head));
+    source.read(0, head, n);
+    const FileFormat f = detect_format(head, n);
+    // A safetensors header length is checked against the whole file, not the head.
+    if (f == FileFormat::unknown && source.size() > n) return detect_format_sized(head, n, source.size());
+    return f;
+}
+
+// The whole source in memory: a view when it is there already, else a copy in `buffer`.
+static Status whole(const ByteSource& source, std::vector<std::uint8_t>& buffer, const std::uint8_t*& data) {
+    if ((data = source.data())) return Status();
+    if (source.size() > std::uint64_t(SIZE_MAX)) return error(Code::limit_exceeded, "the file is too large");
+    buffer.resize(std::size_t(source.size()));
+    source.read(0, buffer.data(), buffer.size());
+    data = buffer.data();
+    return Status();
+}
+
 Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info) {
+    return read_source(MemorySource(data, size), info);
+}
+
+Status read_source(const ByteSource& source, SourceInfo& info) {
     info = SourceInfo();
-    switch (detect_format(data, size)) {
+    const FileFormat format = detect_source(source);
+    if (format == FileFormat::torch_zip || format == FileFormat::torch_legacy) {
+        TorchFile t;
+        MK_TRY(read_torch(source, false, t));
+        fill_torch_info(t, info);
+        return Status();
+    }
+    std::vector<std::uint8_t> buffer;
+    const std::uint8_t* data = nullptr;
+    MK_TRY(whole(source, buffer, data));
+    const std::size_t size = std::size_t(source.size());
+    switch (format) {
         case FileFormat::mkp: {
             FileInfo f;
             MK_TRY(read_info(data, size, false, f));
             fill_mkp_info(f, info);
             return Status();
         }
-        case FileFormat::torch_zip:
-        case FileFormat::torch_legacy: {
-            TorchFile t;
-            MK_TRY(read_torch(data, size, false, t));
-            fill_torch_info(t, info);
-            return Status();
-        }
         case FileFormat::safetensors:
             return fill_safetensors_info(data, size, info);
-        case FileFormat::unknown: break;
+        default: break;
     }
     return unknown(data, size);
 }
 
 Status import_file(const std::uint8_t* data, std::size_t size, const ImportOptions& options, bool need_model,
                    Imported& out) {
+    return import_file(MemorySource(data, size), options, need_model, out);
+}
+
+Status import_file(const ByteSource& source, const ImportOptions& options, bool need_model, Imported& out) {
     out = Imported();
     SourceInfo& info = out.info;
-    switch (detect_format(data, size)) {
+    const FileFormat format = detect_source(source);
+    std::vector<std::uint8_t> buffer;
+    const std::uint8_t* data = nullptr;
+    std::size_t size = 0;
+    if (format != FileFormat::torch_zip && format != FileFormat::torch_legacy) {
+        MK_TRY(whole(source, buffer, data));
+        size = std::size_t(source.size());
+    }
+    switch (format) {
         case FileFormat::mkp: {
             LoadedFile f;
             MK_TRY(read_file(data, size, f));
             fill_mkp_info(f.info, info);
+            out.mkp = f.info;
             out.tensors = std::move(f.tensors);
             break;
         }
         case FileFormat::torch_zip:
         case FileFormat::torch_legacy: {
             TorchFile t;
-            MK_TRY(read_torch(data, size, true, t));
+            MK_TRY(read_torch(source, true, t));
             out.tensors = std::move(t.tensors);
             t.tensors.clear();
             fill_torch_info(t, info);

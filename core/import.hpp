@@ -22,6 +22,7 @@
 
 #include "format.hpp"
 #include "model.hpp"
+#include "source.hpp"
 #include "status.hpp"
 #include "torch_file.hpp"
 
@@ -34,6 +35,8 @@ const char* file_format_name(FileFormat format);
 /// From the first bytes only (a zip counts as torch_zip; read_source says
 /// whether it really is one).
 FileFormat detect_format(const std::uint8_t* data, std::size_t size);
+/// The same from the first `size` bytes of a file of `file_size` bytes.
+FileFormat detect_format_sized(const std::uint8_t* data, std::size_t size, std::uint64_t file_size);
 
 struct SourceTensor {
     std::string name;
@@ -68,15 +71,20 @@ struct Imported {
     bool has_model = false;
     Sequential model;
     std::string arch_from;  // "file", "module tree", "architecture option", "assume_sequential"
+    FileInfo mkp;           // a .mkp file's own header info (format mkp only)
 };
 
 /// Reads and validates a file's structure (all four formats) without
 /// converting tensor values (torch: storages located and sized; .mkp and
 /// safetensors: the whole layout).
+Status read_source(const ByteSource& source, SourceInfo& info);
 Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info);
 
 /// Reads every tensor and builds a model when the file or the options say
-/// what runs (need_model: needs_architecture otherwise).
+/// what runs (need_model: needs_architecture otherwise). A torch zip is read
+/// from the source by ranges (see read_torch); the other formats are read
+/// from memory (a source outside memory is copied in first).
+Status import_file(const ByteSource& source, const ImportOptions& options, bool need_model, Imported& out);
 Status import_file(const std::uint8_t* data, std::size_t size, const ImportOptions& options, bool need_model,
                    Imported& out);
 

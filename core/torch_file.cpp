@@ -27,10 +27,16 @@ namespace {
 
 using Kind = Value::Kind;
 
-// Storage bytes by key, pointing into the file (or into `owned` when inflated).
+// Where each storage's bytes are: in memory already (a view of the file), or
+// a zip entry still to be read from the source. `bytes` is the record size.
+struct StorageRecord {
+    const std::uint8_t* view = nullptr;
+    const ZipEntry* entry = nullptr;
+    std::uint64_t bytes = 0;
+};
 struct Storages {
-    std::map<std::string, std::pair<const std::uint8_t*, std::uint64_t>> bytes;
-    std::vector<std::vector<std::uint8_t>> owned;
+    const ByteSource* source = nullptr;
+    std::map<std::string, StorageRecord> records;
 };
 
 // ---- the object: state dict, checkpoint or module ----
@@ -266,31 +272,59 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
     for (std::size_t i = 0; i < refs.size(); ++i) {
         const Value& t = *refs[i].second;
         MK_TRY(tensor_info(refs[i].first, t, out.infos[i]));
-        const auto it = storages.bytes.find(t.storage->text);
-        if (it == storages.bytes.end())
+        const auto it = storages.records.find(t.storage->text);
+        if (it == storages.records.end())
             return error(Code::missing_storage, "tensor '" + refs[i].first + "' needs storage '" + t.storage->text +
                                                     "', which is not in the file");
         std::uint64_t want = 0;
-        if (!checked_mul(t.storage->numel, storage_item_size(t.storage->storage_type), want) || want != it->second.second)
+        if (!checked_mul(t.storage->numel, storage_item_size(t.storage->storage_type), want) || want != it->second.bytes)
             return error(Code::storage_size_mismatch,
                          "storage '" + t.storage->text + "' should hold " + std::to_string(t.storage->numel) + " " +
                              storage_dtype_name(t.storage->storage_type) + " values but has " +
-                             std::to_string(it->second.second) + " bytes");
+                             std::to_string(it->second.bytes) + " bytes");
     }
     if (!with_values) return Status();
-    out.tensors.reserve(refs.size());
-    for (std::size_t i = 0; i < refs.size(); ++i) {
-        const Value& t = *refs[i].second;
-        out.tensors.emplace_back(refs[i].first, materialize(t, out.infos[i], storages.bytes.at(t.storage->text).first));
+    // Storage by storage, so that at most one storage is ever buffered: a
+    // float32 storage that one contiguous tensor covers exactly is read
+    // straight into that tensor; any other is read (or inflated) once, then
+    // every tensor that views it is copied out.
+    out.tensors.resize(refs.size());
+    std::map<std::string, std::vector<std::size_t>> users;
+    for (std::size_t i = 0; i < refs.size(); ++i) users[refs[i].second->storage->text].push_back(i);
+    std::vector<std::uint8_t> buffer;
+    for (const auto& [key, which] : users) {
+        const StorageRecord& rec = storages.records.at(key);
+        const Value& first = *refs[which[0]].second;
+        const TorchTensorInfo& info = out.infos[which[0]];
+        std::uint64_t numel = 1;
+        for (std::uint64_t d : first.shape) numel *= d;
+        bool dense = first.offset == 0 && numel == first.storage->numel;
+        for (std::size_t k = first.shape.size(), step = 1; dense && k-- > 0; step *= std::size_t(first.shape[k]))
+            dense = first.shape[k] == 1 || first.stride[k] == step;
+        const bool direct = !rec.view && rec.entry && rec.entry->method == 0 && which.size() == 1 &&
+                            info.dtype == StorageType::f32 && dense && numel > 0;
+        if (direct) {
+            Tensor t(info.shape);
+            MK_TRY(zip_read_into(*storages.source, *rec.entry, reinterpret_cast<std::uint8_t*>(t.data()), true));
+            out.tensors[which[0]] = {refs[which[0]].first, std::move(t)};
+            continue;
+        }
+        const std::uint8_t* bytes = rec.view;
+        if (!bytes) {
+            MK_TRY(zip_read(*storages.source, *rec.entry, buffer));
+            bytes = buffer.data();
+        }
+        for (std::size_t i : which)
+            out.tensors[i] = {refs[i].first, materialize(*refs[i].second, out.infos[i], bytes)};
+        buffer = {};
     }
     return Status();
 }
 
 // ---- containers ----
 
-Status read_zip(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out) {
-    std::vector<ZipEntry> entries;
-    MK_TRY(zip_list(data, size, entries));
+Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std::vector<ZipEntry>& entries) {
+    MK_TRY(zip_list(source, entries));
     if (entries.empty()) return error(Code::unknown_format, "an empty zip archive, not a torch.save file");
     const std::string& first = entries[0].name;
     const std::size_t slash = first.find('/');
@@ -313,14 +347,14 @@ Status read_zip(const std::uint8_t* data, std::size_t size, bool with_values, To
     if (!pkl) return error(Code::unknown_format, "a zip archive without " + root + "data.pkl: not a torch.save file");
     std::vector<std::uint8_t> buf;
     if (version) {
-        MK_TRY(zip_read(data, size, *version, buf));
+        MK_TRY(zip_read(source, *version, buf));
         std::string v(buf.begin(), buf.end());
         while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) v.pop_back();
         if (v != "1" && v != "2" && v != "3")
             return error(Code::unsupported_version, "torch archive version '" + v.substr(0, 20) + "' (1 to 3 are read)");
     }
     if (byteorder) {
-        MK_TRY(zip_read(data, size, *byteorder, buf));
+        MK_TRY(zip_read(source, *byteorder, buf));
         const std::string order(buf.begin(), buf.end());
         if (order != "little")
             return error(Code::unsupported_byteorder, "the archive's byteorder is '" + order.substr(0, 20) + "', not little");
@@ -328,7 +362,7 @@ Status read_zip(const std::uint8_t* data, std::size_t size, bool with_values, To
     if (pkl->size > max_pickle_bytes)
         return error(Code::limit_exceeded, "data.pkl is " + std::to_string(pkl->size) + " bytes (at most " +
                                                std::to_string(max_pickle_bytes) + ")");
-    MK_TRY(zip_read(data, size, *pkl, buf));
+    MK_TRY(zip_read(source, *pkl, buf));
     Unpickled u;
     MK_TRY(unpickle(buf.data(), buf.size(), false, u));
     out.globals = u.globals;
@@ -336,23 +370,17 @@ Status read_zip(const std::uint8_t* data, std::size_t size, bool with_values, To
     MK_TRY(interpret(*u.root, out, refs));
     // Only the storages the chosen tensors use are looked at (and CRC-checked).
     Storages storages;
+    storages.source = &source;
     for (const auto& r : refs) {
         const std::string& key = r.second->storage->text;
-        if (storages.bytes.count(key)) continue;
         const auto it = records.find(key);
-        if (it == records.end()) continue;  // finish() reports missing_storage
-        if (!with_values) {  // sizes only: the central directory has them
-            storages.bytes[key] = {nullptr, it->second->size};
-            continue;
-        }
-        const std::uint8_t* view = nullptr;
-        if (it->second->method == 0) MK_TRY(zip_view(data, size, *it->second, with_values, view));
-        if (!view) {  // deflated: inflated (and CRC-checked) once
-            storages.owned.emplace_back();
-            MK_TRY(zip_read(data, size, *it->second, storages.owned.back()));
-            view = storages.owned.back().data();
-        }
-        storages.bytes[key] = {view, it->second->size};
+        if (storages.records.count(key) || it == records.end()) continue;  // finish() reports missing_storage
+        StorageRecord rec;
+        rec.entry = it->second;
+        rec.bytes = it->second->size;
+        // In memory and stored: viewed in place (CRC-checked once, here).
+        if (with_values && it->second->method == 0) MK_TRY(zip_view(source, *it->second, true, rec.view));
+        storages.records[key] = rec;
     }
     return finish(storages, refs, with_values, out);
 }
@@ -404,8 +432,11 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
         if (!checked_mul(count, storage_item_size(it->second->storage_type), bytes) || bytes > size - pos)
             return error(Code::truncated, "storage '" + k->text + "' declares " + std::to_string(count) +
                                               " values, more than the file holds");
-        if (storages.bytes.count(k->text)) return error(Code::duplicate_name, "legacy storage '" + k->text + "' twice");
-        storages.bytes[k->text] = {data + pos, bytes};
+        if (storages.records.count(k->text)) return error(Code::duplicate_name, "legacy storage '" + k->text + "' twice");
+        StorageRecord rec;
+        rec.view = data + pos;
+        rec.bytes = bytes;
+        storages.records[k->text] = rec;
         pos += std::size_t(bytes);
     }
     if (pos != size) return error(Code::trailing_bytes, std::to_string(size - pos) + " bytes after the last storage");
@@ -457,11 +488,24 @@ public:
 
 }  // namespace
 
-Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out) {
+Status read_torch(const ByteSource& source, bool with_values, TorchFile& out) {
     out = TorchFile();
-    if (size >= 4 && data[0] == 'P' && data[1] == 'K' && data[2] == 3 && data[3] == 4)
-        return read_zip(data, size, with_values, out);
-    return read_legacy(data, size, with_values, out);
+    std::uint8_t head[4] = {0, 0, 0, 0};
+    if (source.size() >= 4) source.read(0, head, 4);
+    if (head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) {
+        std::vector<ZipEntry> entries;  // outlives the storages that point at it
+        return read_zip(source, with_values, out, entries);
+    }
+    // Legacy files interleave pickles and storages: read from memory (they are rare and old).
+    if (const std::uint8_t* p = source.data()) return read_legacy(p, std::size_t(source.size()), with_values, out);
+    if (source.size() > std::uint64_t(SIZE_MAX)) return error(Code::limit_exceeded, "the file is too large");
+    std::vector<std::uint8_t> copy(std::size_t(source.size()));
+    source.read(0, copy.data(), copy.size());
+    return read_legacy(copy.data(), copy.size(), with_values, out);
+}
+
+Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out) {
+    return read_torch(MemorySource(data, size), with_values, out);
 }
 
 Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8_t>& out) {

@@ -30,6 +30,7 @@
 #include "format.hpp"
 #include "model.hpp"
 #include "pickle.hpp"
+#include "source.hpp"
 #include "status.hpp"
 
 namespace modelkeep {
@@ -69,7 +70,12 @@ struct TorchFile {
 };
 
 /// Reads a torch zip or legacy file. Without `with_values`, only the pickle
-/// is read and the storages' presence and sizes checked (for inspect).
+/// is read and the storages' presence and sizes checked (for inspect). From a
+/// source outside memory, a zip is read by ranges: its directory and pickle,
+/// then each storage once (a float32 storage that one tensor covers goes
+/// straight into that tensor), so the import holds the tensors plus at most
+/// one storage, never the whole file.
+Status read_torch(const ByteSource& source, bool with_values, TorchFile& out);
 Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out);
 
 /// A state dict as a torch zip file (folder "archive", stored records aligned

@@ -183,6 +183,29 @@ Status read_metadata(const val& js, Metadata& out) {
 
 std::vector<std::uint8_t> bytes_of(const val& u8) { return emscripten::convertJSArrayToNumberVector<std::uint8_t>(u8); }
 
+// A file held by JavaScript (a Uint8Array): readers copy only the ranges they
+// ask for, straight into wasm memory, so an import never holds the file twice.
+class JsSource final : public ByteSource {
+public:
+    explicit JsSource(const val& u8) : u8_(u8), size_(std::uint64_t(u8["length"].as<double>())) {}
+    std::uint64_t size() const override { return size_; }
+    void read(std::uint64_t offset, void* dst, std::size_t n) const override {
+        if (!n) return;
+        const val part = u8_.call<val>("subarray", double(offset), double(offset + n));
+        val(emscripten::typed_memory_view(n, static_cast<std::uint8_t*>(dst))).call<void>("set", part);
+    }
+
+private:
+    val u8_;
+    std::uint64_t size_;
+};
+
+// Bytes of wasm memory an import of `source` needs beyond its tensors: the
+// whole file, except for torch zips, which are read by ranges.
+double import_overhead(const SourceInfo& info, double file_bytes) {
+    return info.format == FileFormat::torch_zip ? 0.0 : file_bytes;
+}
+
 // A tensor of `shape` filled straight from a JS array-like of numbers (one copy).
 Tensor tensor_from_js(const val& data, const Shape& shape) {
     Tensor t(shape);
@@ -249,28 +272,28 @@ public:
     /// (a SPEC, or "") and assumeSequential say what runs when the file does not
     /// (needs_architecture otherwise).
     val load(const val& u8, const std::string& architecture, bool assume_sequential) {
-        Status st = reserve(length_of(u8), "copying the file");
-        if (!st.ok()) return fail(st);
-        const std::vector<std::uint8_t> bytes = bytes_of(u8);
-        // The structure alone sizes the tensors; import_file then reads everything (CRCs once).
+        const JsSource file(u8);
+        // The structure alone sizes the work; import_file then reads everything (CRCs once).
         SourceInfo source;
-        st = read_source(bytes.data(), bytes.size(), source);
-        if (st.ok()) st = reserve(source_elements(source) * 4, "the model");
+        std::uint8_t head[4] = {0, 0, 0, 0};
+        file.read(0, head, std::size_t(std::min<std::uint64_t>(4, file.size())));
+        Status st;
+        if (detect_format(head, std::size_t(std::min<std::uint64_t>(4, file.size()))) == FileFormat::mkp)
+            st = reserve(2.0 * double(file.size()), "the model");  // the file, then its tensors
+        else if ((st = read_source(file, source)).ok())
+            st = reserve(source_elements(source) * 4 + import_overhead(source, double(file.size())), "the model");
         if (!st.ok()) return fail(st);
         ImportOptions options;
         options.architecture = architecture;
         options.assume_sequential = assume_sequential;
         Imported in;
-        st = import_file(bytes.data(), bytes.size(), options, true, in);
+        st = import_file(file, options, true, in);
         if (!st.ok()) return fail(st);
         model_ = std::move(in.model);
         val out = success();
         if (in.info.format == FileFormat::mkp) {
-            FileInfo info;
-            st = read_info(bytes.data(), bytes.size(), false, info);
-            if (!st.ok()) return fail(st);
-            info.data_checked = true;
-            out = info_object(info);
+            in.mkp.data_checked = true;
+            out = info_object(in.mkp);
         } else {
             out = source_object(in.info);
         }
@@ -416,21 +439,24 @@ namespace {
 /// (.mkp: the header; torch: the pickle and the storages' sizes; safetensors:
 /// the header). check_data also reads every value (CRCs, conversions).
 val file_info(const val& u8, bool check_data) {
-    Status st = reserve(length_of(u8), "copying the file");
-    if (!st.ok()) return fail(st);
-    const std::vector<std::uint8_t> bytes = bytes_of(u8);
-    if (detect_format(bytes.data(), bytes.size()) == FileFormat::mkp) {
+    const JsSource file(u8);
+    std::uint8_t head[4] = {0, 0, 0, 0};
+    file.read(0, head, std::size_t(std::min<std::uint64_t>(4, file.size())));
+    if (detect_format(head, std::size_t(std::min<std::uint64_t>(4, file.size()))) == FileFormat::mkp) {
+        Status st = reserve(length_of(u8), "copying the file");
+        if (!st.ok()) return fail(st);
+        const std::vector<std::uint8_t> bytes = bytes_of(u8);
         FileInfo info;
         st = read_info(bytes.data(), bytes.size(), check_data, info);
         if (!st.ok()) return fail(st);
         return info_object(info);
     }
     SourceInfo source;
-    st = read_source(bytes.data(), bytes.size(), source);
+    Status st = read_source(file, source);
     if (st.ok() && check_data) {
-        st = reserve(source_elements(source) * 4, "the tensors");
+        st = reserve(source_elements(source) * 4 + import_overhead(source, double(file.size())), "the tensors");
         Imported all;
-        if (st.ok()) st = import_file(bytes.data(), bytes.size(), ImportOptions(), false, all);
+        if (st.ok()) st = import_file(file, ImportOptions(), false, all);
     }
     if (!st.ok()) return fail(st);
     val out = source_object(source);
@@ -440,15 +466,13 @@ val file_info(const val& u8, bool check_data) {
 
 /// Bytes of any readable file → { ok, format, stateDict: [{ name, shape, data }] }.
 val read_tensors(const val& u8) {
-    Status st = reserve(length_of(u8), "copying the file");
-    if (!st.ok()) return fail(st);
-    const std::vector<std::uint8_t> bytes = bytes_of(u8);
+    const JsSource file(u8);
     SourceInfo source;
-    st = read_source(bytes.data(), bytes.size(), source);
-    if (st.ok()) st = reserve(source_elements(source) * 4, "the tensors");
+    Status st = read_source(file, source);
+    if (st.ok()) st = reserve(source_elements(source) * 4 + import_overhead(source, double(file.size())), "the tensors");
     if (!st.ok()) return fail(st);
     Imported in;
-    st = import_file(bytes.data(), bytes.size(), ImportOptions(), false, in);
+    st = import_file(file, ImportOptions(), false, in);
     if (!st.ok()) return fail(st);
     val entries = val::array();
     auto add = [&](const std::string& name, const Tensor& t) {
