@@ -7,7 +7,7 @@ set -euo pipefail
 cli=$1
 out=$2
 here=$(cd "$(dirname "$0")" && pwd)
-mkdir -p "$out/reader" "$out/spec" "$out/import"
+mkdir -p "$out/reader" "$out/spec" "$out/import" "$out/pickle"
 specs=(
   "fc1=Linear(3,5)"
   "Linear(4,6),GELU(tanh),LayerNorm(6),BatchNorm1d(6),Dropout(0.2),Linear(6,3,bias=false),LogSoftmax"
@@ -29,4 +29,19 @@ for f in "$out"/reader/model_*_f32.mkp; do
   "$cli" convert "$f" "$out/import/$(basename "$f" .mkp).pt" >/dev/null
 done
 echo "import corpus: $(ls "$out/import" | wc -l) files"
+# The pickles inside the torch fixtures (data.pkl of each zip), for fuzz_pickle.
+python3 - "$out/import" "$out/pickle" <<'PY'
+import os, sys, zipfile
+src, dst = sys.argv[1], sys.argv[2]
+for name in sorted(os.listdir(src)):
+    try:
+        with zipfile.ZipFile(os.path.join(src, name)) as z:
+            for entry in z.namelist():
+                if entry.endswith("/data.pkl"):
+                    with open(os.path.join(dst, name + ".pkl"), "wb") as f:
+                        f.write(z.read(entry))
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
+        pass
+PY
+echo "pickle corpus: $(ls "$out/pickle" | wc -l) files"
 echo "corpus: $(ls "$out/reader" | wc -l) files, $(ls "$out/spec" | wc -l) specs in $out"
