@@ -2,7 +2,9 @@
 // offsets follow PKWARE's APPNOTE.TXT (6.3.x), section 4.3 (records) and
 // 4.5.3 (the ZIP64 extended information extra field). All integers are
 // little-endian. Every offset read from the archive is checked with
-// overflow-safe arithmetic (fits()) before anything at it is read.
+// overflow-safe arithmetic (fits()) before anything at it is read: from a
+// ByteSource, which copies exactly the ranges asked for (or, in memory, is
+// read in place), so a check missed here would be a read out of bounds.
 #include "zip.hpp"
 
 #include <cstring>
@@ -63,16 +65,61 @@ struct Directory {
     std::uint64_t entries = 0;
 };
 
+// The last bytes of the archive, [start, size), where the end records are. A
+// source in memory is used in place. Any other is read in two steps: the
+// last kilobyte first (it holds every end record of an archive without a
+// long comment), the rest only when a byte before it is asked for.
+class Tail {
+public:
+    explicit Tail(const ByteSource& source) : source_(source), size_(source.size()) {}
+
+    void init(std::uint64_t start) {
+        start_ = start;
+        if (const std::uint8_t* data = source_.data()) {
+            bytes_ = data + start;
+            loaded_ = start;
+            return;
+        }
+        const std::size_t length = std::size_t(size_ - start);  // at most 65535 + 22
+        buffer_.resize(length);
+        bytes_ = buffer_.data();
+        const std::size_t first_read = length < tail_probe ? length : tail_probe;
+        loaded_ = size_ - first_read;
+        source_.read(loaded_, buffer_.data() + (length - first_read), first_read);
+    }
+
+    std::uint64_t start() const { return start_; }
+
+    // The bytes from `offset` (>= start) to the end of the archive.
+    const std::uint8_t* at(std::uint64_t offset) {
+        if (offset < loaded_) {
+            source_.read(start_, buffer_.data(), std::size_t(loaded_ - start_));
+            loaded_ = start_;
+        }
+        return bytes_ + (offset - start_);
+    }
+
+private:
+    static constexpr std::size_t tail_probe = 1024;
+    const ByteSource& source_;
+    std::uint64_t size_;
+    std::uint64_t start_ = 0, loaded_ = 0;  // [loaded_, size_) is in bytes_
+    const std::uint8_t* bytes_ = nullptr;   // the byte at start_
+    std::vector<std::uint8_t> buffer_;
+};
+
 // The EOCD (APPNOTE 4.3.16) is the last record; only a comment of up to
 // 65535 bytes may follow it, and its length field must account for exactly
 // the bytes after the record. Scans backwards so the last candidate wins.
-Status find_eocd(const std::uint8_t* data, std::size_t size, std::size_t& pos) {
+Status find_eocd(Tail& tail, std::uint64_t size, std::uint64_t& pos) {
     if (size < eocd_size)
         return corrupt("the archive is " + std::to_string(size) + " bytes, too small for an end-of-central-directory record");
-    const std::size_t last = size - eocd_size;
-    const std::size_t first = last > 0xFFFF ? last - 0xFFFF : 0;
-    for (std::size_t p = last + 1; p-- > first;) {
-        if (le32(data + p) == sig_eocd && le16(data + p + 20) == last - p) {
+    const std::uint64_t last = size - eocd_size;
+    const std::uint64_t first = last > 0xFFFF ? last - 0xFFFF : 0;
+    tail.init(first);
+    for (std::uint64_t p = last + 1; p-- > first;) {
+        const std::uint8_t* e = tail.at(p);
+        if (le32(e) == sig_eocd && le16(e + 20) == last - p) {
             pos = p;
             return Status::success();
         }
@@ -80,11 +127,12 @@ Status find_eocd(const std::uint8_t* data, std::size_t size, std::size_t& pos) {
     return corrupt("no end-of-central-directory record (not a zip archive, or truncated)");
 }
 
-// The ZIP64 end of central directory locator (APPNOTE 4.3.15) sits right
-// before the EOCD and points at the ZIP64 EOCD record (4.3.14), whose 64-bit
-// values replace the EOCD's. `end` becomes where the central directory must end.
-Status read_zip64_end(const std::uint8_t* data, std::size_t locator, Directory& dir, std::uint64_t& end) {
-    const std::uint8_t* loc = data + locator;
+// The ZIP64 end of central directory locator (APPNOTE 4.3.15), `loc`, sits
+// right before the EOCD, at `locator`, and points at the ZIP64 EOCD record
+// (4.3.14), whose 64-bit values replace the EOCD's. `end` becomes where the
+// central directory must end.
+Status read_zip64_end(const ByteSource& source, const std::uint8_t* loc, std::uint64_t locator, Directory& dir,
+                      std::uint64_t& end) {
     const std::uint32_t eocd_disk = le32(loc + 4);   // disk with the ZIP64 EOCD
     const std::uint64_t record = le64(loc + 8);      // offset of the ZIP64 EOCD
     const std::uint32_t disks = le32(loc + 16);      // total number of disks
@@ -93,7 +141,8 @@ Status read_zip64_end(const std::uint8_t* data, std::size_t locator, Directory& 
     if (!fits(record, zip64_eocd_size, locator))
         return corrupt("the ZIP64 end-of-central-directory record at " + std::to_string(record) +
                        " runs past its locator at " + std::to_string(locator));
-    const std::uint8_t* r = data + record;
+    std::uint8_t r[zip64_eocd_size];  // (the extensible data sector after it is not used)
+    source.read(record, r, zip64_eocd_size);
     if (le32(r) != sig_zip64_eocd)
         return corrupt("no ZIP64 end-of-central-directory record at " + std::to_string(record));
     // "size of zip64 end of central directory record": the bytes after this field.
@@ -112,25 +161,39 @@ Status read_zip64_end(const std::uint8_t* data, std::size_t locator, Directory& 
     return Status::success();
 }
 
-Status read_directory_end(const std::uint8_t* data, std::size_t size, Directory& dir, std::uint64_t& end) {
-    std::size_t pos = 0;
-    MK_TRY(find_eocd(data, size, pos));
-    const std::uint8_t* e = data + pos;
+Status read_directory_end(const ByteSource& source, Directory& dir, std::uint64_t& end) {
+    Tail tail(source);
+    std::uint64_t pos = 0;
+    MK_TRY(find_eocd(tail, source.size(), pos));
+    const std::uint8_t* e = tail.at(pos);
     const std::uint16_t disk = le16(e + 4), cd_disk = le16(e + 6);
     const std::uint16_t disk_entries = le16(e + 8), entries = le16(e + 10);
-    const bool zip64 = pos >= zip64_locator_size && le32(data + pos - zip64_locator_size) == sig_zip64_locator;
+    const std::uint32_t cd_size = le32(e + 12), cd_offset = le32(e + 16);
+    // The locator is normally in the tail; after a comment of nearly 64 KB it is just before it.
+    std::uint8_t before_tail[zip64_locator_size];
+    const std::uint8_t* loc = nullptr;
+    if (pos >= zip64_locator_size) {
+        const std::uint64_t at = pos - zip64_locator_size;
+        if (at >= tail.start()) {
+            loc = tail.at(at);
+        } else {
+            source.read(at, before_tail, zip64_locator_size);
+            loc = before_tail;
+        }
+    }
+    const bool zip64 = loc && le32(loc) == sig_zip64_locator;
     if (zip64) {
         // The 16-bit disk numbers are either real (0) or "see the ZIP64 record".
         if ((disk != 0 && disk != 0xFFFF) || (cd_disk != 0 && cd_disk != 0xFFFF))
             return corrupt("multi-disk archive (disk " + std::to_string(disk) + ")");
-        return read_zip64_end(data, pos - zip64_locator_size, dir, end);
+        return read_zip64_end(source, loc, pos - zip64_locator_size, dir, end);
     }
     if (disk != 0 || cd_disk != 0 || disk_entries != entries)
         return corrupt("multi-disk archive (disk " + std::to_string(disk) + ", central directory on disk " +
                        std::to_string(cd_disk) + ")");
     dir.entries = entries;
-    dir.size = le32(e + 12);
-    dir.offset = le32(e + 16);
+    dir.size = cd_size;
+    dir.offset = cd_offset;
     end = pos;
     return Status::success();
 }
@@ -181,13 +244,14 @@ Status check_name(const std::string& name, const std::string& label) {
 }
 
 // One central directory header (APPNOTE 4.3.12) at `pos`, which must end by
-// `cd_end`. Fills everything but data_offset; `local` is the local header offset.
-Status read_central(const std::uint8_t* data, std::uint64_t& pos, std::uint64_t cd_end, std::size_t index,
-                    ZipEntry& entry, std::uint64_t& local) {
+// `cd_end`; `cd` holds the directory, whose first byte is at `cd_offset` in
+// the archive. Fills everything but data_offset; `local` is the local header offset.
+Status read_central(const std::uint8_t* cd, std::uint64_t cd_offset, std::uint64_t& pos, std::uint64_t cd_end,
+                    std::size_t index, ZipEntry& entry, std::uint64_t& local) {
     std::string label = entry_label(index, "");
     if (!fits(pos, central_size, cd_end))
         return corrupt(label + ": the central directory header runs past the directory's end");
-    const std::uint8_t* h = data + pos;
+    const std::uint8_t* h = cd + (pos - cd_offset);
     if (le32(h) != sig_central) return corrupt(label + ": no central directory header signature at " + std::to_string(pos));
     const std::uint16_t flags = le16(h + 8);
     entry.method = le16(h + 10);
@@ -228,22 +292,29 @@ Status read_central(const std::uint8_t* data, std::uint64_t& pos, std::uint64_t 
 // The local header (APPNOTE 4.3.7) at `local`: its name must match the
 // central one. The data follows its own (local) name and extra field, whose
 // length differs from the central extra's in torch's archives. Data must end
-// before the central directory starts.
-Status read_local(const std::uint8_t* data, std::uint64_t local, std::uint64_t cd_offset, std::size_t index,
-                  ZipEntry& entry) {
+// before the central directory starts. Reads the 30 bytes and, in the same
+// read, a name as long as the central one (the extra field is not needed).
+Status read_local(const ByteSource& source, std::uint64_t local, std::uint64_t cd_offset, std::size_t index,
+                  ZipEntry& entry, std::vector<std::uint8_t>& buffer) {
     const std::string label = entry_label(index, entry.name);
     if (!fits(local, local_size, cd_offset))
         return corrupt(label + ": the local header at " + std::to_string(local) +
                        " runs past the start of the central directory at " + std::to_string(cd_offset));
-    const std::uint8_t* h = data + local;
+    const std::size_t expected = local_size + entry.name.size();
+    const std::size_t n = fits(local, expected, cd_offset) ? expected : local_size;
+    const std::uint8_t* h = source_range(source, local, n, buffer);
     if (le32(h) != sig_local) return corrupt(label + ": no local header signature at " + std::to_string(local));
     const std::uint16_t name_len = le16(h + 26), extra_len = le16(h + 28);
     if (!fits(local + local_size, std::uint64_t(name_len) + extra_len, cd_offset))
         return corrupt(label + ": the local name and extra field run past the start of the central directory");
-    if (name_len != entry.name.size() || std::memcmp(h + local_size, entry.name.data(), name_len) != 0)
+    // (Equal lengths: the name was read with the header, as it fits before the directory.)
+    if (name_len != entry.name.size() || std::memcmp(h + local_size, entry.name.data(), name_len) != 0) {
+        std::vector<std::uint8_t> name_buffer;
+        const std::uint8_t* name = source_range(source, local + local_size, name_len, name_buffer);
         return corrupt(label + ": the local header's name '" +
-                       std::string(reinterpret_cast<const char*>(h + local_size), name_len) +
+                       std::string(reinterpret_cast<const char*>(name), name_len) +
                        "' differs from the central directory's");
+    }
     entry.data_offset = local + local_size + name_len + extra_len;
     if (!fits(entry.data_offset, entry.compressed_size, cd_offset))
         return corrupt(label + ": its " + std::to_string(entry.compressed_size) + " bytes of data at " +
@@ -253,7 +324,7 @@ Status read_local(const std::uint8_t* data, std::uint64_t local, std::uint64_t c
 }
 
 // Checks an entry (possibly not from zip_list) against the archive.
-Status check_entry(std::size_t size, const ZipEntry& entry) {
+Status check_entry(std::uint64_t size, const ZipEntry& entry) {
     const std::string label = "entry '" + entry.name + "'";
     if (entry.method != method_stored && entry.method != method_deflate)
         return error(Code::unsupported_compression,
@@ -265,7 +336,8 @@ Status check_entry(std::size_t size, const ZipEntry& entry) {
     if (entry.method == method_deflate && entry.size / max_deflate_ratio > entry.compressed_size)
         return corrupt(label + ": " + std::to_string(entry.compressed_size) + " deflated bytes cannot hold " +
                        std::to_string(entry.size) + " bytes");
-    if (entry.size > std::uint64_t(SIZE_MAX)) return corrupt(label + " is too large for this platform");
+    if (entry.size > std::uint64_t(SIZE_MAX) || entry.compressed_size > std::uint64_t(SIZE_MAX))
+        return corrupt(label + " is too large for this platform");
     return Status::success();
 }
 
@@ -413,11 +485,11 @@ void write_end(Out& o, std::uint64_t entries, std::uint64_t cd_offset, std::uint
 
 }  // namespace
 
-Status zip_list(const std::uint8_t* data, std::size_t size, std::vector<ZipEntry>& entries) {
+Status zip_list(const ByteSource& source, std::vector<ZipEntry>& entries) {
     entries.clear();
     Directory dir;
     std::uint64_t end = 0;  // where the central directory must end
-    MK_TRY(read_directory_end(data, size, dir, end));
+    MK_TRY(read_directory_end(source, dir, end));
     if (!fits(dir.offset, dir.size, end))
         return corrupt("the central directory (" + std::to_string(dir.size) + " bytes at " + std::to_string(dir.offset) +
                        ") runs past the end-of-central-directory record at " + std::to_string(end));
@@ -426,6 +498,12 @@ Status zip_list(const std::uint8_t* data, std::size_t size, std::vector<ZipEntry
     if (dir.entries > dir.size / central_size)
         return corrupt(std::to_string(dir.entries) + " entries cannot fit a central directory of " +
                        std::to_string(dir.size) + " bytes");
+    // The directory lies within the archive (checked above), so its buffer is
+    // never larger than the archive; it must also be addressable here.
+    if (dir.size > std::uint64_t(SIZE_MAX))
+        return corrupt("the central directory of " + std::to_string(dir.size) + " bytes is too large for this platform");
+    std::vector<std::uint8_t> cd_buffer, local_buffer;
+    const std::uint8_t* cd = source_range(source, dir.offset, std::size_t(dir.size), cd_buffer);
 
     std::vector<ZipEntry> list(static_cast<std::size_t>(dir.entries));
     std::unordered_set<std::string> names;
@@ -434,9 +512,9 @@ Status zip_list(const std::uint8_t* data, std::size_t size, std::vector<ZipEntry
     std::uint64_t pos = dir.offset;
     for (std::size_t i = 0; i < list.size(); ++i) {
         std::uint64_t local = 0;
-        MK_TRY(read_central(data, pos, cd_end, i, list[i], local));
+        MK_TRY(read_central(cd, dir.offset, pos, cd_end, i, list[i], local));
         if (!names.insert(list[i].name).second) return corrupt("the name '" + list[i].name + "' appears twice");
-        MK_TRY(read_local(data, local, dir.offset, i, list[i]));
+        MK_TRY(read_local(source, local, dir.offset, i, list[i], local_buffer));
     }
     if (pos != cd_end)
         return corrupt("the central directory has " + std::to_string(cd_end - pos) + " bytes after its " +
@@ -445,16 +523,27 @@ Status zip_list(const std::uint8_t* data, std::size_t size, std::vector<ZipEntry
     return Status::success();
 }
 
-Status zip_read(const std::uint8_t* data, std::size_t size, const ZipEntry& entry, std::vector<std::uint8_t>& out) {
+Status zip_list(const std::uint8_t* data, std::size_t size, std::vector<ZipEntry>& entries) {
+    return zip_list(MemorySource(data, size), entries);
+}
+
+Status zip_read(const ByteSource& source, const ZipEntry& entry, std::vector<std::uint8_t>& out) {
     out.clear();
-    MK_TRY(check_entry(size, entry));
-    const std::uint8_t* src = data + entry.data_offset;
+    MK_TRY(check_entry(source.size(), entry));
     const std::size_t n = std::size_t(entry.size);
     if (entry.method == method_stored) {
-        out.assign(src, src + n);
+        if (const std::uint8_t* data = source.data()) {
+            out.assign(data + entry.data_offset, data + entry.data_offset + n);
+        } else {
+            out.resize(n);
+            if (n) source.read(entry.data_offset, out.data(), n);
+        }
     } else {
+        std::vector<std::uint8_t> compressed;  // (only for a source outside memory)
+        const std::size_t in_size = std::size_t(entry.compressed_size);
+        const std::uint8_t* src = source_range(source, entry.data_offset, in_size, compressed);
         out.resize(n);
-        const Status st = inflate_raw(src, std::size_t(entry.compressed_size), out.data(), n);
+        const Status st = inflate_raw(src, in_size, out.data(), n);
         if (!st.ok()) {
             out.clear();
             return error(st.code(), "zip: entry '" + entry.name + "': " + st.message());
@@ -465,20 +554,38 @@ Status zip_read(const std::uint8_t* data, std::size_t size, const ZipEntry& entr
     return st;
 }
 
+Status zip_read(const std::uint8_t* data, std::size_t size, const ZipEntry& entry, std::vector<std::uint8_t>& out) {
+    return zip_read(MemorySource(data, size), entry, out);
+}
+
+Status zip_read_into(const ByteSource& source, const ZipEntry& entry, std::uint8_t* dst, bool check_crc) {
+    MK_TRY(check_entry(source.size(), entry));
+    if (entry.method != method_stored)
+        return error(Code::invalid_argument, "zip: entry '" + entry.name + "' is deflated: read it with zip_read");
+    const std::size_t n = std::size_t(entry.size);
+    if (n > 0) {
+        if (!dst)
+            return error(Code::invalid_argument,
+                         "zip: entry '" + entry.name + "': no buffer for its " + std::to_string(n) + " bytes");
+        source.read(entry.data_offset, dst, n);
+    }
+    return check_crc ? verify_crc(entry, dst, n) : Status::success();
+}
+
+Status zip_view(const ByteSource& source, const ZipEntry& entry, bool check_crc, const std::uint8_t*& view) {
+    view = nullptr;
+    MK_TRY(check_entry(source.size(), entry));
+    const std::uint8_t* data = source.data();
+    if (entry.method != method_stored || !data) return Status::success();  // no view: zip_read / zip_read_into
+    const std::uint8_t* p = data + entry.data_offset;
+    if (check_crc) MK_TRY(verify_crc(entry, p, std::size_t(entry.size)));
+    view = p;
+    return Status::success();
+}
+
 Status zip_view(const std::uint8_t* data, std::size_t size, const ZipEntry& entry, bool check_crc,
                 const std::uint8_t*& view) {
-    view = nullptr;
-    MK_TRY(check_entry(size, entry));
-    if (entry.method == method_stored) {
-        const std::uint8_t* p = data + entry.data_offset;
-        if (check_crc) MK_TRY(verify_crc(entry, p, std::size_t(entry.size)));
-        view = p;
-        return Status::success();
-    }
-    // Deflated: no view. Checking its CRC means inflating it.
-    if (!check_crc) return Status::success();
-    std::vector<std::uint8_t> scratch;
-    return zip_read(data, size, entry, scratch);
+    return zip_view(MemorySource(data, size), entry, check_crc, view);
 }
 
 void zip_write(const std::vector<ZipRecord>& records, std::vector<std::uint8_t>& out) {
