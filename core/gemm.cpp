@@ -91,11 +91,10 @@ inline void dot4(const float* a, const float* const b[4], std::size_t K, float o
     for (; k + 8 <= K; k += 8)
         for (int r = 0; r < 4; ++r)
             for (int l = 0; l < 8; ++l) s[r][l] += a[k + l] * b[r][k + l];
-    for (int r = 0; r < 4; ++r) {
-        float t = 0.0f;
-        for (int l = 0; l < 8; ++l) t += s[r][l];
-        out[r] = t;
-    }
+    // The same order of additions as the SIMD128 path, so that native and
+    // wasm builds give bit-identical results: lanes l and l + 4, then across.
+    for (int r = 0; r < 4; ++r)
+        out[r] = (s[r][0] + s[r][4]) + (s[r][1] + s[r][5]) + (s[r][2] + s[r][6]) + (s[r][3] + s[r][7]);
 #endif
     for (; k < K; ++k)
         for (int r = 0; r < 4; ++r) out[r] += a[k] * b[r][k];

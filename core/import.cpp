@@ -268,9 +268,9 @@ void fill_mkp_info(const FileInfo& f, SourceInfo& info) {
     if (!info.has_layers) info.arch_note = "a modelkeep state dict holds weights, not the layers that use them";
 }
 
-Status fill_safetensors_info(const std::uint8_t* data, std::size_t size, SourceInfo& info) {
+Status fill_safetensors_info(const ByteSource& source, SourceInfo& info) {
     SafetensorsInfo st;
-    MK_TRY(read_safetensors_info(data, size, st));
+    MK_TRY(read_safetensors_info(source, st));
     info.format = FileFormat::safetensors;
     info.source = "state dict";
     for (const auto& t : st.tensors) info.tensors.push_back({t.name, t.dtype, t.shape});
@@ -302,7 +302,7 @@ std::string describe_module(const ModuleNode& node) {
 
 // The first bytes of a source, enough for detect_format.
 static FileFormat detect_source(const ByteSource& source) {
-    std::uint8_t head[8 + 4096];
+    std::uint8_t head[8 + 4096] = {};
     const std::size_t n = std::size_t(std::min<std::uint64_t>(source.size(), sizeof head));
     source.read(0, head, n);
     const FileFormat f = detect_format(head, n);
@@ -334,6 +334,7 @@ Status read_source(const ByteSource& source, SourceInfo& info) {
         fill_torch_info(t, info);
         return Status();
     }
+    if (format == FileFormat::safetensors) return fill_safetensors_info(source, info);
     std::vector<std::uint8_t> buffer;
     const std::uint8_t* data = nullptr;
     MK_TRY(whole(source, buffer, data));
@@ -345,8 +346,6 @@ Status read_source(const ByteSource& source, SourceInfo& info) {
             fill_mkp_info(f, info);
             return Status();
         }
-        case FileFormat::safetensors:
-            return fill_safetensors_info(data, size, info);
         default: break;
     }
     return unknown(data, size);
@@ -364,7 +363,7 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
     std::vector<std::uint8_t> buffer;
     const std::uint8_t* data = nullptr;
     std::size_t size = 0;
-    if (format != FileFormat::torch_zip && format != FileFormat::torch_legacy) {
+    if (format == FileFormat::mkp || format == FileFormat::unknown) {  // read from memory
         MK_TRY(whole(source, buffer, data));
         size = std::size_t(source.size());
     }
@@ -387,12 +386,13 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
             break;
         }
         case FileFormat::safetensors:
-            MK_TRY(fill_safetensors_info(data, size, info));
-            MK_TRY(read_safetensors(data, size, out.tensors));
+            MK_TRY(fill_safetensors_info(source, info));
+            MK_TRY(read_safetensors(source, out.tensors));
             break;
         case FileFormat::unknown:
             return unknown(data, size);
     }
+    (void)buffer;
     // What runs: the option, the file, the opt-in, or nothing.
     std::vector<LayerSpec> layers;
     if (!options.architecture.empty()) {

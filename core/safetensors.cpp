@@ -632,17 +632,25 @@ void fill(const Planned& p, std::uint8_t* dst) {
 
 Status read_safetensors_info(const std::uint8_t* data, std::size_t size, SafetensorsInfo& info) {
     if (!data && size) return error(Code::truncated, "no data");
+    return read_safetensors_info(MemorySource(data, size), info);
+}
+
+Status read_safetensors_info(const ByteSource& source, SafetensorsInfo& info) {
+    const std::uint64_t size = source.size();
     if (size < 8)
         return error(Code::truncated, "the file is " + std::to_string(size) +
                                           " bytes, shorter than the 8-byte header length");
-    const std::uint64_t n = load<std::uint64_t>(data);
+    std::uint8_t length[8];
+    source.read(0, length, 8);
+    const std::uint64_t n = load<std::uint64_t>(length);
     if (n > max_safetensors_header)
         return error(Code::header_too_large, "the header length is " + std::to_string(n) + " bytes, over the cap of " +
                                                  std::to_string(max_safetensors_header));
     if (n > size - 8)
         return error(Code::truncated, "the header is " + std::to_string(n) + " bytes but the file has only " +
                                           std::to_string(size - 8) + " after the length");
-    const std::string header(reinterpret_cast<const char*>(data + 8), std::size_t(n));
+    std::string header(std::size_t(n), '\0');
+    source.read(8, &header[0], header.size());
     if (!valid_utf8(header)) return error(Code::bad_header_json, "the header is not valid UTF-8");
     SafetensorsInfo out;
     out.data_start = 8 + n;
@@ -662,8 +670,13 @@ Status read_safetensors_info(const std::uint8_t* data, std::size_t size, Safeten
 }
 
 Status read_safetensors(const std::uint8_t* data, std::size_t size, StateDict& tensors, Metadata* metadata) {
+    if (!data && size) return error(Code::truncated, "no data");
+    return read_safetensors(MemorySource(data, size), tensors, metadata);
+}
+
+Status read_safetensors(const ByteSource& source, StateDict& tensors, Metadata* metadata) {
     SafetensorsInfo info;
-    MK_TRY(read_safetensors_info(data, size, info));
+    MK_TRY(read_safetensors_info(source, info));
     std::vector<Conv> convs;
     convs.reserve(info.tensors.size());
     for (const SafetensorsTensor& t : info.tensors) {
@@ -674,12 +687,22 @@ Status read_safetensors(const std::uint8_t* data, std::size_t size, StateDict& t
                                                        "F16, BF16, I64, I32, I16, I8, U8 and BOOL)");
         convs.push_back(c);
     }
+    // Tensor by tensor: F32 straight from the source into the tensor, other
+    // dtypes through a buffer of that one tensor's bytes.
     StateDict out;
     out.reserve(info.tensors.size());
+    std::vector<std::uint8_t> buffer;
     for (std::size_t i = 0; i < info.tensors.size(); ++i) {
         const SafetensorsTensor& t = info.tensors[i];
+        const std::uint64_t at = info.data_start + t.begin;
+        const std::size_t bytes = std::size_t(t.end - t.begin);
         Tensor values;
-        MK_TRY(convert(data + info.data_start + t.begin, t, convs[i], values));
+        if (convs[i] == Conv::f32 && !source.data()) {
+            values = Tensor(t.shape);
+            source.read(at, values.data(), bytes);
+        } else {
+            MK_TRY(convert(source_range(source, at, bytes, buffer), t, convs[i], values));
+        }
         out.emplace_back(t.name, std::move(values));
     }
     tensors = std::move(out);

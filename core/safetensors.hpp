@@ -23,6 +23,7 @@
 #include "dtype.hpp"
 #include "format.hpp"
 #include "model.hpp"
+#include "source.hpp"
 #include "status.hpp"
 
 namespace modelkeep {
@@ -42,14 +43,19 @@ struct SafetensorsInfo {
     std::uint64_t data_start = 0;            // 8 + N
 };
 
-/// Validates the whole layout (every rule above) without converting values.
+/// Validates the whole layout (every rule above) without converting values
+/// (from a source: reads the 8-byte length and the header only).
 Status read_safetensors_info(const std::uint8_t* data, std::size_t size, SafetensorsInfo& info);
+Status read_safetensors_info(const ByteSource& source, SafetensorsInfo& info);
 
 /// read_safetensors_info, then every tensor converted to float32, in header
 /// order. F64, F32, F16, BF16, I64, I32, I16, I8, U8 and BOOL convert;
 /// other valid dtypes (F8_*, C64, U16, ...) give unsupported_tensor.
 Status read_safetensors(const std::uint8_t* data, std::size_t size, StateDict& tensors,
                         Metadata* metadata = nullptr);
+/// The same from a source, tensor by tensor: F32 data goes straight into its
+/// tensor; other dtypes through a buffer of one tensor's bytes.
+Status read_safetensors(const ByteSource& source, StateDict& tensors, Metadata* metadata = nullptr);
 
 /// Writes `tensors` like the reference writer: compact JSON, __metadata__
 /// first (omitted when empty), header padded with spaces to a multiple of 8,

@@ -201,9 +201,9 @@ private:
 };
 
 // Bytes of wasm memory an import of `source` needs beyond its tensors: the
-// whole file, except for torch zips, which are read by ranges.
+// whole file, except for torch zips and safetensors, which are read by ranges.
 double import_overhead(const SourceInfo& info, double file_bytes) {
-    return info.format == FileFormat::torch_zip ? 0.0 : file_bytes;
+    return info.format == FileFormat::torch_zip || info.format == FileFormat::safetensors ? 0.0 : file_bytes;
 }
 
 // A tensor of `shape` filled straight from a JS array-like of numbers (one copy).

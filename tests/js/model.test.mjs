@@ -78,7 +78,7 @@ test('errors come back as ModelError codes, and the module survives them', () =>
   throwsCode(() => m.forward(new Float32Array(3), [1, 4]), 'shape_mismatch');
   throwsCode(() => m.forward([1, 2, 3], 'x'), 'invalid_input');
   throwsCode(() => m.toBytes({ dtype: 'f64' }), 'invalid_argument');
-  throwsCode(() => Model.fromBytes(new Uint8Array([1, 2, 3])), 'bad_magic');
+  throwsCode(() => Model.fromBytes(new Uint8Array([1, 2, 3])), 'unknown_format');
   assert.deepEqual(m.forward([[1, 2, 3]]).shape, [1, 5]);  // still alive
   m.dispose();
 });
@@ -142,8 +142,12 @@ test('corrupted, truncated and foreign bytes are refused with their codes', () =
   flipped[bytes.length - 3] ^= 0x10;
   throwsCode(() => Model.fromBytes(flipped), 'checksum_mismatch');
   throwsCode(() => Model.fromBytes(bytes.slice(0, 100)), 'truncated');
-  throwsCode(() => Model.fromBytes(new TextEncoder().encode('{"not":"a model"}')), 'bad_magic');
-  throwsCode(() => Model.fromBytes(m.toBytes({ stateDictOnly: true })), 'wrong_kind');
+  throwsCode(() => Model.fromBytes(new TextEncoder().encode('{"not":"a model"}')), 'unknown_format');
+  // a state dict says what it lacks, and loads once told
+  throwsCode(() => Model.fromBytes(m.toBytes({ stateDictOnly: true })), 'needs_architecture');
+  const told = Model.fromBytes(m.toBytes({ stateDictOnly: true }), { architecture: m.architecture });
+  assert.deepEqual(told.forward([[1, 2, 3]]).data, m.forward([[1, 2, 3]]).data);
+  told.dispose();
   // fileInfo lists without the data check unless asked
   assert.deepEqual(fileInfo(flipped).tensors.map((t) => [t.name, t.dtype, t.shape, t.bytes]),
     [['0.weight', 'f32', [5, 3], 60], ['0.bias', 'f32', [5], 20]]);
