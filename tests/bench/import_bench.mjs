@@ -79,7 +79,7 @@ async function browserRun(context, base, file) {
   await page.goto(`${base}/tests/browser/page.html`);
   await page.waitForFunction(() => window.mkReady === true, null, { timeout: 60_000 });
   const url = `/${file.path.slice(root.length)}`;
-  const r = await page.evaluate(async ({ url, arch }) => {
+  const r = await page.evaluate(async ({ url, arch, weightBytes }) => {
     const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
     const { runtime } = await import('/web/src/runtime.js');
     const heapBefore = runtime().HEAPU8.buffer.byteLength;
