@@ -33,8 +33,8 @@ struct P {
         b.insert(b.end(), s.begin(), s.end());
         return *this;
     }
-    P& le(std::uint64_t v, int n) {
-        for (int i = 0; i < n; ++i) b.push_back(std::uint8_t(v >> (8 * i)));
+    P& le(std::uint64_t v, int n) {  // n bytes, little-endian; bytes past the 8th are zero
+        for (int i = 0; i < n; ++i) b.push_back(i < 8 ? std::uint8_t(v >> (8 * i)) : 0);
         return *this;
     }
     P& str(const std::string& s) { return op('X').le(s.size(), 4).raw(s); }
@@ -342,7 +342,7 @@ TEST(Pickle, DamagedInputNeverCrashes) {
             (void)run(flipped, u);  // any outcome but a crash (ASan/UBSan builds check the rest)
         }
     for (int k = 0; k < 2000; ++k) {
-        Bytes garbage(1 + rng() % 200);
+        Bytes garbage(2 + rng() % 200);
         for (auto& c : garbage) c = std::uint8_t(rng());
         garbage[0] = 0x80;
         garbage[1] = 2;
