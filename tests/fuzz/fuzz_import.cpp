@@ -17,12 +17,17 @@ using namespace modelkeep;
 
 namespace {
 
+// The same named tensors, in any order (safetensors stores them sorted by
+// dtype and name), with bit-equal values (NaN equal to NaN).
 void same_or_abort(const StateDict& a, const StateDict& b) {
     if (a.size() != b.size()) std::abort();
     for (std::size_t i = 0; i < a.size(); ++i) {
-        if (shape_of(a[i].second) != shape_of(b[i].second)) std::abort();
+        std::size_t j = 0;
+        while (j < b.size() && b[j].first != a[i].first) ++j;
+        if (j == b.size()) std::abort();
+        if (shape_of(a[i].second) != shape_of(b[j].second)) std::abort();
         const float* x = a[i].second.data();
-        const float* y = b[i].second.data();
+        const float* y = b[j].second.data();
         for (std::size_t k = 0; k < a[i].second.size(); ++k)
             if (!(x[k] == y[k] || (x[k] != x[k] && y[k] != y[k]))) std::abort();
     }
