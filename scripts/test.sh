@@ -20,6 +20,7 @@ run_ctest --preset native
 
 step "WebAssembly build"
 bash scripts/build-wasm.sh
+node scripts/check-size.mjs
 
 step "package tests in Node, and the TypeScript declarations"
 run_node tests/js/
