@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <unordered_set>
 
 #include "safetensors.hpp"
 #include "spec.hpp"
@@ -211,6 +212,8 @@ void describe(const ModuleNode& n, std::string& out) {
 // "fc1=Linear(3,5), fc2=Linear(5,2)": the layers a state dict's tensors imply,
 // as a starting point for the SPEC a user must give (activations leave no tensors).
 std::string spec_hint(const StateDict& tensors) {
+    std::unordered_set<std::string> names;  // a set: the hint must stay cheap on 65,536 tensors
+    for (const auto& kv : tensors) names.insert(kv.first);
     std::string hint;
     for (const auto& kv : tensors) {
         const std::string& key = kv.first;
@@ -218,11 +221,8 @@ std::string spec_hint(const StateDict& tensors) {
         if (dot == std::string::npos || key.compare(dot, std::string::npos, ".weight") != 0) continue;
         const std::string layer = key.substr(0, dot);
         const Shape s = shape_of(kv.second);
-        bool bias = false, stats = false;
-        for (const auto& other : tensors) {
-            bias = bias || other.first == layer + ".bias";
-            stats = stats || other.first == layer + ".running_mean";
-        }
+        const bool bias = names.count(layer + ".bias") > 0;
+        const bool stats = names.count(layer + ".running_mean") > 0;
         std::string one;
         if (s.size() == 2)
             one = layer + "=Linear(" + std::to_string(s[1]) + "," + std::to_string(s[0]) + (bias ? "" : ",bias=false") + ")";

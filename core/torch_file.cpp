@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include "zip.hpp"
 
@@ -510,10 +511,9 @@ Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, 
 
 Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8_t>& out) {
     if (dtype == DType::int8) return error(Code::invalid_argument, "a .pt file has no int8-per-row form; use f32, f16 or bf16");
-    for (std::size_t i = 0; i < tensors.size(); ++i)
-        for (std::size_t j = 0; j < i; ++j)
-            if (tensors[i].first == tensors[j].first)
-                return error(Code::duplicate_name, "tensor '" + tensors[i].first + "' twice");
+    std::set<std::string> seen;
+    for (const auto& kv : tensors)
+        if (!seen.insert(kv.first).second) return error(Code::duplicate_name, "tensor '" + kv.first + "' twice");
     PickleWriter p;
     p.op(0x80);
     p.op(2);
