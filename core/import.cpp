@@ -268,8 +268,7 @@ void fill_mkp_info(const FileInfo& f, SourceInfo& info) {
     if (!info.has_layers) info.arch_note = "a modelkeep state dict holds weights, not the layers that use them";
 }
 
-Status fill_safetensors_info(const ByteSource& source, SourceInfo& info) {
-    SafetensorsInfo st;
+Status fill_safetensors_info(const ByteSource& source, SourceInfo& info, SafetensorsInfo& st) {
     MK_TRY(read_safetensors_info(source, st));
     info.format = FileFormat::safetensors;
     info.source = "state dict";
@@ -334,7 +333,10 @@ Status read_source(const ByteSource& source, SourceInfo& info) {
         fill_torch_info(t, info);
         return Status();
     }
-    if (format == FileFormat::safetensors) return fill_safetensors_info(source, info);
+    if (format == FileFormat::safetensors) {
+        SafetensorsInfo st;
+        return fill_safetensors_info(source, info, st);
+    }
     std::vector<std::uint8_t> buffer;
     const std::uint8_t* data = nullptr;
     MK_TRY(whole(source, buffer, data));
@@ -385,14 +387,15 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
             fill_torch_info(t, info);
             break;
         }
-        case FileFormat::safetensors:
-            MK_TRY(fill_safetensors_info(source, info));
-            MK_TRY(read_safetensors(source, out.tensors));
+        case FileFormat::safetensors: {
+            SafetensorsInfo st;  // the header is parsed once, for the listing and the values
+            MK_TRY(fill_safetensors_info(source, info, st));
+            MK_TRY(read_safetensors(source, st, out.tensors));
             break;
+        }
         case FileFormat::unknown:
             return unknown(data, size);
     }
-    (void)buffer;
     // What runs: the option, the file, the opt-in, or nothing.
     std::vector<LayerSpec> layers;
     if (!options.architecture.empty()) {

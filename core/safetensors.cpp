@@ -482,6 +482,12 @@ constexpr int st_f32 = dtype_index("F32"), st_f16 = dtype_index("F16"), st_bf16 
               st_i64 = dtype_index("I64");
 static_assert(st_f32 >= 0 && st_f16 >= 0 && st_bf16 >= 0 && st_i64 >= 0, "dtype table");
 
+// Like the CLI's json::append_string (core/cli/json.cpp), which the wasm build
+// cannot link: that file's number parser needs float std::from_chars, absent
+// from Emscripten 3.1.6's libc++. Names here are valid UTF-8 already.
+// Like the CLI's json::append_string (core/cli/json.cpp), which the wasm build
+// cannot link: that file's number parser needs float std::from_chars, absent
+// from Emscripten 3.1.6's libc++. Names here are valid UTF-8 already.
 void append_json_string(std::string& out, const std::string& s) {
     static const char* hex = "0123456789abcdef";
     out += '"';
@@ -677,6 +683,12 @@ Status read_safetensors(const std::uint8_t* data, std::size_t size, StateDict& t
 Status read_safetensors(const ByteSource& source, StateDict& tensors, Metadata* metadata) {
     SafetensorsInfo info;
     MK_TRY(read_safetensors_info(source, info));
+    MK_TRY(read_safetensors(source, info, tensors));
+    if (metadata) *metadata = std::move(info.metadata);
+    return Status::success();
+}
+
+Status read_safetensors(const ByteSource& source, const SafetensorsInfo& info, StateDict& tensors) {
     std::vector<Conv> convs;
     convs.reserve(info.tensors.size());
     for (const SafetensorsTensor& t : info.tensors) {
@@ -706,7 +718,6 @@ Status read_safetensors(const ByteSource& source, StateDict& tensors, Metadata* 
         out.emplace_back(t.name, std::move(values));
     }
     tensors = std::move(out);
-    if (metadata) *metadata = std::move(info.metadata);
     return Status::success();
 }
 

@@ -56,6 +56,8 @@ Status read_safetensors(const std::uint8_t* data, std::size_t size, StateDict& t
 /// The same from a source, tensor by tensor: F32 data goes straight into its
 /// tensor; other dtypes through a buffer of one tensor's bytes.
 Status read_safetensors(const ByteSource& source, StateDict& tensors, Metadata* metadata = nullptr);
+/// The values of a file whose layout read_safetensors_info(source, info) validated.
+Status read_safetensors(const ByteSource& source, const SafetensorsInfo& info, StateDict& tensors);
 
 /// Writes `tensors` like the reference writer: compact JSON, __metadata__
 /// first (omitted when empty), header padded with spaces to a multiple of 8,

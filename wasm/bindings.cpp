@@ -200,6 +200,14 @@ private:
     std::uint64_t size_;
 };
 
+// A .mkp file (its magic), from its first 4 bytes only.
+bool is_mkp(const ByteSource& file) {
+    std::uint8_t head[4] = {0, 0, 0, 0};
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(4, file.size()));
+    file.read(0, head, n);
+    return detect_format(head, n) == FileFormat::mkp;
+}
+
 // Bytes of wasm memory an import of `source` needs beyond its tensors: the
 // whole file, except for torch zips and safetensors, which are read by ranges.
 double import_overhead(const SourceInfo& info, double file_bytes) {
@@ -275,10 +283,8 @@ public:
         const JsSource file(u8);
         // The structure alone sizes the work; import_file then reads everything (CRCs once).
         SourceInfo source;
-        std::uint8_t head[4] = {0, 0, 0, 0};
-        file.read(0, head, std::size_t(std::min<std::uint64_t>(4, file.size())));
         Status st;
-        if (detect_format(head, std::size_t(std::min<std::uint64_t>(4, file.size()))) == FileFormat::mkp)
+        if (is_mkp(file))
             st = reserve(2.0 * double(file.size()), "the model");  // the file, then its tensors
         else if ((st = read_source(file, source)).ok())
             st = reserve(source_elements(source) * 4 + import_overhead(source, double(file.size())), "the model");
@@ -440,9 +446,7 @@ namespace {
 /// the header). check_data also reads every value (CRCs, conversions).
 val file_info(const val& u8, bool check_data) {
     const JsSource file(u8);
-    std::uint8_t head[4] = {0, 0, 0, 0};
-    file.read(0, head, std::size_t(std::min<std::uint64_t>(4, file.size())));
-    if (detect_format(head, std::size_t(std::min<std::uint64_t>(4, file.size()))) == FileFormat::mkp) {
+    if (is_mkp(file)) {
         Status st = reserve(length_of(u8), "copying the file");
         if (!st.ok()) return fail(st);
         const std::vector<std::uint8_t> bytes = bytes_of(u8);

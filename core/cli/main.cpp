@@ -289,14 +289,34 @@ std::string printable(const std::string& s) {
     return s;
 }
 
+// "name          value": the inspect listing's fields.
+void field(const char* name, const std::string& value) {
+    std::string n = name;
+    n.resize(14, ' ');
+    std::cout << n << value << "\n";
+}
+
+void print_metadata(const Metadata& metadata) {
+    std::cout << "\nmetadata (" << metadata.size() << ")" << (metadata.empty() ? "" : ":") << "\n";
+    if (metadata.empty()) return;
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& [k, v] : metadata) rows.push_back({printable(k), "= " + printable(v)});
+    print_table(rows, {});
+}
+
+// ,"metadata":{...},"integrity":{...}}: how every inspect --json ends.
+std::string json_tail(const Metadata& metadata, const Status& integrity) {
+    std::string j = ",\"metadata\":{";
+    for (std::size_t i = 0; i < metadata.size(); ++i)
+        j += (i ? "," : "") + json::quote(metadata[i].first) + ":" + json::quote(metadata[i].second);
+    j += "},\"integrity\":{\"ok\":" + std::string(integrity.ok() ? "true" : "false") + ",\"code\":\"" +
+         code_name(integrity.code()) + "\",\"message\":" + json::quote(integrity.message()) + "}}";
+    return j;
+}
+
 const char* kind_name(FileKind kind) { return kind == FileKind::model ? "model" : "state_dict"; }
 
 void print_inspect_text(const std::string& path, const FileInfo& info, const Status& integrity) {
-    const auto field = [](const char* name, const std::string& value) {
-        std::string n = name;
-        n.resize(14, ' ');
-        std::cout << n << value << "\n";
-    };
     field("file", path);
     field("version", std::to_string(info.major) + "." + std::to_string(info.minor));
     field("kind", info.kind == FileKind::model ? "full model" : "state dict (tensors only)");
@@ -321,12 +341,7 @@ void print_inspect_text(const std::string& path, const FileInfo& info, const Sta
                         std::to_string(t.offset)});
     print_table(rows, {false, false, false, true, true});
 
-    std::cout << "\nmetadata (" << info.metadata.size() << ")" << (info.metadata.empty() ? "" : ":") << "\n";
-    if (!info.metadata.empty()) {
-        std::vector<std::vector<std::string>> meta;
-        for (const auto& [k, v] : info.metadata) meta.push_back({printable(k), "= " + printable(v)});
-        print_table(meta, {});
-    }
+    print_metadata(info.metadata);
 
     std::cout << "\n";
     field("integrity", integrity.ok() ? "ok (header and data CRC-32, padding and int8 scales verified)"
@@ -357,22 +372,12 @@ void print_inspect_json(const FileInfo& info, const Status& integrity) {
         for (std::size_t d = 0; d < t.shape.size(); ++d) j += (d ? "," : "") + std::to_string(t.shape[d]);
         j += "],\"bytes\":" + std::to_string(t.bytes) + ",\"offset\":" + std::to_string(t.offset) + "}";
     }
-    j += "],\"metadata\":{";
-    for (std::size_t i = 0; i < info.metadata.size(); ++i)
-        j +=
-            (i ? "," : "") + json::quote(info.metadata[i].first) + ":" + json::quote(info.metadata[i].second);
-    j += "},\"integrity\":{\"ok\":" + std::string(integrity.ok() ? "true" : "false") + ",\"code\":\"" +
-         code_name(integrity.code()) + "\",\"message\":" + json::quote(integrity.message()) + "}}";
+    j += "]" + json_tail(info.metadata, integrity);
     std::cout << j << "\n";
 }
 
 // inspect of a PyTorch or safetensors file: what it holds and what would run.
 void print_source_text(const std::string& path, const SourceInfo& info, const Status& integrity) {
-    const auto field = [](const char* name, const std::string& value) {
-        std::string n = name;
-        n.resize(14, ' ');
-        std::cout << n << value << "\n";
-    };
     field("file", path);
     field("format", file_format_name(info.format));
     field("holds", info.source);
@@ -386,12 +391,7 @@ void print_source_text(const std::string& path, const SourceInfo& info, const St
     std::vector<std::vector<std::string>> rows = {{"name", "dtype", "shape"}};
     for (const SourceTensor& t : info.tensors) rows.push_back({printable(t.name), t.dtype, shape_to_string(t.shape)});
     print_table(rows, {});
-    std::cout << "\nmetadata (" << info.metadata.size() << ")" << (info.metadata.empty() ? "" : ":") << "\n";
-    if (!info.metadata.empty()) {
-        std::vector<std::vector<std::string>> meta;
-        for (const auto& [k, v] : info.metadata) meta.push_back({printable(k), "= " + printable(v)});
-        print_table(meta, {});
-    }
+    print_metadata(info.metadata);
     std::cout << "\n";
     field("integrity", integrity.ok() ? "ok (every tensor read and converted)" : "FAILED: " + integrity.to_string());
 }
@@ -412,11 +412,7 @@ void print_source_json(const SourceInfo& info, const Status& integrity) {
         for (std::size_t d = 0; d < t.shape.size(); ++d) j += (d ? "," : "") + std::to_string(t.shape[d]);
         j += "]}";
     }
-    j += "],\"metadata\":{";
-    for (std::size_t i = 0; i < info.metadata.size(); ++i)
-        j += (i ? "," : "") + json::quote(info.metadata[i].first) + ":" + json::quote(info.metadata[i].second);
-    j += "},\"integrity\":{\"ok\":" + std::string(integrity.ok() ? "true" : "false") + ",\"code\":\"" +
-         code_name(integrity.code()) + "\",\"message\":" + json::quote(integrity.message()) + "}}";
+    j += "]" + json_tail(info.metadata, integrity);
     std::cout << j << "\n";
 }
 
