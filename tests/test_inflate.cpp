@@ -5,7 +5,6 @@
 // (this file also runs under ASan + UBSan, with inputs and outputs in
 // exactly-sized buffers).
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <string>
@@ -13,6 +12,7 @@
 
 #include "inflate.hpp"
 #include "rng.hpp"
+#include "zlib_reference.hpp"
 
 using namespace modelkeep;
 
@@ -21,22 +21,6 @@ namespace {
 using Bytes = std::vector<std::uint8_t>;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// Raw deflate with zlib.
-Bytes zlib_deflate(const Bytes& data, int level, int strategy = Z_DEFAULT_STRATEGY, int mem_level = 8,
-                   int window_bits = 15) {
-    z_stream z{};
-    EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, -window_bits, mem_level, strategy), Z_OK);
-    Bytes out(deflateBound(&z, uLong(data.size())) + 16);
-    z.next_in = const_cast<Bytes::value_type*>(data.data());
-    z.avail_in = uInt(data.size());
-    z.next_out = out.data();
-    z.avail_out = uInt(out.size());
-    EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-    out.resize(z.total_out);
-    deflateEnd(&z);
-    return out;
-}
 
 // Inflates into a buffer of exactly `size` bytes, from a copy of the input in
 // an exactly-sized buffer (so ASan sees any read or write past either end).

@@ -8,7 +8,6 @@
 // (CountingSource, as an archive held by JavaScript): both must agree exactly,
 // and the counting source shows that listing reads the directory, not the data.
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -23,6 +22,7 @@
 
 #include "crc32.hpp"
 #include "rng.hpp"
+#include "zlib_reference.hpp"
 #include "source.hpp"
 #include "zip.hpp"
 
@@ -48,20 +48,6 @@ Bytes text_bytes(std::size_t n) {
     while (s.size() < n) s += "weight bias running_mean running_var " + std::to_string(s.size() % 97) + " ";
     s.resize(n);
     return bytes_of(s);
-}
-
-Bytes zlib_deflate(const Bytes& data, int level) {
-    z_stream z{};
-    EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
-    Bytes out(deflateBound(&z, uLong(data.size())) + 16);
-    z.next_in = const_cast<Bytes::value_type*>(data.data());
-    z.avail_in = uInt(data.size());
-    z.next_out = out.data();
-    z.avail_out = uInt(out.size());
-    EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
-    out.resize(z.total_out);
-    deflateEnd(&z);
-    return out;
 }
 
 std::uint16_t get16(const Bytes& b, std::size_t at) { return std::uint16_t(b[at] | b[at + 1] << 8); }
