@@ -77,10 +77,15 @@ void layer_record(Bytes& w, const LayerSpec& s) {
     }
 }
 
+// One tensor to write: float32 values, or a Linear layer's compact weight
+// (written as it is when `dtype` is its own, expanded first otherwise).
 struct Item {
     const std::string* name;
     const Tensor* tensor;
     DType dtype;
+    const CompactWeight* compact = nullptr;
+
+    Shape shape() const { return compact ? Shape{compact->rows, compact->cols} : shape_of(*tensor); }
 };
 
 Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vector<Item>& items,
@@ -129,7 +134,7 @@ Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vec
             if (name.empty() || name.size() > max_name_bytes || !valid_utf8(name))
                 return error(Code::bad_name, "tensor name '" + name + "' must be 1 to 1024 bytes of UTF-8");
             if (!names.insert(name).second) return error(Code::duplicate_name, "tensor '" + name + "' given twice");
-            const Shape shape = shape_of(*it.tensor);
+            const Shape shape = it.shape();
             std::uint64_t numel;
             MK_TRY(checked_numel(shape, numel, "tensor '" + name + "'"));
             w.str(name);
@@ -158,8 +163,15 @@ Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vec
     for (std::size_t i = 0; i < items.size(); ++i) {
         if (!sizes[i]) continue;
         at = std::size_t((at + align - 1) & ~(align - 1));
-        const Tensor& t = *items[i].tensor;
         std::uint8_t* p = file.data() + at;
+        const CompactWeight* compact = items[i].compact;
+        if (compact && compact->dtype == items[i].dtype) {
+            compact_to_stored(*compact, p);
+            at += std::size_t(sizes[i]);
+            continue;
+        }
+        const Tensor expanded = compact ? expand_weight(*compact) : Tensor();
+        const Tensor& t = compact ? expanded : *items[i].tensor;
         const std::size_t n = t.size();
         switch (items[i].dtype) {
             case DType::f32: std::memcpy(p, t.data(), n * 4); break;
@@ -196,7 +208,7 @@ Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vec
     return Status::success();
 }
 
-DType dtype_for(const WriteOptions& opt, const Tensor& t) { return t.dimension() >= 2 ? opt.dtype : DType::f32; }
+DType dtype_for(const WriteOptions& opt, std::size_t rank) { return rank >= 2 ? opt.dtype : DType::f32; }
 
 }  // namespace
 
@@ -204,19 +216,23 @@ Status write_model(const Sequential& model, const WriteOptions& options, std::ve
     const std::vector<LayerSpec> specs = model.specs();
     MK_TRY(validate_specs(specs));
     std::vector<std::string> names;
-    std::vector<const Tensor*> tensors;
-    model.for_each_tensor([&](const std::string& key, const Tensor& t) {
-        names.push_back(key);
-        tensors.push_back(&t);
-    });
     std::vector<Item> items;
-    for (std::size_t i = 0; i < names.size(); ++i) items.push_back({&names[i], tensors[i], dtype_for(options, *tensors[i])});
+    for (const Layer& layer : model.layers()) {
+        const auto infos = layer_params(layer.spec);
+        for (std::size_t i = 0; i < infos.size(); ++i) {
+            names.push_back(layer.spec.name + "." + infos[i].name);
+            const bool compact = i == 0 && layer.compact.active();
+            items.push_back({nullptr, &layer.params[i], dtype_for(options, infos[i].shape.size()),
+                             compact ? &layer.compact : nullptr});
+        }
+    }
+    for (std::size_t i = 0; i < items.size(); ++i) items[i].name = &names[i];  // names no longer moves
     return write(FileKind::model, &specs, items, options, out);
 }
 
 Status write_state_dict(const StateDict& tensors, const WriteOptions& options, std::vector<std::uint8_t>& out) {
     std::vector<Item> items;
-    for (const auto& [name, t] : tensors) items.push_back({&name, &t, dtype_for(options, t)});
+    for (const auto& [name, t] : tensors) items.push_back({&name, &t, dtype_for(options, t.dimension())});
     return write(FileKind::state_dict, nullptr, items, options, out);
 }
 

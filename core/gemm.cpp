@@ -9,13 +9,20 @@
 #include "gemm.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <vector>
+
+#include "compact.hpp"
 
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
 #endif
 
 namespace modelkeep {
+
+static Kernel g_kernel = Kernel::blocked;
 
 void matmul_nt_ref(const float* A, const float* B, const float* bias, float* C, std::size_t M,
                    std::size_t N, std::size_t K) {
@@ -68,8 +75,57 @@ inline void micro_kernel(const float* A, std::size_t lda, const float* P, std::s
 #endif
 }
 
-// Four dot products of `a` (K) with rows b[0..3] (K each) → out[0..3].
-inline void dot4(const float* a, const float* const b[4], std::size_t K, float out[4]) {
+// Weight rows as the GEMV reads them: four at a time, decoded to float32 —
+// four lanes at k (SIMD128) or one value at k. float32 rows are loaded as they
+// are; f16 and bf16 rows are decoded in registers (never expanded in memory).
+struct F32Rows {
+    const float* row[4];
+#if defined(__wasm_simd128__)
+    v128_t vec(int r, std::size_t k) const { return wasm_v128_load(row[r] + k); }
+#endif
+    float at(int r, std::size_t k) const { return row[r][k]; }
+};
+
+// f16 → f32 without branches for every value but inf/NaN (which CompactWeight
+// never holds): sign-extend, shift the 5-bit exponent and 10-bit mantissa into
+// float32's fields, keep the sign, and rebias by multiplying with 2^112 —
+// exact, subnormals included, and equal to f16_to_f32.
+constexpr std::uint32_t f16_field_mask = 0x8FFFE000u;
+constexpr float f16_rebias = 5.192296858534828e33f;  // 2^112
+
+inline float f16_decode(std::uint16_t h) {
+    const std::uint32_t u = (std::uint32_t(std::int32_t(std::int16_t(h))) << 13) & f16_field_mask;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f * f16_rebias;
+}
+
+struct F16Rows {
+    const std::uint16_t* row[4];
+#if defined(__wasm_simd128__)
+    v128_t vec(int r, std::size_t k) const {
+        const v128_t u = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_load16x4(row[r] + k), 13),
+                                       wasm_i32x4_splat(std::int32_t(f16_field_mask)));
+        return wasm_f32x4_mul(u, wasm_f32x4_splat(f16_rebias));
+    }
+#endif
+    float at(int r, std::size_t k) const { return f16_decode(row[r][k]); }
+};
+
+struct BF16Rows {
+    const std::uint16_t* row[4];
+#if defined(__wasm_simd128__)
+    v128_t vec(int r, std::size_t k) const { return wasm_i32x4_shl(wasm_u32x4_load16x4(row[r] + k), 16); }
+#endif
+    float at(int r, std::size_t k) const { return bf16_to_f32(row[r][k]); }
+};
+
+// Four dot products of `a` (K) with the rows of b (K each) → out[0..3]. The
+// additions happen in one fixed order whatever the build and the row type, so
+// native and wasm agree bit for bit, and an f16/bf16 row gives exactly what
+// its float32 expansion gives.
+template <class Rows>
+inline void dot4(const float* a, const Rows& b, std::size_t K, float out[4]) {
     std::size_t k = 0;
 #if defined(__wasm_simd128__)
     v128_t s[4][2];
@@ -77,8 +133,8 @@ inline void dot4(const float* a, const float* const b[4], std::size_t K, float o
     for (; k + 8 <= K; k += 8) {
         const v128_t x0 = wasm_v128_load(a + k), x1 = wasm_v128_load(a + k + 4);
         for (int r = 0; r < 4; ++r) {
-            s[r][0] = wasm_f32x4_add(s[r][0], wasm_f32x4_mul(x0, wasm_v128_load(b[r] + k)));
-            s[r][1] = wasm_f32x4_add(s[r][1], wasm_f32x4_mul(x1, wasm_v128_load(b[r] + k + 4)));
+            s[r][0] = wasm_f32x4_add(s[r][0], wasm_f32x4_mul(x0, b.vec(r, k)));
+            s[r][1] = wasm_f32x4_add(s[r][1], wasm_f32x4_mul(x1, b.vec(r, k + 4)));
         }
     }
     for (int r = 0; r < 4; ++r) {
@@ -90,40 +146,51 @@ inline void dot4(const float* a, const float* const b[4], std::size_t K, float o
     float s[4][8] = {};
     for (; k + 8 <= K; k += 8)
         for (int r = 0; r < 4; ++r)
-            for (int l = 0; l < 8; ++l) s[r][l] += a[k + l] * b[r][k + l];
+            for (int l = 0; l < 8; ++l) s[r][l] += a[k + std::size_t(l)] * b.at(r, k + std::size_t(l));
     // The same order of additions as the SIMD128 path, so that native and
     // wasm builds give bit-identical results: lanes l and l + 4, then across.
     for (int r = 0; r < 4; ++r)
         out[r] = (s[r][0] + s[r][4]) + (s[r][1] + s[r][5]) + (s[r][2] + s[r][6]) + (s[r][3] + s[r][7]);
 #endif
     for (; k < K; ++k)
-        for (int r = 0; r < 4; ++r) out[r] += a[k] * b[r][k];
+        for (int r = 0; r < 4; ++r) out[r] += a[k] * b.at(r, k);
 }
 
-}  // namespace
-
-void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                    std::size_t N, std::size_t K) {
+// y = A · Wᵀ + bias for a few rows of A, W's rows of type T read through Rows.
+template <class Rows, class T>
+void gemv(const float* A, const T* B, const float* bias, float* C, std::size_t M, std::size_t N, std::size_t K) {
     for (std::size_t i = 0; i < M; ++i) {
         const float* a = A + i * K;
         float* c = C + i * N;
         std::size_t j = 0;
         float out[4];
         for (; j + 4 <= N; j += 4) {
-            const float* rows[4] = {B + j * K, B + (j + 1) * K, B + (j + 2) * K, B + (j + 3) * K};
+            const Rows rows{{B + j * K, B + (j + 1) * K, B + (j + 2) * K, B + (j + 3) * K}};
             dot4(a, rows, K, out);
             for (int r = 0; r < 4; ++r) c[j + std::size_t(r)] = bias ? out[r] + bias[j + std::size_t(r)] : out[r];
         }
         for (; j < N; ++j) {  // the last N % 4 rows: the same sum with the row repeated
-            const float* rows[4] = {B + j * K, B + j * K, B + j * K, B + j * K};
+            const Rows rows{{B + j * K, B + j * K, B + j * K, B + j * K}};
             dot4(a, rows, K, out);
             c[j] = bias ? out[0] + bias[j] : out[0];
         }
     }
 }
 
-void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                       std::size_t N, std::size_t K) {
+}  // namespace
+
+void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C, std::size_t M,
+                    std::size_t N, std::size_t K) {
+    gemv<F32Rows>(A, B, bias, C, M, N, K);
+}
+
+namespace {
+
+// C = A · Bᵀ + bias through packed panels: pack(j0, nr, k0, kc, panel) writes
+// B[j0 : j0+nr, k0 : k0+kc] transposed into panel (kc × NR), zero-padded.
+template <class Pack>
+void blocked(const float* A, const Pack& pack, const float* bias, float* C, std::size_t M, std::size_t N,
+             std::size_t K) {
     std::vector<float> panel(KC * NR);
     std::vector<float> acc(MR * NR);
     for (std::size_t j0 = 0; j0 < N; j0 += NR) {
@@ -132,10 +199,7 @@ void matmul_nt_blocked(const float* A, const float* B, const float* bias, float*
             for (std::size_t j = 0; j < nr; ++j) C[i * N + j0 + j] = bias ? bias[j0 + j] : 0.0f;
         for (std::size_t k0 = 0; k0 < K; k0 += KC) {
             const std::size_t kc = std::min(KC, K - k0);
-            // Pack B[j0 : j0+nr, k0 : k0+kc] transposed into panel (kc × NR), zero-padded.
-            for (std::size_t k = 0; k < kc; ++k)
-                for (std::size_t j = 0; j < NR; ++j)
-                    panel[k * NR + j] = j < nr ? B[(j0 + j) * K + k0 + k] : 0.0f;
+            pack(j0, nr, k0, kc, panel.data());
             for (std::size_t i = 0; i < M; i += MR) {
                 const std::size_t mr = std::min(MR, M - i);
                 std::fill(acc.begin(), acc.end(), 0.0f);
@@ -153,7 +217,170 @@ void matmul_nt_blocked(const float* A, const float* B, const float* bias, float*
     }
 }
 
-static Kernel g_kernel = Kernel::blocked;
+// Zero-pads the panel's columns nr..NR.
+inline void pad_panel(std::size_t nr, std::size_t kc, float* panel) {
+    for (std::size_t k = 0; k < kc; ++k)
+        for (std::size_t j = nr; j < NR; ++j) panel[k * NR + j] = 0.0f;
+}
+
+// A compact weight's rows decoded a KC-long piece at a time (in registers on
+// wasm), then written into the panel's columns: the weight is decoded exactly
+// as expand_weight decodes it, never more than one panel at a time.
+struct CompactPack {
+    const CompactWeight& w;
+    void operator()(std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) const {
+        float row[KC];
+        for (std::size_t j = 0; j < nr; ++j) {
+            const std::size_t base = (j0 + j) * w.cols + k0;
+            switch (w.dtype) {
+                case DType::f16: decode_f16(w.half.data() + base, kc, row); break;
+                case DType::bf16:
+                    for (std::size_t k = 0; k < kc; ++k) row[k] = bf16_to_f32(w.half[base + k]);
+                    break;
+                case DType::int8: {
+                    const float scale = w.scale[j0 + j];
+                    for (std::size_t k = 0; k < kc; ++k) row[k] = float(w.q[base + k]) * scale;
+                    break;
+                }
+                case DType::f32: break;
+            }
+            for (std::size_t k = 0; k < kc; ++k) panel[k * NR + j] = row[k];
+        }
+        pad_panel(nr, kc, panel);
+    }
+
+    static void decode_f16(const std::uint16_t* h, std::size_t n, float* out) {
+        std::size_t k = 0;
+#if defined(__wasm_simd128__)
+        for (; k + 4 <= n; k += 4) {
+            const F16Rows rows{{h, h, h, h}};
+            wasm_v128_store(out + k, rows.vec(0, k));
+        }
+#endif
+        for (; k < n; ++k) out[k] = f16_decode(h[k]);
+    }
+};
+
+// int8 GEMV. Each row a of A is quantised to int16 (symmetric: s_a = max|a| /
+// 32767, qa = round(a / s_a)); the products qa·q are summed exactly in int32
+// over blocks of int8_block columns (512 · 127 · 32767 < 2^31, so no block can
+// overflow), and the blocks in float32:
+//   C[i][j] = (Σ_blocks float(Σ_k qa[k] · q[j][k])) · scale[j] · s_a + bias[j].
+// Integer sums do not depend on their order, so native and wasm agree bit for
+// bit. A row holding NaN or inf cannot be quantised: it gets the reference's
+// float sums instead (NaN in, NaN out, as in float32).
+constexpr std::size_t int8_block = 512;
+
+// qa of one row; false if the row is not finite. With SIMD128 the full groups
+// of 16 are also stored deinterleaved (8 even-k then 8 odd-k values) in xs,
+// matching the even/odd halves the kernel splits 16 int8 weights into.
+bool quantize_row_i16(const float* a, std::size_t K, std::int16_t* qa, std::int16_t* xs, float& s_a) {
+    float amax = 0.0f;
+    for (std::size_t k = 0; k < K; ++k) {
+        if (!std::isfinite(a[k])) return false;
+        amax = std::fmax(amax, std::fabs(a[k]));
+    }
+    s_a = amax / 32767.0f;
+    for (std::size_t k = 0; k < K; ++k) {
+        long v = s_a > 0.0f ? std::lround(a[k] / s_a) : 0;
+        qa[k] = std::int16_t(std::clamp(v, -32767L, 32767L));
+    }
+    for (std::size_t g = 0; g + 16 <= K; g += 16)
+        for (std::size_t l = 0; l < 8; ++l) {
+            xs[g + l] = qa[g + 2 * l];
+            xs[g + 8 + l] = qa[g + 2 * l + 1];
+        }
+    return true;
+}
+
+// Σ_k qa[k] · q[k] over [k0, k1) for four rows (exact int32).
+inline void int8_block4(const std::int16_t* qa, const std::int16_t* xs, const std::int8_t* const q[4],
+                        std::size_t k0, std::size_t k1, std::int32_t out[4]) {
+    std::size_t k = k0;
+    for (int r = 0; r < 4; ++r) out[r] = 0;
+#if defined(__wasm_simd128__)
+    v128_t s[4];
+    for (auto& v : s) v = wasm_i32x4_splat(0);
+    for (; k + 16 <= k1; k += 16) {
+        const v128_t xe = wasm_v128_load(xs + k), xo = wasm_v128_load(xs + k + 8);
+        for (int r = 0; r < 4; ++r) {
+            const v128_t w = wasm_v128_load(q[r] + k);
+            const v128_t we = wasm_i16x8_shr(wasm_i16x8_shl(w, 8), 8);  // even bytes, sign-extended
+            const v128_t wo = wasm_i16x8_shr(w, 8);                     // odd bytes
+            s[r] = wasm_i32x4_add(s[r], wasm_i32x4_add(wasm_i32x4_dot_i16x8(we, xe), wasm_i32x4_dot_i16x8(wo, xo)));
+        }
+    }
+    for (int r = 0; r < 4; ++r)
+        out[r] = wasm_i32x4_extract_lane(s[r], 0) + wasm_i32x4_extract_lane(s[r], 1) +
+                 wasm_i32x4_extract_lane(s[r], 2) + wasm_i32x4_extract_lane(s[r], 3);
+#else
+    (void)xs;
+#endif
+    for (; k < k1; ++k)
+        for (int r = 0; r < 4; ++r) out[r] += std::int32_t(qa[k]) * std::int32_t(q[r][k]);
+}
+
+void gemv_int8(const float* A, const CompactWeight& w, const float* bias, float* C, std::size_t M) {
+    const std::size_t N = w.rows, K = w.cols;
+    std::vector<std::int16_t> qa(K), xs(K);
+    for (std::size_t i = 0; i < M; ++i) {
+        float s_a;
+        if (!quantize_row_i16(A + i * K, K, qa.data(), xs.data(), s_a)) {
+            // The reference's sums, decoding one weight at a time.
+            for (std::size_t j = 0; j < N; ++j) {
+                float acc = 0.0f;
+                for (std::size_t k = 0; k < K; ++k) acc += A[i * K + k] * (float(w.q[j * K + k]) * w.scale[j]);
+                C[i * N + j] = bias ? acc + bias[j] : acc;
+            }
+            continue;
+        }
+        for (std::size_t j = 0; j < N; j += 4) {
+            const std::size_t n = std::min<std::size_t>(4, N - j);
+            const std::int8_t* q[4];
+            for (std::size_t r = 0; r < 4; ++r) q[r] = w.q.data() + (j + std::min(r, n - 1)) * K;
+            float acc[4] = {0, 0, 0, 0};
+            for (std::size_t k0 = 0; k0 < K; k0 += int8_block) {
+                std::int32_t part[4];
+                int8_block4(qa.data(), xs.data(), q, k0, std::min(K, k0 + int8_block), part);
+                for (int r = 0; r < 4; ++r) acc[r] += float(part[r]);
+            }
+            for (std::size_t r = 0; r < n; ++r) {
+                const float y = acc[r] * w.scale[j + r] * s_a;
+                C[i * N + j + r] = bias ? y + bias[j + r] : y;
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M,
+                       std::size_t N, std::size_t K) {
+    const auto pack = [&](std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) {
+        for (std::size_t k = 0; k < kc; ++k)
+            for (std::size_t j = 0; j < NR; ++j) panel[k * NR + j] = j < nr ? B[(j0 + j) * K + k0 + k] : 0.0f;
+    };
+    blocked(A, pack, bias, C, M, N, K);
+}
+
+void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M) {
+    const Tensor B = expand_weight(W);
+    matmul_nt_ref(A, B.data(), bias, C, M, W.rows, W.cols);
+}
+
+void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M) {
+    const std::size_t N = W.rows, K = W.cols;
+    if (g_kernel == Kernel::reference)
+        matmul_nt_compact_ref(A, W, bias, C, M);
+    else if (M >= gemv_max_rows)
+        blocked(A, CompactPack{W}, bias, C, M, N, K);
+    else if (W.dtype == DType::f16)
+        gemv<F16Rows>(A, W.half.data(), bias, C, M, N, K);
+    else if (W.dtype == DType::bf16)
+        gemv<BF16Rows>(A, W.half.data(), bias, C, M, N, K);
+    else
+        gemv_int8(A, W, bias, C, M);
+}
 
 void set_kernel(Kernel kernel) { g_kernel = kernel; }
 Kernel current_kernel() { return g_kernel; }

@@ -6,12 +6,15 @@
 // input rows; matmul_nt_blocked packs B into K-blocks of 8-column panels and
 // runs a 4×8 register-blocked micro-kernel. Both use WebAssembly SIMD128 in
 // the wasm build and compiler-vectorised loops natively. matmul_nt picks by
-// shape: GEMV below gemv_max_rows rows, GEMM from there.
+// shape: GEMV below gemv_max_rows rows, GEMM from there. matmul_nt_compact is
+// the same product with the weight in f16, bf16 or int8 (compact.hpp).
 #pragma once
 
 #include <cstddef>
 
 namespace modelkeep {
+
+struct CompactWeight;  // compact.hpp
 
 /// Reference: C[i][j] = bias[j] + Σ_k A[i][k] * B[j][k]. bias may be null.
 void matmul_nt_ref(const float* A, const float* B, const float* bias, float* C, std::size_t M,
@@ -27,6 +30,18 @@ constexpr std::size_t gemv_max_rows = 4;
 /// Cache- and register-blocked version of the same product.
 void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M,
                        std::size_t N, std::size_t K);
+
+/// C (M, N) = A (M, K) · Wᵀ (+ bias) with W held compact (N = W.rows,
+/// K = W.cols). Reference: W expanded to float32, then matmul_nt_ref.
+void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M);
+
+/// The same product without expanding W: from gemv_max_rows rows the GEMM
+/// packs decoded panels (bit-identical to matmul_nt_blocked on the expansion);
+/// below, f16/bf16 rows are decoded in registers (bit-identical to
+/// matmul_nt_gemv on the expansion) and int8 runs integer dot products on
+/// int16-quantised input rows (gemm.cpp: |error| ≤ Σ_k |w_k| · max|a| / 65534
+/// beyond float rounding).
+void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M);
 
 enum class Kernel { reference, blocked };
 

@@ -157,7 +157,7 @@ std::vector<ParamInfo> layer_params(const LayerSpec& s) {
 }
 
 Layer make_layer(const LayerSpec& spec, Rng& rng) {
-    Layer layer{spec, {}};
+    Layer layer{spec, {}, {}};
     for (const ParamInfo& info : layer_params(spec)) {
         Tensor t = zeros(info.shape);
         if (spec.kind == LayerKind::linear) {
@@ -183,7 +183,10 @@ Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y) {
     };
     Status st;
     switch (s.kind) {
-        case LayerKind::linear: st = linear_forward(x, layer.params[0], param("bias"), y); break;
+        case LayerKind::linear:
+            st = layer.compact.active() ? linear_forward(x, layer.compact, param("bias"), y)
+                                        : linear_forward(x, layer.params[0], param("bias"), y);
+            break;
         case LayerKind::relu: relu(x, y); break;
         case LayerKind::leaky_relu: leaky_relu(x, s.slope, y); break;
         case LayerKind::sigmoid: sigmoid(x, y); break;
@@ -205,6 +208,34 @@ Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y) {
     }
     if (!st.ok()) return error(st.code(), "layer '" + s.name + "': " + st.message());
     return Status::success();
+}
+
+const Tensor& param_f32(const Layer& layer, std::size_t i, Tensor& scratch) {
+    if (i != 0 || !layer.compact.active()) return layer.params[i];
+    scratch = expand_weight(layer.compact);
+    return scratch;
+}
+
+bool set_weight_dtype(Layer& layer, DType dtype) {
+    if (layer.spec.kind != LayerKind::linear) return true;
+    if (dtype == layer.compact.dtype) return true;
+    if (dtype == DType::f32) {
+        layer.params[0] = expand_weight(layer.compact);
+        layer.compact = CompactWeight{};
+        return true;
+    }
+    Tensor scratch;
+    CompactWeight c;
+    if (!compact_weight(param_f32(layer, 0, scratch), dtype, c)) return false;
+    layer.compact = std::move(c);
+    layer.params[0] = Tensor(Shape{0});
+    return true;
+}
+
+std::uint64_t layer_bytes(const Layer& layer) {
+    std::uint64_t n = layer.compact.bytes();
+    for (const Tensor& t : layer.params) n += t.size() * 4;
+    return n;
 }
 
 }  // namespace modelkeep

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "compact.hpp"
+#include "dtype.hpp"
 #include "rng.hpp"
 #include "status.hpp"
 #include "tensor.hpp"
@@ -75,7 +77,21 @@ std::vector<ParamInfo> layer_params(const LayerSpec& spec);
 struct Layer {
     LayerSpec spec;
     std::vector<Tensor> params;  // same order as layer_params(spec)
+    /// Linear only, when active: the weight held compact, and params[0] is an
+    /// empty tensor. Every reader of the weights goes through param_f32.
+    CompactWeight compact;
 };
+
+/// params[i] in float32: the tensor itself, or the compact weight expanded
+/// into `scratch` (which the result then refers to).
+const Tensor& param_f32(const Layer& layer, std::size_t i, Tensor& scratch);
+
+/// Holds a Linear layer's weight in `dtype` (f32 expands a compact weight back).
+/// False, with the layer unchanged, if the values cannot be held (compact.hpp).
+bool set_weight_dtype(Layer& layer, DType dtype);
+
+/// Bytes the layer's tensors hold in memory.
+std::uint64_t layer_bytes(const Layer& layer);
 
 /// A layer with PyTorch's default initial values (Linear: U(-1/√in, 1/√in)
 /// for weight and bias; norms: weight 1, bias 0, running_var 1). spec must be valid.

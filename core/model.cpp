@@ -33,12 +33,14 @@ Status Sequential::create(const std::vector<LayerSpec>& specs, std::uint64_t see
     return Status::success();
 }
 
-Sequential Sequential::from_parts(const std::vector<LayerSpec>& specs, std::vector<Tensor>&& tensors) {
+Sequential Sequential::from_parts(const std::vector<LayerSpec>& specs, std::vector<Tensor>&& tensors,
+                                  std::vector<CompactWeight>&& compact) {
     Sequential model;
     std::size_t next = 0;
-    for (const LayerSpec& s : specs) {
-        Layer layer{s, {}};
-        for (std::size_t i = layer_params(s).size(); i > 0; --i) layer.params.push_back(std::move(tensors[next++]));
+    for (std::size_t li = 0; li < specs.size(); ++li) {
+        Layer layer{specs[li], {}, {}};
+        for (std::size_t i = layer_params(specs[li]).size(); i > 0; --i) layer.params.push_back(std::move(tensors[next++]));
+        if (li < compact.size() && compact[li].active()) layer.compact = std::move(compact[li]);
         model.layers_.push_back(std::move(layer));
     }
     return model;
@@ -58,7 +60,8 @@ StateDict Sequential::state_dict() const {
 
 std::vector<std::pair<std::string, Shape>> Sequential::state_dict_shapes() const {
     std::vector<std::pair<std::string, Shape>> out;
-    for_each_tensor([&](const std::string& key, const Tensor& t) { out.emplace_back(key, shape_of(t)); });
+    for (const Layer& layer : layers_)
+        for (const ParamInfo& p : layer_params(layer.spec)) out.emplace_back(layer.spec.name + "." + p.name, p.shape);
     return out;
 }
 
@@ -85,14 +88,13 @@ Status Sequential::load_state_dict(const StateDict& sd, bool strict, LoadReport&
             continue;
         }
         seen.insert(key);
-        const Tensor& mine = layers_[it->second.first].params[it->second.second];
-        if (shape_of(mine) != shape_of(t))
+        const Shape mine = layer_params(layers_[it->second.first].spec)[it->second.second].shape;
+        if (mine != shape_of(t))
             mismatches.push_back(key + ": file has " + shape_to_string(shape_of(t)) + ", model has " +
-                                 shape_to_string(shape_of(mine)));
+                                 shape_to_string(mine));
     }
-    for_each_tensor([&](const std::string& key, const Tensor&) {
+    for (const auto& [key, shape] : state_dict_shapes())
         if (!seen.count(key)) report.missing_keys.push_back(key);
-    });
     if (!mismatches.empty())
         return error(Code::shape_mismatch, "size mismatch for " + join(mismatches));
     if (strict && !report.missing_keys.empty())
@@ -101,7 +103,17 @@ Status Sequential::load_state_dict(const StateDict& sd, bool strict, LoadReport&
         return error(Code::unexpected_key, "unexpected keys: " + join(report.unexpected_keys));
     for (const auto& [key, t] : sd) {
         auto it = where.find(key);
-        if (it != where.end()) layers_[it->second.first].params[it->second.second] = t;
+        if (it == where.end()) continue;
+        Layer& layer = layers_[it->second.first];
+        if (it->second.second == 0 && layer.compact.active()) {
+            // A new weight for a compact layer: held in the same dtype again if it can be.
+            const DType dtype = layer.compact.dtype;
+            layer.compact = CompactWeight{};
+            layer.params[0] = t;
+            (void)modelkeep::set_weight_dtype(layer, dtype);
+        } else {
+            layer.params[it->second.second] = t;
+        }
     }
     return Status::success();
 }
@@ -134,7 +146,7 @@ Status Sequential::from_state_dict(const std::vector<LayerSpec>& specs, StateDic
     if (!unexpected.empty()) return error(Code::unexpected_key, "unexpected keys: " + join(unexpected));
     Sequential model;
     for (const LayerSpec& s : specs) {
-        Layer layer{s, {}};
+        Layer layer{s, {}, {}};
         for (const ParamInfo& p : layer_params(s))
             layer.params.push_back(std::move(sd[index.at(s.name + "." + p.name)].second));
         model.layers_.push_back(std::move(layer));
@@ -161,11 +173,30 @@ Status Sequential::forward(const Tensor& x, Tensor& y) const {
 
 std::uint64_t Sequential::param_count() const {
     std::uint64_t n = 0;
-    for (const Layer& layer : layers_) {
-        const auto infos = layer_params(layer.spec);
-        for (std::size_t i = 0; i < infos.size(); ++i)
-            if (!infos[i].buffer) n += layer.params[i].size();
-    }
+    for (const Layer& layer : layers_)
+        for (const ParamInfo& p : layer_params(layer.spec))
+            if (!p.buffer) {
+                std::uint64_t e = 1;
+                for (std::size_t d : p.shape) e *= d;
+                n += e;
+            }
+    return n;
+}
+
+void Sequential::set_weight_dtype(DType dtype, std::vector<std::string>* unchanged) {
+    for (Layer& layer : layers_)
+        if (!modelkeep::set_weight_dtype(layer, dtype) && unchanged) unchanged->push_back(layer.spec.name);
+}
+
+DType Sequential::weight_dtype() const {
+    for (const Layer& layer : layers_)
+        if (layer.compact.active()) return layer.compact.dtype;
+    return DType::f32;
+}
+
+std::uint64_t Sequential::memory_bytes() const {
+    std::uint64_t n = 0;
+    for (const Layer& layer : layers_) n += layer_bytes(layer);
     return n;
 }
 

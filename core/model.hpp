@@ -45,13 +45,15 @@ public:
     StateDict state_dict() const;
     /// (key, shape) of every tensor, in state_dict order, without copying.
     std::vector<std::pair<std::string, Shape>> state_dict_shapes() const;
-    /// Visit each (key, tensor) in state_dict order without copying.
+    /// Visit each (key, tensor) in state_dict order in float32, without
+    /// copying (a compact weight is expanded for the call only).
     template <class F>
     void for_each_tensor(F f) const {
+        Tensor scratch;
         for (const Layer& layer : layers_) {
             const auto infos = layer_params(layer.spec);
             for (std::size_t i = 0; i < infos.size(); ++i)
-                f(layer.spec.name + "." + infos[i].name, layer.params[i]);
+                f(layer.spec.name + "." + infos[i].name, param_f32(layer, i, scratch));
         }
     }
 
@@ -63,8 +65,11 @@ public:
     Status load_state_dict(const StateDict& sd, bool strict, LoadReport& report);
 
     /// A model from validated specs and their tensors, moved in state_dict order
-    /// (the format reader checked keys and shapes already).
-    static Sequential from_parts(const std::vector<LayerSpec>& specs, std::vector<Tensor>&& tensors);
+    /// (the format reader checked keys and shapes already). compact, if not
+    /// empty, has one entry per layer: an active one is that Linear layer's
+    /// weight (its tensor in `tensors` is then a placeholder).
+    static Sequential from_parts(const std::vector<LayerSpec>& specs, std::vector<Tensor>&& tensors,
+                                 std::vector<CompactWeight>&& compact = {});
 
     /// A model of validated-or-not `specs` whose tensors are moved out of `sd`,
     /// with strict load_state_dict's checks and messages (shape_mismatch,
@@ -74,6 +79,15 @@ public:
 
     /// x is (N, in) (or any shape the first layer accepts) → the last layer's output.
     Status forward(const Tensor& x, Tensor& y) const;
+
+    /// Holds every Linear weight in `dtype` (f16, bf16, int8: compact,
+    /// compact.hpp; f32: expanded back). A weight the dtype cannot hold stays
+    /// as it was; its layer's name is added to `unchanged` if given.
+    void set_weight_dtype(DType dtype, std::vector<std::string>* unchanged = nullptr);
+    /// The dtype Linear weights are held in: that of the compact ones, f32 if none is.
+    DType weight_dtype() const;
+    /// Bytes the tensors hold in memory.
+    std::uint64_t memory_bytes() const;
 
     /// Number of parameter elements (buffers such as running_mean excluded), as
     /// sum(p.numel() for p in model.parameters()).

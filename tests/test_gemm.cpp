@@ -2,8 +2,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <vector>
 
+#include "compact.hpp"
 #include "gemm.hpp"
 #include "rng.hpp"
 
@@ -97,4 +100,162 @@ TEST(Gemm, KernelSwitch) {
     EXPECT_EQ(current_kernel(), Kernel::reference);
     set_kernel(Kernel::blocked);
     EXPECT_EQ(current_kernel(), Kernel::blocked);
+}
+
+// ---- compact weights (f16, bf16, int8) -------------------------------------------------------
+
+namespace {
+
+// A weight of N×K values in [-1, 1) with a few exact zeros and tiny (f16 subnormal) values.
+Tensor random_weight(Rng& rng, std::size_t N, std::size_t K) {
+    Tensor w(Shape{N, K});
+    for (std::size_t i = 0; i < w.size(); ++i) {
+        const float u = rng.uniform(-1, 1);
+        w.data()[i] = i % 97 == 0 ? 0.0f : i % 89 == 0 ? u * 1e-6f : u;
+    }
+    return w;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
+}
+
+}  // namespace
+
+TEST(Gemm, CompactF16AndBf16AreBitIdenticalToTheirExpansion) {
+    // Decoding in registers must give exactly the float32 kernels' results on
+    // the expanded weight, on both paths (GEMV below gemv_max_rows rows, GEMM from there).
+    Rng rng(21);
+    const std::size_t sizes[] = {1, 3, 4, 7, 8, 9, 17, 64, 255, 257, 513};
+    int cases = 0;
+    for (DType dtype : {DType::f16, DType::bf16})
+        for (std::size_t M : {1, 2, 3, 4, 5, 17})
+            for (std::size_t N : sizes)
+                for (std::size_t K : sizes) {
+                    if (M * N * K > 2000000) continue;
+                    CompactWeight w;
+                    ASSERT_TRUE(compact_weight(random_weight(rng, N, K), dtype, w));
+                    const Tensor B = expand_weight(w);
+                    std::vector<float> A(M * K), bias(N), C1(M * N), C2(M * N);
+                    for (auto& v : A) v = rng.uniform(-2, 2);
+                    for (auto& v : bias) v = rng.uniform(-1, 1);
+                    const float* b = (N + K) % 2 ? bias.data() : nullptr;
+                    matmul_nt(A.data(), B.data(), b, C1.data(), M, N, K);
+                    matmul_nt_compact(A.data(), w, b, C2.data(), M);
+                    ASSERT_TRUE(same_bits(C1, C2)) << dtype_name(dtype) << " " << M << "x" << N << "x" << K;
+                    ++cases;
+                }
+    EXPECT_GT(cases, 1000);
+}
+
+TEST(Gemm, CompactF16DecodesEveryFiniteValue) {
+    // All 63,488 finite f16 bit patterns (zeros, subnormals, normals, both
+    // signs) as a weight (7936, 8); one-hot inputs pick each column out exactly.
+    CompactWeight w;
+    w.dtype = DType::f16;
+    w.rows = 7936;
+    w.cols = 8;
+    for (std::uint32_t h = 0; h < 0x10000; ++h)
+        if ((h & 0x7C00u) != 0x7C00u) w.half.push_back(std::uint16_t(h));
+    ASSERT_EQ(w.half.size(), w.rows * w.cols);
+    std::vector<float> A(5 * 8, 0.0f), C(5 * w.rows);
+    for (std::size_t col = 0; col < 8; ++col) {
+        A.assign(A.size(), 0.0f);
+        for (std::size_t i = 0; i < 5; ++i) A[i * 8 + col] = 1.0f;
+        for (std::size_t M : {1, 5}) {
+            matmul_nt_compact(A.data(), w, nullptr, C.data(), M);
+            for (std::size_t i = 0; i < M; ++i)
+                for (std::size_t j = 0; j < w.rows; ++j)
+                    ASSERT_EQ(C[i * w.rows + j], f16_to_f32(w.half[j * 8 + col])) << "h=" << w.half[j * 8 + col];
+        }
+    }
+}
+
+TEST(Gemm, CompactInt8GemmIsBitIdenticalToItsExpansion) {
+    Rng rng(22);
+    for (std::size_t N : {1, 5, 8, 33, 300})
+        for (std::size_t K : {1, 7, 16, 100, 513}) {
+            const std::size_t M = 6;
+            CompactWeight w;
+            ASSERT_TRUE(compact_weight(random_weight(rng, N, K), DType::int8, w));
+            const Tensor B = expand_weight(w);
+            std::vector<float> A(M * K), bias(N), C1(M * N), C2(M * N);
+            for (auto& v : A) v = rng.uniform(-2, 2);
+            for (auto& v : bias) v = rng.uniform(-1, 1);
+            matmul_nt(A.data(), B.data(), bias.data(), C1.data(), M, N, K);
+            matmul_nt_compact(A.data(), w, bias.data(), C2.data(), M);
+            ASSERT_TRUE(same_bits(C1, C2)) << N << "x" << K;
+        }
+}
+
+TEST(Gemm, CompactInt8GemvStaysWithinItsBound) {
+    // Batch < gemv_max_rows: int16-quantised inputs and integer sums. Against
+    // the float reference on the expanded weight, the error stays below the
+    // documented Σ|w|·max|a|/65534 (plus float rounding), and it is not zero
+    // for every output — the kernel really is a different computation.
+    Rng rng(23);
+    const std::size_t sizes[] = {1, 3, 15, 16, 17, 511, 512, 513, 1100, 2049};
+    bool any_difference = false;
+    for (std::size_t M : {1, 3})
+        for (std::size_t N : {1, 4, 5, 37})
+            for (std::size_t K : sizes) {
+                CompactWeight w;
+                ASSERT_TRUE(compact_weight(random_weight(rng, N, K), DType::int8, w));
+                const Tensor B = expand_weight(w);
+                std::vector<float> A(M * K), bias(N), ref(M * N), got(M * N);
+                for (auto& v : A) v = rng.uniform(-3, 3);
+                for (auto& v : bias) v = rng.uniform(-1, 1);
+                matmul_nt_ref(A.data(), B.data(), bias.data(), ref.data(), M, N, K);
+                matmul_nt_compact(A.data(), w, bias.data(), got.data(), M);
+                for (std::size_t i = 0; i < M; ++i) {
+                    float amax = 0;
+                    for (std::size_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(A[i * K + k]));
+                    for (std::size_t j = 0; j < N; ++j) {
+                        double wsum = 0, dot = 0;
+                        for (std::size_t k = 0; k < K; ++k) {
+                            wsum += std::fabs(B.data()[j * K + k]);
+                            dot += std::fabs(B.data()[j * K + k] * A[i * K + k]);
+                        }
+                        const double bound = wsum * amax / 65534.0 + 4e-7 * (dot + std::fabs(bias[j])) * std::sqrt(double(K));
+                        ASSERT_LE(std::fabs(double(got[i * N + j]) - ref[i * N + j]), bound) << M << "x" << N << "x" << K;
+                        any_difference |= got[i * N + j] != ref[i * N + j];
+                    }
+                }
+            }
+    EXPECT_TRUE(any_difference);
+}
+
+TEST(Gemm, CompactInt8GemvHandsNonFiniteInputToTheReferenceSums) {
+    // A row with NaN or inf cannot be quantised: NaN/inf must come out as in float32.
+    Rng rng(24);
+    const std::size_t N = 9, K = 40;
+    CompactWeight w;
+    ASSERT_TRUE(compact_weight(random_weight(rng, N, K), DType::int8, w));
+    std::vector<float> A(2 * K), ref(2 * N), got(2 * N);
+    for (auto& v : A) v = rng.uniform(-1, 1);
+    A[5] = std::numeric_limits<float>::quiet_NaN();
+    A[K + 3] = std::numeric_limits<float>::infinity();
+    matmul_nt_compact_ref(A.data(), w, nullptr, ref.data(), 2);
+    matmul_nt_compact(A.data(), w, nullptr, got.data(), 2);
+    for (std::size_t j = 0; j < N; ++j) {
+        EXPECT_TRUE(std::isnan(got[j]));
+        if (std::isnan(ref[N + j]))
+            EXPECT_TRUE(std::isnan(got[N + j]));
+        else
+            EXPECT_EQ(got[N + j], ref[N + j]);
+    }
+}
+
+TEST(Gemm, CompactReferenceKernelSwitch) {
+    // With the reference kernel selected, the compact product is the expansion's reference product.
+    Rng rng(25);
+    CompactWeight w;
+    ASSERT_TRUE(compact_weight(random_weight(rng, 13, 70), DType::int8, w));
+    std::vector<float> A(2 * 70), C1(2 * 13), C2(2 * 13);
+    for (auto& v : A) v = rng.uniform(-1, 1);
+    matmul_nt_compact_ref(A.data(), w, nullptr, C1.data(), 2);
+    set_kernel(Kernel::reference);
+    matmul_nt_compact(A.data(), w, nullptr, C2.data(), 2);
+    set_kernel(Kernel::blocked);
+    EXPECT_TRUE(same_bits(C1, C2));
 }

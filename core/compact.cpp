@@ -1,0 +1,106 @@
+#include "compact.hpp"
+
+#include <cmath>
+#include <cstring>
+
+namespace modelkeep {
+
+namespace {
+
+// f16 values the kernels decode: everything but inf and NaN (exponent 31).
+bool f16_decodable(std::uint16_t h) { return (h & 0x7C00u) != 0x7C00u; }
+
+}  // namespace
+
+bool compact_weight(const Tensor& w, DType dtype, CompactWeight& out) {
+    if (w.dimension() != 2 || dtype == DType::f32) return false;
+    CompactWeight c;
+    c.dtype = dtype;
+    c.rows = w.shape()[0];
+    c.cols = w.shape()[1];
+    const std::size_t n = c.rows * c.cols;
+    const float* x = w.data();
+    switch (dtype) {
+        case DType::f16:
+            c.half.resize(n);
+            for (std::size_t i = 0; i < n; ++i)
+                if (!f16_decodable(c.half[i] = f32_to_f16(x[i]))) return false;
+            break;
+        case DType::bf16:
+            c.half.resize(n);
+            for (std::size_t i = 0; i < n; ++i) {
+                if (!std::isfinite(x[i])) return false;
+                c.half[i] = f32_to_bf16(x[i]);
+            }
+            break;
+        case DType::int8: {
+            // The file writer's quantiser, into the file layout, then split.
+            std::vector<std::uint8_t> stored(std::size_t(stored_bytes(dtype, n, c.rows)));
+            if (!quantize_int8(x, c.rows, c.cols, stored.data())) return false;
+            return compact_from_stored(dtype, c.rows, c.cols, stored.data(), out);
+        }
+        case DType::f32:
+            return false;
+    }
+    out = std::move(c);
+    return true;
+}
+
+bool compact_from_stored(DType dtype, std::size_t rows, std::size_t cols, const std::uint8_t* stored,
+                         CompactWeight& out) {
+    if (dtype == DType::f32) return false;
+    CompactWeight c;
+    c.dtype = dtype;
+    c.rows = rows;
+    c.cols = cols;
+    const std::size_t n = rows * cols;
+    if (dtype == DType::int8) {
+        c.scale.resize(rows);
+        std::memcpy(c.scale.data(), stored, rows * 4);  // little-endian hosts only (checked in format)
+        for (float s : c.scale)
+            if (!(s >= 0.0f) || !std::isfinite(s)) return false;
+        c.q.resize(n);
+        std::memcpy(c.q.data(), stored + rows * 4, n);
+    } else {
+        c.half.resize(n);
+        std::memcpy(c.half.data(), stored, n * 2);
+        if (dtype == DType::f16)
+            for (std::uint16_t h : c.half)
+                if (!f16_decodable(h)) return false;
+    }
+    out = std::move(c);
+    return true;
+}
+
+void compact_to_stored(const CompactWeight& w, std::uint8_t* out) {
+    if (w.dtype == DType::int8) {
+        std::memcpy(out, w.scale.data(), w.rows * 4);
+        std::memcpy(out + w.rows * 4, w.q.data(), w.q.size());
+    } else {
+        std::memcpy(out, w.half.data(), w.half.size() * 2);
+    }
+}
+
+Tensor expand_weight(const CompactWeight& w) {
+    Tensor t(Shape{w.rows, w.cols});
+    float* dst = t.data();
+    const std::size_t n = w.rows * w.cols;
+    switch (w.dtype) {
+        case DType::f16:
+            for (std::size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(w.half[i]);
+            break;
+        case DType::bf16:
+            for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(w.half[i]);
+            break;
+        case DType::int8:
+            for (std::size_t r = 0; r < w.rows; ++r)
+                for (std::size_t c = 0; c < w.cols; ++c)
+                    dst[r * w.cols + c] = float(w.q[r * w.cols + c]) * w.scale[r];
+            break;
+        case DType::f32:
+            break;
+    }
+    return t;
+}
+
+}  // namespace modelkeep

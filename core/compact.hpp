@@ -1,0 +1,50 @@
+// compact.hpp — a Linear weight (out, in) held in a storage dtype narrower than
+// float32 and used by the kernels as it is: f16 or bf16 (2 bytes per weight) or
+// int8 with one float32 scale per row (1 byte per weight; value = q · scale,
+// the file format's int8, dtype.hpp). Never expanded in memory: the GEMV
+// kernels decode in registers and the GEMM packs a cache-sized panel at a time.
+//
+// A weight that f16 cannot hold (|w| > 65504, NaN or inf — f16's inf and NaN
+// are not decoded by the kernels) or int8 cannot hold (NaN or inf) is not
+// compacted: compact_weight reports it and the layer stays float32.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "dtype.hpp"
+#include "tensor.hpp"
+
+namespace modelkeep {
+
+struct CompactWeight {
+    DType dtype = DType::f32;  // f32: none (the layer's float32 tensor holds the weight)
+    std::size_t rows = 0, cols = 0;     // (out, in)
+    std::vector<std::uint16_t> half;    // f16 / bf16 bits, rows × cols
+    std::vector<float> scale;           // int8: rows
+    std::vector<std::int8_t> q;         // int8: rows × cols
+
+    bool active() const { return dtype != DType::f32; }
+    /// Bytes held (what the weight costs in memory).
+    std::size_t bytes() const { return half.size() * 2 + scale.size() * 4 + q.size(); }
+};
+
+/// w (rows, cols) → its compact form in `dtype` (f16, bf16 or int8). False,
+/// with out untouched, if a value cannot be held (see the top of this file).
+bool compact_weight(const Tensor& w, DType dtype, CompactWeight& out);
+
+/// Stored bytes in the file format's layout (§5: f16/bf16 little-endian
+/// elements; int8: rows float32 scales then rows × cols int8) → compact form.
+/// False if the values cannot be held as they are (f16 inf/NaN, int8 scale not
+/// finite or negative); the caller then decodes to float32 instead.
+bool compact_from_stored(DType dtype, std::size_t rows, std::size_t cols, const std::uint8_t* stored,
+                         CompactWeight& out);
+
+/// The file format's bytes of `w` (stored_bytes(w.dtype, rows·cols, rows) long).
+void compact_to_stored(const CompactWeight& w, std::uint8_t* out);
+
+/// Decoded float32 values, as the file reader decodes the same bytes.
+Tensor expand_weight(const CompactWeight& w);
+
+}  // namespace modelkeep
