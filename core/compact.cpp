@@ -10,6 +10,28 @@ namespace {
 // f16 values the kernels decode: everything but inf and NaN (exponent 31).
 bool f16_decodable(std::uint16_t h) { return (h & 0x7C00u) != 0x7C00u; }
 
+bool f16_subnormal(std::uint16_t h) { return (h & 0x7C00u) == 0 && (h & 0x3FFu) != 0; }
+
+// Moves the f16 subnormals of c.half into the side table (compact.hpp).
+void split_subnormals(CompactWeight& c) {
+    std::size_t count = 0;
+    for (std::uint16_t h : c.half) count += f16_subnormal(h);
+    if (!count) return;
+    c.sub_start.assign(c.rows + 1, 0);
+    c.sub_col.reserve(count);
+    c.sub_half.reserve(count);
+    for (std::size_t r = 0; r < c.rows; ++r) {
+        for (std::size_t k = 0; k < c.cols; ++k) {
+            std::uint16_t& h = c.half[r * c.cols + k];
+            if (!f16_subnormal(h)) continue;
+            c.sub_col.push_back(std::uint32_t(k));
+            c.sub_half.push_back(h);
+            h &= 0x8000u;  // ±0
+        }
+        c.sub_start[r + 1] = std::uint32_t(c.sub_col.size());
+    }
+}
+
 }  // namespace
 
 bool compact_weight(const Tensor& w, DType dtype, CompactWeight& out) {
@@ -25,6 +47,7 @@ bool compact_weight(const Tensor& w, DType dtype, CompactWeight& out) {
             c.half.resize(n);
             for (std::size_t i = 0; i < n; ++i)
                 if (!f16_decodable(c.half[i] = f32_to_f16(x[i]))) return false;
+            split_subnormals(c);
             break;
         case DType::bf16:
             c.half.resize(n);
@@ -64,9 +87,11 @@ bool compact_from_stored(DType dtype, std::size_t rows, std::size_t cols, const 
     } else {
         c.half.resize(n);
         std::memcpy(c.half.data(), stored, n * 2);
-        if (dtype == DType::f16)
+        if (dtype == DType::f16) {
             for (std::uint16_t h : c.half)
                 if (!f16_decodable(h)) return false;
+            split_subnormals(c);
+        }
     }
     out = std::move(c);
     return true;
@@ -78,6 +103,9 @@ void compact_to_stored(const CompactWeight& w, std::uint8_t* out) {
         std::memcpy(out + w.rows * 4, w.q.data(), w.q.size());
     } else {
         std::memcpy(out, w.half.data(), w.half.size() * 2);
+        for (std::size_t r = 0; r + 1 < w.sub_start.size(); ++r)
+            for (std::uint32_t i = w.sub_start[r]; i < w.sub_start[r + 1]; ++i)
+                std::memcpy(out + 2 * (r * w.cols + w.sub_col[i]), &w.sub_half[i], 2);
     }
 }
 
@@ -88,6 +116,9 @@ Tensor expand_weight(const CompactWeight& w) {
     switch (w.dtype) {
         case DType::f16:
             for (std::size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(w.half[i]);
+            for (std::size_t r = 0; r + 1 < w.sub_start.size(); ++r)
+                for (std::uint32_t i = w.sub_start[r]; i < w.sub_start[r + 1]; ++i)
+                    dst[r * w.cols + w.sub_col[i]] = f16_to_f32(w.sub_half[i]);
             break;
         case DType::bf16:
             for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(w.half[i]);

@@ -24,10 +24,20 @@ struct CompactWeight {
     std::vector<std::uint16_t> half;    // f16 / bf16 bits, rows × cols
     std::vector<float> scale;           // int8: rows
     std::vector<std::int8_t> q;         // int8: rows × cols
+    // f16 subnormals (0 < |w| < 2^-14) decode to float32 subnormals in the
+    // kernels' bit trick, and x86 takes a slow path for every arithmetic
+    // operation on one. So `half` holds them as ±0 and they live here, by row
+    // (CSR): row r's are sub_col/sub_half[sub_start[r] .. sub_start[r+1]).
+    // Empty when there are none (and for bf16 / int8).
+    std::vector<std::uint32_t> sub_start, sub_col;
+    std::vector<std::uint16_t> sub_half;
 
     bool active() const { return dtype != DType::f32; }
     /// Bytes held (what the weight costs in memory).
-    std::size_t bytes() const { return half.size() * 2 + scale.size() * 4 + q.size(); }
+    std::size_t bytes() const {
+        return half.size() * 2 + scale.size() * 4 + q.size() + (sub_start.size() + sub_col.size()) * 4 +
+               sub_half.size() * 2;
+    }
 };
 
 /// w (rows, cols) → its compact form in `dtype` (f16, bf16 or int8). False,

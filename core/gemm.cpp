@@ -93,23 +93,27 @@ struct F32Rows {
 constexpr std::uint32_t f16_field_mask = 0x8FFFE000u;
 constexpr float f16_rebias = 5.192296858534828e33f;  // 2^112
 
-inline float f16_decode(std::uint16_t h) {
-    const std::uint32_t u = (std::uint32_t(std::int32_t(std::int16_t(h))) << 13) & f16_field_mask;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f * f16_rebias;
-}
-
+// Rebias = false gives w · 2^-112 (the fields alone): the caller multiplies
+// the input by 2^112 instead, once per row rather than once per weight. Both
+// scalings are exact (no overflow for |x| < 2^16), so every product, and so
+// every sum, is the same float as with the decoded weight.
+template <bool Rebias>
 struct F16Rows {
     const std::uint16_t* row[4];
+    static float fields(std::uint16_t h) {
+        const std::uint32_t u = (std::uint32_t(std::int32_t(std::int16_t(h))) << 13) & f16_field_mask;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    }
 #if defined(__wasm_simd128__)
     v128_t vec(int r, std::size_t k) const {
         const v128_t u = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_load16x4(row[r] + k), 13),
                                        wasm_i32x4_splat(std::int32_t(f16_field_mask)));
-        return wasm_f32x4_mul(u, wasm_f32x4_splat(f16_rebias));
+        return Rebias ? wasm_f32x4_mul(u, wasm_f32x4_splat(f16_rebias)) : u;
     }
 #endif
-    float at(int r, std::size_t k) const { return f16_decode(row[r][k]); }
+    float at(int r, std::size_t k) const { return Rebias ? fields(row[r][k]) * f16_rebias : fields(row[r][k]); }
 };
 
 struct BF16Rows {
@@ -233,7 +237,13 @@ struct CompactPack {
         for (std::size_t j = 0; j < nr; ++j) {
             const std::size_t base = (j0 + j) * w.cols + k0;
             switch (w.dtype) {
-                case DType::f16: decode_f16(w.half.data() + base, kc, row); break;
+                case DType::f16:
+                    decode_f16(w.half.data() + base, kc, row);
+                    if (!w.sub_start.empty())  // the subnormals, where `half` holds ±0
+                        for (std::uint32_t i = w.sub_start[j0 + j]; i < w.sub_start[j0 + j + 1]; ++i)
+                            if (w.sub_col[i] >= k0 && w.sub_col[i] < k0 + kc)
+                                row[w.sub_col[i] - k0] = f16_to_f32(w.sub_half[i]);
+                    break;
                 case DType::bf16:
                     for (std::size_t k = 0; k < kc; ++k) row[k] = bf16_to_f32(w.half[base + k]);
                     break;
@@ -253,13 +263,36 @@ struct CompactPack {
         std::size_t k = 0;
 #if defined(__wasm_simd128__)
         for (; k + 4 <= n; k += 4) {
-            const F16Rows rows{{h, h, h, h}};
+            const F16Rows<true> rows{{h, h, h, h}};
             wasm_v128_store(out + k, rows.vec(0, k));
         }
 #endif
-        for (; k < n; ++k) out[k] = f16_decode(h[k]);
+        for (; k < n; ++k) out[k] = F16Rows<true>::fields(h[k]) * f16_rebias;
     }
 };
+
+// f16 GEMV: each input row scaled by 2^112 when that is exact (|x| < 2^16,
+// or not finite — inf and NaN stay what they are), so the weights need no
+// rebias; then the subnormal weights (held apart, compact.hpp) are added in.
+void gemv_f16(const float* A, const CompactWeight& w, const float* bias, float* C, std::size_t M) {
+    const std::size_t N = w.rows, K = w.cols;
+    std::vector<float> scaled(K);
+    for (std::size_t i = 0; i < M; ++i) {
+        const float* a = A + i * K;
+        float* c = C + i * N;
+        bool fits = true;
+        for (std::size_t k = 0; k < K && fits; ++k) fits = std::fabs(a[k]) < 65536.0f || !std::isfinite(a[k]);
+        if (fits) {
+            for (std::size_t k = 0; k < K; ++k) scaled[k] = a[k] * f16_rebias;
+            gemv<F16Rows<false>>(scaled.data(), w.half.data(), bias, c, 1, N, K);
+        } else {
+            gemv<F16Rows<true>>(a, w.half.data(), bias, c, 1, N, K);
+        }
+        for (std::size_t j = 0; j + 1 < w.sub_start.size(); ++j)
+            for (std::uint32_t s = w.sub_start[j]; s < w.sub_start[j + 1]; ++s)
+                c[j] += a[w.sub_col[s]] * f16_to_f32(w.sub_half[s]);
+    }
+}
 
 // int8 GEMV. Each row a of A is quantised to int16 (symmetric: s_a = max|a| /
 // 32767, qa = round(a / s_a)); the products qa·q are summed exactly in int32
@@ -375,7 +408,7 @@ void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias
     else if (M >= gemv_max_rows)
         blocked(A, CompactPack{W}, bias, C, M, N, K);
     else if (W.dtype == DType::f16)
-        gemv<F16Rows>(A, W.half.data(), bias, C, M, N, K);
+        gemv_f16(A, W, bias, C, M);
     else if (W.dtype == DType::bf16)
         gemv<BF16Rows>(A, W.half.data(), bias, C, M, N, K);
     else

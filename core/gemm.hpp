@@ -37,10 +37,10 @@ void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* 
 
 /// The same product without expanding W: from gemv_max_rows rows the GEMM
 /// packs decoded panels (bit-identical to matmul_nt_blocked on the expansion);
-/// below, f16/bf16 rows are decoded in registers (bit-identical to
-/// matmul_nt_gemv on the expansion) and int8 runs integer dot products on
-/// int16-quantised input rows (gemm.cpp: |error| ≤ Σ_k |w_k| · max|a| / 65534
-/// beyond float rounding).
+/// below, f16/bf16 rows are decoded in registers (bf16 bit-identical to
+/// matmul_nt_gemv on the expansion; f16 too but for its subnormal weights,
+/// added last) and int8 runs integer dot products on int16-quantised input
+/// rows (gemm.cpp: |error| ≤ Σ_k |w_k| · max|a| / 65534 beyond float rounding).
 void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M);
 
 enum class Kernel { reference, blocked };
