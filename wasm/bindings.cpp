@@ -431,6 +431,32 @@ public:
         return out;
     }
 
+    /// dtype: 'f32' | 'f16' | 'bf16' | 'int8' → { ok, unchanged: [layer names] }:
+    /// every Linear weight held in that dtype (compact.hpp), except those it
+    /// cannot hold (NaN/inf, or beyond f16's range), which stay as they were.
+    val set_weight_dtype(const std::string& dtype) {
+        DType d;
+        if (!parse_dtype(dtype, d))
+            return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16, int8"));
+        // Layer by layer: the new form of the largest weight, beside the old one.
+        double largest = 0;
+        for (const Layer& layer : model_.layers())
+            if (layer.spec.kind == LayerKind::linear)
+                largest = std::max(largest, double(layer.spec.in_features) * double(layer.spec.out_features));
+        Status st = reserve(largest * (d == DType::f32 ? 8 : 6), "changing the weights' dtype");
+        if (!st.ok()) return fail(st);
+        std::vector<std::string> unchanged;
+        model_.set_weight_dtype(d, &unchanged);
+        val names = val::array();
+        for (const std::string& n : unchanged) names.call<void>("push", n);
+        val out = success();
+        out.set("unchanged", names);
+        return out;
+    }
+
+    std::string weight_dtype() const { return dtype_name(model_.weight_dtype()); }
+    double memory_bytes() const { return double(model_.memory_bytes()); }
+
     std::string architecture() const { return format_spec(model_.specs()); }
     val layers() const { return layers_array(model_.specs()); }
     double param_count() const { return double(model_.param_count()); }
@@ -521,7 +547,10 @@ EMSCRIPTEN_BINDINGS(modelkeep) {
         .function("loadStateDict", &ModelHandle::load_state_dict)
         .function("architecture", &ModelHandle::architecture)
         .function("layers", &ModelHandle::layers)
-        .function("paramCount", &ModelHandle::param_count);
+        .function("paramCount", &ModelHandle::param_count)
+        .function("setWeightDtype", &ModelHandle::set_weight_dtype)
+        .function("weightDtype", &ModelHandle::weight_dtype)
+        .function("memoryBytes", &ModelHandle::memory_bytes);
     emscripten::function("fileInfo", &file_info);
     emscripten::function("readTensors", &read_tensors);
     emscripten::function("checkSpec", &check_spec);

@@ -48,6 +48,8 @@ export interface ImportOptions {
   architecture?: string;
   /** A pickled custom nn.Module: run its leaf modules in registration order (forward() is not in the file). */
   assumeSequential?: boolean;
+  /** Hold the Linear weights in this dtype once loaded (see Model#setWeightDtype); by default as stored. */
+  weightDtype?: DType;
 }
 
 export interface ModelSource {
@@ -91,6 +93,12 @@ export class Model {
   readonly architecture: string;
   readonly layers: LayerInfo[];
   readonly paramCount: number;
+  /** The dtype the Linear weights are held in; 'f16' | 'bf16' | 'int8' are compact (never expanded). */
+  readonly weightDtype: DType;
+  /** Holds every Linear weight in `dtype`; layers whose values the dtype cannot hold are left and listed. */
+  setWeightDtype(dtype: DType): { unchanged: string[] };
+  /** Bytes the model's tensors hold in memory. */
+  readonly memoryBytes: number;
   readonly disposed: boolean;
   dispose(): void;
   [Symbol.dispose](): void;

@@ -32,6 +32,11 @@ export async function tutorial(): Promise<number> {
   const pt: Uint8Array = fromPt.toBytes({ format: 'pt', dtype: 'bf16' });
   const described = fileInfo(pt);
   const globals: number = described.format === 'modelkeep' ? described.tensors[0].bytes : described.globals.length;
+  const compact: Model = await load('indexeddb://small', { weightDtype: 'int8' });
+  const unchanged: string[] = compact.setWeightDtype('f16').unchanged;
+  const held: DType = compact.weightDtype;
+  const heldBytes: number = compact.memoryBytes + unchanged.length + held.length;
+  compact.dispose();
   fromPt.dispose();
   fromSt.dispose();
   const persisted: boolean = await requestPersistence();
@@ -46,5 +51,5 @@ export async function tutorial(): Promise<number> {
   named.dispose();
   fromSpec.dispose();
   return y.data.length + flat.shape[0] + info.params + report.missingKeys.length + Object.keys(all).length +
-    fileInfo(bytes).bytes + where.length + globals + (persisted ? 1 : 0) + (estimate?.quota ?? 0) + m2.paramCount + model.layers.length;
+    fileInfo(bytes).bytes + where.length + globals + (persisted ? 1 : 0) + (estimate?.quota ?? 0) + m2.paramCount + model.layers.length + heldBytes;
 }

@@ -47,16 +47,18 @@ function publicInfo(info) {
  * @param {Model | Uint8Array} model
  * @param {string} url indexeddb://name, downloads://name, or (Node) a path / file:// URL
  * @param {{ dtype?: string, metadata?: Record<string,string>, onProgress?: (p: {loaded:number,total:number}) => void }} [options]
+ *   dtype: how weights are stored, by default as the model holds them (model.weightDtype)
  * @returns {Promise<object>} the saved info ({ dateSaved, bytes, dtype, params, layers, metadata, ... })
  */
-export async function save(model, url, { dtype = 'f32', metadata = {}, onProgress } = {}) {
+export async function save(model, url, { dtype, metadata = {}, onProgress } = {}) {
   const format = (typeof url === 'string' && !url.startsWith(IDB)) || url instanceof URL ? exportFormat(url) : 'mkp';
   if (format !== 'mkp') {
     if (!(model instanceof Model)) {
       throw new ModelError('invalid_argument', `saving as .${format} needs a Model, not bytes`);
     }
     const bytes = model.toBytes({ format, dtype, metadata });
-    return write(bytes, url, { format, dtype, params: model.paramCount, architecture: model.architecture }, onProgress);
+    const stored = dtype ?? (model.weightDtype === 'int8' ? 'f32' : model.weightDtype);
+    return write(bytes, url, { format, dtype: stored, params: model.paramCount, architecture: model.architecture }, onProgress);
   }
   // A model's info comes with its bytes; bytes from elsewhere are read (and checked) once.
   const { bytes, info: raw } = model instanceof Model
@@ -175,11 +177,12 @@ export async function loadBytes(source, { onProgress } = {}) {
 /**
  * Loads a model from indexeddb://name, a URL, a File/Blob, bytes, or (Node) a path. The bytes
  * may be a .mkp, a PyTorch .pt (zip or legacy) or a safetensors file; `architecture` (a SPEC)
- * or `assumeSequential` say what runs when the file does not (see Model.fromBytes).
+ * or `assumeSequential` say what runs when the file does not (see Model.fromBytes);
+ * `weightDtype` holds the weights in that dtype once loaded (see Model#setWeightDtype).
  * @returns {Promise<Model>}
  */
-export async function load(source, { onProgress, architecture, assumeSequential } = {}) {
-  return Model.fromBytes(await loadBytes(source, { onProgress }), { architecture, assumeSequential });
+export async function load(source, { onProgress, architecture, assumeSequential, weightDtype } = {}) {
+  return Model.fromBytes(await loadBytes(source, { onProgress }), { architecture, assumeSequential, weightDtype });
 }
 
 /** { 'indexeddb://name': { dateSaved, bytes, dtype, params, layers, metadata, ... } }, without reading weights. */
