@@ -44,8 +44,16 @@
 //  8. In a full model the tensor table is exactly the model's state_dict: same
 //     keys, same order, same shapes (arch_mismatch otherwise).
 //
-// Everything is validated before any tensor is allocated; every failure returns
-// one Status code (status.hpp) and nothing throws or aborts.
+// The reader takes a ByteSource (source.hpp; pointer + size is a MemorySource):
+// it reads the fixed header, then exactly header_len bytes, and validates all
+// of it — sections, architecture, data layout against the file size — before
+// any tensor is allocated. It then streams the data region once, in file
+// order: padding and int8 scales are checked and the data CRC is updated as
+// each range arrives, f32 tensors are read straight into their own storage,
+// narrower dtypes are decoded from 1 MiB chunks. What a load holds is the
+// tensors (plus one chunk), never a copy of the file. Every failure returns one
+// Status code (status.hpp), nothing throws or aborts, and a failed read hands
+// back no tensor.
 #pragma once
 
 #include <cstddef>
@@ -57,6 +65,7 @@
 #include "dtype.hpp"
 #include "layer.hpp"
 #include "model.hpp"
+#include "source.hpp"
 #include "status.hpp"
 
 namespace modelkeep {
@@ -70,6 +79,9 @@ constexpr std::size_t max_tensors = 65536;
 constexpr std::size_t max_metadata_entries = 1024;
 constexpr std::size_t max_metadata_key_bytes = 256;
 constexpr std::size_t max_metadata_value_bytes = 1u << 20;
+/// The reader's scratch: padding, scales and the values of dtypes narrower
+/// than f32 are read (and decoded) at most this many bytes at a time.
+constexpr std::size_t read_chunk_bytes = 1u << 20;
 
 enum class FileKind : std::uint8_t { model = 1, state_dict = 2 };
 
@@ -99,8 +111,9 @@ struct FileInfo {
 };
 
 /// Reads and validates everything but the tensor data (header CRC included).
-/// With check_data, also verifies the data CRC, padding and int8 scales, so a
-/// success means read_file would succeed too.
+/// With check_data, also streams the data to verify its CRC, padding and int8
+/// scales (no tensor is allocated), so a success means read_file would succeed too.
+Status read_info(const ByteSource& source, bool check_data, FileInfo& info);
 Status read_info(const std::uint8_t* data, std::size_t size, bool check_data, FileInfo& info);
 
 struct LoadedFile {
@@ -108,11 +121,14 @@ struct LoadedFile {
     StateDict tensors;  // decoded to float32, in file order
 };
 
-/// Validates the whole file, then decodes every tensor to float32.
+/// Validates the structure, then reads every tensor once, decoded to float32;
+/// `out` is set only when the whole file (data CRC included) checked out.
+Status read_file(const ByteSource& source, LoadedFile& out);
 Status read_file(const std::uint8_t* data, std::size_t size, LoadedFile& out);
 
 /// read_file + Sequential built from the layers (kind must be model; a state
-/// dict gives wrong_kind with a hint to use load_state_dict).
+/// dict gives wrong_kind with a hint to use load_state_dict, before any data is read).
+Status read_model(const ByteSource& source, Sequential& model, Metadata* metadata = nullptr);
 Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model, Metadata* metadata = nullptr);
 
 struct WriteOptions {

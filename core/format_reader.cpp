@@ -1,7 +1,10 @@
-// The reader of format.hpp: fixed header → version → header CRC → sections →
-// architecture → data layout → (data CRC, padding, scales) → decode. Every
-// count is checked against its cap and the bytes left before anything is
-// reserved; nothing is allocated for tensor data until all checks passed.
+// The reader of format.hpp, over a ByteSource: fixed header → version → header
+// CRC → sections → architecture → data layout (read_header), then the data
+// region streamed once in file order: padding, decode, CRC, scales
+// (read_data). Every count is checked against its cap and the bytes left
+// before anything is reserved; nothing is allocated for tensor data until the
+// whole structure checked out, and a tensor only when its bytes are reached.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <unordered_set>
@@ -244,10 +247,17 @@ Status check_architecture(const FileInfo& info) {
     return Status::success();
 }
 
-Status parse(const std::uint8_t* data, std::size_t size, bool check_data, FileInfo& info) {
+// The fixed header and the sections: exactly [0, header_len) is read (into
+// `header`), then validated down to the data layout (§6), so that every tensor
+// has its place in the file before any is allocated. want_data_crc: the data
+// CRC the header promises.
+Status read_header(const ByteSource& source, FileInfo& info, std::uint32_t& want_data_crc) {
     info = FileInfo{};
-    if (!data && size) return error(Code::truncated, "no data");
-    for (std::size_t i = 0; i < 4 && i < size; ++i)
+    const std::uint64_t size = source.size();
+    std::vector<std::uint8_t> header(std::size_t(std::min<std::uint64_t>(size, fixed_header_bytes)));
+    source.read(0, header.data(), header.size());
+    const std::uint8_t* data = header.data();
+    for (std::size_t i = 0; i < 4 && i < header.size(); ++i)
         if (data[i] != format_magic[i]) return error(Code::bad_magic, "not a modelkeep file (the first bytes are not \\x89MKP)");
     if (size < fixed_header_bytes)
         return error(Code::truncated, "the file is " + std::to_string(size) + " bytes, shorter than the " +
@@ -268,6 +278,10 @@ Status parse(const std::uint8_t* data, std::size_t size, bool check_data, FileIn
     if (header_len > size)
         return error(Code::truncated, "the header is " + std::to_string(header_len) + " bytes but the file is only " +
                                           std::to_string(size));
+    header.resize(header_len);  // the sections follow the 20 bytes already read
+    source.read(fixed_header_bytes, header.data() + fixed_header_bytes, header_len - fixed_header_bytes);
+    data = header.data();
+    want_data_crc = le32(data + 16);
     const std::uint32_t want_header_crc = le32(data + 8);
     const std::uint32_t header_crc = crc32_update(crc32(data, 8), data + 12, header_len - 12);
     if (header_crc != want_header_crc)
@@ -370,64 +384,138 @@ Status parse(const std::uint8_t* data, std::size_t size, bool check_data, FileIn
     if (at < size)
         return error(Code::trailing_bytes, std::to_string(size - at) + " bytes after the last tensor (which ends at " +
                                                std::to_string(at) + ")");
-    if (!check_data) return Status::success();
-
-    std::uint64_t prev_end = header_len;
-    for (const TensorInfo& t : info.tensors) {
-        if (t.bytes == 0) continue;
-        for (std::uint64_t b = prev_end; b < t.offset; ++b)
-            if (data[b] != 0)
-                return error(Code::bad_padding, "padding byte " + std::to_string(b) + " before tensor '" + t.name +
-                                                    "' is not zero");
-        prev_end = t.offset + t.bytes;
-    }
-    const std::uint32_t want_data_crc = le32(data + 16);
-    const std::uint32_t data_crc = crc32(data + header_len, size - header_len);
-    if (data_crc != want_data_crc)
-        return error(Code::checksum_mismatch, "data CRC-32 is " + hex32(data_crc) + " but the header says " +
-                                                  hex32(want_data_crc) + ": the tensor data is corrupted");
-    for (const TensorInfo& t : info.tensors) {
-        if (t.dtype != DType::int8 || t.bytes == 0) continue;
-        const std::uint64_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
-        for (std::uint64_t r = 0; r < rows; ++r) {
-            float scale;
-            std::memcpy(&scale, data + t.offset + 4 * r, 4);
-            if (!(scale >= 0.0f) || !std::isfinite(scale))
-                return error(Code::bad_scale, "tensor '" + t.name + "' row " + std::to_string(r) +
-                                                  " has scale " + format_float(scale) + " (must be finite and >= 0)");
-        }
-    }
-    info.data_checked = true;
     return Status::success();
 }
 
-Tensor decode(const std::uint8_t* data, const TensorInfo& t) {
-    Tensor out(t.shape);  // every element is written below
-    const std::size_t n = out.size();
-    if (n == 0) return out;
-    const std::uint8_t* p = data + t.offset;
-    float* dst = out.data();
+// The data region, read in file order, each byte once: every byte goes into
+// the data CRC as it is read.
+class DataStream {
+public:
+    explicit DataStream(const ByteSource& source) : source_(source) {}
+
+    /// [offset, offset + n), n ≤ read_chunk_bytes: in place for a source in
+    /// memory, else in the scratch buffer (all a load holds beyond its tensors).
+    const std::uint8_t* chunk(std::uint64_t offset, std::size_t n) {
+        const std::uint8_t* p = source_range(source_, offset, n, scratch_);
+        crc_ = crc32_update(crc_, p, n);
+        return p;
+    }
+    /// [offset, offset + n) straight into dst (a tensor's own storage).
+    void into(std::uint64_t offset, void* dst, std::size_t n) {
+        source_.read(offset, dst, n);
+        crc_ = crc32_update(crc_, static_cast<const std::uint8_t*>(dst), n);
+    }
+    std::uint32_t crc() const { return crc_; }
+
+private:
+    const ByteSource& source_;
+    std::vector<std::uint8_t> scratch_;
+    std::uint32_t crc_ = 0;
+};
+
+// The one place stored values become float32: `count` values of t from
+// element `first` on, stored at `stored` (f16 / bf16: little-endian halves;
+// int8: the q bytes, row r scaled by scales[r]), into out's storage.
+void decode_values(const TensorInfo& t, const float* scales, std::size_t first, const std::uint8_t* stored,
+                   std::size_t count, Tensor& out) {
+    float* dst = out.data() + first;
     switch (t.dtype) {
-        case DType::f32: std::memcpy(dst, p, n * 4); break;
+        case DType::f32: break;  // read into the tensor as they are (read_tensor)
         case DType::f16:
-            for (std::size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(std::uint16_t(p[2 * i] | p[2 * i + 1] << 8));
+            for (std::size_t i = 0; i < count; ++i)
+                dst[i] = f16_to_f32(std::uint16_t(stored[2 * i] | stored[2 * i + 1] << 8));
             break;
         case DType::bf16:
-            for (std::size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(std::uint16_t(p[2 * i] | p[2 * i + 1] << 8));
+            for (std::size_t i = 0; i < count; ++i)
+                dst[i] = bf16_to_f32(std::uint16_t(stored[2 * i] | stored[2 * i + 1] << 8));
             break;
         case DType::int8: {
             const std::size_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
-            const std::size_t cols = n / rows;
-            const std::uint8_t* q = p + 4 * rows;
-            for (std::size_t r = 0; r < rows; ++r) {
-                float scale;
-                std::memcpy(&scale, p + 4 * r, 4);
-                for (std::size_t c = 0; c < cols; ++c) dst[r * cols + c] = float(std::int8_t(q[r * cols + c])) * scale;
+            const std::size_t cols = out.size() / rows;
+            for (std::size_t i = 0; i < count;) {  // row by row: one scale each
+                const std::size_t r = (first + i) / cols;
+                const std::size_t row_end = std::min(count, (r + 1) * cols - first);
+                for (; i < row_end; ++i) dst[i] = float(std::int8_t(stored[i])) * scales[r];
             }
             break;
         }
     }
-    return out;
+}
+
+// One tensor's stored bytes [t.offset, t.offset + t.bytes), t.bytes > 0, and
+// with `out`, its values decoded into a tensor allocated here. Stored layout
+// (format.hpp §5): int8 is rows × f32 scale, then numel × int8 q; the other
+// dtypes are numel values. A bad int8 scale is bad_scale, but only after the
+// whole tensor was read: the caller reports it once the data CRC matched.
+Status read_tensor(DataStream& in, const TensorInfo& t, Tensor* out) {
+    Status bad_scale;
+    std::uint64_t at = t.offset;
+    std::vector<float> scales;  // int8 with `out`: one per row
+    if (t.dtype == DType::int8) {
+        const std::uint64_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
+        if (out) scales.resize(std::size_t(rows));
+        for (std::uint64_t r = 0; r < rows;) {
+            const std::size_t n = std::size_t(std::min<std::uint64_t>(rows - r, read_chunk_bytes / 4));
+            const std::uint8_t* p = in.chunk(at, n * 4);
+            for (std::size_t i = 0; i < n; ++i, ++r) {
+                float scale;
+                std::memcpy(&scale, p + 4 * i, 4);
+                if ((!(scale >= 0.0f) || !std::isfinite(scale)) && bad_scale.ok())
+                    bad_scale = error(Code::bad_scale, "tensor '" + t.name + "' row " + std::to_string(r) +
+                                                           " has scale " + format_float(scale) +
+                                                           " (must be finite and >= 0)");
+                if (out) scales[r] = scale;
+            }
+            at += n * 4;
+        }
+    }
+    const std::size_t width = t.dtype == DType::f32 ? 4 : t.dtype == DType::int8 ? 1 : 2;  // stored bytes per value
+    const std::size_t numel = std::size_t((t.offset + t.bytes - at) / width);
+    if (out) {
+        *out = Tensor(t.shape);  // allocated only now; every element is written below
+        if (t.dtype == DType::f32) {
+            in.into(at, out->data(), numel * 4);
+            return bad_scale;
+        }
+    }
+    for (std::size_t first = 0; first < numel;) {
+        const std::size_t n = std::min(numel - first, read_chunk_bytes / width);
+        const std::uint8_t* p = in.chunk(at, n * width);
+        if (out) decode_values(t, scales.data(), first, p, n, *out);
+        first += n;
+        at += n * width;
+    }
+    return bad_scale;
+}
+
+// Streams the data region (after read_header): padding checked zero, the
+// data CRC and the int8 scales verified — reported in that order, as a
+// whole-file check would — and with `tensors`, every tensor decoded as it is
+// reached. On failure `tensors` holds nothing to use.
+Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t want_data_crc,
+                 std::vector<Tensor>* tensors) {
+    DataStream in(source);
+    Status bad_scale;  // the first one, reported after the CRC
+    if (tensors) tensors->reserve(info.tensors.size());
+    std::uint64_t prev_end = info.header_bytes;
+    for (const TensorInfo& t : info.tensors) {
+        if (t.bytes == 0) {
+            if (tensors) tensors->emplace_back(t.shape);
+            continue;
+        }
+        const std::uint8_t* pad = in.chunk(prev_end, std::size_t(t.offset - prev_end));  // < 2^align_log2 bytes
+        for (std::uint64_t b = prev_end; b < t.offset; ++b)
+            if (pad[b - prev_end] != 0)
+                return error(Code::bad_padding, "padding byte " + std::to_string(b) + " before tensor '" + t.name +
+                                                    "' is not zero");
+        const Status st = read_tensor(in, t, tensors ? &tensors->emplace_back() : nullptr);
+        if (bad_scale.ok()) bad_scale = st;
+        prev_end = t.offset + t.bytes;
+    }
+    if (in.crc() != want_data_crc)
+        return error(Code::checksum_mismatch, "data CRC-32 is " + hex32(in.crc()) + " but the header says " +
+                                                  hex32(want_data_crc) + ": the tensor data is corrupted");
+    return bad_scale;
 }
 
 }  // namespace
@@ -459,33 +547,56 @@ bool valid_utf8(const std::string& s) {
     return true;
 }
 
-Status read_info(const std::uint8_t* data, std::size_t size, bool check_data, FileInfo& info) {
-    return parse(data, size, check_data, info);
-}
-
-Status read_file(const std::uint8_t* data, std::size_t size, LoadedFile& out) {
-    FileInfo info;
-    MK_TRY(parse(data, size, true, info));
-    StateDict tensors;
-    tensors.reserve(info.tensors.size());
-    for (const TensorInfo& t : info.tensors) tensors.emplace_back(t.name, decode(data, t));
-    out.info = std::move(info);
-    out.tensors = std::move(tensors);
+Status read_info(const ByteSource& source, bool check_data, FileInfo& info) {
+    std::uint32_t want_data_crc = 0;
+    MK_TRY(read_header(source, info, want_data_crc));
+    if (!check_data) return Status::success();
+    MK_TRY(read_data(source, info, want_data_crc, nullptr));
+    info.data_checked = true;
     return Status::success();
 }
 
-Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model, Metadata* metadata) {
+Status read_file(const ByteSource& source, LoadedFile& out) {
     FileInfo info;
-    MK_TRY(parse(data, size, true, info));
+    std::uint32_t want_data_crc = 0;
+    MK_TRY(read_header(source, info, want_data_crc));
+    std::vector<Tensor> tensors;
+    MK_TRY(read_data(source, info, want_data_crc, &tensors));
+    info.data_checked = true;
+    StateDict named;
+    named.reserve(tensors.size());
+    for (std::size_t i = 0; i < tensors.size(); ++i) named.emplace_back(info.tensors[i].name, std::move(tensors[i]));
+    out.info = std::move(info);
+    out.tensors = std::move(named);
+    return Status::success();
+}
+
+Status read_model(const ByteSource& source, Sequential& model, Metadata* metadata) {
+    FileInfo info;
+    std::uint32_t want_data_crc = 0;
+    MK_TRY(read_header(source, info, want_data_crc));
     if (info.kind != FileKind::model)
         return error(Code::wrong_kind, "the file is a state dict without an architecture: build the model "
                                        "from a SPEC and use load_state_dict");
     std::vector<Tensor> tensors;
-    tensors.reserve(info.tensors.size());
-    for (const TensorInfo& t : info.tensors) tensors.push_back(decode(data, t));
+    MK_TRY(read_data(source, info, want_data_crc, &tensors));
     model = Sequential::from_parts(info.layers, std::move(tensors));
     if (metadata) *metadata = std::move(info.metadata);
     return Status::success();
+}
+
+// The pointer + size overloads: the same reader over the bytes in memory (a
+// null pointer holds nothing, whatever the size).
+Status read_info(const std::uint8_t* data, std::size_t size, bool check_data, FileInfo& info) {
+    return read_info(MemorySource(data, data ? size : 0), check_data, info);
+}
+
+Status read_file(const std::uint8_t* data, std::size_t size, LoadedFile& out) {
+    return read_file(MemorySource(data, data ? size : 0), out);
+}
+
+Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model, Metadata* metadata) {
+    return read_model(MemorySource(data, data ? size : 0), model, metadata);
 }
 
 }  // namespace modelkeep

@@ -278,8 +278,7 @@ Status fill_safetensors_info(const ByteSource& source, SourceInfo& info, Safeten
     return Status();
 }
 
-Status unknown(const std::uint8_t* data, std::size_t size) {
-    (void)data;
+Status unknown(std::uint64_t size) {
     return error(Code::unknown_format, "these " + std::to_string(size) +
                                            " bytes are not a modelkeep (.mkp), PyTorch (.pt: zip or legacy) or "
                                            "safetensors file");
@@ -310,16 +309,6 @@ static FileFormat detect_source(const ByteSource& source) {
     return f;
 }
 
-// The whole source in memory: a view when it is there already, else a copy in `buffer`.
-static Status whole(const ByteSource& source, std::vector<std::uint8_t>& buffer, const std::uint8_t*& data) {
-    if ((data = source.data())) return Status();
-    if (source.size() > std::uint64_t(SIZE_MAX)) return error(Code::limit_exceeded, "the file is too large");
-    buffer.resize(std::size_t(source.size()));
-    source.read(0, buffer.data(), buffer.size());
-    data = buffer.data();
-    return Status();
-}
-
 Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info) {
     return read_source(MemorySource(data, size), info);
 }
@@ -337,20 +326,13 @@ Status read_source(const ByteSource& source, SourceInfo& info) {
         SafetensorsInfo st;
         return fill_safetensors_info(source, info, st);
     }
-    std::vector<std::uint8_t> buffer;
-    const std::uint8_t* data = nullptr;
-    MK_TRY(whole(source, buffer, data));
-    const std::size_t size = std::size_t(source.size());
-    switch (format) {
-        case FileFormat::mkp: {
-            FileInfo f;
-            MK_TRY(read_info(data, size, false, f));
-            fill_mkp_info(f, info);
-            return Status();
-        }
-        default: break;
+    if (format == FileFormat::mkp) {
+        FileInfo f;
+        MK_TRY(read_info(source, false, f));
+        fill_mkp_info(f, info);
+        return Status();
     }
-    return unknown(data, size);
+    return unknown(source.size());
 }
 
 Status import_file(const std::uint8_t* data, std::size_t size, const ImportOptions& options, bool need_model,
@@ -362,17 +344,10 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
     out = Imported();
     SourceInfo& info = out.info;
     const FileFormat format = detect_source(source);
-    std::vector<std::uint8_t> buffer;
-    const std::uint8_t* data = nullptr;
-    std::size_t size = 0;
-    if (format == FileFormat::mkp || format == FileFormat::unknown) {  // read from memory
-        MK_TRY(whole(source, buffer, data));
-        size = std::size_t(source.size());
-    }
     switch (format) {
         case FileFormat::mkp: {
             LoadedFile f;
-            MK_TRY(read_file(data, size, f));
+            MK_TRY(read_file(source, f));
             fill_mkp_info(f.info, info);
             out.mkp = f.info;
             out.tensors = std::move(f.tensors);
@@ -394,7 +369,7 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
             break;
         }
         case FileFormat::unknown:
-            return unknown(data, size);
+            return unknown(source.size());
     }
     // What runs: the option, the file, the opt-in, or nothing.
     std::vector<LayerSpec> layers;

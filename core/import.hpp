@@ -81,9 +81,10 @@ Status read_source(const ByteSource& source, SourceInfo& info);
 Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info);
 
 /// Reads every tensor and builds a model when the file or the options say
-/// what runs (need_model: needs_architecture otherwise). A torch zip is read
-/// from the source by ranges (see read_torch); the other formats are read
-/// from memory (a source outside memory is copied in first).
+/// what runs (need_model: needs_architecture otherwise). A .mkp file, a torch
+/// zip and a safetensors file are read from the source by ranges, each tensor's
+/// bytes once (format.hpp, read_torch, read_safetensors); a legacy torch file
+/// is read from memory (a source outside memory is copied in first).
 Status import_file(const ByteSource& source, const ImportOptions& options, bool need_model, Imported& out);
 Status import_file(const std::uint8_t* data, std::size_t size, const ImportOptions& options, bool need_model,
                    Imported& out);

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "fixtures.hpp"
+#include "format_paths.hpp"
 
 using namespace modelkeep;
 using mkt::Bytes;
@@ -57,7 +58,7 @@ TEST(Format, RoundTripFullModelEveryDtype) {
         const Bytes b = mkt::write_model_bytes(m, dtype);
         Sequential back;
         Metadata meta;
-        const Status st = read_model(b.data(), b.size(), back, &meta);
+        const Status st = mkt::read_model_both(b, back, &meta);
         ASSERT_TRUE(st.ok()) << dtype_name(dtype) << ": " << st.to_string();
         EXPECT_EQ(format_spec(back.specs()), format_spec(m.specs()));
         ASSERT_EQ(meta.size(), 1u);
@@ -77,7 +78,7 @@ TEST(Format, F32RoundTripIsBitExactAndPredictsTheSame) {
     const Sequential m = mkt::tiny_model();
     const Bytes b = mkt::write_model_bytes(m);
     Sequential back;
-    ASSERT_TRUE(read_model(b.data(), b.size(), back).ok());
+    ASSERT_TRUE(mkt::read_model_both(b, back).ok());
     const float in[8] = {0.5f, -1, 2, 3, 1, 1, -2, 0.25f};
     const Tensor x = from_data({2, 4}, in);
     Tensor y1, y2;
@@ -95,7 +96,7 @@ TEST(Format, RoundTripStateDictEveryDtype) {
     for (DType dtype : all_dtypes) {
         const Bytes b = mkt::write_state_dict_bytes(m, dtype);
         LoadedFile f;
-        ASSERT_TRUE(read_file(b.data(), b.size(), f).ok()) << dtype_name(dtype);
+        ASSERT_TRUE(mkt::read_file_both(b, f).ok()) << dtype_name(dtype);
         EXPECT_EQ(f.info.kind, FileKind::state_dict);
         EXPECT_TRUE(f.info.layers.empty());
         ASSERT_EQ(f.tensors.size(), ref.size());
@@ -131,7 +132,7 @@ TEST(Format, QuantisedSizes) {
 TEST(Format, DataIsAlignedForInPlaceViews) {
     const Bytes b = mkt::write_model_bytes(mkt::tiny_model(), DType::f32);
     FileInfo info;
-    ASSERT_TRUE(read_info(b.data(), b.size(), true, info).ok());
+    ASSERT_TRUE(mkt::read_info_both(b, true, info).ok());
     for (const TensorInfo& t : info.tensors)
         if (t.bytes) EXPECT_EQ(t.offset % 16, 0u) << t.name;
 }
@@ -140,7 +141,7 @@ TEST(Format, InfoWithoutDecodingWeights) {
     const Sequential m = mkt::tiny_model();
     const Bytes b = mkt::write_model_bytes(m, DType::f16);
     FileInfo info;
-    ASSERT_TRUE(read_info(b.data(), b.size(), false, info).ok());
+    ASSERT_TRUE(mkt::read_info_both(b, false, info).ok());
     EXPECT_FALSE(info.data_checked);
     EXPECT_EQ(info.major, 1);
     EXPECT_EQ(info.kind, FileKind::model);
@@ -155,8 +156,8 @@ TEST(Format, InfoWithoutDecodingWeights) {
     // the listing even works when only the data is damaged
     Bytes damaged = b;
     damaged.back() ^= 0x40;
-    EXPECT_TRUE(read_info(damaged.data(), damaged.size(), false, info).ok());
-    EXPECT_EQ(read_info(damaged.data(), damaged.size(), true, info).code(), Code::checksum_mismatch);
+    EXPECT_TRUE(mkt::read_info_both(damaged, false, info).ok());
+    EXPECT_EQ(mkt::read_info_both(damaged, true, info).code(), Code::checksum_mismatch);
 }
 
 TEST(Format, ParamCountExcludesBuffers) {
@@ -168,11 +169,11 @@ TEST(Format, EmptyModelAndEmptyStateDict) {
     Bytes b;
     ASSERT_TRUE(write_model(mkt::make_model("ReLU"), WriteOptions{}, b).ok());
     Sequential back;
-    ASSERT_TRUE(read_model(b.data(), b.size(), back).ok());
+    ASSERT_TRUE(mkt::read_model_both(b, back).ok());
     EXPECT_EQ(format_spec(back.specs()), "0=ReLU");
     ASSERT_TRUE(write_state_dict({}, WriteOptions{}, b).ok());
     LoadedFile f;
-    ASSERT_TRUE(read_file(b.data(), b.size(), f).ok());
+    ASSERT_TRUE(mkt::read_file_both(b, f).ok());
     EXPECT_TRUE(f.tensors.empty());
 }
 
@@ -187,7 +188,7 @@ TEST(Format, ZeroSizedTensorsTakeNoBytes) {
         opt.dtype = dtype;
         ASSERT_TRUE(write_state_dict(sd, opt, b).ok());
         LoadedFile f;
-        ASSERT_TRUE(read_file(b.data(), b.size(), f).ok());
+        ASSERT_TRUE(mkt::read_file_both(b, f).ok());
         EXPECT_EQ(shape_of(f.tensors[0].second), (Shape{0, 3}));
         EXPECT_EQ(f.tensors[1].second(), 3.5f);
     }
@@ -227,7 +228,7 @@ TEST(Format, NaNAndInfSurviveFloatDtypes) {
         opt.dtype = dtype;
         ASSERT_TRUE(write_state_dict(sd, opt, b).ok());
         LoadedFile f;
-        ASSERT_TRUE(read_file(b.data(), b.size(), f).ok());
+        ASSERT_TRUE(mkt::read_file_both(b, f).ok());
         EXPECT_TRUE(std::isnan(f.tensors[0].second(0, 0)));
         EXPECT_EQ(f.tensors[0].second(0, 1), INFINITY);
         EXPECT_TRUE(std::signbit(f.tensors[0].second(0, 2)));
@@ -240,7 +241,7 @@ TEST(Format, MetadataRoundTripsInOrder) {
     opt.metadata = {{"z", "last"}, {"a", "ünïcödé ✓"}, {"empty", ""}};
     ASSERT_TRUE(write_model(mkt::tutorial_model(), opt, b).ok());
     FileInfo info;
-    ASSERT_TRUE(read_info(b.data(), b.size(), true, info).ok());
+    ASSERT_TRUE(mkt::read_info_both(b, true, info).ok());
     EXPECT_EQ(info.metadata, opt.metadata);
 }
 
@@ -251,7 +252,7 @@ TEST(Format, OtherAlignmentsRead) {
         opt.align_log2 = a;
         ASSERT_TRUE(write_model(mkt::tiny_model(), opt, b).ok());
         FileInfo info;
-        ASSERT_TRUE(read_info(b.data(), b.size(), true, info).ok()) << a;
+        ASSERT_TRUE(mkt::read_info_both(b, true, info).ok()) << a;
         for (const TensorInfo& t : info.tensors)
             if (t.bytes) EXPECT_EQ(t.offset % (1u << a), 0u);
     }

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "fixtures.hpp"
+#include "format_paths.hpp"
 
 using namespace modelkeep;
 using mkt::Bytes;
@@ -16,7 +17,7 @@ namespace {
 
 Status info_of(const Bytes& b, bool check_data = true) {
     FileInfo info;
-    return read_info(b.data(), b.size(), check_data, info);
+    return mkt::read_info_both(b, check_data, info);
 }
 
 // A valid state dict file holding one f32 tensor "w" of shape dims with the given data bytes.
@@ -55,7 +56,7 @@ TEST(FormatErrors, ValidHandWrittenStateDictReads) {
     f.data = padded(f, floats({1.5f, -2.0f}));
     const Bytes b = mkt::build_file(f);
     LoadedFile loaded;
-    ASSERT_TRUE(read_file(b.data(), b.size(), loaded).ok());
+    ASSERT_TRUE(mkt::read_file_both(b, loaded).ok());
     ASSERT_EQ(loaded.tensors.size(), 1u);
     EXPECT_EQ(loaded.tensors[0].first, "w");
     EXPECT_EQ(loaded.tensors[0].second(1), -2.0f);
@@ -310,7 +311,7 @@ TEST(FormatErrors, BadScale) {
     g.data = padded(g, ok.b);
     const Bytes b = mkt::build_file(g);
     LoadedFile loaded;
-    ASSERT_TRUE(read_file(b.data(), b.size(), loaded).ok());
+    ASSERT_TRUE(mkt::read_file_both(b, loaded).ok());
     EXPECT_FLOAT_EQ(loaded.tensors[0].second(0, 1), -0.5f);  // q = -1, scale 0.5
     EXPECT_FLOAT_EQ(loaded.tensors[0].second(1, 1), 4.0f);
 }
@@ -338,7 +339,7 @@ TEST(FormatErrors, ArchMismatchNamesTheCulprit) {
 TEST(FormatErrors, ReadModelOfAStateDictSaysWhatToDo) {
     const Bytes b = mkt::write_state_dict_bytes(mkt::tutorial_model());
     Sequential m;
-    const Status st = read_model(b.data(), b.size(), m);
+    const Status st = mkt::read_model_both(b, m);
     EXPECT_EQ(st.code(), Code::wrong_kind);
     EXPECT_NE(st.message().find("load_state_dict"), std::string::npos);
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "fixtures.hpp"
+#include "format_paths.hpp"
 
 using namespace modelkeep;
 using mkt::Bytes;
@@ -30,7 +31,7 @@ TEST(Hostile, EveryTruncationIsAnError) {
         for (std::size_t n = 0; n < file.size(); ++n) {
             const Bytes cut(file.begin(), file.begin() + std::ptrdiff_t(n));
             LoadedFile out;
-            const Status st = read_file(cut.data(), cut.size(), out);
+            const Status st = mkt::read_file_both(cut, out);
             ASSERT_FALSE(st.ok()) << name << " cut to " << n << " bytes loaded";
         }
     }
@@ -45,7 +46,7 @@ TEST(Hostile, EverySingleByteChangeIsAnError) {
             for (unsigned d = 1; d < 256; ++d) {
                 mutated[i] = std::uint8_t(file[i] ^ d);
                 LoadedFile out;
-                const Status st = read_file(mutated.data(), mutated.size(), out);
+                const Status st = mkt::read_file_both(mutated, out);
                 ASSERT_FALSE(st.ok()) << name << ": byte " << i << " ^ " << d << " loaded";
                 ++tried;
             }
@@ -60,7 +61,7 @@ TEST(Hostile, AppendedBytesAreAnError) {
         Bytes longer = file;
         longer.push_back(0);
         LoadedFile out;
-        EXPECT_EQ(read_file(longer.data(), longer.size(), out).code(), Code::trailing_bytes) << name;
+        EXPECT_EQ(mkt::read_file_both(longer, out).code(), Code::trailing_bytes) << name;
     }
 }
 
@@ -73,6 +74,6 @@ TEST(Hostile, RandomGarbageNeverCrashes) {
             b[0] = 0x89; b[1] = 'M'; b[2] = 'K'; b[3] = 'P';
         }
         LoadedFile out;
-        EXPECT_FALSE(read_file(b.data(), b.size(), out).ok());
+        EXPECT_FALSE(mkt::read_file_both(b, out).ok());
     }
 }

@@ -20,6 +20,7 @@
 
 #include <unistd.h>
 
+#include "counting_source.hpp"
 #include "crc32.hpp"
 #include "rng.hpp"
 #include "zlib_reference.hpp"
@@ -31,6 +32,7 @@ using namespace modelkeep;
 namespace {
 
 using Bytes = std::vector<std::uint8_t>;
+using mkt::CountingSource;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
@@ -232,32 +234,6 @@ Options torch_options() {
     return o;
 }
 Archive torch_archive() { return build_zip(torch_members(), torch_options()); }
-
-// A source outside this memory (data() is nullptr), like a file held by
-// JavaScript: counts the reads, their bytes and the largest one, and fails the
-// test on a read past the end (the reader must check every range first).
-class CountingSource final : public ByteSource {
-public:
-    explicit CountingSource(const Bytes& bytes) : bytes_(bytes) {}
-    std::uint64_t size() const override { return bytes_.size(); }
-    void read(std::uint64_t offset, void* dst, std::size_t n) const override {
-        ++reads;
-        total += n;
-        largest = std::max(largest, n);
-        if (offset > bytes_.size() || n > bytes_.size() - offset) {
-            ADD_FAILURE() << "a read of " << n << " bytes at " << offset << " runs past the end of a "
-                          << bytes_.size() << "-byte source";
-            return;
-        }
-        if (n) std::memcpy(dst, bytes_.data() + offset, n);
-    }
-    void reset() const { reads = total = largest = 0; }
-
-    mutable std::size_t reads = 0, total = 0, largest = 0;
-
-private:
-    const Bytes& bytes_;
-};
 
 // Runs `check` over both kinds of source of the same bytes (exactly sized, for ASan).
 template <class Check>

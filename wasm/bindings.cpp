@@ -181,23 +181,47 @@ Status read_metadata(const val& js, Metadata& out) {
     return Status::success();
 }
 
-std::vector<std::uint8_t> bytes_of(const val& u8) { return emscripten::convertJSArrayToNumberVector<std::uint8_t>(u8); }
-
-// A file held by JavaScript (a Uint8Array): readers copy only the ranges they
-// ask for, straight into wasm memory, so an import never holds the file twice.
+// A file held by JavaScript: a Uint8Array, or the Uint8Arrays of its chunks
+// in order (as the IndexedDB store keeps it). Readers copy only the ranges
+// they ask for, straight into wasm memory, so a load never holds the file
+// twice, and JavaScript need not join the chunks into one array first.
 class JsSource final : public ByteSource {
 public:
-    explicit JsSource(const val& u8) : u8_(u8), size_(std::uint64_t(u8["length"].as<double>())) {}
+    explicit JsSource(const val& file) {
+        if (!file.isArray()) {
+            add(file);
+            return;
+        }
+        const unsigned n = file["length"].as<unsigned>();
+        for (unsigned i = 0; i < n; ++i) add(file[i]);
+    }
     std::uint64_t size() const override { return size_; }
     void read(std::uint64_t offset, void* dst, std::size_t n) const override {
-        if (!n) return;
-        const val part = u8_.call<val>("subarray", double(offset), double(offset + n));
-        val(emscripten::typed_memory_view(n, static_cast<std::uint8_t*>(dst))).call<void>("set", part);
+        auto* out = static_cast<std::uint8_t*>(dst);
+        // The chunk holding `offset`: the last one starting at or before it.
+        std::size_t i = std::size_t(std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin()) - 1;
+        for (; n && i < chunks_.size(); ++i) {
+            const std::uint64_t begin = offset - starts_[i];
+            const std::size_t take = std::size_t(std::min<std::uint64_t>(n, lengths_[i] - begin));
+            const val part = chunks_[i].call<val>("subarray", double(begin), double(begin + take));
+            val(emscripten::typed_memory_view(take, out)).call<void>("set", part);
+            out += take;
+            offset += take;
+            n -= take;
+        }
     }
 
 private:
-    val u8_;
-    std::uint64_t size_;
+    void add(const val& chunk) {
+        chunks_.push_back(chunk);
+        starts_.push_back(size_);
+        lengths_.push_back(std::uint64_t(chunk["length"].as<double>()));
+        size_ += lengths_.back();
+    }
+
+    std::vector<val> chunks_;
+    std::vector<std::uint64_t> starts_, lengths_;  // of each chunk, in the file
+    std::uint64_t size_ = 0;
 };
 
 // A .mkp file (its magic), from its first 4 bytes only.
@@ -208,10 +232,11 @@ bool is_mkp(const ByteSource& file) {
     return detect_format(head, n) == FileFormat::mkp;
 }
 
-// Bytes of wasm memory an import of `source` needs beyond its tensors: the
-// whole file, except for torch zips and safetensors, which are read by ranges.
+// Bytes of wasm memory an import of `source` needs beyond its tensors: none
+// for .mkp, torch zips and safetensors, which are read by ranges; the whole
+// file for a legacy torch file, which is read from memory.
 double import_overhead(const SourceInfo& info, double file_bytes) {
-    return info.format == FileFormat::torch_zip || info.format == FileFormat::safetensors ? 0.0 : file_bytes;
+    return info.format == FileFormat::torch_legacy ? file_bytes : 0.0;
 }
 
 // A tensor of `shape` filled straight from a JS array-like of numbers (one copy).
@@ -235,11 +260,6 @@ Status reserve(double bytes, const std::string& what) {
                                               " MiB, more than the WebAssembly memory can grow to");
     std::free(p);
     return Status::success();
-}
-
-double length_of(const val& array_like) {
-    const val n = array_like["length"];
-    return n.isNumber() ? n.as<double>() : 0.0;
 }
 
 // float32 elements of every tensor the specs create.
@@ -275,18 +295,18 @@ public:
         return success();
     }
 
-    /// Bytes of any readable file (.mkp, torch zip or legacy, safetensors) →
-    /// { ok, format, holds, architectureFrom, ... } or a failure. architecture
-    /// (a SPEC, or "") and assumeSequential say what runs when the file does not
-    /// (needs_architecture otherwise).
-    val load(const val& u8, const std::string& architecture, bool assume_sequential) {
-        const JsSource file(u8);
-        // The structure alone sizes the work; import_file then reads everything (CRCs once).
+    /// Any readable file (.mkp, torch zip or legacy, safetensors) as a
+    /// Uint8Array or an array of its chunks (JsSource) → { ok, format, holds,
+    /// architectureFrom, ... } or a failure. architecture (a SPEC, or "") and
+    /// assumeSequential say what runs when the file does not (needs_architecture
+    /// otherwise).
+    val load(const val& bytes, const std::string& architecture, bool assume_sequential) {
+        const JsSource file(bytes);
+        // The structure alone sizes the work (the tensors, as float32); import_file
+        // then reads everything (CRCs once).
         SourceInfo source;
-        Status st;
-        if (is_mkp(file))
-            st = reserve(2.0 * double(file.size()), "the model");  // the file, then its tensors
-        else if ((st = read_source(file, source)).ok())
+        Status st = read_source(file, source);
+        if (st.ok())
             st = reserve(source_elements(source) * 4 + import_overhead(source, double(file.size())), "the model");
         if (!st.ok()) return fail(st);
         ImportOptions options;
@@ -469,15 +489,13 @@ namespace {
 
 /// Bytes of any readable file → its info object without decoding weights
 /// (.mkp: the header; torch: the pickle and the storages' sizes; safetensors:
-/// the header). check_data also reads every value (CRCs, conversions).
+/// the header). check_data also reads every value (CRCs, conversions; a .mkp
+/// file is streamed through one chunk, no tensor is allocated).
 val file_info(const val& u8, bool check_data) {
     const JsSource file(u8);
     if (is_mkp(file)) {
-        Status st = reserve(length_of(u8), "copying the file");
-        if (!st.ok()) return fail(st);
-        const std::vector<std::uint8_t> bytes = bytes_of(u8);
         FileInfo info;
-        st = read_info(bytes.data(), bytes.size(), check_data, info);
+        const Status st = read_info(file, check_data, info);
         if (!st.ok()) return fail(st);
         return info_object(info);
     }

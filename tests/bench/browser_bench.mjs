@@ -1,18 +1,20 @@
 #!/usr/bin/env node
 // browser_bench.mjs — IndexedDB save/load time in headless Chromium, side by side: modelkeep,
 // TensorFlow.js 4.22 (cpu backend) and a raw IndexedDB put/get of the same bytes (the practical
-// limit), for the MNIST MLP and a ~100 MB MLP; plus what each library makes a page download
-// (gzip -9). A benchmark, not a test: it is not part of `npm test`.
+// limit), for the MNIST MLP and a ~100 MB MLP; the peak memory of a modelkeep IndexedDB load
+// (wasm memory and the page's resident memory, against the stored bytes); plus what each
+// library makes a page download (gzip -9). A benchmark, not a test: it is not part of `npm test`.
 //
-// Run:  node tests/bench/browser_bench.mjs [--quick]
-//   --quick  2 timed runs and only the MNIST model (a fast check that everything works)
+// Run:  node tests/bench/browser_bench.mjs [--quick | --memory]
+//   --quick   2 timed runs and only the MNIST model (a fast check that everything works)
+//   --memory  only the peak memory of a load, for both models
 // Prints a Markdown report on stdout, progress on stderr, and writes build/bench/browser.json.
 // Needs: web/dist (built here with scripts/build-wasm.sh when missing), Chromium at
 // /usr/bin/chromium (or CHROMIUM_PATH), and the devDependency @tensorflow/tfjs. The download
 // sizes also read @tensorflow/tfjs-backend-wasm and onnxruntime-web; a missing one is reported.
 // Timings on a shared or busy machine are noisy: the load average is printed with the results.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
@@ -26,14 +28,16 @@ import {
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const quick = process.argv.includes('--quick');
+const memoryOnly = process.argv.includes('--memory');
 const runs = quick ? 2 : 5;
-const outFile = join(root, 'build/bench/browser.json');
+const outFile = join(root, memoryOnly ? 'build/bench/browser-memory.json' : 'build/bench/browser.json');
 
 const allModels = [
   { key: 'mnist', label: 'MNIST MLP 784→512→512→10', sizes: [784, 512, 512, 10] },
   { key: 'big', label: 'MLP 1024→4096→4096→1024', sizes: [1024, 4096, 4096, 1024] },
 ];
 const models = quick ? allModels.slice(0, 1) : allModels;
+const memoryModels = quick ? allModels.slice(0, 1) : allModels;
 
 /** The peers (the order rotates from round to round). `info: true` rows are for context only. */
 const peers = [
@@ -180,6 +184,16 @@ const pageHtml = `<!doctype html>
       S.y = S.model.forward(S.x, [S.batch, sizes[0]]).data;
       S.bytes = S.model.toBytes({ dtype: 'f32' });
       return { params: S.model.paramCount, fileBytes: S.bytes.length, spec };
+    },
+
+    /** Saves the current model as f32 (for the memory part, which loads it in a fresh page). */
+    async saveOnly(name) {
+      await mk.save(S.model, 'indexeddb://' + name, { dtype: 'f32' });
+      return S.bytes.length;
+    },
+
+    async remove(name) {
+      await mk.removeModel('indexeddb://' + name);
     },
 
     teardown() {
@@ -350,6 +364,37 @@ const pageHtml = `<!doctype html>
 </html>
 `;
 
+// A page with nothing but modelkeep, opened fresh for each measured load: its WebAssembly memory
+// starts at its initial size, and since a wasm memory never shrinks, its size after the load is
+// the peak the load needed.
+const memoryPageHtml = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>modelkeep load memory</title><link rel="icon" href="data:,"></head>
+<body>
+<script type="module">
+  import * as mk from '/web/src/index.js';
+  import { runtime } from '/web/src/runtime.js';
+
+  const wasmBytes = () => runtime().HEAPU8.buffer.byteLength;
+  window.memoryBench = {
+    async load(url) {
+      globalThis.gc?.();
+      const before = wasmBytes();
+      const t = performance.now();
+      const model = await mk.load(url);
+      const ms = performance.now() - t;
+      const after = wasmBytes();
+      const params = model.paramCount;
+      model.dispose();
+      return { before, after, ms, params };
+    },
+  };
+  window.memoryReady = true;
+</script>
+</body>
+</html>
+`;
+
 // ---- part 1: IndexedDB save and load -----------------------------------------------------------
 //
 // The peers take turns: each of the `runs` rounds gives every peer one slot (the order rotates
@@ -439,9 +484,96 @@ async function runModel(page, model, failures) {
   return entry;
 }
 
+// ---- part 3: peak memory of an IndexedDB load -----------------------------------------------------
+//
+// The model is saved from the bench page, then loaded in a fresh page. Two figures, each against
+// the stored bytes: the growth of the fresh page's wasm memory (exact: it only grows), and the
+// growth of its renderer's peak resident memory (Linux VmHWM, reset just before the load: JS
+// arrays, IndexedDB values and wasm memory together; n/a where /proc cannot be read or reset).
+
+const procStatus = (pid) => readFileSync(`/proc/${pid}/status`, 'utf8');
+const procKb = (status, field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+
+/** The renderer processes of the Chromium whose profile is `profile` (Linux /proc). */
+function rendererPids(profile) {
+  const all = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  // One string: Chromium's child processes rewrite their argv into argv[0].
+  const cmdline = (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      return '';
+    }
+  };
+  const parent = (pid) => {
+    try {
+      return /^PPid:\s+(\d+)/m.exec(procStatus(pid))?.[1];
+    } catch {
+      return undefined;
+    }
+  };
+  const browser = all.find((pid) => cmdline(pid).includes(`--user-data-dir=${profile} `) &&
+    !cmdline(pid).includes(' --type='));
+  if (!browser) return [];
+  const descends = (pid) => {
+    for (let p = pid, i = 0; p && p !== '1' && i < 10; p = parent(p), i++) if (p === browser) return true;
+    return false;
+  };
+  return all.filter((pid) => cmdline(pid).includes(' --type=renderer ') && descends(pid));
+}
+
+/** Resets the peak resident memory of `pids` and returns their resident memory now (bytes). */
+function resetPeaks(pids) {
+  const rss = {};
+  for (const pid of pids) {
+    try {
+      writeFileSync(`/proc/${pid}/clear_refs`, '5');
+      rss[pid] = procKb(procStatus(pid), 'VmRSS');
+    } catch {
+      // not ours to reset: this process is left out
+    }
+  }
+  return rss;
+}
+
+async function measureMemory(context, benchPage, server, profile) {
+  const out = [];
+  for (const model of memoryModels) {
+    const name = `memory-${model.key}`;
+    const setup = await benchPage.evaluate((sizes) => window.bench.setup(sizes), model.sizes);
+    const stored = await benchPage.evaluate((n) => window.bench.saveOnly(n), name);
+    await benchPage.evaluate(() => window.bench.teardown());
+    const page = await context.newPage();
+    await page.goto(`${server.url}/__bench__/memory.html`);
+    await page.waitForFunction(() => window.memoryReady === true, null, { timeout: 60_000 });
+    const rss = resetPeaks(rendererPids(profile));
+    const r = await page.evaluate((n) => window.memoryBench.load(`indexeddb://${n}`), name);
+    let rssGrowth = null;
+    for (const [pid, before] of Object.entries(rss)) {
+      try {
+        const growth = procKb(procStatus(pid), 'VmHWM') - before;
+        if (Number.isFinite(growth)) rssGrowth = Math.max(rssGrowth ?? 0, growth);
+      } catch {
+        // the process ended meanwhile
+      }
+    }
+    await page.close();
+    await benchPage.evaluate((n) => window.bench.remove(n), name);
+    if (r.params !== setup.params) throw new Error(`${model.key}: the loaded model has ${r.params} parameters`);
+    const entry = { key: model.key, label: model.label, storedBytes: stored, wasmBefore: r.before,
+      wasmAfter: r.after, wasmGrowth: r.after - r.before, rssPeakGrowth: rssGrowth, loadMs: r.ms };
+    log(`  [memory] ${model.label}: stored ${mb(stored)}, wasm memory ${mb(r.before)} → ${mb(r.after)} ` +
+      `(${(entry.wasmGrowth / stored).toFixed(2)}× the stored bytes), renderer peak RSS +` +
+      `${rssGrowth === null ? 'n/a' : mb(rssGrowth)}, load ${ms(r.ms)} ms`);
+    out.push(entry);
+  }
+  return out;
+}
+
 async function measureStorage() {
   const server = await startServer({ root });
   server.route('/__bench__/page.html', pageHtml, 'text/html; charset=utf-8');
+  server.route('/__bench__/memory.html', memoryPageHtml, 'text/html; charset=utf-8');
   const profile = await tempDir('modelkeep-bench-');
   let context;
   const failures = [];
@@ -459,7 +591,9 @@ async function measureStorage() {
       { timeout: 60_000 });
     out.browser = await page.evaluate(() => navigator.userAgent);
     out.gcExposed = await page.evaluate(() => typeof globalThis.gc === 'function');
-    for (const model of models) out.models.push(await runModel(page, model, failures));
+    if (!memoryOnly) for (const model of models) out.models.push(await runModel(page, model, failures));
+    await clearDatabases(page);
+    out.memory = await measureMemory(context, page, server, profile);
     out.pageErrors = errors;
   } finally {
     await context?.close();
@@ -472,9 +606,27 @@ async function measureStorage() {
 
 // ---- report ------------------------------------------------------------------------------------
 
+function memoryReport(storage, p) {
+  p('## Peak memory of an IndexedDB load (`load(\'indexeddb://…\')` in a fresh page, f32 model)');
+  p();
+  p('| model | stored | wasm memory before → after | wasm growth ÷ stored | renderer peak RSS growth ÷ stored |');
+  p('|---|---|---|---|---|');
+  for (const m of storage.memory) {
+    const rss = m.rssPeakGrowth === null ? 'n/a' : `${(m.rssPeakGrowth / m.storedBytes).toFixed(2)}× ` +
+      `(${mb(m.rssPeakGrowth)})`;
+    p(`| ${m.label} | ${mb(m.storedBytes)} | ${mb(m.wasmBefore)} → ${mb(m.wasmAfter)} | ` +
+      `**${(m.wasmGrowth / m.storedBytes).toFixed(2)}×** | ${rss} |`);
+  }
+  p();
+}
+
 function report(storage, sizes) {
   const lines = [];
   const p = (s = '') => lines.push(s);
+  if (memoryOnly) {
+    memoryReport(storage, p);
+    return lines.join('\n');
+  }
   p(`## IndexedDB save / load in headless Chromium (ms: median (min–max) of ${runs} timed runs, ` +
     'each after a warm-up)');
   p();
@@ -516,6 +668,7 @@ function report(storage, sizes) {
       .map((k) => ms(parts[k].median)).join(' | ')} |`);
   }
   p();
+  memoryReport(storage, p);
   p('## What a page downloads (each file gzipped alone, level 9)');
   p();
   p('| library | files | bytes | gzip -9 |');

@@ -696,3 +696,57 @@ test('9. downloads://name downloads name.mkp holding exactly model.toBytes()',
     assert.equal(sha256(got), sha256(fromB64(r.bytes)));
     assertNoErrors(errors);
   }));
+
+test('10. an IndexedDB load hands wasm the stored chunks (no joined copy): a model over two chunks loads bit-identically; a flipped byte in chunk 1 is checksum_mismatch',
+  { skip, timeout: 60_000 }, () => withBrowser(undefined, async ({ context }) => {
+    const { page, errors } = await openPage(context, server.url);
+    const r = await page.evaluate(async () => {
+      const { nn, save, load } = window.mk;
+      const { runtime } = await import('/web/src/runtime.js');
+      const input = [Array.from({ length: 1024 }, (_, i) => Math.sin(i))];
+      const model = nn.sequential(nn.linear(1024, 2560), nn.relu(), nn.linear(2560, 2), { seed: 10 }); // ~10.5 MB
+      await save(model, 'indexeddb://chunked');
+      const bytes = model.toBytes();
+
+      // What the wasm side is given: record each ModelHandle.load argument.
+      const proto = runtime().ModelHandle.prototype;
+      const original = proto.load;
+      const given = [];
+      proto.load = function (file, ...rest) {
+        given.push(Array.isArray(file)
+          ? file.map((c) => ({ length: c.length, ownBuffer: c.byteOffset === 0 && c.buffer.byteLength === c.length }))
+          : { single: file.length });
+        return original.call(this, file, ...rest);
+      };
+      try {
+        const loaded = await load('indexeddb://chunked');
+        const same = th.b64(loaded.toBytes()) === th.b64(bytes);
+        const y = Array.from(loaded.forward(input).data);
+        loaded.dispose();
+
+        // Flip one byte of the second stored chunk (a weight of the first Linear).
+        const req = (q) => new Promise((ok, fail) => { q.onsuccess = () => ok(q.result); q.onerror = () => fail(q.error); });
+        const db = await req(indexedDB.open('modelkeep'));
+        const tx = db.transaction('chunks', 'readwrite');
+        const chunk = await req(tx.objectStore('chunks').get(['chunked', 1]));
+        new Uint8Array(chunk)[12345] ^= 0x01;
+        tx.objectStore('chunks').put(chunk, ['chunked', 1]);
+        await new Promise((ok, fail) => { tx.oncomplete = ok; tx.onerror = tx.onabort = () => fail(tx.error); });
+        db.close();
+        const corrupted = await th.attempt(load('indexeddb://chunked'));
+        return { given, same, y, yModel: Array.from(model.forward(input).data), fileBytes: bytes.length, corrupted };
+      } finally {
+        proto.load = original;
+      }
+    });
+    const chunk = 8 * 1024 * 1024;
+    assert.deepEqual(r.given[0], [
+      { length: chunk, ownBuffer: true },
+      { length: r.fileBytes - chunk, ownBuffer: true },
+    ], 'wasm reads the two stored chunks themselves');
+    assert.ok(r.same, 'the model loaded from chunks writes the same bytes');
+    assert.deepEqual(r.y, r.yModel, 'and predicts bit-identically');
+    assert.equal(r.corrupted.ok, false);
+    assert.equal(r.corrupted.code, 'checksum_mismatch', r.corrupted.message);
+    assertNoErrors(errors);
+  }));

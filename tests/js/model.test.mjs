@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { nn, Model, ModelError, save, load, fileInfo } from '../../web/src/index.js';
+import { fromChunks } from '../../web/src/model.js';
 import { runtime } from '../../web/src/runtime.js';
 
 const CLI = new URL('../../build/native/modelkeep', import.meta.url).pathname;
@@ -220,4 +221,30 @@ test('work too big for wasm memory is out_of_memory, and the module lives on', (
   const m = nn.sequential(nn.linear(3, 5), { seed: 1 });
   assert.deepEqual(m.forward([[1, 2, 3]]).shape, [1, 5]);
   m.dispose();
+});
+
+test('a file given as chunks loads like its bytes, wherever the chunk boundaries fall', () => {
+  const model = nn.sequential(nn.linear(7, 9), nn.gelu(), nn.linear(9, 3), { seed: 5 });
+  const input = [[1, -2, 3, 0.5, 0.25, -1, 2]];
+  for (const dtype of ['f32', 'f16', 'int8']) {
+    const bytes = model.toBytes({ dtype });
+    const expected = Model.fromBytes(bytes);
+    const y = expected.forward(input).data;
+    expected.dispose();
+    // Empty chunks, 1-byte chunks, a boundary inside the header and inside every tensor.
+    const cuts = [[0, 0, 1, 2, 19, 20, 21, 64, 65, 200, bytes.length], [0, bytes.length, bytes.length],
+      [0, ...Array.from({ length: bytes.length - 1 }, (_, i) => i + 1), bytes.length]];
+    for (const cut of cuts) {
+      const chunks = cut.slice(1).map((end, i) => bytes.slice(cut[i], end));
+      const loaded = fromChunks(chunks);
+      assert.deepEqual(loaded.toBytes({ dtype }), bytes, `${dtype}, ${chunks.length} chunks`);
+      assert.deepEqual(loaded.forward(input).data, y);
+      loaded.dispose();
+    }
+    const corrupted = bytes.slice();
+    corrupted[corrupted.length - 1] ^= 1;
+    throwsCode(() => fromChunks([corrupted.slice(0, 50), corrupted.slice(50)]), 'checksum_mismatch');
+  }
+  throwsCode(() => fromChunks([model.toBytes(), [1, 2]]), 'invalid_argument');
+  throwsCode(() => fromChunks(model.toBytes()), 'invalid_argument');
 });

@@ -153,6 +153,28 @@ test('put/get round trip: empty, small, many chunks, exact multiple, a few MB', 
   }
 });
 
+test('getChunks returns the stored chunks as they are, in order, without joining them', async (t) => {
+  const { store } = await fresh(t, { chunkBytes: 1000 });
+  const bytes = bytesOf(2500, 3);
+  await store.put('m', bytes);
+  const seen = [];
+  const chunks = await store.getChunks('m', { onProgress: (p) => seen.push(p.loaded) });
+  assert.deepEqual(chunks.map((c) => c.length), [1000, 1000, 500]);
+  for (const c of chunks) {
+    assert.ok(c instanceof Uint8Array);
+    assert.equal(c.byteOffset, 0);
+    assert.equal(c.buffer.byteLength, c.length, 'each chunk is a view of its own stored buffer, not of a joined copy');
+  }
+  assert.notEqual(chunks[0].buffer, chunks[1].buffer);
+  assert.deepEqual(chunks.flatMap((c) => [...c]), [...bytes]);
+  assert.deepEqual(seen, [1000, 2000, 2500]);
+  await store.put('empty', new Uint8Array(0));
+  assert.deepEqual(await store.getChunks('empty'), []);
+  assert.deepEqual(await store.get('empty'), new Uint8Array(0));
+  await rejectsWith(store.getChunks('ghost'), 'not_found');
+  await rejectsWith(store.getChunks(''), 'invalid_argument');
+});
+
 test('put stores only the bytes a subarray view covers', async (t) => {
   const { store, factory } = await fresh(t, { chunkBytes: 1000 });
   const big = bytesOf(10_000);

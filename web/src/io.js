@@ -6,7 +6,7 @@
 //   a path or file:// URL         Node only
 // and, for load, File/Blob, ArrayBuffer and Uint8Array. The bytes are the same everywhere.
 import { ModelError, check } from './errors.js';
-import { Model, encode, toUint8Array } from './model.js';
+import { Model, encode, fromChunks, toUint8Array } from './model.js';
 import { isNode, runtime } from './runtime.js';
 import { openStore } from './store.js';
 
@@ -182,7 +182,12 @@ export async function loadBytes(source, { onProgress } = {}) {
  * @returns {Promise<Model>}
  */
 export async function load(source, { onProgress, architecture, assumeSequential, weightDtype } = {}) {
-  return Model.fromBytes(await loadBytes(source, { onProgress }), { architecture, assumeSequential, weightDtype });
+  const text = source instanceof URL ? source.href : source;
+  // A stored model goes to wasm as its chunks, read in place: no joined copy of the file in JS.
+  const chunks = typeof text === 'string' && text.startsWith(IDB)
+    ? await (await store()).getChunks(idbName(text), { onProgress })
+    : [await loadBytes(source, { onProgress })];
+  return fromChunks(chunks, { architecture, assumeSequential, weightDtype });
 }
 
 /** { 'indexeddb://name': { dateSaved, bytes, dtype, params, layers, metadata, ... } }, without reading weights. */

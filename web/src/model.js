@@ -16,6 +16,13 @@ const DTYPES = ['f32', 'f16', 'bf16', 'int8'];
  */
 export let encode;
 
+/**
+ * fromChunks(chunks, { architecture, assumeSequential }) → Model: Model.fromBytes over a file
+ * given as its chunks (Uint8Arrays, in order, as the IndexedDB store keeps it), which wasm reads
+ * in place: JavaScript never joins them into a second copy of the file. Set by Model's static block.
+ */
+export let fromChunks;
+
 /** A layer description: its SPEC text and an optional child name. */
 export class Layer {
   constructor(spec, name) {
@@ -157,31 +164,8 @@ export class Model {
    * safetensors file. The format comes from the bytes. Files that hold weights but not what
    * runs need `architecture` (a SPEC) or, for a pickled custom module, `assumeSequential`.
    */
-  static fromBytes(bytes, { architecture, assumeSequential = false, weightDtype } = {}) {
-    if (architecture !== undefined && (typeof architecture !== 'string' || architecture === '')) {
-      throw new ModelError('invalid_argument', 'architecture must be a non-empty SPEC string');
-    }
-    if (architecture !== undefined && assumeSequential) {
-      throw new ModelError('invalid_argument', 'give either architecture or assumeSequential, not both');
-    }
-    const u8 = toUint8Array(bytes);
-    const handle = new (runtime().ModelHandle)();
-    const r = handle.load(u8, architecture ?? '', Boolean(assumeSequential));
-    if (!r.ok) {
-      handle.delete();
-      check(r);
-    }
-    const model = new Model(handle);
-    model.#source = { format: r.format, holds: r.holds, architectureFrom: r.architectureFrom };
-    if (weightDtype !== undefined) {
-      try {
-        model.setWeightDtype(weightDtype);
-      } catch (e) {
-        model.dispose();
-        throw e;
-      }
-    }
-    return model;
+  static fromBytes(bytes, options = {}) {
+    return fromChunks([toUint8Array(bytes)], options);
   }
 
   /**
@@ -263,6 +247,35 @@ export class Model {
   }
 
   static {
+    fromChunks = (chunks, { architecture, assumeSequential = false, weightDtype } = {}) => {
+      if (architecture !== undefined && (typeof architecture !== 'string' || architecture === '')) {
+        throw new ModelError('invalid_argument', 'architecture must be a non-empty SPEC string');
+      }
+      if (architecture !== undefined && assumeSequential) {
+        throw new ModelError('invalid_argument', 'give either architecture or assumeSequential, not both');
+      }
+      if (!Array.isArray(chunks) || !chunks.every((c) => c instanceof Uint8Array)) {
+        throw new ModelError('invalid_argument', 'a file in chunks must be an array of Uint8Arrays');
+      }
+      const handle = new (runtime().ModelHandle)();
+      const r = handle.load(chunks, architecture ?? '', Boolean(assumeSequential));
+      if (!r.ok) {
+        handle.delete();
+        check(r);
+      }
+      const model = new Model(handle);
+      model.#source = { format: r.format, holds: r.holds, architectureFrom: r.architectureFrom };
+      if (weightDtype !== undefined) {
+        try {
+          model.setWeightDtype(weightDtype);
+        } catch (e) {
+          model.dispose();
+          throw e;
+        }
+      }
+      return model;
+    };
+
     // The bytes and the file's info in one call (io.js's save needs both).
     encode = (model, { dtype = model.weightDtype, metadata = {}, stateDictOnly = false } = {}) => {
       if (!DTYPES.includes(dtype)) {

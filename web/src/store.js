@@ -23,7 +23,9 @@ const quotaMargin = 1024 * 1024;
  * @typedef {object} Store
  * @property {(name: string, bytes: Uint8Array, info?: object, options?: ProgressOptions)
  *   => Promise<StoredInfo>} put  resolves, once committed, to the info record it wrote
- * @property {(name: string, options?: ProgressOptions) => Promise<Uint8Array>} get
+ * @property {(name: string, options?: ProgressOptions) => Promise<Uint8Array>} get  the bytes, contiguous
+ * @property {(name: string, options?: ProgressOptions) => Promise<Uint8Array[]>} getChunks  the same
+ *   bytes as stored, one Uint8Array per chunk in order (no joined copy); an empty model has none
  * @property {(name: string) => Promise<StoredInfo>} info
  * @property {() => Promise<Record<string, StoredInfo>>} list
  * @property {(from: string, to: string) => Promise<void>} copy
@@ -392,6 +394,43 @@ export async function openStore(options = {}) {
     });
   }
 
+  /** The stored chunks of `name`, in order, as Uint8Array views (checked against its info record). */
+  async function getChunks(name, { onProgress } = {}) {
+    checkName(name);
+    checkProgress(onProgress);
+    return transact(['info', 'chunks'], 'readonly', async (tx) => {
+      const record = await promisify(tx.objectStore('info').get(name));
+      if (!record) throw notFound(name);
+      const { bytes: total, chunks: count } = record;
+      const counts = [total, count];
+      if (!counts.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+        throw corrupt(name, 'the info record has no valid byte or chunk count');
+      }
+      const out = [];
+      let loaded = 0;
+      const cursorRequest = tx.objectStore('chunks').openCursor(rangeOf(IDBKeyRange, name));
+      for (let cursor = await promisify(cursorRequest); cursor;
+        cursor = await promisify(cursorRequest)) {
+        const chunk = cursor.value;
+        const index = out.length;
+        if (cursor.key[1] !== index) throw corrupt(name, `chunk ${index} of ${count} is missing`);
+        if (!(chunk instanceof ArrayBuffer)) throw corrupt(name, `chunk ${index} is not bytes`);
+        if (index >= count || loaded + chunk.byteLength > total) {
+          throw corrupt(name, `the chunks hold more than the ${total} bytes recorded`);
+        }
+        out.push(new Uint8Array(chunk)); // a view: the chunk as IndexedDB gave it, not a copy
+        loaded += chunk.byteLength;
+        onProgress?.({ loaded, total });
+        cursor.continue();
+      }
+      if (out.length !== count || loaded !== total) {
+        throw corrupt(name,
+          `found ${out.length} chunks / ${loaded} bytes, the info record says ${count} / ${total}`);
+      }
+      return out;
+    });
+  }
+
   return {
     async put(name, bytes, info = {}, { onProgress } = {}) {
       checkName(name);
@@ -427,42 +466,19 @@ export async function openStore(options = {}) {
       return { ...record };
     },
 
-    async get(name, { onProgress } = {}) {
-      checkName(name);
-      checkProgress(onProgress);
-      return transact(['info', 'chunks'], 'readonly', async (tx) => {
-        const record = await promisify(tx.objectStore('info').get(name));
-        if (!record) throw notFound(name);
-        const { bytes: total, chunks: count } = record;
-        const counts = [total, count];
-        if (!counts.every((n) => Number.isSafeInteger(n) && n >= 0)) {
-          throw corrupt(name, 'the info record has no valid byte or chunk count');
-        }
-        const out = new Uint8Array(total); // allocated once; each chunk is copied in
-        let index = 0;
-        let loaded = 0;
-        const cursorRequest = tx.objectStore('chunks').openCursor(rangeOf(IDBKeyRange, name));
-        for (let cursor = await promisify(cursorRequest); cursor;
-          cursor = await promisify(cursorRequest)) {
-          const chunk = cursor.value;
-          if (cursor.key[1] !== index) throw corrupt(name, `chunk ${index} of ${count} is missing`);
-          if (!(chunk instanceof ArrayBuffer)) throw corrupt(name, `chunk ${index} is not bytes`);
-          if (index >= count || loaded + chunk.byteLength > total) {
-            throw corrupt(name, `the chunks hold more than the ${total} bytes recorded`);
-          }
-          out.set(new Uint8Array(chunk), loaded);
-          loaded += chunk.byteLength;
-          index++;
-          onProgress?.({ loaded, total });
-          cursor.continue();
-        }
-        if (index !== count || loaded !== total) {
-          throw corrupt(name,
-            `found ${index} chunks / ${loaded} bytes, the info record says ${count} / ${total}`);
-        }
-        return out;
-      });
+    async get(name, options = {}) {
+      const chunks = await getChunks(name, options);
+      if (chunks.length === 1) return chunks[0]; // already one contiguous array: no copy
+      const out = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0));
+      let at = 0;
+      for (const chunk of chunks) {
+        out.set(chunk, at);
+        at += chunk.length;
+      }
+      return out;
     },
+
+    getChunks,
 
     async info(name) {
       checkName(name);
