@@ -69,6 +69,18 @@ bool compact_weight(const Tensor& w, DType dtype, CompactWeight& out) {
     return true;
 }
 
+bool finish_compact(CompactWeight& w) {
+    if (w.dtype == DType::int8) {
+        for (float s : w.scale)
+            if (!(s >= 0.0f) || !std::isfinite(s)) return false;
+    } else if (w.dtype == DType::f16) {
+        for (std::uint16_t h : w.half)
+            if (!f16_decodable(h)) return false;
+        split_subnormals(w);
+    }
+    return w.dtype != DType::f32;
+}
+
 bool compact_from_stored(DType dtype, std::size_t rows, std::size_t cols, const std::uint8_t* stored,
                          CompactWeight& out) {
     if (dtype == DType::f32) return false;
@@ -80,19 +92,13 @@ bool compact_from_stored(DType dtype, std::size_t rows, std::size_t cols, const 
     if (dtype == DType::int8) {
         c.scale.resize(rows);
         std::memcpy(c.scale.data(), stored, rows * 4);  // little-endian hosts only (checked in format)
-        for (float s : c.scale)
-            if (!(s >= 0.0f) || !std::isfinite(s)) return false;
         c.q.resize(n);
         std::memcpy(c.q.data(), stored + rows * 4, n);
     } else {
         c.half.resize(n);
         std::memcpy(c.half.data(), stored, n * 2);
-        if (dtype == DType::f16) {
-            for (std::uint16_t h : c.half)
-                if (!f16_decodable(h)) return false;
-            split_subnormals(c);
-        }
     }
+    if (!finish_compact(c)) return false;
     out = std::move(c);
     return true;
 }

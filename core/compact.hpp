@@ -51,6 +51,11 @@ bool compact_weight(const Tensor& w, DType dtype, CompactWeight& out);
 bool compact_from_stored(DType dtype, std::size_t rows, std::size_t cols, const std::uint8_t* stored,
                          CompactWeight& out);
 
+/// For a reader that filled dtype, rows, cols and `half` (f16/bf16) or
+/// `scale` + `q` (int8) itself: the checks and the f16 subnormal split of
+/// compact_from_stored. False if the values cannot be held as they are.
+bool finish_compact(CompactWeight& w);
+
 /// The file format's bytes of `w` (stored_bytes(w.dtype, rows·cols, rows) long).
 void compact_to_stored(const CompactWeight& w, std::uint8_t* out);
 

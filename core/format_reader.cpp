@@ -447,13 +447,23 @@ void decode_values(const TensorInfo& t, const float* scales, std::size_t first, 
 // (format.hpp §5): int8 is rows × f32 scale, then numel × int8 q; the other
 // dtypes are numel values. A bad int8 scale is bad_scale, but only after the
 // whole tensor was read: the caller reports it once the data CRC matched.
-Status read_tensor(DataStream& in, const TensorInfo& t, Tensor* out) {
+//
+// With `compact` (a Linear weight stored f16, bf16 or int8), the stored values
+// go into it as they are instead of being decoded — unless finish_compact
+// finds values it cannot hold, which are then decoded into `out` after all.
+Status read_tensor(DataStream& in, const TensorInfo& t, Tensor* out, CompactWeight* compact = nullptr) {
     Status bad_scale;
     std::uint64_t at = t.offset;
     std::vector<float> scales;  // int8 with `out`: one per row
+    if (compact) {
+        compact->dtype = t.dtype;
+        compact->rows = t.shape[0];
+        compact->cols = t.shape[1];
+    }
+    std::vector<float>& row_scales = compact ? compact->scale : scales;
     if (t.dtype == DType::int8) {
         const std::uint64_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
-        if (out) scales.resize(std::size_t(rows));
+        if (out) row_scales.resize(std::size_t(rows));
         for (std::uint64_t r = 0; r < rows;) {
             const std::size_t n = std::size_t(std::min<std::uint64_t>(rows - r, read_chunk_bytes / 4));
             const std::uint8_t* p = in.chunk(at, n * 4);
@@ -464,13 +474,31 @@ Status read_tensor(DataStream& in, const TensorInfo& t, Tensor* out) {
                     bad_scale = error(Code::bad_scale, "tensor '" + t.name + "' row " + std::to_string(r) +
                                                            " has scale " + format_float(scale) +
                                                            " (must be finite and >= 0)");
-                if (out) scales[r] = scale;
+                if (out) row_scales[r] = scale;
             }
             at += n * 4;
         }
     }
     const std::size_t width = t.dtype == DType::f32 ? 4 : t.dtype == DType::int8 ? 1 : 2;  // stored bytes per value
     const std::size_t numel = std::size_t((t.offset + t.bytes - at) / width);
+    if (compact) {  // allocated only now, filled straight from the source
+        void* dst;
+        if (t.dtype == DType::int8) {
+            compact->q.resize(numel);
+            dst = compact->q.data();
+        } else {
+            compact->half.resize(numel);
+            dst = compact->half.data();
+        }
+        in.into(at, dst, numel * width);
+        if (bad_scale.ok() && !finish_compact(*compact)) {
+            *out = expand_weight(*compact);  // f16 inf/NaN: float32 after all
+            *compact = CompactWeight{};
+        } else {
+            *out = Tensor(Shape{0});  // the placeholder Layer::compact expects
+        }
+        return bad_scale;
+    }
     if (out) {
         *out = Tensor(t.shape);  // allocated only now; every element is written below
         if (t.dtype == DType::f32) {
@@ -491,9 +519,12 @@ Status read_tensor(DataStream& in, const TensorInfo& t, Tensor* out) {
 // Streams the data region (after read_header): padding checked zero, the
 // data CRC and the int8 scales verified — reported in that order, as a
 // whole-file check would — and with `tensors`, every tensor decoded as it is
-// reached. On failure `tensors` holds nothing to use.
+// reached. On failure `tensors` holds nothing to use. With `compacts` (one
+// per tensor), tensor i with wanted[i] that is stored narrower than float32 is
+// kept compact in compacts[i] (read_tensor).
 Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t want_data_crc,
-                 std::vector<Tensor>* tensors) {
+                 std::vector<Tensor>* tensors, const std::vector<bool>* wanted = nullptr,
+                 std::vector<CompactWeight>* compacts = nullptr) {
     DataStream in(source);
     Status bad_scale;  // the first one, reported after the CRC
     if (tensors) tensors->reserve(info.tensors.size());
@@ -508,7 +539,10 @@ Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t w
             if (pad[b - prev_end] != 0)
                 return error(Code::bad_padding, "padding byte " + std::to_string(b) + " before tensor '" + t.name +
                                                     "' is not zero");
-        const Status st = read_tensor(in, t, tensors ? &tensors->emplace_back() : nullptr);
+        const std::size_t index = std::size_t(&t - info.tensors.data());
+        CompactWeight* compact =
+            compacts && t.dtype != DType::f32 && (*wanted)[index] ? &(*compacts)[index] : nullptr;
+        const Status st = read_tensor(in, t, tensors ? &tensors->emplace_back() : nullptr, compact);
         if (bad_scale.ok()) bad_scale = st;
         prev_end = t.offset + t.bytes;
     }
@@ -571,17 +605,30 @@ Status read_file(const ByteSource& source, LoadedFile& out) {
     return Status::success();
 }
 
-Status read_model(const ByteSource& source, Sequential& model, Metadata* metadata) {
+Status read_model(const ByteSource& source, Sequential& model, Metadata* metadata, FileInfo* file) {
     FileInfo info;
     std::uint32_t want_data_crc = 0;
     MK_TRY(read_header(source, info, want_data_crc));
     if (info.kind != FileKind::model)
         return error(Code::wrong_kind, "the file is a state dict without an architecture: build the model "
                                        "from a SPEC and use load_state_dict");
+    // Linear weights stored f16 / bf16 / int8 stay so in memory (compact.hpp).
+    std::vector<bool> wanted(info.tensors.size(), false);
+    std::vector<std::size_t> layer_of;  // tensor index → layer index
+    for (std::size_t li = 0; li < info.layers.size(); ++li) {
+        if (info.layers[li].kind == LayerKind::linear) wanted[layer_of.size()] = true;  // its weight comes first
+        layer_of.insert(layer_of.end(), layer_params(info.layers[li]).size(), li);
+    }
+    std::vector<CompactWeight> compacts(info.tensors.size());
     std::vector<Tensor> tensors;
-    MK_TRY(read_data(source, info, want_data_crc, &tensors));
-    model = Sequential::from_parts(info.layers, std::move(tensors));
-    if (metadata) *metadata = std::move(info.metadata);
+    MK_TRY(read_data(source, info, want_data_crc, &tensors, &wanted, &compacts));
+    std::vector<CompactWeight> by_layer(info.layers.size());
+    for (std::size_t i = 0; i < compacts.size(); ++i)
+        if (compacts[i].active()) by_layer[layer_of[i]] = std::move(compacts[i]);
+    model = Sequential::from_parts(info.layers, std::move(tensors), std::move(by_layer));
+    info.data_checked = true;
+    if (metadata) *metadata = info.metadata;
+    if (file) *file = std::move(info);
     return Status::success();
 }
 

@@ -346,6 +346,20 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
     const FileFormat format = detect_source(source);
     switch (format) {
         case FileFormat::mkp: {
+            if (options.architecture.empty() && need_model) {
+                // The file's own model, its compact weights kept compact; a
+                // state dict says wrong_kind before reading data, and goes on below.
+                FileInfo f;
+                const Status st = read_model(source, out.model, nullptr, &f);
+                if (st.ok()) {
+                    fill_mkp_info(f, info);
+                    out.mkp = std::move(f);
+                    out.arch_from = "file";
+                    out.has_model = true;
+                    return Status();
+                }
+                if (st.code() != Code::wrong_kind) return st;
+            }
             LoadedFile f;
             MK_TRY(read_file(source, f));
             fill_mkp_info(f.info, info);

@@ -10,6 +10,7 @@
 
 #include "compact.hpp"
 #include "format.hpp"
+#include "import.hpp"
 #include "model.hpp"
 #include "rng.hpp"
 #include "spec.hpp"
@@ -155,4 +156,45 @@ TEST(Compact, ALayerThatCannotBeHeldStaysAsItWas) {
     EXPECT_FALSE(m.layers()[0].compact.active());
     EXPECT_TRUE(m.layers()[2].compact.active());
     EXPECT_EQ(m.state_dict()[0].second.data()[3], 1e6f);
+}
+
+TEST(Compact, FilesStoredCompactLoadCompact) {
+    for (DType dtype : {DType::f16, DType::bf16, DType::int8}) {
+        WriteOptions options;
+        options.dtype = dtype;
+        std::vector<std::uint8_t> file;
+        ASSERT_TRUE(write_model(mlp(9), options, file).ok());
+        Sequential direct;
+        ASSERT_TRUE(read_model(file.data(), file.size(), direct).ok());
+        EXPECT_EQ(direct.weight_dtype(), dtype);
+        Imported in;
+        ASSERT_TRUE(import_file(file.data(), file.size(), ImportOptions(), true, in).ok());
+        EXPECT_EQ(in.model.weight_dtype(), dtype) << dtype_name(dtype);
+        EXPECT_EQ(in.arch_from, "file");
+        EXPECT_TRUE(in.mkp.data_checked);
+        // Its values are the file's, as read_file decodes them; saved again, the same bytes.
+        LoadedFile decoded;
+        ASSERT_TRUE(read_file(file.data(), file.size(), decoded).ok());
+        const StateDict sd = in.model.state_dict();
+        for (std::size_t i = 0; i < sd.size(); ++i)
+            EXPECT_EQ(0, std::memcmp(sd[i].second.data(), decoded.tensors[i].second.data(), sd[i].second.size() * 4));
+        std::vector<std::uint8_t> again;
+        ASSERT_TRUE(write_model(in.model, options, again).ok());
+        EXPECT_EQ(again, file) << dtype_name(dtype);
+    }
+    // f16 inf in a weight cannot be held compact: that layer loads as float32, inf and all.
+    Sequential m = mlp(10);
+    StateDict sd = m.state_dict();
+    sd[0].second.data()[1] = std::numeric_limits<float>::infinity();
+    LoadReport report;
+    ASSERT_TRUE(m.load_state_dict(sd, true, report).ok());
+    WriteOptions options;
+    options.dtype = DType::f16;
+    std::vector<std::uint8_t> file;
+    ASSERT_TRUE(write_model(m, options, file).ok());
+    Sequential back;
+    ASSERT_TRUE(read_model(file.data(), file.size(), back).ok());
+    EXPECT_FALSE(back.layers()[0].compact.active());
+    EXPECT_TRUE(back.layers()[2].compact.active());
+    EXPECT_EQ(back.state_dict()[0].second.data()[1], std::numeric_limits<float>::infinity());
 }
