@@ -80,6 +80,11 @@ const peers = [
   { key: 'tfjs-wasm', label: 'TF.js wasm' },
   { key: 'ort-wasm', label: 'ORT web wasm' },
 ];
+// modelkeep with its Linear weights held compact (Model#setWeightDtype), timed in the same rounds;
+// checked against modelkeep's float32 output with the looser compactTolerance.
+const compactPeers = ['f16', 'bf16', 'int8'].map((dtype) => ({ key: `modelkeep-${dtype}`, label: `modelkeep ${dtype}` }));
+const timed = [...peers, ...compactPeers];
+const compactTolerance = 3e-2;  // relative to max(1, max |modelkeep output|): int8 weights, 3 layers
 
 const log = (line) => process.stderr.write(`${line}\n`);
 // TF.js greets Node users on console.log when its cpu backend starts; stdout is the report.
@@ -184,7 +189,7 @@ function makeKit({ mk, tf, ort, readBytes, now, gc }) {
   }
 
   const factories = {
-    async modelkeep(layers) {
+    async modelkeep(layers, _files, dtype = 'f32') {
       const spec = [];
       const stateDict = {};
       layers.forEach((l, i) => {
@@ -195,9 +200,10 @@ function makeKit({ mk, tf, ort, readBytes, now, gc }) {
       });
       const model = mk.Model.fromSpec(spec.join(','), { seed: 1 });
       model.loadStateDict(stateDict);
+      if (dtype !== 'f32') model.setWeightDtype(dtype);
       const inF = layers[0].inF;
       return {
-        info: { architecture: model.architecture },
+        info: { architecture: model.architecture, weightDtype: model.weightDtype, memoryBytes: model.memoryBytes },
         sync: true,
         run: (x, batch) => model.forward(x, [batch, inF]).data,
         dispose: () => model.dispose(),
@@ -259,6 +265,7 @@ function makeKit({ mk, tf, ort, readBytes, now, gc }) {
   };
   const make = { modelkeep: factories.modelkeep, 'tfjs-cpu': factories.tfjs('cpu'),
     'tfjs-wasm': factories.tfjs('wasm'), 'ort-wasm': factories.ort };
+  for (const dtype of ['f16', 'bf16', 'int8']) make[`modelkeep-${dtype}`] = (layers, files) => factories.modelkeep(layers, files, dtype);
 
   const call = (p, x, batch) => p.run(x, batch);  // awaited by the callers (some peers are async)
   const input = (batch) => S.x.subarray(0, batch * S.sizes[0]);
@@ -314,7 +321,7 @@ function makeKit({ mk, tf, ort, readBytes, now, gc }) {
     },
 
     /** Every peer's output against modelkeep's (and modelkeep's row 0 against float64). */
-    async check(batch, tol) {
+    async check(batch, tol, compactTol) {
       const x = input(batch);
       const ref = await call(S.peers.modelkeep, x, batch);
       let scale = 1;
@@ -336,7 +343,8 @@ function makeKit({ mk, tf, ort, readBytes, now, gc }) {
         await p.activate?.();
         const y = await call(p, x, batch);
         const r = y.length === ref.length ? compare(y, ref.length) : { maxAbsDiff: null, length: y.length };
-        out.push({ peer: key, ...r, ok: r.maxAbsDiff !== null && r.maxAbsDiff <= tol * scale });
+        const t = key.startsWith('modelkeep-') ? compactTol : tol;
+        out.push({ peer: key, ...r, tolerance: t * scale, ok: r.maxAbsDiff !== null && r.maxAbsDiff <= t * scale });
       }
       return { scale, outputs: ref.length, results: out };
     },
@@ -533,27 +541,27 @@ async function runEnvironment(env, prepared) {
   const out = { key: env.key, name: env.name, versions: env.versions, models: [] };
   for (const model of models) {
     const files = prepared.get(model.key);
-    log(`[${env.key}] ${model.label}: setting up ${peers.length} peers`);
-    const ready = await env.call('prepare', { sizes: model.sizes, files, peerKeys: peers.map((p) => p.key) });
+    log(`[${env.key}] ${model.label}: setting up ${timed.length} peers`);
+    const ready = await env.call('prepare', { sizes: model.sizes, files, peerKeys: timed.map((p) => p.key) });
     const entry = { key: model.key, label: model.label, sizes: model.sizes, params: paramCount(model.sizes),
       setupMs: ready.setup, peerInfo: ready.info, checks: [], cells: [] };
     for (const batch of model.batches) {
-      const c = await env.call('check', batch, tolerance);
+      const c = await env.call('check', batch, tolerance, compactTolerance);
       const bad = c.results.filter((r) => !r.ok);
       const worst = c.results.map((r) => `${r.peer} ${r.maxAbsDiff === null ? 'n/a' : r.maxAbsDiff.toExponential(2)}`);
       log(`  check batch ${batch}: max |peer − modelkeep| ${worst.join(', ')} (tolerance ${(tolerance * c.scale).toExponential(2)})`);
       entry.checks.push({ batch, ...c });
       if (bad.length) {
         throw new Mismatch(`${env.name}, ${model.label}, batch ${batch}: output differs from modelkeep's beyond ` +
-          `${tolerance} × max(1, max|out|) = ${(tolerance * c.scale).toExponential(3)}:\n` +
+          `the tolerance (× max(1, max|out|) = ${c.scale.toExponential(3)}):\n` +
           bad.map((r) => `  ${r.peer}: ${r.maxAbsDiff === null ? `wrong output length ${r.length} (want ${c.outputs})`
-            : `max abs diff ${r.maxAbsDiff}`}`).join('\n'));
+            : `max abs diff ${r.maxAbsDiff} > ${r.tolerance ?? tolerance * c.scale}`}`).join('\n'));
       }
     }
     for (const batch of model.batches) {
       const flop = flopsPerRow(model.sizes) * batch;
       const plan = {};
-      for (const p of peers) {
+      for (const p of timed) {
         const w = await env.call('warmup', p.key, batch, timing.warmupMs, timing.warmupCalls);
         // Calls between two looks at the clock: about a quarter of a sample's worth.
         const chunk = Math.max(1, Math.min(1e5, Math.floor(timing.sampleMs / w.perCallMs / 4)));
@@ -563,24 +571,29 @@ async function runEnvironment(env, prepared) {
         log(`  [${model.key} b${batch}] ${p.label}: warm-up ${w.calls} calls in ${ms(w.ms)} ms (first ` +
           `${ms(w.firstMs)} ms, at the end ~${ms(w.perCallMs)} ms per call)`);
       }
-      const samples = Object.fromEntries(peers.map((p) => [p.key, []]));
+      const samples = Object.fromEntries(timed.map((p) => [p.key, []]));
       for (let round = 0; round < timing.rounds; round++) {
-        for (let j = 0; j < peers.length; j++) {
-          const p = peers[(j + round) % peers.length];
+        for (let j = 0; j < timed.length; j++) {
+          const p = timed[(j + round) % timed.length];
           samples[p.key].push(await env.call('sample', p.key, batch, plan[p.key].chunk, timing.sampleMs,
             plan[p.key].warmEachSlot));
         }
         log(`  [${model.key} b${batch}] round ${round + 1}/${timing.rounds}: ` +
-          peers.map((p) => `${p.label} ${ms(samples[p.key][round].ms)}`).join(', ') + ' ms');
+          timed.map((p) => `${p.label} ${ms(samples[p.key][round].ms)}`).join(', ') + ' ms');
       }
       const results = {};
-      for (const p of peers) {
+      for (const p of timed) {
         const s = stats(samples[p.key].map((x) => x.ms));
         results[p.key] = { ...s, callsPerSample: samples[p.key].map((x) => x.calls), warmup: plan[p.key].warmup,
           gflops: flop / (s.median * 1e6) };
       }
       const mk = results.modelkeep.median;
       for (const p of peers) results[p.key].modelkeepSpeedup = results[p.key].median / mk;
+      for (const p of compactPeers) {  // > 1: the compact model is faster than that peer's float32
+        results[p.key].speedupOverOrt = results['ort-wasm'].median / results[p.key].median;
+        results[p.key].speedupOverTfjsWasm = results['tfjs-wasm'].median / results[p.key].median;
+        results[p.key].speedupOverF32 = mk / results[p.key].median;
+      }
       entry.cells.push({ batch, flop, results });
     }
     const left = await env.call('teardown');
@@ -663,6 +676,30 @@ function report(result) {
           `${peers.slice(1).map((x) => `${r[x.key].modelkeepSpeedup.toFixed(2)}×`).join(' | ')} |`);
       }
     }
+    p();
+    p('modelkeep with compact weights (Model#setWeightDtype: f16 / bf16 / int8 + row scale, decoded in ' +
+      'registers, never expanded), timed in the same rounds; "÷ X" = X\'s float32 time / this time:');
+    p();
+    p('| model | batch | weights in memory | ' + compactPeers.map((x) => `${x.label} ms`).join(' | ') + ' | ' +
+      compactPeers.map((x) => `${x.label.replace('modelkeep ', '')} ÷ ORT`).join(' | ') + ' | ' +
+      compactPeers.map((x) => `${x.label.replace('modelkeep ', '')} ÷ TF.js wasm`).join(' | ') + ' | ' +
+      compactPeers.map((x) => `${x.label.replace('modelkeep ', '')} ÷ modelkeep f32`).join(' | ') + ' |');
+    p(`|---|---:|---|${compactPeers.map(() => '---:').join('|')}|${compactPeers.map(() => '---:').join('|')}|` +
+      `${compactPeers.map(() => '---:').join('|')}|${compactPeers.map(() => '---:').join('|')}|`);
+    for (const model of env.models) {
+      const mem = [...peers.slice(0, 1), ...compactPeers].map((x) => `${((model.peerInfo[x.key]?.memoryBytes ?? 0) / 1e6).toFixed(2)} MB`)
+        .join(' / ');
+      for (const c of model.cells) {
+        const r = c.results;
+        p(`| ${model.label} | ${c.batch} | ${mem} | ${compactPeers.map((x) => cell(r[x.key])).join(' | ')} | ` +
+          `${compactPeers.map((x) => `${r[x.key].speedupOverOrt.toFixed(2)}×`).join(' | ')} | ` +
+          `${compactPeers.map((x) => `${r[x.key].speedupOverTfjsWasm.toFixed(2)}×`).join(' | ')} | ` +
+          `${compactPeers.map((x) => `${r[x.key].speedupOverF32.toFixed(2)}×`).join(' | ')} |`);
+      }
+    }
+    p();
+    p(`(weights in memory: f32 / f16 / bf16 / int8. Compact outputs were checked against modelkeep's float32 ` +
+      `within ${compactTolerance} × max(1, max|out|); the largest differences are in the next table.)`);
     p();
     p('Largest |peer − modelkeep| per cell (float64 = modelkeep\'s first row against a float64 JS reference):');
     p();
