@@ -141,7 +141,7 @@ test('the tutorial: create, save, reload, load, predict — and again after a br
       assert.deepEqual(await values(page, 'comparison', 'fc1.bias', 'td[data-match]'), bias);
       assert.deepEqual(await values(page, 'comparison', 'fc1.weight', 'td:not([data-match])'), weight);
       assert.equal(await page.locator(`${byId('comparison')} td[data-match="identical"]`).count(), 20);
-      assert.match(await text(page, 'loaded'), /checksums verified/);
+      assert.match(await text(page, 'loaded'), /checksums verified; its weights are held as f32 in memory \(80 bytes\)/);
       await shot(page, '4-load');
 
       // 5. Predict: the page's output equals W·x + b computed here.

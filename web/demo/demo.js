@@ -270,7 +270,8 @@ async function loadModel() {
   setCurrent(model, tutorialUrl);
   const info = await modelInfo(tutorialUrl);
   $('loaded').replaceChildren('Loaded ', el('code', {}, tutorialUrl), ` (${info.bytes} bytes, ${info.dtype}) `,
-    `in ${fmtMs(ms)}, checksums verified.`);
+    `in ${fmtMs(ms)}, checksums verified; its weights are held as ${model.weightDtype} in memory ` +
+    `(${fmtBytes(model.memoryBytes)}${model.weightDtype === 'f32' ? '' : ', decoded inside the kernels'}).`);
   showComparison(model, info.dtype, readSaved());
 }
 
