@@ -8,6 +8,34 @@
 #include <string>
 #include <vector>
 
+// Built without exceptions, xtensor and xtl report an internal error with
+// `std::cerr << msg` and abort (XTENSOR_THROW, XTL_THROW). Naming std::cerr
+// links libc++'s iostreams and with them every locale facet (money, time,
+// wide-char codecvt...): about a third of the WebAssembly module. The same
+// message goes to stderr through stdio instead. The config headers define the
+// macros unconditionally, so they are included first and the macros replaced.
+#include <cstdio>
+#include <cstdlib>
+#include <xtl/xtl_config.hpp>
+#include <xtensor/xtensor_config.hpp>
+#if defined(XTENSOR_DISABLE_EXCEPTIONS) || defined(XTL_NO_EXCEPTIONS)
+namespace modelkeep::detail {
+[[noreturn]] inline void xtensor_abort(const char* msg) {
+    std::fputs(msg, stderr);
+    std::fputc('\n', stderr);
+    std::abort();
+}
+[[noreturn]] inline void xtensor_abort(const std::string& msg) { xtensor_abort(msg.c_str()); }
+}  // namespace modelkeep::detail
+#endif
+#if defined(XTENSOR_DISABLE_EXCEPTIONS)
+#undef XTENSOR_THROW
+#define XTENSOR_THROW(_, msg) { ::modelkeep::detail::xtensor_abort(msg); }
+#endif
+#if defined(XTL_NO_EXCEPTIONS)
+#undef XTL_THROW
+#define XTL_THROW(_, msg) { ::modelkeep::detail::xtensor_abort(msg); }
+#endif
 #include <xtensor/xarray.hpp>
 
 #include "status.hpp"

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // check-size.mjs — what a page downloads from this package (web/src/*.js, the
 // Emscripten loader and the .wasm), gzip -9, against a budget; exits 1 over it.
-// Run by `npm test` after the wasm build. The budget is a regression guard set
-// just above today's size; the goal (docs/PERFORMANCE.md) is 60 KB.
+// Run by `npm test` after the wasm build. The budget is a regression guard:
+// today's 129.5 KiB plus 4.5 KiB of headroom; the goal is 60 KB, and why it is
+// not met is in docs/PERFORMANCE.md ("Download size").
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 
-const BUDGET = 175 * 1024;
+const BUDGET = 134 * 1024;
 const root = fileURLToPath(new URL('../', import.meta.url));
 const files = [
   ...readdirSync(join(root, 'web/src')).filter((f) => f.endsWith('.js')).map((f) => join('web/src', f)),

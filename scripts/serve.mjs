@@ -28,17 +28,19 @@ export function mimeType(path) {
 
 /**
  * Starts the server.
- * @param {{ root?: string, host?: string, port?: number }} [options] port 0 = any free port
+ * @param {{ root?: string, host?: string, port?: number, cacheControl?: string }} [options]
+ *   port 0 = any free port; cacheControl: the Cache-Control header of every response
+ *   (default no-store; the startup benchmark lets the browser cache the files)
  * @returns {Promise<{ url: string, port: number, route: (path: string, body: Uint8Array|string,
  *   type?: string) => void, unroute: (path: string) => void, close: () => Promise<void> }>}
  */
-export async function startServer({ root = defaultRoot, host = '127.0.0.1', port = 0 } = {}) {
+export async function startServer({ root = defaultRoot, host = '127.0.0.1', port = 0, cacheControl = 'no-store' } = {}) {
   const rootDir = resolve(root);
   const routes = new Map();
 
   const server = createServer(async (req, res) => {
     const send = (status, body, headers = {}) => {
-      res.writeHead(status, { 'cache-control': 'no-store', ...headers });
+      res.writeHead(status, { 'cache-control': cacheControl, ...headers });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') {

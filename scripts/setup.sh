@@ -45,7 +45,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# npm packages (devDependencies: test and benchmark tools only), as the lockfile
+# npm packages (devDependencies: test and benchmark tools, and the Closure Compiler
+# that minifies the WebAssembly loader, wasm/CMakeLists.txt), as the lockfile
 # pins them; skipped when node_modules is already up to date. `npm install`
 # rather than `npm ci`: ci refuses a lockfile that lacks an optional,
 # platform-only package the registry does not serve (vite's Windows helper).

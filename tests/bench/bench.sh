@@ -5,12 +5,14 @@
 #   3. IndexedDB save/load in Chromium (tests/bench/browser_bench.mjs)  → build/bench/browser.json
 #   4. PyTorch state dict import (tests/bench/import_bench.mjs)         → build/bench/import.json
 #   5. forward pass vs TF.js and ORT (tests/bench/forward_bench.mjs)   → build/bench/forward.json
+#   6. import → first prediction in Chromium (tests/bench/startup_bench.mjs) → build/bench/startup.json
 # then collects every JSON written by this run into build/bench/results.json and the Markdown
 # reports into build/bench/results.md.
 #
 # Usage: bash tests/bench/bench.sh [--quick]    (npm run bench [-- --quick])
-#   --quick  passed to browser_bench and forward_bench (2 timed runs, small models only), and a
-#            short --benchmark_min_time for the native suite; import_bench runs as usual.
+#   --quick  passed to browser_bench and forward_bench (2 timed runs, small models only) and
+#            startup_bench (3 pages per cell), and a short --benchmark_min_time for the native
+#            suite; import_bench runs as usual.
 # A failing step (a benchmark's own check, e.g. a peer's output mismatch) does not stop the
 # later ones; the script exits non-zero at the end if any step failed. Setup or build failures
 # stop it at once.
@@ -61,6 +63,7 @@ run native "$out/native.txt" build/native/modelkeep_bench "${native_args[@]}" \
 run browser "$out/browser.md" node tests/bench/browser_bench.mjs "${quick[@]}"
 run import "$out/import.md" node tests/bench/import_bench.mjs
 run forward "$out/forward.md" node tests/bench/forward_bench.mjs "${quick[@]}"
+run startup "$out/startup.md" node tests/bench/startup_bench.mjs "${quick[@]}"
 
 step "summary → $out/results.json, $out/results.md"
 BENCH_STARTED=$started BENCH_LOAD_BEFORE=$load_before BENCH_STEPS=$steps_file BENCH_QUICK=${#quick[@]} \
@@ -74,8 +77,10 @@ const steps = readFileSync(process.env.BENCH_STEPS, 'utf8').trim().split('\n').f
   const [name, status, seconds, command] = line.split('\t');
   return { name, command, status: Number(status), seconds: Number(seconds) };
 });
-const sources = { native: 'native.json', browser: 'browser.json', import: 'import.json', forward: 'forward.json' };
-const markdown = { native: 'native.txt', browser: 'browser.md', import: 'import.md', forward: 'forward.md' };
+const sources = { native: 'native.json', browser: 'browser.json', import: 'import.json', forward: 'forward.json',
+  startup: 'startup.json' };
+const markdown = { native: 'native.txt', browser: 'browser.md', import: 'import.md', forward: 'forward.md',
+  startup: 'startup.md' };
 
 // Only what this run wrote, and only from steps that succeeded: an older file (an earlier run),
 // or one left by a step that failed, is reported as missing.
@@ -143,6 +148,7 @@ const include = (key, title) => {
 include('browser');
 include('import', '## Import of a PyTorch state dict (tests/bench/import_bench.mjs)');
 include('forward');
+include('startup');
 writeFileSync(`${dir}/results.md`, `${lines.join('\n')}\n`);
 console.error(`wrote ${dir}/results.json and ${dir}/results.md`);
 EOF
