@@ -16,7 +16,11 @@ bool f16_subnormal(std::uint16_t h) { return (h & 0x7C00u) == 0 && (h & 0x3FFu) 
 void split_subnormals(CompactWeight& c) {
     std::size_t count = 0;
     for (std::uint16_t h : c.half) count += f16_subnormal(h);
-    if (!count) return;
+    // Beyond one in 16 (trained weights have far fewer), the side table would
+    // cost more than the speed is worth: they stay in `half` (the kernels
+    // decode them exactly, only slower), and a weight never takes more than
+    // 2.4 bytes per value.
+    if (!count || count > c.half.size() / 16) return;
     c.sub_start.assign(c.rows + 1, 0);
     c.sub_col.reserve(count);
     c.sub_half.reserve(count);

@@ -28,7 +28,8 @@ struct CompactWeight {
     // kernels' bit trick, and x86 takes a slow path for every arithmetic
     // operation on one. So `half` holds them as ±0 and they live here, by row
     // (CSR): row r's are sub_col/sub_half[sub_start[r] .. sub_start[r+1]).
-    // Empty when there are none (and for bf16 / int8).
+    // Empty when there are none, or more than 1 in 16 (then they stay in
+    // `half`: exact, only slower), and for bf16 / int8.
     std::vector<std::uint32_t> sub_start, sub_col;
     std::vector<std::uint16_t> sub_half;
 

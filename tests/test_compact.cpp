@@ -10,6 +10,7 @@
 
 #include "compact.hpp"
 #include "format.hpp"
+#include "gemm.hpp"
 #include "import.hpp"
 #include "model.hpp"
 #include "rng.hpp"
@@ -24,7 +25,7 @@ Tensor random_tensor(std::size_t rows, std::size_t cols, std::uint64_t seed) {
     Tensor t(Shape{rows, cols});
     for (std::size_t i = 0; i < t.size(); ++i) {
         const float u = rng.uniform(-1, 1);
-        t.data()[i] = i % 13 == 0 ? u * 1e-6f : u;  // some f16 subnormals
+        t.data()[i] = i % 29 == 0 ? u * 1e-6f : u;  // some f16 subnormals (1 in 29)
     }
     return t;
 }
@@ -61,6 +62,24 @@ TEST(Compact, StoredBytesRoundTripExactly) {
         EXPECT_EQ(0, std::memcmp(e.data(), loaded.tensors[0].second.data(), e.size() * 4)) << dtype_name(dtype);
         if (dtype == DType::f16) EXPECT_FALSE(c.sub_half.empty());
     }
+}
+
+TEST(Compact, ManyF16SubnormalsStayInPlaceAndStayExact) {
+    // More than 1 in 16 subnormal: no side table (it would outweigh the
+    // weight); the kernels still decode them exactly.
+    Tensor w = random_tensor(6, 40, 8);
+    for (std::size_t i = 0; i < w.size(); i += 2) w.data()[i] *= 1e-6f;
+    CompactWeight c;
+    ASSERT_TRUE(compact_weight(w, DType::f16, c));
+    EXPECT_TRUE(c.sub_start.empty());
+    EXPECT_LE(c.bytes(), w.size() * 2);
+    const Tensor e = expand_weight(c);
+    std::vector<float> x(40), y1(6), y2(6);
+    Rng rng(9);
+    for (float& v : x) v = rng.uniform(-1, 1);
+    matmul_nt(x.data(), e.data(), nullptr, y1.data(), 1, 6, 40);
+    matmul_nt_compact(x.data(), c, nullptr, y2.data(), 1);
+    EXPECT_EQ(0, std::memcmp(y1.data(), y2.data(), 6 * 4));
 }
 
 TEST(Compact, RefusesWhatTheDtypeCannotHold) {

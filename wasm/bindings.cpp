@@ -153,6 +153,29 @@ val source_object(const SourceInfo& info) {
     return out;
 }
 
+// Bytes a model loaded from `info` needs: float32 for every tensor, except
+// that a .mkp model's Linear weights (its rank-2 tensors) stored bf16 or int8
+// load compact (compact.hpp) when the file's own architecture is used. f16 is
+// sized as float32: a layer holding f16 inf/NaN is expanded after it was read
+// (the largest such transient is added too).
+double model_bytes(const SourceInfo& info, bool own_architecture) {
+    const bool compact = info.format == FileFormat::mkp && info.has_layers && own_architecture;
+    double n = 0, largest_f16 = 0;
+    for (const SourceTensor& t : info.tensors) {
+        double e = 1;
+        for (std::size_t d : t.shape) e *= double(d);
+        if (compact && t.shape.size() == 2 && t.dtype == "int8") {
+            n += e + double(t.shape[0]) * 4;
+        } else if (compact && t.shape.size() == 2 && t.dtype == "bf16") {
+            n += e * 2;
+        } else {
+            n += e * 4;
+            if (compact && t.shape.size() == 2 && t.dtype == "f16") largest_f16 = std::max(largest_f16, e * 2);
+        }
+    }
+    return n + largest_f16;
+}
+
 // float32 elements of every tensor a file holds (sizes the import before it starts).
 double source_elements(const SourceInfo& info) {
     double n = 0;
@@ -307,7 +330,8 @@ public:
         SourceInfo source;
         Status st = read_source(file, source);
         if (st.ok())
-            st = reserve(source_elements(source) * 4 + import_overhead(source, double(file.size())), "the model");
+            st = reserve(model_bytes(source, architecture.empty()) + import_overhead(source, double(file.size())),
+                         "the model");
         if (!st.ok()) return fail(st);
         ImportOptions options;
         options.architecture = architecture;
