@@ -5,9 +5,10 @@
 // and the same inputs. Plus what each library makes a page download (gzip -9 of the files the
 // page actually requested). A benchmark, not a test: it is not part of `npm test`.
 //
-// Run:  node tests/bench/forward_bench.mjs [--quick] [--env=node|chromium]
+// Run:  node tests/bench/forward_bench.mjs [--quick] [--env=node|chromium] [--model=…]
 //   --quick   2 timed samples per cell and only the small models (checks that everything works)
 //   --env=…   only one environment (default: both)
+//   --model=… only one model: tutorial, mnist or big
 // Prints a Markdown report on stdout, progress on stderr, and writes build/bench/forward.json.
 //
 // Models: the PyTorch tutorial's Linear(3,5) at batch 1; the MNIST MLP 784→512→512→10 at batch
@@ -55,9 +56,12 @@ const outFile = join(benchDir, 'forward.json');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const envArg = args.find((a) => a.startsWith('--env='))?.slice('--env='.length);
+const modelArg = args.find((a) => a.startsWith('--model='))?.slice('--model='.length);
 if (args.includes('--help') || (envArg && !['node', 'chromium'].includes(envArg)) ||
-    args.some((a) => a !== '--quick' && !a.startsWith('--env='))) {
-  process.stderr.write('usage: node tests/bench/forward_bench.mjs [--quick] [--env=node|chromium]\n');
+    (modelArg && !['tutorial', 'mnist', 'big'].includes(modelArg)) ||
+    args.some((a) => a !== '--quick' && !a.startsWith('--env=') && !a.startsWith('--model='))) {
+  process.stderr.write('usage: node tests/bench/forward_bench.mjs [--quick] [--env=node|chromium] ' +
+    '[--model=tutorial|mnist|big]\n');
   process.exit(args.includes('--help') ? 0 : 2);
 }
 
@@ -72,7 +76,7 @@ const allModels = [
   { key: 'big', label: 'MLP 1024→4096→4096→1024', sizes: [1024, 4096, 4096, 1024], batches: [1, 32],
     seed: 0x5eed0003 },
 ];
-const models = quick ? allModels.slice(0, 2) : allModels;
+const models = modelArg ? allModels.filter((m) => m.key === modelArg) : quick ? allModels.slice(0, 2) : allModels;
 
 const peers = [
   { key: 'modelkeep', label: 'modelkeep' },
