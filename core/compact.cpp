@@ -112,11 +112,15 @@ void compact_to_stored(const CompactWeight& w, std::uint8_t* out) {
         std::memcpy(out, w.scale.data(), w.rows * 4);
         std::memcpy(out + w.rows * 4, w.q.data(), w.q.size());
     } else {
-        std::memcpy(out, w.half.data(), w.half.size() * 2);
-        for (std::size_t r = 0; r + 1 < w.sub_start.size(); ++r)
-            for (std::uint32_t i = w.sub_start[r]; i < w.sub_start[r + 1]; ++i)
-                std::memcpy(out + 2 * (r * w.cols + w.sub_col[i]), &w.sub_half[i], 2);
+        compact_rows_to_stored(w, 0, w.rows, out);
     }
+}
+
+void compact_rows_to_stored(const CompactWeight& w, std::size_t r0, std::size_t r1, std::uint8_t* out) {
+    std::memcpy(out, w.half.data() + r0 * w.cols, (r1 - r0) * w.cols * 2);
+    for (std::size_t r = r0; r < r1 && r + 1 < w.sub_start.size(); ++r)
+        for (std::uint32_t i = w.sub_start[r]; i < w.sub_start[r + 1]; ++i)
+            std::memcpy(out + 2 * ((r - r0) * w.cols + w.sub_col[i]), &w.sub_half[i], 2);
 }
 
 Tensor expand_weight(const CompactWeight& w) {

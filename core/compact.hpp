@@ -59,6 +59,9 @@ bool finish_compact(CompactWeight& w);
 
 /// The file format's bytes of `w` (stored_bytes(w.dtype, rows·cols, rows) long).
 void compact_to_stored(const CompactWeight& w, std::uint8_t* out);
+/// f16 / bf16: rows [r0, r1) of those bytes ((r1 - r0) · cols · 2 long), for a
+/// writer that emits a large weight a bounded range at a time.
+void compact_rows_to_stored(const CompactWeight& w, std::size_t r0, std::size_t r1, std::uint8_t* out);
 
 /// Decoded float32 values, as the file reader decodes the same bytes.
 Tensor expand_weight(const CompactWeight& w);

@@ -36,23 +36,32 @@ std::uint64_t stored_bytes(DType dtype, std::uint64_t numel, std::uint64_t rows)
     return 0;
 }
 
+bool int8_scale(const float* row, std::uint64_t cols, float& scale) {
+    float amax = 0.0f;
+    for (std::uint64_t c = 0; c < cols; ++c) {
+        if (!std::isfinite(row[c])) return false;
+        amax = std::fmax(amax, std::fabs(row[c]));
+    }
+    scale = amax / 127.0f;
+    return true;
+}
+
+void quantize_int8_values(const float* x, std::uint64_t n, float scale, std::uint8_t* out) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+        long v = scale > 0.0f ? std::lround(x[i] / scale) : 0;
+        if (v > 127) v = 127;
+        if (v < -127) v = -127;
+        out[i] = std::uint8_t(std::int8_t(v));
+    }
+}
+
 bool quantize_int8(const float* x, std::uint64_t rows, std::uint64_t cols, std::uint8_t* out) {
     std::uint8_t* q = out + rows * 4;
     for (std::uint64_t r = 0; r < rows; ++r) {
-        const float* row = x + r * cols;
-        float amax = 0.0f;
-        for (std::uint64_t c = 0; c < cols; ++c) {
-            if (!std::isfinite(row[c])) return false;
-            amax = std::fmax(amax, std::fabs(row[c]));
-        }
-        const float scale = amax / 127.0f;
+        float scale;
+        if (!int8_scale(x + r * cols, cols, scale)) return false;
         std::memcpy(out + r * 4, &scale, 4);  // little-endian hosts only (checked in format)
-        for (std::uint64_t c = 0; c < cols; ++c) {
-            long v = scale > 0.0f ? std::lround(row[c] / scale) : 0;
-            if (v > 127) v = 127;
-            if (v < -127) v = -127;
-            q[r * cols + c] = std::uint8_t(std::int8_t(v));
-        }
+        quantize_int8_values(x + r * cols, cols, scale, q + r * cols);
     }
     return true;
 }

@@ -93,6 +93,11 @@ inline float bf16_to_f32(std::uint16_t h) { return detail::float_of(std::uint32_
 /// (int8 prepends one float32 scale per row). No overflow: numel is capped.
 std::uint64_t stored_bytes(DType dtype, std::uint64_t numel, std::uint64_t rows);
 
+/// One int8 row's scale, max|x| / 127. False if a value is NaN or infinite.
+bool int8_scale(const float* row, std::uint64_t cols, float& scale);
+/// n values of one row (or part of it) → int8 with that row's scale.
+void quantize_int8_values(const float* x, std::uint64_t n, float scale, std::uint8_t* out);
+
 /// Quantise `rows` rows of `cols` floats: writes rows float32 scales then
 /// rows*cols int8 values into out (stored_bytes long). False if any value is
 /// NaN or infinite (int8 cannot represent it).

@@ -65,6 +65,7 @@
 #include "dtype.hpp"
 #include "layer.hpp"
 #include "model.hpp"
+#include "sink.hpp"
 #include "source.hpp"
 #include "status.hpp"
 
@@ -142,9 +143,45 @@ struct WriteOptions {
     unsigned align_log2 = 4;
 };
 
-/// A full model: architecture + every tensor.
+/// The writer's scratch: values stored narrower than float32 are converted at
+/// most this many bytes at a time.
+constexpr std::size_t write_chunk_bytes = 1u << 20;
+
+/// A tensor as the writer will emit it: float32 values, or a Linear layer's
+/// compact weight (emitted as it is when the stored dtype is its own,
+/// expanded first otherwise).
+struct PlannedTensor {
+    const Tensor* tensor = nullptr;
+    const CompactWeight* compact = nullptr;
+    std::vector<float> scales;  // stored int8 (unless compact int8 as it is): each row's scale
+};
+
+/// A file laid out but not written: everything checked, the header built and
+/// the int8 scales computed, no tensor data copied. It points into the model or
+/// state dict it was planned from, which must outlive it unchanged.
+struct WritePlan {
+    FileInfo info;                       // as read_info would report the file (data_checked false)
+    std::vector<std::uint8_t> header;    // bytes [0, info.header_bytes); header_crc and data_crc still zero
+    std::vector<PlannedTensor> tensors;  // one per info.tensors entry
+};
+
+/// Plans a full model (architecture + every tensor) or named tensors only. Every
+/// error the writer can give comes from here (invalid names, duplicates, a
+/// header too large, NaN or infinity stored as int8, ...), before any byte is emitted.
+Status plan_model(const Sequential& model, const WriteOptions& options, WritePlan& plan);
+Status plan_state_dict(const StateDict& tensors, const WriteOptions& options, WritePlan& plan);
+
+/// Writes the planned file (plan.info.file_bytes long) into `sink`: the
+/// sections, then each tensor and its padding in file order, each byte once,
+/// the data CRC updated as they go; last the fixed header at offset 0, which
+/// holds it. float32 values (and compact weights stored as they are, except
+/// f16 with subnormals) are written straight from the tensors' memory; other
+/// conversions go through a scratch of at most scratch_bytes (a row range of an
+/// int8 weight; part of a row if one row is larger). Cannot fail.
+void emit_file(const WritePlan& plan, ByteSink& sink, std::size_t scratch_bytes = write_chunk_bytes);
+
+/// plan + emit into `out`, resized to the file.
 Status write_model(const Sequential& model, const WriteOptions& options, std::vector<std::uint8_t>& out);
-/// Named tensors only.
 Status write_state_dict(const StateDict& tensors, const WriteOptions& options, std::vector<std::uint8_t>& out);
 
 /// True for a valid UTF-8 sequence (no overlongs, no surrogates, ≤ U+10FFFF).

@@ -1,5 +1,6 @@
 // The writer of format.hpp. It validates what it is given with the same caps
 // the reader enforces, so everything it writes reads back.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <unordered_set>
@@ -77,8 +78,7 @@ void layer_record(Bytes& w, const LayerSpec& s) {
     }
 }
 
-// One tensor to write: float32 values, or a Linear layer's compact weight
-// (written as it is when `dtype` is its own, expanded first otherwise).
+// One tensor to write: float32 values, or a Linear layer's compact weight.
 struct Item {
     const std::string* name;
     const Tensor* tensor;
@@ -86,10 +86,19 @@ struct Item {
     const CompactWeight* compact = nullptr;
 
     Shape shape() const { return compact ? Shape{compact->rows, compact->cols} : shape_of(*tensor); }
+    bool compact_as_is() const { return compact && compact->dtype == dtype; }
 };
 
-Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vector<Item>& items,
-             const WriteOptions& opt, std::vector<std::uint8_t>& out) {
+// Each row's int8 scale of x (rows × cols); false if a value is NaN or infinite.
+bool int8_scales(const float* x, std::size_t rows, std::size_t cols, std::vector<float>& scales) {
+    scales.resize(rows);
+    for (std::size_t r = 0; r < rows; ++r)
+        if (!int8_scale(x + r * cols, cols, scales[r])) return false;
+    return true;
+}
+
+Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vector<Item>& items,
+            const WriteOptions& opt, WritePlan& out) {
     if (opt.align_log2 < 2 || opt.align_log2 > 12)
         return error(Code::bad_alignment, "align_log2 " + std::to_string(opt.align_log2) + " is outside 2..12");
     if (items.size() > max_tensors)
@@ -99,6 +108,12 @@ Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vec
         return error(Code::limit_exceeded, std::to_string(opt.metadata.size()) +
                                                " metadata entries, over the cap of " +
                                                std::to_string(max_metadata_entries));
+    WritePlan p;
+    FileInfo& info = p.info;
+    info.major = format_major;
+    info.minor = format_minor;
+    info.kind = kind;
+    info.align_log2 = opt.align_log2;
     std::vector<std::uint8_t> head(fixed_header_bytes, 0);
     if (!opt.metadata.empty()) {
         std::vector<std::uint8_t> payload;
@@ -115,6 +130,7 @@ Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vec
             w.str(v);
         }
         section(head, 1, payload);
+        info.metadata = opt.metadata;
     }
     if (layers) {
         std::vector<std::uint8_t> payload;
@@ -122,8 +138,15 @@ Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vec
         w.varint(layers->size());
         for (const LayerSpec& s : *layers) layer_record(w, s);
         section(head, 2, payload);
+        info.layers = *layers;
+        for (const LayerSpec& s : *layers)
+            for (const ParamInfo& param : layer_params(s))
+                if (!param.buffer) {
+                    std::uint64_t n = 1;
+                    for (std::size_t d : param.shape) n *= d;
+                    info.param_count += n;
+                }
     }
-    std::vector<std::uint64_t> sizes;
     {
         std::vector<std::uint8_t> payload;
         Bytes w{payload};
@@ -141,7 +164,9 @@ Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vec
             w.u8(std::uint8_t(it.dtype));
             w.u8(std::uint8_t(shape.size()));
             for (std::size_t d : shape) w.varint(d);
-            sizes.push_back(numel == 0 ? 0 : stored_bytes(it.dtype, numel, shape.size() >= 2 ? shape[0] : 1));
+            const std::uint64_t rows = shape.size() >= 2 ? shape[0] : 1;
+            info.tensors.push_back({name, it.dtype, shape, 0, numel == 0 ? 0 : stored_bytes(it.dtype, numel, rows)});
+            if (!layers) info.param_count += numel;
         }
         section(head, 3, payload);
     }
@@ -149,73 +174,163 @@ Status write(FileKind kind, const std::vector<LayerSpec>* layers, const std::vec
         return error(Code::header_too_large, "the header would be " + std::to_string(head.size()) +
                                                  " bytes, over the cap of " + std::to_string(max_header_bytes));
 
-    // Layout (§6), then fill.
+    // Layout (§6).
     const std::uint64_t align = std::uint64_t(1) << opt.align_log2;
     std::uint64_t total = head.size();
-    for (std::uint64_t s : sizes)
-        if (s) total = ((total + align - 1) & ~(align - 1)) + s;
-    if (total > SIZE_MAX) return error(Code::size_overflow, "the file would not fit in memory");
-    // One zero-filled allocation of the final size: padding is already zero.
-    std::vector<std::uint8_t> file(std::size_t(total), 0);
-    std::memcpy(file.data(), head.data(), head.size());
-    const std::size_t header_len = head.size();
-    std::size_t at = header_len;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        if (!sizes[i]) continue;
-        at = std::size_t((at + align - 1) & ~(align - 1));
-        std::uint8_t* p = file.data() + at;
-        const CompactWeight* compact = items[i].compact;
-        if (compact && compact->dtype == items[i].dtype) {
-            compact_to_stored(*compact, p);
-            at += std::size_t(sizes[i]);
-            continue;
+    for (TensorInfo& t : info.tensors)
+        if (t.bytes) {
+            t.offset = (total + align - 1) & ~(align - 1);
+            total = t.offset + t.bytes;
+        } else {
+            t.offset = total;
         }
-        const Tensor expanded = compact ? expand_weight(*compact) : Tensor();
-        const Tensor& t = compact ? expanded : *items[i].tensor;
-        const std::size_t n = t.size();
-        switch (items[i].dtype) {
-            case DType::f32: std::memcpy(p, t.data(), n * 4); break;
-            case DType::f16:
-            case DType::bf16:
-                for (std::size_t k = 0; k < n; ++k) {
-                    const std::uint16_t h = items[i].dtype == DType::f16 ? f32_to_f16(t.data()[k]) : f32_to_bf16(t.data()[k]);
-                    p[2 * k] = std::uint8_t(h);
-                    p[2 * k + 1] = std::uint8_t(h >> 8);
-                }
-                break;
-            case DType::int8: {
-                const std::size_t rows = t.dimension() >= 2 ? t.shape()[0] : 1;
-                if (!quantize_int8(t.data(), rows, n / rows, p))
-                    return error(Code::invalid_argument, "tensor '" + *items[i].name +
-                                                             "' holds NaN or infinity, which int8 cannot store");
-                break;
+    if (total > SIZE_MAX) return error(Code::size_overflow, "the file would not fit in memory");
+    info.header_bytes = head.size();
+    info.file_bytes = total;
+
+    // int8 scales now: they precede the values in the file, and a value int8
+    // cannot store is an error before anything is written.
+    for (const Item& it : items) {
+        PlannedTensor t{it.tensor, it.compact, {}};
+        if (it.dtype == DType::int8 && !it.compact_as_is() && info.tensors[p.tensors.size()].bytes) {
+            const Tensor expanded = it.compact ? expand_weight(*it.compact) : Tensor();
+            const Tensor& x = it.compact ? expanded : *it.tensor;
+            const std::size_t rows = x.dimension() >= 2 ? x.shape()[0] : 1;
+            if (!int8_scales(x.data(), rows, x.size() / rows, t.scales))
+                return error(Code::invalid_argument,
+                             "tensor '" + *it.name + "' holds NaN or infinity, which int8 cannot store");
+        }
+        p.tensors.push_back(std::move(t));
+    }
+
+    // The fixed header but data_crc and header_crc, which covers data_crc
+    // (both unknown until the data is emitted).
+    std::memcpy(head.data(), format_magic, 4);
+    head[4] = format_major;
+    head[5] = format_minor;
+    head[6] = std::uint8_t(kind);
+    head[7] = std::uint8_t(opt.align_log2);
+    put_u32_at(head, 12, std::uint32_t(head.size()));
+    p.header = std::move(head);
+    out = std::move(p);
+    return Status::success();
+}
+
+// Writes the data region in file order, keeping its CRC.
+class Emitter {
+public:
+    Emitter(ByteSink& sink, std::uint64_t at, std::size_t scratch_bytes)
+        : sink_(sink), at_(at), scratch_(std::max<std::size_t>(scratch_bytes, 8)) {}
+
+    void bytes(const void* data, std::size_t n) {
+        sink_.write(at_, data, n);
+        crc_ = crc32_update(crc_, static_cast<const std::uint8_t*>(data), n);
+        at_ += n;
+    }
+    void zeros_to(std::uint64_t offset) {
+        static const std::uint8_t zero[4096] = {};  // padding is below 2^12 (align_log2 ≤ 12)
+        bytes(zero, std::size_t(offset - at_));
+    }
+    // n values stored 2 bytes each, converted into the scratch a part at a time.
+    template <class Convert>
+    void halves(std::size_t n, Convert convert) {
+        for (std::size_t k = 0; k < n;) {
+            const std::size_t m = std::min(n - k, scratch_.size() / 2);
+            convert(k, m, scratch_.data());
+            bytes(scratch_.data(), m * 2);
+            k += m;
+        }
+    }
+    void tensor(const TensorInfo& info, const PlannedTensor& t);
+    std::uint32_t crc() const { return crc_; }
+
+private:
+    ByteSink& sink_;
+    std::uint64_t at_;
+    std::vector<std::uint8_t> scratch_;
+    std::uint32_t crc_ = 0;
+};
+
+void Emitter::tensor(const TensorInfo& info, const PlannedTensor& t) {
+    const CompactWeight* compact = t.compact;
+    if (compact && compact->dtype == info.dtype) {
+        if (compact->dtype == DType::int8) {
+            bytes(compact->scale.data(), compact->rows * 4);
+            bytes(compact->q.data(), compact->q.size());
+        } else if (compact->sub_start.empty()) {
+            bytes(compact->half.data(), compact->half.size() * 2);
+        } else {  // f16 subnormals go back in their place, a row range at a time
+            const std::size_t cols = compact->cols, per = std::max<std::size_t>(1, scratch_.size() / 2 / cols);
+            for (std::size_t r = 0; r < compact->rows; r += per) {
+                const std::size_t r1 = std::min(compact->rows, r + per);
+                if ((r1 - r) * cols * 2 > scratch_.size()) scratch_.resize((r1 - r) * cols * 2);  // one wide row
+                compact_rows_to_stored(*compact, r, r1, scratch_.data());
+                bytes(scratch_.data(), (r1 - r) * cols * 2);
             }
         }
-        at += std::size_t(sizes[i]);
+        return;
     }
-    file[0] = format_magic[0];
-    file[1] = format_magic[1];
-    file[2] = format_magic[2];
-    file[3] = format_magic[3];
-    file[4] = format_major;
-    file[5] = format_minor;
-    file[6] = std::uint8_t(kind);
-    file[7] = std::uint8_t(opt.align_log2);
-    put_u32_at(file, 12, std::uint32_t(header_len));
-    put_u32_at(file, 16, crc32(file.data() + header_len, file.size() - header_len));
-    put_u32_at(file, 8, crc32_update(crc32(file.data(), 8), file.data() + 12, header_len - 12));
-    out = std::move(file);
-    return Status::success();
+    const Tensor expanded = compact ? expand_weight(*compact) : Tensor();
+    const Tensor& x = compact ? expanded : *t.tensor;
+    const float* v = x.data();
+    const std::size_t n = x.size();
+    switch (info.dtype) {
+        case DType::f32: bytes(v, n * 4); break;
+        case DType::f16:
+            halves(n, [&](std::size_t k, std::size_t m, std::uint8_t* out) {
+                for (std::size_t i = 0; i < m; ++i) {
+                    const std::uint16_t h = f32_to_f16(v[k + i]);
+                    out[2 * i] = std::uint8_t(h);
+                    out[2 * i + 1] = std::uint8_t(h >> 8);
+                }
+            });
+            break;
+        case DType::bf16:
+            halves(n, [&](std::size_t k, std::size_t m, std::uint8_t* out) {
+                for (std::size_t i = 0; i < m; ++i) {
+                    const std::uint16_t h = f32_to_bf16(v[k + i]);
+                    out[2 * i] = std::uint8_t(h);
+                    out[2 * i + 1] = std::uint8_t(h >> 8);
+                }
+            });
+            break;
+        case DType::int8: {
+            // The scales (little-endian hosts only, as quantize_int8), then the
+            // values a row range at a time — part of a row if one is wider.
+            bytes(t.scales.data(), t.scales.size() * 4);
+            const std::size_t rows = t.scales.size(), cols = n / rows;
+            if (cols <= scratch_.size()) {
+                const std::size_t per = scratch_.size() / cols;
+                for (std::size_t r = 0; r < rows; r += per) {
+                    const std::size_t r1 = std::min(rows, r + per);
+                    for (std::size_t i = r; i < r1; ++i)
+                        quantize_int8_values(v + i * cols, cols, t.scales[i], scratch_.data() + (i - r) * cols);
+                    bytes(scratch_.data(), (r1 - r) * cols);
+                }
+            } else {
+                for (std::size_t r = 0; r < rows; ++r)
+                    for (std::size_t c = 0; c < cols; c += scratch_.size()) {
+                        const std::size_t m = std::min(cols - c, scratch_.size());
+                        quantize_int8_values(v + r * cols + c, m, t.scales[r], scratch_.data());
+                        bytes(scratch_.data(), m);
+                    }
+            }
+            break;
+        }
+    }
 }
 
 DType dtype_for(const WriteOptions& opt, std::size_t rank) { return rank >= 2 ? opt.dtype : DType::f32; }
 
-}  // namespace
+void write_planned(const WritePlan& plan, std::vector<std::uint8_t>& out) {
+    std::vector<std::uint8_t> file(std::size_t(plan.info.file_bytes));
+    MemorySink sink(file.data());
+    emit_file(plan, sink);
+    out = std::move(file);
+}
 
-Status write_model(const Sequential& model, const WriteOptions& options, std::vector<std::uint8_t>& out) {
-    const std::vector<LayerSpec> specs = model.specs();
-    MK_TRY(validate_specs(specs));
-    std::vector<std::string> names;
+// The items of a model: its layers' tensors in state_dict order, compact weights as they are held.
+std::vector<Item> model_items(const Sequential& model, std::vector<std::string>& names, const WriteOptions& options) {
     std::vector<Item> items;
     for (const Layer& layer : model.layers()) {
         const auto infos = layer_params(layer.spec);
@@ -227,13 +342,53 @@ Status write_model(const Sequential& model, const WriteOptions& options, std::ve
         }
     }
     for (std::size_t i = 0; i < items.size(); ++i) items[i].name = &names[i];  // names no longer moves
-    return write(FileKind::model, &specs, items, options, out);
+    return items;
+}
+
+}  // namespace
+
+Status plan_model(const Sequential& model, const WriteOptions& options, WritePlan& plan_out) {
+    const std::vector<LayerSpec> specs = model.specs();
+    MK_TRY(validate_specs(specs));
+    std::vector<std::string> names;
+    const std::vector<Item> items = model_items(model, names, options);
+    return plan(FileKind::model, &specs, items, options, plan_out);
+}
+
+Status plan_state_dict(const StateDict& tensors, const WriteOptions& options, WritePlan& plan_out) {
+    std::vector<Item> items;
+    for (const auto& [name, t] : tensors) items.push_back({&name, &t, dtype_for(options, t.dimension())});
+    return plan(FileKind::state_dict, nullptr, items, options, plan_out);
+}
+
+void emit_file(const WritePlan& plan, ByteSink& sink, std::size_t scratch_bytes) {
+    const std::uint64_t header_len = plan.info.header_bytes;
+    sink.write(fixed_header_bytes, plan.header.data() + fixed_header_bytes, std::size_t(header_len) - fixed_header_bytes);
+    Emitter data(sink, header_len, scratch_bytes);
+    for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
+        const TensorInfo& t = plan.info.tensors[i];
+        if (!t.bytes) continue;
+        data.zeros_to(t.offset);
+        data.tensor(t, plan.tensors[i]);
+    }
+    std::vector<std::uint8_t> header = plan.header;
+    put_u32_at(header, 16, data.crc());
+    put_u32_at(header, 8, crc32_update(crc32(header.data(), 8), header.data() + 12, header.size() - 12));
+    sink.write(0, header.data(), fixed_header_bytes);
+}
+
+Status write_model(const Sequential& model, const WriteOptions& options, std::vector<std::uint8_t>& out) {
+    WritePlan p;
+    MK_TRY(plan_model(model, options, p));
+    write_planned(p, out);
+    return Status::success();
 }
 
 Status write_state_dict(const StateDict& tensors, const WriteOptions& options, std::vector<std::uint8_t>& out) {
-    std::vector<Item> items;
-    for (const auto& [name, t] : tensors) items.push_back({&name, &t, dtype_for(options, t.dimension())});
-    return write(FileKind::state_dict, nullptr, items, options, out);
+    WritePlan p;
+    MK_TRY(plan_state_dict(tensors, options, p));
+    write_planned(p, out);
+    return Status::success();
 }
 
 }  // namespace modelkeep

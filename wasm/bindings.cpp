@@ -247,6 +247,33 @@ private:
     std::uint64_t size_ = 0;
 };
 
+// A file being built in a JavaScript Uint8Array: each range the writer emits
+// is copied straight from wasm memory into its place, so the file is never
+// whole in wasm memory and is copied once.
+class JsSink final : public ByteSink {
+public:
+    explicit JsSink(const val& bytes) : bytes_(bytes) {}
+    void write(std::uint64_t offset, const void* data, std::size_t n) override {
+        if (!n) return;
+        const val view(emscripten::typed_memory_view(n, static_cast<const std::uint8_t*>(data)));
+        bytes_.call<void>("set", view, double(offset));
+    }
+
+private:
+    val bytes_;
+};
+
+// float32 bytes the writer expands for a compact weight stored in another
+// dtype (the largest one; it expands one at a time).
+double largest_expansion(const WritePlan& plan) {
+    double most = 0;
+    for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
+        const CompactWeight* c = plan.tensors[i].compact;
+        if (c && c->dtype != plan.info.tensors[i].dtype) most = std::max(most, double(c->rows) * double(c->cols) * 4);
+    }
+    return most;
+}
+
 // A .mkp file (its magic), from its first 4 bytes only.
 bool is_mkp(const ByteSource& file) {
     std::uint8_t head[4] = {0, 0, 0, 0};
@@ -410,17 +437,24 @@ public:
         if (!parse_dtype(dtype, opt.dtype))
             return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16, int8"));
         Status st = read_metadata(metadata, opt.metadata);
-        if (st.ok()) st = reserve(double(model_.param_count()) * 4 * 1.1, "the file");
         if (!st.ok()) return fail(st);
-        std::vector<std::uint8_t> bytes;
-        st = state_dict ? write_state_dict(model_.state_dict(), opt, bytes) : write_model(model_, opt, bytes);
+        // A state dict is written from a copy of the tensors; a model straight from its own.
+        StateDict copy;
+        if (state_dict) {
+            st = reserve(double(model_.param_count()) * 4, "the state dict");
+            if (!st.ok()) return fail(st);
+            copy = model_.state_dict();
+        }
+        WritePlan plan;
+        st = state_dict ? plan_state_dict(copy, opt, plan) : plan_model(model_, opt, plan);
+        // The file itself is built in JavaScript; wasm memory holds the scratch and at most one expanded weight.
+        if (st.ok()) st = reserve(double(write_chunk_bytes) + largest_expansion(plan), "the file");
         if (!st.ok()) return fail(st);
-        // The file's info from the bytes already here, so callers need not copy them back in.
-        FileInfo info;
-        st = read_info(bytes.data(), bytes.size(), false, info);
-        if (!st.ok()) return fail(st);
-        val out = info_object(info);
-        out.set("bytes", byte_array(bytes));
+        val bytes = val::global("Uint8Array").new_(double(plan.info.file_bytes));
+        JsSink sink(bytes);
+        emit_file(plan, sink);
+        val out = info_object(plan.info);
+        out.set("bytes", bytes);
         return out;
     }
 
