@@ -247,20 +247,36 @@ private:
     std::uint64_t size_ = 0;
 };
 
-// A file being built in a JavaScript Uint8Array: each range the writer emits
-// is copied straight from wasm memory into its place, so the file is never
-// whole in wasm memory and is copied once.
+// A file being built in JavaScript: one Uint8Array, or (chunk_bytes > 0) a
+// list of Uint8Arrays of chunk_bytes each, the last one shorter — the chunks
+// the IndexedDB store keeps, which it can then store without copying. Each
+// range the writer emits is copied straight from wasm memory into its place,
+// so the file is never whole in wasm memory and is copied once.
 class JsSink final : public ByteSink {
 public:
-    explicit JsSink(const val& bytes) : bytes_(bytes) {}
-    void write(std::uint64_t offset, const void* data, std::size_t n) override {
-        if (!n) return;
-        const val view(emscripten::typed_memory_view(n, static_cast<const std::uint8_t*>(data)));
-        bytes_.call<void>("set", view, double(offset));
+    JsSink(std::uint64_t total, std::uint64_t chunk_bytes)
+        : chunk_(chunk_bytes ? chunk_bytes : std::max<std::uint64_t>(total, 1)) {
+        const val u8 = val::global("Uint8Array");
+        for (std::uint64_t at = 0; at < total || chunks_.empty(); at += chunk_)
+            chunks_.push_back(u8.new_(double(std::min(chunk_, total - at))));
     }
+    void write(std::uint64_t offset, const void* data, std::size_t n) override {
+        const auto* p = static_cast<const std::uint8_t*>(data);
+        while (n) {
+            const std::size_t i = std::size_t(offset / chunk_);
+            const std::uint64_t within = offset - i * chunk_;
+            const std::size_t take = std::size_t(std::min<std::uint64_t>(n, chunk_ - within));
+            chunks_[i].call<void>("set", val(emscripten::typed_memory_view(take, p)), double(within));
+            p += take;
+            offset += take;
+            n -= take;
+        }
+    }
+    const std::vector<val>& chunks() const { return chunks_; }
 
 private:
-    val bytes_;
+    std::uint64_t chunk_;
+    std::vector<val> chunks_;
 };
 
 // float32 bytes the writer expands for a compact weight stored in another
@@ -432,7 +448,9 @@ public:
 
     /// dtype: 'f32' | 'f16' | 'bf16' | 'int8', metadata: { [k]: string }, stateDict: bool
     /// → the file's info object (as fileInfo gives) with its `bytes`.
-    val to_bytes(const std::string& dtype, const val& metadata, bool state_dict) const {
+    /// dtype, metadata, state_dict (no architecture) → { ok, ...info, bytes }, or
+    /// with chunk_bytes > 0 { ok, ...info, chunks: [Uint8Array of chunk_bytes, …] }.
+    val to_bytes(const std::string& dtype, const val& metadata, bool state_dict, double chunk_bytes) const {
         WriteOptions opt;
         if (!parse_dtype(dtype, opt.dtype))
             return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16, int8"));
@@ -450,11 +468,18 @@ public:
         // The file itself is built in JavaScript; wasm memory holds the scratch and at most one expanded weight.
         if (st.ok()) st = reserve(double(write_chunk_bytes) + largest_expansion(plan), "the file");
         if (!st.ok()) return fail(st);
-        val bytes = val::global("Uint8Array").new_(double(plan.info.file_bytes));
-        JsSink sink(bytes);
+        if (!(chunk_bytes >= 0 && chunk_bytes <= 9007199254740991.0))
+            return fail(error(Code::invalid_argument, "chunkBytes must be a non-negative integer"));
+        JsSink sink(plan.info.file_bytes, std::uint64_t(chunk_bytes));
         emit_file(plan, sink);
         val out = info_object(plan.info);
-        out.set("bytes", bytes);
+        if (chunk_bytes > 0) {
+            val list = val::array();
+            for (const val& c : sink.chunks()) list.call<void>("push", c);
+            out.set("chunks", list);
+        } else {
+            out.set("bytes", sink.chunks()[0]);
+        }
         return out;
     }
 

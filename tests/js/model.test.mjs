@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { nn, Model, ModelError, save, load, fileInfo } from '../../web/src/index.js';
-import { fromChunks } from '../../web/src/model.js';
+import { fromChunks, encode } from '../../web/src/model.js';
 import { runtime } from '../../web/src/runtime.js';
 
 const CLI = new URL('../../build/native/modelkeep', import.meta.url).pathname;
@@ -247,4 +247,22 @@ test('a file given as chunks loads like its bytes, wherever the chunk boundaries
   }
   throwsCode(() => fromChunks([model.toBytes(), [1, 2]]), 'invalid_argument');
   throwsCode(() => fromChunks(model.toBytes()), 'invalid_argument');
+});
+
+test('encode with chunkBytes: wasm writes the file straight into chunks of that size', () => {
+  const m = nn.sequential(nn.linear(40, 30), nn.relu(), nn.linear(30, 7), { seed: 8 });
+  for (const dtype of ['f32', 'f16', 'int8']) {
+    const whole = m.toBytes({ dtype, metadata: { k: 'v' } });
+    const { chunks, info } = encode(m, { dtype, metadata: { k: 'v' }, chunkBytes: 1000 });
+    assert.equal(info.dtype, dtype);
+    assert.deepEqual(chunks.map((c) => c.length),
+      [...Array(Math.ceil(whole.length / 1000)).keys()].map((i) => Math.min(1000, whole.length - i * 1000)));
+    for (const c of chunks) assert.equal(c.buffer.byteLength, c.length, 'each chunk its own buffer');
+    assert.deepEqual(Buffer.concat(chunks), Buffer.from(whole), dtype);
+    // one chunk bigger than the file
+    const one = encode(m, { dtype, metadata: { k: 'v' }, chunkBytes: 1 << 20 }).chunks;
+    assert.equal(one.length, 1);
+    assert.deepEqual(Buffer.from(one[0]), Buffer.from(whole));
+  }
+  m.dispose();
 });

@@ -186,6 +186,28 @@ test('put stores only the bytes a subarray view covers', async (t) => {
   assert.deepEqual(sizes, [1000, 1000, 500]);
 });
 
+test('put given chunks stores one chunk each: whole buffers as they are, views copied', async (t) => {
+  const { store, factory } = await fresh(t, { chunkBytes: 1000 });
+  assert.equal(store.chunkBytes, 1000);
+  const a = bytesOf(700, 1), b = bytesOf(1200, 2);
+  const big = bytesOf(5000, 3);
+  const view = big.subarray(100, 400);  // 300 bytes of a 5000-byte buffer: only those are stored
+  const seen = [];
+  await store.put('c', [a, b, view], { format: 'mkp' }, { onProgress: (p) => seen.push(p.loaded) });
+  assert.deepEqual(seen, [700, 1900, 2200]);
+  const info = await store.info('c');
+  assert.equal(info.bytes, 2200);
+  assert.equal(info.chunks, 3);
+  const sizes = await raw(factory, 'readonly', async (tx) =>
+    (await request(tx.objectStore('chunks').getAll())).map((value) => value.byteLength));
+  assert.deepEqual(sizes, [700, 1200, 300]);
+  assert.deepEqual(await store.get('c'), Uint8Array.from([...a, ...b, ...view]));
+  assert.deepEqual((await store.getChunks('c')).map((c) => c.length), [700, 1200, 300]);
+  await rejectsWith(store.put('d', [a, 'nope']), 'invalid_argument');
+  await rejectsWith(store.put('d', [a, new Uint16Array(2)]), 'invalid_argument');
+  await rejectsWith(store.info('d'), 'not_found');
+});
+
 test('onProgress is called once per chunk for put and get', async (t) => {
   const { store } = await fresh(t, { chunkBytes: 1000 });
   const seen = { put: [], get: [] };

@@ -61,15 +61,18 @@ export async function save(model, url, { dtype, metadata = {}, onProgress } = {}
     return write(bytes, url, { format, dtype: stored, params: model.paramCount, architecture: model.architecture }, onProgress);
   }
   // A model's info comes with its bytes; bytes from elsewhere are read (and checked) once.
-  const { bytes, info: raw } = model instanceof Model
-    ? encode(model, { dtype, metadata })
+  // Into IndexedDB, a model is written by wasm straight into the chunks the store keeps.
+  const chunkBytes = model instanceof Model && typeof url === 'string' && url.startsWith(IDB)
+    ? (await store()).chunkBytes : 0;
+  const { bytes, chunks, info: raw } = model instanceof Model
+    ? encode(model, { dtype, metadata, chunkBytes })
     : { bytes: toUint8Array(model), info: check(runtime().fileInfo(toUint8Array(model), false)) };
   if (raw.format !== 'modelkeep') {
     throw new ModelError('invalid_argument',
       `save() stores modelkeep bytes; these are a ${raw.format} file: load() it into a Model first`);
   }
   const info = describe(raw);
-  return write(bytes, url, info, onProgress);
+  return write(chunks ?? bytes, url, info, onProgress);
 }
 
 // .safetensors / .pt / .pth at the end of a downloads:// name or a path choose that format.
@@ -80,6 +83,7 @@ function exportFormat(url) {
   return 'mkp';
 }
 
+/** bytes: a Uint8Array, or (indexeddb:// only) the file's chunks in order. */
 async function write(bytes, url, info, onProgress) {
   if (typeof url === 'string' && url.startsWith(IDB)) {
     const s = await store();

@@ -11,8 +11,10 @@ const registry = typeof FinalizationRegistry === 'function'
 const DTYPES = ['f32', 'f16', 'bf16', 'int8'];
 
 /**
- * encode(model, { dtype, metadata, stateDictOnly }) → { bytes, info }: toBytes plus the file's
- * info (fileInfo's fields), set by Model's static block below.
+ * encode(model, { dtype, metadata, stateDictOnly, chunkBytes }) → { bytes, info }: toBytes plus
+ * the file's info (fileInfo's fields), set by Model's static block below. With chunkBytes > 0,
+ * { chunks, info }: the file as Uint8Arrays of chunkBytes each (the last one shorter), written
+ * there by wasm directly, for a store that keeps such chunks (no copy of the file on the way).
  */
 export let encode;
 
@@ -277,13 +279,13 @@ export class Model {
     };
 
     // The bytes and the file's info in one call (io.js's save needs both).
-    encode = (model, { dtype = model.weightDtype, metadata = {}, stateDictOnly = false } = {}) => {
+    encode = (model, { dtype = model.weightDtype, metadata = {}, stateDictOnly = false, chunkBytes = 0 } = {}) => {
       if (!DTYPES.includes(dtype)) {
         throw new ModelError('invalid_argument', `dtype must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
       }
       checkMetadata(metadata);
-      const { bytes, ...info } = check(model.#live().toBytes(dtype, metadata ?? {}, stateDictOnly));
-      return { bytes, info };
+      const { bytes, chunks, ...info } = check(model.#live().toBytes(dtype, metadata ?? {}, stateDictOnly, chunkBytes));
+      return chunks ? { chunks, info } : { bytes, info };
     };
   }
 

@@ -21,8 +21,10 @@ const quotaMargin = 1024 * 1024;
  * @typedef {{ onProgress?: (progress: Progress) => void }} ProgressOptions
  * @typedef {{ type: 'change', names: string[] }} ChangeEvent
  * @typedef {object} Store
- * @property {(name: string, bytes: Uint8Array, info?: object, options?: ProgressOptions)
- *   => Promise<StoredInfo>} put  resolves, once committed, to the info record it wrote
+ * @property {number} chunkBytes  the size `put` cuts a single Uint8Array into
+ * @property {(name: string, bytes: Uint8Array | Uint8Array[], info?: object, options?: ProgressOptions)
+ *   => Promise<StoredInfo>} put  resolves, once committed, to the info record it wrote; an array
+ *   is stored one chunk per element (a whole ArrayBuffer as it is, without a copy)
  * @property {(name: string, options?: ProgressOptions) => Promise<Uint8Array>} get  the bytes, contiguous
  * @property {(name: string, options?: ProgressOptions) => Promise<Uint8Array[]>} getChunks  the same
  *   bytes as stored, one Uint8Array per chunk in order (no joined copy); an empty model has none
@@ -432,18 +434,23 @@ export async function openStore(options = {}) {
   }
 
   return {
+    chunkBytes,
+
     async put(name, bytes, info = {}, { onProgress } = {}) {
       checkName(name);
-      if (Object.prototype.toString.call(bytes) !== '[object Uint8Array]') {
-        throw new ModelError('invalid_argument', 'bytes must be a Uint8Array');
+      const isBytes = (b) => Object.prototype.toString.call(b) === '[object Uint8Array]';
+      // Given as chunks, each is stored as one chunk: as it is when it is a whole ArrayBuffer.
+      const given = Array.isArray(bytes) ? [...bytes] : null;
+      if (given ? !given.every(isBytes) : !isBytes(bytes)) {
+        throw new ModelError('invalid_argument', 'bytes must be a Uint8Array or an array of Uint8Arrays');
       }
       if (typeof info !== 'object' || info === null || Array.isArray(info)) {
         throw new ModelError('invalid_argument', 'info must be a plain object');
       }
       checkProgress(onProgress);
       const fields = { ...info }; // as it is now, whatever the caller does to it meanwhile
-      const total = bytes.byteLength;
-      const count = Math.ceil(total / chunkBytes);
+      const total = given ? given.reduce((n, c) => n + c.byteLength, 0) : bytes.byteLength;
+      const count = given ? given.length : Math.ceil(total / chunkBytes);
       let record;
       await write([name], async () => {
         const quota = await checkQuota(total);
@@ -452,10 +459,11 @@ export async function openStore(options = {}) {
           // Must drop every old chunk (strays past the old count too) in this same transaction.
           chunks.delete(rangeOf(IDBKeyRange, name));
           for (let index = 0, loaded = 0; index < count; index++) {
-            const end = Math.min(loaded + chunkBytes, total);
-            // slice(): a fresh ArrayBuffer of just this chunk (a view would clone its whole buffer)
-            await promisify(chunks.put(bytes.slice(loaded, end).buffer, [name, index]));
-            loaded = end;
+            // A fresh ArrayBuffer of just this chunk: putting a view would clone its whole buffer.
+            const part = given ? given[index] : bytes.subarray(loaded, Math.min(loaded + chunkBytes, total));
+            const whole = part.byteOffset === 0 && part.byteLength === part.buffer.byteLength && given;
+            await promisify(chunks.put(whole ? part.buffer : part.slice().buffer, [name, index]));
+            loaded += part.byteLength;
             onProgress?.({ loaded, total });
           }
           const dateSaved = new Date().toISOString();
