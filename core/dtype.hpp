@@ -1,6 +1,7 @@
 // dtype.hpp — the storage dtypes of the file format and their conversions to
-// and from float32. Tensors are always float32 in memory (for now); a file may
-// store them narrower.
+// and from float32. Tensors are float32 in memory, except Linear weights a
+// model holds compact (compact.hpp, in these same encodings); a file may store
+// any tensor of rank ≥ 2 narrower.
 //
 // Error bounds (tested in tests/test_dtype.cpp), for finite x in range:
 //   f16  : round-to-nearest-even, |x - x'| <= 2^-11 |x| for normal values

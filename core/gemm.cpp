@@ -126,8 +126,9 @@ struct BF16Rows {
 
 // Four dot products of `a` (K) with the rows of b (K each) → out[0..3]. The
 // additions happen in one fixed order whatever the build and the row type, so
-// native and wasm agree bit for bit, and an f16/bf16 row gives exactly what
-// its float32 expansion gives.
+// native and wasm agree bit for bit, and a bf16 or f16 row gives exactly what
+// its float32 expansion gives (f16 subnormals held apart are added after,
+// by gemv_f16).
 template <class Rows>
 inline void dot4(const float* a, const Rows& b, std::size_t K, float out[4]) {
     std::size_t k = 0;
