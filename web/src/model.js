@@ -19,7 +19,7 @@ const DTYPES = ['f32', 'f16', 'bf16', 'int8'];
 export let encode;
 
 /**
- * fromChunks(chunks, { architecture, assumeSequential }) → Model: Model.fromBytes over a file
+ * fromChunks(chunks, { architecture, assumeSequential, weightDtype }) → Model: Model.fromBytes over a file
  * given as its chunks (Uint8Arrays, in order, as the IndexedDB store keeps it), which wasm reads
  * in place: JavaScript never joins them into a second copy of the file. Set by Model's static block.
  */
@@ -301,8 +301,9 @@ export class Model {
 
   /**
    * The dtype the Linear weights are held in: 'f32', or 'f16' | 'bf16' | 'int8' when compact
-   * (half or a quarter of the memory; at batch 1 the kernels read fewer bytes, so predict
-   * faster). A .mkp saved with compact weights loads compact.
+   * (half or a quarter of the memory; at batch 1 on large models int8 predicts ~3× faster than
+   * f32, bf16 ~1.4×; small models gain nothing — docs/PERFORMANCE.md). A .mkp saved with
+   * compact weights loads compact.
    * @returns {'f32'|'f16'|'bf16'|'int8'}
    */
   get weightDtype() {
