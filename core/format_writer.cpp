@@ -277,23 +277,17 @@ void Emitter::tensor(const TensorInfo& info, const PlannedTensor& t) {
     switch (info.dtype) {
         case DType::f32: bytes(v, n * 4); break;
         case DType::f16:
+        case DType::bf16: {
+            std::uint16_t (*const to_half)(float) = info.dtype == DType::f16 ? f32_to_f16 : f32_to_bf16;
             halves(n, [&](std::size_t k, std::size_t m, std::uint8_t* out) {
                 for (std::size_t i = 0; i < m; ++i) {
-                    const std::uint16_t h = f32_to_f16(v[k + i]);
+                    const std::uint16_t h = to_half(v[k + i]);
                     out[2 * i] = std::uint8_t(h);
                     out[2 * i + 1] = std::uint8_t(h >> 8);
                 }
             });
             break;
-        case DType::bf16:
-            halves(n, [&](std::size_t k, std::size_t m, std::uint8_t* out) {
-                for (std::size_t i = 0; i < m; ++i) {
-                    const std::uint16_t h = f32_to_bf16(v[k + i]);
-                    out[2 * i] = std::uint8_t(h);
-                    out[2 * i + 1] = std::uint8_t(h >> 8);
-                }
-            });
-            break;
+        }
         case DType::int8: {
             // The scales (little-endian hosts only, as quantize_int8), then the
             // values a row range at a time — part of a row if one is wider.
