@@ -4,9 +4,11 @@
 // the file format's int8, dtype.hpp). Never expanded in memory: the GEMV
 // kernels decode in registers and the GEMM packs a cache-sized panel at a time.
 //
-// A weight that f16 cannot hold (|w| > 65504, NaN or inf — f16's inf and NaN
-// are not decoded by the kernels) or int8 cannot hold (NaN or inf) is not
-// compacted: compact_weight reports it and the layer stays float32.
+// From float32, a weight holding NaN or inf, or for f16 any |w| > 65504 (f16's
+// inf and NaN are not decoded by the kernels), is not compacted:
+// compact_weight reports it and the layer stays float32. From a file, bytes
+// are taken as stored, except f16 inf/NaN and bad int8 scales (the reader then
+// decodes that tensor to float32 instead).
 #pragma once
 
 #include <cstddef>
