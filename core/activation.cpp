@@ -7,9 +7,10 @@ namespace modelkeep {
 
 namespace {
 
+// y = f(x) element by element; y may be x itself (then nothing is allocated).
 template <class F>
 void map(const Tensor& x, Tensor& y, F f) {
-    y = Tensor(x.shape());
+    if (&y != &x) y = Tensor(x.shape());
     const float* in = x.data();
     float* out = y.data();
     for (std::size_t i = 0, n = x.size(); i < n; ++i) out[i] = f(in[i]);

@@ -1,5 +1,6 @@
 // activation.hpp — element-wise activations and the last-dim softmaxes, with
-// PyTorch's definitions. Every function maps x (any shape) → y (same shape).
+// PyTorch's definitions. Every function maps x (any shape) → y (same shape);
+// the element-wise ones also in place (y the same tensor as x).
 #pragma once
 
 #include "status.hpp"

@@ -196,7 +196,9 @@ Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y) {
         case LayerKind::softmax: st = softmax(x, y); break;
         case LayerKind::log_softmax: st = log_softmax(x, y); break;
         case LayerKind::identity:
-        case LayerKind::dropout: y = x; break;
+        case LayerKind::dropout:
+            if (&y != &x) y = x;
+            break;
         case LayerKind::flatten: st = flatten_forward(x, s.start_dim, s.end_dim, y); break;
         case LayerKind::layer_norm:
             st = layer_norm(x, std::size_t(s.in_features), s.eps, param("weight"), param("bias"), y);

@@ -98,6 +98,7 @@ std::uint64_t layer_bytes(const Layer& layer);
 Layer make_layer(const LayerSpec& spec, Rng& rng);
 
 /// y = layer(x) in inference mode. Shapes are checked first (shape_mismatch).
+/// For the element-wise kinds (activations, Identity, Dropout) y may be x itself.
 Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y);
 
 }  // namespace modelkeep

@@ -156,6 +156,24 @@ Status Sequential::from_state_dict(const std::vector<LayerSpec>& specs, StateDic
     return Status::success();
 }
 
+// Layers whose output element i depends on input element i only (layer_forward
+// may then write into its input).
+static bool elementwise(LayerKind kind) {
+    switch (kind) {
+        case LayerKind::relu:
+        case LayerKind::leaky_relu:
+        case LayerKind::sigmoid:
+        case LayerKind::tanh:
+        case LayerKind::gelu:
+        case LayerKind::silu:
+        case LayerKind::identity:
+        case LayerKind::dropout:
+            return true;
+        default:
+            return false;
+    }
+}
+
 Status Sequential::forward(const Tensor& x, Tensor& y) const {
     if (layers_.empty()) {
         y = x;
@@ -163,6 +181,13 @@ Status Sequential::forward(const Tensor& x, Tensor& y) const {
     }
     Tensor cur = x;
     for (const Layer& layer : layers_) {
+        if (elementwise(layer.spec.kind)) {
+            // In place, on the previous layer's output while it is in cache
+            // (after a Linear: its bias was added by the GEMM, the activation
+            // follows without a second tensor).
+            MK_TRY(layer_forward(layer, cur, cur));
+            continue;
+        }
         Tensor next;
         MK_TRY(layer_forward(layer, cur, next));
         cur = std::move(next);

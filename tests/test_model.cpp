@@ -1,6 +1,8 @@
 // Sequential: names, state_dict keys, load_state_dict semantics, forward shapes.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "fixtures.hpp"
 
 using namespace modelkeep;
@@ -114,4 +116,32 @@ TEST(Model, ForwardShapesAndErrors) {
     EXPECT_EQ(shape_of(y), (Shape{2, 12}));
     ASSERT_TRUE(m.forward(zeros({0, 3}), y).ok());  // an empty batch
     EXPECT_EQ(shape_of(y), (Shape{0, 2}));
+}
+
+TEST(Model, ActivationsRunInPlaceWithoutTouchingTheInput) {
+    // Sequential::forward applies element-wise layers to the previous output in
+    // place: the result must equal running each layer into a fresh tensor, and
+    // the caller's input must stay as it was (here the first layer is one).
+    std::vector<LayerSpec> specs;
+    ASSERT_TRUE(parse_spec("a=ReLU,b=Linear(6,5),c=GELU,d=Dropout(p=0.5),e=Linear(5,4),f=SiLU,g=Tanh,"
+                           "h=LeakyReLU(negative_slope=0.2),i=Sigmoid,j=Identity",
+                           specs)
+                    .ok());
+    Sequential m;
+    ASSERT_TRUE(Sequential::create(specs, 4, m).ok());
+    Tensor x(Shape{3, 6});
+    Rng rng(5);
+    for (float& v : x) v = rng.uniform(-2, 2);
+    const Tensor before = x;
+    Tensor y;
+    ASSERT_TRUE(m.forward(x, y).ok());
+    EXPECT_EQ(x, before);
+    Tensor cur = x;
+    for (const Layer& layer : m.layers()) {
+        Tensor next;
+        ASSERT_TRUE(layer_forward(layer, cur, next).ok());
+        cur = next;
+    }
+    ASSERT_EQ(shape_of(y), shape_of(cur));
+    EXPECT_EQ(0, std::memcmp(y.data(), cur.data(), y.size() * 4));
 }
