@@ -13,7 +13,6 @@
 // /usr/bin/chromium (or CHROMIUM_PATH), and the devDependency @tensorflow/tfjs. The download
 // sizes also read @tensorflow/tfjs-backend-wasm and onnxruntime-web; a missing one is reported.
 // Timings on a shared or busy machine are noisy: the load average is printed with the results.
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -23,7 +22,7 @@ import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 import {
-  startServer, chromiumPath, chromiumArgs, tempDir, removeDir, watchErrors,
+  startServer, chromiumPath, chromiumArgs, tempDir, removeDir, watchErrors, browserMissing, ensureWasmBuilt,
 } from '../browser/harness.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -691,15 +690,11 @@ function report(storage, sizes) {
 
 // ---- main --------------------------------------------------------------------------------------
 
-if (!existsSync(chromiumPath)) {
-  log(`no Chromium at ${chromiumPath} (apt-get install -y chromium)`);
+if (browserMissing()) {
+  log(browserMissing());
   process.exit(1);
 }
-if (!existsSync(join(root, 'web/dist/modelkeep_wasm.wasm')) || !existsSync(join(root, 'web/dist/modelkeep_wasm.mjs'))) {
-  log('web/dist is missing: building it with scripts/build-wasm.sh');
-  const built = spawnSync('bash', ['scripts/build-wasm.sh'], { cwd: root, stdio: ['ignore', 2, 2] });
-  if (built.status !== 0) process.exit(1);
-}
+if (!ensureWasmBuilt(log)) process.exit(1);
 if (!existsSync(join(root, 'node_modules/@tensorflow/tfjs/dist/tf.min.js'))) {
   log('@tensorflow/tfjs is not installed: npm install --save-dev @tensorflow/tfjs@4.22.0');
   process.exit(1);

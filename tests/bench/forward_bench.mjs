@@ -48,7 +48,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
-import { startServer, chromiumPath, chromiumArgs, watchErrors } from '../browser/harness.mjs';
+import { startServer, chromiumPath, chromiumArgs, watchErrors, browserMissing, ensureWasmBuilt } from '../browser/harness.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const benchDir = join(root, 'build/bench');
@@ -744,15 +744,11 @@ function report(result) {
 // ---- main --------------------------------------------------------------------------------------
 
 const wanted = envArg ? [envArg] : ['node', 'chromium'];
-if (wanted.includes('chromium') && !existsSync(chromiumPath)) {
-  log(`no Chromium at ${chromiumPath} (apt-get install -y chromium)`);
+if (wanted.includes('chromium') && browserMissing()) {
+  log(browserMissing());
   process.exit(1);
 }
-if (!existsSync(join(root, 'web/dist/modelkeep_wasm.wasm')) || !existsSync(join(root, 'web/dist/modelkeep_wasm.mjs'))) {
-  log('web/dist is missing: building it with scripts/build-wasm.sh');
-  const built = spawnSync('bash', ['scripts/build-wasm.sh'], { cwd: root, stdio: ['ignore', 2, 2] });
-  if (built.status !== 0) process.exit(1);
-}
+if (!ensureWasmBuilt(log)) process.exit(1);
 for (const pkg of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm', 'onnxruntime-web']) {
   if (!existsSync(join(root, 'node_modules', pkg, 'package.json'))) {
     log(`${pkg} is not installed: run npm install (it is a devDependency)`);

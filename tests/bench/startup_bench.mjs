@@ -21,15 +21,14 @@
 //            the HTTP cache (the server sends Cache-Control: max-age) and Chromium may reuse
 //            its cached compilation of the scripts and the .wasm.
 // Every page's prediction must equal, bit for bit, the one Node computes with the same seed.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
 import { chromium } from 'playwright-core';
 
-import { startServer, chromiumPath, chromiumArgs, tempDir, removeDir, watchErrors } from '../browser/harness.mjs';
+import { startServer, chromiumPath, chromiumArgs, tempDir, removeDir, watchErrors, ensureWasmBuilt } from '../browser/harness.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const outFile = join(root, 'build/bench/startup.json');
@@ -42,11 +41,7 @@ const quick = args.includes('--quick');
 const pages = quick ? 3 : 12;
 const log = (line) => process.stderr.write(`${line}\n`);
 
-if (!existsSync(join(root, 'web/dist/modelkeep_wasm.wasm'))) {
-  log('web/dist missing: building it (scripts/build-wasm.sh) ...');
-  const b = spawnSync('bash', [join(root, 'scripts/build-wasm.sh')], { stdio: 'inherit' });
-  if (b.status !== 0) process.exit(1);
-}
+if (!ensureWasmBuilt(log)) process.exit(1);
 
 // The reference: the same model in Node, and its .mkp file for the `load` variant.
 const mk = await import('../../web/src/index.js');

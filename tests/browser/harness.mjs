@@ -5,6 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
@@ -20,6 +22,20 @@ export const chromiumArgs = [
 /** Why the browser tests cannot run here, or null when they can. */
 export function browserMissing() {
   return existsSync(chromiumPath) ? null : `no Chromium at ${chromiumPath} (apt-get install -y chromium)`;
+}
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+/**
+ * Builds web/dist (scripts/build-wasm.sh, progress on stderr) when the .wasm or its loader is
+ * missing — for benchmarks run on their own, outside npm run bench. False if the build failed.
+ */
+export function ensureWasmBuilt(log = (line) => process.stderr.write(`${line}\n`)) {
+  if (existsSync(join(root, 'web/dist/modelkeep_wasm.wasm')) && existsSync(join(root, 'web/dist/modelkeep_wasm.mjs'))) {
+    return true;
+  }
+  log('web/dist is missing: building it with scripts/build-wasm.sh');
+  return spawnSync('bash', ['scripts/build-wasm.sh'], { cwd: root, stdio: ['ignore', 2, 2] }).status === 0;
 }
 
 /** A fresh, empty directory for a browser profile. */
