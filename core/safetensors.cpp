@@ -30,6 +30,7 @@
 #include <string_view>
 #include <unordered_set>
 
+#include "json_string.hpp"
 #include "safetensors.hpp"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the safetensors reader assumes a little-endian host");
@@ -482,38 +483,6 @@ constexpr int st_f32 = dtype_index("F32"), st_f16 = dtype_index("F16"), st_bf16 
               st_i64 = dtype_index("I64");
 static_assert(st_f32 >= 0 && st_f16 >= 0 && st_bf16 >= 0 && st_i64 >= 0, "dtype table");
 
-// Like the CLI's json::append_string (core/cli/json.cpp), which the wasm build
-// cannot link: that file's number parser needs float std::from_chars, absent
-// from Emscripten 3.1.6's libc++. Names here are valid UTF-8 already.
-// Like the CLI's json::append_string (core/cli/json.cpp), which the wasm build
-// cannot link: that file's number parser needs float std::from_chars, absent
-// from Emscripten 3.1.6's libc++. Names here are valid UTF-8 already.
-void append_json_string(std::string& out, const std::string& s) {
-    static const char* hex = "0123456789abcdef";
-    out += '"';
-    for (const char ch : s) {
-        const auto c = static_cast<unsigned char>(ch);
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\b': out += "\\b"; break;
-            case '\f': out += "\\f"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20) {
-                    out += "\\u00";
-                    out += hex[c >> 4];
-                    out += hex[c & 0xF];
-                } else {
-                    out += ch;
-                }
-        }
-    }
-    out += '"';
-}
-
 bool is_num_batches_tracked(const std::string& name) {
     static const std::string key = "num_batches_tracked";
     if (name == key) return true;
@@ -592,15 +561,15 @@ std::string header_json(const std::vector<Planned>& planned, const Metadata& met
         h += "\"__metadata__\":{";
         for (std::size_t i = 0; i < metadata.size(); ++i) {
             if (i) h += ',';
-            append_json_string(h, metadata[i].first);
+            json::append_string(h, metadata[i].first);
             h += ':';
-            append_json_string(h, metadata[i].second);
+            json::append_string(h, metadata[i].second);
         }
         h += '}';
     }
     for (const Planned& p : planned) {
         if (h.size() > 1) h += ',';
-        append_json_string(h, *p.name);
+        json::append_string(h, *p.name);
         h += ":{\"dtype\":\"";
         h += st_dtypes[p.dtype].name;
         h += "\",\"shape\":[";

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "json_string.hpp"
 #include "status.hpp"
 #include "tensor.hpp"
 
@@ -24,9 +25,7 @@ namespace json {
 Status parse_array(const std::string& text, Shape& shape, std::vector<float>& data,
                    std::uint64_t max_numbers = max_tensor_elements);
 
-/// Appends s as a quoted JSON string; control characters and invalid UTF-8
-/// bytes (written as U+FFFD) are escaped, so the result is always valid JSON.
-void append_string(std::string& out, const std::string& s);
+/// append_string (json_string.hpp) into a new string.
 std::string quote(const std::string& s);
 
 /// The shortest decimal that reads back as the same float32 ("0.1", "-2.5e-08");
