@@ -116,6 +116,25 @@ Tensor random_weight(Rng& rng, std::size_t N, std::size_t K) {
     return w;
 }
 
+// A compact weight (N, K) of random_weight's values, its float32 expansion,
+// M input rows in [-amp, amp) and a bias in [-1, 1) (drawn in that order).
+struct CompactCase {
+    CompactWeight w;
+    Tensor B;
+    std::vector<float> A, bias;
+};
+
+CompactCase compact_case(Rng& rng, DType dtype, std::size_t M, std::size_t N, std::size_t K, float amp) {
+    CompactCase c;
+    EXPECT_TRUE(compact_weight(random_weight(rng, N, K), dtype, c.w));
+    c.B = expand_weight(c.w);
+    c.A.resize(M * K);
+    for (auto& v : c.A) v = rng.uniform(-amp, amp);
+    c.bias.resize(N);
+    for (auto& v : c.bias) v = rng.uniform(-1, 1);
+    return c;
+}
+
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
     return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
 }
@@ -135,17 +154,15 @@ TEST(Gemm, CompactF16AndBf16AreBitIdenticalToTheirExpansion) {
             for (std::size_t N : sizes)
                 for (std::size_t K : sizes) {
                     if (M * N * K > 2000000) continue;
-                    CompactWeight w;
-                    ASSERT_TRUE(compact_weight(random_weight(rng, N, K), dtype, w));
-                    const Tensor B = expand_weight(w);
-                    std::vector<float> A(M * K), bias(N), C1(M * N), C2(M * N);
-                    for (auto& v : A) v = rng.uniform(-2, 2);
-                    if ((M + K) % 3 == 0) A[0] = 70000.0f;  // f16 GEMV: the row cannot be pre-scaled
-                    for (auto& v : bias) v = rng.uniform(-1, 1);
-                    const float* b = (N + K) % 2 ? bias.data() : nullptr;
-                    matmul_nt(A.data(), B.data(), b, C1.data(), M, N, K);
-                    matmul_nt_compact(A.data(), w, b, C2.data(), M);
-                    if (w.sub_start.empty() || M >= gemv_max_rows) {
+                    CompactCase c = compact_case(rng, dtype, M, N, K, 2);
+                    ASSERT_TRUE(c.w.active());
+                    if ((M + K) % 3 == 0) c.A[0] = 70000.0f;  // f16 GEMV: the row cannot be pre-scaled
+                    const std::vector<float>& A = c.A;
+                    std::vector<float> C1(M * N), C2(M * N);
+                    const float* b = (N + K) % 2 ? c.bias.data() : nullptr;
+                    matmul_nt(A.data(), c.B.data(), b, C1.data(), M, N, K);
+                    matmul_nt_compact(A.data(), c.w, b, C2.data(), M);
+                    if (c.w.sub_start.empty() || M >= gemv_max_rows) {
                         ASSERT_TRUE(same_bits(C1, C2)) << dtype_name(dtype) << " " << M << "x" << N << "x" << K;
                     } else {
                         ++with_subnormals;
@@ -189,14 +206,11 @@ TEST(Gemm, CompactInt8GemmIsBitIdenticalToItsExpansion) {
     for (std::size_t N : {1, 5, 8, 33, 300})
         for (std::size_t K : {1, 7, 16, 100, 513}) {
             const std::size_t M = 6;
-            CompactWeight w;
-            ASSERT_TRUE(compact_weight(random_weight(rng, N, K), DType::int8, w));
-            const Tensor B = expand_weight(w);
-            std::vector<float> A(M * K), bias(N), C1(M * N), C2(M * N);
-            for (auto& v : A) v = rng.uniform(-2, 2);
-            for (auto& v : bias) v = rng.uniform(-1, 1);
-            matmul_nt(A.data(), B.data(), bias.data(), C1.data(), M, N, K);
-            matmul_nt_compact(A.data(), w, bias.data(), C2.data(), M);
+            const CompactCase c = compact_case(rng, DType::int8, M, N, K, 2);
+            ASSERT_TRUE(c.w.active());
+            std::vector<float> C1(M * N), C2(M * N);
+            matmul_nt(c.A.data(), c.B.data(), c.bias.data(), C1.data(), M, N, K);
+            matmul_nt_compact(c.A.data(), c.w, c.bias.data(), C2.data(), M);
             ASSERT_TRUE(same_bits(C1, C2)) << N << "x" << K;
         }
 }
@@ -212,14 +226,14 @@ TEST(Gemm, CompactInt8GemvStaysWithinItsBound) {
     for (std::size_t M : {1, 3})
         for (std::size_t N : {1, 4, 5, 37})
             for (std::size_t K : sizes) {
-                CompactWeight w;
-                ASSERT_TRUE(compact_weight(random_weight(rng, N, K), DType::int8, w));
-                const Tensor B = expand_weight(w);
-                std::vector<float> A(M * K), bias(N), ref(M * N), got(M * N);
-                for (auto& v : A) v = rng.uniform(-3, 3);
-                for (auto& v : bias) v = rng.uniform(-1, 1);
+                const CompactCase c = compact_case(rng, DType::int8, M, N, K, 3);
+                ASSERT_TRUE(c.w.active());
+                const std::vector<float>& A = c.A;
+                const std::vector<float>& bias = c.bias;
+                const Tensor& B = c.B;
+                std::vector<float> ref(M * N), got(M * N);
                 matmul_nt_ref(A.data(), B.data(), bias.data(), ref.data(), M, N, K);
-                matmul_nt_compact(A.data(), w, bias.data(), got.data(), M);
+                matmul_nt_compact(A.data(), c.w, bias.data(), got.data(), M);
                 for (std::size_t i = 0; i < M; ++i) {
                     float amax = 0;
                     for (std::size_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(A[i * K + k]));
