@@ -18,11 +18,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 import {
-  startServer, chromiumPath, chromiumArgs, tempDir, removeDir, watchErrors, browserMissing, ensureWasmBuilt,
+  startServer, chromiumPath, chromiumArgs, tempDir, removeDir, watchErrors, browserMissing, ensureWasmBuilt, fileSizes,
 } from '../browser/harness.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -65,15 +64,6 @@ const kb = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
 const mbps = (bytes, msec) => `${(bytes / 1e6 / (msec / 1000)).toFixed(0)} MB/s`;
 
 // ---- part 2: what a page downloads -------------------------------------------------------------
-
-function fileSizes(paths) {
-  return paths.map((path) => {
-    const full = join(root, path);
-    if (!existsSync(full)) return { path, missing: true };
-    const data = readFileSync(full);
-    return { path, bytes: data.length, gzip: gzipSync(data, { level: 9 }).length };
-  });
-}
 
 function downloadSizes() {
   const tf = 'node_modules/@tensorflow';

@@ -45,10 +45,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gzipSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
-import { startServer, chromiumPath, chromiumArgs, watchErrors, browserMissing, ensureWasmBuilt } from '../browser/harness.mjs';
+import {
+  startServer, chromiumPath, chromiumArgs, watchErrors, browserMissing, ensureWasmBuilt, fileSizes,
+} from '../browser/harness.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const benchDir = join(root, 'build/bench');
@@ -608,15 +609,6 @@ async function runEnvironment(env, prepared) {
 }
 
 // ---- what a page downloads ---------------------------------------------------------------------
-
-function fileSizes(paths) {
-  return paths.map((path) => {
-    const full = join(root, path);
-    if (!existsSync(full)) return { path, missing: true };
-    const data = readFileSync(full);
-    return { path, bytes: data.length, gzip: gzipSync(data, { level: 9 }).length };
-  });
-}
 
 /** Groups the page's requests by library; modelkeep's also as the package lists it. */
 function downloadSizes(requested) {

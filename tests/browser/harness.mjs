@@ -2,11 +2,12 @@
 // Chromium launched through playwright-core with a per-scenario profile, pages that import the
 // package (window.mk), and collection of uncaught errors and console errors.
 import { mkdtemp, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
@@ -36,6 +37,16 @@ export function ensureWasmBuilt(log = (line) => process.stderr.write(`${line}\n`
   }
   log('web/dist is missing: building it with scripts/build-wasm.sh');
   return spawnSync('bash', ['scripts/build-wasm.sh'], { cwd: root, stdio: ['ignore', 2, 2] }).status === 0;
+}
+
+/** Each file (a path from the repository root): { path, bytes, gzip (level 9) }, or { path, missing }. */
+export function fileSizes(paths) {
+  return paths.map((path) => {
+    const full = join(root, path);
+    if (!existsSync(full)) return { path, missing: true };
+    const data = readFileSync(full);
+    return { path, bytes: data.length, gzip: gzipSync(data, { level: 9 }).length };
+  });
 }
 
 /** A fresh, empty directory for a browser profile. */
