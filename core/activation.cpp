@@ -7,13 +7,10 @@ namespace modelkeep {
 
 namespace {
 
-// y = f(x) element by element; y may be x itself (then nothing is allocated).
+// p[i] = f(p[i]) over [0, n): one loop per kind, the kind picked once.
 template <class F>
-void map(const Tensor& x, Tensor& y, F f) {
-    if (&y != &x) y = Tensor(x.shape());
-    const float* in = x.data();
-    float* out = y.data();
-    for (std::size_t i = 0, n = x.size(); i < n; ++i) out[i] = f(in[i]);
+void map(float* p, std::size_t n, F f) {
+    for (std::size_t i = 0; i < n; ++i) p[i] = f(p[i]);
 }
 
 float sigmoid1(float v) {
@@ -28,7 +25,7 @@ Status softmax_rows(const Tensor& x, Tensor& y, bool log_out) {
     if (x.dimension() < 1)
         return error(Code::shape_mismatch, "softmax needs an input of rank >= 1, got a scalar");
     const std::size_t n = x.shape()[x.dimension() - 1];
-    y = Tensor(x.shape());
+    y.resize(x.shape());
     if (n == 0) return Status::success();
     const std::size_t rows = x.size() / n;
     for (std::size_t r = 0; r < rows; ++r) {
@@ -49,32 +46,37 @@ Status softmax_rows(const Tensor& x, Tensor& y, bool log_out) {
 
 }  // namespace
 
-void relu(const Tensor& x, Tensor& y) {
-    map(x, y, [](float v) { return v > 0.0f ? v : 0.0f; });
-}
-
-void leaky_relu(const Tensor& x, float slope, Tensor& y) {
-    map(x, y, [slope](float v) { return v > 0.0f ? v : v * slope; });
-}
-
-void sigmoid(const Tensor& x, Tensor& y) { map(x, y, sigmoid1); }
-
-void tanh_act(const Tensor& x, Tensor& y) {
-    map(x, y, [](float v) { return std::tanh(v); });
-}
-
-void gelu(const Tensor& x, bool tanh_approx, Tensor& y) {
-    if (tanh_approx) {
-        const float k = 0.7978845608028654f;  // √(2/π)
-        map(x, y, [k](float v) { return 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v))); });
-    } else {
-        const float r = 0.7071067811865476f;  // 1/√2
-        map(x, y, [r](float v) { return 0.5f * v * (1.0f + std::erf(v * r)); });
+void Activation::apply(float* p, std::size_t n) const {
+    switch (kind) {
+        case Kind::none: break;
+        case Kind::relu: map(p, n, [](float v) { return v > 0.0f ? v : 0.0f; }); break;
+        case Kind::leaky_relu: {
+            const float s = slope;
+            map(p, n, [s](float v) { return v > 0.0f ? v : v * s; });
+            break;
+        }
+        case Kind::sigmoid: map(p, n, sigmoid1); break;
+        case Kind::tanh: map(p, n, [](float v) { return std::tanh(v); }); break;
+        case Kind::gelu: {
+            const float r = 0.7071067811865476f;  // 1/√2
+            map(p, n, [r](float v) { return 0.5f * v * (1.0f + std::erf(v * r)); });
+            break;
+        }
+        case Kind::gelu_tanh: {
+            const float k = 0.7978845608028654f;  // √(2/π)
+            map(p, n, [k](float v) { return 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v))); });
+            break;
+        }
+        case Kind::silu: map(p, n, [](float v) { return v * sigmoid1(v); }); break;
     }
 }
 
-void silu(const Tensor& x, Tensor& y) {
-    map(x, y, [](float v) { return v * sigmoid1(v); });
+void activate(const Tensor& x, const Activation& act, Tensor& y) {
+    if (&y != &x) {
+        y.resize(x.shape());
+        std::copy(x.data(), x.data() + x.size(), y.data());
+    }
+    act.apply(y.data(), y.size());
 }
 
 Status softmax(const Tensor& x, Tensor& y) { return softmax_rows(x, y, false); }

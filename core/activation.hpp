@@ -1,21 +1,39 @@
 // activation.hpp — element-wise activations and the last-dim softmaxes, with
-// PyTorch's definitions. Every function maps x (any shape) → y (same shape);
-// the element-wise ones also in place (y the same tensor as x).
+// PyTorch's definitions. An element-wise activation is a value (Activation)
+// so that a kernel can apply it to outputs it has just written — the Linear
+// epilogue (gemm.hpp) — and a layer can apply it in place.
 #pragma once
+
+#include <cstddef>
+#include <cstdint>
 
 #include "status.hpp"
 #include "tensor.hpp"
 
 namespace modelkeep {
 
-void relu(const Tensor& x, Tensor& y);
-void leaky_relu(const Tensor& x, float slope, Tensor& y);
-void sigmoid(const Tensor& x, Tensor& y);
-void tanh_act(const Tensor& x, Tensor& y);
-/// Exact: x/2 · (1 + erf(x/√2)); tanh_approx: x/2 · (1 + tanh(√(2/π)(x + 0.044715x³))).
-void gelu(const Tensor& x, bool tanh_approx, Tensor& y);
-/// x · sigmoid(x)
-void silu(const Tensor& x, Tensor& y);
+struct Activation {
+    enum class Kind : std::uint8_t {
+        none,       // f(v) = v
+        relu,       // max(v, 0)
+        leaky_relu, // v > 0 ? v : v · slope
+        sigmoid,    // 1 / (1 + e^-v)
+        tanh,
+        gelu,       // v/2 · (1 + erf(v/√2))
+        gelu_tanh,  // v/2 · (1 + tanh(√(2/π)(v + 0.044715v³)))
+        silu,       // v · sigmoid(v)
+    };
+    Kind kind = Kind::none;
+    float slope = 0.01f;  // leaky_relu's negative_slope
+
+    /// p[i] = f(p[i]) for i in [0, n).
+    void apply(float* p, std::size_t n) const;
+};
+
+/// y = act(x) element by element (any shape); y may be x itself. y's storage
+/// is reused when it already holds x.size() values.
+void activate(const Tensor& x, const Activation& act, Tensor& y);
+
 /// x is (*, n) with rank ≥ 1 → softmax over the last dim (max-subtracted).
 Status softmax(const Tensor& x, Tensor& y);
 Status log_softmax(const Tensor& x, Tensor& y);

@@ -25,16 +25,25 @@ namespace modelkeep {
 static Kernel g_kernel = Kernel::blocked;
 
 void matmul_nt_ref(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                   std::size_t N, std::size_t K) {
+                   std::size_t N, std::size_t K, Activation act) {
     for (std::size_t i = 0; i < M; ++i)
         for (std::size_t j = 0; j < N; ++j) {
             float acc = 0.0f;
             for (std::size_t k = 0; k < K; ++k) acc += A[i * K + k] * B[j * K + k];
             C[i * N + j] = bias ? acc + bias[j] : acc;
+            act.apply(C + i * N + j, 1);
         }
 }
 
 namespace {
+
+// Scratch a kernel needs for one call, kept per thread and grown, never
+// shrunk: once it has seen the largest K, a forward allocates nothing.
+template <class T>
+T* scratch(std::vector<T>& buffer, std::size_t n) {
+    if (buffer.size() < n) buffer.resize(n);
+    return buffer.data();
+}
 
 constexpr std::size_t NR = 8;    // columns of C per panel: two SSE vectors (measured best of 8/16 × 4/6)
 constexpr std::size_t MR = 4;    // rows of C per micro-kernel
@@ -162,8 +171,10 @@ inline void dot4(const float* a, const Rows& b, std::size_t K, float out[4]) {
 }
 
 // y = A · Wᵀ + bias for a few rows of A, W's rows of type T read through Rows.
+// The epilogue runs on each output row as soon as it is complete (≤ 16 KiB, in L1).
 template <class Rows, class T>
-void gemv(const float* A, const T* B, const float* bias, float* C, std::size_t M, std::size_t N, std::size_t K) {
+void gemv(const float* A, const T* B, const float* bias, float* C, std::size_t M, std::size_t N, std::size_t K,
+          Activation act) {
     for (std::size_t i = 0; i < M; ++i) {
         const float* a = A + i * K;
         float* c = C + i * N;
@@ -179,44 +190,52 @@ void gemv(const float* A, const T* B, const float* bias, float* C, std::size_t M
             dot4(a, rows, K, out);
             c[j] = bias ? out[0] + bias[j] : out[0];
         }
+        act.apply(c, N);
     }
 }
 
 }  // namespace
 
 void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                    std::size_t N, std::size_t K) {
-    gemv<F32Rows>(A, B, bias, C, M, N, K);
+                    std::size_t N, std::size_t K, Activation act) {
+    gemv<F32Rows>(A, B, bias, C, M, N, K, act);
 }
 
 namespace {
 
-// C = A · Bᵀ + bias through packed panels: pack(j0, nr, k0, kc, panel) writes
-// B[j0 : j0+nr, k0 : k0+kc] transposed into panel (kc × NR), zero-padded.
+// C = act(A · Bᵀ + bias) through packed panels: pack(j0, nr, k0, kc, panel)
+// writes B[j0 : j0+nr, k0 : k0+kc] transposed into panel (kc × NR), zero-padded.
+// The last K block adds its tile into C and applies act to it there.
 template <class Pack>
 void blocked(const float* A, const Pack& pack, const float* bias, float* C, std::size_t M, std::size_t N,
-             std::size_t K) {
-    std::vector<float> panel(KC * NR);
-    std::vector<float> acc(MR * NR);
+             std::size_t K, Activation act) {
+    alignas(16) float panel[KC * NR];  // 8 KiB: on the stack, not the heap
+    alignas(16) float acc[MR * NR];
     for (std::size_t j0 = 0; j0 < N; j0 += NR) {
         const std::size_t nr = std::min(NR, N - j0);
-        for (std::size_t i = 0; i < M; ++i)
+        for (std::size_t i = 0; i < M; ++i) {
             for (std::size_t j = 0; j < nr; ++j) C[i * N + j0 + j] = bias ? bias[j0 + j] : 0.0f;
+            if (K == 0) act.apply(C + i * N + j0, nr);
+        }
         for (std::size_t k0 = 0; k0 < K; k0 += KC) {
             const std::size_t kc = std::min(KC, K - k0);
-            pack(j0, nr, k0, kc, panel.data());
+            const bool last = k0 + kc == K;
+            pack(j0, nr, k0, kc, panel);
             for (std::size_t i = 0; i < M; i += MR) {
                 const std::size_t mr = std::min(MR, M - i);
-                std::fill(acc.begin(), acc.end(), 0.0f);
+                std::fill(acc, acc + MR * NR, 0.0f);
                 const float* a = A + i * K + k0;
                 switch (mr) {
-                    case 4: micro_kernel<4>(a, K, panel.data(), kc, acc.data()); break;
-                    case 3: micro_kernel<3>(a, K, panel.data(), kc, acc.data()); break;
-                    case 2: micro_kernel<2>(a, K, panel.data(), kc, acc.data()); break;
-                    default: micro_kernel<1>(a, K, panel.data(), kc, acc.data()); break;
+                    case 4: micro_kernel<4>(a, K, panel, kc, acc); break;
+                    case 3: micro_kernel<3>(a, K, panel, kc, acc); break;
+                    case 2: micro_kernel<2>(a, K, panel, kc, acc); break;
+                    default: micro_kernel<1>(a, K, panel, kc, acc); break;
                 }
-                for (std::size_t r = 0; r < mr; ++r)
-                    for (std::size_t j = 0; j < nr; ++j) C[(i + r) * N + j0 + j] += acc[r * NR + j];
+                for (std::size_t r = 0; r < mr; ++r) {
+                    float* c = C + (i + r) * N + j0;
+                    for (std::size_t j = 0; j < nr; ++j) c[j] += acc[r * NR + j];
+                    if (last) act.apply(c, nr);
+                }
             }
         }
     }
@@ -275,9 +294,10 @@ struct CompactPack {
 // f16 GEMV: each input row scaled by 2^112 when that is exact (|x| < 2^16,
 // or not finite — inf and NaN stay what they are), so the weights need no
 // rebias; then the subnormal weights (held apart, compact.hpp) are added in.
-void gemv_f16(const float* A, const CompactWeight& w, const float* bias, float* C, std::size_t M) {
+void gemv_f16(const float* A, const CompactWeight& w, const float* bias, float* C, std::size_t M, Activation act) {
     const std::size_t N = w.rows, K = w.cols;
-    std::vector<float> scaled(K);
+    thread_local std::vector<float> scaled_buffer;
+    float* scaled = scratch(scaled_buffer, K);
     for (std::size_t i = 0; i < M; ++i) {
         const float* a = A + i * K;
         float* c = C + i * N;
@@ -285,13 +305,14 @@ void gemv_f16(const float* A, const CompactWeight& w, const float* bias, float* 
         for (std::size_t k = 0; k < K && fits; ++k) fits = std::fabs(a[k]) < 65536.0f || !std::isfinite(a[k]);
         if (fits) {
             for (std::size_t k = 0; k < K; ++k) scaled[k] = a[k] * f16_rebias;
-            gemv<F16Rows<false>>(scaled.data(), w.half.data(), bias, c, 1, N, K);
+            gemv<F16Rows<false>>(scaled, w.half.data(), bias, c, 1, N, K, {});
         } else {
-            gemv<F16Rows<true>>(a, w.half.data(), bias, c, 1, N, K);
+            gemv<F16Rows<true>>(a, w.half.data(), bias, c, 1, N, K, {});
         }
         for (std::size_t j = 0; j + 1 < w.sub_start.size(); ++j)
             for (std::uint32_t s = w.sub_start[j]; s < w.sub_start[j + 1]; ++s)
                 c[j] += a[w.sub_col[s]] * f16_to_f32(w.sub_half[s]);
+        act.apply(c, N);  // after the subnormals: the row is complete only now
     }
 }
 
@@ -354,18 +375,22 @@ inline void int8_block4(const std::int16_t* qa, const std::int16_t* xs, const st
         for (int r = 0; r < 4; ++r) out[r] += std::int32_t(qa[k]) * std::int32_t(q[r][k]);
 }
 
-void gemv_int8(const float* A, const CompactWeight& w, const float* bias, float* C, std::size_t M) {
+void gemv_int8(const float* A, const CompactWeight& w, const float* bias, float* C, std::size_t M, Activation act) {
     const std::size_t N = w.rows, K = w.cols;
-    std::vector<std::int16_t> qa(K), xs(K);
+    thread_local std::vector<std::int16_t> qa_buffer, xs_buffer;
+    std::int16_t* qa = scratch(qa_buffer, K);
+    std::int16_t* xs = scratch(xs_buffer, K);
     for (std::size_t i = 0; i < M; ++i) {
+        float* c = C + i * N;
         float s_a;
-        if (!quantize_row_i16(A + i * K, K, qa.data(), xs.data(), s_a)) {
+        if (!quantize_row_i16(A + i * K, K, qa, xs, s_a)) {
             // The reference's sums, decoding one weight at a time.
             for (std::size_t j = 0; j < N; ++j) {
                 float acc = 0.0f;
                 for (std::size_t k = 0; k < K; ++k) acc += A[i * K + k] * (float(w.q[j * K + k]) * w.scale[j]);
-                C[i * N + j] = bias ? acc + bias[j] : acc;
+                c[j] = bias ? acc + bias[j] : acc;
             }
+            act.apply(c, N);
             continue;
         }
         for (std::size_t j = 0; j < N; j += 4) {
@@ -375,58 +400,61 @@ void gemv_int8(const float* A, const CompactWeight& w, const float* bias, float*
             float acc[4] = {0, 0, 0, 0};
             for (std::size_t k0 = 0; k0 < K; k0 += int8_block) {
                 std::int32_t part[4];
-                int8_block4(qa.data(), xs.data(), q, k0, std::min(K, k0 + int8_block), part);
+                int8_block4(qa, xs, q, k0, std::min(K, k0 + int8_block), part);
                 for (int r = 0; r < 4; ++r) acc[r] += float(part[r]);
             }
             for (std::size_t r = 0; r < n; ++r) {
                 const float y = acc[r] * w.scale[j + r] * s_a;
-                C[i * N + j + r] = bias ? y + bias[j + r] : y;
+                c[j + r] = bias ? y + bias[j + r] : y;
             }
         }
+        act.apply(c, N);
     }
 }
 
 }  // namespace
 
 void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                       std::size_t N, std::size_t K) {
+                       std::size_t N, std::size_t K, Activation act) {
     const auto pack = [&](std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) {
         for (std::size_t k = 0; k < kc; ++k)
             for (std::size_t j = 0; j < NR; ++j) panel[k * NR + j] = j < nr ? B[(j0 + j) * K + k0 + k] : 0.0f;
     };
-    blocked(A, pack, bias, C, M, N, K);
+    blocked(A, pack, bias, C, M, N, K, act);
 }
 
-void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M) {
+void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M,
+                           Activation act) {
     const Tensor B = expand_weight(W);
-    matmul_nt_ref(A, B.data(), bias, C, M, W.rows, W.cols);
+    matmul_nt_ref(A, B.data(), bias, C, M, W.rows, W.cols, act);
 }
 
-void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M) {
+void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M,
+                       Activation act) {
     const std::size_t N = W.rows, K = W.cols;
     if (g_kernel == Kernel::reference)
-        matmul_nt_compact_ref(A, W, bias, C, M);
+        matmul_nt_compact_ref(A, W, bias, C, M, act);
     else if (M >= gemv_max_rows)
-        blocked(A, CompactPack{W}, bias, C, M, N, K);
+        blocked(A, CompactPack{W}, bias, C, M, N, K, act);
     else if (W.dtype == DType::f16)
-        gemv_f16(A, W, bias, C, M);
+        gemv_f16(A, W, bias, C, M, act);
     else if (W.dtype == DType::bf16)
-        gemv<BF16Rows>(A, W.half.data(), bias, C, M, N, K);
+        gemv<BF16Rows>(A, W.half.data(), bias, C, M, N, K, act);
     else
-        gemv_int8(A, W, bias, C, M);
+        gemv_int8(A, W, bias, C, M, act);
 }
 
 void set_kernel(Kernel kernel) { g_kernel = kernel; }
 Kernel current_kernel() { return g_kernel; }
 
 void matmul_nt(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-               std::size_t N, std::size_t K) {
+               std::size_t N, std::size_t K, Activation act) {
     if (g_kernel == Kernel::reference)
-        matmul_nt_ref(A, B, bias, C, M, N, K);
+        matmul_nt_ref(A, B, bias, C, M, N, K, act);
     else if (M < gemv_max_rows)
-        matmul_nt_gemv(A, B, bias, C, M, N, K);
+        matmul_nt_gemv(A, B, bias, C, M, N, K, act);
     else
-        matmul_nt_blocked(A, B, bias, C, M, N, K);
+        matmul_nt_blocked(A, B, bias, C, M, N, K, act);
 }
 
 }  // namespace modelkeep

@@ -8,32 +8,38 @@
 // the wasm build and compiler-vectorised loops natively. matmul_nt picks by
 // shape: GEMV below gemv_max_rows rows, GEMM from there. matmul_nt_compact is
 // the same product with the weight in f16, bf16 or int8 (compact.hpp).
+// Every kernel ends with an epilogue: C = act(C + bias), the activation that
+// follows a Linear applied to each output as it is written (while it is in
+// registers or L1), with the same float result as applying it afterwards.
 #pragma once
 
 #include <cstddef>
+
+#include "activation.hpp"
 
 namespace modelkeep {
 
 struct CompactWeight;  // compact.hpp
 
-/// Reference: C[i][j] = bias[j] + Σ_k A[i][k] * B[j][k]. bias may be null.
+/// Reference: C[i][j] = act(bias[j] + Σ_k A[i][k] * B[j][k]). bias may be null.
 void matmul_nt_ref(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                   std::size_t N, std::size_t K);
+                   std::size_t N, std::size_t K, Activation act = {});
 
 /// The same product, one dot product per output (for a few rows).
 void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                    std::size_t N, std::size_t K);
+                    std::size_t N, std::size_t K, Activation act = {});
 
 /// Rows below which matmul_nt uses the GEMV path.
 constexpr std::size_t gemv_max_rows = 4;
 
 /// Cache- and register-blocked version of the same product.
 void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                       std::size_t N, std::size_t K);
+                       std::size_t N, std::size_t K, Activation act = {});
 
 /// C (M, N) = A (M, K) · Wᵀ (+ bias) with W held compact (N = W.rows,
 /// K = W.cols). Reference: W expanded to float32, then matmul_nt_ref.
-void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M);
+void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M,
+                           Activation act = {});
 
 /// The same product without expanding W: from gemv_max_rows rows the GEMM
 /// packs decoded panels (bit-identical to matmul_nt_blocked on the expansion);
@@ -41,7 +47,8 @@ void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* 
 /// matmul_nt_gemv on the expansion; f16 too but for its subnormal weights,
 /// added last) and int8 runs integer dot products on int16-quantised input
 /// rows (gemm.cpp: |error| ≤ Σ_k |w_k| · max|a| / 65534 beyond float rounding).
-void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M);
+void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M,
+                       Activation act = {});
 
 enum class Kernel { reference, blocked };
 
@@ -50,7 +57,9 @@ enum class Kernel { reference, blocked };
 void set_kernel(Kernel kernel);
 Kernel current_kernel();
 
+/// The kernels allocate nothing once warm: scratch that grows with K is kept
+/// per thread and reused.
 void matmul_nt(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-               std::size_t N, std::size_t K);
+               std::size_t N, std::size_t K, Activation act = {});
 
 }  // namespace modelkeep

@@ -1,5 +1,6 @@
 #include "layer.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "activation.hpp"
@@ -38,13 +39,14 @@ Status flatten_forward(const Tensor& x, int start, int end, Tensor& y) {
         return error(Code::shape_mismatch, "Flatten(" + std::to_string(start) + ", " +
                                                std::to_string(end) + ") does not fit input " +
                                                shape_to_string(shape_of(x)));
-    Shape out;
+    Tensor::shape_type out;  // inline storage: no allocation for rank ≤ 4
     for (int i = 0; i < s; ++i) out.push_back(x.shape()[i]);
     std::size_t merged = 1;
     for (int i = s; i <= e; ++i) merged *= x.shape()[i];
     out.push_back(merged);
     for (int i = e + 1; i < r; ++i) out.push_back(x.shape()[i]);
-    y = from_data(out, x.data());
+    y.resize(out);
+    std::copy(x.data(), x.data() + x.size(), y.data());
     return Status::success();
 }
 
@@ -173,42 +175,57 @@ Layer make_layer(const LayerSpec& spec, Rng& rng) {
     return layer;
 }
 
-Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y) {
-    const LayerSpec& s = layer.spec;
-    const std::vector<ParamInfo> infos = layer_params(s);  // once per call, not per lookup
-    const auto param = [&](const char* name) -> const Tensor* {
-        for (std::size_t i = 0; i < infos.size() && i < layer.params.size(); ++i)
-            if (infos[i].name == name) return &layer.params[i];
-        return nullptr;
-    };
-    Status st;
-    switch (s.kind) {
-        case LayerKind::linear:
-            st = layer.compact.active() ? linear_forward(x, layer.compact, param("bias"), y)
-                                        : linear_forward(x, layer.params[0], param("bias"), y);
-            break;
-        case LayerKind::relu: relu(x, y); break;
-        case LayerKind::leaky_relu: leaky_relu(x, s.slope, y); break;
-        case LayerKind::sigmoid: sigmoid(x, y); break;
-        case LayerKind::tanh: tanh_act(x, y); break;
-        case LayerKind::gelu: gelu(x, s.tanh_approx, y); break;
-        case LayerKind::silu: silu(x, y); break;
-        case LayerKind::softmax: st = softmax(x, y); break;
-        case LayerKind::log_softmax: st = log_softmax(x, y); break;
+bool activation_of(const LayerSpec& spec, Activation& act) {
+    using K = Activation::Kind;
+    switch (spec.kind) {
+        case LayerKind::relu: act = {K::relu}; return true;
+        case LayerKind::leaky_relu: act = {K::leaky_relu, spec.slope}; return true;
+        case LayerKind::sigmoid: act = {K::sigmoid}; return true;
+        case LayerKind::tanh: act = {K::tanh}; return true;
+        case LayerKind::gelu: act = {spec.tanh_approx ? K::gelu_tanh : K::gelu}; return true;
+        case LayerKind::silu: act = {K::silu}; return true;
         case LayerKind::identity:
-        case LayerKind::dropout:
-            if (&y != &x) y = x;
-            break;
-        case LayerKind::flatten: st = flatten_forward(x, s.start_dim, s.end_dim, y); break;
-        case LayerKind::layer_norm:
-            st = layer_norm(x, std::size_t(s.in_features), s.eps, param("weight"), param("bias"), y);
-            break;
-        case LayerKind::batch_norm1d:
-            st = batch_norm1d(x, std::size_t(s.in_features), s.eps, param("weight"), param("bias"),
-                              param("running_mean"), param("running_var"), y);
-            break;
+        case LayerKind::dropout: act = {K::none}; return true;
+        default: return false;
+    }
+}
+
+Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y, Activation then) {
+    const LayerSpec& s = layer.spec;
+    // params[i] in layer_params order, looked up by position (no allocation).
+    const auto param = [&](std::size_t i) -> const Tensor* { return i < layer.params.size() ? &layer.params[i] : nullptr; };
+    Status st;
+    Activation act;
+    if (activation_of(s, act)) {
+        activate(x, act, y);
+    } else {
+        switch (s.kind) {
+            case LayerKind::linear: {  // weight, bias
+                const Tensor* bias = s.bias ? param(1) : nullptr;
+                st = layer.compact.active() ? linear_forward(x, layer.compact, bias, y, then)
+                                            : linear_forward(x, layer.params[0], bias, y, then);
+                then = {};  // applied by the kernel
+                break;
+            }
+            case LayerKind::softmax: st = softmax(x, y); break;
+            case LayerKind::log_softmax: st = log_softmax(x, y); break;
+            case LayerKind::flatten: st = flatten_forward(x, s.start_dim, s.end_dim, y); break;
+            case LayerKind::layer_norm:  // weight, bias when affine
+                st = layer_norm(x, std::size_t(s.in_features), s.eps, s.affine ? param(0) : nullptr,
+                                s.affine && s.bias ? param(1) : nullptr, y);
+                break;
+            case LayerKind::batch_norm1d: {  // weight, bias when affine; then the running stats
+                const std::size_t stats = s.affine ? 2 : 0;
+                st = batch_norm1d(x, std::size_t(s.in_features), s.eps, s.affine ? param(0) : nullptr,
+                                  s.affine ? param(1) : nullptr, s.track_running_stats ? param(stats) : nullptr,
+                                  s.track_running_stats ? param(stats + 1) : nullptr, y);
+                break;
+            }
+            default: break;
+        }
     }
     if (!st.ok()) return error(st.code(), "layer '" + s.name + "': " + st.message());
+    then.apply(y.data(), y.size());
     return Status::success();
 }
 

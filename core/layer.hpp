@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "activation.hpp"
 #include "compact.hpp"
 #include "dtype.hpp"
 #include "rng.hpp"
@@ -97,8 +98,15 @@ std::uint64_t layer_bytes(const Layer& layer);
 /// for weight and bias; norms: weight 1, bias 0, running_var 1). spec must be valid.
 Layer make_layer(const LayerSpec& spec, Rng& rng);
 
-/// y = layer(x) in inference mode. Shapes are checked first (shape_mismatch).
-/// For the element-wise kinds (activations, Identity, Dropout) y may be x itself.
-Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y);
+/// The element-wise kinds: activations, and Identity and Dropout (Kind::none
+/// in inference). False for every other kind.
+bool activation_of(const LayerSpec& spec, Activation& act);
+
+/// y = then(layer(x)) in inference mode; `then` is the element-wise layer that
+/// follows, fused (a Linear applies it in its kernel's epilogue). Shapes are
+/// checked first (shape_mismatch). For the element-wise kinds y may be x
+/// itself; otherwise y must not be x. y's storage is reused when it already
+/// holds as many values, so a warm forward allocates nothing.
+Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y, Activation then = {});
 
 }  // namespace modelkeep

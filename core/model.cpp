@@ -1,5 +1,6 @@
 #include "model.hpp"
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -156,44 +157,49 @@ Status Sequential::from_state_dict(const std::vector<LayerSpec>& specs, StateDic
     return Status::success();
 }
 
-// Layers whose output element i depends on input element i only (layer_forward
-// may then write into its input).
-static bool elementwise(LayerKind kind) {
-    switch (kind) {
-        case LayerKind::relu:
-        case LayerKind::leaky_relu:
-        case LayerKind::sigmoid:
-        case LayerKind::tanh:
-        case LayerKind::gelu:
-        case LayerKind::silu:
-        case LayerKind::identity:
-        case LayerKind::dropout:
-            return true;
-        default:
-            return false;
+Status Sequential::forward(const Tensor& x, Tensor& y, ForwardBuffers& buffers) const {
+    if (&y == &x) {  // the layers would overwrite their own input
+        Tensor out;
+        MK_TRY(forward(x, out, buffers));
+        y = std::move(out);
+        return Status::success();
     }
+    const std::size_t n = layers_.size();
+    if (buffers.out.size() != n) buffers.out.resize(n);
+    // The last layer that writes a new tensor writes y; element-wise layers
+    // after it run in place on y.
+    Activation act;
+    std::size_t last = n;
+    for (std::size_t i = 0; i < n; ++i)
+        if (!activation_of(layers_[i].spec, act)) last = i;
+    Tensor* cur = nullptr;  // the last output; null while it is still x (never written)
+    for (std::size_t i = 0; i < n; ++i) {
+        const Layer& layer = layers_[i];
+        Tensor& out = last == n || i >= last ? y : buffers.out[i];
+        if (activation_of(layer.spec, act)) {
+            // In place on the previous output (from x into out if there is none yet).
+            MK_TRY(cur ? layer_forward(layer, *cur, *cur) : layer_forward(layer, x, out));
+            if (!cur) cur = &out;
+            continue;
+        }
+        // A Linear applies the element-wise layer that follows it in its
+        // kernel's epilogue, while the outputs are in registers or L1.
+        Activation then;
+        const bool fuse = layer.spec.kind == LayerKind::linear && i + 1 < n && activation_of(layers_[i + 1].spec, then);
+        MK_TRY(layer_forward(layer, cur ? *cur : x, out, then));
+        cur = &out;
+        if (fuse) ++i;
+    }
+    if (!cur) {  // no layers: y is a copy of x
+        y.resize(x.shape());
+        std::copy(x.data(), x.data() + x.size(), y.data());
+    }
+    return Status::success();
 }
 
 Status Sequential::forward(const Tensor& x, Tensor& y) const {
-    if (layers_.empty()) {
-        y = x;
-        return Status::success();
-    }
-    Tensor cur = x;
-    for (const Layer& layer : layers_) {
-        if (elementwise(layer.spec.kind)) {
-            // In place, on the previous layer's output while it is in cache
-            // (after a Linear: its bias was added by the GEMM, the activation
-            // follows without a second tensor).
-            MK_TRY(layer_forward(layer, cur, cur));
-            continue;
-        }
-        Tensor next;
-        MK_TRY(layer_forward(layer, cur, next));
-        cur = std::move(next);
-    }
-    y = std::move(cur);
-    return Status::success();
+    ForwardBuffers buffers;
+    return forward(x, y, buffers);
 }
 
 std::uint64_t Sequential::param_count() const {

@@ -25,6 +25,14 @@ struct LoadReport {
     std::vector<std::string> unexpected_keys;  // in the state dict, not in the model
 };
 
+/// The tensors Sequential::forward keeps between calls: one output per layer
+/// that cannot run in place (all but the last). Each is resized in place, so
+/// once a model has run on an input shape, running it on that shape again
+/// allocates nothing. Belongs to one model; not shared between threads.
+struct ForwardBuffers {
+    std::vector<Tensor> out;  // by layer index
+};
+
 /// The checks Sequential::create makes, without building anything: every
 /// spec valid, at most max_layers, unique names, no layer that is also
 /// another's parent ("a" and "a.b").
@@ -77,7 +85,12 @@ public:
     /// would be overwritten, so a big import holds each tensor once.
     static Status from_state_dict(const std::vector<LayerSpec>& specs, StateDict&& sd, Sequential& out);
 
-    /// x is (N, in) (or any shape the first layer accepts) → the last layer's output.
+    /// x is (N, in) (or any shape the first layer accepts) → the last layer's
+    /// output, written into y's storage when it already holds as many values.
+    /// An element-wise layer right after a Linear is fused into its kernel;
+    /// the others run in place on the previous output.
+    Status forward(const Tensor& x, Tensor& y, ForwardBuffers& buffers) const;
+    /// The same with buffers for this call only.
     Status forward(const Tensor& x, Tensor& y) const;
 
     /// Holds every Linear weight in `dtype` (f16, bf16, int8: compact,

@@ -1,7 +1,6 @@
 #include "norm.hpp"
 
 #include <cmath>
-#include <vector>
 
 namespace modelkeep {
 
@@ -10,7 +9,7 @@ Status layer_norm(const Tensor& x, std::size_t n, float eps, const Tensor* weigh
     if (x.dimension() < 1 || x.shape()[x.dimension() - 1] != n)
         return error(Code::shape_mismatch, "LayerNorm expects input (*, " + std::to_string(n) +
                                                "), got " + shape_to_string(shape_of(x)));
-    y = Tensor(x.shape());
+    y.resize(x.shape());
     if (n == 0) return Status::success();
     const std::size_t rows = x.size() / n;
     for (std::size_t r = 0; r < rows; ++r) {
@@ -42,16 +41,14 @@ Status batch_norm1d(const Tensor& x, std::size_t c, float eps, const Tensor* wei
                                                shape_to_string(shape_of(x)));
     const std::size_t N = x.shape()[0];
     const std::size_t L = x.dimension() == 3 ? x.shape()[2] : 1;
-    y = Tensor(x.shape());
-    std::vector<float> mean(c), var(c);
-    if (running_mean && running_var) {
-        for (std::size_t ch = 0; ch < c; ++ch) {
-            mean[ch] = running_mean->data()[ch];
-            var[ch] = running_var->data()[ch];
-        }
-    } else {
-        const double count = double(N * L);
-        for (std::size_t ch = 0; ch < c; ++ch) {
+    y.resize(x.shape());
+    const double count = double(N * L);
+    for (std::size_t ch = 0; ch < c; ++ch) {
+        float mean = 0.0f, var = 0.0f;
+        if (running_mean && running_var) {
+            mean = running_mean->data()[ch];
+            var = running_var->data()[ch];
+        } else {
             double s = 0.0, ss = 0.0;
             for (std::size_t i = 0; i < N; ++i)
                 for (std::size_t l = 0; l < L; ++l) s += x.data()[(i * c + ch) * L + l];
@@ -61,15 +58,13 @@ Status batch_norm1d(const Tensor& x, std::size_t c, float eps, const Tensor* wei
                     const double d = x.data()[(i * c + ch) * L + l] - m;
                     ss += d * d;
                 }
-            mean[ch] = float(m);
-            var[ch] = count > 0 ? float(ss / count) : 0.0f;
+            mean = float(m);
+            var = count > 0 ? float(ss / count) : 0.0f;
         }
-    }
-    for (std::size_t ch = 0; ch < c; ++ch) {
         // PyTorch's eval form: y = x·alpha + beta, alpha = w/√(var+eps), beta = b − mean·alpha.
-        const float inv = 1.0f / std::sqrt(var[ch] + eps);
+        const float inv = 1.0f / std::sqrt(var + eps);
         const float alpha = inv * (weight ? weight->data()[ch] : 1.0f);
-        const float beta = (bias ? bias->data()[ch] : 0.0f) - mean[ch] * alpha;
+        const float beta = (bias ? bias->data()[ch] : 0.0f) - mean * alpha;
         for (std::size_t i = 0; i < N; ++i)
             for (std::size_t l = 0; l < L; ++l) {
                 const std::size_t at = (i * c + ch) * L + l;

@@ -286,3 +286,59 @@ TEST(Gemm, CompactReferenceKernelSwitch) {
     set_kernel(Kernel::blocked);
     EXPECT_TRUE(same_bits(C1, C2));
 }
+
+TEST(Gemm, EpilogueEqualsTheActivationAppliedAfter) {
+    // Every kernel applies `act` to each output as it writes it: the result
+    // must be bit for bit the kernel's plain output with act applied after,
+    // for every activation, on both paths and awkward shapes (K > KC: the
+    // GEMM applies it on its last K block only; K = 0: to the bias alone).
+    using K_ = Activation::Kind;
+    const Activation acts[] = {{K_::relu},      {K_::leaky_relu, 0.2f}, {K_::sigmoid}, {K_::tanh},
+                               {K_::gelu},      {K_::gelu_tanh},        {K_::silu}};
+    Rng rng(31);
+    int cases = 0;
+    for (const Activation& act : acts)
+        for (std::size_t M : {1, 3, 4, 9})
+            for (std::size_t N : {1, 5, 8, 17})
+                for (std::size_t K : {0, 1, 7, 257, 600}) {
+                    std::vector<float> A(M * K), bias(N);
+                    for (auto& v : A) v = rng.uniform(-2, 2);
+                    for (auto& v : bias) v = rng.uniform(-1, 1);
+                    const Tensor B = random_weight(rng, N, K);
+                    const auto check = [&](const char* what, const auto& run) {
+                        std::vector<float> plain(M * N), fused(M * N);
+                        run(plain.data(), Activation{});
+                        run(fused.data(), act);
+                        act.apply(plain.data(), plain.size());
+                        EXPECT_TRUE(same_bits(plain, fused))
+                            << what << " act " << int(act.kind) << " " << M << "x" << N << "x" << K;
+                    };
+                    check("ref", [&](float* C, Activation a) {
+                        matmul_nt_ref(A.data(), B.data(), bias.data(), C, M, N, K, a);
+                    });
+                    check("gemv", [&](float* C, Activation a) {
+                        matmul_nt_gemv(A.data(), B.data(), bias.data(), C, M, N, K, a);
+                    });
+                    check("blocked", [&](float* C, Activation a) {
+                        matmul_nt_blocked(A.data(), B.data(), nullptr, C, M, N, K, a);
+                    });
+                    if (K == 0) continue;  // compact weights have at least one column
+                    for (DType dtype : {DType::f16, DType::bf16, DType::int8}) {
+                        CompactWeight w;
+                        ASSERT_TRUE(compact_weight(B, dtype, w));
+                        check(dtype_name(dtype), [&](float* C, Activation a) {
+                            matmul_nt_compact(A.data(), w, bias.data(), C, M, a);
+                        });
+                    }
+                    ++cases;
+                }
+    EXPECT_EQ(cases, 7 * 4 * 4 * 4);
+    // And the activation is really applied: ReLU leaves no negative output.
+    std::vector<float> A(3 * 5), C(3 * 2);
+    for (auto& v : A) v = rng.uniform(-2, 2);
+    const Tensor B = random_weight(rng, 2, 5);
+    matmul_nt_gemv(A.data(), B.data(), nullptr, C.data(), 3, 2, 5, {K_::relu});
+    std::vector<float> plain(3 * 2);
+    matmul_nt_gemv(A.data(), B.data(), nullptr, plain.data(), 3, 2, 5);
+    for (std::size_t i = 0; i < C.size(); ++i) EXPECT_EQ(C[i], plain[i] > 0 ? plain[i] : 0.0f);
+}

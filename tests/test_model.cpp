@@ -1,11 +1,28 @@
 // Sequential: names, state_dict keys, load_state_dict semantics, forward shapes.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "fixtures.hpp"
 
 using namespace modelkeep;
+
+// Every operator new in this test binary is counted (and served by malloc),
+// so that a test can see how many allocations a call makes.
+namespace {
+std::atomic<long> g_news{0};
+}  // namespace
+
+void* operator new(std::size_t n) {
+    ++g_news;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 std::vector<std::string> keys(const Sequential& m) {
@@ -144,4 +161,72 @@ TEST(Model, ActivationsRunInPlaceWithoutTouchingTheInput) {
     }
     ASSERT_EQ(shape_of(y), shape_of(cur));
     EXPECT_EQ(0, std::memcmp(y.data(), cur.data(), y.size() * 4));
+}
+
+TEST(Model, ForwardAllocatesNothingOnceWarm) {
+    // With its ForwardBuffers kept, a model that has run on an input shape
+    // runs on it again without a single allocation: no per-layer tensors, no
+    // kernel scratch, no shape vectors. Every layer kind that writes a new
+    // tensor is here, compact weights too, on both kernel paths (batch 1:
+    // GEMV, batch 8: GEMM).
+    Sequential m = mkt::make_model(
+        "Flatten,a=Linear(12,300),ReLU,LayerNorm(300),b=Linear(300,40),GELU,Dropout(p=0.1),"
+        "BatchNorm1d(40),c=Linear(40,33),Tanh,d=Linear(33,6),Softmax",
+        3);
+    std::vector<std::string> unchanged;
+    m.set_weight_dtype(DType::f16, &unchanged);
+    ASSERT_TRUE(unchanged.empty());
+    ForwardBuffers buffers;
+    Tensor y;
+    for (const std::size_t batch : {1, 8}) {
+        for (DType dtype : {DType::f16, DType::int8, DType::f32}) {
+            m.set_weight_dtype(dtype);
+            Tensor x(Shape{batch, 3, 4});
+            Rng rng(batch);
+            for (float& v : x) v = rng.uniform(-1, 1);
+            long news[3];
+            for (long& count : news) {
+                const long before = g_news;
+                const Status st = m.forward(x, y, buffers);
+                count = g_news - before;
+                ASSERT_TRUE(st.ok()) << st.to_string();
+            }
+            EXPECT_EQ(news[1], 0) << "batch " << batch << ", " << dtype_name(dtype);
+            EXPECT_EQ(news[2], 0) << "batch " << batch << ", " << dtype_name(dtype);
+            Tensor expect;
+            ASSERT_TRUE(m.forward(x, expect).ok());  // fresh buffers: the same result
+            EXPECT_EQ(y, expect);
+        }
+    }
+    // The counter does see the tensors a cold forward makes.
+    ForwardBuffers cold;
+    Tensor fresh;
+    const long before = g_news;
+    ASSERT_TRUE(m.forward(zeros({2, 3, 4}), fresh, cold).ok());
+    EXPECT_GE(g_news - before, 5);
+}
+
+TEST(Model, ForwardEdgeCases) {
+    Tensor x(Shape{2, 3});
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = float(i) - 2.5f;
+    Tensor y;
+    // No layers: y is a copy of x.
+    ASSERT_TRUE(Sequential().forward(x, y).ok());
+    EXPECT_EQ(y, x);
+    // Only element-wise layers: the first writes y from x, the next in place on y.
+    ASSERT_TRUE(mkt::make_model("ReLU,Identity,LeakyReLU(negative_slope=0.5)").forward(x, y).ok());
+    for (std::size_t i = 0; i < x.size(); ++i) EXPECT_EQ(y.data()[i], std::max(x.data()[i], 0.0f));
+    // y may be the input itself.
+    const Sequential m = mkt::make_model("Linear(3,4),ReLU,Linear(4,2)");
+    Tensor expect, io = x;
+    ASSERT_TRUE(m.forward(x, expect).ok());
+    ASSERT_TRUE(m.forward(io, io).ok());
+    EXPECT_EQ(io, expect);
+    // A layer_forward given the next activation applies it after any kind.
+    const Sequential norm = mkt::make_model("LayerNorm(3)");
+    Tensor plain, fused;
+    ASSERT_TRUE(layer_forward(norm.layers()[0], x, plain).ok());
+    ASSERT_TRUE(layer_forward(norm.layers()[0], x, fused, {Activation::Kind::relu}).ok());
+    Activation{Activation::Kind::relu}.apply(plain.data(), plain.size());
+    EXPECT_EQ(plain, fused);
 }
