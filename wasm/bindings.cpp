@@ -305,10 +305,16 @@ double import_overhead(const SourceInfo& info, double file_bytes) {
     return info.format == FileFormat::torch_legacy ? file_bytes : 0.0;
 }
 
-// A tensor of `shape` filled straight from a JS array-like of numbers (one copy).
-Tensor tensor_from_js(const val& data, const Shape& shape) {
-    Tensor t(shape);
+// t resized to `shape` (in place when it holds as many values) and filled
+// straight from a JS array-like of numbers (one copy).
+void fill_from_js(const val& data, const Shape& shape, Tensor& t) {
+    t.resize(shape);
     if (t.size()) val(emscripten::typed_memory_view(t.size(), t.data())).call<void>("set", data);
+}
+
+Tensor tensor_from_js(const val& data, const Shape& shape) {
+    Tensor t;
+    fill_from_js(data, shape, t);
     return t;
 }
 
@@ -357,6 +363,7 @@ public:
         if (st.ok()) st = reserve(param_elements(specs) * 4, "the model");
         if (!st.ok()) return fail(st);
         st = Sequential::create(specs, std::uint64_t(seed), model_);
+        warm_ = {};
         if (!st.ok()) return fail(st);
         return success();
     }
@@ -383,6 +390,7 @@ public:
         st = import_file(file, options, true, in);
         if (!st.ok()) return fail(st);
         model_ = std::move(in.model);
+        warm_ = {};
         val out = success();
         if (in.info.format == FileFormat::mkp) {
             in.mkp.data_checked = true;
@@ -419,7 +427,9 @@ public:
     }
 
     /// data: Float32Array, shape: number[] → { ok, shape, data } or a failure.
-    val forward(const val& data, const val& shape_js) const {
+    /// The input, the layers' outputs and the result stay in wasm memory for
+    /// the next call: one on the same shape allocates nothing there.
+    val forward(const val& data, const val& shape_js) {
         Shape shape;
         if (!read_shape(shape_js, shape))
             return fail(error(Code::invalid_input, "shape must be an array of at most 8 non-negative integers"));
@@ -430,19 +440,28 @@ public:
             return fail(error(Code::shape_mismatch, "input has " + std::to_string(data["length"].as<double>()) +
                                                         " values but shape " + shape_to_string(shape) + " holds " +
                                                         std::to_string(numel)));
-        // The input, then two activations as wide as the widest layer.
-        double widest = shape.empty() ? 1.0 : double(shape.back());
-        for (const Layer& l : model_.layers())
-            widest = std::max({widest, double(l.spec.in_features), double(l.spec.out_features)});
-        const double rows = shape.empty() || shape.back() == 0 ? 1.0 : double(numel) / double(shape.back());
-        st = reserve(double(numel) * 4 + rows * widest * 8, "this input");
-        if (!st.ok()) return fail(st);
-        Tensor y;
-        st = model_.forward(tensor_from_js(data, shape), y);
-        if (!st.ok()) return fail(st);
+        if (!warm_.ready || shape != warm_.shape) {
+            // A new shape: the last one's tensors go, then room for the input
+            // and one output per layer, each as wide as the layer.
+            warm_ = {};
+            double widths = shape.empty() ? 1.0 : double(shape.back());
+            for (const Layer& l : model_.layers())
+                widths += std::max({1.0, double(l.spec.in_features), double(l.spec.out_features)});
+            const double rows = shape.empty() || shape.back() == 0 ? 1.0 : double(numel) / double(shape.back());
+            st = reserve(double(numel) * 4 + rows * widths * 4, "this input");
+            if (!st.ok()) return fail(st);
+        }
+        fill_from_js(data, shape, warm_.input);
+        st = model_.forward(warm_.input, warm_.output, warm_.buffers);
+        if (!st.ok()) {
+            warm_ = {};
+            return fail(st);
+        }
+        warm_.shape = shape;
+        warm_.ready = true;
         val out = success();
-        out.set("shape", shape_array(shape_of(y)));
-        out.set("data", float_array(y.data(), y.size()));
+        out.set("shape", shape_array(shape_of(warm_.output)));
+        out.set("data", float_array(warm_.output.data(), warm_.output.size()));
         return out;
     }
 
@@ -566,6 +585,14 @@ public:
 
 private:
     Sequential model_;
+    // What forward keeps between calls, for inputs of `shape`; emptied
+    // whenever the model is replaced or the shape changes.
+    struct Warm {
+        bool ready = false;
+        Shape shape;
+        Tensor input, output;
+        ForwardBuffers buffers;
+    } warm_;
 };
 
 namespace {

@@ -266,3 +266,32 @@ test('encode with chunkBytes: wasm writes the file straight into chunks of that 
   }
   m.dispose();
 });
+
+test('forward keeps its wasm tensors between calls without mixing up calls, shapes or weights', () => {
+  // wasm keeps the input, every layer's output and the result from one call
+  // to the next (a call on the same shape allocates nothing there). Results
+  // are copies: later calls must not change them; a shape change, a failed
+  // call, new weights and a new weight dtype must all be seen.
+  const spec = 'Linear(8,16),ReLU,Linear(16,4),Tanh';
+  const m = Model.fromSpec(spec, { seed: 3 });
+  const fresh = () => Model.fromSpec(spec, { seed: 3 });
+  const x1 = Float32Array.from({ length: 8 }, (_, i) => i / 4 - 1);
+  const x5 = Float32Array.from({ length: 40 }, (_, i) => Math.sin(i));
+  const y1 = m.forward(x1, [1, 8]);
+  const kept = Float32Array.from(y1.data);
+  const y5 = m.forward(x5, [5, 8]);
+  assert.deepEqual(y1.data, kept);
+  assert.deepEqual(m.forward(x1, [1, 8]).data, kept);
+  const other = fresh();
+  assert.deepEqual(y5.data, other.forward(x5, [5, 8]).data);
+  throwsCode(() => m.forward(new Float32Array(7), [1, 7]), 'shape_mismatch');
+  assert.deepEqual(m.forward(x1, [1, 8]).data, kept);
+  m.setWeightDtype('int8');
+  other.setWeightDtype('int8');
+  assert.deepEqual(m.forward(x5, [5, 8]).data, other.forward(x5, [5, 8]).data);
+  const zeroed = Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: new Float32Array(t.data.length) }]));
+  m.loadStateDict(zeroed);
+  assert.deepEqual(m.forward(x1, [1, 8]).data, new Float32Array(4));
+  m.dispose();
+  other.dispose();
+});
