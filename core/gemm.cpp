@@ -1,7 +1,7 @@
 // gemm.cpp — see gemm.hpp. Two fast paths beside the reference loop:
 //   a few rows (batch 1-3): each output is a dot product streamed over one
-//     weight row, four weight rows at a time sharing the input loads (GEMV:
-//     the weights are read exactly once, no packing);
+//     weight row (GEMV: the weights are read once per input row, in order,
+//     no packing);
 //   more rows: B packed into K-blocks of 8-column panels, a 4×8 register-
 //     blocked micro-kernel (GEMM).
 // Both use WebAssembly SIMD128 intrinsics when built with -msimd128 and plain
@@ -84,15 +84,15 @@ inline void micro_kernel(const float* A, std::size_t lda, const float* P, std::s
 #endif
 }
 
-// Weight rows as the GEMV reads them: four at a time, decoded to float32 —
-// four lanes at k (SIMD128) or one value at k. float32 rows are loaded as they
-// are; f16 and bf16 rows are decoded in registers (never expanded in memory).
-struct F32Rows {
-    const float* row[4];
+// A weight row as the GEMV reads it, decoded to float32 — four lanes at k
+// (SIMD128) or one value at k. float32 rows are loaded as they are; f16 and
+// bf16 rows are decoded in registers (never expanded in memory).
+struct F32Row {
+    const float* p;
 #if defined(__wasm_simd128__)
-    v128_t vec(int r, std::size_t k) const { return wasm_v128_load(row[r] + k); }
+    v128_t vec(std::size_t k) const { return wasm_v128_load(p + k); }
 #endif
-    float at(int r, std::size_t k) const { return row[r][k]; }
+    float at(std::size_t k) const { return p[k]; }
 };
 
 // f16 → f32 without branches for every value but inf/NaN (which CompactWeight
@@ -107,8 +107,8 @@ constexpr float f16_rebias = 5.192296858534828e33f;  // 2^112
 // scalings are exact (no overflow for |x| < 2^16), so every product, and so
 // every sum, is the same float as with the decoded weight.
 template <bool Rebias>
-struct F16Rows {
-    const std::uint16_t* row[4];
+struct F16Row {
+    const std::uint16_t* p;
     static float fields(std::uint16_t h) {
         const std::uint32_t u = (std::uint32_t(std::int32_t(std::int16_t(h))) << 13) & f16_field_mask;
         float f;
@@ -116,79 +116,70 @@ struct F16Rows {
         return f;
     }
 #if defined(__wasm_simd128__)
-    v128_t vec(int r, std::size_t k) const {
-        const v128_t u = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_load16x4(row[r] + k), 13),
+    v128_t vec(std::size_t k) const {
+        const v128_t u = wasm_v128_and(wasm_i32x4_shl(wasm_i32x4_load16x4(p + k), 13),
                                        wasm_i32x4_splat(std::int32_t(f16_field_mask)));
         return Rebias ? wasm_f32x4_mul(u, wasm_f32x4_splat(f16_rebias)) : u;
     }
 #endif
-    float at(int r, std::size_t k) const { return Rebias ? fields(row[r][k]) * f16_rebias : fields(row[r][k]); }
+    float at(std::size_t k) const { return Rebias ? fields(p[k]) * f16_rebias : fields(p[k]); }
 };
 
-struct BF16Rows {
-    const std::uint16_t* row[4];
+struct BF16Row {
+    const std::uint16_t* p;
 #if defined(__wasm_simd128__)
-    v128_t vec(int r, std::size_t k) const { return wasm_i32x4_shl(wasm_u32x4_load16x4(row[r] + k), 16); }
+    v128_t vec(std::size_t k) const { return wasm_i32x4_shl(wasm_u32x4_load16x4(p + k), 16); }
 #endif
-    float at(int r, std::size_t k) const { return bf16_to_f32(row[r][k]); }
+    float at(std::size_t k) const { return bf16_to_f32(p[k]); }
 };
 
-// Four dot products of `a` (K) with the rows of b (K each) → out[0..3]. The
-// additions happen in one fixed order whatever the build and the row type, so
-// native and wasm agree bit for bit, and a bf16 or f16 row gives exactly what
-// its float32 expansion gives (f16 subnormals held apart are added after,
-// by gemv_f16).
-template <class Rows>
-inline void dot4(const float* a, const Rows& b, std::size_t K, float out[4]) {
+// Σ_k a[k] · w[k] over one weight row: four 4-lane partial sums s0..s3 over
+// k ≡ 0-3, 4-7, 8-11, 12-15 (mod 16), then (s0 + s1) + (s2 + s3) summed across
+// lanes 0, 1, 2, 3 in order, then the last K % 16 products one by one. One row
+// at a time keeps the weights a single sequential stream (measured faster,
+// memory-bound, than four rows at once sharing the input loads), and four
+// independent sums keep the adders busy. The order is fixed whatever the
+// build and the row type, so native and wasm agree bit for bit, and a bf16 or
+// f16 row gives exactly what its float32 expansion gives (f16 subnormals held
+// apart are added after, by gemv_f16).
+template <class Row>
+inline float dot(const float* a, const Row& w, std::size_t K) {
     std::size_t k = 0;
+    float out;
 #if defined(__wasm_simd128__)
-    v128_t s[4][2];
-    for (auto& row : s) row[0] = row[1] = wasm_f32x4_splat(0.0f);
-    for (; k + 8 <= K; k += 8) {
-        const v128_t x0 = wasm_v128_load(a + k), x1 = wasm_v128_load(a + k + 4);
-        for (int r = 0; r < 4; ++r) {
-            s[r][0] = wasm_f32x4_add(s[r][0], wasm_f32x4_mul(x0, b.vec(r, k)));
-            s[r][1] = wasm_f32x4_add(s[r][1], wasm_f32x4_mul(x1, b.vec(r, k + 4)));
-        }
+    v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0;
+    for (; k + 16 <= K; k += 16) {
+        s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(wasm_v128_load(a + k), w.vec(k)));
+        s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(wasm_v128_load(a + k + 4), w.vec(k + 4)));
+        s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(wasm_v128_load(a + k + 8), w.vec(k + 8)));
+        s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(wasm_v128_load(a + k + 12), w.vec(k + 12)));
     }
-    for (int r = 0; r < 4; ++r) {
-        const v128_t v = wasm_f32x4_add(s[r][0], s[r][1]);
-        out[r] = wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) + wasm_f32x4_extract_lane(v, 2) +
-                 wasm_f32x4_extract_lane(v, 3);
-    }
+    const v128_t v = wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3));
+    out = wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) + wasm_f32x4_extract_lane(v, 2) +
+          wasm_f32x4_extract_lane(v, 3);
 #else
-    float s[4][8] = {};
-    for (; k + 8 <= K; k += 8)
-        for (int r = 0; r < 4; ++r)
-            for (int l = 0; l < 8; ++l) s[r][l] += a[k + std::size_t(l)] * b.at(r, k + std::size_t(l));
-    // The same order of additions as the SIMD128 path, so that native and
-    // wasm builds give bit-identical results: lanes l and l + 4, then across.
-    for (int r = 0; r < 4; ++r)
-        out[r] = (s[r][0] + s[r][4]) + (s[r][1] + s[r][5]) + (s[r][2] + s[r][6]) + (s[r][3] + s[r][7]);
+    float s[16] = {};  // s[4q + l]: lane l of partial sum q
+    for (; k + 16 <= K; k += 16)
+        for (std::size_t l = 0; l < 16; ++l) s[l] += a[k + l] * w.at(k + l);
+    float v[4];
+    for (int l = 0; l < 4; ++l) v[l] = (s[l] + s[4 + l]) + (s[8 + l] + s[12 + l]);
+    out = v[0] + v[1] + v[2] + v[3];
 #endif
-    for (; k < K; ++k)
-        for (int r = 0; r < 4; ++r) out[r] += a[k] * b.at(r, k);
+    for (; k < K; ++k) out += a[k] * w.at(k);
+    return out;
 }
 
-// y = A · Wᵀ + bias for a few rows of A, W's rows of type T read through Rows.
+// C = act(A · Wᵀ + bias) for a few rows of A, W's rows of type T read through Row.
 // The epilogue runs on each output row as soon as it is complete (≤ 16 KiB, in L1).
-template <class Rows, class T>
+template <class Row, class T>
 void gemv(const float* A, const T* B, const float* bias, float* C, std::size_t M, std::size_t N, std::size_t K,
           Activation act) {
     for (std::size_t i = 0; i < M; ++i) {
         const float* a = A + i * K;
         float* c = C + i * N;
-        std::size_t j = 0;
-        float out[4];
-        for (; j + 4 <= N; j += 4) {
-            const Rows rows{{B + j * K, B + (j + 1) * K, B + (j + 2) * K, B + (j + 3) * K}};
-            dot4(a, rows, K, out);
-            for (int r = 0; r < 4; ++r) c[j + std::size_t(r)] = bias ? out[r] + bias[j + std::size_t(r)] : out[r];
-        }
-        for (; j < N; ++j) {  // the last N % 4 rows: the same sum with the row repeated
-            const Rows rows{{B + j * K, B + j * K, B + j * K, B + j * K}};
-            dot4(a, rows, K, out);
-            c[j] = bias ? out[0] + bias[j] : out[0];
+        for (std::size_t j = 0; j < N; ++j) {
+            const float y = dot(a, Row{B + j * K}, K);
+            c[j] = bias ? y + bias[j] : y;
         }
         act.apply(c, N);
     }
@@ -198,7 +189,7 @@ void gemv(const float* A, const T* B, const float* bias, float* C, std::size_t M
 
 void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C, std::size_t M,
                     std::size_t N, std::size_t K, Activation act) {
-    gemv<F32Rows>(A, B, bias, C, M, N, K, act);
+    gemv<F32Row>(A, B, bias, C, M, N, K, act);
 }
 
 namespace {
@@ -283,11 +274,10 @@ struct CompactPack {
         std::size_t k = 0;
 #if defined(__wasm_simd128__)
         for (; k + 4 <= n; k += 4) {
-            const F16Rows<true> rows{{h, h, h, h}};
-            wasm_v128_store(out + k, rows.vec(0, k));
+            wasm_v128_store(out + k, F16Row<true>{h}.vec(k));
         }
 #endif
-        for (; k < n; ++k) out[k] = F16Rows<true>::fields(h[k]) * f16_rebias;
+        for (; k < n; ++k) out[k] = F16Row<true>::fields(h[k]) * f16_rebias;
     }
 };
 
@@ -305,9 +295,9 @@ void gemv_f16(const float* A, const CompactWeight& w, const float* bias, float* 
         for (std::size_t k = 0; k < K && fits; ++k) fits = std::fabs(a[k]) < 65536.0f || !std::isfinite(a[k]);
         if (fits) {
             for (std::size_t k = 0; k < K; ++k) scaled[k] = a[k] * f16_rebias;
-            gemv<F16Rows<false>>(scaled, w.half.data(), bias, c, 1, N, K, {});
+            gemv<F16Row<false>>(scaled, w.half.data(), bias, c, 1, N, K, {});
         } else {
-            gemv<F16Rows<true>>(a, w.half.data(), bias, c, 1, N, K, {});
+            gemv<F16Row<true>>(a, w.half.data(), bias, c, 1, N, K, {});
         }
         for (std::size_t j = 0; j + 1 < w.sub_start.size(); ++j)
             for (std::uint32_t s = w.sub_start[j]; s < w.sub_start[j + 1]; ++s)
@@ -439,7 +429,7 @@ void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias
     else if (W.dtype == DType::f16)
         gemv_f16(A, W, bias, C, M, act);
     else if (W.dtype == DType::bf16)
-        gemv<BF16Rows>(A, W.half.data(), bias, C, M, N, K, act);
+        gemv<BF16Row>(A, W.half.data(), bias, C, M, N, K, act);
     else
         gemv_int8(A, W, bias, C, M, act);
 }

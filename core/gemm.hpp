@@ -2,8 +2,8 @@
 //   C (M, N) = A (M, K) · Bᵀ, with B stored (N, K) row-major (PyTorch's Linear
 //   weight layout), optionally + bias (N) broadcast over rows.
 // matmul_nt_ref is the plain triple loop everything else is tested against;
-// matmul_nt_gemv streams each weight row once (four at a time) for a few
-// input rows; matmul_nt_blocked packs B into K-blocks of 8-column panels and
+// matmul_nt_gemv streams the weight rows in order, one dot product each, for
+// a few input rows; matmul_nt_blocked packs B into K-blocks of 8-column panels and
 // runs a 4×8 register-blocked micro-kernel. Both use WebAssembly SIMD128 in
 // the wasm build and compiler-vectorised loops natively. matmul_nt picks by
 // shape: GEMV below gemv_max_rows rows, GEMM from there. matmul_nt_compact is
