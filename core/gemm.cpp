@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "compact.hpp"
+#include "parallel.hpp"
 
 #if defined(__wasm_simd128__)
 #include <wasm_simd128.h>
@@ -169,20 +170,27 @@ inline float dot(const float* a, const Row& w, std::size_t K) {
     return out;
 }
 
-// C = act(A · Wᵀ + bias) for a few rows of A, W's rows of type T read through Row.
-// The epilogue runs on each output row as soon as it is complete (≤ 16 KiB, in L1).
+// c[j] = act(a · W[j] + bias[j]) for j in [j0, j1): one input row against
+// weight rows of type T read through Row; the epilogue runs on the range as
+// soon as it is complete (in L1).
+template <class Row, class T>
+void gemv_range(const float* a, const T* B, const float* bias, float* c, std::size_t j0, std::size_t j1,
+                std::size_t K, Activation act) {
+    for (std::size_t j = j0; j < j1; ++j) {
+        const float y = dot(a, Row{B + j * K}, K);
+        c[j] = bias ? y + bias[j] : y;
+    }
+    act.apply(c + j0, j1 - j0);
+}
+
+// C = act(A · Wᵀ + bias) for a few rows of A, the output columns split over
+// the threads (parallel.hpp).
 template <class Row, class T>
 void gemv(const float* A, const T* B, const float* bias, float* C, std::size_t M, std::size_t N, std::size_t K,
           Activation act) {
-    for (std::size_t i = 0; i < M; ++i) {
-        const float* a = A + i * K;
-        float* c = C + i * N;
-        for (std::size_t j = 0; j < N; ++j) {
-            const float y = dot(a, Row{B + j * K}, K);
-            c[j] = bias ? y + bias[j] : y;
-        }
-        act.apply(c, N);
-    }
+    parallel_for(N, M * N * K, 1, [&](std::size_t j0, std::size_t j1) {
+        for (std::size_t i = 0; i < M; ++i) gemv_range<Row>(A + i * K, B, bias, C + i * N, j0, j1, K, act);
+    });
 }
 
 }  // namespace
@@ -194,15 +202,13 @@ void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C,
 
 namespace {
 
-// C = act(A · Bᵀ + bias) through packed panels: pack(j0, nr, k0, kc, panel)
-// writes B[j0 : j0+nr, k0 : k0+kc] transposed into panel (kc × NR), zero-padded.
-// The last K block adds its tile into C and applies act to it there.
+// Panels [j_begin, j_end) of C (columns, multiples of NR but the end).
 template <class Pack>
-void blocked(const float* A, const Pack& pack, const float* bias, float* C, std::size_t M, std::size_t N,
-             std::size_t K, Activation act) {
+void blocked_panels(const float* A, const Pack& pack, const float* bias, float* C, std::size_t M, std::size_t N,
+                    std::size_t K, Activation act, std::size_t j_begin, std::size_t j_end) {
     alignas(16) float panel[KC * NR];  // 8 KiB: on the stack, not the heap
     alignas(16) float acc[MR * NR];
-    for (std::size_t j0 = 0; j0 < N; j0 += NR) {
+    for (std::size_t j0 = j_begin; j0 < j_end; j0 += NR) {
         const std::size_t nr = std::min(NR, N - j0);
         for (std::size_t i = 0; i < M; ++i) {
             for (std::size_t j = 0; j < nr; ++j) C[i * N + j0 + j] = bias ? bias[j0 + j] : 0.0f;
@@ -230,6 +236,18 @@ void blocked(const float* A, const Pack& pack, const float* bias, float* C, std:
             }
         }
     }
+}
+
+// C = act(A · Bᵀ + bias) through packed panels: pack(j0, nr, k0, kc, panel)
+// writes B[j0 : j0+nr, k0 : k0+kc] transposed into panel (kc × NR), zero-padded.
+// The last K block adds its tile into C and applies act to it there. The
+// panels are split over the threads (parallel.hpp), each with its own scratch.
+template <class Pack>
+void blocked(const float* A, const Pack& pack, const float* bias, float* C, std::size_t M, std::size_t N,
+             std::size_t K, Activation act) {
+    parallel_for((N + NR - 1) / NR, M * N * K, 1, [&](std::size_t p0, std::size_t p1) {
+        blocked_panels(A, pack, bias, C, M, N, K, act, p0 * NR, std::min(N, p1 * NR));
+    });
 }
 
 // Zero-pads the panel's columns nr..NR.
@@ -293,16 +311,19 @@ void gemv_f16(const float* A, const CompactWeight& w, const float* bias, float* 
         float* c = C + i * N;
         bool fits = true;
         for (std::size_t k = 0; k < K && fits; ++k) fits = std::fabs(a[k]) < 65536.0f || !std::isfinite(a[k]);
-        if (fits) {
+        if (fits)
             for (std::size_t k = 0; k < K; ++k) scaled[k] = a[k] * f16_rebias;
-            gemv<F16Row<false>>(scaled, w.half.data(), bias, c, 1, N, K, {});
-        } else {
-            gemv<F16Row<true>>(a, w.half.data(), bias, c, 1, N, K, {});
-        }
-        for (std::size_t j = 0; j + 1 < w.sub_start.size(); ++j)
-            for (std::uint32_t s = w.sub_start[j]; s < w.sub_start[j + 1]; ++s)
-                c[j] += a[w.sub_col[s]] * f16_to_f32(w.sub_half[s]);
-        act.apply(c, N);  // after the subnormals: the row is complete only now
+        parallel_for(N, N * K, 1, [&](std::size_t j0, std::size_t j1) {
+            if (fits)
+                gemv_range<F16Row<false>>(scaled, w.half.data(), bias, c, j0, j1, K, {});
+            else
+                gemv_range<F16Row<true>>(a, w.half.data(), bias, c, j0, j1, K, {});
+            if (!w.sub_start.empty())
+                for (std::size_t j = j0; j < j1; ++j)
+                    for (std::uint32_t s = w.sub_start[j]; s < w.sub_start[j + 1]; ++s)
+                        c[j] += a[w.sub_col[s]] * f16_to_f32(w.sub_half[s]);
+            act.apply(c + j0, j1 - j0);  // after the subnormals: the outputs are complete only now
+        });
     }
 }
 
@@ -365,6 +386,29 @@ inline void int8_block4(const std::int16_t* qa, const std::int16_t* xs, const st
         for (int r = 0; r < 4; ++r) out[r] += std::int32_t(qa[k]) * std::int32_t(q[r][k]);
 }
 
+// c[j] = act(s_a · scale[j] · Σ_blocks float(qa · q[j]) + bias[j]) for j in
+// [j_begin, j_end), four weight rows at a time (j_begin a multiple of 4).
+void int8_rows(const std::int16_t* qa, const std::int16_t* xs, float s_a, const CompactWeight& w, const float* bias,
+               float* c, std::size_t j_begin, std::size_t j_end, Activation act) {
+    const std::size_t K = w.cols;
+    for (std::size_t j = j_begin; j < j_end; j += 4) {
+        const std::size_t n = std::min<std::size_t>(4, j_end - j);
+        const std::int8_t* q[4];
+        for (std::size_t r = 0; r < 4; ++r) q[r] = w.q.data() + (j + std::min(r, n - 1)) * K;
+        float acc[4] = {0, 0, 0, 0};
+        for (std::size_t k0 = 0; k0 < K; k0 += int8_block) {
+            std::int32_t part[4];
+            int8_block4(qa, xs, q, k0, std::min(K, k0 + int8_block), part);
+            for (int r = 0; r < 4; ++r) acc[r] += float(part[r]);
+        }
+        for (std::size_t r = 0; r < n; ++r) {
+            const float y = acc[r] * w.scale[j + r] * s_a;
+            c[j + r] = bias ? y + bias[j + r] : y;
+        }
+    }
+    act.apply(c + j_begin, j_end - j_begin);
+}
+
 void gemv_int8(const float* A, const CompactWeight& w, const float* bias, float* C, std::size_t M, Activation act) {
     const std::size_t N = w.rows, K = w.cols;
     thread_local std::vector<std::int16_t> qa_buffer, xs_buffer;
@@ -383,22 +427,7 @@ void gemv_int8(const float* A, const CompactWeight& w, const float* bias, float*
             act.apply(c, N);
             continue;
         }
-        for (std::size_t j = 0; j < N; j += 4) {
-            const std::size_t n = std::min<std::size_t>(4, N - j);
-            const std::int8_t* q[4];
-            for (std::size_t r = 0; r < 4; ++r) q[r] = w.q.data() + (j + std::min(r, n - 1)) * K;
-            float acc[4] = {0, 0, 0, 0};
-            for (std::size_t k0 = 0; k0 < K; k0 += int8_block) {
-                std::int32_t part[4];
-                int8_block4(qa, xs, q, k0, std::min(K, k0 + int8_block), part);
-                for (int r = 0; r < 4; ++r) acc[r] += float(part[r]);
-            }
-            for (std::size_t r = 0; r < n; ++r) {
-                const float y = acc[r] * w.scale[j + r] * s_a;
-                c[j + r] = bias ? y + bias[j + r] : y;
-            }
-        }
-        act.apply(c, N);
+        parallel_for(N, N * K, 4, [&](std::size_t j0, std::size_t j1) { int8_rows(qa, xs, s_a, w, bias, c, j0, j1, act); });
     }
 }
 

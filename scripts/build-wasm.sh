@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Builds the WebAssembly module of the npm package into web/dist/ (emcmake + the
-# `wasm` preset) and prints its size.
+# `wasm` preset) and prints its size. With --threads: the optional pthreads
+# build into web/dist-threads/ instead (the `wasm-threads` preset; for pages
+# served cross-origin isolated, docs/API.md "Threads").
 set -euo pipefail
 exec 1>&2  # progress goes to stderr, so that `npm pack --json` stays parseable
 cd "$(dirname "$0")/.."
+preset=wasm
+case "${1:-}" in
+  "") ;;
+  --threads) preset=wasm-threads ;;
+  *) echo "usage: scripts/build-wasm.sh [--threads]"; exit 2 ;;
+esac
 export NODE_PATH=/usr/share/nodejs  # Debian's emscripten finds acorn there
-emcmake cmake --preset wasm >/dev/null
-cmake --build --preset wasm
+emcmake cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset"

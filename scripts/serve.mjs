@@ -1,7 +1,9 @@
 // serve.mjs — a tiny static HTTP server for `npm start` (the demo) and the browser tests:
 // serves the repository root on 127.0.0.1 with correct MIME types, refuses paths outside the
 // root, and lets tests add routes that serve arbitrary bytes.
-//   node scripts/serve.mjs [--port N]     prints the demo's URL (default port 8080, or a free one)
+//   node scripts/serve.mjs [--port N] [--threads]   prints the demo's URL (default port 8080, or a
+//   free one); --threads serves the pthreads build (web/dist-threads/, `npm run build:threads`)
+//   in place of web/dist/, cross-origin isolated (the headers SharedArrayBuffer needs)
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, resolve, sep } from 'node:path';
@@ -28,19 +30,26 @@ export function mimeType(path) {
 
 /**
  * Starts the server.
- * @param {{ root?: string, host?: string, port?: number, cacheControl?: string }} [options]
+ * @param {{ root?: string, host?: string, port?: number, cacheControl?: string, threads?: boolean }} [options]
  *   port 0 = any free port; cacheControl: the Cache-Control header of every response
- *   (default no-store; the startup benchmark lets the browser cache the files)
+ *   (default no-store; the startup benchmark lets the browser cache the files); threads: serve
+ *   web/dist-threads/ as web/dist/ with Cross-Origin-Opener-Policy and -Embedder-Policy set, so
+ *   that pages are cross-origin isolated and load the pthreads build
  * @returns {Promise<{ url: string, port: number, route: (path: string, body: Uint8Array|string,
  *   type?: string) => void, unroute: (path: string) => void, close: () => Promise<void> }>}
  */
-export async function startServer({ root = defaultRoot, host = '127.0.0.1', port = 0, cacheControl = 'no-store' } = {}) {
+export async function startServer({
+  root = defaultRoot, host = '127.0.0.1', port = 0, cacheControl = 'no-store', threads = false,
+} = {}) {
   const rootDir = resolve(root);
   const routes = new Map();
+  const isolation = threads
+    ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }
+    : {};
 
   const server = createServer(async (req, res) => {
     const send = (status, body, headers = {}) => {
-      res.writeHead(status, { 'cache-control': cacheControl, ...headers });
+      res.writeHead(status, { 'cache-control': cacheControl, ...isolation, ...headers });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -63,6 +72,7 @@ export async function startServer({ root = defaultRoot, host = '127.0.0.1', port
       send(400, 'bad request');
       return;
     }
+    if (threads && pathname.startsWith('/web/dist/')) pathname = `/web/dist-threads/${pathname.slice(10)}`;
     const file = resolve(rootDir, `.${pathname}`);
     if (file !== rootDir && !file.startsWith(rootDir + sep)) {
       send(403, 'forbidden');
@@ -112,13 +122,14 @@ export async function startServer({ root = defaultRoot, host = '127.0.0.1', port
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
   const i = process.argv.indexOf('--port');
   const wanted = i > 0 ? Number(process.argv[i + 1]) : Number(process.env.PORT ?? 8080);
+  const threads = process.argv.includes('--threads');
   let server;
   try {
-    server = await startServer({ port: wanted });
+    server = await startServer({ port: wanted, threads });
   } catch (e) {
     if (e.code !== 'EADDRINUSE') throw e;
-    server = await startServer({ port: 0 });  // the usual port is taken: any free one
+    server = await startServer({ port: 0, threads });  // the usual port is taken: any free one
   }
-  console.log(`modelkeep demo: ${server.url}/web/demo/`);
+  console.log(`modelkeep demo: ${server.url}/web/demo/${threads ? ' (the pthreads build, cross-origin isolated)' : ''}`);
   console.log('(Ctrl+C to stop)');
 }

@@ -7,6 +7,7 @@
 #include <new>
 
 #include "fixtures.hpp"
+#include "parallel.hpp"
 
 using namespace modelkeep;
 
@@ -178,7 +179,9 @@ TEST(Model, ForwardAllocatesNothingOnceWarm) {
     ASSERT_TRUE(unchanged.empty());
     ForwardBuffers buffers;
     Tensor y;
+    for (const std::size_t threads : {1, 3})  // parallel.hpp: the pool allocates nothing once running
     for (const std::size_t batch : {1, 8}) {
+        set_thread_count(threads);
         for (DType dtype : {DType::f16, DType::int8, DType::f32}) {
             m.set_weight_dtype(dtype);
             Tensor x(Shape{batch, 3, 4});
@@ -191,13 +194,14 @@ TEST(Model, ForwardAllocatesNothingOnceWarm) {
                 count = g_news - before;
                 ASSERT_TRUE(st.ok()) << st.to_string();
             }
-            EXPECT_EQ(news[1], 0) << "batch " << batch << ", " << dtype_name(dtype);
-            EXPECT_EQ(news[2], 0) << "batch " << batch << ", " << dtype_name(dtype);
+            EXPECT_EQ(news[1], 0) << "batch " << batch << ", " << dtype_name(dtype) << ", " << threads << " threads";
+            EXPECT_EQ(news[2], 0) << "batch " << batch << ", " << dtype_name(dtype) << ", " << threads << " threads";
             Tensor expect;
             ASSERT_TRUE(m.forward(x, expect).ok());  // fresh buffers: the same result
             EXPECT_EQ(y, expect);
         }
     }
+    set_thread_count(1);
     // The counter does see the tensors a cold forward makes.
     ForwardBuffers cold;
     Tensor fresh;

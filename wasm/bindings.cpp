@@ -16,6 +16,7 @@
 #include "format.hpp"
 #include "import.hpp"
 #include "model.hpp"
+#include "parallel.hpp"
 #include "safetensors.hpp"
 #include "spec.hpp"
 #include "torch_file.hpp"
@@ -682,4 +683,6 @@ EMSCRIPTEN_BINDINGS(modelkeep) {
     emscripten::function("fileInfo", &file_info);
     emscripten::function("readTensors", &read_tensors);
     emscripten::function("checkSpec", &check_spec);
+    // Threads the kernels use: 1, or up to 4 in the pthreads build (parallel.hpp).
+    emscripten::function("threadCount", +[]() { return double(thread_count()); });
 }
