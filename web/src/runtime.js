@@ -15,7 +15,9 @@ async function loadModule() {
     const { readFile } = await import('node:fs/promises');
     return createModelkeep({ wasmBinary: await readFile(wasmUrl) });
   }
-  return createModelkeep({ locateFile: () => wasmUrl.href });
+  // The .wasm from wasmUrl (which bundlers rewrite); anything else (the
+  // pthreads build's worker script) next to the loader, as Emscripten would.
+  return createModelkeep({ locateFile: (path, prefix) => (path.endsWith('.wasm') ? wasmUrl.href : prefix + path) });
 }
 
 // Top-level await: every module that needs wasm imports this one, so the module

@@ -1,0 +1,83 @@
+// threads.test.mjs — the optional pthreads build (web/dist-threads/, `npm run build:threads`)
+// in a cross-origin-isolated page: it loads, uses the cores it says it uses, and predicts
+// exactly what the single-threaded build predicts in Node, for float32 and compact weights,
+// at batch 1 (GEMV split by output columns) and batch 9 (GEMM split by panels), also after an
+// IndexedDB round trip.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+import { Model } from '../../web/src/index.js';
+import { startServer, browserMissing, launch, openPage, assertNoErrors } from './harness.mjs';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const skip = browserMissing() ?? false;
+
+// Large enough that every layer is split over the threads (parallel.hpp: ≥ 64K multiply-adds).
+const spec = 'a=Linear(300,257),b=ReLU,c=Linear(257,130),d=GELU,e=Linear(130,10)';
+const seed = 7;
+const batches = [1, 9];
+const input = (batch) => Float32Array.from({ length: batch * 300 }, (_, i) => Math.sin(i * 0.37) * 2);
+
+let server;
+before(async () => {
+  if (skip) return;
+  if (!existsSync(`${root}web/dist-threads/modelkeep_wasm.worker.js`)) {
+    const built = spawnSync('bash', ['scripts/build-wasm.sh', '--threads'], { cwd: root, stdio: ['ignore', 2, 2] });
+    assert.equal(built.status, 0, 'scripts/build-wasm.sh --threads failed');
+  }
+  server = await startServer({ threads: true });
+});
+after(async () => {
+  await server?.close();
+});
+
+test('the pthreads build predicts bit for bit what the single-threaded build does', { skip, timeout: 120_000 }, async () => {
+  // Node, single-threaded (web/dist): the expected outputs.
+  const expected = {};
+  for (const dtype of ['f32', 'f16', 'int8']) {
+    const m = Model.fromSpec(spec, { seed });
+    if (dtype !== 'f32') m.setWeightDtype(dtype);
+    for (const batch of batches) expected[`${dtype}/${batch}`] = Array.from(m.forward(input(batch), [batch, 300]).data);
+    m.dispose();
+  }
+
+  const browser = await launch();
+  try {
+    const { page, errors } = await openPage(browser.context, server.url);
+    const got = await page.evaluate(async ({ spec, seed, batches }) => {
+      const { runtime } = await import('/web/src/runtime.js');
+      const { Model, save, load } = window.mk;
+      const input = (batch) => Float32Array.from({ length: batch * 300 }, (_, i) => Math.sin(i * 0.37) * 2);
+      const out = {};
+      for (const dtype of ['f32', 'f16', 'int8']) {
+        let m = Model.fromSpec(spec, { seed });
+        if (dtype !== 'f32') m.setWeightDtype(dtype);
+        await save(m, `indexeddb://threads-${dtype}`);
+        m.dispose();
+        m = await load(`indexeddb://threads-${dtype}`);
+        for (const batch of batches) out[`${dtype}/${batch}`] = Array.from(m.forward(input(batch), [batch, 300]).data);
+        m.dispose();
+      }
+      return {
+        isolated: globalThis.crossOriginIsolated,
+        cores: navigator.hardwareConcurrency,
+        threads: runtime().threadCount(),
+        out,
+      };
+    }, { spec, seed, batches });
+    assert.equal(got.isolated, true);
+    assert.equal(got.threads, Math.min(got.cores, 4));
+    for (const key of Object.keys(expected)) {
+      const a = new Uint32Array(Float32Array.from(expected[key]).buffer);
+      const b = new Uint32Array(Float32Array.from(got.out[key]).buffer);
+      assert.deepEqual(b, a, `${key}: the threaded build's output differs`);
+    }
+    // Emscripten's one warning when the page's thread first waits for the workers.
+    assertNoErrors(errors, [/Blocking on the main thread/]);
+  } finally {
+    await browser.close();
+  }
+});
