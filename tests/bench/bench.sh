@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench.sh — every benchmark, then one summary (`npm run bench`; not part of `npm test`):
-#   1. setup (scripts/setup.sh) and the WebAssembly build (scripts/build-wasm.sh)
+#   1. setup (scripts/setup.sh) and the WebAssembly builds (scripts/build-wasm.sh, and --threads)
 #   2. the native Google Benchmark suite (tests/bench/bench_core.cpp)   → build/bench/native.json
 #   3. IndexedDB save/load in Chromium (tests/bench/browser_bench.mjs)  → build/bench/browser.json
 #   4. PyTorch state dict import (tests/bench/import_bench.mjs)         → build/bench/import.json
-#   5. forward pass vs TF.js and ORT (tests/bench/forward_bench.mjs)   → build/bench/forward.json
+#   5. forward pass vs TF.js and ORT (tests/bench/forward_bench.mjs: Node, Chromium, and Chromium
+#      cross-origin isolated with the pthreads build)                   → build/bench/forward.json
 #   6. import → first prediction in Chromium (tests/bench/startup_bench.mjs) → build/bench/startup.json
 # then collects every JSON written by this run into build/bench/results.json and the Markdown
 # reports into build/bench/results.md.
@@ -54,6 +55,7 @@ step "setup"
 bash scripts/setup.sh
 step "WebAssembly build"
 bash scripts/build-wasm.sh
+bash scripts/build-wasm.sh --threads
 step "native build"
 cmake --preset native >/dev/null
 cmake --build --preset native --target modelkeep_bench

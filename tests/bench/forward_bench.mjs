@@ -58,10 +58,10 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const envArg = args.find((a) => a.startsWith('--env='))?.slice('--env='.length);
 const modelArg = args.find((a) => a.startsWith('--model='))?.slice('--model='.length);
-if (args.includes('--help') || (envArg && !['node', 'chromium'].includes(envArg)) ||
+if (args.includes('--help') || (envArg && !['node', 'chromium', 'chromium-threads'].includes(envArg)) ||
     (modelArg && !['tutorial', 'mnist', 'big'].includes(modelArg)) ||
     args.some((a) => a !== '--quick' && !a.startsWith('--env=') && !a.startsWith('--model='))) {
-  process.stderr.write('usage: node tests/bench/forward_bench.mjs [--quick] [--env=node|chromium] ' +
+  process.stderr.write('usage: node tests/bench/forward_bench.mjs [--quick] [--env=node|chromium|chromium-threads] ' +
     '[--model=tutorial|mnist|big]\n');
   process.exit(args.includes('--help') ? 0 : 2);
 }
@@ -170,7 +170,7 @@ async function prepareFiles(model) {
 // makeKit is self-contained: the page gets its source text (Function.prototype.toString), so
 // both environments run exactly the same code; only the libraries and readBytes differ.
 
-function makeKit({ mk, tf, ort, readBytes, now, gc }) {
+function makeKit({ mk, tf, ort, readBytes, now, gc, threadCount }) {
   const S = { peers: {}, sizes: null, x: null, weights: null };
 
   const asF32 = (u8) => (u8.byteOffset % 4 === 0
@@ -293,17 +293,19 @@ function makeKit({ mk, tf, ort, readBytes, now, gc }) {
   }
 
   return {
-    /** Flags and backends; returns the library versions. */
-    async init() {
-      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+    /** Flags and backends (one thread each, or `threads` for every peer); returns the library versions. */
+    async init(threads = 1) {
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', threads > 1);
+      if (threads > 1) tf.wasm.setThreadsCount(threads);
       await tf.setBackend('wasm');
       await tf.setBackend('cpu');
-      ort.env.wasm.numThreads = 1;
+      ort.env.wasm.numThreads = threads;
       ort.env.wasm.proxy = false;
       ort.env.logLevel = 'error';
       return { tfjs: tf.version_core, ort: ort.env.versions?.web ?? null,
         tfjsWasmSimd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'),
-        crossOriginIsolated: globalThis.crossOriginIsolated ?? null };
+        crossOriginIsolated: globalThis.crossOriginIsolated ?? null, threads,
+        modelkeepThreads: threadCount() };
     },
 
     /** Reads the model's files and builds every peer; returns the setup times (ms). */
@@ -420,11 +422,13 @@ async function nodeEnvironment() {
   const tfWasm = await import('@tensorflow/tfjs-backend-wasm');
   tfWasm.setWasmPaths(join(root, 'node_modules/@tensorflow/tfjs-backend-wasm/dist/'));
   const ort = await import('onnxruntime-web');
+  const { runtime } = await import('../../web/src/runtime.js');
   const kit = makeKit({
     mk, tf, ort,
     readBytes: async (path) => new Uint8Array(await readFile(join(root, path))),
     now: () => performance.now(),
     gc: globalThis.gc,
+    threadCount: () => runtime().threadCount(),
   });
   const versions = await kit.init();
   return {
@@ -451,6 +455,7 @@ const loadScript = (src) => new Promise((resolve, reject) => {
 
 try {
   const mk = await import('/web/src/index.js');
+  const { runtime } = await import('/web/src/runtime.js');
   // TF.js, the minimal set: the core and the two backends (no layers, no converter).
   await loadScript('/node_modules/@tensorflow/tfjs-core/dist/tf-core.min.js');
   await loadScript('/node_modules/@tensorflow/tfjs-backend-cpu/dist/tf-backend-cpu.min.js');
@@ -468,8 +473,10 @@ try {
     },
     now: () => performance.now(),
     gc: globalThis.gc,
+    threadCount: () => runtime().threadCount(),
   });
-  window.kitVersions = await window.kit.init();
+  // The threads environment: every peer gets the threads modelkeep's pthreads build uses.
+  window.kitVersions = await window.kit.init(globalThis.crossOriginIsolated ? runtime().threadCount() : 1);
   window.kitReady = true;
 } catch (e) {
   window.kitError = String(e && e.stack || e);
@@ -479,8 +486,10 @@ try {
 </html>
 `;
 
-async function chromiumEnvironment() {
-  const server = await startServer({ root });
+// threads: the page cross-origin isolated, modelkeep's pthreads build (web/dist-threads/)
+// served as web/dist/, and TF.js wasm and ORT given as many threads as it uses.
+async function chromiumEnvironment({ threads = false } = {}) {
+  const server = await startServer({ root, threads });
   server.route('/__bench__/forward.html', pageHtml, 'text/html; charset=utf-8');
   let context;
   try {
@@ -512,11 +521,18 @@ async function chromiumEnvironment() {
     throw e;
   }
   const base = server.url;
+  const versions = await page.evaluate(() => window.kitVersions);
+  if (threads && !(versions.crossOriginIsolated && versions.modelkeepThreads > 1)) {
+    await close();
+    throw new Error(`the threads page is not running threads (cross-origin isolated: ${versions.crossOriginIsolated}, ` +
+      `modelkeep threads: ${versions.modelkeepThreads})`);
+  }
   return {
-    key: 'chromium',
-    name: `Chromium ${(await page.evaluate(() => navigator.userAgent)).match(/Chrome\/(\S+)/)?.[1] ?? '?'} (headless)`,
+    key: threads ? 'chromium-threads' : 'chromium',
+    name: `Chromium ${(await page.evaluate(() => navigator.userAgent)).match(/Chrome\/(\S+)/)?.[1] ?? '?'} (headless${
+      threads ? `, cross-origin isolated, ${versions.threads} threads for every peer` : ''})`,
     userAgent: await page.evaluate(() => navigator.userAgent),
-    versions: await page.evaluate(() => window.kitVersions),
+    versions,
     call: (method, ...a) => page.evaluate(([m, x]) => window.kit[m](...x), [method, a]),
     requests: () => requests.filter((u) => u.startsWith(base)).map((u) => new URL(u).pathname),
     errors,
@@ -735,12 +751,12 @@ function report(result) {
 
 // ---- main --------------------------------------------------------------------------------------
 
-const wanted = envArg ? [envArg] : ['node', 'chromium'];
-if (wanted.includes('chromium') && browserMissing()) {
+const wanted = envArg ? [envArg] : ['node', 'chromium', 'chromium-threads'];
+if (wanted.some((w) => w.startsWith('chromium')) && browserMissing()) {
   log(browserMissing());
   process.exit(1);
 }
-if (!ensureWasmBuilt(log)) process.exit(1);
+if (!ensureWasmBuilt(log) || (wanted.includes('chromium-threads') && !ensureWasmBuilt(log, { threads: true }))) process.exit(1);
 for (const pkg of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm', 'onnxruntime-web']) {
   if (!existsSync(join(root, 'node_modules', pkg, 'package.json'))) {
     log(`${pkg} is not installed: run npm install (it is a devDependency)`);
@@ -765,13 +781,14 @@ let mismatch = false;
 try {
   for (const which of wanted) {
     log(`== ${which} ==`);
-    const env = which === 'node' ? await nodeEnvironment() : await chromiumEnvironment();
+    const env = which === 'node' ? await nodeEnvironment()
+      : await chromiumEnvironment({ threads: which === 'chromium-threads' });
     try {
       const entry = await runEnvironment(env, prepared);
       if (env.userAgent) {
         entry.userAgent = env.userAgent;
         entry.pageErrors = env.errors;
-        result.downloads = downloadSizes(env.requests());
+        if (env.key === 'chromium') result.downloads = downloadSizes(env.requests());  // the default build
         entry.requested = [...new Set(env.requests())];
       }
       result.environments.push(entry);

@@ -29,14 +29,16 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * Builds web/dist (scripts/build-wasm.sh, progress on stderr) when the .wasm or its loader is
- * missing — for benchmarks run on their own, outside npm run bench. False if the build failed.
+ * missing — for benchmarks and tests run on their own, outside npm run bench / npm test; with
+ * threads, web/dist-threads (scripts/build-wasm.sh --threads). False if the build failed.
  */
-export function ensureWasmBuilt(log = (line) => process.stderr.write(`${line}\n`)) {
-  if (existsSync(join(root, 'web/dist/modelkeep_wasm.wasm')) && existsSync(join(root, 'web/dist/modelkeep_wasm.mjs'))) {
-    return true;
-  }
-  log('web/dist is missing: building it with scripts/build-wasm.sh');
-  return spawnSync('bash', ['scripts/build-wasm.sh'], { cwd: root, stdio: ['ignore', 2, 2] }).status === 0;
+export function ensureWasmBuilt(log = (line) => process.stderr.write(`${line}\n`), { threads = false } = {}) {
+  const dir = threads ? 'web/dist-threads' : 'web/dist';
+  const files = ['modelkeep_wasm.wasm', 'modelkeep_wasm.mjs', ...(threads ? ['modelkeep_wasm.worker.js'] : [])];
+  if (files.every((f) => existsSync(join(root, dir, f)))) return true;
+  log(`${dir} is missing: building it with scripts/build-wasm.sh${threads ? ' --threads' : ''}`);
+  const args = ['scripts/build-wasm.sh', ...(threads ? ['--threads'] : [])];
+  return spawnSync('bash', args, { cwd: root, stdio: ['ignore', 2, 2] }).status === 0;
 }
 
 /** Each file (a path from the repository root): { path, bytes, gzip (level 9) }, or { path, missing }. */

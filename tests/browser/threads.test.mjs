@@ -5,14 +5,9 @@
 // IndexedDB round trip.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 
 import { Model } from '../../web/src/index.js';
-import { startServer, browserMissing, launch, openPage, assertNoErrors } from './harness.mjs';
-
-const root = fileURLToPath(new URL('../../', import.meta.url));
+import { startServer, browserMissing, ensureWasmBuilt, launch, openPage, assertNoErrors } from './harness.mjs';
 const skip = browserMissing() ?? false;
 
 // Large enough that every layer is split over the threads (parallel.hpp: ≥ 64K multiply-adds).
@@ -24,10 +19,7 @@ const input = (batch) => Float32Array.from({ length: batch * 300 }, (_, i) => Ma
 let server;
 before(async () => {
   if (skip) return;
-  if (!existsSync(`${root}web/dist-threads/modelkeep_wasm.worker.js`)) {
-    const built = spawnSync('bash', ['scripts/build-wasm.sh', '--threads'], { cwd: root, stdio: ['ignore', 2, 2] });
-    assert.equal(built.status, 0, 'scripts/build-wasm.sh --threads failed');
-  }
+  assert.ok(ensureWasmBuilt(undefined, { threads: true }), 'scripts/build-wasm.sh --threads failed');
   server = await startServer({ threads: true });
 });
 after(async () => {
