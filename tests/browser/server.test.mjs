@@ -2,9 +2,11 @@
 // repository root, extra routes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 
 import { startServer } from '../../scripts/serve.mjs';
+import { ensureWasmBuilt } from './harness.mjs';
 
 let server;
 before(async () => {
@@ -15,12 +17,13 @@ after(async () => {
 });
 
 /** A raw GET: the path is sent as written (no client-side normalisation of '..'). */
-function get(path) {
+function get(path, port = server.port) {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: server.port, path, method: 'GET' }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'GET' }, (res) => {
       const parts = [];
       res.on('data', (d) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode, type: res.headers['content-type'], body: Buffer.concat(parts) }));
+      res.on('end', () => resolve({ status: res.statusCode, type: res.headers['content-type'], headers: res.headers,
+        body: Buffer.concat(parts) }));
     });
     req.on('error', reject);
     req.end();
@@ -67,4 +70,25 @@ test('routes serve arbitrary bytes, .mkp as application/octet-stream', async () 
     server.unroute('/fixtures/x.mkp');
   }
   assert.equal((await get('/fixtures/x.mkp')).status, 404);
+});
+
+test('threads: web/dist-threads/ served as web/dist/, every response cross-origin isolated', async () => {
+  assert.ok(ensureWasmBuilt(undefined, { threads: true }), 'scripts/build-wasm.sh --threads failed');
+  const isolated = await startServer({ threads: true });
+  try {
+    for (const path of ['/web/dist/modelkeep_wasm.mjs', '/web/dist/modelkeep_wasm.worker.js', '/web/src/index.js', '/nothing']) {
+      const r = await get(path, isolated.port);
+      assert.equal(r.headers['cross-origin-opener-policy'], 'same-origin', path);
+      assert.equal(r.headers['cross-origin-embedder-policy'], 'require-corp', path);
+    }
+    const threaded = await get('/web/dist/modelkeep_wasm.wasm', isolated.port);
+    assert.deepEqual(threaded.body, readFileSync(new URL('../../web/dist-threads/modelkeep_wasm.wasm', import.meta.url)));
+    assert.equal((await get('/web/dist/modelkeep_wasm.worker.js', isolated.port)).status, 200);
+  } finally {
+    await isolated.close();
+  }
+  // The default server: the single-threaded build, no isolation headers.
+  const plain = await get('/web/dist/modelkeep_wasm.wasm');
+  assert.deepEqual(plain.body, readFileSync(new URL('../../web/dist/modelkeep_wasm.wasm', import.meta.url)));
+  assert.equal(plain.headers['cross-origin-opener-policy'], undefined);
 });
