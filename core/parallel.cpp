@@ -38,7 +38,9 @@ public:
         for (std::thread& t : threads_) t.join();
     }
 
+    // One job at a time: callers on other threads wait for the pool.
     void run(std::size_t n, std::size_t align, std::size_t parts, PartRef part) {
+        std::lock_guard<std::mutex> one_job(busy_);
         std::unique_lock<std::mutex> lock(m_);
         part_ = part;
         n_ = n;
@@ -79,7 +81,7 @@ private:
         }
     }
 
-    std::mutex m_;
+    std::mutex busy_, m_;
     std::condition_variable wake_, finished_;
     std::vector<std::thread> threads_;
     PartRef part_{};

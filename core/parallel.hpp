@@ -38,7 +38,8 @@ void parallel_for(std::size_t n, std::size_t work, std::size_t align, PartRef pa
 /// all are done. One part, on the caller's thread, when `work` (a rough count
 /// of multiply-adds) is too small to repay waking the pool. `align` > 1 makes
 /// every part but the last a multiple of it. Not reentrant: a part must not
-/// call parallel_for. Allocates nothing once the pool is running.
+/// call parallel_for; calls from several threads take the pool in turn. Allocates
+/// nothing once the pool is running. set_thread_count must not run during a call.
 template <class F>
 void parallel_for(std::size_t n, std::size_t work, std::size_t align, F&& part) {
 #if defined(MODELKEEP_THREADS)

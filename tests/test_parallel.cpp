@@ -102,3 +102,23 @@ TEST(Parallel, KernelsGiveTheSameBitsOnAnyThreadCount) {
                     << M << "x" << N << "x" << K << " on " << t + 1 << " threads";
         }
 }
+
+TEST(Parallel, CallersOnSeveralThreadsTakeThePoolInTurn) {
+    Threads use(3);
+    std::atomic<int> failures{0};
+    const auto caller = [&](int salt) {
+        for (int round = 0; round < 200; ++round) {
+            const std::size_t n = 50 + std::size_t((round * 7 + salt) % 90);
+            std::vector<int> seen(n, 0);
+            parallel_for(n, std::size_t(1) << 30, 1, [&](std::size_t b, std::size_t e) {
+                for (std::size_t i = b; i < e; ++i) ++seen[i];
+            });
+            for (int v : seen) failures += v != 1;
+        }
+    };
+    std::thread a(caller, 1), b(caller, 2);
+    caller(3);
+    a.join();
+    b.join();
+    EXPECT_EQ(failures, 0);
+}
