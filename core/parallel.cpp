@@ -72,7 +72,7 @@ private:
     }
     void work() {
         std::unique_lock<std::mutex> lock(m_);
-        std::uint64_t seen = generation_;
+        std::uint64_t seen = 0;  // the pool's first generation: a worker that starts late still joins the first job
         for (;;) {
             wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
             if (stop_) return;

@@ -4,10 +4,10 @@
 // Threads exist only in builds with MODELKEEP_THREADS (natively, and the
 // optional pthreads WebAssembly build for cross-origin-isolated pages; a
 // public define of the core library); the default WebAssembly build runs
-// everything on the caller's thread. The
-// thread count starts at 1 natively and at min(hardware threads, 4) in the
-// pthreads build. Every item is computed the same way whatever the split, so
-// results do not depend on the thread count.
+// everything on the caller's thread. The thread count starts at 1 natively
+// and at min(hardware threads, 4) in the pthreads build. Every item is
+// computed the same way whatever the split, so results do not depend on the
+// thread count.
 #pragma once
 
 #include <cstddef>
@@ -15,12 +15,14 @@
 
 namespace modelkeep {
 
-/// Most threads a pool will use (the pthreads build prestarts max_threads - 1 workers).
+/// Most threads the kernels use.
 constexpr std::size_t max_threads = 4;
 
 /// Threads the kernels may use, the caller's included (≥ 1).
 std::size_t thread_count();
-/// Clamped to [1, max_threads]; always 1 in a build without threads.
+/// Clamped to [1, max_threads] natively and, in the pthreads build, to the
+/// count it started with (its workers are started with the module); always 1
+/// in a build without threads.
 void set_thread_count(std::size_t n);
 
 /// A callable void(size_t begin, size_t end), by reference (no allocation).
