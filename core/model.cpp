@@ -1,6 +1,5 @@
 #include "model.hpp"
 
-#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -190,10 +189,7 @@ Status Sequential::forward(const Tensor& x, Tensor& y, ForwardBuffers& buffers) 
         cur = &out;
         if (fuse) ++i;
     }
-    if (!cur) {  // no layers: y is a copy of x
-        y.resize(x.shape());
-        std::copy(x.data(), x.data() + x.size(), y.data());
-    }
+    if (!cur) activate(x, Activation{}, y);  // no layers: y is x (the identity)
     return Status::success();
 }
 

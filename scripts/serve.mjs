@@ -72,7 +72,7 @@ export async function startServer({
       send(400, 'bad request');
       return;
     }
-    if (threads && pathname.startsWith('/web/dist/')) pathname = `/web/dist-threads/${pathname.slice(10)}`;
+    if (threads) pathname = pathname.replace(/^\/web\/dist\//, '/web/dist-threads/');
     const file = resolve(rootDir, `.${pathname}`);
     if (file !== rootDir && !file.startsWith(rootDir + sep)) {
       send(403, 'forbidden');
