@@ -65,6 +65,11 @@ void compact_to_stored(const CompactWeight& w, std::uint8_t* out);
 /// writer that emits a large weight a bounded range at a time.
 void compact_rows_to_stored(const CompactWeight& w, std::size_t r0, std::size_t r1, std::uint8_t* out);
 
+/// The most memory compact_weight(w (rows, cols), dtype, out) holds at once
+/// while it works (the compact form and its transient buffers), for a caller
+/// that reserves memory before it starts.
+std::uint64_t compact_peak_bytes(DType dtype, std::size_t rows, std::size_t cols);
+
 /// Decoded float32 values, as the file reader decodes the same bytes.
 Tensor expand_weight(const CompactWeight& w);
 

@@ -128,7 +128,7 @@ Status read_layer(Cursor& c, LayerSpec& s) {
         return error(Code::bad_name, "layer name '" + s.name + "' is not segments of [A-Za-z0-9_] joined by '.'");
     std::uint8_t kind = 0;
     MK_TRY(c.u8(kind, "layer kind"));
-    if (kind < 1 || kind > max_layer_kind)
+    if (kind < 1 || kind > layer_kind_count)
         return error(Code::unknown_layer, "layer '" + s.name + "' has unknown kind code " + std::to_string(kind));
     s.kind = LayerKind(kind);
     std::uint8_t flags = 0, allowed = 0;
@@ -171,8 +171,14 @@ Status read_layer(Cursor& c, LayerSpec& s) {
             if (s.kind == LayerKind::layer_norm) s.bias = flags & 2;
             else s.track_running_stats = flags & 2;
             break;
-        default:
-            break;
+        case LayerKind::relu:
+        case LayerKind::sigmoid:
+        case LayerKind::tanh:
+        case LayerKind::silu:
+        case LayerKind::softmax:
+        case LayerKind::log_softmax:
+        case LayerKind::identity:
+            break;  // nothing follows the kind
     }
     if (flags & ~allowed)
         return error(Code::invalid_argument, "layer '" + s.name + "' (" + layer_kind_name(s.kind) +
@@ -247,14 +253,13 @@ Status check_architecture(const FileInfo& info) {
     return Status::success();
 }
 
-// The fixed header and the sections: exactly [0, header_len) is read (into
-// `header`), then validated down to the data layout (§6), so that every tensor
-// has its place in the file before any is allocated. want_data_crc: the data
-// CRC the header promises.
-Status read_header(const ByteSource& source, FileInfo& info, std::uint32_t& want_data_crc) {
-    info = FileInfo{};
+// Step 1 of read_header: the fixed header (§3) — magic, version, header_len —
+// then exactly [0, header_len) read into `header`; its CRC checked (step 2)
+// before anything in it is believed; kind and alignment.
+Status read_fixed_header(const ByteSource& source, FileInfo& info, std::vector<std::uint8_t>& header,
+                         std::uint32_t& want_data_crc) {
     const std::uint64_t size = source.size();
-    std::vector<std::uint8_t> header(std::size_t(std::min<std::uint64_t>(size, fixed_header_bytes)));
+    header.assign(std::size_t(std::min<std::uint64_t>(size, fixed_header_bytes)), 0);
     source.read(0, header.data(), header.size());
     const std::uint8_t* data = header.data();
     for (std::size_t i = 0; i < 4 && i < header.size(); ++i)
@@ -282,6 +287,7 @@ Status read_header(const ByteSource& source, FileInfo& info, std::uint32_t& want
     source.read(fixed_header_bytes, header.data() + fixed_header_bytes, header_len - fixed_header_bytes);
     data = header.data();
     want_data_crc = le32(data + 16);
+    // Step 2: the header CRC covers [0, 8) and [12, header_len).
     const std::uint32_t want_header_crc = le32(data + 8);
     const std::uint32_t header_crc = crc32_update(crc32(data, 8), data + 12, header_len - 12);
     if (header_crc != want_header_crc)
@@ -295,8 +301,14 @@ Status read_header(const ByteSource& source, FileInfo& info, std::uint32_t& want
         return error(Code::bad_alignment, "align_log2 " + std::to_string(info.align_log2) + " is outside 2..12");
     info.header_bytes = header_len;
     info.file_bytes = size;
+    return Status::success();
+}
 
-    // Sections.
+// Step 3: the sections (§4) filling [20, header_len): tags strictly
+// increasing, each payload consumed exactly, optional ones skipped.
+Status read_sections(const std::vector<std::uint8_t>& header, FileInfo& info) {
+    const std::uint8_t* data = header.data();
+    const std::size_t header_len = header.size();
     std::size_t pos = fixed_header_bytes;
     int last_tag = -1;
     bool have_layers = false, have_tensors = false;
@@ -347,27 +359,15 @@ Status read_header(const ByteSource& source, FileInfo& info, std::uint32_t& want
     }
     if (!have_tensors) return error(Code::bad_section, "the TENSORS section is missing");
     if (info.kind == FileKind::model && !have_layers) return error(Code::bad_section, "a model file without a LAYERS section");
+    return Status::success();
+}
 
-    if (info.kind == FileKind::model) {
-        MK_TRY(check_architecture(info));
-        for (const LayerSpec& s : info.layers)
-            for (const ParamInfo& p : layer_params(s))
-                if (!p.buffer) {
-                    std::uint64_t n = 1;
-                    for (std::size_t d : p.shape) n *= d;
-                    info.param_count += n;
-                }
-    } else {
-        for (const TensorInfo& t : info.tensors) {
-            std::uint64_t n = 1;
-            for (std::size_t d : t.shape) n *= d;
-            info.param_count += n;
-        }
-    }
-
-    // Data layout (§6).
+// Step 5: the data layout (§6): each tensor's offset, and the file must end
+// exactly where the last one does.
+Status lay_out_data(FileInfo& info) {
     const std::uint64_t align = std::uint64_t(1) << info.align_log2;
-    std::uint64_t at = header_len;
+    const std::uint64_t size = info.file_bytes;
+    std::uint64_t at = info.header_bytes;
     for (TensorInfo& t : info.tensors) {
         if (t.bytes == 0) {
             t.offset = at;
@@ -385,6 +385,23 @@ Status read_header(const ByteSource& source, FileInfo& info, std::uint32_t& want
         return error(Code::trailing_bytes, std::to_string(size - at) + " bytes after the last tensor (which ends at " +
                                                std::to_string(at) + ")");
     return Status::success();
+}
+
+// Everything but the tensor data, in named steps, so that every tensor has its
+// place in the file before any is allocated. want_data_crc: the data CRC the
+// header promises.
+Status read_header(const ByteSource& source, FileInfo& info, std::uint32_t& want_data_crc) {
+    info = FileInfo{};
+    std::vector<std::uint8_t> header;
+    MK_TRY(read_fixed_header(source, info, header, want_data_crc));  // steps 1 and 2
+    MK_TRY(read_sections(header, info));                              // step 3
+    if (info.kind == FileKind::model) {                               // step 4: layers against tensors (§8)
+        MK_TRY(check_architecture(info));
+        info.param_count = param_count(info.layers);
+    } else {
+        for (const TensorInfo& t : info.tensors) info.param_count += numel(t.shape);
+    }
+    return lay_out_data(info);  // step 5
 }
 
 // The data region, read in file order, each byte once: every byte goes into
@@ -443,27 +460,29 @@ void decode_values(const TensorInfo& t, const float* scales, std::size_t first, 
 }
 
 // One tensor's stored bytes [t.offset, t.offset + t.bytes), t.bytes > 0, and
-// with `out`, its values decoded into a tensor allocated here. Stored layout
+// with `out`, its values, held in a Param allocated here. Stored layout
 // (format.hpp §5): int8 is rows × f32 scale, then numel × int8 q; the other
 // dtypes are numel values. A bad int8 scale is bad_scale, but only after the
 // whole tensor was read: the caller reports it once the data CRC matched.
 //
-// With `compact` (a Linear weight stored f16, bf16 or int8), the stored values
-// go into it as they are instead of being decoded — unless finish_compact
-// finds values it cannot hold, which are then decoded into `out` after all.
-Status read_tensor(DataStream& in, const TensorInfo& t, Tensor* out, CompactWeight* compact = nullptr) {
+// With keep_compact (a Linear weight stored f16, bf16 or int8), the stored
+// values go into a compact Param as they are instead of being decoded —
+// unless finish_compact finds values it cannot hold, which are then decoded
+// to float32 after all.
+Status read_tensor(DataStream& in, const TensorInfo& t, Param* out, bool keep_compact) {
     Status bad_scale;
     std::uint64_t at = t.offset;
-    std::vector<float> scales;  // int8 with `out`: one per row
-    if (compact) {
-        compact->dtype = t.dtype;
-        compact->rows = t.shape[0];
-        compact->cols = t.shape[1];
+    CompactWeight compact;
+    keep_compact = keep_compact && out && t.dtype != DType::f32;
+    if (keep_compact) {
+        compact.dtype = t.dtype;
+        compact.rows = t.shape[0];
+        compact.cols = t.shape[1];
     }
-    std::vector<float>& row_scales = compact ? compact->scale : scales;
+    std::vector<float>& scales = compact.scale;  // int8 with `out`: one per row
     if (t.dtype == DType::int8) {
         const std::uint64_t rows = t.shape.size() >= 2 ? t.shape[0] : 1;
-        if (out) row_scales.resize(std::size_t(rows));
+        if (out) scales.resize(std::size_t(rows));
         for (std::uint64_t r = 0; r < rows;) {
             const std::size_t n = std::size_t(std::min<std::uint64_t>(rows - r, read_chunk_bytes / 4));
             const std::uint8_t* p = in.chunk(at, n * 4);
@@ -474,42 +493,42 @@ Status read_tensor(DataStream& in, const TensorInfo& t, Tensor* out, CompactWeig
                     bad_scale = error(Code::bad_scale, "tensor '" + t.name + "' row " + std::to_string(r) +
                                                            " has scale " + format_float(scale) +
                                                            " (must be finite and >= 0)");
-                if (out) row_scales[r] = scale;
+                if (out) scales[r] = scale;
             }
             at += n * 4;
         }
     }
     const std::size_t width = t.dtype == DType::f32 ? 4 : t.dtype == DType::int8 ? 1 : 2;  // stored bytes per value
     const std::size_t numel = std::size_t((t.offset + t.bytes - at) / width);
-    if (compact) {  // allocated only now, filled straight from the source
+    if (keep_compact) {  // allocated only now, filled straight from the source
         void* dst;
         if (t.dtype == DType::int8) {
-            compact->q.resize(numel);
-            dst = compact->q.data();
+            compact.q.resize(numel);
+            dst = compact.q.data();
         } else {
-            compact->half.resize(numel);
-            dst = compact->half.data();
+            compact.half.resize(numel);
+            dst = compact.half.data();
         }
         in.into(at, dst, numel * width);
-        if (bad_scale.ok() && !finish_compact(*compact)) {
-            *out = expand_weight(*compact);  // f16 inf/NaN: float32 after all
-            *compact = CompactWeight{};
-        } else {
-            *out = Tensor(Shape{0});  // the placeholder Layer::compact expects
-        }
+        if (bad_scale.ok() && !finish_compact(compact))
+            *out = Param(expand_weight(compact));  // f16 inf/NaN: float32 after all
+        else
+            *out = Param(std::move(compact));
         return bad_scale;
     }
+    Tensor* values = nullptr;
     if (out) {
-        *out = Tensor(t.shape);  // allocated only now; every element is written below
+        *out = Param(Tensor(t.shape));  // allocated only now; every element is written below
+        values = &out->values();
         if (t.dtype == DType::f32) {
-            in.into(at, out->data(), numel * 4);
+            in.into(at, values->data(), numel * 4);
             return bad_scale;
         }
     }
     for (std::size_t first = 0; first < numel;) {
         const std::size_t n = std::min(numel - first, read_chunk_bytes / width);
         const std::uint8_t* p = in.chunk(at, n * width);
-        if (out) decode_values(t, scales.data(), first, p, n, *out);
+        if (values) decode_values(t, scales.data(), first, p, n, *values);
         first += n;
         at += n * width;
     }
@@ -518,20 +537,20 @@ Status read_tensor(DataStream& in, const TensorInfo& t, Tensor* out, CompactWeig
 
 // Streams the data region (after read_header): padding checked zero, the
 // data CRC and the int8 scales verified — reported in that order, as a
-// whole-file check would — and with `tensors`, every tensor decoded as it is
-// reached. On failure `tensors` holds nothing to use. With `compacts` (one
-// per tensor), tensor i with wanted[i] that is stored narrower than float32 is
-// kept compact in compacts[i] (read_tensor).
+// whole-file check would — and with `params`, every tensor read as it is
+// reached. On failure `params` holds nothing to use. With keep_compact (one
+// flag per tensor), tensor i with keep_compact[i] that is stored narrower than
+// float32 is held compact (read_tensor).
 Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t want_data_crc,
-                 std::vector<Tensor>* tensors, const std::vector<bool>* wanted = nullptr,
-                 std::vector<CompactWeight>* compacts = nullptr) {
+                 std::vector<Param>* params, const std::vector<bool>* keep_compact = nullptr) {
     DataStream in(source);
     Status bad_scale;  // the first one, reported after the CRC
-    if (tensors) tensors->reserve(info.tensors.size());
+    if (params) params->reserve(info.tensors.size());
     std::uint64_t prev_end = info.header_bytes;
-    for (const TensorInfo& t : info.tensors) {
+    for (std::size_t i = 0; i < info.tensors.size(); ++i) {
+        const TensorInfo& t = info.tensors[i];
         if (t.bytes == 0) {
-            if (tensors) tensors->emplace_back(t.shape);
+            if (params) params->emplace_back(Tensor(t.shape));
             continue;
         }
         const std::uint8_t* pad = in.chunk(prev_end, std::size_t(t.offset - prev_end));  // < 2^align_log2 bytes
@@ -539,10 +558,8 @@ Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t w
             if (pad[b - prev_end] != 0)
                 return error(Code::bad_padding, "padding byte " + std::to_string(b) + " before tensor '" + t.name +
                                                     "' is not zero");
-        const std::size_t index = std::size_t(&t - info.tensors.data());
-        CompactWeight* compact =
-            compacts && t.dtype != DType::f32 && (*wanted)[index] ? &(*compacts)[index] : nullptr;
-        const Status st = read_tensor(in, t, tensors ? &tensors->emplace_back() : nullptr, compact);
+        const Status st = read_tensor(in, t, params ? &params->emplace_back() : nullptr,
+                                      keep_compact && (*keep_compact)[i]);
         if (bad_scale.ok()) bad_scale = st;
         prev_end = t.offset + t.bytes;
     }
@@ -594,12 +611,13 @@ Status read_file(const ByteSource& source, LoadedFile& out) {
     FileInfo info;
     std::uint32_t want_data_crc = 0;
     MK_TRY(read_header(source, info, want_data_crc));
-    std::vector<Tensor> tensors;
-    MK_TRY(read_data(source, info, want_data_crc, &tensors));
+    std::vector<Param> params;
+    MK_TRY(read_data(source, info, want_data_crc, &params));
     info.data_checked = true;
     StateDict named;
-    named.reserve(tensors.size());
-    for (std::size_t i = 0; i < tensors.size(); ++i) named.emplace_back(info.tensors[i].name, std::move(tensors[i]));
+    named.reserve(params.size());
+    for (std::size_t i = 0; i < params.size(); ++i)
+        named.emplace_back(info.tensors[i].name, std::move(params[i].values()));
     out.info = std::move(info);
     out.tensors = std::move(named);
     return Status::success();
@@ -613,19 +631,14 @@ Status read_model(const ByteSource& source, Sequential& model, Metadata* metadat
         return error(Code::wrong_kind, "the file is a state dict without an architecture: build the model "
                                        "from a SPEC and use load_state_dict");
     // Linear weights stored f16 / bf16 / int8 stay so in memory (compact.hpp).
-    std::vector<bool> wanted(info.tensors.size(), false);
-    std::vector<std::size_t> layer_of;  // tensor index → layer index
-    for (std::size_t li = 0; li < info.layers.size(); ++li) {
-        if (info.layers[li].kind == LayerKind::linear) wanted[layer_of.size()] = true;  // its weight comes first
-        layer_of.insert(layer_of.end(), layer_params(info.layers[li]).size(), li);
+    std::vector<bool> keep_compact;
+    for (const LayerSpec& s : info.layers) {
+        const std::size_t n = layer_params(s).size();
+        for (std::size_t i = 0; i < n; ++i) keep_compact.push_back(s.kind == LayerKind::linear && i == 0);
     }
-    std::vector<CompactWeight> compacts(info.tensors.size());
-    std::vector<Tensor> tensors;
-    MK_TRY(read_data(source, info, want_data_crc, &tensors, &wanted, &compacts));
-    std::vector<CompactWeight> by_layer(info.layers.size());
-    for (std::size_t i = 0; i < compacts.size(); ++i)
-        if (compacts[i].active()) by_layer[layer_of[i]] = std::move(compacts[i]);
-    model = Sequential::from_parts(info.layers, std::move(tensors), std::move(by_layer));
+    std::vector<Param> params;
+    MK_TRY(read_data(source, info, want_data_crc, &params, &keep_compact));
+    model = Sequential::from_parts(info.layers, std::move(params));
     info.data_checked = true;
     if (metadata) *metadata = info.metadata;
     if (file) *file = std::move(info);

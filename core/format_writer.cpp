@@ -73,8 +73,14 @@ void layer_record(Bytes& w, const LayerSpec& s) {
             w.u8(std::uint8_t((s.affine ? 1 : 0) | (second ? 2 : 0)));
             break;
         }
-        default:
-            break;
+        case LayerKind::relu:
+        case LayerKind::sigmoid:
+        case LayerKind::tanh:
+        case LayerKind::silu:
+        case LayerKind::softmax:
+        case LayerKind::log_softmax:
+        case LayerKind::identity:
+            break;  // nothing follows the kind
     }
 }
 
@@ -139,13 +145,7 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
         for (const LayerSpec& s : *layers) layer_record(w, s);
         section(head, 2, payload);
         info.layers = *layers;
-        for (const LayerSpec& s : *layers)
-            for (const ParamInfo& param : layer_params(s))
-                if (!param.buffer) {
-                    std::uint64_t n = 1;
-                    for (std::size_t d : param.shape) n *= d;
-                    info.param_count += n;
-                }
+        info.param_count = param_count(*layers);
     }
     {
         std::vector<std::uint8_t> payload;
@@ -330,9 +330,9 @@ std::vector<Item> model_items(const Sequential& model, std::vector<std::string>&
         const auto infos = layer_params(layer.spec);
         for (std::size_t i = 0; i < infos.size(); ++i) {
             names.push_back(layer.spec.name + "." + infos[i].name);
-            const bool compact = i == 0 && layer.compact.active();
-            items.push_back({nullptr, &layer.params[i], dtype_for(options, infos[i].shape.size()),
-                             compact ? &layer.compact : nullptr});
+            const Param& p = layer.params[i];
+            items.push_back({nullptr, p.is_compact() ? nullptr : &p.values(), dtype_for(options, infos[i].shape.size()),
+                             p.is_compact() ? &p.compact() : nullptr});
         }
     }
     for (std::size_t i = 0; i < items.size(); ++i) items[i].name = &names[i];  // names no longer moves

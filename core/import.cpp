@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <unordered_set>
 
 #include "safetensors.hpp"
@@ -84,27 +83,9 @@ Status leaf_layer(const ModuleNode& n, const std::string& name, LayerSpec& spec)
     auto bad = [&](const std::string& what) {
         return error(Code::unknown_layer, where + ": " + what);
     };
-    static const std::map<std::string, LayerKind> kinds = {
-        {"torch.nn.modules.linear.Linear", LayerKind::linear},
-        {"torch.nn.modules.linear.Identity", LayerKind::identity},
-        {"torch.nn.modules.activation.ReLU", LayerKind::relu},
-        {"torch.nn.modules.activation.LeakyReLU", LayerKind::leaky_relu},
-        {"torch.nn.modules.activation.Sigmoid", LayerKind::sigmoid},
-        {"torch.nn.modules.activation.Tanh", LayerKind::tanh},
-        {"torch.nn.modules.activation.GELU", LayerKind::gelu},
-        {"torch.nn.modules.activation.SiLU", LayerKind::silu},
-        {"torch.nn.modules.activation.Softmax", LayerKind::softmax},
-        {"torch.nn.modules.activation.LogSoftmax", LayerKind::log_softmax},
-        {"torch.nn.modules.dropout.Dropout", LayerKind::dropout},
-        {"torch.nn.modules.flatten.Flatten", LayerKind::flatten},
-        {"torch.nn.modules.normalization.LayerNorm", LayerKind::layer_norm},
-        {"torch.nn.modules.batchnorm.BatchNorm1d", LayerKind::batch_norm1d},
-    };
-    const auto it = kinds.find(n.class_path);
-    if (it == kinds.end()) return bad("modelkeep has no layer of this class");
     spec = LayerSpec();
+    if (!layer_kind_of_torch_class(n.class_path, spec.kind)) return bad("modelkeep has no layer of this class");
     spec.name = name;
-    spec.kind = it->second;
     std::int64_t i = 0;
     switch (spec.kind) {
         case LayerKind::linear: {
@@ -162,8 +143,12 @@ Status leaf_layer(const ModuleNode& n, const std::string& name, LayerSpec& spec)
             if (!parse_bool(n.attr("track_running_stats"), spec.track_running_stats))
                 return bad("track_running_stats missing");
             break;
-        default:
-            break;
+        case LayerKind::relu:
+        case LayerKind::sigmoid:
+        case LayerKind::tanh:
+        case LayerKind::silu:
+        case LayerKind::identity:
+            break;  // no attribute to read
     }
     return validate_layer(spec);
 }

@@ -11,21 +11,6 @@ namespace modelkeep {
 
 namespace {
 
-struct KindName {
-    LayerKind kind;
-    const char* name;
-};
-
-constexpr KindName kind_names[] = {
-    {LayerKind::linear, "Linear"},       {LayerKind::relu, "ReLU"},
-    {LayerKind::leaky_relu, "LeakyReLU"}, {LayerKind::sigmoid, "Sigmoid"},
-    {LayerKind::tanh, "Tanh"},           {LayerKind::gelu, "GELU"},
-    {LayerKind::silu, "SiLU"},           {LayerKind::softmax, "Softmax"},
-    {LayerKind::log_softmax, "LogSoftmax"}, {LayerKind::identity, "Identity"},
-    {LayerKind::dropout, "Dropout"},     {LayerKind::flatten, "Flatten"},
-    {LayerKind::layer_norm, "LayerNorm"}, {LayerKind::batch_norm1d, "BatchNorm1d"},
-};
-
 Status bad(const LayerSpec& s, const std::string& what) {
     return error(Code::invalid_argument,
                  "layer '" + s.name + "' (" + layer_kind_name(s.kind) + "): " + what);
@@ -53,18 +38,46 @@ Status flatten_forward(const Tensor& x, int start, int end, Tensor& y) {
 }  // namespace
 
 const char* layer_kind_name(LayerKind kind) {
-    for (const auto& kn : kind_names)
-        if (kn.kind == kind) return kn.name;
+    switch (kind) {
+#define MODELKEEP_X(kind, code, name, torch_class) \
+    case LayerKind::kind: return name;
+        MODELKEEP_LAYER_KINDS(MODELKEEP_X)
+#undef MODELKEEP_X
+    }
     return "unknown";
 }
 
-bool parse_layer_kind(const std::string& name, LayerKind& out) {
-    for (const auto& kn : kind_names)
-        if (name == kn.name) {
-            out = kn.kind;
-            return true;
-        }
+bool parse_layer_kind(const std::string& text, LayerKind& out) {
+#define MODELKEEP_X(kind, code, name, torch_class) \
+    if (text == name) {                            \
+        out = LayerKind::kind;                     \
+        return true;                               \
+    }
+    MODELKEEP_LAYER_KINDS(MODELKEEP_X)
+#undef MODELKEEP_X
     return false;
+}
+
+bool layer_kind_of_torch_class(const std::string& path, LayerKind& out) {
+#define MODELKEEP_X(kind, code, name, torch_class) \
+    if (path == torch_class) {                     \
+        out = LayerKind::kind;                     \
+        return true;                               \
+    }
+    MODELKEEP_LAYER_KINDS(MODELKEEP_X)
+#undef MODELKEEP_X
+    return false;
+}
+
+const char* known_layer_kinds() {
+    static const std::string names = [] {
+        std::string s;
+#define MODELKEEP_X(kind, code, name, torch_class) s += s.empty() ? name : ", " name;
+        MODELKEEP_LAYER_KINDS(MODELKEEP_X)
+#undef MODELKEEP_X
+        return s;
+    }();
+    return names.c_str();
 }
 
 bool valid_layer_name(const std::string& name) {
@@ -90,7 +103,7 @@ Status validate_layer(const LayerSpec& s) {
                                          "' is not segments of [A-Za-z0-9_] joined by '.' "
                                          "(1 to 255 bytes)");
     const std::uint8_t k = std::uint8_t(s.kind);
-    if (k < 1 || k > max_layer_kind)
+    if (k < 1 || k > layer_kind_count)
         return error(Code::unknown_layer, "layer '" + s.name + "' has unknown kind " + std::to_string(k));
     switch (s.kind) {
         case LayerKind::linear: {
@@ -121,8 +134,15 @@ Status validate_layer(const LayerSpec& s) {
                 return bad(s, "num_features must be in [1, 2^28]");
             if (!(s.eps > 0.0f) || !std::isfinite(s.eps)) return bad(s, "eps must be > 0 and finite");
             break;
-        default:
-            break;
+        case LayerKind::relu:
+        case LayerKind::sigmoid:
+        case LayerKind::tanh:
+        case LayerKind::gelu:
+        case LayerKind::silu:
+        case LayerKind::softmax:
+        case LayerKind::log_softmax:
+        case LayerKind::identity:
+            break;  // no hyper-parameter to check
     }
     return Status::success();
 }
@@ -152,14 +172,24 @@ std::vector<ParamInfo> layer_params(const LayerSpec& s) {
                 out.push_back({"num_batches_tracked", {}, true});
             }
             break;
-        default:
-            break;
+        case LayerKind::relu:
+        case LayerKind::leaky_relu:
+        case LayerKind::sigmoid:
+        case LayerKind::tanh:
+        case LayerKind::gelu:
+        case LayerKind::silu:
+        case LayerKind::softmax:
+        case LayerKind::log_softmax:
+        case LayerKind::identity:
+        case LayerKind::dropout:
+        case LayerKind::flatten:
+            break;  // no tensors
     }
     return out;
 }
 
 Layer make_layer(const LayerSpec& spec, Rng& rng) {
-    Layer layer{spec, {}, {}};
+    Layer layer{spec, {}};
     for (const ParamInfo& info : layer_params(spec)) {
         Tensor t = zeros(info.shape);
         if (spec.kind == LayerKind::linear) {
@@ -170,7 +200,7 @@ Layer make_layer(const LayerSpec& spec, Rng& rng) {
         } else if (info.name == "weight" || info.name == "running_var") {
             for (float& v : t) v = 1.0f;
         }
-        layer.params.push_back(std::move(t));
+        layer.params.emplace_back(std::move(t));
     }
     return layer;
 }
@@ -186,42 +216,57 @@ bool activation_of(const LayerSpec& spec, Activation& act) {
         case LayerKind::silu: act = {K::silu}; return true;
         case LayerKind::identity:
         case LayerKind::dropout: act = {K::none}; return true;
-        default: return false;
+        case LayerKind::linear:
+        case LayerKind::softmax:
+        case LayerKind::log_softmax:
+        case LayerKind::flatten:
+        case LayerKind::layer_norm:
+        case LayerKind::batch_norm1d: return false;
     }
+    return false;
 }
 
 Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y, Activation then) {
     const LayerSpec& s = layer.spec;
-    // params[i] in layer_params order, looked up by position (no allocation).
-    const auto param = [&](std::size_t i) -> const Tensor* { return i < layer.params.size() ? &layer.params[i] : nullptr; };
+    // The float32 tensor i in layer_params order, looked up by position (no allocation).
+    const auto param = [&](std::size_t i) -> const Tensor* {
+        return i < layer.params.size() ? &layer.params[i].values() : nullptr;
+    };
     Status st;
     Activation act;
-    if (activation_of(s, act)) {
-        activate(x, act, y);
-    } else {
-        switch (s.kind) {
-            case LayerKind::linear: {  // weight, bias
-                const Tensor* bias = s.bias ? param(1) : nullptr;
-                st = layer.compact.active() ? linear_forward(x, layer.compact, bias, y, then)
-                                            : linear_forward(x, layer.params[0], bias, y, then);
-                then = {};  // applied by the kernel
-                break;
-            }
-            case LayerKind::softmax: st = softmax(x, y); break;
-            case LayerKind::log_softmax: st = log_softmax(x, y); break;
-            case LayerKind::flatten: st = flatten_forward(x, s.start_dim, s.end_dim, y); break;
-            case LayerKind::layer_norm:  // weight, bias when affine
-                st = layer_norm(x, std::size_t(s.in_features), s.eps, s.affine ? param(0) : nullptr,
-                                s.affine && s.bias ? param(1) : nullptr, y);
-                break;
-            case LayerKind::batch_norm1d: {  // weight, bias when affine; then the running stats
-                const std::size_t stats = s.affine ? 2 : 0;
-                st = batch_norm1d(x, std::size_t(s.in_features), s.eps, s.affine ? param(0) : nullptr,
-                                  s.affine ? param(1) : nullptr, s.track_running_stats ? param(stats) : nullptr,
-                                  s.track_running_stats ? param(stats + 1) : nullptr, y);
-                break;
-            }
-            default: break;
+    switch (s.kind) {
+        case LayerKind::relu:
+        case LayerKind::leaky_relu:
+        case LayerKind::sigmoid:
+        case LayerKind::tanh:
+        case LayerKind::gelu:
+        case LayerKind::silu:
+        case LayerKind::identity:
+        case LayerKind::dropout:  // inference: the identity
+            (void)activation_of(s, act);
+            activate(x, act, y);
+            break;
+        case LayerKind::linear: {  // weight, bias
+            const Param& w = layer.params[0];
+            const Tensor* bias = s.bias ? param(1) : nullptr;
+            st = w.is_compact() ? linear_forward(x, w.compact(), bias, y, then)
+                                : linear_forward(x, w.values(), bias, y, then);
+            then = {};  // applied by the kernel
+            break;
+        }
+        case LayerKind::softmax: st = softmax(x, y); break;
+        case LayerKind::log_softmax: st = log_softmax(x, y); break;
+        case LayerKind::flatten: st = flatten_forward(x, s.start_dim, s.end_dim, y); break;
+        case LayerKind::layer_norm:  // weight, bias when affine
+            st = layer_norm(x, std::size_t(s.in_features), s.eps, s.affine ? param(0) : nullptr,
+                            s.affine && s.bias ? param(1) : nullptr, y);
+            break;
+        case LayerKind::batch_norm1d: {  // weight, bias when affine; then the running stats
+            const std::size_t stats = s.affine ? 2 : 0;
+            st = batch_norm1d(x, std::size_t(s.in_features), s.eps, s.affine ? param(0) : nullptr,
+                              s.affine ? param(1) : nullptr, s.track_running_stats ? param(stats) : nullptr,
+                              s.track_running_stats ? param(stats + 1) : nullptr, y);
+            break;
         }
     }
     if (!st.ok()) return error(st.code(), "layer '" + s.name + "': " + st.message());
@@ -229,31 +274,14 @@ Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y, Activation 
     return Status::success();
 }
 
-const Tensor& param_f32(const Layer& layer, std::size_t i, Tensor& scratch) {
-    if (i != 0 || !layer.compact.active()) return layer.params[i];
-    scratch = expand_weight(layer.compact);
-    return scratch;
-}
-
 bool set_weight_dtype(Layer& layer, DType dtype) {
-    if (layer.spec.kind != LayerKind::linear) return true;
-    if (dtype == layer.compact.dtype) return true;
-    if (dtype == DType::f32) {
-        layer.params[0] = expand_weight(layer.compact);
-        layer.compact = CompactWeight{};
-        return true;
-    }
-    Tensor scratch;
-    CompactWeight c;
-    if (!compact_weight(param_f32(layer, 0, scratch), dtype, c)) return false;
-    layer.compact = std::move(c);
-    layer.params[0] = Tensor(Shape{0});
-    return true;
+    if (layer.spec.kind != LayerKind::linear) return true;  // only Linear weights are held compact
+    return layer.params[0].set_dtype(dtype);
 }
 
 std::uint64_t layer_bytes(const Layer& layer) {
-    std::uint64_t n = layer.compact.bytes();
-    for (const Tensor& t : layer.params) n += t.size() * 4;
+    std::uint64_t n = 0;
+    for (const Param& p : layer.params) n += p.bytes();
     return n;
 }
 

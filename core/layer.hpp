@@ -9,39 +9,69 @@
 #include <vector>
 
 #include "activation.hpp"
-#include "compact.hpp"
 #include "dtype.hpp"
+#include "param.hpp"
 #include "rng.hpp"
 #include "status.hpp"
 #include "tensor.hpp"
 
 namespace modelkeep {
 
-/// On-disk codes (format.hpp §7). Never renumber.
+/// Every layer kind, once: X(kind, on-disk code (format.hpp §7, never
+/// renumber), PyTorch's class name, torch's module path for it). The enum,
+/// the names, the PyTorch class map, the "known kinds" message and the count
+/// are generated from this list. No switch over LayerKind has a `default:`,
+/// so the compiler (-Werror=switch) names every place a new kind must be handled.
+#define MODELKEEP_LAYER_KINDS(X)                                                      \
+    X(linear, 1, "Linear", "torch.nn.modules.linear.Linear")                          \
+    X(relu, 2, "ReLU", "torch.nn.modules.activation.ReLU")                            \
+    X(leaky_relu, 3, "LeakyReLU", "torch.nn.modules.activation.LeakyReLU")            \
+    X(sigmoid, 4, "Sigmoid", "torch.nn.modules.activation.Sigmoid")                   \
+    X(tanh, 5, "Tanh", "torch.nn.modules.activation.Tanh")                            \
+    X(gelu, 6, "GELU", "torch.nn.modules.activation.GELU")                            \
+    X(silu, 7, "SiLU", "torch.nn.modules.activation.SiLU")                            \
+    X(softmax, 8, "Softmax", "torch.nn.modules.activation.Softmax")                   \
+    X(log_softmax, 9, "LogSoftmax", "torch.nn.modules.activation.LogSoftmax")         \
+    X(identity, 10, "Identity", "torch.nn.modules.linear.Identity")                   \
+    X(dropout, 11, "Dropout", "torch.nn.modules.dropout.Dropout")                     \
+    X(flatten, 12, "Flatten", "torch.nn.modules.flatten.Flatten")                     \
+    X(layer_norm, 13, "LayerNorm", "torch.nn.modules.normalization.LayerNorm")        \
+    X(batch_norm1d, 14, "BatchNorm1d", "torch.nn.modules.batchnorm.BatchNorm1d")
+
 enum class LayerKind : std::uint8_t {
-    linear = 1,
-    relu = 2,
-    leaky_relu = 3,
-    sigmoid = 4,
-    tanh = 5,
-    gelu = 6,
-    silu = 7,
-    softmax = 8,
-    log_softmax = 9,
-    identity = 10,
-    dropout = 11,
-    flatten = 12,
-    layer_norm = 13,
-    batch_norm1d = 14,
+#define MODELKEEP_X(kind, code, name, torch_class) kind = code,
+    MODELKEEP_LAYER_KINDS(MODELKEEP_X)
+#undef MODELKEEP_X
 };
 
-constexpr std::uint8_t max_layer_kind = 14;
+/// How many kinds there are; their on-disk codes are exactly 1 .. layer_kind_count.
+constexpr std::uint8_t layer_kind_count = 0
+#define MODELKEEP_X(kind, code, name, torch_class) +1
+    MODELKEEP_LAYER_KINDS(MODELKEEP_X)
+#undef MODELKEEP_X
+    ;
+namespace detail {
+constexpr bool layer_codes_dense() {
+    int expected = 1;
+#define MODELKEEP_X(kind, code, name, torch_class) \
+    if (code != expected++) return false;
+    MODELKEEP_LAYER_KINDS(MODELKEEP_X)
+#undef MODELKEEP_X
+    return true;
+}
+}  // namespace detail
+static_assert(detail::layer_codes_dense(), "layer kind codes must be 1, 2, ... in list order (a reader checks the range)");
+
 constexpr std::size_t max_name_bytes = 1024;
 
 /// PyTorch's class name: "Linear", "LeakyReLU", "BatchNorm1d", ...
 const char* layer_kind_name(LayerKind kind);
 /// The inverse of layer_kind_name; false if unknown.
 bool parse_layer_kind(const std::string& name, LayerKind& out);
+/// The kind whose torch class is `path` ("torch.nn.modules.linear.Linear"); false if none.
+bool layer_kind_of_torch_class(const std::string& path, LayerKind& out);
+/// "Linear, ReLU, ..., BatchNorm1d": every kind's name, for messages.
+const char* known_layer_kinds();
 
 struct LayerSpec {
     std::string name;  // "0", "fc1", "block.layers.0"
@@ -77,18 +107,14 @@ std::vector<ParamInfo> layer_params(const LayerSpec& spec);
 
 struct Layer {
     LayerSpec spec;
-    std::vector<Tensor> params;  // same order as layer_params(spec)
-    /// Linear only, when active: the weight held compact, and params[0] is an
-    /// empty tensor. Every reader of the weights goes through param_f32.
-    CompactWeight compact;
+    /// Same order as layer_params(spec). Float32, but for a Linear weight held
+    /// compact (param.hpp).
+    std::vector<Param> params;
 };
 
-/// params[i] in float32: the tensor itself, or the compact weight expanded
-/// into `scratch` (which the result then refers to).
-const Tensor& param_f32(const Layer& layer, std::size_t i, Tensor& scratch);
-
-/// Holds a Linear layer's weight in `dtype` (f32 expands a compact weight back).
-/// False, with the layer unchanged, if the values cannot be held (compact.hpp).
+/// Holds a Linear layer's weight in `dtype` (f32 expands a compact weight back);
+/// other kinds hold float32 only. False, with the layer unchanged, if the
+/// values cannot be held so (compact.hpp).
 bool set_weight_dtype(Layer& layer, DType dtype);
 
 /// Bytes the layer's tensors hold in memory.

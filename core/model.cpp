@@ -33,14 +33,12 @@ Status Sequential::create(const std::vector<LayerSpec>& specs, std::uint64_t see
     return Status::success();
 }
 
-Sequential Sequential::from_parts(const std::vector<LayerSpec>& specs, std::vector<Tensor>&& tensors,
-                                  std::vector<CompactWeight>&& compact) {
+Sequential Sequential::from_parts(const std::vector<LayerSpec>& specs, std::vector<Param>&& params) {
     Sequential model;
     std::size_t next = 0;
-    for (std::size_t li = 0; li < specs.size(); ++li) {
-        Layer layer{specs[li], {}, {}};
-        for (std::size_t i = layer_params(specs[li]).size(); i > 0; --i) layer.params.push_back(std::move(tensors[next++]));
-        if (li < compact.size() && compact[li].active()) layer.compact = std::move(compact[li]);
+    for (const LayerSpec& spec : specs) {
+        Layer layer{spec, {}};
+        for (std::size_t i = layer_params(spec).size(); i > 0; --i) layer.params.push_back(std::move(params[next++]));
         model.layers_.push_back(std::move(layer));
     }
     return model;
@@ -71,88 +69,79 @@ static std::string join(const std::vector<std::string>& v) {
     return s;
 }
 
-Status Sequential::load_state_dict(const StateDict& sd, bool strict, LoadReport& report) {
-    report = LoadReport{};
-    std::unordered_map<std::string, std::pair<std::size_t, std::size_t>> where;  // key → (layer, param)
-    for (std::size_t li = 0; li < layers_.size(); ++li) {
-        const auto infos = layer_params(layers_[li].spec);
-        for (std::size_t pi = 0; pi < infos.size(); ++pi)
-            where[layers_[li].spec.name + "." + infos[pi].name] = {li, pi};
-    }
-    std::unordered_set<std::string> seen;
-    std::vector<std::string> mismatches;
-    for (const auto& [key, t] : sd) {
-        auto it = where.find(key);
-        if (it == where.end()) {
-            report.unexpected_keys.push_back(key);
-            continue;
-        }
-        seen.insert(key);
-        const Shape mine = layer_params(layers_[it->second.first].spec)[it->second.second].shape;
-        if (mine != shape_of(t))
-            mismatches.push_back(key + ": file has " + shape_to_string(shape_of(t)) + ", model has " +
-                                 shape_to_string(mine));
-    }
-    for (const auto& [key, shape] : state_dict_shapes())
-        if (!seen.count(key)) report.missing_keys.push_back(key);
-    if (!mismatches.empty())
-        return error(Code::shape_mismatch, "size mismatch for " + join(mismatches));
-    if (strict && !report.missing_keys.empty())
-        return error(Code::missing_key, "missing keys: " + join(report.missing_keys));
-    if (strict && !report.unexpected_keys.empty())
-        return error(Code::unexpected_key, "unexpected keys: " + join(report.unexpected_keys));
-    for (const auto& [key, t] : sd) {
-        auto it = where.find(key);
-        if (it == where.end()) continue;
-        Layer& layer = layers_[it->second.first];
-        if (it->second.second == 0 && layer.compact.active()) {
-            // A new weight for a compact layer: held in the same dtype again if it can be.
-            const DType dtype = layer.compact.dtype;
-            layer.compact = CompactWeight{};
-            layer.params[0] = t;
-            (void)modelkeep::set_weight_dtype(layer, dtype);
-        } else {
-            layer.params[it->second.second] = t;
-        }
-    }
-    return Status::success();
+std::uint64_t param_count(const std::vector<LayerSpec>& specs) {
+    std::uint64_t n = 0;
+    for (const LayerSpec& s : specs)
+        for (const ParamInfo& p : layer_params(s))
+            if (!p.buffer) n += numel(p.shape);
+    return n;
 }
 
-Status Sequential::from_state_dict(const std::vector<LayerSpec>& specs, StateDict&& sd, Sequential& out) {
-    MK_TRY(validate_specs(specs));
+std::uint64_t state_elements(const std::vector<LayerSpec>& specs) {
+    std::uint64_t n = 0;
+    for (const LayerSpec& s : specs)
+        for (const ParamInfo& p : layer_params(s)) n += numel(p.shape);
+    return n;
+}
+
+Status match_state_dict(const std::vector<LayerSpec>& specs, const StateDict& sd, bool strict, LoadReport& report,
+                        std::vector<std::size_t>& where) {
+    report = LoadReport{};
+    where.clear();
     std::unordered_map<std::string, std::size_t> index;  // key → position in sd
     for (std::size_t i = 0; i < sd.size(); ++i)
-        if (!index.emplace(sd[i].first, i).second) return error(Code::duplicate_name, "tensor '" + sd[i].first + "' twice");
-    std::vector<std::string> missing, mismatches;
-    std::unordered_set<std::string> used;
+        if (!index.emplace(sd[i].first, i).second)
+            return error(Code::duplicate_name, "tensor '" + sd[i].first + "' twice");
+    std::vector<std::string> mismatches;
+    std::vector<bool> used(sd.size(), false);
     for (const LayerSpec& s : specs)
         for (const ParamInfo& p : layer_params(s)) {
             const std::string key = s.name + "." + p.name;
             const auto it = index.find(key);
             if (it == index.end()) {
-                missing.push_back(key);
+                report.missing_keys.push_back(key);
+                where.push_back(no_tensor);
                 continue;
             }
-            used.insert(key);
+            used[it->second] = true;
+            where.push_back(it->second);
             const Shape have = shape_of(sd[it->second].second);
             if (have != p.shape)
-                mismatches.push_back(key + ": file has " + shape_to_string(have) + ", model has " + shape_to_string(p.shape));
+                mismatches.push_back(key + ": file has " + shape_to_string(have) + ", model has " +
+                                     shape_to_string(p.shape));
         }
-    std::vector<std::string> unexpected;
-    for (const auto& kv : sd)
-        if (!used.count(kv.first)) unexpected.push_back(kv.first);
+    for (std::size_t i = 0; i < sd.size(); ++i)
+        if (!used[i]) report.unexpected_keys.push_back(sd[i].first);
     if (!mismatches.empty()) return error(Code::shape_mismatch, "size mismatch for " + join(mismatches));
-    if (!missing.empty()) return error(Code::missing_key, "missing keys: " + join(missing));
-    if (!unexpected.empty()) return error(Code::unexpected_key, "unexpected keys: " + join(unexpected));
-    Sequential model;
-    for (const LayerSpec& s : specs) {
-        Layer layer{s, {}, {}};
-        for (const ParamInfo& p : layer_params(s))
-            layer.params.push_back(std::move(sd[index.at(s.name + "." + p.name)].second));
-        model.layers_.push_back(std::move(layer));
-    }
+    if (strict && !report.missing_keys.empty())
+        return error(Code::missing_key, "missing keys: " + join(report.missing_keys));
+    if (strict && !report.unexpected_keys.empty())
+        return error(Code::unexpected_key, "unexpected keys: " + join(report.unexpected_keys));
+    return Status::success();
+}
+
+Status Sequential::load_state_dict(const StateDict& sd, bool strict, LoadReport& report) {
+    std::vector<std::size_t> where;
+    MK_TRY(match_state_dict(specs(), sd, strict, report, where));
+    std::size_t k = 0;
+    for (Layer& layer : layers_)
+        for (Param& p : layer.params) {
+            const std::size_t i = where[k++];
+            if (i != no_tensor) p.assign(sd[i].second);  // a compact weight is held in its dtype again if it can be
+        }
+    return Status::success();
+}
+
+Status Sequential::from_state_dict(const std::vector<LayerSpec>& specs, StateDict&& sd, Sequential& out) {
+    MK_TRY(validate_specs(specs));
+    LoadReport report;
+    std::vector<std::size_t> where;
+    MK_TRY(match_state_dict(specs, sd, true, report, where));
+    std::vector<Param> params;
+    params.reserve(where.size());
+    for (const std::size_t i : where) params.emplace_back(std::move(sd[i].second));
     sd.clear();
-    out = std::move(model);
+    out = from_parts(specs, std::move(params));
     return Status::success();
 }
 
@@ -198,17 +187,7 @@ Status Sequential::forward(const Tensor& x, Tensor& y) const {
     return forward(x, y, buffers);
 }
 
-std::uint64_t Sequential::param_count() const {
-    std::uint64_t n = 0;
-    for (const Layer& layer : layers_)
-        for (const ParamInfo& p : layer_params(layer.spec))
-            if (!p.buffer) {
-                std::uint64_t e = 1;
-                for (std::size_t d : p.shape) e *= d;
-                n += e;
-            }
-    return n;
-}
+std::uint64_t Sequential::param_count() const { return modelkeep::param_count(specs()); }
 
 void Sequential::set_weight_dtype(DType dtype, std::vector<std::string>* unchanged) {
     for (Layer& layer : layers_)
@@ -217,7 +196,8 @@ void Sequential::set_weight_dtype(DType dtype, std::vector<std::string>* unchang
 
 DType Sequential::weight_dtype() const {
     for (const Layer& layer : layers_)
-        if (layer.compact.active()) return layer.compact.dtype;
+        for (const Param& p : layer.params)
+            if (p.is_compact()) return p.dtype();
     return DType::f32;
 }
 

@@ -33,6 +33,24 @@ struct ForwardBuffers {
     std::vector<Tensor> out;  // by layer index
 };
 
+/// Elements of the parameters of a model of `specs` (buffers such as
+/// running_mean excluded), as sum(p.numel() for p in model.parameters()).
+std::uint64_t param_count(const std::vector<LayerSpec>& specs);
+/// Elements of every tensor of a model of `specs`, buffers included (its state_dict).
+std::uint64_t state_elements(const std::vector<LayerSpec>& specs);
+
+/// A position match_state_dict gives a tensor sd does not have.
+constexpr std::size_t no_tensor = std::size_t(-1);
+
+/// Where each tensor of a model of `specs` is in `sd`: where[k] is the index in
+/// sd of the model's k-th tensor in state_dict order, or no_tensor when sd lacks it.
+/// PyTorch's load_state_dict checks and messages: a shape mismatch is an error
+/// (shape_mismatch naming every one); with strict, so are missing keys
+/// (missing_key) and unexpected keys (unexpected_key). A key twice in sd is
+/// duplicate_name. `report` lists the missing and unexpected keys either way.
+Status match_state_dict(const std::vector<LayerSpec>& specs, const StateDict& sd, bool strict, LoadReport& report,
+                        std::vector<std::size_t>& where);
+
 /// The checks Sequential::create makes, without building anything: every
 /// spec valid, at most max_layers, unique names, no layer that is also
 /// another's parent ("a" and "a.b").
@@ -61,7 +79,7 @@ public:
         for (const Layer& layer : layers_) {
             const auto infos = layer_params(layer.spec);
             for (std::size_t i = 0; i < infos.size(); ++i)
-                f(layer.spec.name + "." + infos[i].name, param_f32(layer, i, scratch));
+                f(layer.spec.name + "." + infos[i].name, layer.params[i].f32(scratch));
         }
     }
 
@@ -73,11 +91,8 @@ public:
     Status load_state_dict(const StateDict& sd, bool strict, LoadReport& report);
 
     /// A model from validated specs and their tensors, moved in state_dict order
-    /// (the format reader checked keys and shapes already). compact, if not
-    /// empty, has one entry per layer: an active one is that Linear layer's
-    /// weight (its tensor in `tensors` is then a placeholder).
-    static Sequential from_parts(const std::vector<LayerSpec>& specs, std::vector<Tensor>&& tensors,
-                                 std::vector<CompactWeight>&& compact = {});
+    /// (the format reader checked keys and shapes already).
+    static Sequential from_parts(const std::vector<LayerSpec>& specs, std::vector<Param>&& params);
 
     /// A model of validated-or-not `specs` whose tensors are moved out of `sd`,
     /// with strict load_state_dict's checks and messages (shape_mismatch,

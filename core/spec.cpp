@@ -147,9 +147,7 @@ Status parse_layer(const std::string& text, std::size_t index, LayerSpec& spec) 
     }
     if (!parse_layer_kind(kind_name, spec.kind))
         return error(Code::unknown_layer,
-                     "in '" + text + "': unknown layer kind '" + kind_name +
-                         "' (known: Linear, ReLU, LeakyReLU, Sigmoid, Tanh, GELU, SiLU, Softmax, "
-                         "LogSoftmax, Identity, Dropout, Flatten, LayerNorm, BatchNorm1d)");
+                     "in '" + text + "': unknown layer kind '" + kind_name + "' (known: " + known_layer_kinds() + ")");
 
     std::vector<std::string> order;
     switch (spec.kind) {
@@ -162,7 +160,11 @@ Status parse_layer(const std::string& text, std::size_t index, LayerSpec& spec) 
         case LayerKind::flatten: order = {"start_dim", "end_dim"}; break;
         case LayerKind::layer_norm: order = {"normalized_shape", "eps", "elementwise_affine", "bias"}; break;
         case LayerKind::batch_norm1d: order = {"num_features", "eps", "affine", "track_running_stats"}; break;
-        default: break;
+        case LayerKind::relu:
+        case LayerKind::sigmoid:
+        case LayerKind::tanh:
+        case LayerKind::silu:
+        case LayerKind::identity: break;  // no arguments
     }
     std::vector<std::pair<std::string, std::string>> bound;
     MK_TRY(bind_args(text, args, order, bound));
@@ -260,8 +262,14 @@ std::string format_layer(const LayerSpec& s) {
             if (!ln && !s.track_running_stats) args.push_back("track_running_stats=false");
             break;
         }
-        default:
-            break;
+        case LayerKind::relu:
+        case LayerKind::sigmoid:
+        case LayerKind::tanh:
+        case LayerKind::silu:
+        case LayerKind::softmax:
+        case LayerKind::log_softmax:
+        case LayerKind::identity:
+            break;  // no arguments
     }
     std::string out = s.name + "=" + layer_kind_name(s.kind);
     if (!args.empty()) {

@@ -56,6 +56,14 @@ inline bool checked_mul(std::uint64_t a, std::uint64_t b, std::uint64_t& out) {
     return true;
 }
 
+/// Product of a shape's dimensions, for a shape already checked (a valid
+/// layer's, or one checked_numel accepted); 1 for a scalar.
+inline std::uint64_t numel(const Shape& shape) {
+    std::uint64_t n = 1;
+    for (std::size_t d : shape) n *= d;
+    return n;
+}
+
 /// Product of a shape's dimensions; size_overflow past max_tensor_elements,
 /// limit_exceeded past max_rank. `what` names the tensor in the message.
 Status checked_numel(const Shape& shape, std::uint64_t& numel, const std::string& what);

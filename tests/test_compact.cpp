@@ -154,7 +154,7 @@ TEST(Compact, LoadStateDictIntoACompactModelStaysCompact) {
     LoadReport report;
     ASSERT_TRUE(m.load_state_dict(other.state_dict(), true, report).ok());
     EXPECT_EQ(m.weight_dtype(), DType::bf16);
-    const Tensor& w = other.layers()[0].params[0];
+    const Tensor& w = other.layers()[0].params[0].values();
     const Tensor got = m.state_dict()[0].second;
     for (std::size_t i = 0; i < w.size(); ++i) EXPECT_EQ(got.data()[i], bf16_to_f32(f32_to_bf16(w.data()[i])));
     // A shape mismatch changes nothing.
@@ -172,8 +172,8 @@ TEST(Compact, ALayerThatCannotBeHeldStaysAsItWas) {
     std::vector<std::string> unchanged;
     m.set_weight_dtype(DType::f16, &unchanged);
     EXPECT_EQ(unchanged, std::vector<std::string>({"0"}));
-    EXPECT_FALSE(m.layers()[0].compact.active());
-    EXPECT_TRUE(m.layers()[2].compact.active());
+    EXPECT_FALSE(m.layers()[0].params[0].is_compact());
+    EXPECT_TRUE(m.layers()[2].params[0].is_compact());
     EXPECT_EQ(m.state_dict()[0].second.data()[3], 1e6f);
 }
 
@@ -213,7 +213,7 @@ TEST(Compact, FilesStoredCompactLoadCompact) {
     ASSERT_TRUE(write_model(m, options, file).ok());
     Sequential back;
     ASSERT_TRUE(read_model(file.data(), file.size(), back).ok());
-    EXPECT_FALSE(back.layers()[0].compact.active());
-    EXPECT_TRUE(back.layers()[2].compact.active());
+    EXPECT_FALSE(back.layers()[0].params[0].is_compact());
+    EXPECT_TRUE(back.layers()[2].params[0].is_compact());
     EXPECT_EQ(back.state_dict()[0].second.data()[1], std::numeric_limits<float>::infinity());
 }

@@ -347,7 +347,7 @@ TEST(Golden, CoversEveryLayerKind) {
         ASSERT_TRUE(parse_spec(c.spec, specs).ok()) << c.spec;
         for (const LayerSpec& s : specs) seen.insert(int(s.kind));
     }
-    for (int k = 1; k <= int(max_layer_kind); ++k)
+    for (int k = 1; k <= int(layer_kind_count); ++k)
         EXPECT_TRUE(seen.count(k)) << layer_kind_name(LayerKind(k)) << " has no golden case";
 }
 

@@ -46,7 +46,7 @@ TEST(Model, StateDictKeysFollowPyTorch) {
 TEST(Model, InitIsPyTorchsBoundAndSeeded) {
     const Sequential a = mkt::make_model("Linear(16,8)", 1), b = mkt::make_model("Linear(16,8)", 1),
                      c = mkt::make_model("Linear(16,8)", 2);
-    const Tensor& w = a.layers()[0].params[0];
+    const Tensor& w = a.layers()[0].params[0].values();
     float lo = 1, hi = -1;
     for (float v : w) {
         lo = std::min(lo, v);
@@ -56,11 +56,11 @@ TEST(Model, InitIsPyTorchsBoundAndSeeded) {
     EXPECT_LT(hi, 0.25f);
     EXPECT_LT(lo, -0.15f);  // and actually spread over the range
     EXPECT_GT(hi, 0.15f);
-    EXPECT_EQ(a.layers()[0].params[0], b.layers()[0].params[0]);
-    EXPECT_NE(a.layers()[0].params[0], c.layers()[0].params[0]);
+    EXPECT_EQ(a.layers()[0].params[0].values(), b.layers()[0].params[0].values());
+    EXPECT_NE(a.layers()[0].params[0].values(), c.layers()[0].params[0].values());
     const Sequential n = mkt::make_model("BatchNorm1d(3)");
-    EXPECT_EQ(n.layers()[0].params[0](0), 1.0f);  // weight
-    EXPECT_EQ(n.layers()[0].params[3](2), 1.0f);  // running_var
+    EXPECT_EQ(n.layers()[0].params[0].values()(0), 1.0f);  // weight
+    EXPECT_EQ(n.layers()[0].params[3].values()(2), 1.0f);  // running_var
 }
 
 TEST(Model, CreateRefusesBadArchitectures) {
@@ -77,7 +77,7 @@ TEST(Model, LoadStateDictStrictAndLoose) {
     const Sequential donor = mkt::make_model("fc1=Linear(3,5)", 2);
     LoadReport report;
     ASSERT_TRUE(m.load_state_dict(donor.state_dict(), true, report).ok());
-    EXPECT_EQ(m.layers()[0].params[0], donor.layers()[0].params[0]);
+    EXPECT_EQ(m.layers()[0].params[0].values(), donor.layers()[0].params[0].values());
     EXPECT_TRUE(report.missing_keys.empty());
 
     StateDict partial = {donor.state_dict()[0]};
@@ -95,7 +95,7 @@ TEST(Model, LoadStateDictStrictAndLoose) {
 
     Sequential fresh = mkt::make_model("fc1=Linear(3,5)", 3);
     ASSERT_TRUE(fresh.load_state_dict(partial, false, report).ok());
-    EXPECT_EQ(fresh.layers()[0].params[0], donor.layers()[0].params[0]);
+    EXPECT_EQ(fresh.layers()[0].params[0].values(), donor.layers()[0].params[0].values());
     EXPECT_EQ(report.missing_keys.size(), 1u);
 }
 
