@@ -123,7 +123,7 @@ void compact_rows_to_stored(const CompactWeight& w, std::size_t r0, std::size_t 
             std::memcpy(out + 2 * ((r - r0) * w.cols + w.sub_col[i]), &w.sub_half[i], 2);
 }
 
-std::uint64_t compact_peak_bytes(DType dtype, std::size_t rows, std::size_t cols) {
+std::uint64_t compact_bytes_bound(DType dtype, std::size_t rows, std::size_t cols) {
     const std::uint64_t n = std::uint64_t(rows) * cols;
     switch (dtype) {
         case DType::f32: return 0;
@@ -131,10 +131,14 @@ std::uint64_t compact_peak_bytes(DType dtype, std::size_t rows, std::size_t cols
         // The halves, and the subnormal side table at its largest (split_subnormals:
         // at most n / 16 entries of a 4-byte column and a 2-byte half, and rows + 1 starts).
         case DType::f16: return n * 2 + n / 16 * 6 + (std::uint64_t(rows) + 1) * 4;
-        // The file layout (scales + q) quantised first, then copied into the compact form.
-        case DType::int8: return 2 * (n + std::uint64_t(rows) * 4);
+        case DType::int8: return n + std::uint64_t(rows) * 4;
     }
     return 0;
+}
+
+std::uint64_t compact_peak_bytes(DType dtype, std::size_t rows, std::size_t cols) {
+    // int8: the file layout (scales + q) quantised first, then copied into the compact form.
+    return compact_bytes_bound(dtype, rows, cols) * (dtype == DType::int8 ? 2 : 1);
 }
 
 Tensor expand_weight(const CompactWeight& w) {

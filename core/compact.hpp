@@ -65,6 +65,10 @@ void compact_to_stored(const CompactWeight& w, std::uint8_t* out);
 /// writer that emits a large weight a bounded range at a time.
 void compact_rows_to_stored(const CompactWeight& w, std::size_t r0, std::size_t r1, std::uint8_t* out);
 
+/// The most a CompactWeight of (rows, cols) in `dtype` holds (f16: with its
+/// subnormal side table at its largest).
+std::uint64_t compact_bytes_bound(DType dtype, std::size_t rows, std::size_t cols);
+
 /// The most memory compact_weight(w (rows, cols), dtype, out) holds at once
 /// while it works (the compact form and its transient buffers), for a caller
 /// that reserves memory before it starts.

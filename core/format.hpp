@@ -68,6 +68,7 @@
 #include "sink.hpp"
 #include "source.hpp"
 #include "status.hpp"
+#include "utf8.hpp"
 
 namespace modelkeep {
 
@@ -135,6 +136,22 @@ Status read_model(const ByteSource& source, Sequential& model, Metadata* metadat
                   FileInfo* file = nullptr);
 Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model, Metadata* metadata = nullptr);
 
+/// The most memory read_model (as_model) or read_file holds at once for a
+/// file read_info described as `info`, read from a source outside memory (as
+/// in wasm): its tensors — float32, but read_model holds Linear weights stored
+/// f16, bf16 or int8 compact (an f16 weight holding inf/NaN is expanded beside
+/// its halves: the largest such transient is counted) — the reader's chunk
+/// where values are decoded, and bookkeeping. For a caller that reserves first.
+std::uint64_t read_bytes(const FileInfo& info, bool as_model);
+
+/// A model from a .mkp file: the file's own (read_model: compact weights
+/// kept) or, given `architecture` (a SPEC), that model holding the file's
+/// tensors (read_file, then Sequential::from_state_dict: strict keys and
+/// shapes). A state dict without an architecture is needs_architecture, said
+/// from its header alone with the SPEC its tensors suggest. `info` receives
+/// the file's info (data_checked set).
+Status read_model_as(const ByteSource& source, const std::string& architecture, Sequential& model, FileInfo& info);
+
 struct WriteOptions {
     /// Storage dtype of tensors of rank ≥ 2 (weights); lower-rank tensors
     /// (biases, norm parameters, running stats) are always stored as f32.
@@ -180,11 +197,14 @@ Status plan_state_dict(const StateDict& tensors, const WriteOptions& options, Wr
 /// int8 weight; part of a row if one row is larger). Cannot fail.
 void emit_file(const WritePlan& plan, ByteSink& sink, std::size_t scratch_bytes = write_chunk_bytes);
 
+/// The most memory emit_file(plan, sink, scratch_bytes) allocates: its
+/// scratch (grown to one row of an f16 weight wider than it), a compact weight
+/// stored in another dtype expanded to float32 (one at a time), and a copy of
+/// the header. For a caller that reserves memory before emitting.
+std::uint64_t emit_bytes(const WritePlan& plan, std::size_t scratch_bytes = write_chunk_bytes);
+
 /// plan + emit into `out`, resized to the file.
 Status write_model(const Sequential& model, const WriteOptions& options, std::vector<std::uint8_t>& out);
 Status write_state_dict(const StateDict& tensors, const WriteOptions& options, std::vector<std::uint8_t>& out);
-
-/// True for a valid UTF-8 sequence (no overlongs, no surrogates, ≤ U+10FFFF).
-bool valid_utf8(const std::string& s);
 
 }  // namespace modelkeep

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "compact.hpp"
 #include "crc32.hpp"
 #include "format.hpp"
 #include "spec.hpp"
@@ -571,33 +572,6 @@ Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t w
 
 }  // namespace
 
-bool valid_utf8(const std::string& s) {
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const std::size_t n = s.size();
-    for (std::size_t i = 0; i < n;) {
-        const unsigned char b = p[i];
-        if (b < 0x80) {
-            ++i;
-            continue;
-        }
-        std::size_t len;
-        std::uint32_t cp;
-        if ((b & 0xE0) == 0xC0) len = 2, cp = b & 0x1F;
-        else if ((b & 0xF0) == 0xE0) len = 3, cp = b & 0x0F;
-        else if ((b & 0xF8) == 0xF0) len = 4, cp = b & 0x07;
-        else return false;
-        if (i + len > n) return false;
-        for (std::size_t k = 1; k < len; ++k) {
-            if ((p[i + k] & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
-        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += len;
-    }
-    return true;
-}
-
 Status read_info(const ByteSource& source, bool check_data, FileInfo& info) {
     std::uint32_t want_data_crc = 0;
     MK_TRY(read_header(source, info, want_data_crc));
@@ -643,6 +617,47 @@ Status read_model(const ByteSource& source, Sequential& model, Metadata* metadat
     if (metadata) *metadata = info.metadata;
     if (file) *file = std::move(info);
     return Status::success();
+}
+
+Status read_model_as(const ByteSource& source, const std::string& architecture, Sequential& model, FileInfo& info) {
+    if (architecture.empty()) {
+        const Status st = read_model(source, model, nullptr, &info);
+        if (st.code() != Code::wrong_kind) return st;
+        FileInfo head;
+        MK_TRY(read_info(source, false, head));
+        std::vector<std::pair<std::string, Shape>> shapes;
+        for (const TensorInfo& t : head.tensors) shapes.emplace_back(t.name, t.shape);
+        return error(Code::needs_architecture,
+                     "a modelkeep state dict holds weights, not the layers that use them. " + architecture_advice(shapes));
+    }
+    std::vector<LayerSpec> specs;
+    MK_TRY(parse_spec(architecture, specs));
+    LoadedFile f;
+    MK_TRY(read_file(source, f));
+    MK_TRY(Sequential::from_state_dict(specs, std::move(f.tensors), model));
+    info = std::move(f.info);
+    return Status::success();
+}
+
+std::uint64_t read_bytes(const FileInfo& info, bool as_model) {
+    std::uint64_t tensors = 0, largest_f16 = 0, chunk = 0;
+    const auto through_chunk = [&](std::uint64_t bytes) { chunk = std::max(chunk, std::min<std::uint64_t>(bytes, read_chunk_bytes)); };
+    for (const TensorInfo& t : info.tensors) {
+        const std::uint64_t e = numel(t.shape);
+        // In a model file, the rank-2 tensors are exactly the Linear weights.
+        if (as_model && info.kind == FileKind::model && t.shape.size() == 2 && t.dtype != DType::f32) {
+            tensors += compact_bytes_bound(t.dtype, t.shape[0], t.shape[1]);
+            if (t.dtype == DType::int8) through_chunk(std::uint64_t(t.shape[0]) * 4);  // the row scales
+            if (t.dtype == DType::f16) largest_f16 = std::max(largest_f16, e * 4);
+        } else {
+            tensors += e * 4;
+            if (t.dtype != DType::f32) through_chunk(t.bytes);
+        }
+    }
+    // Bookkeeping (measured, tests/test_import.cpp): what the header parse builds,
+    // each tensor's slot and name, a few fixed tables.
+    const std::uint64_t bookkeeping = info.header_bytes * 64 + info.tensors.size() * 1024 + (16 << 10);
+    return tensors + largest_f16 + chunk + bookkeeping;
 }
 
 // The pointer + size overloads: the same reader over the bytes in memory (a

@@ -371,6 +371,19 @@ void emit_file(const WritePlan& plan, ByteSink& sink, std::size_t scratch_bytes)
     sink.write(0, header.data(), fixed_header_bytes);
 }
 
+std::uint64_t emit_bytes(const WritePlan& plan, std::size_t scratch_bytes) {
+    std::uint64_t scratch = std::max<std::size_t>(scratch_bytes, 8), expansion = 0;
+    for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
+        const CompactWeight* c = plan.tensors[i].compact;
+        if (!c || !plan.info.tensors[i].bytes) continue;
+        if (c->dtype != plan.info.tensors[i].dtype)
+            expansion = std::max<std::uint64_t>(expansion, std::uint64_t(c->rows) * c->cols * sizeof(float));
+        else if (!c->sub_start.empty())
+            scratch = std::max<std::uint64_t>(scratch, std::uint64_t(c->cols) * 2);  // Emitter::tensor: one wide row
+    }
+    return scratch + expansion + plan.header.size();
+}
+
 Status write_model(const Sequential& model, const WriteOptions& options, std::vector<std::uint8_t>& out) {
     WritePlan p;
     MK_TRY(plan_model(model, options, p));

@@ -463,6 +463,17 @@ void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias
         gemv_int8(A, W, bias, C, M, act);
 }
 
+std::uint64_t matmul_scratch_bytes(std::size_t M, std::size_t K, DType dtype) {
+    if (M == 0 || M >= gemv_max_rows) return 0;  // the GEMM's panel and accumulators are on the stack
+    switch (dtype) {
+        case DType::f32:
+        case DType::bf16: return 0;
+        case DType::f16: return std::uint64_t(K) * sizeof(float);              // gemv_f16: scaled
+        case DType::int8: return std::uint64_t(K) * 2 * sizeof(std::int16_t);  // gemv_int8: qa, xs
+    }
+    return 0;
+}
+
 void set_kernel(Kernel kernel) { g_kernel = kernel; }
 Kernel current_kernel() { return g_kernel; }
 

@@ -14,12 +14,14 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "activation.hpp"
 
 namespace modelkeep {
 
 struct CompactWeight;  // compact.hpp
+enum class DType : std::uint8_t;  // dtype.hpp
 
 /// Reference: C[i][j] = act(bias[j] + Σ_k A[i][k] * B[j][k]). bias may be null.
 void matmul_nt_ref(const float* A, const float* B, const float* bias, float* C, std::size_t M,
@@ -49,6 +51,12 @@ void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* 
 /// rows (gemm.cpp: |error| ≤ Σ_k |w_k| · max|a| / 65534 beyond float rounding).
 void matmul_nt_compact(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M,
                        Activation act = {});
+
+/// Bytes of scratch matmul_nt / matmul_nt_compact keep for M rows of K inputs
+/// with a weight held in `dtype` (kept by the calling thread and only grown:
+/// the compact GEMV's rescaled or quantised input row), for a caller that
+/// reserves memory before the first call.
+std::uint64_t matmul_scratch_bytes(std::size_t M, std::size_t K, DType dtype);
 
 enum class Kernel { reference, blocked };
 

@@ -16,20 +16,28 @@ Status bad(const LayerSpec& s, const std::string& what) {
                  "layer '" + s.name + "' (" + layer_kind_name(s.kind) + "): " + what);
 }
 
-Status flatten_forward(const Tensor& x, int start, int end, Tensor& y) {
-    const int r = int(x.dimension());
+// Flatten(start, end)'s output shape for an input of `rank` dims (shape[i]
+// gives dim i); false when the dims do not fit the rank.
+template <class ShapeIn, class ShapeOut>
+bool flatten_shape(const ShapeIn& x, int start, int end, ShapeOut& out) {
+    const int r = int(x.size());
     const int s = start < 0 ? start + r : start;
     const int e = end < 0 ? end + r : end;
-    if (s < 0 || e >= r || s > e)
-        return error(Code::shape_mismatch, "Flatten(" + std::to_string(start) + ", " +
-                                               std::to_string(end) + ") does not fit input " +
-                                               shape_to_string(shape_of(x)));
-    Tensor::shape_type out;  // inline storage: no allocation for rank ≤ 4
-    for (int i = 0; i < s; ++i) out.push_back(x.shape()[i]);
+    if (s < 0 || e >= r || s > e) return false;
+    out.clear();
+    for (int i = 0; i < s; ++i) out.push_back(x[i]);
     std::size_t merged = 1;
-    for (int i = s; i <= e; ++i) merged *= x.shape()[i];
+    for (int i = s; i <= e; ++i) merged *= x[i];
     out.push_back(merged);
-    for (int i = e + 1; i < r; ++i) out.push_back(x.shape()[i]);
+    for (int i = e + 1; i < r; ++i) out.push_back(x[i]);
+    return true;
+}
+
+Status flatten_forward(const Tensor& x, int start, int end, Tensor& y) {
+    Tensor::shape_type out;  // inline storage: no allocation for rank ≤ 4
+    if (!flatten_shape(x.shape(), start, end, out))
+        return error(Code::shape_mismatch, "Flatten(" + std::to_string(start) + ", " + std::to_string(end) +
+                                               ") does not fit input " + shape_to_string(shape_of(x)));
     y.resize(out);
     std::copy(x.data(), x.data() + x.size(), y.data());
     return Status::success();
@@ -190,7 +198,9 @@ std::vector<ParamInfo> layer_params(const LayerSpec& s) {
 
 Layer make_layer(const LayerSpec& spec, Rng& rng) {
     Layer layer{spec, {}};
-    for (const ParamInfo& info : layer_params(spec)) {
+    const std::vector<ParamInfo> infos = layer_params(spec);
+    layer.params.reserve(infos.size());
+    for (const ParamInfo& info : infos) {
         Tensor t = zeros(info.shape);
         if (spec.kind == LayerKind::linear) {
             // PyTorch: kaiming_uniform_(a=√5) for weight and U(±1/√fan_in) for bias,
@@ -272,6 +282,33 @@ Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y, Activation 
     if (!st.ok()) return error(st.code(), "layer '" + s.name + "': " + st.message());
     then.apply(y.data(), y.size());
     return Status::success();
+}
+
+bool layer_output_shape(const LayerSpec& s, const Shape& x, Shape& y) {
+    const std::size_t last = x.empty() ? 0 : x.back();
+    switch (s.kind) {
+        case LayerKind::relu:
+        case LayerKind::leaky_relu:
+        case LayerKind::sigmoid:
+        case LayerKind::tanh:
+        case LayerKind::gelu:
+        case LayerKind::silu:
+        case LayerKind::identity:
+        case LayerKind::dropout: y = x; return true;
+        case LayerKind::softmax:
+        case LayerKind::log_softmax: y = x; return !x.empty();
+        case LayerKind::linear:
+            if (x.empty() || last != s.in_features) return false;
+            y = x;
+            y.back() = std::size_t(s.out_features);
+            return true;
+        case LayerKind::flatten: return flatten_shape(x, s.start_dim, s.end_dim, y);
+        case LayerKind::layer_norm: y = x; return !x.empty() && last == s.in_features;
+        case LayerKind::batch_norm1d:
+            y = x;
+            return (x.size() == 2 || x.size() == 3) && x[1] == s.in_features;
+    }
+    return false;
 }
 
 bool set_weight_dtype(Layer& layer, DType dtype) {

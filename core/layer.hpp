@@ -128,6 +128,10 @@ Layer make_layer(const LayerSpec& spec, Rng& rng);
 /// in inference). False for every other kind.
 bool activation_of(const LayerSpec& spec, Activation& act);
 
+/// The shape layer_forward gives for an input of shape x; false when x does
+/// not fit (layer_forward then says why, shape_mismatch).
+bool layer_output_shape(const LayerSpec& spec, const Shape& x, Shape& y);
+
 /// y = then(layer(x)) in inference mode; `then` is the element-wise layer that
 /// follows, fused (a Linear applies it in its kernel's epilogue). Shapes are
 /// checked first (shape_mismatch). For the element-wise kinds y may be x

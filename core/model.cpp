@@ -1,7 +1,10 @@
 #include "model.hpp"
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
+
+#include "gemm.hpp"
 
 namespace modelkeep {
 
@@ -28,6 +31,7 @@ Status Sequential::create(const std::vector<LayerSpec>& specs, std::uint64_t see
     MK_TRY(validate_specs(specs));
     Rng rng(seed);
     Sequential model;
+    model.layers_.reserve(specs.size());
     for (const LayerSpec& s : specs) model.layers_.push_back(make_layer(s, rng));
     out = std::move(model);
     return Status::success();
@@ -52,6 +56,7 @@ std::vector<LayerSpec> Sequential::specs() const {
 
 StateDict Sequential::state_dict() const {
     StateDict sd;
+    sd.reserve(state_dict_shapes().size());
     for_each_tensor([&](const std::string& key, const Tensor& t) { sd.emplace_back(key, t); });
     return sd;
 }
@@ -82,6 +87,16 @@ std::uint64_t state_elements(const std::vector<LayerSpec>& specs) {
     for (const LayerSpec& s : specs)
         for (const ParamInfo& p : layer_params(s)) n += numel(p.shape);
     return n;
+}
+
+// Bookkeeping beside the values: a layer's slot and its parameter list, a
+// tensor's slot, and names and shape lists made on the way.
+constexpr std::uint64_t layer_overhead = sizeof(Layer) + 1024, tensor_overhead = sizeof(Param) + 256;
+
+std::uint64_t model_bytes(const std::vector<LayerSpec>& specs) {
+    std::uint64_t tensors = 0;
+    for (const LayerSpec& s : specs) tensors += layer_params(s).size();
+    return state_elements(specs) * sizeof(float) + specs.size() * layer_overhead + tensors * tensor_overhead;
 }
 
 Status match_state_dict(const std::vector<LayerSpec>& specs, const StateDict& sd, bool strict, LoadReport& report,
@@ -182,6 +197,30 @@ Status Sequential::forward(const Tensor& x, Tensor& y, ForwardBuffers& buffers) 
     return Status::success();
 }
 
+std::uint64_t Sequential::forward_bytes(const Shape& x) const {
+    // The walk forward makes: a layer that cannot run in place writes a new
+    // tensor (a slot of ForwardBuffers, or y), and so does an element-wise
+    // layer that comes first (from x into its own output).
+    std::uint64_t outputs = 0, scratch = 0;
+    Shape cur = x, next;
+    bool written = false;
+    Activation act;
+    for (const Layer& layer : layers_) {
+        if (!layer_output_shape(layer.spec, cur, next)) break;
+        if (!written || !activation_of(layer.spec, act)) outputs += numel(next) * sizeof(float);
+        if (layer.spec.kind == LayerKind::linear && !cur.empty()) {
+            const std::uint64_t in = cur.back(), rows = in ? numel(cur) / in : 0;
+            scratch = std::max(scratch, matmul_scratch_bytes(std::size_t(rows), std::size_t(in), layer.params[0].dtype()));
+        }
+        written = true;
+        cur.swap(next);
+    }
+    if (layers_.empty()) outputs = numel(x) * sizeof(float);  // y is a copy of x
+    // ForwardBuffers' slots (an empty tensor holds one value), the outputs,
+    // and the scratch, which grows: the old beside the new, at most twice the largest.
+    return layers_.size() * (sizeof(Tensor) + sizeof(float)) + outputs + 2 * scratch;
+}
+
 Status Sequential::forward(const Tensor& x, Tensor& y) const {
     ForwardBuffers buffers;
     return forward(x, y, buffers);
@@ -192,6 +231,19 @@ std::uint64_t Sequential::param_count() const { return modelkeep::param_count(sp
 void Sequential::set_weight_dtype(DType dtype, std::vector<std::string>* unchanged) {
     for (Layer& layer : layers_)
         if (!modelkeep::set_weight_dtype(layer, dtype) && unchanged) unchanged->push_back(layer.spec.name);
+}
+
+std::uint64_t Sequential::state_dict_bytes() const {
+    std::uint64_t bytes = 0;
+    for (const auto& [key, shape] : state_dict_shapes()) bytes += numel(shape) * sizeof(float) + sizeof(NamedTensor) + key.size() + 64;
+    return bytes + layers_.size() * 1024;  // each layer's parameter list, made on the way
+}
+
+std::uint64_t Sequential::set_weight_dtype_bytes(DType dtype) const {
+    std::uint64_t most = 0;
+    for (const Layer& layer : layers_)
+        if (layer.spec.kind == LayerKind::linear) most = std::max(most, layer.params[0].set_dtype_bytes(dtype));
+    return most;
 }
 
 DType Sequential::weight_dtype() const {

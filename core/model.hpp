@@ -39,6 +39,11 @@ std::uint64_t param_count(const std::vector<LayerSpec>& specs);
 /// Elements of every tensor of a model of `specs`, buffers included (its state_dict).
 std::uint64_t state_elements(const std::vector<LayerSpec>& specs);
 
+/// The most memory Sequential::create holds for a model of `specs`: its
+/// tensors (all float32) and their bookkeeping, for a caller that reserves
+/// memory first.
+std::uint64_t model_bytes(const std::vector<LayerSpec>& specs);
+
 /// A position match_state_dict gives a tensor sd does not have.
 constexpr std::size_t no_tensor = std::size_t(-1);
 
@@ -107,11 +112,23 @@ public:
     Status forward(const Tensor& x, Tensor& y, ForwardBuffers& buffers) const;
     /// The same with buffers for this call only.
     Status forward(const Tensor& x, Tensor& y) const;
+    /// The most memory forward(x, y, buffers) holds at once beyond x, y's
+    /// old storage and the model, for an input of shape x from empty buffers:
+    /// their slots, every layer output that cannot be written in place (y's
+    /// included), and the kernels' scratch. (Shapes a layer does not accept count
+    /// up to that layer: forward stops there.)
+    std::uint64_t forward_bytes(const Shape& x) const;
+
+    /// The most memory state_dict() holds: its copies of the tensors, and their keys.
+    std::uint64_t state_dict_bytes() const;
 
     /// Holds every Linear weight in `dtype` (f16, bf16, int8: compact,
     /// compact.hpp; f32: expanded back). A weight the dtype cannot hold stays
     /// as it was; its layer's name is added to `unchanged` if given.
     void set_weight_dtype(DType dtype, std::vector<std::string>* unchanged = nullptr);
+    /// The most memory set_weight_dtype(dtype) holds at once beyond the model
+    /// (it changes one layer at a time: Param::set_dtype_bytes).
+    std::uint64_t set_weight_dtype_bytes(DType dtype) const;
     /// The dtype Linear weights are held in: that of the compact ones, f32 if none is.
     DType weight_dtype() const;
     /// Bytes the tensors hold in memory.

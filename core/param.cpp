@@ -41,8 +41,9 @@ std::uint64_t Param::set_dtype_bytes(DType dtype) const {
     const Shape s = shape();
     if (s.size() != 2) return 0;  // never compact: nothing is built
     const std::uint64_t expanded = is_compact() ? std::uint64_t(s[0]) * s[1] * 4 : 0;
-    if (dtype == DType::f32) return expanded;
-    return expanded + compact_peak_bytes(dtype, s[0], s[1]);
+    constexpr std::uint64_t shapes = 64;  // the shape vectors of the tensors made on the way
+    if (dtype == DType::f32) return expanded + shapes;
+    return expanded + compact_peak_bytes(dtype, s[0], s[1]) + shapes;
 }
 
 }  // namespace modelkeep

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <unordered_set>
 
 namespace modelkeep {
 
@@ -220,6 +221,37 @@ Status parse_spec(const std::string& text, std::vector<LayerSpec>& out) {
     }
     out = std::move(specs);
     return Status::success();
+}
+
+std::string suggest_spec(const std::vector<std::pair<std::string, Shape>>& tensors) {
+    std::unordered_set<std::string> names;  // a set: the hint must stay cheap on 65,536 tensors
+    for (const auto& kv : tensors) names.insert(kv.first);
+    std::string hint;
+    for (const auto& [key, s] : tensors) {
+        const std::size_t dot = key.rfind('.');
+        if (dot == std::string::npos || key.compare(dot, std::string::npos, ".weight") != 0) continue;
+        const std::string layer = key.substr(0, dot);
+        const bool bias = names.count(layer + ".bias") > 0;
+        const bool stats = names.count(layer + ".running_mean") > 0;
+        std::string one;
+        if (s.size() == 2)
+            one = layer + "=Linear(" + std::to_string(s[1]) + "," + std::to_string(s[0]) + (bias ? "" : ",bias=false") + ")";
+        else if (s.size() == 1)
+            one = layer + (stats ? "=BatchNorm1d(" : "=LayerNorm(") + std::to_string(s[0]) + ")";
+        if (one.empty()) continue;
+        if (hint.size() > 300) {
+            hint += ",...";
+            break;
+        }
+        hint += (hint.empty() ? "" : ",") + one;
+    }
+    return hint;
+}
+
+std::string architecture_advice(const std::vector<std::pair<std::string, Shape>>& tensors) {
+    const std::string hint = suggest_spec(tensors);
+    return "Pass an architecture (SPEC)" +
+           (hint.empty() ? std::string() : ", e.g. \"" + hint + "\" with the activations in between");
 }
 
 std::string format_float(float v) {

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "layer.hpp"
@@ -33,6 +34,16 @@ Status parse_spec(const std::string& text, std::vector<LayerSpec>& out);
 /// non-default arguments are written. parse_spec(format) gives the spec back.
 std::string format_layer(const LayerSpec& spec);
 std::string format_spec(const std::vector<LayerSpec>& specs);
+
+/// "fc1=Linear(3,5),fc2=Linear(5,2)": the layers a state dict's (key, shape)
+/// pairs imply, as a starting point for the SPEC a user must give
+/// (activations leave no tensors); empty if none is implied.
+std::string suggest_spec(const std::vector<std::pair<std::string, Shape>>& tensors);
+
+/// What a needs_architecture message tells the user to do for a state dict
+/// of these tensors: "Pass an architecture (SPEC), e.g. \"...\" with the
+/// activations in between" (without the example when none is implied).
+std::string architecture_advice(const std::vector<std::pair<std::string, Shape>>& tensors);
 
 /// Shortest decimal that reads back as the same float ("0.1", "1e-05").
 std::string format_float(float v);

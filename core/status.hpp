@@ -63,7 +63,9 @@ namespace modelkeep {
     X(unsupported_byteorder) /* a big-endian torch archive */                                            \
     X(needs_architecture) /* the file holds weights but does not say what runs: give an architecture */  \
     X(bad_header_json) /* a safetensors header is not UTF-8 JSON of the expected shape */                \
-    X(bad_offsets) /* safetensors data_offsets overlap, leave holes or run backwards */
+    X(bad_offsets) /* safetensors data_offsets overlap, leave holes or run backwards */                  \
+    /* --- builds --- */                                                                                 \
+    X(needs_importer) /* a PyTorch / safetensors file (or export) in a build without the importer */
 
 enum class Code : int {
 #define MODELKEEP_X(name) name,

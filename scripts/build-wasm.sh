@@ -2,7 +2,9 @@
 # Builds the WebAssembly module of the npm package into web/dist/ (emcmake + the
 # `wasm` preset) and prints its size. With --threads: the optional pthreads
 # build into web/dist-threads/ instead (the `wasm-threads` preset; for pages
-# served cross-origin isolated, docs/API.md "Threads").
+# served cross-origin isolated, docs/API.md "Threads"). With --lean: the module
+# without the PyTorch / safetensors importer into web/dist-lean/ (the
+# `wasm-lean` preset; .mkp files only).
 set -euo pipefail
 exec 1>&2  # progress goes to stderr, so that `npm pack --json` stays parseable
 cd "$(dirname "$0")/.."
@@ -10,7 +12,8 @@ preset=wasm
 case "${1:-}" in
   "") ;;
   --threads) preset=wasm-threads ;;
-  *) echo "usage: scripts/build-wasm.sh [--threads]"; exit 2 ;;
+  --lean) preset=wasm-lean ;;
+  *) echo "usage: scripts/build-wasm.sh [--threads | --lean]"; exit 2 ;;
 esac
 export NODE_PATH=/usr/share/nodejs  # Debian's emscripten finds acorn there
 emcmake cmake --preset "$preset" >/dev/null

@@ -190,7 +190,7 @@ TEST(Compact, FilesStoredCompactLoadCompact) {
         ASSERT_TRUE(import_file(file.data(), file.size(), ImportOptions(), true, in).ok());
         EXPECT_EQ(in.model.weight_dtype(), dtype) << dtype_name(dtype);
         EXPECT_EQ(in.arch_from, "file");
-        EXPECT_TRUE(in.mkp.data_checked);
+        EXPECT_TRUE(in.info.mkp.data_checked);
         // Its values are the file's, as read_file decodes them; saved again, the same bytes.
         LoadedFile decoded;
         ASSERT_TRUE(read_file(file.data(), file.size(), decoded).ok());

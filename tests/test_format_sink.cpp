@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "alloc_tracking.hpp"
 #include "write_cases.hpp"
 
 using namespace modelkeep;
@@ -227,4 +228,22 @@ TEST(FormatSink, ErrorsComeFromThePlanBeforeAnyByte) {
     m.set_weight_dtype(DType::bf16);
     WritePlan plan;
     EXPECT_EQ(plan_model(m, int8, plan).code(), Code::invalid_argument);
+}
+
+TEST(FormatSink, EmitBytesBoundsWhatEmitHolds) {
+    // Every case, at a small scratch (so that an f16 weight's wide row grows
+    // it) and at the default: emit_file holds at most emit_bytes, and reaches
+    // it but for the header copy and the scratch's own slack.
+    for (const mkt::WriteCase& c : mkt::write_cases())
+        for (std::size_t scratch : {std::size_t(16), write_chunk_bytes}) {
+            const StateDict sd = c.state_dict ? c.model.state_dict() : StateDict();
+            const WritePlan plan = plan_case(c, sd);
+            Bytes file(std::size_t(plan.info.file_bytes));
+            MemorySink sink(file.data());
+            const std::uint64_t predicted = emit_bytes(plan, scratch);
+            const mkt::AllocScope scope;
+            emit_file(plan, sink, scratch);
+            EXPECT_LE(scope.peak(), predicted) << c.label << ", scratch " << scratch;
+            EXPECT_GE(scope.peak() + plan.header.size() + 64, predicted) << c.label << ", scratch " << scratch;
+        }
 }

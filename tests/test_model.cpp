@@ -5,25 +5,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <thread>
 
+#include "alloc_tracking.hpp"
 #include "fixtures.hpp"
 #include "parallel.hpp"
 
 using namespace modelkeep;
-
-// Every operator new in this test binary is counted (and served by malloc),
-// so that a test can see how many allocations a call makes.
-namespace {
-std::atomic<long> g_news{0};
-}  // namespace
-
-void* operator new(std::size_t n) {
-    ++g_news;
-    if (void* p = std::malloc(n ? n : 1)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 std::vector<std::string> keys(const Sequential& m) {
@@ -189,9 +177,9 @@ TEST(Model, ForwardAllocatesNothingOnceWarm) {
             for (float& v : x) v = rng.uniform(-1, 1);
             long news[3];
             for (long& count : news) {
-                const long before = g_news;
+                const long before = mkt::news_everywhere();
                 const Status st = m.forward(x, y, buffers);
-                count = g_news - before;
+                count = mkt::news_everywhere() - before;
                 ASSERT_TRUE(st.ok()) << st.to_string();
             }
             EXPECT_EQ(news[1], 0) << "batch " << batch << ", " << dtype_name(dtype) << ", " << threads << " threads";
@@ -205,9 +193,9 @@ TEST(Model, ForwardAllocatesNothingOnceWarm) {
     // The counter does see the tensors a cold forward makes.
     ForwardBuffers cold;
     Tensor fresh;
-    const long before = g_news;
+    const long before = mkt::news_everywhere();
     ASSERT_TRUE(m.forward(zeros({2, 3, 4}), fresh, cold).ok());
-    EXPECT_GE(g_news - before, 5);
+    EXPECT_GE(mkt::news_everywhere() - before, 5);
 }
 
 TEST(Model, ForwardEdgeCases) {
@@ -233,4 +221,108 @@ TEST(Model, ForwardEdgeCases) {
     ASSERT_TRUE(layer_forward(norm.layers()[0], x, fused, {Activation::Kind::relu}).ok());
     Activation{Activation::Kind::relu}.apply(plain.data(), plain.size());
     EXPECT_EQ(plain, fused);
+}
+
+// The memory functions the wasm bindings reserve by (model.hpp) against what
+// the calls really allocate, counted by alloc_tracking.
+TEST(Model, ForwardBytesIsWhatAColdForwardAllocates) {
+    struct Case {
+        const char* spec;
+        Shape x;
+    };
+    const Case cases[] = {
+        {"Linear(3,5),ReLU,Linear(5,2)", {1, 3}},
+        {"Linear(3,5),ReLU,Linear(5,2)", {7, 3}},
+        {"ReLU,Linear(4,6),Softmax", {2, 4}},                                  // element-wise first
+        {"Flatten,a=Linear(12,30),LayerNorm(30),BatchNorm1d(30),Tanh", {5, 3, 4}},  // flatten, norms
+        {"Linear(6,4),LogSoftmax", {2, 3, 6}},                                  // rank 3 through a Linear
+        {"BatchNorm1d(3),Flatten,Linear(12,2)", {2, 3, 4}},                     // (N, C, L)
+        {"Sigmoid,GELU", {4, 4}},                                               // element-wise only
+        {"Linear(3,5),Linear(5,2)", {1, 4}},                                    // does not fit: stops at layer 0
+    };
+    for (const Case& c : cases)
+        for (DType dtype : {DType::f32, DType::f16, DType::int8}) {
+            Sequential m = mkt::make_model(c.spec, 7);
+            m.set_weight_dtype(dtype);
+            Tensor x = zeros(c.x);
+            const std::uint64_t predicted = m.forward_bytes(c.x);
+            std::uint64_t peak = 0;
+            bool ok = false;
+            // On a thread of its own, so that the kernels' per-thread scratch starts empty.
+            std::thread([&] {
+                ForwardBuffers buffers;
+                Tensor y;
+                const mkt::AllocScope scope;
+                ok = m.forward(x, y, buffers).ok();
+                peak = scope.peak();
+            }).join();
+            const std::string where = std::string(c.spec) + " on " + shape_to_string(c.x) + ", " + dtype_name(dtype);
+            if (!ok) {  // the error's message is all it holds beyond the outputs so far
+                EXPECT_LE(peak, predicted + 512) << where;
+                continue;
+            }
+            // Exact but for the empty slots' one value each (freed as a slot
+            // gets its output) and the scratch's growth (bounded by twice the
+            // largest: K ≤ 12 here, 4 bytes a value).
+            const std::uint64_t scratch = 4 * m.layers().size() + (dtype != DType::f32 ? 2 * 12 * 4 : 0);
+            EXPECT_LE(peak, predicted) << where;
+            EXPECT_GE(peak + scratch, predicted) << where;
+        }
+    // No layers: y is a copy of x.
+    EXPECT_EQ(Sequential().forward_bytes({3, 4}), 48u);
+    // A big model's cold forward, to the byte: the outputs dominate.
+    const Sequential big = mkt::make_model("Linear(500,800),ReLU,Linear(800,300),LayerNorm(300)", 2);
+    Tensor x = zeros({9, 500});
+    std::uint64_t peak = 0;
+    std::thread([&] {
+        ForwardBuffers buffers;
+        Tensor y;
+        const mkt::AllocScope scope;
+        ASSERT_TRUE(big.forward(x, y, buffers).ok());
+        peak = scope.peak();
+    }).join();
+    EXPECT_LE(peak, big.forward_bytes({9, 500}));
+    EXPECT_GE(peak + 4 * big.layers().size(), big.forward_bytes({9, 500}));
+}
+
+TEST(Model, MemoryOfCreateStateDictAndDtypeChanges) {
+    std::vector<LayerSpec> specs;
+    ASSERT_TRUE(parse_spec("Linear(30,40),BatchNorm1d(40),Linear(40,7,bias=false),LayerNorm(7)", specs).ok());
+    Sequential m;
+    {
+        const mkt::AllocScope scope;
+        ASSERT_TRUE(Sequential::create(specs, 1, m).ok());
+        // The tensors (7 KB) and their bookkeeping, all told.
+        EXPECT_LE(scope.peak(), model_bytes(specs));
+        EXPECT_GE(scope.peak() * 2, model_bytes(specs));
+    }
+    // A big model: the values, nearly to the byte.
+    ASSERT_TRUE(parse_spec("Linear(300,400),ReLU,Linear(400,500)", specs).ok());
+    {
+        const mkt::AllocScope scope;
+        Sequential big;
+        ASSERT_TRUE(Sequential::create(specs, 1, big).ok());
+        const std::uint64_t values = (300 * 400 + 400 + 400 * 500 + 500) * 4;
+        EXPECT_LE(scope.peak(), model_bytes(specs));
+        EXPECT_GE(scope.peak(), values);
+        EXPECT_LE(model_bytes(specs), values + 8192);
+    }
+    {
+        const mkt::AllocScope scope;
+        const StateDict sd = m.state_dict();
+        EXPECT_LE(scope.peak(), m.state_dict_bytes());
+        EXPECT_GE(scope.peak() * 2, m.state_dict_bytes());
+    }
+    // Every change of dtype, from every dtype: the peak beside the model is
+    // at most what set_weight_dtype_bytes says, and not far below it.
+    const DType all[] = {DType::f32, DType::f16, DType::bf16, DType::int8};
+    for (DType from : all)
+        for (DType to : all) {
+            m.set_weight_dtype(from);
+            const std::uint64_t predicted = m.set_weight_dtype_bytes(to);
+            const mkt::AllocScope scope;
+            m.set_weight_dtype(to);
+            EXPECT_LE(scope.peak(), predicted) << dtype_name(from) << " -> " << dtype_name(to);
+            EXPECT_GE(scope.peak() + 1024, predicted * 9 / 10) << dtype_name(from) << " -> " << dtype_name(to);
+        }
 }

@@ -9,17 +9,20 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "format.hpp"
-#include "import.hpp"
 #include "model.hpp"
 #include "parallel.hpp"
-#include "safetensors.hpp"
 #include "spec.hpp"
+#if MODELKEEP_INTEROP
+#include "import.hpp"
+#include "safetensors.hpp"
 #include "torch_file.hpp"
+#endif
 
 using emscripten::val;
 using namespace modelkeep;
@@ -45,9 +48,11 @@ val float_array(const float* data, std::size_t n) {
     return val::global("Float32Array").new_(emscripten::typed_memory_view(n, data));
 }
 
+#if MODELKEEP_INTEROP
 val byte_array(const std::vector<std::uint8_t>& bytes) {
     return val::global("Uint8Array").new_(emscripten::typed_memory_view(bytes.size(), bytes.data()));
 }
+#endif
 
 val shape_array(const Shape& shape) {
     val out = val::array();
@@ -118,12 +123,15 @@ val info_object(const FileInfo& info) {
     return out;
 }
 
+#if MODELKEEP_INTEROP
 val metadata_object(const Metadata& metadata) {
     val out = val::object();
     for (const auto& [k, v] : metadata) out.set(k, v);
     return out;
 }
+#endif
 
+#if MODELKEEP_INTEROP
 // What a PyTorch or safetensors file holds (fileInfo for formats other than .mkp).
 val source_object(const SourceInfo& info) {
     val out = success();
@@ -153,40 +161,7 @@ val source_object(const SourceInfo& info) {
     out.set("metadata", metadata_object(info.metadata));
     return out;
 }
-
-// Bytes a model loaded from `info` needs: float32 for every tensor, except
-// that a .mkp model's Linear weights (its rank-2 tensors) stored bf16 or int8
-// load compact (compact.hpp) when the file's own architecture is used. f16 is
-// sized as float32: a layer holding f16 inf/NaN is expanded after it was read
-// (the largest such transient is added too).
-double model_bytes(const SourceInfo& info, bool own_architecture) {
-    const bool compact = info.format == FileFormat::mkp && info.has_layers && own_architecture;
-    double n = 0, largest_f16 = 0;
-    for (const SourceTensor& t : info.tensors) {
-        double e = 1;
-        for (std::size_t d : t.shape) e *= double(d);
-        if (compact && t.shape.size() == 2 && t.dtype == "int8") {
-            n += e + double(t.shape[0]) * 4;
-        } else if (compact && t.shape.size() == 2 && t.dtype == "bf16") {
-            n += e * 2;
-        } else {
-            n += e * 4;
-            if (compact && t.shape.size() == 2 && t.dtype == "f16") largest_f16 = std::max(largest_f16, e * 2);
-        }
-    }
-    return n + largest_f16;
-}
-
-// float32 elements of every tensor a file holds (sizes the import before it starts).
-double source_elements(const SourceInfo& info) {
-    double n = 0;
-    for (const SourceTensor& t : info.tensors) {
-        double e = 1;
-        for (std::size_t d : t.shape) e *= double(d);
-        n += e;
-    }
-    return n;
-}
+#endif
 
 // Metadata from a plain JS object of strings (the JS layer validates types).
 Status read_metadata(const val& js, Metadata& out) {
@@ -280,31 +255,21 @@ private:
     std::vector<val> chunks_;
 };
 
-// float32 bytes the writer expands for a compact weight stored in another
-// dtype (the largest one; it expands one at a time).
-double largest_expansion(const WritePlan& plan) {
-    double most = 0;
-    for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
-        const CompactWeight* c = plan.tensors[i].compact;
-        if (c && c->dtype != plan.info.tensors[i].dtype) most = std::max(most, double(c->rows) * double(c->cols) * 4);
-    }
-    return most;
-}
-
 // A .mkp file (its magic), from its first 4 bytes only.
 bool is_mkp(const ByteSource& file) {
     std::uint8_t head[4] = {0, 0, 0, 0};
-    const std::size_t n = std::size_t(std::min<std::uint64_t>(4, file.size()));
-    file.read(0, head, n);
-    return detect_format(head, n) == FileFormat::mkp;
+    if (file.size() < 4) return false;
+    file.read(0, head, 4);
+    return std::memcmp(head, format_magic, 4) == 0;
 }
 
-// Bytes of wasm memory an import of `source` needs beyond its tensors: none
-// for .mkp, torch zips and safetensors, which are read by ranges; the whole
-// file for a legacy torch file, which is read from memory.
-double import_overhead(const SourceInfo& info, double file_bytes) {
-    return info.format == FileFormat::torch_legacy ? file_bytes : 0.0;
+#if !MODELKEEP_INTEROP
+// What the lean build says of a file that is not .mkp.
+Status not_mkp() {
+    return error(Code::needs_importer, "these bytes are not a modelkeep (.mkp) file, and this build of modelkeep "
+                                       "reads no other format (its PyTorch / safetensors importer is left out)");
 }
+#endif
 
 // t resized to `shape` (in place when it holds as many values) and filled
 // straight from a JS array-like of numbers (one copy).
@@ -323,6 +288,8 @@ Tensor tensor_from_js(const val& data, const Shape& shape) {
 // allocation whose size comes from input is tried first with malloc (which,
 // with memory growth, returns null instead): if the memory cannot be had, the
 // caller gets out_of_memory and the module lives on.
+// The sizes come from the core, which knows the layout (model.hpp, format.hpp,
+// import.hpp: model_bytes, forward_bytes, read_bytes, import_bytes, ...).
 constexpr double max_wasm_bytes = 3.5 * 1024 * 1024 * 1024;
 
 Status reserve(double bytes, const std::string& what) {
@@ -333,18 +300,6 @@ Status reserve(double bytes, const std::string& what) {
                                               " MiB, more than the WebAssembly memory can grow to");
     std::free(p);
     return Status::success();
-}
-
-// float32 elements of every tensor the specs create.
-double param_elements(const std::vector<LayerSpec>& specs) {
-    double n = 0;
-    for (const LayerSpec& s : specs)
-        for (const ParamInfo& p : layer_params(s)) {
-            double e = 1;
-            for (std::size_t d : p.shape) e *= double(d);
-            n += e;
-        }
-    return n;
 }
 
 }  // namespace
@@ -361,7 +316,7 @@ public:
         if (!(seed >= 0 && seed <= 9007199254740991.0))
             return fail(error(Code::invalid_argument, "seed must be an integer in [0, 2^53)"));
         st = validate_specs(specs);
-        if (st.ok()) st = reserve(param_elements(specs) * 4, "the model");
+        if (st.ok()) st = reserve(double(model_bytes(specs)), "the model");
         if (!st.ok()) return fail(st);
         st = Sequential::create(specs, std::uint64_t(seed), model_);
         warm_ = {};
@@ -373,58 +328,78 @@ public:
     /// Uint8Array or an array of its chunks (JsSource) → { ok, format, holds,
     /// architectureFrom, ... } or a failure. architecture (a SPEC, or "") and
     /// assumeSequential say what runs when the file does not (needs_architecture
-    /// otherwise).
+    /// otherwise). Without the importer (the lean build), .mkp files only
+    /// (needs_importer otherwise).
     val load(const val& bytes, const std::string& architecture, bool assume_sequential) {
         const JsSource file(bytes);
-        // The structure alone sizes the work (the tensors, as float32); import_file
-        // then reads everything (CRCs once).
+        if (is_mkp(file)) {
+            // The header alone sizes the work; the reader then streams the data once.
+            FileInfo info;
+            Status st = read_info(file, false, info);
+            if (st.ok()) st = reserve(double(read_bytes(info, architecture.empty())), "the model");
+            Sequential model;
+            if (st.ok()) st = read_model_as(file, architecture, model, info);
+            if (!st.ok()) return fail(st);
+            model_ = std::move(model);
+            warm_ = {};
+            val out = info_object(info);
+            out.set("holds", std::string(info.kind == FileKind::model ? "model" : "state dict"));
+            out.set("architectureFrom", std::string(architecture.empty() ? "file" : "architecture option"));
+            return out;
+        }
+#if MODELKEEP_INTEROP
+        // The structure alone sizes the work; import_file then reads everything (CRCs once).
         SourceInfo source;
-        Status st = read_source(file, source);
-        if (st.ok())
-            st = reserve(model_bytes(source, architecture.empty()) + import_overhead(source, double(file.size())),
-                         "the model");
-        if (!st.ok()) return fail(st);
         ImportOptions options;
         options.architecture = architecture;
         options.assume_sequential = assume_sequential;
+        Status st = read_source(file, source);
+        if (st.ok()) st = reserve(double(import_bytes(source, options, true)), "the model");
+        if (!st.ok()) return fail(st);
         Imported in;
         st = import_file(file, options, true, in);
         if (!st.ok()) return fail(st);
         model_ = std::move(in.model);
         warm_ = {};
-        val out = success();
-        if (in.info.format == FileFormat::mkp) {
-            in.mkp.data_checked = true;
-            out = info_object(in.mkp);
-        } else {
-            out = source_object(in.info);
-        }
+        val out = source_object(in.info);
         out.set("holds", in.info.source);
         out.set("architectureFrom", in.arch_from);
         return out;
+#else
+        (void)assume_sequential;
+        return fail(not_mkp());
+#endif
     }
 
     /// format: 'safetensors' | 'pt', dtype: 'f32' | 'f16' | 'bf16' → { ok, bytes } (a state dict).
     val export_bytes(const std::string& format, const std::string& dtype, const val& metadata) const {
+#if MODELKEEP_INTEROP
         DType d;
         if (!parse_dtype(dtype, d) || d == DType::int8)
             return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16 (" + format +
                                                           " has no int8 form)"));
+        if (format != "safetensors" && format != "pt")
+            return fail(error(Code::invalid_argument, "export format '" + format + "' is not safetensors or pt"));
+        const ExportFormat f = format == "pt" ? ExportFormat::torch : ExportFormat::safetensors;
         Metadata meta;
         Status st = read_metadata(metadata, meta);
-        if (st.ok()) st = reserve(double(model_.param_count()) * 4 * 2.2, "the file");
+        // The state dict's copy, then the file.
+        if (st.ok())
+            st = reserve(double(model_.state_dict_bytes() + modelkeep::export_bytes(f, model_.state_dict_shapes(), d)),
+                         "the file");
         if (!st.ok()) return fail(st);
         std::vector<std::uint8_t> bytes;
-        if (format == "safetensors")
-            st = write_safetensors(model_.state_dict(), meta, d, bytes);
-        else if (format == "pt")
-            st = write_torch(model_.state_dict(), d, bytes);
-        else
-            st = error(Code::invalid_argument, "export format '" + format + "' is not safetensors or pt");
+        st = f == ExportFormat::safetensors ? write_safetensors(model_.state_dict(), meta, d, bytes)
+                                            : write_torch(model_.state_dict(), d, bytes);
         if (!st.ok()) return fail(st);
         val out = success();
         out.set("bytes", byte_array(bytes));
         return out;
+#else
+        (void)format, (void)dtype, (void)metadata;
+        return fail(error(Code::needs_importer, "exporting to .pt or .safetensors needs the importer, which this "
+                                                "build of modelkeep leaves out"));
+#endif
     }
 
     /// data: Float32Array, shape: number[] → { ok, shape, data } or a failure.
@@ -443,13 +418,9 @@ public:
                                                         std::to_string(numel)));
         if (!warm_.ready || shape != warm_.shape) {
             // A new shape: the last one's tensors go, then room for the input
-            // and one output per layer, each as wide as the layer.
+            // and what the forward allocates (model.hpp).
             warm_ = {};
-            double widths = shape.empty() ? 1.0 : double(shape.back());
-            for (const Layer& l : model_.layers())
-                widths += std::max({1.0, double(l.spec.in_features), double(l.spec.out_features)});
-            const double rows = shape.empty() || shape.back() == 0 ? 1.0 : double(numel) / double(shape.back());
-            st = reserve(double(numel) * 4 + rows * widths * 4, "this input");
+            st = reserve(double(numel) * 4 + double(model_.forward_bytes(shape)), "this input");
             if (!st.ok()) return fail(st);
         }
         fill_from_js(data, shape, warm_.input);
@@ -479,14 +450,14 @@ public:
         // A state dict is written from a copy of the tensors; a model straight from its own.
         StateDict copy;
         if (state_dict) {
-            st = reserve(double(model_.param_count()) * 4, "the state dict");
+            st = reserve(double(model_.state_dict_bytes()), "the state dict");
             if (!st.ok()) return fail(st);
             copy = model_.state_dict();
         }
         WritePlan plan;
         st = state_dict ? plan_state_dict(copy, opt, plan) : plan_model(model_, opt, plan);
         // The file itself is built in JavaScript; wasm memory holds the scratch and at most one expanded weight.
-        if (st.ok()) st = reserve(double(write_chunk_bytes) + largest_expansion(plan), "the file");
+        if (st.ok()) st = reserve(double(emit_bytes(plan)), "the file");
         if (!st.ok()) return fail(st);
         if (!(chunk_bytes >= 0 && chunk_bytes <= 9007199254740991.0))
             return fail(error(Code::invalid_argument, "chunkBytes must be a non-negative integer"));
@@ -561,12 +532,7 @@ public:
         DType d;
         if (!parse_dtype(dtype, d))
             return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16, int8"));
-        // Layer by layer: the new form of the largest weight, beside the old one.
-        double largest = 0;
-        for (const Layer& layer : model_.layers())
-            if (layer.spec.kind == LayerKind::linear)
-                largest = std::max(largest, double(layer.spec.in_features) * double(layer.spec.out_features));
-        Status st = reserve(largest * (d == DType::f32 ? 8 : 6), "changing the weights' dtype");
+        const Status st = reserve(double(model_.set_weight_dtype_bytes(d)), "changing the weights' dtype");
         if (!st.ok()) return fail(st);
         std::vector<std::string> unchanged;
         model_.set_weight_dtype(d, &unchanged);
@@ -610,10 +576,11 @@ val file_info(const val& u8, bool check_data) {
         if (!st.ok()) return fail(st);
         return info_object(info);
     }
+#if MODELKEEP_INTEROP
     SourceInfo source;
     Status st = read_source(file, source);
     if (st.ok() && check_data) {
-        st = reserve(source_elements(source) * 4 + import_overhead(source, double(file.size())), "the tensors");
+        st = reserve(double(import_bytes(source, ImportOptions(), false)), "the tensors");
         Imported all;
         if (st.ok()) st = import_file(file, ImportOptions(), false, all);
     }
@@ -621,18 +588,15 @@ val file_info(const val& u8, bool check_data) {
     val out = source_object(source);
     out.set("dataChecked", check_data);
     return out;
+#else
+    (void)check_data;
+    return fail(not_mkp());
+#endif
 }
 
 /// Bytes of any readable file → { ok, format, stateDict: [{ name, shape, data }] }.
 val read_tensors(const val& u8) {
     const JsSource file(u8);
-    SourceInfo source;
-    Status st = read_source(file, source);
-    if (st.ok()) st = reserve(source_elements(source) * 4 + import_overhead(source, double(file.size())), "the tensors");
-    if (!st.ok()) return fail(st);
-    Imported in;
-    st = import_file(file, ImportOptions(), false, in);
-    if (!st.ok()) return fail(st);
     val entries = val::array();
     auto add = [&](const std::string& name, const Tensor& t) {
         val e = val::object();
@@ -641,14 +605,37 @@ val read_tensors(const val& u8) {
         e.set("data", float_array(t.data(), t.size()));
         entries.call<void>("push", e);
     };
+    val out = success();
+    if (is_mkp(file)) {
+        FileInfo info;
+        Status st = read_info(file, false, info);
+        if (st.ok()) st = reserve(double(read_bytes(info, false)), "the tensors");
+        LoadedFile loaded;
+        if (st.ok()) st = read_file(file, loaded);
+        if (!st.ok()) return fail(st);
+        for (const auto& [name, t] : loaded.tensors) add(name, t);
+        out.set("format", std::string("modelkeep"));
+        out.set("stateDict", entries);
+        return out;
+    }
+#if MODELKEEP_INTEROP
+    SourceInfo source;
+    Status st = read_source(file, source);
+    if (st.ok()) st = reserve(double(import_bytes(source, ImportOptions(), false)), "the tensors");
+    if (!st.ok()) return fail(st);
+    Imported in;
+    st = import_file(file, ImportOptions(), false, in);
+    if (!st.ok()) return fail(st);
     if (in.has_model)
         in.model.for_each_tensor(add);
     else
         for (const auto& [name, t] : in.tensors) add(name, t);
-    val out = success();
     out.set("format", std::string(file_format_name(in.info.format)));
     out.set("stateDict", entries);
     return out;
+#else
+    return fail(not_mkp());
+#endif
 }
 
 /// SPEC → { ok, architecture (canonical) } or a failure.

@@ -67,6 +67,12 @@ struct TorchFile {
     bool has_module = false;
     ModuleNode module;
     Metadata extras;  // a checkpoint's scalar entries (epoch=5, loss=0.25)
+    /// The most a read with values buffers at once beyond the tensors, from a
+    /// source outside memory: one storage (and, deflated, its compressed bytes)
+    /// that cannot go straight into its tensor; a legacy file, the whole file.
+    std::uint64_t buffer_bytes = 0;
+    /// Bytes of pickle the reader parses (the values it builds grow with them).
+    std::uint64_t pickle_bytes = 0;
 };
 
 /// Reads a torch zip or legacy file. Without `with_values`, only the pickle

@@ -58,6 +58,13 @@ struct SourceInfo {
     std::vector<LayerSpec> layers;
     bool has_layers = false;
     std::string arch_note;
+    /// PyTorch and safetensors: the most the reader buffers at once beyond the
+    /// tensors, reading values from a source outside memory (torch_file.hpp,
+    /// safetensors.hpp), and the bytes of structure it parses (the pickles, a
+    /// JSON header: what it builds from them grows with them).
+    std::uint64_t buffer_bytes = 0, structure_bytes = 0;
+    /// .mkp: the file's own info (format.hpp).
+    FileInfo mkp;
 };
 
 struct ImportOptions {
@@ -71,7 +78,6 @@ struct Imported {
     bool has_model = false;
     Sequential model;
     std::string arch_from;  // "file", "module tree", "architecture option", "assume_sequential"
-    FileInfo mkp;           // a .mkp file's own header info (format mkp only)
 };
 
 /// Reads and validates a file's structure (all four formats) without
@@ -88,6 +94,23 @@ Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info)
 Status import_file(const ByteSource& source, const ImportOptions& options, bool need_model, Imported& out);
 Status import_file(const std::uint8_t* data, std::size_t size, const ImportOptions& options, bool need_model,
                    Imported& out);
+
+/// The most memory import_file(source, options, need_model, ...) holds at
+/// once for a file that read_source described as `info`, read from a source
+/// outside memory (as in wasm): its tensors — float32, but a .mkp model read
+/// as a model with its own architecture holds its Linear weights as stored
+/// (compact.hpp) — the reader's largest buffer, and its bookkeeping. For a
+/// caller that reserves memory first.
+std::uint64_t import_bytes(const SourceInfo& info, const ImportOptions& options, bool need_model);
+
+/// The formats a state dict is exported to.
+enum class ExportFormat { safetensors, torch };
+
+/// The most memory write_safetensors / write_torch hold at once for a state
+/// dict of these tensors stored in `dtype` (the file, and for torch every
+/// storage before it goes into the archive), beyond the state dict itself.
+std::uint64_t export_bytes(ExportFormat format, const std::vector<std::pair<std::string, Shape>>& tensors,
+                           DType dtype);
 
 /// The leaves of a module tree as layers: nn.Sequential nesting gives dotted
 /// names ("0.1"); `sequential_only` refuses any other container class.

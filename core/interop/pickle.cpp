@@ -6,7 +6,7 @@
 #include <cstring>
 #include <unordered_map>
 
-#include "format.hpp"  // valid_utf8
+#include "utf8.hpp"
 
 namespace modelkeep {
 

@@ -18,4 +18,7 @@ namespace modelkeep {
 /// than out_size bytes.
 Status inflate_raw(const std::uint8_t* in, std::size_t in_size, std::uint8_t* out, std::size_t out_size);
 
+/// The memory inflate_raw allocates (its decoding tables), whatever the input.
+std::uint64_t inflate_work_bytes();
+
 }  // namespace modelkeep

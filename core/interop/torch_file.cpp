@@ -3,12 +3,14 @@
 // every bounds check, walking module trees, and the zip writer for export.
 #include "torch_file.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
 
+#include "inflate.hpp"
 #include "zip.hpp"
 
 namespace modelkeep {
@@ -284,28 +286,35 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
                              storage_dtype_name(t.storage->storage_type) + " values but has " +
                              std::to_string(it->second.bytes) + " bytes");
     }
-    if (!with_values) return Status();
     // Storage by storage, so that at most one storage is ever buffered: a
     // float32 storage that one contiguous tensor covers exactly is read
     // straight into that tensor; any other is read (or inflated) once, then
     // every tensor that views it is copied out.
-    out.tensors.resize(refs.size());
     std::map<std::string, std::vector<std::size_t>> users;
     for (std::size_t i = 0; i < refs.size(); ++i) users[refs[i].second->storage->text].push_back(i);
-    std::vector<std::uint8_t> buffer;
-    for (const auto& [key, which] : users) {
-        const StorageRecord& rec = storages.records.at(key);
+    const auto direct = [&](const StorageRecord& rec, const std::vector<std::size_t>& which) {
         const Value& first = *refs[which[0]].second;
-        const TorchTensorInfo& info = out.infos[which[0]];
         std::uint64_t numel = 1;
         for (std::uint64_t d : first.shape) numel *= d;
         bool dense = first.offset == 0 && numel == first.storage->numel;
         for (std::size_t k = first.shape.size(), step = 1; dense && k-- > 0; step *= std::size_t(first.shape[k]))
             dense = first.shape[k] == 1 || first.stride[k] == step;
-        const bool direct = !rec.view && rec.entry && rec.entry->method == 0 && which.size() == 1 &&
-                            info.dtype == StorageType::f32 && dense && numel > 0;
-        if (direct) {
-            Tensor t(info.shape);
+        return rec.entry && rec.entry->method == 0 && which.size() == 1 &&
+               out.infos[which[0]].dtype == StorageType::f32 && dense && numel > 0;
+    };
+    for (const auto& [key, which] : users) {
+        const StorageRecord& rec = storages.records.at(key);
+        if (rec.entry && !direct(rec, which))
+            out.buffer_bytes = std::max(out.buffer_bytes, rec.entry->size + (rec.entry->method == 0 ? 0
+                                                       : rec.entry->compressed_size + inflate_work_bytes()));
+    }
+    if (!with_values) return Status();
+    out.tensors.resize(refs.size());
+    std::vector<std::uint8_t> buffer;
+    for (const auto& [key, which] : users) {
+        const StorageRecord& rec = storages.records.at(key);
+        if (!rec.view && direct(rec, which)) {
+            Tensor t(out.infos[which[0]].shape);
             MK_TRY(zip_read_into(*storages.source, *rec.entry, reinterpret_cast<std::uint8_t*>(t.data()), true));
             out.tensors[which[0]] = {refs[which[0]].first, std::move(t)};
             continue;
@@ -364,6 +373,7 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
         return error(Code::limit_exceeded, "data.pkl is " + std::to_string(pkl->size) + " bytes (at most " +
                                                std::to_string(max_pickle_bytes) + ")");
     MK_TRY(zip_read(source, *pkl, buf));
+    out.pickle_bytes = pkl->size;
     Unpickled u;
     MK_TRY(unpickle(buf.data(), buf.size(), false, u));
     out.globals = u.globals;
@@ -413,6 +423,7 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
     out.globals = object.globals;
     MK_TRY(unpickle(data + pos, size - pos, true, keys));
     pos += keys.consumed;
+    out.pickle_bytes = pos;
     if (keys.root->kind != Kind::list) return error(Code::bad_pickle, "the legacy storage key list is not a list");
     TensorRefs refs;
     MK_TRY(interpret(*object.root, out, refs));
@@ -441,7 +452,9 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
         pos += std::size_t(bytes);
     }
     if (pos != size) return error(Code::trailing_bytes, std::to_string(size - pos) + " bytes after the last storage");
-    return finish(storages, refs, with_values, out);
+    MK_TRY(finish(storages, refs, with_values, out));
+    out.buffer_bytes = size;  // read from memory: a source outside it is copied in first (read_torch)
+    return Status();
 }
 
 // ---- writing ----

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <unordered_set>
 
 #include "safetensors.hpp"
 #include "spec.hpp"
@@ -194,37 +193,10 @@ void describe(const ModuleNode& n, std::string& out) {
     out += ")";
 }
 
-// "fc1=Linear(3,5), fc2=Linear(5,2)": the layers a state dict's tensors imply,
-// as a starting point for the SPEC a user must give (activations leave no tensors).
-std::string spec_hint(const StateDict& tensors) {
-    std::unordered_set<std::string> names;  // a set: the hint must stay cheap on 65,536 tensors
-    for (const auto& kv : tensors) names.insert(kv.first);
-    std::string hint;
-    for (const auto& kv : tensors) {
-        const std::string& key = kv.first;
-        const std::size_t dot = key.rfind('.');
-        if (dot == std::string::npos || key.compare(dot, std::string::npos, ".weight") != 0) continue;
-        const std::string layer = key.substr(0, dot);
-        const Shape s = shape_of(kv.second);
-        const bool bias = names.count(layer + ".bias") > 0;
-        const bool stats = names.count(layer + ".running_mean") > 0;
-        std::string one;
-        if (s.size() == 2)
-            one = layer + "=Linear(" + std::to_string(s[1]) + "," + std::to_string(s[0]) + (bias ? "" : ",bias=false") + ")";
-        else if (s.size() == 1)
-            one = layer + (stats ? "=BatchNorm1d(" : "=LayerNorm(") + std::to_string(s[0]) + ")";
-        if (one.empty()) continue;
-        if (hint.size() > 300) {
-            hint += ",...";
-            break;
-        }
-        hint += (hint.empty() ? "" : ",") + one;
-    }
-    return hint;
-}
-
 void fill_torch_info(const TorchFile& t, SourceInfo& info) {
     info.format = t.legacy ? FileFormat::torch_legacy : FileFormat::torch_zip;
+    info.buffer_bytes = t.buffer_bytes;
+    info.structure_bytes = t.pickle_bytes;
     info.source = t.source;
     info.globals = t.globals;
     for (const auto& ti : t.infos) info.tensors.push_back({ti.name, storage_dtype_name(ti.dtype), ti.shape});
@@ -243,7 +215,7 @@ void fill_torch_info(const TorchFile& t, SourceInfo& info) {
     }
 }
 
-void fill_mkp_info(const FileInfo& f, SourceInfo& info) {
+void fill_mkp_info(FileInfo f, SourceInfo& info) {
     info.format = FileFormat::mkp;
     info.source = f.kind == FileKind::model ? "model" : "state dict";
     for (const auto& ti : f.tensors) info.tensors.push_back({ti.name, dtype_name(ti.dtype), ti.shape});
@@ -251,13 +223,18 @@ void fill_mkp_info(const FileInfo& f, SourceInfo& info) {
     info.layers = f.layers;
     info.has_layers = f.kind == FileKind::model;
     if (!info.has_layers) info.arch_note = "a modelkeep state dict holds weights, not the layers that use them";
+    info.mkp = std::move(f);
 }
 
 Status fill_safetensors_info(const ByteSource& source, SourceInfo& info, SafetensorsInfo& st) {
     MK_TRY(read_safetensors_info(source, st));
     info.format = FileFormat::safetensors;
     info.source = "state dict";
-    for (const auto& t : st.tensors) info.tensors.push_back({t.name, t.dtype, t.shape});
+    info.structure_bytes = st.data_start;
+    for (const auto& t : st.tensors) {
+        info.tensors.push_back({t.name, t.dtype, t.shape});
+        if (t.dtype != "F32") info.buffer_bytes = std::max(info.buffer_bytes, t.end - t.begin);  // converted from a buffer
+    }
     info.metadata = st.metadata;
     info.arch_note = "a safetensors file holds weights, not the layers that use them";
     return Status();
@@ -270,6 +247,36 @@ Status unknown(std::uint64_t size) {
 }
 
 }  // namespace
+
+std::uint64_t import_bytes(const SourceInfo& info, const ImportOptions& options, bool need_model) {
+    // A .mkp model read as a model with its own architecture goes through
+    // read_model (its compact weights kept), anything else .mkp through read_file.
+    if (info.format == FileFormat::mkp)
+        return read_bytes(info.mkp, info.has_layers && options.architecture.empty() && need_model);
+    // PyTorch and safetensors files: every tensor float32, the reader's
+    // largest buffer, and bookkeeping (measured, tests/test_import.cpp): the
+    // values a parse builds take up to about 45 times the bytes parsed; each
+    // tensor has its slot, name and record; and a few fixed tables.
+    std::uint64_t tensors = 0;
+    for (const SourceTensor& t : info.tensors) tensors += numel(t.shape) * 4;
+    const std::uint64_t bookkeeping = info.structure_bytes * 64 + info.tensors.size() * 1024 + (16 << 10);
+    return tensors + info.buffer_bytes + bookkeeping;
+}
+
+std::uint64_t export_bytes(ExportFormat format, const std::vector<std::pair<std::string, Shape>>& tensors, DType dtype) {
+    // Per tensor: its stored bytes, and room for its name and its header or
+    // pickle record (JSON with offsets; a zip entry and pickle opcodes).
+    std::uint64_t data = 0, records = 0;
+    for (const auto& [name, shape] : tensors) {
+        const std::uint64_t e = numel(shape);
+        const bool counter = format == ExportFormat::torch && name.size() >= 19 &&
+                             name.compare(name.size() - 19, 19, "num_batches_tracked") == 0;  // int64 in torch
+        data += e * (counter ? 8 : shape.size() >= 2 && dtype != DType::f32 ? 2 : 4);
+        records += 2 * name.size() + 512;
+    }
+    // torch: the storages, then the archive that copies them (zip.hpp's zip_write).
+    return (format == ExportFormat::torch ? 2 * data : data) + 2 * records + 4096;
+}
 
 Status module_layers(const ModuleNode& root, bool sequential_only, std::vector<LayerSpec>& out) {
     out.clear();
@@ -331,24 +338,17 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
     const FileFormat format = detect_source(source);
     switch (format) {
         case FileFormat::mkp: {
-            if (options.architecture.empty() && need_model) {
-                // The file's own model, its compact weights kept compact; a
-                // state dict says wrong_kind before reading data, and goes on below.
+            if (need_model) {  // the file's own model (compact weights kept compact), or the option's
                 FileInfo f;
-                const Status st = read_model(source, out.model, nullptr, &f);
-                if (st.ok()) {
-                    fill_mkp_info(f, info);
-                    out.mkp = std::move(f);
-                    out.arch_from = "file";
-                    out.has_model = true;
-                    return Status();
-                }
-                if (st.code() != Code::wrong_kind) return st;
+                MK_TRY(read_model_as(source, options.architecture, out.model, f));
+                fill_mkp_info(std::move(f), info);
+                out.arch_from = options.architecture.empty() ? "file" : "architecture option";
+                out.has_model = true;
+                return Status();
             }
             LoadedFile f;
             MK_TRY(read_file(source, f));
-            fill_mkp_info(f.info, info);
-            out.mkp = f.info;
+            fill_mkp_info(std::move(f.info), info);
             out.tensors = std::move(f.tensors);
             break;
         }
@@ -387,11 +387,11 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
                          info.arch_note + ". The module tree is " + describe_module(info.module) +
                              ". Pass an architecture (SPEC), or assumeSequential / --assume-sequential if its "
                              "forward() runs these children in this order");
-        const std::string hint = spec_hint(out.tensors);
+        std::vector<std::pair<std::string, Shape>> shapes;
+        for (const auto& [name, t] : out.tensors) shapes.emplace_back(name, shape_of(t));
         return error(Code::needs_architecture,
                      info.arch_note + (options.assume_sequential ? " (assume_sequential needs a pickled module)" : "") +
-                         ". Pass an architecture (SPEC)" +
-                         (hint.empty() ? std::string() : ", e.g. \"" + hint + "\" with the activations in between"));
+                         ". " + architecture_advice(shapes));
     } else {
         return Status();
     }

@@ -401,6 +401,14 @@ Status Inflater::run() {
 
 }  // namespace
 
+std::uint64_t inflate_work_bytes() {
+    // The three tables of Inflater, each sized by Table's constructor.
+    const auto entries = [](unsigned primary, unsigned symbols) {
+        return (std::uint64_t(1) << primary) + (std::uint64_t(symbols) << (max_code_bits - primary));
+    };
+    return (entries(litlen_primary_bits, 288) + entries(dist_primary_bits, 32) + entries(7, 0)) * sizeof(std::uint32_t);
+}
+
 Status inflate_raw(const std::uint8_t* in, std::size_t in_size, std::uint8_t* out, std::size_t out_size) {
     Inflater inflater(in, in_size, out, out_size);
     return inflater.run();
