@@ -2,12 +2,80 @@
 
 export type DType = 'f32' | 'f16' | 'bf16' | 'int8';
 
+/**
+ * The C++ core's codes (core/status.hpp's MODELKEEP_CODES, less `ok`), in its order: docs/API.md
+ * "Error codes". tests/js/codes.test.mjs checks this list against both.
+ */
+export type CoreErrorCode =
+  // the file format (see format.hpp)
+  | 'bad_magic'
+  | 'unsupported_version'
+  | 'truncated'
+  | 'trailing_bytes'
+  | 'checksum_mismatch'
+  | 'header_too_large'
+  | 'bad_varint'
+  | 'bad_section'
+  | 'unknown_section'
+  | 'unknown_kind'
+  | 'bad_alignment'
+  | 'limit_exceeded'
+  | 'bad_name'
+  | 'duplicate_name'
+  | 'unknown_dtype'
+  | 'unknown_layer'
+  | 'invalid_argument'
+  | 'size_overflow'
+  | 'bad_padding'
+  | 'bad_scale'
+  | 'arch_mismatch'
+  | 'wrong_kind'
+  // models and state dicts
+  | 'shape_mismatch'
+  | 'missing_key'
+  | 'unexpected_key'
+  // the SPEC language and the CLI
+  | 'invalid_spec'
+  | 'invalid_input'
+  | 'io_error'
+  | 'out_of_memory'
+  // reading other formats: PyTorch (zip, legacy), safetensors (import.hpp)
+  | 'unknown_format'
+  | 'corrupt_zip'
+  | 'unsupported_compression'
+  | 'torchscript_archive'
+  | 'legacy_module'
+  | 'bad_pickle'
+  | 'disallowed_global'
+  | 'disallowed_opcode'
+  | 'disallowed_persistent_id'
+  | 'missing_storage'
+  | 'storage_size_mismatch'
+  | 'view_out_of_bounds'
+  | 'unsupported_tensor'
+  | 'unsupported_byteorder'
+  | 'needs_architecture'
+  | 'bad_header_json'
+  | 'bad_offsets';
+
+/** The codes only the JavaScript layer throws: docs/API.md "Errors". */
+export type JsErrorCode =
+  | 'disposed'
+  | 'not_found'
+  | 'quota_exceeded'
+  | 'storage_unavailable'
+  | 'storage_blocked'
+  | 'corrupt_record'
+  | 'network_error';
+
+export type ErrorCode = CoreErrorCode | JsErrorCode;
+
 /** Every error the package throws. `code` is stable: see docs/API.md for the list. */
 export class ModelError extends Error {
   readonly name: 'ModelError';
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly details?: { needed?: number; available?: number; [key: string]: unknown };
-  constructor(code: string, message: string, details?: object);
+  constructor(code: ErrorCode, message: string, details?: object);
 }
 
 export interface Output {

@@ -1,4 +1,5 @@
-// Tests for web/src/store.js against fake-indexeddb: a fresh IDBFactory per test.
+// Tests for web/src/store.js (and the plumbing it takes from storage.js) against fake-indexeddb:
+// a fresh IDBFactory per test.
 // Run: node --test tests/js/
 
 import assert from 'node:assert/strict';
@@ -7,7 +8,8 @@ import {
   IDBDatabase, IDBFactory, IDBKeyRange, IDBObjectStore, IDBTransaction,
 } from 'fake-indexeddb';
 import { ModelError } from '../../web/src/errors.js';
-import { openStore, requestPersistence, storageEstimate } from '../../web/src/store.js';
+import { requestPersistence, storageEstimate } from '../../web/src/storage.js';
+import { openStore } from '../../web/src/store.js';
 
 const MiB = 1024 * 1024;
 

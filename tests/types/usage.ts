@@ -3,8 +3,28 @@
 import {
   nn, Model, ModelError, save, load, listModels, modelInfo, copyModel, moveModel, removeModel,
   onModelsChange, fileInfo, requestPersistence, storageEstimate,
-  type DType, type ModelInfo, type Output, type LoadReport,
+  type DType, type ModelInfo, type Output, type LoadReport, type ErrorCode, type CoreErrorCode, type JsErrorCode,
 } from 'modelkeep';
+
+/** ModelError's code is a closed union: a misspelt code is a type error, and narrowing works. */
+export function describeError(e: unknown): string {
+  if (!(e instanceof ModelError)) return 'not ours';
+  const code: ErrorCode = e.code;
+  // @ts-expect-error 'truncate' is no ErrorCode, so this comparison cannot be true
+  if (e.code === 'truncate') return 'never';
+  if (e.code === 'truncated' || e.code === 'checksum_mismatch') {
+    const core: CoreErrorCode = e.code;
+    return `the file is damaged (${core})`;
+  }
+  if (e.code === 'quota_exceeded') {
+    const js: JsErrorCode = e.code;
+    return `${js}: ${e.details?.needed ?? '?'} bytes needed`;
+  }
+  return code;
+}
+// @ts-expect-error not a code
+export const wrong = new ModelError('no_such_code', 'a ModelError takes only an ErrorCode');
+export const right = new ModelError('not_found', 'a JavaScript-only code');
 
 export async function tutorial(): Promise<number> {
   const model: Model = nn.sequential(nn.linear(3, 5), nn.relu(), { seed: 1 });

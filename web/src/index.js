@@ -5,4 +5,4 @@ export { Model, Layer, nn } from './model.js';
 export {
   save, load, loadBytes, listModels, modelInfo, removeModel, copyModel, moveModel, onModelsChange, fileInfo,
 } from './io.js';
-export { requestPersistence, storageEstimate } from './store.js';
+export { requestPersistence, storageEstimate } from './storage.js';

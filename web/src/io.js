@@ -1,32 +1,46 @@
 // io.js — save and load through storage URLs, in the spirit of TensorFlow.js:
-//   indexeddb://name   the page's IndexedDB (store.js): one transaction per save
+//   indexeddb://name   the page's IndexedDB (store.js): one transaction per save; any scheme of
+//                      the `backends` table below names a store that keeps storage.js's contract
 //   downloads://name   the browser downloads name.mkp (save only; name.safetensors or
 //                      name.pt download the state dict in that format)
 //   https://… or a relative URL   fetched, streamed with byte-level progress (load only)
 //   a path or file:// URL         Node only
 // and, for load, File/Blob, ArrayBuffer and Uint8Array. The bytes are the same everywhere.
 import { ModelError, check } from './errors.js';
+import { readFile, writeFile } from './files.js';
 import { Model, encode, fromChunks, toUint8Array } from './model.js';
 import { isNode, runtime } from './runtime.js';
 import { openStore } from './store.js';
 
-const IDB = 'indexeddb://';
+/** URL scheme → async opener of its store (the contract in storage.js). A new backend is one line. */
+export const backends = { 'indexeddb://': openStore };
 const DOWNLOADS = 'downloads://';
 
-let storePromise = null;
-function store() {
-  storePromise ??= openStore().catch((e) => {
-    storePromise = null;
-    throw e;
-  });
-  return storePromise;
+/** scheme → Promise<Store>: each backend opened once, on first use (and again after a failure). */
+const stores = new Map();
+function openBackend(scheme) {
+  if (!stores.has(scheme)) {
+    stores.set(scheme, backends[scheme]().catch((e) => {
+      stores.delete(scheme);
+      throw e;
+    }));
+  }
+  return stores.get(scheme);
 }
 
-function idbName(url, what = 'url') {
-  if (typeof url !== 'string' || !url.startsWith(IDB) || url.length === IDB.length) {
-    throw new ModelError('invalid_argument', `${what} must look like 'indexeddb://name', got ${String(url)}`);
+/** The backend scheme a storage URL starts with, or undefined. */
+function schemeOf(url) {
+  return typeof url === 'string' ? Object.keys(backends).find((scheme) => url.startsWith(scheme)) : undefined;
+}
+
+/** { store, name } for a storage URL (a backend's scheme, then the name); invalid_argument otherwise. */
+async function locate(url, what = 'url') {
+  const scheme = schemeOf(url);
+  if (!scheme || url.length === scheme.length) {
+    const forms = Object.keys(backends).map((s) => `'${s}name'`).join(' or ');
+    throw new ModelError('invalid_argument', `${what} must look like ${forms}, got ${String(url)}`);
   }
-  return url.slice(IDB.length);
+  return { store: await openBackend(scheme), name: url.slice(scheme.length) };
 }
 
 /** The info record kept beside the bytes (what listModels() shows), from the wasm side's info. */
@@ -51,7 +65,8 @@ function publicInfo(info) {
  * @returns {Promise<object>} the saved info ({ dateSaved, bytes, dtype, params, layers, metadata, ... })
  */
 export async function save(model, url, { dtype, metadata = {}, onProgress } = {}) {
-  const format = (typeof url === 'string' && !url.startsWith(IDB)) || url instanceof URL ? exportFormat(url) : 'mkp';
+  const scheme = schemeOf(url);
+  const format = !scheme && (typeof url === 'string' || url instanceof URL) ? exportFormat(url) : 'mkp';
   if (format !== 'mkp') {
     if (!(model instanceof Model)) {
       throw new ModelError('invalid_argument', `saving as .${format} needs a Model, not bytes`);
@@ -61,9 +76,8 @@ export async function save(model, url, { dtype, metadata = {}, onProgress } = {}
     return write(bytes, url, { format, dtype: stored, params: model.paramCount, architecture: model.architecture }, onProgress);
   }
   // A model's info comes with its bytes; bytes from elsewhere are read (and checked) once.
-  // Into IndexedDB, a model is written by wasm straight into the chunks the store keeps.
-  const chunkBytes = model instanceof Model && typeof url === 'string' && url.startsWith(IDB)
-    ? (await store()).chunkBytes : 0;
+  // Into a store, a model is written by wasm straight into the chunks the store keeps.
+  const chunkBytes = model instanceof Model && scheme ? (await openBackend(scheme)).chunkBytes : 0;
   const { bytes, chunks, info: raw } = model instanceof Model
     ? encode(model, { dtype, metadata, chunkBytes })
     : { bytes: toUint8Array(model), info: check(runtime().fileInfo(toUint8Array(model), false)) };
@@ -83,12 +97,11 @@ function exportFormat(url) {
   return 'mkp';
 }
 
-/** bytes: a Uint8Array, or (indexeddb:// only) the file's chunks in order. */
+/** bytes: a Uint8Array, or (into a store only) the file's chunks in order. */
 async function write(bytes, url, info, onProgress) {
-  if (typeof url === 'string' && url.startsWith(IDB)) {
-    const s = await store();
-    const saved = await s.put(idbName(url), bytes, info, { onProgress });
-    return publicInfo(saved ?? await s.info(idbName(url)));
+  if (schemeOf(url)) {
+    const { store, name } = await locate(url);
+    return publicInfo(await store.put(name, bytes, info, { onProgress }));
   }
   if (typeof url === 'string' && url.startsWith(DOWNLOADS)) {
     if (typeof document === 'undefined') throw new ModelError('invalid_argument', 'downloads:// needs a browser page');
@@ -104,21 +117,12 @@ async function write(bytes, url, info, onProgress) {
     return { ...info, bytes: bytes.length, dateSaved: new Date().toISOString() };
   }
   if (isNode && (typeof url === 'string' || url instanceof URL)) {
-    const { writeFile, rename, rm } = await import('node:fs/promises');
-    const { fileURLToPath } = await import('node:url');
-    const path = String(url).startsWith('file:') ? fileURLToPath(url) : String(url);
-    const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-    try {
-      await writeFile(tmp, bytes, { flush: true });
-      await rename(tmp, path);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw new ModelError('io_error', `cannot write '${path}': ${e.message}`);
-    }
+    await writeFile(url, bytes);
     onProgress?.({ loaded: bytes.length, total: bytes.length });
     return { ...info, bytes: bytes.length, dateSaved: new Date().toISOString() };
   }
-  throw new ModelError('invalid_argument', `cannot save to ${String(url)}: use indexeddb://name or downloads://name`);
+  const forms = [...Object.keys(backends), DOWNLOADS].map((s) => `${s}name`).join(' or ');
+  throw new ModelError('invalid_argument', `cannot save to ${String(url)}: use ${forms}`);
 }
 
 async function readStream(body, total, onProgress) {
@@ -151,18 +155,14 @@ export async function loadBytes(source, { onProgress } = {}) {
   }
   const text = source instanceof URL ? source.href : source;
   if (typeof text !== 'string') throw new ModelError('invalid_argument', `cannot load from ${String(source)}`);
-  if (text.startsWith(IDB)) return (await store()).get(idbName(text), { onProgress });
+  if (schemeOf(text)) {
+    const { store, name } = await locate(text);
+    return store.get(name, { onProgress });
+  }
   if (isNode && (text.startsWith('file:') || !/^[a-z][a-z0-9+.-]*:/i.test(text))) {
-    const { readFile } = await import('node:fs/promises');
-    const { fileURLToPath } = await import('node:url');
-    const path = text.startsWith('file:') ? fileURLToPath(text) : text;
-    try {
-      const bytes = new Uint8Array(await readFile(path));
-      onProgress?.({ loaded: bytes.length, total: bytes.length });
-      return bytes;
-    } catch (e) {
-      throw new ModelError(e.code === 'ENOENT' ? 'not_found' : 'io_error', `cannot read '${path}': ${e.message}`);
-    }
+    const bytes = await readFile(text);
+    onProgress?.({ loaded: bytes.length, total: bytes.length });
+    return bytes;
   }
   let response;
   try {
@@ -188,42 +188,67 @@ export async function loadBytes(source, { onProgress } = {}) {
 export async function load(source, { onProgress, architecture, assumeSequential, weightDtype } = {}) {
   const text = source instanceof URL ? source.href : source;
   // A stored model goes to wasm as its chunks, read in place: no joined copy of the file in JS.
-  const chunks = typeof text === 'string' && text.startsWith(IDB)
-    ? await (await store()).getChunks(idbName(text), { onProgress })
-    : [await loadBytes(source, { onProgress })];
+  let chunks;
+  if (schemeOf(text)) {
+    const { store, name } = await locate(text);
+    chunks = await store.getChunks(name, { onProgress });
+  } else {
+    chunks = [await loadBytes(source, { onProgress })];
+  }
   return fromChunks(chunks, { architecture, assumeSequential, weightDtype });
 }
 
 /** { 'indexeddb://name': { dateSaved, bytes, dtype, params, layers, metadata, ... } }, without reading weights. */
 export async function listModels() {
-  const all = await (await store()).list();
   const out = {};
-  for (const [name, info] of Object.entries(all)) out[IDB + name] = publicInfo(info);
+  for (const scheme of Object.keys(backends)) {
+    const all = await (await openBackend(scheme)).list();
+    for (const [name, info] of Object.entries(all)) out[scheme + name] = publicInfo(info);
+  }
   return out;
 }
 
 /** The info of one stored model, without reading its weights. */
 export async function modelInfo(url) {
-  return publicInfo(await (await store()).info(idbName(url)));
+  const { store, name } = await locate(url);
+  return publicInfo(await store.info(name));
 }
 
 export async function removeModel(url) {
-  await (await store()).remove(idbName(url));
+  const { store, name } = await locate(url);
+  await store.remove(name);
+}
+
+/** Source and destination in one store: a copy or move is one atomic step of that store. */
+async function locatePair(from, to) {
+  const source = await locate(from, 'source');
+  const destination = await locate(to, 'destination');
+  if (source.store !== destination.store) {
+    throw new ModelError('invalid_argument', `${String(from)} and ${String(to)} are in different storages`);
+  }
+  return [source.store, source.name, destination.name];
 }
 
 /** Copies a stored model (replacing the destination atomically). */
 export async function copyModel(from, to) {
-  await (await store()).copy(idbName(from, 'source'), idbName(to, 'destination'));
+  const [store, source, destination] = await locatePair(from, to);
+  await store.copy(source, destination);
 }
 
 /** Renames a stored model: copy then delete, in one transaction. */
 export async function moveModel(from, to) {
-  await (await store()).move(idbName(from, 'source'), idbName(to, 'destination'));
+  const [store, source, destination] = await locatePair(from, to);
+  await store.move(source, destination);
 }
 
-/** Calls back whenever stored models change, in this tab or another; returns an unsubscribe function. */
+/**
+ * Calls back whenever stored models change, in this tab or another, with the names (within their
+ * store) that changed; returns an unsubscribe function.
+ */
 export async function onModelsChange(callback) {
-  return (await store()).onChange(callback);
+  const all = await Promise.all(Object.keys(backends).map(openBackend));
+  const unsubscribes = all.map((store) => store.onChange(callback));
+  return () => unsubscribes.forEach((unsubscribe) => unsubscribe());
 }
 
 /**

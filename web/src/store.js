@@ -1,41 +1,20 @@
-// store.js — model bytes in IndexedDB: one small info record per name, kept apart from the bytes
-// (stored as ArrayBuffer chunks) so that listing is cheap. Knows nothing about wasm or .mkp: the
-// bytes carry their own CRC-32s, checked on load. Layout and guarantees: web/STORE.md.
+// store.js — the IndexedDB backend: model bytes in the page's IndexedDB, one small info record per
+// name kept apart from the bytes (stored as ArrayBuffer chunks) so that listing is cheap. It keeps
+// the store contract of storage.js, whose plumbing it uses (write lock, change events, quota,
+// errors). Knows nothing about wasm or .mkp: the bytes carry their own CRC-32s, checked on load.
+// Layout and guarantees: docs/STORAGE.md.
 
 import { ModelError } from './errors.js';
+import {
+  checkName, checkProgress, checkPut, checkQuota, corrupt, joinChunks, notFound, openSync, storeClosed, toModelError,
+} from './storage.js';
 
 const dbName = 'modelkeep';
 const dbVersion = 1;
 const channelName = 'modelkeep';
 const writeLock = 'modelkeep:write';
-const maxNameLength = 1024;
 const defaultChunkBytes = 8 * 1024 * 1024;
 const defaultBlockedTimeoutMs = 10_000;
-/** Headroom asked of navigator.storage.estimate() beyond the bytes themselves. */
-const quotaMargin = 1024 * 1024;
-
-/**
- * @typedef {{ name: string, bytes: number, chunks: number, dateSaved: string,
- *   [key: string]: unknown }} StoredInfo  the caller's info plus the store's four fields
- * @typedef {{ loaded: number, total: number }} Progress
- * @typedef {{ onProgress?: (progress: Progress) => void }} ProgressOptions
- * @typedef {{ type: 'change', names: string[] }} ChangeEvent
- * @typedef {object} Store
- * @property {number} chunkBytes  the size `put` cuts a single Uint8Array into
- * @property {(name: string, bytes: Uint8Array | Uint8Array[], info?: object, options?: ProgressOptions)
- *   => Promise<StoredInfo>} put  resolves, once committed, to the info record it wrote; an array
- *   is stored one chunk per element (a whole ArrayBuffer as it is, without a copy)
- * @property {(name: string, options?: ProgressOptions) => Promise<Uint8Array>} get  the bytes, contiguous
- * @property {(name: string, options?: ProgressOptions) => Promise<Uint8Array[]>} getChunks  the same
- *   bytes as stored, one Uint8Array per chunk in order (no joined copy); an empty model has none
- * @property {(name: string) => Promise<StoredInfo>} info
- * @property {() => Promise<Record<string, StoredInfo>>} list
- * @property {(from: string, to: string) => Promise<void>} copy
- * @property {(from: string, to: string) => Promise<void>} move
- * @property {(name: string) => Promise<void>} remove
- * @property {(callback: (event: ChangeEvent) => void) => () => void} onChange
- * @property {() => void} close
- */
 
 // ---- promisified IndexedDB ---------------------------------------------------------------------
 
@@ -144,7 +123,7 @@ function disconnect(factory) {
   cached?.promise.then((db) => db.close(), () => {});
 }
 
-// ---- errors and arguments ----------------------------------------------------------------------
+// ---- errors and key ranges ---------------------------------------------------------------------
 
 function unavailable(cause) {
   const why = cause ? `: ${cause.name}: ${cause.message}` : '';
@@ -154,102 +133,7 @@ function unavailable(cause) {
   return err;
 }
 
-function notFound(name) {
-  return new ModelError('not_found', `no model named ${JSON.stringify(name)} in the store`);
-}
-
-function corrupt(name, what) {
-  return new ModelError('corrupt_record', `stored model ${JSON.stringify(name)}: ${what}`);
-}
-
-function quotaExceeded(needed, available) {
-  const details = {};
-  if (needed !== undefined) details.needed = needed;
-  if (available !== undefined) details.available = available;
-  const room = available === undefined ? '' : `, only ${available} are available`;
-  return new ModelError('quota_exceeded',
-    `not enough storage to save the model: ${needed ?? 'more'} bytes needed${room}`, details);
-}
-
-/**
- * Must turn every IndexedDB failure (a DOMException) into a ModelError with a stable code.
- * Anything else (a ModelError, an onProgress callback's own error) passes through unchanged.
- */
-function toModelError(err, needed, available) {  // available: what estimate() promised
-  if (!(err instanceof DOMException)) return err;
-  let mapped;
-  if (err.name === 'QuotaExceededError') {
-    // The browser refused the write although estimate() promised room (a nearly full disk):
-    // the estimate is no measure of what is available then, so it is not reported as such.
-    mapped = new ModelError('quota_exceeded',
-      `not enough storage to save the model: the browser refused to store ${needed ?? 'the'} bytes` +
-      (available === undefined ? '' : ` (its estimate() had promised ${available})`),
-      needed === undefined ? {} : { needed });
-  }
-  else if (err.name === 'DataCloneError') {
-    mapped = new ModelError('invalid_argument', `info cannot be stored: ${err.message}`);
-  } else {
-    mapped = new ModelError('io_error', `IndexedDB failed: ${err.name}: ${err.message}`);
-  }
-  mapped.cause = err;
-  return mapped;
-}
-
-function checkName(name, what = 'name') {
-  if (typeof name !== 'string' || name.length === 0 || name.length > maxNameLength) {
-    throw new ModelError('invalid_argument',
-      `${what} must be a non-empty string of at most ${maxNameLength} characters`);
-  }
-}
-
-function checkProgress(onProgress) {
-  if (onProgress !== undefined && typeof onProgress !== 'function') {
-    throw new ModelError('invalid_argument', 'onProgress must be a function');
-  }
-}
-
 const rangeOf = (IDBKeyRange, name) => IDBKeyRange.bound([name, 0], [name, Infinity]);
-
-// ---- navigator.storage -------------------------------------------------------------------------
-
-/**
- * Asks the browser not to evict this origin's storage.
- * @returns {Promise<boolean>} true when storage is (now) persistent; false when refused or absent
- */
-export async function requestPersistence() {
-  const storage = globalThis.navigator?.storage;
-  if (typeof storage?.persist !== 'function') return false;
-  try {
-    if (typeof storage.persisted === 'function' && (await storage.persisted())) return true;
-    return (await storage.persist()) === true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * @returns {Promise<{ usage: number, quota: number } | null>} null where the browser cannot tell
- */
-export async function storageEstimate() {
-  const storage = globalThis.navigator?.storage;
-  if (typeof storage?.estimate !== 'function') return null;
-  try {
-    const { usage, quota } = await storage.estimate();
-    return Number.isFinite(usage) && Number.isFinite(quota) ? { usage, quota } : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Must fail fast, before writing anything, when the estimate says `bytes` will not fit. */
-async function checkQuota(bytes) {
-  const needed = bytes + quotaMargin;
-  const estimate = await storageEstimate();
-  if (!estimate) return { needed };
-  const available = Math.max(0, estimate.quota - estimate.usage);
-  if (available < needed) throw quotaExceeded(needed, available);
-  return { needed, available };
-}
 
 // ---- the store ---------------------------------------------------------------------------------
 
@@ -261,7 +145,7 @@ async function checkQuota(bytes) {
  *   factory's own with an in-memory IndexedDB such as fake-indexeddb)
  * @param {number} [options.chunkBytes]         bytes per stored chunk, default 8 MiB
  * @param {number} [options.blockedTimeoutMs]   give up opening after this long, default 10 s
- * @returns {Promise<Store>}
+ * @returns {Promise<import('./storage.js').Store>}
  */
 export async function openStore(options = {}) {
   const {
@@ -285,31 +169,11 @@ export async function openStore(options = {}) {
       'IDBKeyRange is not available: pass the one that belongs to options.indexedDB');
   }
   await connect(factory, blockedTimeoutMs);
-
-  let closed = false;
-  const listeners = new Set();
-  const channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel(channelName) : null;
-  channel?.unref?.(); // Node: must not keep the process alive
-  if (channel) {
-    channel.onmessage = (event) => {
-      const { type, names } = event.data ?? {};
-      if (type === 'change' && Array.isArray(names)) emit(names);
-    };
-  }
-
-  function emit(names) {
-    for (const callback of [...listeners]) {
-      try {
-        callback({ type: 'change', names: [...names] });
-      } catch (err) {
-        (globalThis.reportError ?? console.error)(err); // one bad listener must not stop the rest
-      }
-    }
-  }
+  const sync = openSync({ lock: writeLock, channel: channelName });
 
   /** Must run `body` in ONE transaction and settle only once that transaction has finished. */
   async function transact(storeNames, mode, body, quota = {}) {
-    if (closed) throw new ModelError('storage_unavailable', 'this store was closed; reopen it');
+    if (sync.closed) throw storeClosed();
     for (let attempt = 0; ; attempt++) {
       const db = await connect(factory, blockedTimeoutMs);
       let tx;
@@ -323,7 +187,7 @@ export async function openStore(options = {}) {
           if (connections.get(factory)?.db === db) disconnect(factory);
           continue;
         }
-        throw toModelError(err);
+        throw toModelError(err, 'IndexedDB');
       }
       const finished = done(tx);
       let result;
@@ -334,25 +198,15 @@ export async function openStore(options = {}) {
         await finished.catch(() => {});
         // A failed request reports AbortError for the rest; tx.error holds the real cause.
         const cause = err instanceof ModelError || !tx.error ? err : tx.error;
-        throw toModelError(cause, quota.needed, quota.available);
+        throw toModelError(cause, 'IndexedDB', quota);
       }
       try {
         await finished;
       } catch (err) {
-        throw toModelError(err, quota.needed, quota.available);
+        throw toModelError(err, 'IndexedDB', quota);
       }
       return result;
     }
-  }
-
-  /** Must hold the cross-tab write lock (where there is one), then tell every tab what changed. */
-  async function write(names, body) {
-    if (closed) throw new ModelError('storage_unavailable', 'this store was closed; reopen it');
-    const locks = globalThis.navigator?.locks;
-    if (typeof locks?.request === 'function') await locks.request(writeLock, body);
-    else await body();
-    emit(names);
-    if (!closed) channel?.postMessage({ type: 'change', names });
   }
 
   /** Reads a name's info record; must never open the `chunks` store. */
@@ -371,7 +225,7 @@ export async function openStore(options = {}) {
       await readInfo(from); // must still report a missing name; otherwise nothing to do
       return;
     }
-    await write(keepSource ? [to] : [from, to], async () => {
+    await sync.write(keepSource ? [to] : [from, to], async () => {
       // A move frees what it writes, so only a copy must find room first.
       const { bytes } = await readInfo(from);
       const quota = keepSource ? await checkQuota(bytes) : { needed: bytes };
@@ -438,21 +292,14 @@ export async function openStore(options = {}) {
 
     async put(name, bytes, info = {}, { onProgress } = {}) {
       checkName(name);
-      const isBytes = (b) => Object.prototype.toString.call(b) === '[object Uint8Array]';
       // Given as chunks, each is stored as one chunk: as it is when it is a whole ArrayBuffer.
-      const given = Array.isArray(bytes) ? [...bytes] : null;
-      if (given ? !given.every(isBytes) : !isBytes(bytes)) {
-        throw new ModelError('invalid_argument', 'bytes must be a Uint8Array or an array of Uint8Arrays');
-      }
-      if (typeof info !== 'object' || info === null || Array.isArray(info)) {
-        throw new ModelError('invalid_argument', 'info must be a plain object');
-      }
+      const given = checkPut(bytes, info);
       checkProgress(onProgress);
       const fields = { ...info }; // as it is now, whatever the caller does to it meanwhile
       const total = given ? given.reduce((n, c) => n + c.byteLength, 0) : bytes.byteLength;
       const count = given ? given.length : Math.ceil(total / chunkBytes);
       let record;
-      await write([name], async () => {
+      await sync.write([name], async () => {
         const quota = await checkQuota(total);
         await transact(['info', 'chunks'], 'readwrite', async (tx) => {
           const chunks = tx.objectStore('chunks');
@@ -475,15 +322,7 @@ export async function openStore(options = {}) {
     },
 
     async get(name, options = {}) {
-      const chunks = await getChunks(name, options);
-      if (chunks.length === 1) return chunks[0]; // already one contiguous array: no copy
-      const out = new Uint8Array(chunks.reduce((n, chunk) => n + chunk.length, 0));
-      let at = 0;
-      for (const chunk of chunks) {
-        out.set(chunk, at);
-        at += chunk.length;
-      }
-      return out;
+      return joinChunks(await getChunks(name, options));
     },
 
     getChunks,
@@ -505,7 +344,7 @@ export async function openStore(options = {}) {
 
     async remove(name) {
       checkName(name);
-      await write([name], () => transact(['info', 'chunks'], 'readwrite', async (tx) => {
+      await sync.write([name], () => transact(['info', 'chunks'], 'readwrite', async (tx) => {
         const infos = tx.objectStore('info');
         if (!(await promisify(infos.get(name)))) throw notFound(name);
         tx.objectStore('chunks').delete(rangeOf(IDBKeyRange, name));
@@ -513,20 +352,11 @@ export async function openStore(options = {}) {
       }));
     },
 
-    onChange(callback) {
-      if (typeof callback !== 'function') {
-        throw new ModelError('invalid_argument', 'onChange needs a function');
-      }
-      const entry = (event) => callback(event); // the same callback twice: two subscriptions
-      listeners.add(entry);
-      return () => listeners.delete(entry);
-    },
+    onChange: sync.onChange,
 
     close() {
-      if (closed) return;
-      closed = true;
-      listeners.clear();
-      channel?.close();
+      if (sync.closed) return;
+      sync.close();
       disconnect(factory);
     },
   };
