@@ -45,47 +45,52 @@ Status flatten_forward(const Tensor& x, int start, int end, Tensor& y) {
 
 }  // namespace
 
-const char* layer_kind_name(LayerKind kind) {
-    switch (kind) {
-#define MODELKEEP_X(kind, code, name, torch_class) \
-    case LayerKind::kind: return name;
-        MODELKEEP_LAYER_KINDS(MODELKEEP_X)
+namespace {
+
+struct KindNames {
+    LayerKind kind;
+    const char* name;
+    const char* torch_class;
+};
+
+constexpr KindNames kind_names[] = {
+#define MODELKEEP_X(kind, code, name, torch_class) {LayerKind::kind, name, torch_class},
+    MODELKEEP_LAYER_KINDS(MODELKEEP_X)
 #undef MODELKEEP_X
-    }
-    return "unknown";
+};
+static_assert(sizeof kind_names / sizeof kind_names[0] == layer_kind_count, "one entry per kind");
+
+}  // namespace
+
+const char* layer_kind_name(LayerKind kind) {
+    const unsigned i = unsigned(kind) - 1;  // codes are 1 .. layer_kind_count, in list order
+    return i < layer_kind_count ? kind_names[i].name : "unknown";
 }
 
 bool parse_layer_kind(const std::string& text, LayerKind& out) {
-#define MODELKEEP_X(kind, code, name, torch_class) \
-    if (text == name) {                            \
-        out = LayerKind::kind;                     \
-        return true;                               \
-    }
-    MODELKEEP_LAYER_KINDS(MODELKEEP_X)
-#undef MODELKEEP_X
+    for (const KindNames& k : kind_names)
+        if (text == k.name) {
+            out = k.kind;
+            return true;
+        }
     return false;
 }
 
 bool layer_kind_of_torch_class(const std::string& path, LayerKind& out) {
-#define MODELKEEP_X(kind, code, name, torch_class) \
-    if (path == torch_class) {                     \
-        out = LayerKind::kind;                     \
-        return true;                               \
-    }
-    MODELKEEP_LAYER_KINDS(MODELKEEP_X)
-#undef MODELKEEP_X
+    for (const KindNames& k : kind_names)
+        if (path == k.torch_class) {
+            out = k.kind;
+            return true;
+        }
     return false;
 }
 
 const char* known_layer_kinds() {
-    static const std::string names = [] {
-        std::string s;
-#define MODELKEEP_X(kind, code, name, torch_class) s += s.empty() ? name : ", " name;
-        MODELKEEP_LAYER_KINDS(MODELKEEP_X)
+    return &(""
+#define MODELKEEP_X(kind, code, name, torch_class) ", " name
+             MODELKEEP_LAYER_KINDS(MODELKEEP_X)
 #undef MODELKEEP_X
-        return s;
-    }();
-    return names.c_str();
+             )[2];  // past the first ", "
 }
 
 bool valid_layer_name(const std::string& name) {

@@ -234,9 +234,10 @@ void Sequential::set_weight_dtype(DType dtype, std::vector<std::string>* unchang
 }
 
 std::uint64_t Sequential::state_dict_bytes() const {
-    std::uint64_t bytes = 0;
+    // The values; per tensor its slot and key; per layer its parameter list, made on the way.
+    std::uint64_t bytes = layers_.size() * 1024;
     for (const auto& [key, shape] : state_dict_shapes()) bytes += numel(shape) * sizeof(float) + sizeof(NamedTensor) + key.size() + 64;
-    return bytes + layers_.size() * 1024;  // each layer's parameter list, made on the way
+    return bytes;
 }
 
 std::uint64_t Sequential::set_weight_dtype_bytes(DType dtype) const {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything `npm test` runs, in order: the native build and its GoogleTest
-# suite; the WebAssembly builds (default and pthreads), the package's tests in Node and in headless
+# suite; the WebAssembly builds (default, pthreads and lean), the package's tests in Node and in headless
 # Chromium, and the packed tarball in a scratch app; the native suite again under ASan + UBSan; a short libFuzzer run of
 # each fuzz target. Stops at the first failure; prints the totals at the end.
 set -euo pipefail
@@ -22,6 +22,7 @@ step "WebAssembly build"
 bash scripts/build-wasm.sh
 node scripts/check-size.mjs
 bash scripts/build-wasm.sh --threads  # the optional pthreads build: tests/browser/threads.test.mjs
+bash scripts/build-wasm.sh --lean     # without the importer: tests/js/lean.test.mjs
 
 step "package tests in Node, and the TypeScript declarations"
 run_node tests/js/

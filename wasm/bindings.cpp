@@ -638,17 +638,6 @@ val read_tensors(const val& u8) {
 #endif
 }
 
-/// SPEC → { ok, architecture (canonical) } or a failure.
-val check_spec(const std::string& spec) {
-    std::vector<LayerSpec> specs;
-    Status st = parse_spec(spec, specs);
-    if (st.ok()) st = validate_specs(specs);
-    if (!st.ok()) return fail(st);
-    val out = success();
-    out.set("architecture", format_spec(specs));
-    return out;
-}
-
 }  // namespace
 
 EMSCRIPTEN_BINDINGS(modelkeep) {
@@ -669,7 +658,6 @@ EMSCRIPTEN_BINDINGS(modelkeep) {
         .function("memoryBytes", &ModelHandle::memory_bytes);
     emscripten::function("fileInfo", &file_info);
     emscripten::function("readTensors", &read_tensors);
-    emscripten::function("checkSpec", &check_spec);
     // Threads the kernels use: 1, or up to 4 in the pthreads build (parallel.hpp).
     emscripten::function("threadCount", +[]() { return double(thread_count()); });
 }

@@ -56,7 +56,9 @@ export type CoreErrorCode =
   | 'unsupported_byteorder'
   | 'needs_architecture'
   | 'bad_header_json'
-  | 'bad_offsets';
+  | 'bad_offsets'
+  // builds
+  | 'needs_importer';
 
 /** The codes only the JavaScript layer throws: docs/API.md "Errors". */
 export type JsErrorCode =
