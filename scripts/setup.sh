@@ -9,9 +9,10 @@ set -euo pipefail
 # benchmarks (Google Benchmark), the fuzzers (clang with libFuzzer), the
 # WebAssembly build (emscripten), the browser tests (chromium), and the PyTorch
 # interop tests: real torch checks our exports (python3-torch) and zlib is the
-# reference compressor the inflate tests decode (zlib1g-dev, tests only).
+# reference compressor the inflate tests decode (zlib1g-dev, tests only); the
+# C++ formatting check (clang-format).
 packages=(cmake make g++ libxtensor-dev xtl-dev googletest libgtest-dev libbenchmark-dev clang libclang-rt-14-dev
-          emscripten chromium python3-torch zlib1g-dev)
+          emscripten chromium python3-torch zlib1g-dev clang-format)
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything `npm test` runs, in order: the native build and its GoogleTest
+# Everything `npm test` runs, in order: the formatting check; the native build and its GoogleTest
 # suite; the WebAssembly builds (default, pthreads and lean), the package's tests in Node and in headless
 # Chromium, and the packed tarball in a scratch app; the native suite again under ASan + UBSan; a short libFuzzer run of
 # each fuzz target. Stops at the first failure; prints the totals at the end.
@@ -12,6 +12,9 @@ trap 'rm -f "$log"' EXIT
 # Each runner's output is kept so that the totals of every stage can be summed at the end.
 run_ctest() { ctest "$@" | tee -a "$log"; }
 run_node() { node --test --test-reporter=tap "$@" | tee -a "$log"; }
+
+step "formatting (clang-format, prettier)"
+bash scripts/format.sh --check
 
 step "native build + tests"
 cmake --preset native >/dev/null
