@@ -22,8 +22,7 @@ float sigmoid1(float v) {
 
 // Over each row of the last dim: log_out ? x - max - log Σ exp : exp(x - max) / Σ.
 Status softmax_rows(const Tensor& x, Tensor& y, bool log_out) {
-    if (x.dimension() < 1)
-        return error(Code::shape_mismatch, "softmax needs an input of rank >= 1, got a scalar");
+    if (x.dimension() < 1) return error(Code::shape_mismatch, "softmax needs an input of rank >= 1, got a scalar");
     const std::size_t n = x.shape()[x.dimension() - 1];
     y.resize(x.shape());
     if (n == 0) return Status::success();

@@ -14,10 +14,10 @@ namespace modelkeep {
 
 struct Activation {
     enum class Kind : std::uint8_t {
-        none,       // f(v) = v
-        relu,       // max(v, 0)
-        leaky_relu, // v > 0 ? v : v · slope
-        sigmoid,    // 1 / (1 + e^-v)
+        none,        // f(v) = v
+        relu,        // max(v, 0)
+        leaky_relu,  // v > 0 ? v : v · slope
+        sigmoid,     // 1 / (1 + e^-v)
         tanh,
         gelu,       // v/2 · (1 + erf(v/√2))
         gelu_tanh,  // v/2 · (1 + tanh(√(2/π)(v + 0.044715v³)))

@@ -66,8 +66,7 @@ bool compact_weight(const Tensor& w, DType dtype, CompactWeight& out) {
             if (!quantize_int8(x, c.rows, c.cols, stored.data())) return false;
             return compact_from_stored(dtype, c.rows, c.cols, stored.data(), out);
         }
-        case DType::f32:
-            return false;
+        case DType::f32: return false;
     }
     out = std::move(c);
     return true;
@@ -157,11 +156,9 @@ Tensor expand_weight(const CompactWeight& w) {
             break;
         case DType::int8:
             for (std::size_t r = 0; r < w.rows; ++r)
-                for (std::size_t c = 0; c < w.cols; ++c)
-                    dst[r * w.cols + c] = float(w.q[r * w.cols + c]) * w.scale[r];
+                for (std::size_t c = 0; c < w.cols; ++c) dst[r * w.cols + c] = float(w.q[r * w.cols + c]) * w.scale[r];
             break;
-        case DType::f32:
-            break;
+        case DType::f32: break;
     }
     return t;
 }

@@ -21,11 +21,11 @@
 namespace modelkeep {
 
 struct CompactWeight {
-    DType dtype = DType::f32;  // f32: none (the layer's float32 tensor holds the weight)
-    std::size_t rows = 0, cols = 0;     // (out, in)
-    std::vector<std::uint16_t> half;    // f16 / bf16 bits, rows × cols
-    std::vector<float> scale;           // int8: rows
-    std::vector<std::int8_t> q;         // int8: rows × cols
+    DType dtype = DType::f32;         // f32: none (the layer's float32 tensor holds the weight)
+    std::size_t rows = 0, cols = 0;   // (out, in)
+    std::vector<std::uint16_t> half;  // f16 / bf16 bits, rows × cols
+    std::vector<float> scale;         // int8: rows
+    std::vector<std::int8_t> q;       // int8: rows × cols
     // f16 subnormals (0 < |w| < 2^-14) decode to float32 subnormals in the
     // kernels' bit trick, and x86 takes a slow path for every arithmetic
     // operation on one. So `half` holds them as ±0 and they live here, by row

@@ -16,11 +16,16 @@ const char* dtype_name(DType dtype) {
 }
 
 bool parse_dtype(const std::string& name, DType& out) {
-    if (name == "f32") out = DType::f32;
-    else if (name == "f16") out = DType::f16;
-    else if (name == "bf16") out = DType::bf16;
-    else if (name == "int8") out = DType::int8;
-    else return false;
+    if (name == "f32")
+        out = DType::f32;
+    else if (name == "f16")
+        out = DType::f16;
+    else if (name == "bf16")
+        out = DType::bf16;
+    else if (name == "int8")
+        out = DType::int8;
+    else
+        return false;
     return true;
 }
 

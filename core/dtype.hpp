@@ -51,7 +51,7 @@ inline std::uint16_t f32_to_f16(float x) {
         return std::uint16_t(sign | 0x7C00u | (abs > 0x7F800000u ? 0x0200u | ((abs >> 13) & 0x3FFu) : 0));
     if (abs >= 0x477FF000u) return std::uint16_t(sign | 0x7C00u);  // rounds past 65504 → inf
     if (abs < 0x38800000u) {                                       // f16 subnormal or zero
-        if (abs < 0x33000000u) return std::uint16_t(sign);          // below half the smallest subnormal
+        if (abs < 0x33000000u) return std::uint16_t(sign);         // below half the smallest subnormal
         const std::uint32_t exp = abs >> 23;
         const std::uint32_t mant = (abs & 0x7FFFFFu) | 0x800000u;
         const std::uint32_t shift = 126 - exp;  // 14 + (113 - exp) - 1 ... maps to 2^-24 units

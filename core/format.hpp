@@ -132,8 +132,7 @@ Status read_file(const std::uint8_t* data, std::size_t size, LoadedFile& out);
 /// dict gives wrong_kind with a hint to use load_state_dict, before any data is read).
 /// Linear weights stored f16, bf16 or int8 stay compact in memory (compact.hpp).
 /// `file`, if given, receives the file's info (data_checked set).
-Status read_model(const ByteSource& source, Sequential& model, Metadata* metadata = nullptr,
-                  FileInfo* file = nullptr);
+Status read_model(const ByteSource& source, Sequential& model, Metadata* metadata = nullptr, FileInfo* file = nullptr);
 Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model, Metadata* metadata = nullptr);
 
 /// The most memory read_model (as_model) or read_file holds at once for a

@@ -64,13 +64,13 @@ struct Cursor {
             if (left() < 1) return overrun(what);
             const std::uint8_t b = data[pos++];
             if (i == 9 && b > 1)
-                return error(Code::bad_varint, section + " section: " + what + " at byte " +
-                                                   std::to_string(start) + " does not fit 64 bits");
+                return error(Code::bad_varint, section + " section: " + what + " at byte " + std::to_string(start) +
+                                                   " does not fit 64 bits");
             out |= std::uint64_t(b & 0x7F) << (7 * i);
             if (!(b & 0x80)) {
                 if (b == 0 && i > 0)
-                    return error(Code::bad_varint, section + " section: " + what + " at byte " +
-                                                       std::to_string(start) + " is not canonical (overlong)");
+                    return error(Code::bad_varint, section + " section: " + what + " at byte " + std::to_string(start) +
+                                                       " is not canonical (overlong)");
                 break;
             }
         }
@@ -169,8 +169,10 @@ Status read_layer(Cursor& c, LayerSpec& s) {
             MK_TRY(c.u8(flags, "norm flags"));
             allowed = 3;
             s.affine = flags & 1;
-            if (s.kind == LayerKind::layer_norm) s.bias = flags & 2;
-            else s.track_running_stats = flags & 2;
+            if (s.kind == LayerKind::layer_norm)
+                s.bias = flags & 2;
+            else
+                s.track_running_stats = flags & 2;
             break;
         case LayerKind::relu:
         case LayerKind::sigmoid:
@@ -178,8 +180,7 @@ Status read_layer(Cursor& c, LayerSpec& s) {
         case LayerKind::silu:
         case LayerKind::softmax:
         case LayerKind::log_softmax:
-        case LayerKind::identity:
-            break;  // nothing follows the kind
+        case LayerKind::identity: break;  // nothing follows the kind
     }
     if (flags & ~allowed)
         return error(Code::invalid_argument, "layer '" + s.name + "' (" + layer_kind_name(s.kind) +
@@ -241,8 +242,8 @@ Status check_architecture(const FileInfo& info) {
             const TensorInfo& t = info.tensors[i++];
             if (t.name != key)
                 return error(Code::arch_mismatch, "tensor " + std::to_string(i - 1) + " is '" + t.name +
-                                                      "' but layer '" + s.name + "' (" + format_layer(s) +
-                                                      ") needs '" + key + "' there");
+                                                      "' but layer '" + s.name + "' (" + format_layer(s) + ") needs '" +
+                                                      key + "' there");
             if (t.shape != p.shape)
                 return error(Code::arch_mismatch, "tensor '" + key + "' is " + shape_to_string(t.shape) +
                                                       " but layer '" + s.name + "' (" + format_layer(s) + ") needs " +
@@ -264,7 +265,8 @@ Status read_fixed_header(const ByteSource& source, FileInfo& info, std::vector<s
     source.read(0, header.data(), header.size());
     const std::uint8_t* data = header.data();
     for (std::size_t i = 0; i < 4 && i < header.size(); ++i)
-        if (data[i] != format_magic[i]) return error(Code::bad_magic, "not a modelkeep file (the first bytes are not \\x89MKP)");
+        if (data[i] != format_magic[i])
+            return error(Code::bad_magic, "not a modelkeep file (the first bytes are not \\x89MKP)");
     if (size < fixed_header_bytes)
         return error(Code::truncated, "the file is " + std::to_string(size) + " bytes, shorter than the " +
                                           std::to_string(fixed_header_bytes) + "-byte fixed header");
@@ -277,7 +279,8 @@ Status read_fixed_header(const ByteSource& source, FileInfo& info, std::vector<s
                          (info.major > format_major ? " (a newer modelkeep wrote it: upgrade)" : ""));
     const std::uint32_t header_len = le32(data + 12);
     if (header_len < fixed_header_bytes)
-        return error(Code::bad_section, "header_len " + std::to_string(header_len) + " is shorter than the fixed header");
+        return error(Code::bad_section,
+                     "header_len " + std::to_string(header_len) + " is shorter than the fixed header");
     if (header_len > max_header_bytes)
         return error(Code::header_too_large, "header_len " + std::to_string(header_len) + " is over the cap of " +
                                                  std::to_string(max_header_bytes));
@@ -295,7 +298,9 @@ Status read_fixed_header(const ByteSource& source, FileInfo& info, std::vector<s
         return error(Code::checksum_mismatch, "header CRC-32 is " + hex32(header_crc) + " but the file says " +
                                                   hex32(want_header_crc) + ": the header is corrupted");
     const std::uint8_t kind = data[6];
-    if (kind != 1 && kind != 2) return error(Code::unknown_kind, "file kind " + std::to_string(kind) + " is neither 1 (model) nor 2 (state dict)");
+    if (kind != 1 && kind != 2)
+        return error(Code::unknown_kind,
+                     "file kind " + std::to_string(kind) + " is neither 1 (model) nor 2 (state dict)");
     info.kind = FileKind(kind);
     info.align_log2 = data[7];
     if (info.align_log2 < 2 || info.align_log2 > 12)
@@ -328,7 +333,10 @@ Status read_sections(const std::vector<std::uint8_t>& header, FileInfo& info) {
         last_tag = tag;
         Cursor c{data, h.pos, h.pos + std::size_t(len), ""};
         switch (tag) {
-            case 1: c.section = "METADATA"; MK_TRY(read_metadata(c, info.metadata)); break;
+            case 1:
+                c.section = "METADATA";
+                MK_TRY(read_metadata(c, info.metadata));
+                break;
             case 2: {
                 c.section = "LAYERS";
                 if (info.kind != FileKind::model)
@@ -344,22 +352,26 @@ Status read_sections(const std::vector<std::uint8_t>& header, FileInfo& info) {
                 have_layers = true;
                 break;
             }
-            case 3: c.section = "TENSORS"; MK_TRY(read_tensors(c, info.tensors)); have_tensors = true; break;
+            case 3:
+                c.section = "TENSORS";
+                MK_TRY(read_tensors(c, info.tensors));
+                have_tensors = true;
+                break;
             default:
                 if (tag < 128)
-                    return error(Code::unknown_section, "required section " + std::to_string(tag) +
-                                                            " is unknown to this reader (format " +
-                                                            std::to_string(format_major) + "." +
-                                                            std::to_string(format_minor) + ")");
+                    return error(Code::unknown_section,
+                                 "required section " + std::to_string(tag) + " is unknown to this reader (format " +
+                                     std::to_string(format_major) + "." + std::to_string(format_minor) + ")");
                 c.pos = c.end;  // optional: skip
         }
         if (c.pos != c.end)
-            return error(Code::bad_section, c.section + " section has " + std::to_string(c.end - c.pos) +
-                                                " unread bytes at its end");
+            return error(Code::bad_section,
+                         c.section + " section has " + std::to_string(c.end - c.pos) + " unread bytes at its end");
         pos = c.end;
     }
     if (!have_tensors) return error(Code::bad_section, "the TENSORS section is missing");
-    if (info.kind == FileKind::model && !have_layers) return error(Code::bad_section, "a model file without a LAYERS section");
+    if (info.kind == FileKind::model && !have_layers)
+        return error(Code::bad_section, "a model file without a LAYERS section");
     return Status::success();
 }
 
@@ -395,8 +407,8 @@ Status read_header(const ByteSource& source, FileInfo& info, std::uint32_t& want
     info = FileInfo{};
     std::vector<std::uint8_t> header;
     MK_TRY(read_fixed_header(source, info, header, want_data_crc));  // steps 1 and 2
-    MK_TRY(read_sections(header, info));                              // step 3
-    if (info.kind == FileKind::model) {                               // step 4: layers against tensors (§8)
+    MK_TRY(read_sections(header, info));                             // step 3
+    if (info.kind == FileKind::model) {                              // step 4: layers against tensors (§8)
         MK_TRY(check_architecture(info));
         info.param_count = param_count(info.layers);
     } else {
@@ -491,9 +503,9 @@ Status read_tensor(DataStream& in, const TensorInfo& t, Param* out, bool keep_co
                 float scale;
                 std::memcpy(&scale, p + 4 * i, 4);
                 if ((!(scale >= 0.0f) || !std::isfinite(scale)) && bad_scale.ok())
-                    bad_scale = error(Code::bad_scale, "tensor '" + t.name + "' row " + std::to_string(r) +
-                                                           " has scale " + format_float(scale) +
-                                                           " (must be finite and >= 0)");
+                    bad_scale =
+                        error(Code::bad_scale, "tensor '" + t.name + "' row " + std::to_string(r) + " has scale " +
+                                                   format_float(scale) + " (must be finite and >= 0)");
                 if (out) scales[r] = scale;
             }
             at += n * 4;
@@ -557,10 +569,10 @@ Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t w
         const std::uint8_t* pad = in.chunk(prev_end, std::size_t(t.offset - prev_end));  // < 2^align_log2 bytes
         for (std::uint64_t b = prev_end; b < t.offset; ++b)
             if (pad[b - prev_end] != 0)
-                return error(Code::bad_padding, "padding byte " + std::to_string(b) + " before tensor '" + t.name +
-                                                    "' is not zero");
-        const Status st = read_tensor(in, t, params ? &params->emplace_back() : nullptr,
-                                      keep_compact && (*keep_compact)[i]);
+                return error(Code::bad_padding,
+                             "padding byte " + std::to_string(b) + " before tensor '" + t.name + "' is not zero");
+        const Status st =
+            read_tensor(in, t, params ? &params->emplace_back() : nullptr, keep_compact && (*keep_compact)[i]);
         if (bad_scale.ok()) bad_scale = st;
         prev_end = t.offset + t.bytes;
     }
@@ -602,8 +614,9 @@ Status read_model(const ByteSource& source, Sequential& model, Metadata* metadat
     std::uint32_t want_data_crc = 0;
     MK_TRY(read_header(source, info, want_data_crc));
     if (info.kind != FileKind::model)
-        return error(Code::wrong_kind, "the file is a state dict without an architecture: build the model "
-                                       "from a SPEC and use load_state_dict");
+        return error(Code::wrong_kind,
+                     "the file is a state dict without an architecture: build the model "
+                     "from a SPEC and use load_state_dict");
     // Linear weights stored f16 / bf16 / int8 stay so in memory (compact.hpp).
     std::vector<bool> keep_compact;
     for (const LayerSpec& s : info.layers) {
@@ -627,8 +640,8 @@ Status read_model_as(const ByteSource& source, const std::string& architecture, 
         MK_TRY(read_info(source, false, head));
         std::vector<std::pair<std::string, Shape>> shapes;
         for (const TensorInfo& t : head.tensors) shapes.emplace_back(t.name, t.shape);
-        return error(Code::needs_architecture,
-                     "a modelkeep state dict holds weights, not the layers that use them. " + architecture_advice(shapes));
+        return error(Code::needs_architecture, "a modelkeep state dict holds weights, not the layers that use them. " +
+                                                   architecture_advice(shapes));
     }
     std::vector<LayerSpec> specs;
     MK_TRY(parse_spec(architecture, specs));
@@ -641,7 +654,9 @@ Status read_model_as(const ByteSource& source, const std::string& architecture, 
 
 std::uint64_t read_bytes(const FileInfo& info, bool as_model) {
     std::uint64_t tensors = 0, largest_f16 = 0, chunk = 0;
-    const auto through_chunk = [&](std::uint64_t bytes) { chunk = std::max(chunk, std::min<std::uint64_t>(bytes, read_chunk_bytes)); };
+    const auto through_chunk = [&](std::uint64_t bytes) {
+        chunk = std::max(chunk, std::min<std::uint64_t>(bytes, read_chunk_bytes));
+    };
     for (const TensorInfo& t : info.tensors) {
         const std::uint64_t e = numel(t.shape);
         // In a model file, the rank-2 tensors are exactly the Linear weights.

@@ -79,8 +79,7 @@ void layer_record(Bytes& w, const LayerSpec& s) {
         case LayerKind::silu:
         case LayerKind::softmax:
         case LayerKind::log_softmax:
-        case LayerKind::identity:
-            break;  // nothing follows the kind
+        case LayerKind::identity: break;  // nothing follows the kind
     }
 }
 
@@ -108,11 +107,10 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
     if (opt.align_log2 < 2 || opt.align_log2 > 12)
         return error(Code::bad_alignment, "align_log2 " + std::to_string(opt.align_log2) + " is outside 2..12");
     if (items.size() > max_tensors)
-        return error(Code::limit_exceeded, std::to_string(items.size()) + " tensors, over the cap of " +
-                                               std::to_string(max_tensors));
+        return error(Code::limit_exceeded,
+                     std::to_string(items.size()) + " tensors, over the cap of " + std::to_string(max_tensors));
     if (opt.metadata.size() > max_metadata_entries)
-        return error(Code::limit_exceeded, std::to_string(opt.metadata.size()) +
-                                               " metadata entries, over the cap of " +
+        return error(Code::limit_exceeded, std::to_string(opt.metadata.size()) + " metadata entries, over the cap of " +
                                                std::to_string(max_metadata_entries));
     WritePlan p;
     FileInfo& info = p.info;
@@ -357,7 +355,8 @@ Status plan_state_dict(const StateDict& tensors, const WriteOptions& options, Wr
 
 void emit_file(const WritePlan& plan, ByteSink& sink, std::size_t scratch_bytes) {
     const std::uint64_t header_len = plan.info.header_bytes;
-    sink.write(fixed_header_bytes, plan.header.data() + fixed_header_bytes, std::size_t(header_len) - fixed_header_bytes);
+    sink.write(fixed_header_bytes, plan.header.data() + fixed_header_bytes,
+               std::size_t(header_len) - fixed_header_bytes);
     Emitter data(sink, header_len, scratch_bytes);
     for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
         const TensorInfo& t = plan.info.tensors[i];

@@ -25,8 +25,8 @@ namespace modelkeep {
 
 static Kernel g_kernel = Kernel::blocked;
 
-void matmul_nt_ref(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                   std::size_t N, std::size_t K, Activation act) {
+void matmul_nt_ref(const float* A, const float* B, const float* bias, float* C, std::size_t M, std::size_t N,
+                   std::size_t K, Activation act) {
     for (std::size_t i = 0; i < M; ++i)
         for (std::size_t j = 0; j < N; ++j) {
             float acc = 0.0f;
@@ -53,8 +53,7 @@ constexpr std::size_t KC = 256;  // K block: an 8 × 256 panel (8 KiB) stays in 
 // acc (MR × NR) += A rows [i, i+mr) × packed panel P (kc × NR), k in [0, kc).
 // A is (M, K) with row stride K, already offset to the block's first column.
 template <std::size_t mr>
-inline void micro_kernel(const float* A, std::size_t lda, const float* P, std::size_t kc,
-                         float* acc) {
+inline void micro_kernel(const float* A, std::size_t lda, const float* P, std::size_t kc, float* acc) {
 #if defined(__wasm_simd128__)
     // Two f32x4 accumulators per row (NR = 8): 8 live vectors at mr = 4.
     v128_t c0[mr], c1[mr];
@@ -174,8 +173,8 @@ inline float dot(const float* a, const Row& w, std::size_t K) {
 // weight rows of type T read through Row; the epilogue runs on the range as
 // soon as it is complete (in L1).
 template <class Row, class T>
-void gemv_range(const float* a, const T* B, const float* bias, float* c, std::size_t j0, std::size_t j1,
-                std::size_t K, Activation act) {
+void gemv_range(const float* a, const T* B, const float* bias, float* c, std::size_t j0, std::size_t j1, std::size_t K,
+                Activation act) {
     for (std::size_t j = j0; j < j1; ++j) {
         const float y = dot(a, Row{B + j * K}, K);
         c[j] = bias ? y + bias[j] : y;
@@ -195,8 +194,8 @@ void gemv(const float* A, const T* B, const float* bias, float* C, std::size_t M
 
 }  // namespace
 
-void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                    std::size_t N, std::size_t K, Activation act) {
+void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C, std::size_t M, std::size_t N,
+                    std::size_t K, Activation act) {
     gemv<F32Row>(A, B, bias, C, M, N, K, act);
 }
 
@@ -243,8 +242,8 @@ void blocked_panels(const float* A, const Pack& pack, const float* bias, float* 
 // The last K block adds its tile into C and applies act to it there. The
 // panels are split over the threads (parallel.hpp), each with its own scratch.
 template <class Pack>
-void blocked(const float* A, const Pack& pack, const float* bias, float* C, std::size_t M, std::size_t N,
-             std::size_t K, Activation act) {
+void blocked(const float* A, const Pack& pack, const float* bias, float* C, std::size_t M, std::size_t N, std::size_t K,
+             Activation act) {
     parallel_for((N + NR - 1) / NR, M * N * K, 1, [&](std::size_t p0, std::size_t p1) {
         blocked_panels(A, pack, bias, C, M, N, K, act, p0 * NR, std::min(N, p1 * NR));
     });
@@ -360,8 +359,8 @@ bool quantize_row_i16(const float* a, std::size_t K, std::int16_t* qa, std::int1
 }
 
 // Σ_k qa[k] · q[k] over [k0, k1) for four rows (exact int32).
-inline void int8_block4(const std::int16_t* qa, const std::int16_t* xs, const std::int8_t* const q[4],
-                        std::size_t k0, std::size_t k1, std::int32_t out[4]) {
+inline void int8_block4(const std::int16_t* qa, const std::int16_t* xs, const std::int8_t* const q[4], std::size_t k0,
+                        std::size_t k1, std::int32_t out[4]) {
     std::size_t k = k0;
     for (int r = 0; r < 4; ++r) out[r] = 0;
 #if defined(__wasm_simd128__)
@@ -427,14 +426,15 @@ void gemv_int8(const float* A, const CompactWeight& w, const float* bias, float*
             act.apply(c, N);
             continue;
         }
-        parallel_for(N, N * K, 4, [&](std::size_t j0, std::size_t j1) { int8_rows(qa, xs, s_a, w, bias, c, j0, j1, act); });
+        parallel_for(N, N * K, 4,
+                     [&](std::size_t j0, std::size_t j1) { int8_rows(qa, xs, s_a, w, bias, c, j0, j1, act); });
     }
 }
 
 }  // namespace
 
-void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                       std::size_t N, std::size_t K, Activation act) {
+void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M, std::size_t N,
+                       std::size_t K, Activation act) {
     const auto pack = [&](std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) {
         for (std::size_t k = 0; k < kc; ++k)
             for (std::size_t j = 0; j < NR; ++j) panel[k * NR + j] = j < nr ? B[(j0 + j) * K + k0 + k] : 0.0f;
@@ -477,8 +477,8 @@ std::uint64_t matmul_scratch_bytes(std::size_t M, std::size_t K, DType dtype) {
 void set_kernel(Kernel kernel) { g_kernel = kernel; }
 Kernel current_kernel() { return g_kernel; }
 
-void matmul_nt(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-               std::size_t N, std::size_t K, Activation act) {
+void matmul_nt(const float* A, const float* B, const float* bias, float* C, std::size_t M, std::size_t N, std::size_t K,
+               Activation act) {
     if (g_kernel == Kernel::reference)
         matmul_nt_ref(A, B, bias, C, M, N, K, act);
     else if (M < gemv_max_rows)

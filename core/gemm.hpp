@@ -20,23 +20,23 @@
 
 namespace modelkeep {
 
-struct CompactWeight;  // compact.hpp
+struct CompactWeight;             // compact.hpp
 enum class DType : std::uint8_t;  // dtype.hpp
 
 /// Reference: C[i][j] = act(bias[j] + Σ_k A[i][k] * B[j][k]). bias may be null.
-void matmul_nt_ref(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                   std::size_t N, std::size_t K, Activation act = {});
+void matmul_nt_ref(const float* A, const float* B, const float* bias, float* C, std::size_t M, std::size_t N,
+                   std::size_t K, Activation act = {});
 
 /// The same product, one dot product per output (for a few rows).
-void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                    std::size_t N, std::size_t K, Activation act = {});
+void matmul_nt_gemv(const float* A, const float* B, const float* bias, float* C, std::size_t M, std::size_t N,
+                    std::size_t K, Activation act = {});
 
 /// Rows below which matmul_nt uses the GEMV path.
 constexpr std::size_t gemv_max_rows = 4;
 
 /// Cache- and register-blocked version of the same product.
-void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-                       std::size_t N, std::size_t K, Activation act = {});
+void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M, std::size_t N,
+                       std::size_t K, Activation act = {});
 
 /// C (M, N) = A (M, K) · Wᵀ (+ bias) with W held compact (N = W.rows,
 /// K = W.cols). Reference: W expanded to float32, then matmul_nt_ref.
@@ -67,7 +67,7 @@ Kernel current_kernel();
 
 /// The kernels allocate nothing once warm: scratch that grows with K is kept
 /// per thread and reused.
-void matmul_nt(const float* A, const float* B, const float* bias, float* C, std::size_t M,
-               std::size_t N, std::size_t K, Activation act = {});
+void matmul_nt(const float* A, const float* B, const float* bias, float* C, std::size_t M, std::size_t N, std::size_t K,
+               Activation act = {});
 
 }  // namespace modelkeep

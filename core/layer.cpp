@@ -12,8 +12,7 @@ namespace modelkeep {
 namespace {
 
 Status bad(const LayerSpec& s, const std::string& what) {
-    return error(Code::invalid_argument,
-                 "layer '" + s.name + "' (" + layer_kind_name(s.kind) + "): " + what);
+    return error(Code::invalid_argument, "layer '" + s.name + "' (" + layer_kind_name(s.kind) + "): " + what);
 }
 
 // Flatten(start, end)'s output shape for an input of `rank` dims (shape[i]
@@ -90,7 +89,7 @@ const char* known_layer_kinds() {
 #define MODELKEEP_X(kind, code, name, torch_class) ", " name
              MODELKEEP_LAYER_KINDS(MODELKEEP_X)
 #undef MODELKEEP_X
-             )[2];  // past the first ", "
+                 )[2];  // past the first ", "
 }
 
 bool valid_layer_name(const std::string& name) {
@@ -100,8 +99,7 @@ bool valid_layer_name(const std::string& name) {
         if (ch == '.') {
             if (segment_empty) return false;
             segment_empty = true;
-        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                   ch == '_') {
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_') {
             segment_empty = false;
         } else {
             return false;
@@ -120,13 +118,11 @@ Status validate_layer(const LayerSpec& s) {
         return error(Code::unknown_layer, "layer '" + s.name + "' has unknown kind " + std::to_string(k));
     switch (s.kind) {
         case LayerKind::linear: {
-            if (s.in_features == 0 || s.out_features == 0)
-                return bad(s, "in_features and out_features must be >= 1");
+            if (s.in_features == 0 || s.out_features == 0) return bad(s, "in_features and out_features must be >= 1");
             std::uint64_t n;
             if (!checked_mul(s.in_features, s.out_features, n) || n > max_tensor_elements)
-                return error(Code::size_overflow, "layer '" + s.name + "' (Linear): " +
-                                                      std::to_string(s.out_features) + " x " +
-                                                      std::to_string(s.in_features) +
+                return error(Code::size_overflow, "layer '" + s.name + "' (Linear): " + std::to_string(s.out_features) +
+                                                      " x " + std::to_string(s.in_features) +
                                                       " weight is over the element cap");
             break;
         }
@@ -137,8 +133,8 @@ Status validate_layer(const LayerSpec& s) {
             if (!(s.p >= 0.0f && s.p <= 1.0f)) return bad(s, "p must be in [0, 1]");
             break;
         case LayerKind::flatten:
-            if (s.start_dim < -int(max_rank) || s.start_dim >= int(max_rank) ||
-                s.end_dim < -int(max_rank) || s.end_dim >= int(max_rank))
+            if (s.start_dim < -int(max_rank) || s.start_dim >= int(max_rank) || s.end_dim < -int(max_rank) ||
+                s.end_dim >= int(max_rank))
                 return bad(s, "start_dim and end_dim must be in [-8, 7]");
             break;
         case LayerKind::layer_norm:
@@ -154,8 +150,7 @@ Status validate_layer(const LayerSpec& s) {
         case LayerKind::silu:
         case LayerKind::softmax:
         case LayerKind::log_softmax:
-        case LayerKind::identity:
-            break;  // no hyper-parameter to check
+        case LayerKind::identity: break;  // no hyper-parameter to check
     }
     return Status::success();
 }
@@ -195,8 +190,7 @@ std::vector<ParamInfo> layer_params(const LayerSpec& s) {
         case LayerKind::log_softmax:
         case LayerKind::identity:
         case LayerKind::dropout:
-        case LayerKind::flatten:
-            break;  // no tensors
+        case LayerKind::flatten: break;  // no tensors
     }
     return out;
 }
@@ -309,9 +303,7 @@ bool layer_output_shape(const LayerSpec& s, const Shape& x, Shape& y) {
             return true;
         case LayerKind::flatten: return flatten_shape(x, s.start_dim, s.end_dim, y);
         case LayerKind::layer_norm: y = x; return !x.empty() && last == s.in_features;
-        case LayerKind::batch_norm1d:
-            y = x;
-            return (x.size() == 2 || x.size() == 3) && x[1] == s.in_features;
+        case LayerKind::batch_norm1d: y = x; return (x.size() == 2 || x.size() == 3) && x[1] == s.in_features;
     }
     return false;
 }

@@ -22,20 +22,20 @@ namespace modelkeep {
 /// the names, the PyTorch class map, the "known kinds" message and the count
 /// are generated from this list. No switch over LayerKind has a `default:`,
 /// so the compiler (-Werror=switch) names every place a new kind must be handled.
-#define MODELKEEP_LAYER_KINDS(X)                                                      \
-    X(linear, 1, "Linear", "torch.nn.modules.linear.Linear")                          \
-    X(relu, 2, "ReLU", "torch.nn.modules.activation.ReLU")                            \
-    X(leaky_relu, 3, "LeakyReLU", "torch.nn.modules.activation.LeakyReLU")            \
-    X(sigmoid, 4, "Sigmoid", "torch.nn.modules.activation.Sigmoid")                   \
-    X(tanh, 5, "Tanh", "torch.nn.modules.activation.Tanh")                            \
-    X(gelu, 6, "GELU", "torch.nn.modules.activation.GELU")                            \
-    X(silu, 7, "SiLU", "torch.nn.modules.activation.SiLU")                            \
-    X(softmax, 8, "Softmax", "torch.nn.modules.activation.Softmax")                   \
-    X(log_softmax, 9, "LogSoftmax", "torch.nn.modules.activation.LogSoftmax")         \
-    X(identity, 10, "Identity", "torch.nn.modules.linear.Identity")                   \
-    X(dropout, 11, "Dropout", "torch.nn.modules.dropout.Dropout")                     \
-    X(flatten, 12, "Flatten", "torch.nn.modules.flatten.Flatten")                     \
-    X(layer_norm, 13, "LayerNorm", "torch.nn.modules.normalization.LayerNorm")        \
+#define MODELKEEP_LAYER_KINDS(X)                                               \
+    X(linear, 1, "Linear", "torch.nn.modules.linear.Linear")                   \
+    X(relu, 2, "ReLU", "torch.nn.modules.activation.ReLU")                     \
+    X(leaky_relu, 3, "LeakyReLU", "torch.nn.modules.activation.LeakyReLU")     \
+    X(sigmoid, 4, "Sigmoid", "torch.nn.modules.activation.Sigmoid")            \
+    X(tanh, 5, "Tanh", "torch.nn.modules.activation.Tanh")                     \
+    X(gelu, 6, "GELU", "torch.nn.modules.activation.GELU")                     \
+    X(silu, 7, "SiLU", "torch.nn.modules.activation.SiLU")                     \
+    X(softmax, 8, "Softmax", "torch.nn.modules.activation.Softmax")            \
+    X(log_softmax, 9, "LogSoftmax", "torch.nn.modules.activation.LogSoftmax")  \
+    X(identity, 10, "Identity", "torch.nn.modules.linear.Identity")            \
+    X(dropout, 11, "Dropout", "torch.nn.modules.dropout.Dropout")              \
+    X(flatten, 12, "Flatten", "torch.nn.modules.flatten.Flatten")              \
+    X(layer_norm, 13, "LayerNorm", "torch.nn.modules.normalization.LayerNorm") \
     X(batch_norm1d, 14, "BatchNorm1d", "torch.nn.modules.batchnorm.BatchNorm1d")
 
 enum class LayerKind : std::uint8_t {
@@ -60,7 +60,8 @@ constexpr bool layer_codes_dense() {
     return true;
 }
 }  // namespace detail
-static_assert(detail::layer_codes_dense(), "layer kind codes must be 1, 2, ... in list order (a reader checks the range)");
+static_assert(detail::layer_codes_dense(),
+              "layer kind codes must be 1, 2, ... in list order (a reader checks the range)");
 
 constexpr std::size_t max_name_bytes = 1024;
 
@@ -76,17 +77,17 @@ const char* known_layer_kinds();
 struct LayerSpec {
     std::string name;  // "0", "fc1", "block.layers.0"
     LayerKind kind = LayerKind::identity;
-    std::uint64_t in_features = 0;   // Linear in; LayerNorm / BatchNorm1d n
-    std::uint64_t out_features = 0;  // Linear out
-    bool bias = true;                // Linear, LayerNorm (when affine)
-    bool affine = true;              // LayerNorm elementwise_affine, BatchNorm1d affine
-    bool track_running_stats = true; // BatchNorm1d
-    bool tanh_approx = false;        // GELU(approximate='tanh')
-    float slope = 0.01f;             // LeakyReLU negative_slope
-    float p = 0.5f;                  // Dropout
-    float eps = 1e-5f;               // LayerNorm, BatchNorm1d
-    std::int32_t start_dim = 1;      // Flatten
-    std::int32_t end_dim = -1;       // Flatten
+    std::uint64_t in_features = 0;    // Linear in; LayerNorm / BatchNorm1d n
+    std::uint64_t out_features = 0;   // Linear out
+    bool bias = true;                 // Linear, LayerNorm (when affine)
+    bool affine = true;               // LayerNorm elementwise_affine, BatchNorm1d affine
+    bool track_running_stats = true;  // BatchNorm1d
+    bool tanh_approx = false;         // GELU(approximate='tanh')
+    float slope = 0.01f;              // LeakyReLU negative_slope
+    float p = 0.5f;                   // Dropout
+    float eps = 1e-5f;                // LayerNorm, BatchNorm1d
+    std::int32_t start_dim = 1;       // Flatten
+    std::int32_t end_dim = -1;        // Flatten
 };
 
 /// Hyper-parameters in range (sizes ≥ 1 and capped, eps > 0, 0 ≤ p ≤ 1, finite

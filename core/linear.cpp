@@ -13,8 +13,8 @@ Status prepare(const Tensor& x, std::size_t out, std::size_t in, const Tensor* b
         return error(Code::shape_mismatch, "linear bias is " + shape_to_string(shape_of(*bias)) + " but weight is " +
                                                shape_to_string(Shape{out, in}));
     if (x.dimension() < 1 || x.shape()[x.dimension() - 1] != in)
-        return error(Code::shape_mismatch, "linear expects input (*, " + std::to_string(in) +
-                                               "), got " + shape_to_string(shape_of(x)));
+        return error(Code::shape_mismatch,
+                     "linear expects input (*, " + std::to_string(in) + "), got " + shape_to_string(shape_of(x)));
     Tensor::shape_type out_shape = x.shape();
     out_shape.back() = out;
     rows = in == 0 ? 0 : x.size() / in;

@@ -15,7 +15,6 @@ namespace modelkeep {
 Status linear_forward(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& y, Activation act = {});
 
 /// The same with the weight (out, in) held compact (f16, bf16 or int8).
-Status linear_forward(const Tensor& x, const CompactWeight& weight, const Tensor* bias, Tensor& y,
-                      Activation act = {});
+Status linear_forward(const Tensor& x, const CompactWeight& weight, const Tensor* bias, Tensor& y, Activation act = {});
 
 }  // namespace modelkeep

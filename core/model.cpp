@@ -10,20 +10,19 @@ namespace modelkeep {
 
 Status validate_specs(const std::vector<LayerSpec>& specs) {
     if (specs.size() > max_layers)
-        return error(Code::limit_exceeded, std::to_string(specs.size()) + " layers, over the cap of " +
-                                               std::to_string(max_layers));
+        return error(Code::limit_exceeded,
+                     std::to_string(specs.size()) + " layers, over the cap of " + std::to_string(max_layers));
     std::unordered_set<std::string> names;
     for (const LayerSpec& s : specs) {
         MK_TRY(validate_layer(s));
-        if (!names.insert(s.name).second)
-            return error(Code::duplicate_name, "two layers are named '" + s.name + "'");
+        if (!names.insert(s.name).second) return error(Code::duplicate_name, "two layers are named '" + s.name + "'");
     }
     // A layer cannot also be the parent module of another: torch could not hold both.
     for (const LayerSpec& s : specs)
         for (std::size_t dot = s.name.find('.'); dot != std::string::npos; dot = s.name.find('.', dot + 1))
             if (names.count(s.name.substr(0, dot)))
-                return error(Code::bad_name, "layer '" + s.name.substr(0, dot) +
-                                                 "' cannot also be the parent of '" + s.name + "'");
+                return error(Code::bad_name,
+                             "layer '" + s.name.substr(0, dot) + "' cannot also be the parent of '" + s.name + "'");
     return Status::success();
 }
 
@@ -210,7 +209,8 @@ std::uint64_t Sequential::forward_bytes(const Shape& x) const {
         if (!written || !activation_of(layer.spec, act)) outputs += numel(next) * sizeof(float);
         if (layer.spec.kind == LayerKind::linear && !cur.empty()) {
             const std::uint64_t in = cur.back(), rows = in ? numel(cur) / in : 0;
-            scratch = std::max(scratch, matmul_scratch_bytes(std::size_t(rows), std::size_t(in), layer.params[0].dtype()));
+            scratch =
+                std::max(scratch, matmul_scratch_bytes(std::size_t(rows), std::size_t(in), layer.params[0].dtype()));
         }
         written = true;
         cur.swap(next);
@@ -236,7 +236,8 @@ void Sequential::set_weight_dtype(DType dtype, std::vector<std::string>* unchang
 std::uint64_t Sequential::state_dict_bytes() const {
     // The values; per tensor its slot and key; per layer its parameter list, made on the way.
     std::uint64_t bytes = layers_.size() * 1024;
-    for (const auto& [key, shape] : state_dict_shapes()) bytes += numel(shape) * sizeof(float) + sizeof(NamedTensor) + key.size() + 64;
+    for (const auto& [key, shape] : state_dict_shapes())
+        bytes += numel(shape) * sizeof(float) + sizeof(NamedTensor) + key.size() + 64;
     return bytes;
 }
 

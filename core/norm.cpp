@@ -4,11 +4,10 @@
 
 namespace modelkeep {
 
-Status layer_norm(const Tensor& x, std::size_t n, float eps, const Tensor* weight,
-                  const Tensor* bias, Tensor& y) {
+Status layer_norm(const Tensor& x, std::size_t n, float eps, const Tensor* weight, const Tensor* bias, Tensor& y) {
     if (x.dimension() < 1 || x.shape()[x.dimension() - 1] != n)
-        return error(Code::shape_mismatch, "LayerNorm expects input (*, " + std::to_string(n) +
-                                               "), got " + shape_to_string(shape_of(x)));
+        return error(Code::shape_mismatch,
+                     "LayerNorm expects input (*, " + std::to_string(n) + "), got " + shape_to_string(shape_of(x)));
     y.resize(x.shape());
     if (n == 0) return Status::success();
     const std::size_t rows = x.size() / n;
@@ -32,13 +31,11 @@ Status layer_norm(const Tensor& x, std::size_t n, float eps, const Tensor* weigh
     return Status::success();
 }
 
-Status batch_norm1d(const Tensor& x, std::size_t c, float eps, const Tensor* weight,
-                    const Tensor* bias, const Tensor* running_mean, const Tensor* running_var,
-                    Tensor& y) {
+Status batch_norm1d(const Tensor& x, std::size_t c, float eps, const Tensor* weight, const Tensor* bias,
+                    const Tensor* running_mean, const Tensor* running_var, Tensor& y) {
     if ((x.dimension() != 2 && x.dimension() != 3) || x.shape()[1] != c)
-        return error(Code::shape_mismatch, "BatchNorm1d expects input (N, " + std::to_string(c) +
-                                               ") or (N, " + std::to_string(c) + ", L), got " +
-                                               shape_to_string(shape_of(x)));
+        return error(Code::shape_mismatch, "BatchNorm1d expects input (N, " + std::to_string(c) + ") or (N, " +
+                                               std::to_string(c) + ", L), got " + shape_to_string(shape_of(x)));
     const std::size_t N = x.shape()[0];
     const std::size_t L = x.dimension() == 3 ? x.shape()[2] : 1;
     y.resize(x.shape());

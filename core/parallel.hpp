@@ -47,9 +47,8 @@ void parallel_for(std::size_t n, std::size_t work, std::size_t align, F&& part) 
 #if defined(MODELKEEP_THREADS)
     using Fn = std::remove_reference_t<F>;
     parallel_for(n, work, align,
-                 PartRef{const_cast<void*>(static_cast<const void*>(&part)), [](void* self, std::size_t b, std::size_t e) {
-                             (*static_cast<Fn*>(self))(b, e);
-                         }});
+                 PartRef{const_cast<void*>(static_cast<const void*>(&part)),
+                         [](void* self, std::size_t b, std::size_t e) { (*static_cast<Fn*>(self))(b, e); }});
 #else  // one part, inlined: the single-threaded build pays nothing
     (void)work;
     (void)align;

@@ -2,9 +2,7 @@
 
 namespace modelkeep {
 
-Shape Param::shape() const {
-    return is_compact() ? Shape{compact_.rows, compact_.cols} : shape_of(values_);
-}
+Shape Param::shape() const { return is_compact() ? Shape{compact_.rows, compact_.cols} : shape_of(values_); }
 
 std::uint64_t Param::bytes() const { return compact_.bytes() + std::uint64_t(values_.size()) * 4; }
 

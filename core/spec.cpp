@@ -67,8 +67,7 @@ bool parse_int(const std::string& v, std::int32_t& out) {
 bool parse_float(const std::string& v, float& out) {
     if (v.empty()) return false;
     for (char ch : v)
-        if (!((ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '+' || ch == 'e' || ch == 'E'))
-            return false;
+        if (!((ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '+' || ch == 'e' || ch == 'E')) return false;
     char* end = nullptr;
     errno = 0;
     const double d = std::strtod(v.c_str(), &end);
@@ -78,9 +77,12 @@ bool parse_float(const std::string& v, float& out) {
 }
 
 bool parse_bool(const std::string& v, bool& out) {
-    if (v == "true" || v == "True" || v == "1") out = true;
-    else if (v == "false" || v == "False" || v == "0") out = false;
-    else return false;
+    if (v == "true" || v == "True" || v == "1")
+        out = true;
+    else if (v == "false" || v == "False" || v == "0")
+        out = false;
+    else
+        return false;
     return true;
 }
 
@@ -90,8 +92,7 @@ std::string unquote(const std::string& v) {
 }
 
 // Binds args to the kind's parameters: positional in `order`, then keywords.
-Status bind_args(const std::string& text, const std::vector<Arg>& args,
-                 const std::vector<std::string>& order,
+Status bind_args(const std::string& text, const std::vector<Arg>& args, const std::vector<std::string>& order,
                  std::vector<std::pair<std::string, std::string>>& bound) {
     std::size_t pos = 0;
     bool seen_keyword = false;
@@ -141,8 +142,10 @@ Status parse_layer(const std::string& text, std::size_t index, LayerSpec& spec) 
             for (const std::string& p : parts) {
                 if (p.empty()) return spec_error(text, "empty argument");
                 const std::size_t e = p.find('=');
-                if (e == std::string::npos) args.push_back({"", p});
-                else args.push_back({trim(p.substr(0, e)), trim(p.substr(e + 1))});
+                if (e == std::string::npos)
+                    args.push_back({"", p});
+                else
+                    args.push_back({trim(p.substr(0, e)), trim(p.substr(e + 1))});
             }
         }
     }
@@ -178,18 +181,29 @@ Status parse_layer(const std::string& text, std::size_t index, LayerSpec& spec) 
         } else if (key == "out_features") {
             ok = parse_u64(v, spec.out_features);
             have_out = true;
-        } else if (key == "bias") ok = parse_bool(v, spec.bias);
-        else if (key == "elementwise_affine" || key == "affine") ok = parse_bool(v, spec.affine);
-        else if (key == "track_running_stats") ok = parse_bool(v, spec.track_running_stats);
-        else if (key == "negative_slope") ok = parse_float(v, spec.slope);
-        else if (key == "p") ok = parse_float(v, spec.p);
-        else if (key == "eps") ok = parse_float(v, spec.eps);
-        else if (key == "start_dim") ok = parse_int(v, spec.start_dim);
-        else if (key == "end_dim") ok = parse_int(v, spec.end_dim);
+        } else if (key == "bias")
+            ok = parse_bool(v, spec.bias);
+        else if (key == "elementwise_affine" || key == "affine")
+            ok = parse_bool(v, spec.affine);
+        else if (key == "track_running_stats")
+            ok = parse_bool(v, spec.track_running_stats);
+        else if (key == "negative_slope")
+            ok = parse_float(v, spec.slope);
+        else if (key == "p")
+            ok = parse_float(v, spec.p);
+        else if (key == "eps")
+            ok = parse_float(v, spec.eps);
+        else if (key == "start_dim")
+            ok = parse_int(v, spec.start_dim);
+        else if (key == "end_dim")
+            ok = parse_int(v, spec.end_dim);
         else if (key == "approximate") {
-            if (v == "tanh") spec.tanh_approx = true;
-            else if (v == "none") spec.tanh_approx = false;
-            else ok = false;
+            if (v == "tanh")
+                spec.tanh_approx = true;
+            else if (v == "none")
+                spec.tanh_approx = false;
+            else
+                ok = false;
         } else if (key == "dim") {
             std::int32_t d = 0;
             ok = parse_int(v, d);
@@ -235,7 +249,8 @@ std::string suggest_spec(const std::vector<std::pair<std::string, Shape>>& tenso
         const bool stats = names.count(layer + ".running_mean") > 0;
         std::string one;
         if (s.size() == 2)
-            one = layer + "=Linear(" + std::to_string(s[1]) + "," + std::to_string(s[0]) + (bias ? "" : ",bias=false") + ")";
+            one = layer + "=Linear(" + std::to_string(s[1]) + "," + std::to_string(s[0]) + (bias ? "" : ",bias=false") +
+                  ")";
         else if (s.size() == 1)
             one = layer + (stats ? "=BatchNorm1d(" : "=LayerNorm(") + std::to_string(s[0]) + ")";
         if (one.empty()) continue;
@@ -300,8 +315,7 @@ std::string format_layer(const LayerSpec& s) {
         case LayerKind::silu:
         case LayerKind::softmax:
         case LayerKind::log_softmax:
-        case LayerKind::identity:
-            break;  // no arguments
+        case LayerKind::identity: break;  // no arguments
     }
     std::string out = s.name + "=" + layer_kind_name(s.kind);
     if (!args.empty()) {

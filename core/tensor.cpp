@@ -6,13 +6,12 @@ namespace modelkeep {
 
 Status checked_numel(const Shape& shape, std::uint64_t& numel, const std::string& what) {
     if (shape.size() > max_rank)
-        return error(Code::limit_exceeded, what + " has rank " + std::to_string(shape.size()) +
-                                               ", over the cap of " + std::to_string(max_rank));
+        return error(Code::limit_exceeded, what + " has rank " + std::to_string(shape.size()) + ", over the cap of " +
+                                               std::to_string(max_rank));
     std::uint64_t n = 1;
     for (std::size_t d : shape) {
         if (!checked_mul(n, d, n) || n > max_tensor_elements)
-            return error(Code::size_overflow, what + " shape " + shape_to_string(shape) +
-                                                  " has more than " +
+            return error(Code::size_overflow, what + " shape " + shape_to_string(shape) + " has more than " +
                                                   std::to_string(max_tensor_elements) + " elements");
     }
     numel = n;

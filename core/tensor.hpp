@@ -16,8 +16,8 @@
 // macros unconditionally, so they are included first and the macros replaced.
 #include <cstdio>
 #include <cstdlib>
-#include <xtl/xtl_config.hpp>
 #include <xtensor/xtensor_config.hpp>
+#include <xtl/xtl_config.hpp>
 #if defined(XTENSOR_DISABLE_EXCEPTIONS) || defined(XTL_NO_EXCEPTIONS)
 namespace modelkeep::detail {
 [[noreturn]] inline void xtensor_abort(const char* msg) {
@@ -30,11 +30,13 @@ namespace modelkeep::detail {
 #endif
 #if defined(XTENSOR_DISABLE_EXCEPTIONS)
 #undef XTENSOR_THROW
-#define XTENSOR_THROW(_, msg) { ::modelkeep::detail::xtensor_abort(msg); }
+#define XTENSOR_THROW(_, msg) \
+    { ::modelkeep::detail::xtensor_abort(msg); }
 #endif
 #if defined(XTL_NO_EXCEPTIONS)
 #undef XTL_THROW
-#define XTL_THROW(_, msg) { ::modelkeep::detail::xtensor_abort(msg); }
+#define XTL_THROW(_, msg) \
+    { ::modelkeep::detail::xtensor_abort(msg); }
 #endif
 #include <xtensor/xarray.hpp>
 

@@ -13,10 +13,14 @@ bool valid_utf8(const std::string& s) {
         }
         std::size_t len;
         std::uint32_t cp;
-        if ((b & 0xE0) == 0xC0) len = 2, cp = b & 0x1F;
-        else if ((b & 0xF0) == 0xE0) len = 3, cp = b & 0x0F;
-        else if ((b & 0xF8) == 0xF0) len = 4, cp = b & 0x07;
-        else return false;
+        if ((b & 0xE0) == 0xC0)
+            len = 2, cp = b & 0x1F;
+        else if ((b & 0xF0) == 0xE0)
+            len = 3, cp = b & 0x0F;
+        else if ((b & 0xF8) == 0xF0)
+            len = 4, cp = b & 0x07;
+        else
+            return false;
         if (i + len > n) return false;
         for (std::size_t k = 1; k < len; ++k) {
             if ((p[i + k] & 0xC0) != 0x80) return false;

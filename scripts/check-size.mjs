@@ -53,8 +53,9 @@ for (const f of files) {
   console.log(`size: ${f.name.padEnd(44)} ${String(f.raw).padStart(8)} bytes, ${String(f.gz).padStart(7)} gzipped`);
 }
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
-console.log(`size: a page that imports { load, save } downloads ${kib(gz)} gzipped (${kib(raw)} raw); ` +
-  `budget ${kib(BUDGET)}`);
+console.log(
+  `size: a page that imports { load, save } downloads ${kib(gz)} gzipped (${kib(raw)} raw); ` + `budget ${kib(BUDGET)}`,
+);
 if (gz > BUDGET) {
   console.error(`size: over budget by ${kib(gz - BUDGET)}`);
   process.exit(1);

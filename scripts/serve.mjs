@@ -39,7 +39,11 @@ export function mimeType(path) {
  *   type?: string) => void, unroute: (path: string) => void, close: () => Promise<void> }>}
  */
 export async function startServer({
-  root = defaultRoot, host = '127.0.0.1', port = 0, cacheControl = 'no-store', threads = false,
+  root = defaultRoot,
+  host = '127.0.0.1',
+  port = 0,
+  cacheControl = 'no-store',
+  threads = false,
 } = {}) {
   const rootDir = resolve(root);
   const routes = new Map();
@@ -81,7 +85,8 @@ export async function startServer({
     try {
       let path = file;
       let info = await stat(path);
-      if (info.isDirectory() && pathname.endsWith('/')) {  // a folder's index.html; never a listing
+      if (info.isDirectory() && pathname.endsWith('/')) {
+        // a folder's index.html; never a listing
         path = resolve(file, 'index.html');
         info = await stat(path);
       }
@@ -117,7 +122,6 @@ export async function startServer({
   };
 }
 
-
 // `node scripts/serve.mjs`: serve the repository for the demo until interrupted.
 if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
   const i = process.argv.indexOf('--port');
@@ -128,8 +132,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1
     server = await startServer({ port: wanted, threads });
   } catch (e) {
     if (e.code !== 'EADDRINUSE') throw e;
-    server = await startServer({ port: 0, threads });  // the usual port is taken: any free one
+    server = await startServer({ port: 0, threads }); // the usual port is taken: any free one
   }
-  console.log(`modelkeep demo: ${server.url}/web/demo/${threads ? ' (the pthreads build, cross-origin isolated)' : ''}`);
+  console.log(
+    `modelkeep demo: ${server.url}/web/demo/${threads ? ' (the pthreads build, cross-origin isolated)' : ''}`,
+  );
   console.log('(Ctrl+C to stop)');
 }

@@ -25,8 +25,8 @@ public:
         total += n;
         largest = std::max(largest, n);
         if (offset > bytes_.size() || n > bytes_.size() - offset) {
-            ADD_FAILURE() << "a read of " << n << " bytes at " << offset << " runs past the end of a "
-                          << bytes_.size() << "-byte source";
+            ADD_FAILURE() << "a read of " << n << " bytes at " << offset << " runs past the end of a " << bytes_.size()
+                          << "-byte source";
             return;
         }
         for (std::size_t i = 0; i < n; ++i) hits_[std::size_t(offset) + i] += hits_[std::size_t(offset) + i] < 255;
@@ -37,9 +37,7 @@ public:
         std::fill(hits_.begin(), hits_.end(), 0);
     }
     /// The most times any one byte was read (since the last reset).
-    unsigned most_reads_of_a_byte() const {
-        return hits_.empty() ? 0 : *std::max_element(hits_.begin(), hits_.end());
-    }
+    unsigned most_reads_of_a_byte() const { return hits_.empty() ? 0 : *std::max_element(hits_.begin(), hits_.end()); }
     /// Bytes never read (since the last reset).
     std::size_t unread_bytes() const { return std::size_t(std::count(hits_.begin(), hits_.end(), 0)); }
 

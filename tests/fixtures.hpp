@@ -34,8 +34,10 @@ inline modelkeep::Sequential tutorial_model() { return make_model("fc1=Linear(3,
 
 /// A small model touching every kind that has tensors.
 inline modelkeep::Sequential tiny_model() {
-    return make_model("fc1=Linear(4,6),act=GELU(tanh),norm=LayerNorm(6),bn=BatchNorm1d(6),drop=Dropout(0.2),"
-                      "head=Linear(6,3,bias=false),out=LogSoftmax", 7);
+    return make_model(
+        "fc1=Linear(4,6),act=GELU(tanh),norm=LayerNorm(6),bn=BatchNorm1d(6),drop=Dropout(0.2),"
+        "head=Linear(6,3,bias=false),out=LogSoftmax",
+        7);
 }
 
 inline Bytes write_model_bytes(const modelkeep::Sequential& m, modelkeep::DType dtype = modelkeep::DType::f32) {
@@ -60,7 +62,10 @@ inline Bytes write_state_dict_bytes(const modelkeep::Sequential& m, modelkeep::D
 /// Little byte writer for hand-made files.
 struct Writer {
     Bytes b;
-    Writer& u8(std::uint8_t v) { b.push_back(v); return *this; }
+    Writer& u8(std::uint8_t v) {
+        b.push_back(v);
+        return *this;
+    }
     Writer& u32(std::uint32_t v) {
         for (int i = 0; i < 4; ++i) b.push_back(std::uint8_t(v >> (8 * i)));
         return *this;
@@ -122,7 +127,8 @@ inline Bytes build_file(const FileSpec& f) {
     };
     const std::size_t hl = std::min<std::size_t>(header_len, b.size());
     if (f.fix_data_crc) put(16, modelkeep::crc32(b.data() + hl, b.size() - hl));
-    if (f.fix_header_crc && hl >= 12) put(8, modelkeep::crc32_update(modelkeep::crc32(b.data(), 8), b.data() + 12, hl - 12));
+    if (f.fix_header_crc && hl >= 12)
+        put(8, modelkeep::crc32_update(modelkeep::crc32(b.data(), 8), b.data() + 12, hl - 12));
     return b;
 }
 

@@ -21,8 +21,8 @@ namespace mkt {
 
 /// The largest range the reader may ask for in a file of this layout.
 inline std::uint64_t largest_allowed_range(const modelkeep::FileInfo& info, bool decoding) {
-    std::uint64_t bound = std::max<std::uint64_t>(info.header_bytes - modelkeep::fixed_header_bytes,
-                                                  modelkeep::read_chunk_bytes);
+    std::uint64_t bound =
+        std::max<std::uint64_t>(info.header_bytes - modelkeep::fixed_header_bytes, modelkeep::read_chunk_bytes);
     if (decoding)
         for (const auto& t : info.tensors)
             if (t.dtype == modelkeep::DType::f32) bound = std::max(bound, t.bytes);
@@ -83,7 +83,8 @@ inline modelkeep::Status read_file_both(const Bytes& b, modelkeep::LoadedFile& o
         EXPECT_TRUE(same_state_dict(other.tensors, out.tensors)) << "the two paths decoded different values";
         EXPECT_EQ(source.total, exact.size()) << "every byte once";
     } else {
-        EXPECT_TRUE(other.tensors.size() == 1 && other.tensors[0].first == "untouched") << "a failed read returned tensors";
+        EXPECT_TRUE(other.tensors.size() == 1 && other.tensors[0].first == "untouched")
+            << "a failed read returned tensors";
     }
     return st;
 }
@@ -99,7 +100,8 @@ inline modelkeep::Status read_model_both(const Bytes& b, modelkeep::Sequential& 
     expect_same_status(st, so);
     EXPECT_LE(source.most_reads_of_a_byte(), 1u) << "the reader read a byte twice";
     if (so.ok()) {
-        EXPECT_TRUE(same_state_dict(other.state_dict(), model.state_dict())) << "the two paths decoded different values";
+        EXPECT_TRUE(same_state_dict(other.state_dict(), model.state_dict()))
+            << "the two paths decoded different values";
         if (metadata) EXPECT_EQ(other_metadata, *metadata);
         EXPECT_EQ(source.total, exact.size()) << "every byte once";
     }

@@ -138,8 +138,7 @@ protected:
     std::vector<std::string> tmp_leftovers() const {
         std::vector<std::string> names;
         for (const auto& e : fs::directory_iterator(dir))
-            if (contains(e.path().filename().string(), ".tmp-"))
-                names.push_back(e.path().filename().string());
+            if (contains(e.path().filename().string(), ".tmp-")) names.push_back(e.path().filename().string());
         return names;
     }
 };
@@ -244,8 +243,8 @@ TEST_F(Cli, InitWritesWhatTheCoreWrites) {
     EXPECT_NE(read_bytes(path("seed0.mkp")), file);
 
     // Options: dtype, metadata (last value wins, '=' allowed in values), state dict.
-    const Result r2 = ok({"init", "Linear(4,8),ReLU,Linear(8,2)", "m.mkp", "--dtype", "bf16", "--meta", "a=1",
-                          "--meta", "b=x=y", "--meta", "a=2", "--seed", "18446744073709551615"});
+    const Result r2 = ok({"init", "Linear(4,8),ReLU,Linear(8,2)", "m.mkp", "--dtype", "bf16", "--meta", "a=1", "--meta",
+                          "b=x=y", "--meta", "a=2", "--seed", "18446744073709551615"});
     EXPECT_TRUE(contains(r2.out, "full model, 3 layers, 4 tensors, 58 parameters, bf16 weights")) << r2.out;
     const Bytes m = read_bytes(path("m.mkp"));
     FileInfo info;
@@ -255,8 +254,7 @@ TEST_F(Cli, InitWritesWhatTheCoreWrites) {
     EXPECT_EQ(info.tensors[1].dtype, DType::f32);
 
     const Result r3 = ok({"init", "Linear(4,8),ReLU,Linear(8,2)", "sd.mkp", "--state-dict"});
-    EXPECT_TRUE(contains(r3.out, "wrote sd.mkp: state dict, 4 tensors, 58 parameters, f32 weights"))
-        << r3.out;
+    EXPECT_TRUE(contains(r3.out, "wrote sd.mkp: state dict, 4 tensors, 58 parameters, f32 weights")) << r3.out;
     const Bytes sd = read_bytes(path("sd.mkp"));
     ASSERT_TRUE(read_info(sd.data(), sd.size(), true, info).ok());
     EXPECT_EQ(info.kind, FileKind::state_dict);
@@ -274,8 +272,8 @@ TEST_F(Cli, InspectText) {
              "file          tiny.mkp\n", "version       1.0\n", "kind          full model\n",
              "alignment     16 bytes\n", "header        " + std::to_string(info.header_bytes) + " bytes\n",
              "size          " + std::to_string(file.size()) + " bytes\n", "parameters    20\n",
-             "architecture  fc1=Linear(3,5)\n", "layers (1):\n", "  fc1   Linear  fc1=Linear(3,5)\n",
-             "tensors (2):\n", "metadata (1):\n", "  author  = me\n",
+             "architecture  fc1=Linear(3,5)\n", "layers (1):\n", "  fc1   Linear  fc1=Linear(3,5)\n", "tensors (2):\n",
+             "metadata (1):\n", "  author  = me\n",
              "integrity     ok (header and data CRC-32, padding and int8 scales verified)\n"})
         EXPECT_TRUE(contains(out, line)) << "missing: " << line << "\nin:\n" << out;
     // Tensor rows: name, dtype, shape, then right-aligned bytes and offset.
@@ -301,8 +299,8 @@ TEST_F(Cli, InspectJsonHasStableFields) {
     FileInfo info;
     ASSERT_TRUE(read_info(file.data(), file.size(), true, info).ok());
     const std::string expected =
-        "{\"version\":\"1.0\",\"kind\":\"model\",\"align\":16,\"header_bytes\":" +
-        std::to_string(info.header_bytes) + ",\"file_bytes\":" + std::to_string(file.size()) +
+        "{\"version\":\"1.0\",\"kind\":\"model\",\"align\":16,\"header_bytes\":" + std::to_string(info.header_bytes) +
+        ",\"file_bytes\":" + std::to_string(file.size()) +
         ",\"param_count\":20,\"architecture\":\"fc1=Linear(3,5)\","
         "\"layers\":[{\"name\":\"fc1\",\"kind\":\"Linear\",\"spec\":\"fc1=Linear(3,5)\"}],"
         "\"tensors\":[{\"name\":\"fc1.weight\",\"dtype\":\"f32\",\"shape\":[5,3],\"bytes\":60,\"offset\":" +
@@ -320,17 +318,15 @@ TEST_F(Cli, InspectJsonHasStableFields) {
         "BatchNorm1d(8),head=Linear(8,3,bias=false),LogSoftmax(dim=-1)",
         "mlp.mkp", "--dtype", "int8"});
     const std::string j = ok({"inspect", "mlp.mkp", "--json"}).out;
-    EXPECT_TRUE(
-        contains(j,
-                 "\"architecture\":\"0=Linear(4,8),1=ReLU,blk.norm=LayerNorm(8,eps=0.001),3=GELU(tanh),"
-                 "4=Dropout(0.1),5=BatchNorm1d(8),head=Linear(8,3,bias=false),7=LogSoftmax\""))
+    EXPECT_TRUE(contains(j,
+                         "\"architecture\":\"0=Linear(4,8),1=ReLU,blk.norm=LayerNorm(8,eps=0.001),3=GELU(tanh),"
+                         "4=Dropout(0.1),5=BatchNorm1d(8),head=Linear(8,3,bias=false),7=LogSoftmax\""))
         << j;
-    EXPECT_TRUE(contains(
-        j, "{\"name\":\"blk.norm\",\"kind\":\"LayerNorm\",\"spec\":\"blk.norm=LayerNorm(8,eps=0.001)\"}"))
+    EXPECT_TRUE(
+        contains(j, "{\"name\":\"blk.norm\",\"kind\":\"LayerNorm\",\"spec\":\"blk.norm=LayerNorm(8,eps=0.001)\"}"))
         << j;
     EXPECT_TRUE(contains(j, "{\"name\":\"0.weight\",\"dtype\":\"int8\",\"shape\":[8,4],\"bytes\":64,")) << j;
-    EXPECT_TRUE(contains(j, "{\"name\":\"5.running_var\",\"dtype\":\"f32\",\"shape\":[8],\"bytes\":32,"))
-        << j;
+    EXPECT_TRUE(contains(j, "{\"name\":\"5.running_var\",\"dtype\":\"f32\",\"shape\":[8],\"bytes\":32,")) << j;
     // params: 4*8+8 + 8+8 + 8+8 + 8*3 (buffers excluded)
     EXPECT_TRUE(contains(j, "\"param_count\":96,")) << j;
     EXPECT_TRUE(contains(j, "\"metadata\":{},")) << j;
@@ -342,8 +338,8 @@ TEST_F(Cli, InspectJsonHasStableFields) {
 }
 
 TEST_F(Cli, PredictMatchesTheCore) {
-    ok({"init", "Linear(4,8),ReLU,LayerNorm(8),GELU(tanh),Dropout(0.1),BatchNorm1d(8),Linear(8,3),Softmax",
-        "mlp.mkp", "--seed", "3"});
+    ok({"init", "Linear(4,8),ReLU,LayerNorm(8),GELU(tanh),Dropout(0.1),BatchNorm1d(8),Linear(8,3),Softmax", "mlp.mkp",
+        "--seed", "3"});
     const Bytes file = read_bytes(path("mlp.mkp"));
     const std::vector<float> input = {0.5f, -1.25f, 3.0f, 0.1f, 2.0f, 0.0f, -7.5f, 1e-3f};
     const Tensor want = core_predict(file, {2, 4}, input);
@@ -362,8 +358,7 @@ TEST_F(Cli, PredictMatchesTheCore) {
         EXPECT_EQ(json_field(r.out, "shape"), (std::vector<float>{2, 3}));
         const std::vector<float> got = json_field(r.out, "data");
         ASSERT_EQ(got.size(), want.size());
-        for (std::size_t i = 0; i < got.size(); ++i)
-            EXPECT_EQ(got[i], want.data()[i]) << i;  // exact round trip
+        for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], want.data()[i]) << i;  // exact round trip
         EXPECT_EQ(r.out, results[0].out);
     }
 
@@ -393,8 +388,8 @@ TEST_F(Cli, ConvertToEachDtypeThenPredict) {
         SCOPED_TRACE(dtype);
         const std::string out = "tiny-" + dtype + ".mkp";
         const Result c = ok({"convert", "tiny.mkp", out, "--dtype", dtype});
-        EXPECT_TRUE(contains(
-            c.out, "wrote " + out + ": full model, 1 layer, 2 tensors, 20 parameters, " + dtype + " weights"))
+        EXPECT_TRUE(
+            contains(c.out, "wrote " + out + ": full model, 1 layer, 2 tensors, 20 parameters, " + dtype + " weights"))
             << c.out;
         const std::string j = ok({"inspect", out, "--json"}).out;
         EXPECT_TRUE(contains(j, "{\"name\":\"fc1.weight\",\"dtype\":\"" + dtype + "\",\"shape\":[5,3]")) << j;
@@ -404,8 +399,7 @@ TEST_F(Cli, ConvertToEachDtypeThenPredict) {
 
         const Bytes converted = read_bytes(path(out));
         const Tensor exact = core_predict(converted, {1, 3}, x);
-        const std::vector<float> got =
-            json_field(ok({"predict", out, "--input", "[[1, -2, 3]]"}).out, "data");
+        const std::vector<float> got = json_field(ok({"predict", out, "--input", "[[1, -2, 3]]"}).out, "data");
         ASSERT_EQ(got.size(), 5u);
         for (std::size_t j2 = 0; j2 < 5; ++j2) {
             EXPECT_EQ(got[j2], exact.data()[j2]);  // what the core computes for this very file
@@ -428,8 +422,8 @@ TEST_F(Cli, ConvertToEachDtypeThenPredict) {
 
 TEST_F(Cli, ConvertToStateDictKeepsMetadata) {
     ok({"init", "Linear(3,4),ReLU,Linear(4,2)", "m.mkp", "--meta", "a=1", "--meta", "b=2"});
-    const Result c = ok(
-        {"convert", "m.mkp", "sd.mkp", "--state-dict", "--meta", "b=3", "--meta", "c=4", "--dtype", "f16"});
+    const Result c =
+        ok({"convert", "m.mkp", "sd.mkp", "--state-dict", "--meta", "b=3", "--meta", "c=4", "--dtype", "f16"});
     EXPECT_TRUE(contains(c.out, "wrote sd.mkp: state dict, 4 tensors, 26 parameters, f16 weights")) << c.out;
     const std::string j = ok({"inspect", "sd.mkp", "--json"}).out;
     EXPECT_TRUE(contains(j, "\"kind\":\"state_dict\"")) << j;
@@ -511,8 +505,7 @@ TEST_F(Cli, CorruptedFiles) {
     EXPECT_TRUE(contains(r.out, "integrity     FAILED: checksum_mismatch: ")) << r.out;
     r = fails({"inspect", "bad.mkp", "--json"}, 1, "checksum_mismatch");
     EXPECT_TRUE(contains(r.out, "\"tensors\":[{\"name\":\"fc1.weight\"")) << r.out;
-    EXPECT_TRUE(contains(r.out, "\"integrity\":{\"ok\":false,\"code\":\"checksum_mismatch\",\"message\":\""))
-        << r.out;
+    EXPECT_TRUE(contains(r.out, "\"integrity\":{\"ok\":false,\"code\":\"checksum_mismatch\",\"message\":\"")) << r.out;
     fails({"predict", "bad.mkp", "--input", "[[1, 2, 3]]"}, 1, "checksum_mismatch");
     fails({"convert", "bad.mkp", "out.mkp"}, 1, "checksum_mismatch");
     EXPECT_FALSE(fs::exists(path("out.mkp")));

@@ -64,7 +64,8 @@ TEST(DType, F16Bounds) {
             if (std::fabs(x) >= 65520.0f) EXPECT_TRUE(std::isinf(y)) << x;
             continue;
         }
-        const float bound = std::fabs(x) >= std::ldexp(1.0f, -14) ? std::ldexp(std::fabs(x), -11) : std::ldexp(1.0f, -25);
+        const float bound =
+            std::fabs(x) >= std::ldexp(1.0f, -14) ? std::ldexp(std::fabs(x), -11) : std::ldexp(1.0f, -25);
         ASSERT_LE(std::fabs(x - y), bound) << std::hexfloat << x;
     }
     EXPECT_EQ(f16_to_f32(f32_to_f16(65504.0f)), 65504.0f);
@@ -93,7 +94,7 @@ TEST(DType, Int8BoundPerRow) {
     std::vector<float> x(rows * cols);
     Rng rng(9);
     for (std::size_t i = 0; i < x.size(); ++i) x[i] = rng.uniform(-1, 1) * float(i / cols + 1);
-    x[cols] = 0;  // a zero inside a row
+    x[cols] = 0;                                     // a zero inside a row
     std::fill(x.begin() + 2 * cols, x.end(), 0.0f);  // an all-zero row: scale 0
     std::vector<std::uint8_t> q(stored_bytes(DType::int8, x.size(), rows));
     ASSERT_TRUE(quantize_int8(x.data(), rows, cols, q.data()));

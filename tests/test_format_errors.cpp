@@ -42,11 +42,11 @@ Bytes floats(std::initializer_list<float> v) {
     return w.b;
 }
 
-#define EXPECT_CODE(bytes, code_)                                         \
-    do {                                                                  \
-        const Status st_ = info_of(bytes);                                \
-        EXPECT_EQ(st_.code(), Code::code_) << st_.to_string();            \
-        EXPECT_FALSE(st_.message().empty());                              \
+#define EXPECT_CODE(bytes, code_)                              \
+    do {                                                       \
+        const Status st_ = info_of(bytes);                     \
+        EXPECT_EQ(st_.code(), Code::code_) << st_.to_string(); \
+        EXPECT_FALSE(st_.message().empty());                   \
     } while (0)
 
 }  // namespace
@@ -236,25 +236,26 @@ TEST(FormatErrors, BadName) {
     empty.sections = Writer().section(3, mkt::one_tensor("", 1, {0})).b;
     EXPECT_CODE(mkt::build_file(empty), bad_name);
     FileSpec layer;  // "a..b" is not a layer name
-    layer.sections = Writer().section(2, Writer().varint(1).str("a..b").u8(2).b)
-                         .section(3, Writer().varint(0).b).b;
+    layer.sections = Writer().section(2, Writer().varint(1).str("a..b").u8(2).b).section(3, Writer().varint(0).b).b;
     EXPECT_CODE(mkt::build_file(layer), bad_name);
 }
 
 TEST(FormatErrors, DuplicateName) {
     FileSpec f;
     f.kind = 2;
-    f.sections = Writer().section(3, Writer().varint(2).str("w").u8(1).u8(1).varint(0)
-                                          .str("w").u8(1).u8(1).varint(0).b).b;
+    f.sections =
+        Writer().section(3, Writer().varint(2).str("w").u8(1).u8(1).varint(0).str("w").u8(1).u8(1).varint(0).b).b;
     EXPECT_CODE(mkt::build_file(f), duplicate_name);
     FileSpec meta;
     meta.kind = 2;
-    meta.sections = Writer().section(1, Writer().varint(2).str("k").str("1").str("k").str("2").b)
-                        .section(3, Writer().varint(0).b).b;
+    meta.sections = Writer()
+                        .section(1, Writer().varint(2).str("k").str("1").str("k").str("2").b)
+                        .section(3, Writer().varint(0).b)
+                        .b;
     EXPECT_CODE(mkt::build_file(meta), duplicate_name);
     FileSpec layers;
-    layers.sections = Writer().section(2, Writer().varint(2).str("a").u8(2).str("a").u8(2).b)
-                          .section(3, Writer().varint(0).b).b;
+    layers.sections =
+        Writer().section(2, Writer().varint(2).str("a").u8(2).str("a").u8(2).b).section(3, Writer().varint(0).b).b;
     EXPECT_CODE(mkt::build_file(layers), duplicate_name);
 }
 
@@ -276,7 +277,7 @@ TEST(FormatErrors, InvalidLayerArguments) {
     EXPECT_CODE(model_with_layer(Writer().str("0").u8(1).varint(3).varint(5).u8(4).b), invalid_argument);  // flag bit 2
     EXPECT_CODE(model_with_layer(Writer().str("0").u8(11).f32(1.5f).b), invalid_argument);  // Dropout p > 1
     EXPECT_CODE(model_with_layer(Writer().str("0").u8(13).varint(4).f32(0.0f).u8(3).b), invalid_argument);  // eps 0
-    EXPECT_CODE(model_with_layer(Writer().str("0").u8(6).u8(2).b), invalid_argument);  // GELU approx 2
+    EXPECT_CODE(model_with_layer(Writer().str("0").u8(6).u8(2).b), invalid_argument);     // GELU approx 2
     EXPECT_CODE(model_with_layer(Writer().str("0").u8(3).f32(NAN).b), invalid_argument);  // LeakyReLU NaN
 }
 
@@ -285,8 +286,10 @@ TEST(FormatErrors, SizeOverflow) {
     EXPECT_CODE(mkt::build_file(state_dict_file({1u << 20, 1u << 20})), size_overflow);
     // A Linear whose weight would be over the cap is refused before anything is allocated.
     FileSpec f;
-    f.sections = Writer().section(2, Writer().varint(1).str("0").u8(1).varint(1u << 20).varint(1u << 20).u8(0).b)
-                     .section(3, Writer().varint(0).b).b;
+    f.sections = Writer()
+                     .section(2, Writer().varint(1).str("0").u8(1).varint(1u << 20).varint(1u << 20).u8(0).b)
+                     .section(3, Writer().varint(0).b)
+                     .b;
     EXPECT_CODE(mkt::build_file(f), size_overflow);
 }
 
@@ -319,8 +322,10 @@ TEST(FormatErrors, BadScale) {
 TEST(FormatErrors, ArchMismatchNamesTheCulprit) {
     auto model = [](const Bytes& tensors_payload, const Bytes& data) {
         FileSpec f;
-        f.sections = Writer().section(2, Writer().varint(1).str("fc").u8(1).varint(2).varint(1).u8(0).b)
-                         .section(3, tensors_payload).b;
+        f.sections = Writer()
+                         .section(2, Writer().varint(1).str("fc").u8(1).varint(2).varint(1).u8(0).b)
+                         .section(3, tensors_payload)
+                         .b;
         const std::size_t header = 20 + f.sections.size();
         f.data = Bytes(((header + 15) & ~std::size_t(15)) - header, 0);
         f.data.insert(f.data.end(), data.begin(), data.end());

@@ -25,35 +25,35 @@ struct Recorded {
 
 // From the single-buffer writer (commit 54dc8a4), for mkt::write_cases() in order.
 const Recorded recorded[] = {
-        {"tiny f32 align 2", 608, 0x49a92bf5},
-        {"tiny f32 align 4", 680, 0x2845fd17},
-        {"tiny f32 align 12", 41032, 0xa1d66acd},
-        {"state dict f32", 6052, 0xdbb6ddc6},
-        {"held f16 stored f32", 6084, 0x562d4088},
-        {"held bf16 stored f32", 6084, 0xf1d1e938},
-        {"held int8 stored f32", 6084, 0x2a8da9f9},
-        {"tiny f16 align 2", 524, 0x15a549c9},
-        {"tiny f16 align 4", 596, 0x149ab062},
-        {"tiny f16 align 12", 40996, 0x6d5755b6},
-        {"state dict f16", 3236, 0x40c30de8},
-        {"held f16 stored f16", 3268, 0xc7a7e4b5},
-        {"held bf16 stored f16", 3268, 0x3151ca4e},
-        {"held int8 stored f16", 3268, 0xb493beea},
-        {"tiny bf16 align 2", 524, 0x6b5ab9e9},
-        {"tiny bf16 align 4", 596, 0x30fa1cf4},
-        {"tiny bf16 align 12", 40996, 0xf378f8d0},
-        {"state dict bf16", 3236, 0x4741da7e},
-        {"held f16 stored bf16", 3268, 0xf6d8c4d6},
-        {"held bf16 stored bf16", 3268, 0x3263df82},
-        {"held int8 stored bf16", 3268, 0x4482b400},
-        {"tiny int8 align 2", 518, 0xea168fe2},
-        {"tiny int8 align 4", 590, 0x4823a659},
-        {"tiny int8 align 12", 40990, 0xf103f018},
-        {"state dict int8", 1972, 0x313ca004},
-        {"held f16 stored int8", 2004, 0xd1b4e6c5},
-        {"held bf16 stored int8", 2004, 0xe586bbd0},
-        {"held int8 stored int8", 2004, 0x3ce1b79b},
-        {"empty", 29, 0x311587b0},
+    {"tiny f32 align 2", 608, 0x49a92bf5},
+    {"tiny f32 align 4", 680, 0x2845fd17},
+    {"tiny f32 align 12", 41032, 0xa1d66acd},
+    {"state dict f32", 6052, 0xdbb6ddc6},
+    {"held f16 stored f32", 6084, 0x562d4088},
+    {"held bf16 stored f32", 6084, 0xf1d1e938},
+    {"held int8 stored f32", 6084, 0x2a8da9f9},
+    {"tiny f16 align 2", 524, 0x15a549c9},
+    {"tiny f16 align 4", 596, 0x149ab062},
+    {"tiny f16 align 12", 40996, 0x6d5755b6},
+    {"state dict f16", 3236, 0x40c30de8},
+    {"held f16 stored f16", 3268, 0xc7a7e4b5},
+    {"held bf16 stored f16", 3268, 0x3151ca4e},
+    {"held int8 stored f16", 3268, 0xb493beea},
+    {"tiny bf16 align 2", 524, 0x6b5ab9e9},
+    {"tiny bf16 align 4", 596, 0x30fa1cf4},
+    {"tiny bf16 align 12", 40996, 0xf378f8d0},
+    {"state dict bf16", 3236, 0x4741da7e},
+    {"held f16 stored bf16", 3268, 0xf6d8c4d6},
+    {"held bf16 stored bf16", 3268, 0x3263df82},
+    {"held int8 stored bf16", 3268, 0x4482b400},
+    {"tiny int8 align 2", 518, 0xea168fe2},
+    {"tiny int8 align 4", 590, 0x4823a659},
+    {"tiny int8 align 12", 40990, 0xf103f018},
+    {"state dict int8", 1972, 0x313ca004},
+    {"held f16 stored int8", 2004, 0xd1b4e6c5},
+    {"held bf16 stored int8", 2004, 0xe586bbd0},
+    {"held int8 stored int8", 2004, 0x3ce1b79b},
+    {"empty", 29, 0x311587b0},
 };
 
 // A sink over a buffer of the planned size that records every write.
@@ -134,8 +134,7 @@ TEST(FormatSink, EachByteOnceFixedHeaderLastWritesBounded) {
         // one write; conversions by the scratch (one row of f16 with subnormals if wider).
         const std::size_t sections = std::size_t(plan.info.header_bytes) - fixed_header_bytes;
         const std::size_t padding = (std::size_t(1) << c.options.align_log2) - 1;
-        EXPECT_LE(sink.largest, std::max({scratch, largest_f32(c), sections, padding, std::size_t(40 * 2)}))
-            << c.label;
+        EXPECT_LE(sink.largest, std::max({scratch, largest_f32(c), sections, padding, std::size_t(40 * 2)})) << c.label;
     }
 }
 
@@ -194,7 +193,8 @@ TEST(FormatSink, ErrorsComeFromThePlanBeforeAnyByte) {
     StateDict dup = {{"a", Tensor(Shape{2})}, {"a", Tensor(Shape{2})}};
     StateDict unnamed = {{"", Tensor(Shape{2})}};
     StateDict big_names;
-    for (int i = 0; i < 20; ++i) big_names.push_back({std::string(1000, char('a' + i % 26)) + std::to_string(i), Tensor(Shape{1})});
+    for (int i = 0; i < 20; ++i)
+        big_names.push_back({std::string(1000, char('a' + i % 26)) + std::to_string(i), Tensor(Shape{1})});
     WriteOptions huge_meta;
     for (int i = 0; i < 20; ++i) huge_meta.metadata.push_back({"k" + std::to_string(i), std::string(1u << 20, 'x')});
     WriteOptions bad_align;

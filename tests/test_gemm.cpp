@@ -243,8 +243,10 @@ TEST(Gemm, CompactInt8GemvStaysWithinItsBound) {
                             wsum += std::fabs(B.data()[j * K + k]);
                             dot += std::fabs(B.data()[j * K + k] * A[i * K + k]);
                         }
-                        const double bound = wsum * amax / 65534.0 + 4e-7 * (dot + std::fabs(bias[j])) * std::sqrt(double(K));
-                        ASSERT_LE(std::fabs(double(got[i * N + j]) - ref[i * N + j]), bound) << M << "x" << N << "x" << K;
+                        const double bound =
+                            wsum * amax / 65534.0 + 4e-7 * (dot + std::fabs(bias[j])) * std::sqrt(double(K));
+                        ASSERT_LE(std::fabs(double(got[i * N + j]) - ref[i * N + j]), bound)
+                            << M << "x" << N << "x" << K;
                         any_difference |= got[i * N + j] != ref[i * N + j];
                     }
                 }
@@ -293,8 +295,8 @@ TEST(Gemm, EpilogueEqualsTheActivationAppliedAfter) {
     // for every activation, on both paths and awkward shapes (K > KC: the
     // GEMM applies it on its last K block only; K = 0: to the bias alone).
     using K_ = Activation::Kind;
-    const Activation acts[] = {{K_::relu},      {K_::leaky_relu, 0.2f}, {K_::sigmoid}, {K_::tanh},
-                               {K_::gelu},      {K_::gelu_tanh},        {K_::silu}};
+    const Activation acts[] = {{K_::relu}, {K_::leaky_relu, 0.2f}, {K_::sigmoid}, {K_::tanh},
+                               {K_::gelu}, {K_::gelu_tanh},        {K_::silu}};
     Rng rng(31);
     int cases = 0;
     for (const Activation& act : acts)
@@ -326,9 +328,8 @@ TEST(Gemm, EpilogueEqualsTheActivationAppliedAfter) {
                     for (DType dtype : {DType::f16, DType::bf16, DType::int8}) {
                         CompactWeight w;
                         ASSERT_TRUE(compact_weight(B, dtype, w));
-                        check(dtype_name(dtype), [&](float* C, Activation a) {
-                            matmul_nt_compact(A.data(), w, bias.data(), C, M, a);
-                        });
+                        check(dtype_name(dtype),
+                              [&](float* C, Activation a) { matmul_nt_compact(A.data(), w, bias.data(), C, M, a); });
                     }
                     ++cases;
                 }

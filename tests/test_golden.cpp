@@ -44,9 +44,7 @@ struct GoldenCase {
     GoldenTensor output;
 };
 
-std::string golden_path(const std::string& name) {
-    return std::string(MODELKEEP_GOLDEN_DIR) + "/" + name + ".txt";
-}
+std::string golden_path(const std::string& name) { return std::string(MODELKEEP_GOLDEN_DIR) + "/" + name + ".txt"; }
 
 // Reads the values following a tensor header: exactly numel hex floats.
 bool read_values(std::istream& in, std::size_t numel, std::vector<float>& out, std::string& err) {
@@ -168,8 +166,10 @@ Comparison compare(const Tensor& ours, const std::vector<float>& torch) {
         const double o = ours.data()[i], t = torch[i];
         const double scale = std::max(std::fabs(t), m);
         double rel = 0.0;
-        if (std::isnan(o) || std::isnan(t)) rel = INFINITY;
-        else if (o != t) rel = scale > 0.0 ? std::fabs(o - t) / scale : INFINITY;
+        if (std::isnan(o) || std::isnan(t))
+            rel = INFINITY;
+        else if (o != t)
+            rel = scale > 0.0 ? std::fabs(o - t) / scale : INFINITY;
         if (std::fabs(t) >= double(FLT_MIN)) {
             const double e = std::isnan(o) ? INFINITY : std::fabs(o - t) / std::fabs(t);
             c.elementwise = std::max(c.elementwise, e);
@@ -264,55 +264,53 @@ void run_case(const std::string& name) {
     const StateDict sd = model.state_dict();
     ASSERT_EQ(sd.size(), c.params.size());
     for (std::size_t i = 0; i < sd.size(); ++i)
-        EXPECT_EQ(std::memcmp(sd[i].second.data(), c.params[i].values.data(),
-                              c.params[i].values.size() * sizeof(float)),
-                  0)
+        EXPECT_EQ(
+            std::memcmp(sd[i].second.data(), c.params[i].values.data(), c.params[i].values.size() * sizeof(float)), 0)
             << sd[i].first << " changed on load";
 
     const Comparison blocked = forward_and_compare(model, c, Kernel::blocked);
     const Comparison reference = forward_and_compare(model, c, Kernel::reference);
     for (const Comparison* r : {&blocked, &reference})
-        EXPECT_LE(r->worst, tolerance)
-            << name << (r == &blocked ? " (blocked GEMM)" : " (reference GEMM)") << ": output[" << r->at
-            << "] is " << hexf(r->ours) << " (" << r->ours << "), PyTorch's is " << hexf(r->torch) << " ("
-            << r->torch << ")";
+        EXPECT_LE(r->worst, tolerance) << name << (r == &blocked ? " (blocked GEMM)" : " (reference GEMM)")
+                                       << ": output[" << r->at << "] is " << hexf(r->ours) << " (" << r->ours
+                                       << "), PyTorch's is " << hexf(r->torch) << " (" << r->torch << ")";
     ::testing::Test::RecordProperty("worst_rel_blocked", fmt(blocked.worst));
     ::testing::Test::RecordProperty("worst_rel_reference", fmt(reference.worst));
-    std::cout << "[ golden   ] " << name << ": worst relative error " << fmt(blocked.worst)
-              << " (blocked GEMM), " << fmt(reference.worst) << " (reference GEMM); element-wise "
+    std::cout << "[ golden   ] " << name << ": worst relative error " << fmt(blocked.worst) << " (blocked GEMM), "
+              << fmt(reference.worst) << " (reference GEMM); element-wise "
               << fmt(std::max(blocked.elementwise, reference.elementwise)) << "\n";
 }
 
 }  // namespace
 
 // Test name, fixture stem.
-#define GOLDEN_CASES(X)                                 \
-    X(TutorialFc1, "tutorial_fc1")                      \
-    X(LinearNoBias, "linear_no_bias")                   \
-    X(LinearWide, "linear_wide")                        \
-    X(Linear3dInput, "linear_3d_input")                 \
-    X(Relu, "relu")                                     \
-    X(LeakyRelu, "leaky_relu")                          \
-    X(Sigmoid, "sigmoid")                               \
-    X(Tanh, "tanh")                                     \
-    X(GeluExact, "gelu_exact")                          \
-    X(GeluTanh, "gelu_tanh")                            \
-    X(Silu, "silu")                                     \
-    X(Identity, "identity")                             \
-    X(DropoutEval, "dropout_eval")                      \
-    X(Softmax, "softmax")                               \
-    X(LogSoftmax, "log_softmax")                        \
-    X(LinearSoftmax, "linear_softmax")                  \
-    X(FlattenLinear, "flatten_linear")                  \
-    X(LayerNormAffine, "layer_norm_affine")             \
-    X(LayerNormNoAffine, "layer_norm_no_affine")        \
-    X(BatchNorm2d, "batch_norm_2d")                     \
-    X(BatchNorm3d, "batch_norm_3d")                     \
-    X(BatchNormNoAffine, "batch_norm_no_affine")        \
-    X(BatchNormBatchStats, "batch_norm_batch_stats")    \
-    X(BatchNormBatchStats3d, "batch_norm_batch_stats_3d")\
-    X(Mlp784, "mlp_784")                                \
-    X(MlpMixed, "mlp_mixed")                            \
+#define GOLDEN_CASES(X)                                   \
+    X(TutorialFc1, "tutorial_fc1")                        \
+    X(LinearNoBias, "linear_no_bias")                     \
+    X(LinearWide, "linear_wide")                          \
+    X(Linear3dInput, "linear_3d_input")                   \
+    X(Relu, "relu")                                       \
+    X(LeakyRelu, "leaky_relu")                            \
+    X(Sigmoid, "sigmoid")                                 \
+    X(Tanh, "tanh")                                       \
+    X(GeluExact, "gelu_exact")                            \
+    X(GeluTanh, "gelu_tanh")                              \
+    X(Silu, "silu")                                       \
+    X(Identity, "identity")                               \
+    X(DropoutEval, "dropout_eval")                        \
+    X(Softmax, "softmax")                                 \
+    X(LogSoftmax, "log_softmax")                          \
+    X(LinearSoftmax, "linear_softmax")                    \
+    X(FlattenLinear, "flatten_linear")                    \
+    X(LayerNormAffine, "layer_norm_affine")               \
+    X(LayerNormNoAffine, "layer_norm_no_affine")          \
+    X(BatchNorm2d, "batch_norm_2d")                       \
+    X(BatchNorm3d, "batch_norm_3d")                       \
+    X(BatchNormNoAffine, "batch_norm_no_affine")          \
+    X(BatchNormBatchStats, "batch_norm_batch_stats")      \
+    X(BatchNormBatchStats3d, "batch_norm_batch_stats_3d") \
+    X(Mlp784, "mlp_784")                                  \
+    X(MlpMixed, "mlp_mixed")                              \
     X(Nested, "nested")
 
 #define MK_GOLDEN_TEST(test, stem) \
@@ -360,8 +358,8 @@ TEST(Golden, PerturbedWeightIsCaught) {
         GoldenCase c;
         std::string err;
         ASSERT_TRUE(load_case(name, c, err)) << err;
-        const auto param = std::find_if(c.params.begin(), c.params.end(),
-                                        [&](const GoldenTensor& t) { return t.key == key; });
+        const auto param =
+            std::find_if(c.params.begin(), c.params.end(), [&](const GoldenTensor& t) { return t.key == key; });
         ASSERT_NE(param, c.params.end()) << key;
         const auto biggest = std::max_element(param->values.begin(), param->values.end(),
                                               [](float a, float b) { return std::fabs(a) < std::fabs(b); });

@@ -71,7 +71,10 @@ TEST(Hostile, RandomGarbageNeverCrashes) {
         Bytes b(rng.next_u32() % 300);
         for (auto& v : b) v = std::uint8_t(rng.next_u32());
         if (b.size() >= 4 && round % 2) {  // half of them with our magic, to get further in
-            b[0] = 0x89; b[1] = 'M'; b[2] = 'K'; b[3] = 'P';
+            b[0] = 0x89;
+            b[1] = 'M';
+            b[2] = 'K';
+            b[3] = 'P';
         }
         LoadedFile out;
         EXPECT_FALSE(mkt::read_file_both(b, out).ok());

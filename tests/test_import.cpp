@@ -133,13 +133,14 @@ TEST(Import, ExportBytesBoundsBothWriters) {
             const std::uint64_t predicted = export_bytes(format, model.state_dict_shapes(), dtype);
             std::vector<std::uint8_t> out;
             const mkt::AllocScope scope;
-            ASSERT_TRUE((format == ExportFormat::torch ? write_torch(sd, dtype, out)
-                                                       : write_safetensors(sd, {}, dtype, out))
-                            .ok());
-            const std::string what = std::string(format == ExportFormat::torch ? "torch " : "safetensors ") +
-                                     dtype_name(dtype);
+            ASSERT_TRUE(
+                (format == ExportFormat::torch ? write_torch(sd, dtype, out) : write_safetensors(sd, {}, dtype, out))
+                    .ok());
+            const std::string what =
+                std::string(format == ExportFormat::torch ? "torch " : "safetensors ") + dtype_name(dtype);
             EXPECT_LE(scope.peak(), predicted) << what;
-            EXPECT_GE(scope.peak() * 13 / 10, predicted) << what << ": peak " << scope.peak() << ", predicted " << predicted;
+            EXPECT_GE(scope.peak() * 13 / 10, predicted)
+                << what << ": peak " << scope.peak() << ", predicted " << predicted;
         }
     }
 }

@@ -33,7 +33,8 @@ Status inflate_to(const Bytes& in, std::size_t size, Bytes& out) {
 // --- data of different shapes ----------------------------------------------
 
 enum class Shape { random, text, runs, repeats, small_alphabet, zeros };
-const Shape all_shapes[] = {Shape::random, Shape::text, Shape::runs, Shape::repeats, Shape::small_alphabet, Shape::zeros};
+const Shape all_shapes[] = {Shape::random,  Shape::text,           Shape::runs,
+                            Shape::repeats, Shape::small_alphabet, Shape::zeros};
 
 const char* shape_name(Shape s) {
     switch (s) {
@@ -51,8 +52,8 @@ Bytes make_data(Shape shape, std::size_t n, std::uint64_t seed) {
     Rng rng(seed);
     Bytes b;
     b.reserve(n);
-    static const char* words[] = {"weight", "bias", "layer", "norm", "the", "tensor", "archive/data/", "0", "17",
-                                  "running_mean", "\n", ", ", "float32", "torch"};
+    static const char* words[] = {"weight", "bias", "layer",        "norm", "the", "tensor",  "archive/data/",
+                                  "0",      "17",   "running_mean", "\n",   ", ",  "float32", "torch"};
     switch (shape) {
         case Shape::random:
             while (b.size() < n) b.push_back(std::uint8_t(rng.next_u32()));
@@ -129,10 +130,14 @@ std::vector<std::uint32_t> canonical(const std::vector<std::uint8_t>& lengths) {
 
 // The fixed code (RFC 3.2.6).
 void fixed_literal(BitWriter& w, unsigned sym) {
-    if (sym < 144) w.code(0x30 + sym, 8);
-    else if (sym < 256) w.code(0x190 + sym - 144, 9);
-    else if (sym < 280) w.code(sym - 256, 7);
-    else w.code(0xC0 + sym - 280, 8);
+    if (sym < 144)
+        w.code(0x30 + sym, 8);
+    else if (sym < 256)
+        w.code(0x190 + sym - 144, 9);
+    else if (sym < 280)
+        w.code(sym - 256, 7);
+    else
+        w.code(0xC0 + sym - 280, 8);
 }
 void fixed_header(BitWriter& w, bool final) {
     w.bits(final, 1);
@@ -203,9 +208,9 @@ void expect_corrupt(const Bytes& stream, std::size_t size, const std::string& me
 TEST(Inflate, ZlibStreamsCoverAllThreeBlockTypes) {
     // So the round trips below really exercise stored, fixed and dynamic blocks.
     const Bytes text = make_data(Shape::text, 5000, 1);
-    EXPECT_EQ((zlib_deflate(text, 0)[0] >> 1) & 3, 0);             // stored
-    EXPECT_EQ((zlib_deflate(text, 6, Z_FIXED)[0] >> 1) & 3, 1);    // fixed Huffman
-    EXPECT_EQ((zlib_deflate(text, 6)[0] >> 1) & 3, 2);             // dynamic Huffman
+    EXPECT_EQ((zlib_deflate(text, 0)[0] >> 1) & 3, 0);           // stored
+    EXPECT_EQ((zlib_deflate(text, 6, Z_FIXED)[0] >> 1) & 3, 1);  // fixed Huffman
+    EXPECT_EQ((zlib_deflate(text, 6)[0] >> 1) & 3, 2);           // dynamic Huffman
 }
 
 TEST(Inflate, DecodesZlibAtEveryLevelAndStrategy) {
@@ -219,7 +224,8 @@ TEST(Inflate, DecodesZlibAtEveryLevelAndStrategy) {
                 if (size > 60000 && level != 0 && level != 1 && level != 6 && level != 9) continue;
                 for (int strategy : strategies) {
                     const std::string what = std::string(shape_name(shape)) + " size " + std::to_string(size) +
-                                             " level " + std::to_string(level) + " strategy " + std::to_string(strategy);
+                                             " level " + std::to_string(level) + " strategy " +
+                                             std::to_string(strategy);
                     expect_round_trip(data, zlib_deflate(data, level, strategy), what);
                     if (HasFatalFailure()) return;
                     ++streams;
@@ -248,8 +254,10 @@ TEST(Inflate, DecodesSmallBlocksAndSmallWindows) {
     // tables); a 512-byte window keeps distances short.
     for (Shape shape : all_shapes) {
         const Bytes data = make_data(shape, 300000, 5);
-        expect_round_trip(data, zlib_deflate(data, 6, Z_DEFAULT_STRATEGY, 1), std::string(shape_name(shape)) + " memLevel 1");
-        expect_round_trip(data, zlib_deflate(data, 9, Z_DEFAULT_STRATEGY, 9, 9), std::string(shape_name(shape)) + " window 9");
+        expect_round_trip(data, zlib_deflate(data, 6, Z_DEFAULT_STRATEGY, 1),
+                          std::string(shape_name(shape)) + " memLevel 1");
+        expect_round_trip(data, zlib_deflate(data, 9, Z_DEFAULT_STRATEGY, 9, 9),
+                          std::string(shape_name(shape)) + " window 9");
         if (HasFatalFailure()) return;
     }
 }
@@ -265,7 +273,8 @@ TEST(Inflate, DecodesEveryByteValueAndEveryLength) {
         for (std::size_t i = 0; i < len; ++i) data.push_back(data[data.size() - 257]);
     }
     for (int level = 1; level <= 9; ++level)
-        for (int strategy : {Z_DEFAULT_STRATEGY, Z_FIXED}) expect_round_trip(data, zlib_deflate(data, level, strategy), "level " + std::to_string(level));
+        for (int strategy : {Z_DEFAULT_STRATEGY, Z_FIXED})
+            expect_round_trip(data, zlib_deflate(data, level, strategy), "level " + std::to_string(level));
 }
 
 // --- sizes -----------------------------------------------------------------

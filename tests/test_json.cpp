@@ -222,9 +222,8 @@ TEST(Json, NeverCrashesOnRandomInput) {
 
 TEST(Json, NumbersRoundTrip) {
     std::mt19937 rng(7);
-    std::vector<float> values = {0.0f,   -0.0f,           1.0f,          -1.0f,
-                                 0.1f,   1e-5f,           3.4028235e38f, -3.4028235e38f,
-                                 1e-45f, 1.17549435e-38f, 16777217.0f,   123.456f};
+    std::vector<float> values = {0.0f,          -0.0f,          1.0f,   -1.0f,           0.1f,        1e-5f,
+                                 3.4028235e38f, -3.4028235e38f, 1e-45f, 1.17549435e-38f, 16777217.0f, 123.456f};
     for (int i = 0; i < 20000; ++i) {
         std::uint32_t b = std::uint32_t(rng());
         float v;

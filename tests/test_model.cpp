@@ -23,9 +23,9 @@ std::vector<std::string> keys(const Sequential& m) {
 
 TEST(Model, StateDictKeysFollowPyTorch) {
     const Sequential m = mkt::make_model("Linear(3,4),ReLU,BatchNorm1d(4),fc1=Linear(4,2,bias=false),LayerNorm(2)");
-    EXPECT_EQ(keys(m), (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "2.running_mean",
-                                                  "2.running_var", "2.num_batches_tracked", "fc1.weight",
-                                                  "4.weight", "4.bias"}));
+    EXPECT_EQ(keys(m),
+              (std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias", "2.running_mean", "2.running_var",
+                                        "2.num_batches_tracked", "fc1.weight", "4.weight", "4.bias"}));
     const auto shapes = m.state_dict_shapes();
     EXPECT_EQ(shapes[0].second, (Shape{4, 3}));
     EXPECT_EQ(shapes[6].second, Shape{});
@@ -168,27 +168,29 @@ TEST(Model, ForwardAllocatesNothingOnceWarm) {
     ForwardBuffers buffers;
     Tensor y;
     for (const std::size_t threads : {1, 3})  // parallel.hpp: the pool allocates nothing once running
-    for (const std::size_t batch : {1, 8}) {
-        set_thread_count(threads);
-        for (DType dtype : {DType::f16, DType::int8, DType::f32}) {
-            m.set_weight_dtype(dtype);
-            Tensor x(Shape{batch, 3, 4});
-            Rng rng(batch);
-            for (float& v : x) v = rng.uniform(-1, 1);
-            long news[3];
-            for (long& count : news) {
-                const long before = mkt::news_everywhere();
-                const Status st = m.forward(x, y, buffers);
-                count = mkt::news_everywhere() - before;
-                ASSERT_TRUE(st.ok()) << st.to_string();
+        for (const std::size_t batch : {1, 8}) {
+            set_thread_count(threads);
+            for (DType dtype : {DType::f16, DType::int8, DType::f32}) {
+                m.set_weight_dtype(dtype);
+                Tensor x(Shape{batch, 3, 4});
+                Rng rng(batch);
+                for (float& v : x) v = rng.uniform(-1, 1);
+                long news[3];
+                for (long& count : news) {
+                    const long before = mkt::news_everywhere();
+                    const Status st = m.forward(x, y, buffers);
+                    count = mkt::news_everywhere() - before;
+                    ASSERT_TRUE(st.ok()) << st.to_string();
+                }
+                EXPECT_EQ(news[1], 0) << "batch " << batch << ", " << dtype_name(dtype) << ", " << threads
+                                      << " threads";
+                EXPECT_EQ(news[2], 0) << "batch " << batch << ", " << dtype_name(dtype) << ", " << threads
+                                      << " threads";
+                Tensor expect;
+                ASSERT_TRUE(m.forward(x, expect).ok());  // fresh buffers: the same result
+                EXPECT_EQ(y, expect);
             }
-            EXPECT_EQ(news[1], 0) << "batch " << batch << ", " << dtype_name(dtype) << ", " << threads << " threads";
-            EXPECT_EQ(news[2], 0) << "batch " << batch << ", " << dtype_name(dtype) << ", " << threads << " threads";
-            Tensor expect;
-            ASSERT_TRUE(m.forward(x, expect).ok());  // fresh buffers: the same result
-            EXPECT_EQ(y, expect);
         }
-    }
     set_thread_count(1);
     // The counter does see the tensors a cold forward makes.
     ForwardBuffers cold;
@@ -233,12 +235,12 @@ TEST(Model, ForwardBytesIsWhatAColdForwardAllocates) {
     const Case cases[] = {
         {"Linear(3,5),ReLU,Linear(5,2)", {1, 3}},
         {"Linear(3,5),ReLU,Linear(5,2)", {7, 3}},
-        {"ReLU,Linear(4,6),Softmax", {2, 4}},                                  // element-wise first
+        {"ReLU,Linear(4,6),Softmax", {2, 4}},                                       // element-wise first
         {"Flatten,a=Linear(12,30),LayerNorm(30),BatchNorm1d(30),Tanh", {5, 3, 4}},  // flatten, norms
-        {"Linear(6,4),LogSoftmax", {2, 3, 6}},                                  // rank 3 through a Linear
-        {"BatchNorm1d(3),Flatten,Linear(12,2)", {2, 3, 4}},                     // (N, C, L)
-        {"Sigmoid,GELU", {4, 4}},                                               // element-wise only
-        {"Linear(3,5),Linear(5,2)", {1, 4}},                                    // does not fit: stops at layer 0
+        {"Linear(6,4),LogSoftmax", {2, 3, 6}},                                      // rank 3 through a Linear
+        {"BatchNorm1d(3),Flatten,Linear(12,2)", {2, 3, 4}},                         // (N, C, L)
+        {"Sigmoid,GELU", {4, 4}},                                                   // element-wise only
+        {"Linear(3,5),Linear(5,2)", {1, 4}},                                        // does not fit: stops at layer 0
     };
     for (const Case& c : cases)
         for (DType dtype : {DType::f32, DType::f16, DType::int8}) {

@@ -65,11 +65,11 @@ Status run(const Bytes& b, bool legacy = false) {
     return run(b, u, legacy);
 }
 
-#define EXPECT_REFUSED(bytes, code_, needle)                                                   \
-    do {                                                                                       \
-        const Status st_ = run(bytes);                                                         \
-        EXPECT_EQ(st_.code(), Code::code_) << st_.to_string();                                 \
-        EXPECT_NE(st_.message().find(needle), std::string::npos) << st_.to_string();           \
+#define EXPECT_REFUSED(bytes, code_, needle)                                         \
+    do {                                                                             \
+        const Status st_ = run(bytes);                                               \
+        EXPECT_EQ(st_.code(), Code::code_) << st_.to_string();                       \
+        EXPECT_NE(st_.message().find(needle), std::string::npos) << st_.to_string(); \
     } while (0)
 
 }  // namespace
@@ -136,11 +136,25 @@ TEST(Pickle, Protocol4OpcodesAndStackGlobalGoThroughTheAllowlist) {
 
 TEST(Pickle, RefusesDangerousGlobalsByName) {
     const std::vector<std::pair<std::string, std::string>> refused = {
-        {"posix", "system"},   {"nt", "system"},         {"os", "system"},           {"__builtin__", "eval"},
-        {"builtins", "exec"},  {"builtins", "getattr"},  {"subprocess", "Popen"},    {"torch.storage", "_load_from_bytes"},
-        {"torch", "load"},     {"torch.serialization", "load"}, {"numpy", "load"},   {"shutil", "rmtree"},
-        {"importlib", "import_module"}, {"pickle", "loads"}, {"_codecs", "decode"},  {"sys", "modules"},
-        {"collections", "defaultdict"}, {"torch._utils", "_rebuild_tensor"},         {"os.path", "join"},
+        {"posix", "system"},
+        {"nt", "system"},
+        {"os", "system"},
+        {"__builtin__", "eval"},
+        {"builtins", "exec"},
+        {"builtins", "getattr"},
+        {"subprocess", "Popen"},
+        {"torch.storage", "_load_from_bytes"},
+        {"torch", "load"},
+        {"torch.serialization", "load"},
+        {"numpy", "load"},
+        {"shutil", "rmtree"},
+        {"importlib", "import_module"},
+        {"pickle", "loads"},
+        {"_codecs", "decode"},
+        {"sys", "modules"},
+        {"collections", "defaultdict"},
+        {"torch._utils", "_rebuild_tensor"},
+        {"os.path", "join"},
     };
     for (const auto& [m, n] : refused) {
         P p;
@@ -181,10 +195,28 @@ TEST(Pickle, ClassesAreInertRecordsAndCallingThemIsRefused) {
 
 TEST(Pickle, RefusesOpcodesTorchNeverWrites) {
     const std::vector<std::pair<std::uint8_t, const char*>> ops = {
-        {'i', "INST"}, {'o', "OBJ"},   {0x82, "EXT1"}, {0x83, "EXT2"}, {0x84, "EXT4"},  {'P', "PERSID"},
-        {'S', "STRING"}, {'V', "UNICODE"}, {'g', "GET"}, {'p', "PUT"}, {'d', "DICT"}, {'l', "LIST"},
-        {'0', "POP"}, {'1', "POP_MARK"}, {'2', "DUP"}, {'F', "FLOAT"}, {'I', "INT"}, {'L', "LONG"},
-        {0x91, "FROZENSET"}, {0x92, "NEWOBJ_EX"}, {0x96, "BYTEARRAY8"}, {0x97, "NEXT_BUFFER"},
+        {'i', "INST"},
+        {'o', "OBJ"},
+        {0x82, "EXT1"},
+        {0x83, "EXT2"},
+        {0x84, "EXT4"},
+        {'P', "PERSID"},
+        {'S', "STRING"},
+        {'V', "UNICODE"},
+        {'g', "GET"},
+        {'p', "PUT"},
+        {'d', "DICT"},
+        {'l', "LIST"},
+        {'0', "POP"},
+        {'1', "POP_MARK"},
+        {'2', "DUP"},
+        {'F', "FLOAT"},
+        {'I', "INT"},
+        {'L', "LONG"},
+        {0x91, "FROZENSET"},
+        {0x92, "NEWOBJ_EX"},
+        {0x96, "BYTEARRAY8"},
+        {0x97, "NEXT_BUFFER"},
         {0x98, "READONLY_BUFFER"},
     };
     for (const auto& [op, name] : ops) {

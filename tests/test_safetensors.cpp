@@ -118,14 +118,14 @@ const SafetensorsTensor* lookup(const SafetensorsInfo& info, const std::string& 
     SafetensorsInfo info;
     const Status s1 = read_safetensors_info(b.data(), b.size(), info);
     if (s1.code() != code)
-        return ::testing::AssertionFailure() << "read_safetensors_info gave " << (s1.ok() ? "ok" : s1.to_string())
-                                             << ", not " << code_name(code);
+        return ::testing::AssertionFailure()
+               << "read_safetensors_info gave " << (s1.ok() ? "ok" : s1.to_string()) << ", not " << code_name(code);
     if (s1.message().empty()) return ::testing::AssertionFailure() << code_name(code) << " without a message";
     StateDict sd(1, {"untouched", Tensor()});
     const Status s2 = read_safetensors(b.data(), b.size(), sd);
     if (s2.code() != code)
-        return ::testing::AssertionFailure() << "read_safetensors gave " << (s2.ok() ? "ok" : s2.to_string())
-                                             << ", not " << code_name(code);
+        return ::testing::AssertionFailure()
+               << "read_safetensors gave " << (s2.ok() ? "ok" : s2.to_string()) << ", not " << code_name(code);
     if (sd.size() != 1 || sd[0].first != "untouched")
         return ::testing::AssertionFailure() << "read_safetensors changed its output on error";
     return ::testing::AssertionSuccess();
@@ -141,9 +141,15 @@ Status read_into(const Bytes& b, StateDict& sd, Metadata* md = nullptr) {
 // Ten tensors, one per convertible dtype, at an odd data offset (N is odd).
 Bytes all_dtypes_file() {
     const std::string header = object({
-        entry("f64", "F64", "[3]", 0, 24),   entry("f32", "F32", "[2]", 24, 32), entry("f16", "F16", "[2]", 32, 36),
-        entry("bf16", "BF16", "[2]", 36, 40), entry("i64", "I64", "[2]", 40, 56), entry("i32", "I32", "[2]", 56, 64),
-        entry("i16", "I16", "[2]", 64, 68),   entry("i8", "I8", "[2]", 68, 70),   entry("u8", "U8", "[2]", 70, 72),
+        entry("f64", "F64", "[3]", 0, 24),
+        entry("f32", "F32", "[2]", 24, 32),
+        entry("f16", "F16", "[2]", 32, 36),
+        entry("bf16", "BF16", "[2]", 36, 40),
+        entry("i64", "I64", "[2]", 40, 56),
+        entry("i32", "I32", "[2]", 56, 64),
+        entry("i16", "I16", "[2]", 64, 68),
+        entry("i8", "I8", "[2]", 68, 70),
+        entry("u8", "U8", "[2]", 70, 72),
         entry("bool", "BOOL", "[2]", 72, 74),
     });
     Data d;
@@ -187,11 +193,10 @@ TEST(SafetensorsWrite, NumBatchesTrackedIsI64AndTensorsSortByDescendingDtype) {
                           {"0.bias", tensor({2}, {0.25f, 3})},
                           {"1.num_batches_tracked", tensor({}, {3})}};
     const Bytes file = write_st(sd, DType::f16);
-    const std::string expected =
-        R"({"1.num_batches_tracked":{"dtype":"I64","shape":[],"data_offsets":[0,8]},)"
-        R"("0.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
-        R"("0.weight":{"dtype":"F16","shape":[2,2],"data_offsets":[16,24]}})"
-        "    ";
+    const std::string expected = R"({"1.num_batches_tracked":{"dtype":"I64","shape":[],"data_offsets":[0,8]},)"
+                                 R"("0.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},)"
+                                 R"("0.weight":{"dtype":"F16","shape":[2,2],"data_offsets":[16,24]}})"
+                                 "    ";
     ASSERT_EQ(expected.size(), 200u);
     EXPECT_EQ(header_of(file), expected);
     const Bytes data = Data().u64(3).f32(0.25f).f32(3).u16(0x3C00).u16(0xC000).u16(0x3800).u16(0x7BFF).b;
@@ -247,8 +252,9 @@ TEST(SafetensorsWrite, EveryTensorIsAlignedToItsElementSize) {
 }
 
 TEST(SafetensorsWrite, NamesAndMetadataAreEscapedAndReadBack) {
-    const std::vector<std::string> names = {"a\"b\\c", "tab\there", std::string("\x01") + "ctl", "new\nline",
-                                            "\xC3\xA9\xE2\x9C\x93\xF0\x9F\x98\x80", "del\x7f", "sl/ash"};
+    const std::vector<std::string> names = {
+        "a\"b\\c", "tab\there", std::string("\x01") + "ctl", "new\nline", "\xC3\xA9\xE2\x9C\x93\xF0\x9F\x98\x80",
+        "del\x7f", "sl/ash"};
     StateDict sd;
     for (const auto& n : names) sd.emplace_back(n, tensor({1}, {float(n.size())}));
     const Metadata md = {{"note", "line1\nline2"}, {"q\"", "\\/\x1f"}, {"", "empty key"}};
@@ -271,9 +277,18 @@ TEST(SafetensorsWrite, NamesAndMetadataAreEscapedAndReadBack) {
 }
 
 TEST(SafetensorsWrite, F32RoundTripIsBitExact) {
-    const float special[] = {0.0f, -0.0f, 1e-45f, -1.17549435e-38f, 3.4028235e38f,
-                             std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                             from_bits(0x7FC01234u), from_bits(0xFF800001u), 0.1f, -123.456f, 1.0f};
+    const float special[] = {0.0f,
+                             -0.0f,
+                             1e-45f,
+                             -1.17549435e-38f,
+                             3.4028235e38f,
+                             std::numeric_limits<float>::infinity(),
+                             -std::numeric_limits<float>::infinity(),
+                             from_bits(0x7FC01234u),
+                             from_bits(0xFF800001u),
+                             0.1f,
+                             -123.456f,
+                             1.0f};
     Rng rng(9);
     StateDict sd;
     sd.emplace_back("special", tensor({3, 4}, std::vector<float>(std::begin(special), std::end(special))));
@@ -305,12 +320,18 @@ TEST(SafetensorsWrite, F16AndBF16RoundTripWithinTheirRounding) {
         // Representable exactly in this dtype.
         const std::vector<float> exact =
             half ? std::vector<float>{1.0f, -2.0f, 0.5f, 65504.0f, 5.9604644775390625e-8f, 6.103515625e-5f, 0.0f, -0.0f}
-                 : std::vector<float>{1.0f, -3.0f, 0.15625f, 1.2676506e30f, from_bits(0x00010000u), 0.0f, -0.0f,
+                 : std::vector<float>{1.0f,
+                                      -3.0f,
+                                      0.15625f,
+                                      1.2676506e30f,
+                                      from_bits(0x00010000u),
+                                      0.0f,
+                                      -0.0f,
                                       from_bits(0x7F7F0000u)};
         Tensor random(Shape{16, 24});
         for (float& v : random) v = rng.uniform(-4, 4) * (rng.next_unit() < 0.5f ? 1e-3f : 1.0f);
-        const StateDict sd = {{"w.exact", tensor({2, 4}, exact)}, {"w.random", random},
-                              {"b", tensor({3}, {0.1f, 0.2f, 0.3f})}};
+        const StateDict sd = {
+            {"w.exact", tensor({2, 4}, exact)}, {"w.random", random}, {"b", tensor({3}, {0.1f, 0.2f, 0.3f})}};
         const Bytes file = write_st(sd, dt);
         SafetensorsInfo info;
         ASSERT_TRUE(read_safetensors_info(file.data(), file.size(), info).ok());
@@ -327,9 +348,9 @@ TEST(SafetensorsWrite, F16AndBF16RoundTripWithinTheirRounding) {
         const Tensor& r = *lookup(back, "w.random");
         for (std::size_t k = 0; k < random.size(); ++k) {
             const float x = random.data()[k], y = r.data()[k];
-            const float bound = half ? (std::fabs(x) >= 6.103515625e-5f ? std::ldexp(std::fabs(x), -11)
-                                                                         : std::ldexp(1.0f, -25))
-                                     : std::ldexp(std::fabs(x), -8);
+            const float bound =
+                half ? (std::fabs(x) >= 6.103515625e-5f ? std::ldexp(std::fabs(x), -11) : std::ldexp(1.0f, -25))
+                     : std::ldexp(std::fabs(x), -8);
             ASSERT_LE(std::fabs(x - y), bound) << dtype_name(dt) << " " << x << " -> " << y;
             EXPECT_EQ(y, half ? f16_to_f32(f32_to_f16(x)) : bf16_to_f32(f32_to_bf16(x)));
         }
@@ -488,7 +509,8 @@ TEST(SafetensorsRead, EmptyTensorsScalarsAndEmptyFile) {
 
 TEST(SafetensorsRead, MetadataMayBeNullOrAbsent) {
     const std::string e = entry("x", "U8", "[1]", 0, 1);
-    for (const std::string& h : {object({e}), "{\"__metadata__\":null," + e + "}", "{" + e + ",\"__metadata__\" : null }"}) {
+    for (const std::string& h :
+         {object({e}), "{\"__metadata__\":null," + e + "}", "{" + e + ",\"__metadata__\" : null }"}) {
         StateDict sd;
         Metadata md = {{"stale", "entry"}};
         ASSERT_TRUE(read_into(st_file(h, {42}), sd, &md).ok()) << h;
@@ -517,12 +539,12 @@ TEST(SafetensorsRead, LargestIntegersParse) {
 }
 
 TEST(SafetensorsRead, UnsupportedDtypesValidateButDoNotConvert) {
-    const std::pair<const char*, int> types[] = {{"U16", 2}, {"U32", 4}, {"U64", 8}, {"C64", 8},
-                                                 {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"F8_E8M0", 1},
-                                                 {"F8_E4M3FNUZ", 1}, {"F8_E5M2FNUZ", 1}};
+    const std::pair<const char*, int> types[] = {{"U16", 2},     {"U32", 4},         {"U64", 8},
+                                                 {"C64", 8},     {"F8_E5M2", 1},     {"F8_E4M3", 1},
+                                                 {"F8_E8M0", 1}, {"F8_E4M3FNUZ", 1}, {"F8_E5M2FNUZ", 1}};
     for (const auto& [dtype, size] : types) {
-        const Bytes file = st_file(object({entry("q", dtype, "[3]", 0, 3 * std::uint64_t(size))}),
-                                   zeros_of(3 * std::size_t(size)));
+        const Bytes file =
+            st_file(object({entry("q", dtype, "[3]", 0, 3 * std::uint64_t(size))}), zeros_of(3 * std::size_t(size)));
         SafetensorsInfo info;
         ASSERT_TRUE(read_safetensors_info(file.data(), file.size(), info).ok()) << dtype;
         EXPECT_EQ(info.tensors[0].dtype, dtype);
@@ -587,7 +609,7 @@ TEST(SafetensorsErrors, TooShortIsTruncated) {
 TEST(SafetensorsErrors, HeaderLengthPastEndOfFileIsTruncated) {
     EXPECT_ST_CODE(st_file("{}", {}, 100), truncated);
     EXPECT_ST_CODE(st_file("{}", {}, 3), truncated);
-    EXPECT_ST_CODE(st_file("{}", {}, 1), bad_header_json);  // the header is "{", then one data byte
+    EXPECT_ST_CODE(st_file("{}", {}, 1), bad_header_json);               // the header is "{", then one data byte
     EXPECT_ST_CODE(st_file("", {}, max_safetensors_header), truncated);  // at the cap: not too large
 }
 
@@ -621,24 +643,24 @@ TEST(SafetensorsErrors, JsonSyntax) {
     const std::string e = entry("x", "F32", "[0]", 0, 0);
     for (const std::string& h : std::vector<std::string>{
              R"({"x" {"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",  // no colon
-             "{" + e + " " + entry("y", "F32", "[0]", 0, 0) + "}",                       // no comma
-             "{" + e + ",}",                                                              // trailing comma
+             "{" + e + " " + entry("y", "F32", "[0]", 0, 0) + "}",         // no comma
+             "{" + e + ",}",                                               // trailing comma
              "{," + e + "}",
              R"({"x":{"dtype":"F32","shape":[0,],"data_offsets":[0,0]}})",
              R"({"x":{"dtype":"F32","shape":[,0],"data_offsets":[0,0]}})",
              R"({"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0],}})",
              R"({"x":{"dtype":"F32","shape":[0] "data_offsets":[0,0]}})",
-             R"({"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})",  // unclosed
-             R"({"x:{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",  // unterminated
-             R"({'x':{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",  // single quotes
-             R"({x:{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",    // bare key
+             R"({"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})",             // unclosed
+             R"({"x:{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",             // unterminated
+             R"({'x':{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",            // single quotes
+             R"({x:{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",              // bare key
              "{\"a\tb\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}",  // raw control character
              "{\"a\x1f\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}",
-             R"({"a\x41":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",     // invalid escape
-             R"({"a\u12G4":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",   // bad hex
+             R"({"a\x41":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",    // invalid escape
+             R"({"a\u12G4":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",  // bad hex
              R"({"a\u12":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",
-             R"({"a\ud83d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",   // lone high surrogate
-             R"({"a\ude00":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",   // lone low surrogate
+             R"({"a\ud83d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",        // lone high surrogate
+             R"({"a\ude00":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",        // lone low surrogate
              R"({"a\ud83d\u0041":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",  // high + non-low
              R"({"a\ud83d\ud83d":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",
              R"({"a\":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}})",
@@ -647,9 +669,26 @@ TEST(SafetensorsErrors, JsonSyntax) {
 }
 
 TEST(SafetensorsErrors, NumbersAreNonNegativeIntegersOnly) {
-    for (const char* shape : {"[1.0]", "[1e1]", "[1E1]", "[-1]", "[01]", "[00]", "[+1]", "[18446744073709551616]",
-                              "[99999999999999999999999]", "[0x10]", "[\"2\"]", "[null]", "[true]", "[[2]]", "[Infinity]",
-                              "[NaN]", "2", "null", "\"[2]\"", "{}"})
+    for (const char* shape : {"[1.0]",
+                              "[1e1]",
+                              "[1E1]",
+                              "[-1]",
+                              "[01]",
+                              "[00]",
+                              "[+1]",
+                              "[18446744073709551616]",
+                              "[99999999999999999999999]",
+                              "[0x10]",
+                              "[\"2\"]",
+                              "[null]",
+                              "[true]",
+                              "[[2]]",
+                              "[Infinity]",
+                              "[NaN]",
+                              "2",
+                              "null",
+                              "\"[2]\"",
+                              "{}"})
         EXPECT_HEADER_CODE(R"({"x":{"dtype":"F32","shape":)" + std::string(shape) + R"(,"data_offsets":[0,8]}})",
                            bad_header_json)
             << shape;
@@ -660,7 +699,8 @@ TEST(SafetensorsErrors, NumbersAreNonNegativeIntegersOnly) {
             << offsets;
     // whitespace inside arrays is fine
     StateDict sd;
-    EXPECT_TRUE(read_into(st_file(R"({"x":{"dtype":"F32","shape":[ 2 ],"data_offsets":[ 0 , 8 ]}})", zeros_of(8)), sd).ok());
+    EXPECT_TRUE(
+        read_into(st_file(R"({"x":{"dtype":"F32","shape":[ 2 ],"data_offsets":[ 0 , 8 ]}})", zeros_of(8)), sd).ok());
 }
 
 TEST(SafetensorsErrors, WrongValueTypes) {
@@ -679,9 +719,9 @@ TEST(SafetensorsErrors, MetadataMustBeStringToString) {
 }
 
 TEST(SafetensorsErrors, EntryKeysAreExactlyDtypeShapeOffsets) {
-    for (const char* h : {R"({"x":{"shape":[0],"data_offsets":[0,0]}})", R"({"x":{"dtype":"F32","data_offsets":[0,0]}})",
-                          R"({"x":{"dtype":"F32","shape":[0]}})", R"({"x":{}})",
-                          R"({"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0],"extra":1}})",
+    for (const char* h : {R"({"x":{"shape":[0],"data_offsets":[0,0]}})",
+                          R"({"x":{"dtype":"F32","data_offsets":[0,0]}})", R"({"x":{"dtype":"F32","shape":[0]}})",
+                          R"({"x":{}})", R"({"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0],"extra":1}})",
                           R"({"x":{"dtype":"F32","shape":[0],"data_offsets":[0,0],"Dtype":"F32"}})"})
         EXPECT_HEADER_CODE(h, bad_header_json) << h;
 }
@@ -720,17 +760,20 @@ TEST(SafetensorsErrors, ShapeOverflow) {
 TEST(SafetensorsErrors, OffsetsOverlapLeaveHolesOrRunBackwards) {
     const Bytes d8 = zeros_of(8), d12 = zeros_of(12);
     // overlap: [0,8) and [4,12)
-    EXPECT_ST_CODE(st_file(object({entry("a", "F32", "[2]", 0, 8), entry("b", "F32", "[2]", 4, 12)}), d12), bad_offsets);
+    EXPECT_ST_CODE(st_file(object({entry("a", "F32", "[2]", 0, 8), entry("b", "F32", "[2]", 4, 12)}), d12),
+                   bad_offsets);
     // the same span twice (aliasing)
     EXPECT_ST_CODE(st_file(object({entry("a", "F32", "[2]", 0, 8), entry("b", "F32", "[2]", 0, 8)}), d8), bad_offsets);
     // hole between: [0,4) and [8,12)
-    EXPECT_ST_CODE(st_file(object({entry("a", "F32", "[1]", 0, 4), entry("b", "F32", "[1]", 8, 12)}), d12), bad_offsets);
+    EXPECT_ST_CODE(st_file(object({entry("a", "F32", "[1]", 0, 4), entry("b", "F32", "[1]", 8, 12)}), d12),
+                   bad_offsets);
     // hole at the start
     EXPECT_ST_CODE(st_file(object({entry("a", "F32", "[1]", 4, 8)}), d8), bad_offsets);
     // backwards
     EXPECT_ST_CODE(st_file(object({entry("a", "F32", "[0]", 8, 0)}), d8), bad_offsets);
     // an empty tensor past the end of the data
-    EXPECT_ST_CODE(st_file(object({entry("a", "F32", "[2]", 0, 8), entry("e", "F32", "[0]", 100, 100)}), d8), bad_offsets);
+    EXPECT_ST_CODE(st_file(object({entry("a", "F32", "[2]", 0, 8), entry("e", "F32", "[0]", 100, 100)}), d8),
+                   bad_offsets);
     // empty tensors at shared boundaries are fine, in any header order
     StateDict sd;
     EXPECT_TRUE(read_into(st_file(object({entry("b", "F32", "[1]", 4, 8), entry("e1", "F32", "[0]", 4, 4),
@@ -789,7 +832,8 @@ TEST(SafetensorsErrors, MessagesNameTheTensorAndNumbers) {
     const Bytes g = st_file(object({entry("a", "F32", "[1]", 0, 4), entry("b", "F32", "[1]", 2, 6)}), zeros_of(6));
     const Status st2 = read_safetensors_info(g.data(), g.size(), info);
     EXPECT_EQ(st2.code(), Code::bad_offsets);
-    for (const char* part : {"'a'", "'b'", "2"}) EXPECT_NE(st2.message().find(part), std::string::npos) << st2.message();
+    for (const char* part : {"'a'", "'b'", "2"})
+        EXPECT_NE(st2.message().find(part), std::string::npos) << st2.message();
 }
 
 // ----------------------------------------------------------------------------
@@ -1008,8 +1052,11 @@ TEST(SafetensorsPython, StandardLibraryReadsWhatWeWrite) {
     ASSERT_TRUE(write_file(script, python_reader, std::strlen(python_reader)));
     Rng rng(11);
     StateDict sd;
-    for (const auto& [name, shape] : std::vector<std::pair<std::string, Shape>>{
-             {"fc1.weight", {5, 3}}, {"fc1.bias", {5}}, {"scalar", {}}, {"empty", {0, 4}}, {"n\xC3\xA4me \"q\"", {2, 1}}}) {
+    for (const auto& [name, shape] : std::vector<std::pair<std::string, Shape>>{{"fc1.weight", {5, 3}},
+                                                                                {"fc1.bias", {5}},
+                                                                                {"scalar", {}},
+                                                                                {"empty", {0, 4}},
+                                                                                {"n\xC3\xA4me \"q\"", {2, 1}}}) {
         Tensor t(shape);
         for (float& v : t) v = rng.uniform(-3, 3);
         sd.emplace_back(name, t);
@@ -1030,16 +1077,17 @@ TEST(SafetensorsPython, StandardLibraryReadsWhatWeWrite) {
             std::string vals;
             for (std::size_t k = 0; k < t->size(); ++k) {
                 const float x = t->data()[k];
-                const std::string v =
-                    i64 ? std::to_string(std::llround(x))
-                        : std::to_string(bits(!narrow ? x : dt == DType::f16 ? f16_to_f32(f32_to_f16(x))
-                                                                             : bf16_to_f32(f32_to_bf16(x))));
+                const std::string v = i64 ? std::to_string(std::llround(x))
+                                          : std::to_string(bits(!narrow            ? x
+                                                                : dt == DType::f16 ? f16_to_f32(f32_to_f16(x))
+                                                                                   : bf16_to_f32(f32_to_bf16(x))));
                 vals += (k ? " " : "") + v;
             }
             expected += name + " " + st_dtype + " " + shape_list(*t) + " " + vals + "\n";
         }
         expected += "ok\n";
-        EXPECT_EQ(run("PYTHONIOENCODING=utf-8 /usr/bin/python3 " + script + " " + path + " 2>&1"), expected) << dtype_name(dt);
+        EXPECT_EQ(run("PYTHONIOENCODING=utf-8 /usr/bin/python3 " + script + " " + path + " 2>&1"), expected)
+            << dtype_name(dt);
         std::remove(path.c_str());
     }
     std::remove(script.c_str());

@@ -37,10 +37,11 @@ TEST(Spec, IssueExamples) {
 }
 
 TEST(Spec, ArgumentsAndKeywords) {
-    auto l = parse_ok("LeakyReLU(0.2),LeakyReLU(negative_slope=0.3),LayerNorm(8,1e-6),"
-                      "LayerNorm(8,elementwise_affine=false),BatchNorm1d(4,eps=0.001,affine=False),"
-                      "BatchNorm1d(4,track_running_stats=false),GELU(approximate='tanh'),Flatten(0,-1),"
-                      "Softmax(dim=-1),LogSoftmax(-1),Identity(),SiLU,Sigmoid,Tanh,Dropout(p=0.25)");
+    auto l = parse_ok(
+        "LeakyReLU(0.2),LeakyReLU(negative_slope=0.3),LayerNorm(8,1e-6),"
+        "LayerNorm(8,elementwise_affine=false),BatchNorm1d(4,eps=0.001,affine=False),"
+        "BatchNorm1d(4,track_running_stats=false),GELU(approximate='tanh'),Flatten(0,-1),"
+        "Softmax(dim=-1),LogSoftmax(-1),Identity(),SiLU,Sigmoid,Tanh,Dropout(p=0.25)");
     EXPECT_FLOAT_EQ(l[0].slope, 0.2f);
     EXPECT_FLOAT_EQ(l[1].slope, 0.3f);
     EXPECT_FLOAT_EQ(l[2].eps, 1e-6f);

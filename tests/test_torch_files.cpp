@@ -7,17 +7,17 @@
 // payloads would create never appears).
 #include <gtest/gtest.h>
 
+#include <dirent.h>
+#include <sys/stat.h>
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <iostream>
 #include <cstdio>
 #include <cstdlib>
-#include <dirent.h>
+#include <cstring>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
-#include <sys/stat.h>
 #include <vector>
 
 #include "import.hpp"
@@ -84,13 +84,20 @@ bool parse_case(const std::string& path, Case& c, std::string& err) {
         std::string rest;
         std::getline(head >> std::ws, rest);
         std::istringstream args(rest);
-        if (key == "case") c.name = rest;
-        else if (key == "file") c.file = rest;
-        else if (key == "format") c.format = rest;
-        else if (key == "load") c.load = rest;
-        else if (key == "error") c.error = rest;
-        else if (key == "spec") c.spec = rest;
-        else if (key == "global") c.globals.push_back(rest);
+        if (key == "case")
+            c.name = rest;
+        else if (key == "file")
+            c.file = rest;
+        else if (key == "format")
+            c.format = rest;
+        else if (key == "load")
+            c.load = rest;
+        else if (key == "error")
+            c.error = rest;
+        else if (key == "spec")
+            c.spec = rest;
+        else if (key == "global")
+            c.globals.push_back(rest);
         else if (key == "tensor") {
             Named t;
             args >> t.name >> t.dtype;
@@ -166,7 +173,8 @@ void expect_tensors(const StateDict& got, const Case& c) {
         ASSERT_EQ(shape_of(got[i].second), want.shape) << c.name << " " << want.name;
         for (std::size_t k = 0; k < want.values.size(); ++k)
             ASSERT_EQ(std::memcmp(&got[i].second.data()[k], &want.values[k], 4), 0)
-                << c.name << " " << want.name << "[" << k << "]: " << got[i].second.data()[k] << " vs " << want.values[k];
+                << c.name << " " << want.name << "[" << k << "]: " << got[i].second.data()[k] << " vs "
+                << want.values[k];
     }
 }
 
@@ -186,7 +194,8 @@ TEST_P(TorchFiles, Case) {
     ASSERT_TRUE(parse_case(dir + "/" + GetParam() + ".txt", c, err)) << GetParam() << ": " << err;
     const auto bytes = read_bytes(dir + "/files/" + c.file);
     ASSERT_FALSE(bytes.empty()) << c.file;
-    if (c.format != "torchscript") EXPECT_EQ(format_word(detect_format(bytes.data(), bytes.size())), c.format) << c.name;
+    if (c.format != "torchscript")
+        EXPECT_EQ(format_word(detect_format(bytes.data(), bytes.size())), c.format) << c.name;
 
     Imported plain, seq;
     const Status st = import_file(bytes.data(), bytes.size(), ImportOptions(), true, plain);

@@ -23,9 +23,9 @@
 #include "counting_source.hpp"
 #include "crc32.hpp"
 #include "rng.hpp"
-#include "zlib_reference.hpp"
 #include "source.hpp"
 #include "zip.hpp"
+#include "zlib_reference.hpp"
 
 using namespace modelkeep;
 
@@ -53,8 +53,12 @@ Bytes text_bytes(std::size_t n) {
 }
 
 std::uint16_t get16(const Bytes& b, std::size_t at) { return std::uint16_t(b[at] | b[at + 1] << 8); }
-std::uint32_t get32(const Bytes& b, std::size_t at) { return std::uint32_t(get16(b, at)) | std::uint32_t(get16(b, at + 2)) << 16; }
-std::uint64_t get64(const Bytes& b, std::size_t at) { return std::uint64_t(get32(b, at)) | std::uint64_t(get32(b, at + 4)) << 32; }
+std::uint32_t get32(const Bytes& b, std::size_t at) {
+    return std::uint32_t(get16(b, at)) | std::uint32_t(get16(b, at + 2)) << 16;
+}
+std::uint64_t get64(const Bytes& b, std::size_t at) {
+    return std::uint64_t(get32(b, at)) | std::uint64_t(get32(b, at + 4)) << 32;
+}
 void put16(Bytes& b, std::size_t at, std::uint32_t v) {
     b[at] = std::uint8_t(v);
     b[at + 1] = std::uint8_t(v >> 8);
@@ -87,11 +91,11 @@ struct Member {
     std::uint16_t method = 0;  // 0 stored; 8 deflated by zlib at `level`
     int level = 6;
     std::uint16_t flags = 0;
-    bool descriptor = false;    // torch: zero CRC and sizes locally, a data descriptor after the data
-    bool align = false;         // torch: an FB extra field pads the data to 64 bytes
-    unsigned zip64 = 0;         // central fields given as 0xFFFFFFFF + ZIP64 extra (z64_* bits)
-    std::string local_name{};   // when set, the local header's (different) name
-    Bytes central_extra{};      // appended to the central header's extra field
+    bool descriptor = false;   // torch: zero CRC and sizes locally, a data descriptor after the data
+    bool align = false;        // torch: an FB extra field pads the data to 64 bytes
+    unsigned zip64 = 0;        // central fields given as 0xFFFFFFFF + ZIP64 extra (z64_* bits)
+    std::string local_name{};  // when set, the local header's (different) name
+    Bytes central_extra{};     // appended to the central header's extra field
 };
 
 struct Options {
@@ -214,10 +218,8 @@ Archive build_zip(const std::vector<Member>& members, const Options& opt = {}) {
 // What torch.save writes (FORMATS.md 1.3).
 std::vector<Member> torch_members() {
     std::vector<Member> ms = {
-        {"archive/data.pkl", text_bytes(173)},
-        {"archive/byteorder", bytes_of("little")},
-        {"archive/data/0", random_bytes(80, 1)},
-        {"archive/data/1", random_bytes(20, 2)},
+        {"archive/data.pkl", text_bytes(173)},   {"archive/byteorder", bytes_of("little")},
+        {"archive/data/0", random_bytes(80, 1)}, {"archive/data/1", random_bytes(20, 2)},
         {"archive/version", bytes_of("3\n")},
     };
     for (Member& m : ms) {
@@ -260,7 +262,8 @@ bool same_entries(const std::vector<ZipEntry>& a, const std::vector<ZipEntry>& b
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
         if (a[i].name != b[i].name || a[i].method != b[i].method || a[i].crc32 != b[i].crc32 ||
-            a[i].data_offset != b[i].data_offset || a[i].compressed_size != b[i].compressed_size || a[i].size != b[i].size)
+            a[i].data_offset != b[i].data_offset || a[i].compressed_size != b[i].compressed_size ||
+            a[i].size != b[i].size)
             return false;
     return true;
 }
@@ -370,10 +373,12 @@ std::vector<ZipRecord> records_of(const std::vector<std::pair<std::string, Bytes
 // --- writing ---------------------------------------------------------------
 
 TEST(Zip, WriteThenRead) {
-    const std::vector<std::pair<std::string, Bytes>> named = {
-        {"archive/data.pkl", text_bytes(300)}, {"archive/data/0", random_bytes(64, 1)},
-        {"archive/data/1", {}},                {"archive/data/10", random_bytes(1, 2)},
-        {"archive/data/2", random_bytes(100003, 3)}, {"archive/version", bytes_of("3\n")}};
+    const std::vector<std::pair<std::string, Bytes>> named = {{"archive/data.pkl", text_bytes(300)},
+                                                              {"archive/data/0", random_bytes(64, 1)},
+                                                              {"archive/data/1", {}},
+                                                              {"archive/data/10", random_bytes(1, 2)},
+                                                              {"archive/data/2", random_bytes(100003, 3)},
+                                                              {"archive/version", bytes_of("3\n")}};
     Bytes archive;
     zip_write(records_of(named), archive);
 
@@ -404,7 +409,8 @@ TEST(Zip, WriteThenRead) {
 TEST(Zip, WriteAlignsEveryEntryWithAnFBField) {
     // Name lengths 1..130 make every padding length 0..63 occur.
     std::vector<std::pair<std::string, Bytes>> named;
-    for (std::size_t n = 1; n <= 130; ++n) named.emplace_back(std::string(n, char('a' + n % 26)) + std::to_string(n), random_bytes(n % 7, n));
+    for (std::size_t n = 1; n <= 130; ++n)
+        named.emplace_back(std::string(n, char('a' + n % 26)) + std::to_string(n), random_bytes(n % 7, n));
     Bytes archive;
     zip_write(records_of(named), archive);
     std::vector<ZipEntry> entries;
@@ -436,11 +442,11 @@ TEST(Zip, WriteHeaderFields) {
     zip_write(records_of(named), archive);
     // Local header of the first entry.
     EXPECT_EQ(get32(archive, 0), 0x04034b50u);
-    EXPECT_EQ(get16(archive, 4), 20);      // version needed
-    EXPECT_EQ(get16(archive, 6), 0);       // flags: ASCII name, no data descriptor
-    EXPECT_EQ(get16(archive, 8), 0);       // stored
-    EXPECT_EQ(get16(archive, 10), 0);      // 00:00
-    EXPECT_EQ(get16(archive, 12), 0x21);   // 1980-01-01
+    EXPECT_EQ(get16(archive, 4), 20);     // version needed
+    EXPECT_EQ(get16(archive, 6), 0);      // flags: ASCII name, no data descriptor
+    EXPECT_EQ(get16(archive, 8), 0);      // stored
+    EXPECT_EQ(get16(archive, 10), 0);     // 00:00
+    EXPECT_EQ(get16(archive, 12), 0x21);  // 1980-01-01
     EXPECT_EQ(get32(archive, 14), crc32(data.data(), data.size()));
     EXPECT_EQ(get32(archive, 18), 5u);
     EXPECT_EQ(get32(archive, 22), 5u);
@@ -458,7 +464,8 @@ TEST(Zip, WriteHeaderFields) {
 }
 
 TEST(Zip, WriteIsDeterministic) {
-    const std::vector<std::pair<std::string, Bytes>> named = {{"x/data.pkl", text_bytes(99)}, {"x/data/0", random_bytes(999, 9)}};
+    const std::vector<std::pair<std::string, Bytes>> named = {{"x/data.pkl", text_bytes(99)},
+                                                              {"x/data/0", random_bytes(999, 9)}};
     Bytes a, b = random_bytes(50, 1);  // b starts non-empty: zip_write replaces it
     zip_write(records_of(named), a);
     zip_write(records_of(named), b);
@@ -524,7 +531,8 @@ TEST(Zip, ReadsTorchStyleArchives) {
 
 TEST(Zip, ReadsDeflatedEntries) {
     std::vector<Member> members;
-    for (int level : {1, 6, 9}) members.push_back({"archive/text" + std::to_string(level), text_bytes(20000), 8, level});
+    for (int level : {1, 6, 9})
+        members.push_back({"archive/text" + std::to_string(level), text_bytes(20000), 8, level});
     members.push_back({"archive/random", random_bytes(5000, 3), 8, 6});
     members.push_back({"archive/empty", {}, 8, 6});
     members.push_back({"archive/stored", random_bytes(100, 4)});
@@ -609,16 +617,15 @@ TEST(Zip, MultiDiskArchivesAreRefused) {
         std::uint64_t value;
     };
     const Case cases[] = {
-        {&plain, plain.eocd + 4, 2, 1},            // number of this disk
-        {&plain, plain.eocd + 6, 2, 1},            // disk with the central directory
-        {&plain, plain.eocd + 8, 2, 0},            // entries on this disk != total
-        {&torch, torch.eocd + 4, 2, 1},
-        {&torch, torch.locator + 4, 4, 1},         // disk with the ZIP64 EOCD record
-        {&torch, torch.locator + 16, 4, 2},        // total number of disks
-        {&torch, torch.zip64_eocd + 16, 4, 1},     // ZIP64: number of this disk
-        {&torch, torch.zip64_eocd + 20, 4, 1},     // ZIP64: disk with the central directory
-        {&torch, torch.zip64_eocd + 24, 8, 4},     // ZIP64: entries on this disk != total
-        {&torch, torch.central[1] + 34, 2, 1},     // an entry starting on disk 1
+        {&plain, plain.eocd + 4, 2, 1},                                            // number of this disk
+        {&plain, plain.eocd + 6, 2, 1},                                            // disk with the central directory
+        {&plain, plain.eocd + 8, 2, 0},                                            // entries on this disk != total
+        {&torch, torch.eocd + 4, 2, 1},        {&torch, torch.locator + 4, 4, 1},  // disk with the ZIP64 EOCD record
+        {&torch, torch.locator + 16, 4, 2},                                        // total number of disks
+        {&torch, torch.zip64_eocd + 16, 4, 1},                                     // ZIP64: number of this disk
+        {&torch, torch.zip64_eocd + 20, 4, 1},  // ZIP64: disk with the central directory
+        {&torch, torch.zip64_eocd + 24, 8, 4},  // ZIP64: entries on this disk != total
+        {&torch, torch.central[1] + 34, 2, 1},  // an entry starting on disk 1
     };
     for (const Case& c : cases) {
         Bytes b = c.a->bytes;
@@ -1068,8 +1075,10 @@ TEST(Zip, EndRecordsBehindALongCommentOutsideMemory) {
         ASSERT_TRUE(zip_list(source, entries).ok());
         const std::size_t tail = std::min<std::size_t>(a.bytes.size(), 65535 + 22);
         EXPECT_LE(source.largest, tail);
-        if (length < 1024 - 22 - 20) EXPECT_EQ(source.largest, 1024u);  // found in the first read
-        else EXPECT_EQ(source.largest, tail - 1024);                   // the rest of the tail
+        if (length < 1024 - 22 - 20)
+            EXPECT_EQ(source.largest, 1024u);  // found in the first read
+        else
+            EXPECT_EQ(source.largest, tail - 1024);  // the rest of the tail
     }
     // A torch archive whose locator (or record) is damaged reads the same through both.
     Options opt = torch_options();
@@ -1094,7 +1103,8 @@ std::vector<std::pair<std::string, Bytes>> small_archives() {
     ms.back().flags = 0x0808;
     ms.back().descriptor = true;
     out.emplace_back("torch", build_zip(ms, torch_options()).bytes);
-    const std::vector<std::pair<std::string, Bytes>> named = {{"m/data.pkl", text_bytes(50)}, {"m/data/0", random_bytes(30, 1)}};
+    const std::vector<std::pair<std::string, Bytes>> named = {{"m/data.pkl", text_bytes(50)},
+                                                              {"m/data/0", random_bytes(30, 1)}};
     Bytes written;
     zip_write(records_of(named), written);
     out.emplace_back("zip_write", written);
@@ -1142,8 +1152,11 @@ TEST(Zip, EverySingleByteChangeIsAnErrorOrReadsConsistently) {
                 for (const ZipEntry& e : entries) {
                     Bytes out;
                     const Status rs = read_both(b, e, out);
-                    if (rs.ok()) ASSERT_EQ(out.size(), e.size);
-                    else ASSERT_TRUE(rs.code() == Code::corrupt_zip || rs.code() == Code::checksum_mismatch) << rs.to_string();
+                    if (rs.ok())
+                        ASSERT_EQ(out.size(), e.size);
+                    else
+                        ASSERT_TRUE(rs.code() == Code::corrupt_zip || rs.code() == Code::checksum_mismatch)
+                            << rs.to_string();
                 }
             }
         }
@@ -1163,10 +1176,12 @@ TEST(Zip, PythonZipfileReadsWrittenArchives) {
     const std::string dir = dir_template;
 
     // A torch-like archive, and one with more entries than the EOCD can count (ZIP64 end records).
-    std::vector<std::pair<std::string, Bytes>> small = {
-        {"archive/data.pkl", text_bytes(333)}, {"archive/data/0", random_bytes(1000, 1)},
-        {"archive/data/1", {}},                {"archive/\xC3\xBC\xC3\xA9", bytes_of("utf-8 name")},
-        {"archive/data/2", random_bytes(100000, 2)}, {"archive/version", bytes_of("3\n")}};
+    std::vector<std::pair<std::string, Bytes>> small = {{"archive/data.pkl", text_bytes(333)},
+                                                        {"archive/data/0", random_bytes(1000, 1)},
+                                                        {"archive/data/1", {}},
+                                                        {"archive/\xC3\xBC\xC3\xA9", bytes_of("utf-8 name")},
+                                                        {"archive/data/2", random_bytes(100000, 2)},
+                                                        {"archive/version", bytes_of("3\n")}};
     std::vector<std::pair<std::string, Bytes>> many;
     for (int i = 0; i < 66000; ++i) many.push_back({"many/" + std::to_string(i), bytes_of(std::to_string(i % 10))});
 
@@ -1176,7 +1191,8 @@ TEST(Zip, PythonZipfileReadsWrittenArchives) {
         Bytes archive;
         zip_write(records_of(*named), archive);
         const std::string path = dir + "/" + std::to_string(index++) + ".zip";
-        std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(archive.data()), std::streamsize(archive.size()));
+        std::ofstream(path, std::ios::binary)
+            .write(reinterpret_cast<const char*>(archive.data()), std::streamsize(archive.size()));
         files += " " + path;
         expected += path + " " + std::to_string(named->size()) + "\n";
         // (Every entry of the small archive, every 1000th of the big one.)

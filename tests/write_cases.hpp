@@ -23,7 +23,8 @@ inline modelkeep::Sequential varied_model() {
     modelkeep::Sequential m = make_model("a=Linear(40,30),r=ReLU,b=Linear(30,7,bias=false),n=BatchNorm1d(7)", 3);
     modelkeep::StateDict sd = m.state_dict();
     float* w = sd[0].second.data();
-    for (std::size_t i = 0; i < sd[0].second.size(); i += 7) w[i] = std::ldexp(float(i % 5) - 2.0f, -20);  // f16 subnormals
+    for (std::size_t i = 0; i < sd[0].second.size(); i += 7)
+        w[i] = std::ldexp(float(i % 5) - 2.0f, -20);  // f16 subnormals
     w[3] = 3000.0f;
     modelkeep::LoadReport report;
     if (!m.load_state_dict(sd, true, report).ok()) ADD_FAILURE() << "varied_model";
@@ -36,7 +37,8 @@ inline std::vector<WriteCase> write_cases() {
     std::vector<WriteCase> out;
     for (DType d : dtypes) {
         for (unsigned align : {2u, 4u, 12u}) {
-            WriteCase c{std::string("tiny ") + modelkeep::dtype_name(d) + " align " + std::to_string(align), tiny_model()};
+            WriteCase c{std::string("tiny ") + modelkeep::dtype_name(d) + " align " + std::to_string(align),
+                        tiny_model()};
             c.options.dtype = d;
             c.options.align_log2 = align;
             c.options.metadata = {{"note", "v1"}, {"author", "ü"}};

@@ -170,8 +170,8 @@ Status read_metadata(const val& js, Metadata& out) {
     const val entries = val::global("Object").call<val>("entries", js);
     const unsigned n = entries["length"].as<unsigned>();
     if (n > max_metadata_entries)
-        return error(Code::limit_exceeded, std::to_string(n) + " metadata entries, over the cap of " +
-                                               std::to_string(max_metadata_entries));
+        return error(Code::limit_exceeded,
+                     std::to_string(n) + " metadata entries, over the cap of " + std::to_string(max_metadata_entries));
     for (unsigned i = 0; i < n; ++i) {
         const val kv = entries[i];
         if (!kv[1].isString()) return error(Code::invalid_argument, "metadata values must be strings");
@@ -266,8 +266,9 @@ bool is_mkp(const ByteSource& file) {
 #if !MODELKEEP_INTEROP
 // What the lean build says of a file that is not .mkp.
 Status not_mkp() {
-    return error(Code::needs_importer, "these bytes are not a modelkeep (.mkp) file, and this build of modelkeep "
-                                       "reads no other format (its PyTorch / safetensors importer is left out)");
+    return error(Code::needs_importer,
+                 "these bytes are not a modelkeep (.mkp) file, and this build of modelkeep "
+                 "reads no other format (its PyTorch / safetensors importer is left out)");
 }
 #endif
 
@@ -376,8 +377,8 @@ public:
 #if MODELKEEP_INTEROP
         DType d;
         if (!parse_dtype(dtype, d) || d == DType::int8)
-            return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16 (" + format +
-                                                          " has no int8 form)"));
+            return fail(error(Code::invalid_argument,
+                              "dtype '" + dtype + "' is not one of f32, f16, bf16 (" + format + " has no int8 form)"));
         if (format != "safetensors" && format != "pt")
             return fail(error(Code::invalid_argument, "export format '" + format + "' is not safetensors or pt"));
         const ExportFormat f = format == "pt" ? ExportFormat::torch : ExportFormat::safetensors;
@@ -397,8 +398,9 @@ public:
         return out;
 #else
         (void)format, (void)dtype, (void)metadata;
-        return fail(error(Code::needs_importer, "exporting to .pt or .safetensors needs the importer, which this "
-                                                "build of modelkeep leaves out"));
+        return fail(error(Code::needs_importer,
+                          "exporting to .pt or .safetensors needs the importer, which this "
+                          "build of modelkeep leaves out"));
 #endif
     }
 
@@ -492,15 +494,15 @@ public:
         if (!entries.isArray()) return fail(error(Code::invalid_input, "a state dict must be an array of entries"));
         const unsigned n = entries["length"].as<unsigned>();
         if (n > max_tensors)
-            return fail(error(Code::limit_exceeded, std::to_string(n) + " tensors, over the cap of " +
-                                                        std::to_string(max_tensors)));
+            return fail(error(Code::limit_exceeded,
+                              std::to_string(n) + " tensors, over the cap of " + std::to_string(max_tensors)));
         StateDict sd;
         for (unsigned i = 0; i < n; ++i) {
             const val e = entries[i];
             Shape shape;
             if (!e["name"].isString() || !read_shape(e["shape"], shape))
-                return fail(error(Code::invalid_input, "state dict entry " + std::to_string(i) +
-                                                           " needs a string name and a shape array"));
+                return fail(error(Code::invalid_input,
+                                  "state dict entry " + std::to_string(i) + " needs a string name and a shape array"));
             const std::string name = e["name"].as<std::string>();
             std::uint64_t numel = 0;
             Status st = checked_numel(shape, numel, "tensor '" + name + "'");
@@ -659,5 +661,6 @@ EMSCRIPTEN_BINDINGS(modelkeep) {
     emscripten::function("fileInfo", &file_info);
     emscripten::function("readTensors", &read_tensors);
     // Threads the kernels use: 1, or up to 4 in the pthreads build (parallel.hpp).
-    emscripten::function("threadCount", +[]() { return double(thread_count()); });
+    emscripten::function(
+        "threadCount", +[]() { return double(thread_count()); });
 }

@@ -150,7 +150,8 @@ export class Model {
   forward(input: Float32Array | ArrayLike<number>, shape: number[]): Output;
   stateDict(): StateDict;
   loadStateDict(
-    stateDict: Record<string, { shape: number[]; data: ArrayLike<number> }> | Map<string, Tensor> | Uint8Array | ArrayBuffer,
+    stateDict:
+      Record<string, { shape: number[]; data: ArrayLike<number> }> | Map<string, Tensor> | Uint8Array | ArrayBuffer,
     options?: { strict?: boolean },
   ): LoadReport;
   /** .mkp bytes; or the state dict as 'safetensors' / 'pt' (torch.load(path, weights_only=True) loads it). */

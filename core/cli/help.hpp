@@ -136,7 +136,8 @@ Examples:
   modelkeep inspect tiny.mkp --json
 )~";
 
-constexpr const char* predict = R"~(Usage: modelkeep predict FILE [--arch SPEC | --assume-sequential] --input JSON|@PATH|-
+constexpr const char* predict =
+    R"~(Usage: modelkeep predict FILE [--arch SPEC | --assume-sequential] --input JSON|@PATH|-
 
 Runs the model in FILE in inference mode (Dropout is the identity, BatchNorm1d uses its
 running statistics) on one input and prints {"shape": [...], "data": [...]}: the output's

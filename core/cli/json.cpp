@@ -84,8 +84,8 @@ private:
     bool fail_value(const char* expected) {
         if (!at_end() && is_alpha(s_[pos_])) {
             const std::string word = found();
-            if (word == "'NaN'" || word == "'nan'" || word == "'Infinity'" || word == "'inf'" ||
-                word == "'infinity'" || word == "'Inf'")
+            if (word == "'NaN'" || word == "'nan'" || word == "'Infinity'" || word == "'inf'" || word == "'infinity'" ||
+                word == "'Inf'")
                 return fail(word + " is not a JSON number (only finite numbers are accepted)", pos_);
         }
         return fail(std::string("expected ") + expected + ", found " + found(), pos_);
@@ -93,8 +93,7 @@ private:
 
     bool parse() {
         skip_space();
-        if (at_end())
-            return fail("empty input: expected a nested array of numbers such as [[1, 2, 3]]", pos_);
+        if (at_end()) return fail("empty input: expected a nested array of numbers such as [[1, 2, 3]]", pos_);
         if (s_[pos_] != '[') {
             if (is_digit(s_[pos_]) || s_[pos_] == '-')
                 return fail("expected an array (rank 1 to " + std::to_string(max_rank) +
@@ -114,9 +113,7 @@ private:
         while (!count_.empty()) {
             skip_space();
             if (at_end())
-                return fail(
-                    "unexpected end of input: " + std::to_string(count_.size()) + " array(s) not closed",
-                    pos_);
+                return fail("unexpected end of input: " + std::to_string(count_.size()) + " array(s) not closed", pos_);
             const char c = s_[pos_];
             if (c == ']') {
                 if (!close_array()) return false;
@@ -150,13 +147,11 @@ private:
             return fail("ragged array: '[' where a number is expected (the first number is nested " +
                             std::to_string(dims_.size()) + " deep)",
                         pos_);
-        if (depth >= max_rank)
-            return fail("arrays nested deeper than " + std::to_string(max_rank) + " levels", pos_);
+        if (depth >= max_rank) return fail("arrays nested deeper than " + std::to_string(max_rank) + " levels", pos_);
         count_.push_back(0);
         ++pos_;
         skip_space();
-        if (!at_end() && s_[pos_] == ']')
-            return fail("empty array: every dimension must be at least 1", pos_);
+        if (!at_end() && s_[pos_] == ']') return fail("empty array: every dimension must be at least 1", pos_);
         return true;
     }
 
@@ -182,8 +177,8 @@ private:
         const std::size_t depth = count_.size() - 1;
         const std::uint64_t n = ++count_.back();
         if (dims_[depth] != 0 && n > dims_[depth])
-            return fail("ragged array: more than " + elements(dims_[depth]) + " at depth " +
-                            std::to_string(depth + 1) + ", unlike the first array there",
+            return fail("ragged array: more than " + elements(dims_[depth]) + " at depth " + std::to_string(depth + 1) +
+                            ", unlike the first array there",
                         pos_);
         return true;
     }
@@ -198,8 +193,7 @@ private:
                             " deep, but the first number is nested " + std::to_string(dims_.size()) + " deep",
                         pos_);
         }
-        if (data_.size() >= max_numbers_)
-            return fail("more than " + std::to_string(max_numbers_) + " numbers", pos_);
+        if (data_.size() >= max_numbers_) return fail("more than " + std::to_string(max_numbers_) + " numbers", pos_);
         float v = 0;
         if (!number(v)) return false;
         data_.push_back(v);
@@ -217,8 +211,7 @@ private:
         bool seen_nonzero = false;
         if (s_[pos_] == '0') {
             ++pos_;
-            if (pos_ < n && is_digit(s_[pos_]))
-                return fail("leading zeros are not allowed in JSON numbers", start);
+            if (pos_ < n && is_digit(s_[pos_])) return fail("leading zeros are not allowed in JSON numbers", start);
         } else {
             long long int_digits = 0;
             while (pos_ < n && is_digit(s_[pos_])) {
@@ -274,8 +267,7 @@ private:
 
 }  // namespace
 
-Status parse_array(const std::string& text, Shape& shape, std::vector<float>& data,
-                   std::uint64_t max_numbers) {
+Status parse_array(const std::string& text, Shape& shape, std::vector<float>& data, std::uint64_t max_numbers) {
     return Parser(text, max_numbers).run(shape, data);
 }
 

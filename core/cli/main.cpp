@@ -225,7 +225,9 @@ bool get_dtype(const Args& args, DType& out, std::string& message) {
 
 // ---------------------------------------------------------------- printing
 
-bool contains_text(const std::string& haystack, const char* needle) { return haystack.find(needle) != std::string::npos; }
+bool contains_text(const std::string& haystack, const char* needle) {
+    return haystack.find(needle) != std::string::npos;
+}
 
 // --arch SPEC / --assume-sequential (predict, convert).
 bool get_import_options(const Args& args, ImportOptions& out, std::string& message) {
@@ -244,9 +246,7 @@ bool get_import_options(const Args& args, ImportOptions& out, std::string& messa
     return true;
 }
 
-std::string plural(std::uint64_t n, const char* word) {
-    return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
-}
+std::string plural(std::uint64_t n, const char* word) { return std::to_string(n) + " " + word + (n == 1 ? "" : "s"); }
 
 // "full model, 2 layers, 4 tensors, 26 parameters, f16 weights, 208 bytes"
 std::string describe(const FileInfo& info, DType dtype) {
@@ -329,16 +329,15 @@ void print_inspect_text(const std::string& path, const FileInfo& info, const Sta
     if (info.kind == FileKind::model) {
         std::cout << "\nlayers (" << info.layers.size() << "):\n";
         std::vector<std::vector<std::string>> rows = {{"name", "kind", "spec"}};
-        for (const LayerSpec& l : info.layers)
-            rows.push_back({l.name, layer_kind_name(l.kind), format_layer(l)});
+        for (const LayerSpec& l : info.layers) rows.push_back({l.name, layer_kind_name(l.kind), format_layer(l)});
         print_table(rows, {});
     }
 
     std::cout << "\ntensors (" << info.tensors.size() << "):\n";
     std::vector<std::vector<std::string>> rows = {{"name", "dtype", "shape", "bytes", "offset"}};
     for (const TensorInfo& t : info.tensors)
-        rows.push_back({t.name, dtype_name(t.dtype), shape_to_string(t.shape), std::to_string(t.bytes),
-                        std::to_string(t.offset)});
+        rows.push_back(
+            {t.name, dtype_name(t.dtype), shape_to_string(t.shape), std::to_string(t.bytes), std::to_string(t.offset)});
     print_table(rows, {false, false, false, true, true});
 
     print_metadata(info.metadata);
@@ -355,20 +354,18 @@ void print_inspect_json(const FileInfo& info, const Status& integrity) {
     j += ",\"header_bytes\":" + std::to_string(info.header_bytes);
     j += ",\"file_bytes\":" + std::to_string(info.file_bytes);
     j += ",\"param_count\":" + std::to_string(info.param_count);
-    j += ",\"architecture\":" +
-         (info.kind == FileKind::model ? json::quote(format_spec(info.layers)) : "null");
+    j += ",\"architecture\":" + (info.kind == FileKind::model ? json::quote(format_spec(info.layers)) : "null");
     j += ",\"layers\":[";
     for (std::size_t i = 0; i < info.layers.size(); ++i) {
         const LayerSpec& l = info.layers[i];
         j += std::string(i ? "," : "") + "{\"name\":" + json::quote(l.name) +
-             ",\"kind\":" + json::quote(layer_kind_name(l.kind)) +
-             ",\"spec\":" + json::quote(format_layer(l)) + "}";
+             ",\"kind\":" + json::quote(layer_kind_name(l.kind)) + ",\"spec\":" + json::quote(format_layer(l)) + "}";
     }
     j += "],\"tensors\":[";
     for (std::size_t i = 0; i < info.tensors.size(); ++i) {
         const TensorInfo& t = info.tensors[i];
-        j += std::string(i ? "," : "") + "{\"name\":" + json::quote(t.name) + ",\"dtype\":\"" +
-             dtype_name(t.dtype) + "\",\"shape\":[";
+        j += std::string(i ? "," : "") + "{\"name\":" + json::quote(t.name) + ",\"dtype\":\"" + dtype_name(t.dtype) +
+             "\",\"shape\":[";
         for (std::size_t d = 0; d < t.shape.size(); ++d) j += (d ? "," : "") + std::to_string(t.shape[d]);
         j += "],\"bytes\":" + std::to_string(t.bytes) + ",\"offset\":" + std::to_string(t.offset) + "}";
     }
@@ -421,22 +418,18 @@ void print_source_json(const SourceInfo& info, const Status& integrity) {
 int cmd_init(const std::vector<std::string>& argv) {
     Args args;
     std::string msg;
-    if (!parse_args(argv,
-                    {{"--seed", true, false},
-                     {"--dtype", true, false},
-                     {"--meta", true, true},
-                     {"--state-dict", false, false}},
-                    args, msg))
+    if (!parse_args(
+            argv,
+            {{"--seed", true, false}, {"--dtype", true, false}, {"--meta", true, true}, {"--state-dict", false, false}},
+            args, msg))
         return usage_error("init", msg);
     if (args.positional.size() != 2)
-        return usage_error("init",
-                           args.positional.size() < 2
-                               ? "init needs SPEC and OUT.mkp"
-                               : "init takes only SPEC and OUT.mkp, got extra '" + args.positional[2] + "'");
+        return usage_error("init", args.positional.size() < 2
+                                       ? "init needs SPEC and OUT.mkp"
+                                       : "init takes only SPEC and OUT.mkp, got extra '" + args.positional[2] + "'");
     std::uint64_t seed = 0;
     if (const std::string* s = args.get("--seed"); s && !parse_seed(*s, seed))
-        return usage_error("init",
-                           "--seed needs an integer from 0 to 18446744073709551615, got '" + *s + "'");
+        return usage_error("init", "--seed needs an integer from 0 to 18446744073709551615, got '" + *s + "'");
     WriteOptions options;
     if (!get_dtype(args, options.dtype, msg) || !apply_meta(args, options.metadata, msg))
         return usage_error("init", msg);
@@ -528,8 +521,9 @@ int cmd_predict(const std::vector<std::string>& argv) {
     Imported imported;
     st = import_file(bytes.data(), bytes.size(), import_options, true, imported);
     if (st.code() == Code::needs_architecture)  // name the flags (the message is shared with JS)
-        return report(error(st.code(), st.message() + " — here: --arch SPEC" +
-                                           (contains_text(st.message(), "module tree") ? " or --assume-sequential" : "")));
+        return report(
+            error(st.code(), st.message() + " — here: --arch SPEC" +
+                                 (contains_text(st.message(), "module tree") ? " or --assume-sequential" : "")));
     if (!st.ok()) return report(st);
     const Sequential& model = imported.model;
     bytes = {};
@@ -537,8 +531,7 @@ int cmd_predict(const std::vector<std::string>& argv) {
     std::string text;
     if (*input == "-" || (!input->empty() && (*input)[0] == '@')) {
         std::vector<std::uint8_t> raw;
-        st = *input == "-" ? read_stream(stdin, "standard input", raw)
-                           : read_whole_file(input->substr(1), raw);
+        st = *input == "-" ? read_stream(stdin, "standard input", raw) : read_whole_file(input->substr(1), raw);
         if (!st.ok()) return report(st);
         text.assign(raw.begin(), raw.end());
     } else {
@@ -590,15 +583,17 @@ int cmd_convert(const std::vector<std::string>& argv) {
     Args args;
     std::string msg;
     if (!parse_args(argv,
-                    {{"--dtype", true, false}, {"--meta", true, true}, {"--state-dict", false, false},
-                     {"--arch", true, false}, {"--assume-sequential", false, false}},
+                    {{"--dtype", true, false},
+                     {"--meta", true, true},
+                     {"--state-dict", false, false},
+                     {"--arch", true, false},
+                     {"--assume-sequential", false, false}},
                     args, msg))
         return usage_error("convert", msg);
     if (args.positional.size() != 2)
-        return usage_error("convert",
-                           args.positional.size() < 2
-                               ? "convert needs IN and OUT"
-                               : "convert takes only IN and OUT, got extra '" + args.positional[2] + "'");
+        return usage_error("convert", args.positional.size() < 2
+                                          ? "convert needs IN and OUT"
+                                          : "convert takes only IN and OUT, got extra '" + args.positional[2] + "'");
     WriteOptions options;
     if (!get_dtype(args, options.dtype, msg)) return usage_error("convert", msg);
     ImportOptions import_options;
@@ -680,8 +675,8 @@ std::string command_help(const std::string& name) {
 
 std::string global_help() {
     return std::string("modelkeep ") + cli_help::version +
-           " - create, inspect, run and convert modelkeep (.mkp) model files\n" + cli_help::global +
-           cli_help::dtypes + "\n" + cli_help::spec + cli_help::global_tail;
+           " - create, inspect, run and convert modelkeep (.mkp) model files\n" + cli_help::global + cli_help::dtypes +
+           "\n" + cli_help::spec + cli_help::global_tail;
 }
 
 int run(int argc, char** argv) {
@@ -723,8 +718,7 @@ int run(int argc, char** argv) {
         return c.run(rest);
     }
     if (cmd.size() > 1 && cmd[0] == '-') return usage_error("", "unknown option '" + cmd + "'");
-    return usage_error(
-        "", "unknown command '" + cmd + "'; the commands are init, inspect, predict, convert and help");
+    return usage_error("", "unknown command '" + cmd + "'; the commands are init, inspect, predict, convert and help");
 }
 
 }  // namespace

@@ -26,7 +26,8 @@ FileFormat detect_format(const std::uint8_t* data, std::size_t size) { return de
 
 FileFormat detect_format_sized(const std::uint8_t* data, std::size_t size, std::uint64_t file_size) {
     if (size >= 4 && std::memcmp(data, format_magic, 4) == 0) return FileFormat::mkp;
-    if (size >= 4 && data[0] == 'P' && data[1] == 'K' && ((data[2] == 3 && data[3] == 4) || (data[2] == 5 && data[3] == 6)))
+    if (size >= 4 && data[0] == 'P' && data[1] == 'K' &&
+        ((data[2] == 3 && data[3] == 4) || (data[2] == 5 && data[3] == 6)))
         return FileFormat::torch_zip;
     static const std::uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46};
     if (size >= sizeof legacy && std::memcmp(data, legacy, sizeof legacy) == 0) return FileFormat::torch_legacy;
@@ -79,9 +80,7 @@ bool has_tensor(const ModuleNode& n, const char* name) {
 // One torch.nn leaf as a modelkeep layer.
 Status leaf_layer(const ModuleNode& n, const std::string& name, LayerSpec& spec) {
     const std::string where = "child '" + name + "' (" + short_class(n.class_path) + ")";
-    auto bad = [&](const std::string& what) {
-        return error(Code::unknown_layer, where + ": " + what);
-    };
+    auto bad = [&](const std::string& what) { return error(Code::unknown_layer, where + ": " + what); };
     spec = LayerSpec();
     if (!layer_kind_of_torch_class(n.class_path, spec.kind)) return bad("modelkeep has no layer of this class");
     spec.name = name;
@@ -110,7 +109,8 @@ Status leaf_layer(const ModuleNode& n, const std::string& name, LayerSpec& spec)
             // modelkeep normalises over the last dimension: dim=-1, or dim=1
             // (the last one of the (N, C) batches an MLP passes).
             const std::string* d = n.attr("dim");
-            if (d && *d != "None" && *d != "-1" && *d != "1") return bad("dim=" + *d + " (the last dimension is supported)");
+            if (d && *d != "None" && *d != "-1" && *d != "1")
+                return bad("dim=" + *d + " (the last dimension is supported)");
             break;
         }
         case LayerKind::dropout:
@@ -146,8 +146,7 @@ Status leaf_layer(const ModuleNode& n, const std::string& name, LayerSpec& spec)
         case LayerKind::sigmoid:
         case LayerKind::tanh:
         case LayerKind::silu:
-        case LayerKind::identity:
-            break;  // no attribute to read
+        case LayerKind::identity: break;  // no attribute to read
     }
     return validate_layer(spec);
 }
@@ -160,8 +159,8 @@ Status collect_layers(const ModuleNode& n, const std::string& name, bool sequent
     const bool sequential = n.class_path == "torch.nn.modules.container.Sequential";
     const std::string label = name.empty() ? "the root module" : "child '" + name + "'";
     if (sequential_only && !sequential)
-        return error(Code::needs_architecture, label + " is a " + short_class(n.class_path) +
-                                                   ", whose forward() is not in the file");
+        return error(Code::needs_architecture,
+                     label + " is a " + short_class(n.class_path) + ", whose forward() is not in the file");
     if (!n.tensors.empty())
         return error(Code::needs_architecture, label + " (" + short_class(n.class_path) + ") has tensors of its own (" +
                                                    n.tensors[0] + "), used by a forward() that is not in the file");
@@ -233,7 +232,8 @@ Status fill_safetensors_info(const ByteSource& source, SourceInfo& info, Safeten
     info.structure_bytes = st.data_start;
     for (const auto& t : st.tensors) {
         info.tensors.push_back({t.name, t.dtype, t.shape});
-        if (t.dtype != "F32") info.buffer_bytes = std::max(info.buffer_bytes, t.end - t.begin);  // converted from a buffer
+        if (t.dtype != "F32")
+            info.buffer_bytes = std::max(info.buffer_bytes, t.end - t.begin);  // converted from a buffer
     }
     info.metadata = st.metadata;
     info.arch_note = "a safetensors file holds weights, not the layers that use them";
@@ -263,7 +263,8 @@ std::uint64_t import_bytes(const SourceInfo& info, const ImportOptions& options,
     return tensors + info.buffer_bytes + bookkeeping;
 }
 
-std::uint64_t export_bytes(ExportFormat format, const std::vector<std::pair<std::string, Shape>>& tensors, DType dtype) {
+std::uint64_t export_bytes(ExportFormat format, const std::vector<std::pair<std::string, Shape>>& tensors,
+                           DType dtype) {
     // Per tensor: its stored bytes, and room for its name and its header or
     // pickle record (JSON with offsets; a zip entry and pickle opcodes).
     std::uint64_t data = 0, records = 0;
@@ -367,8 +368,7 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
             MK_TRY(read_safetensors(source, st, out.tensors));
             break;
         }
-        case FileFormat::unknown:
-            return unknown(source.size());
+        case FileFormat::unknown: return unknown(source.size());
     }
     // What runs: the option, the file, the opt-in, or nothing.
     std::vector<LayerSpec> layers;

@@ -47,7 +47,7 @@ struct SourceTensor {
 /// What a file holds, without building a model.
 struct SourceInfo {
     FileFormat format = FileFormat::unknown;
-    std::string source;                 // "model", "state dict", "checkpoint['model_state_dict']", "module __main__.Model"
+    std::string source;  // "model", "state dict", "checkpoint['model_state_dict']", "module __main__.Model"
     std::vector<std::string> globals;   // torch: every global the pickle names
     std::vector<SourceTensor> tensors;  // in file (state_dict) order
     Metadata metadata;                  // .mkp / safetensors metadata, a checkpoint's scalars
@@ -74,7 +74,7 @@ struct ImportOptions {
 
 struct Imported {
     SourceInfo info;
-    StateDict tensors;      // every tensor, float32 (moved into `model` when one was built)
+    StateDict tensors;  // every tensor, float32 (moved into `model` when one was built)
     bool has_model = false;
     Sequential model;
     std::string arch_from;  // "file", "module tree", "architecture option", "assume_sequential"
@@ -109,8 +109,7 @@ enum class ExportFormat { safetensors, torch };
 /// The most memory write_safetensors / write_torch hold at once for a state
 /// dict of these tensors stored in `dtype` (the file, and for torch every
 /// storage before it goes into the archive), beyond the state dict itself.
-std::uint64_t export_bytes(ExportFormat format, const std::vector<std::pair<std::string, Shape>>& tensors,
-                           DType dtype);
+std::uint64_t export_bytes(ExportFormat format, const std::vector<std::pair<std::string, Shape>>& tensors, DType dtype);
 
 /// The leaves of a module tree as layers: nn.Sequential nesting gives dotted
 /// names ("0.1"); `sequential_only` refuses any other container class.

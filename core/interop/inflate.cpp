@@ -28,8 +28,12 @@ namespace {
 constexpr unsigned max_code_bits = 15;  // RFC 3.2.7: code lengths are 0..15
 constexpr std::uint32_t kind_leaf = 1u << 5, kind_link = 2u << 5, kind_mask = 3u << 5;
 
-constexpr std::uint32_t leaf(unsigned symbol, unsigned length) { return std::uint32_t(symbol) << 16 | kind_leaf | length; }
-constexpr std::uint32_t link(unsigned first, unsigned sub_bits) { return std::uint32_t(first) << 16 | kind_link | sub_bits; }
+constexpr std::uint32_t leaf(unsigned symbol, unsigned length) {
+    return std::uint32_t(symbol) << 16 | kind_leaf | length;
+}
+constexpr std::uint32_t link(unsigned first, unsigned sub_bits) {
+    return std::uint32_t(first) << 16 | kind_link | sub_bits;
+}
 
 struct Table {
     // primary: the most index bits of the primary table; symbols: the size of
@@ -205,9 +209,10 @@ constexpr std::uint16_t length_base[29] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  
                                            31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
 constexpr std::uint8_t length_extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
                                            2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
-constexpr std::uint16_t dist_base[30] = {1,   2,   3,   4,   5,   7,    9,    13,   17,   25,   33,   49,   65,    97,    129,
-                                         193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
-constexpr std::uint8_t dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6,
+constexpr std::uint16_t dist_base[30] = {1,    2,    3,    4,    5,    7,    9,    13,    17,    25,
+                                         33,   49,   65,   97,   129,  193,  257,  385,   513,   769,
+                                         1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+constexpr std::uint8_t dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2,  3,  3,  4,  4,  5,  5,  6,
                                          6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
 
 // The order code length code lengths are sent in (RFC 3.2.7).

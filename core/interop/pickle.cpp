@@ -28,10 +28,16 @@ const char* storage_dtype_name(StorageType type) {
 
 std::size_t storage_item_size(StorageType type) {
     switch (type) {
-        case StorageType::f64: case StorageType::i64: return 8;
-        case StorageType::f32: case StorageType::i32: return 4;
-        case StorageType::f16: case StorageType::bf16: case StorageType::i16: return 2;
-        case StorageType::i8: case StorageType::u8: case StorageType::boolean: return 1;
+        case StorageType::f64:
+        case StorageType::i64: return 8;
+        case StorageType::f32:
+        case StorageType::i32: return 4;
+        case StorageType::f16:
+        case StorageType::bf16:
+        case StorageType::i16: return 2;
+        case StorageType::i8:
+        case StorageType::u8:
+        case StorageType::boolean: return 1;
     }
     return 1;
 }
@@ -55,7 +61,7 @@ enum GlobalId : int {
     g_storage_class,  // Value::storage_type says which
     g_set,
     g_codecs_encode,
-    g_class,          // a class that may only be instantiated inert (NEWOBJ) as a module record
+    g_class,  // a class that may only be instantiated inert (NEWOBJ) as a module record
 };
 
 struct StorageName {
@@ -63,36 +69,46 @@ struct StorageName {
     StorageType type;
 };
 constexpr StorageName storage_names[] = {
-    {"FloatStorage", StorageType::f32},     {"DoubleStorage", StorageType::f64},
-    {"HalfStorage", StorageType::f16},      {"BFloat16Storage", StorageType::bf16},
-    {"LongStorage", StorageType::i64},      {"IntStorage", StorageType::i32},
-    {"ShortStorage", StorageType::i16},     {"CharStorage", StorageType::i8},
-    {"ByteStorage", StorageType::u8},       {"BoolStorage", StorageType::boolean},
+    {"FloatStorage", StorageType::f32},     {"DoubleStorage", StorageType::f64}, {"HalfStorage", StorageType::f16},
+    {"BFloat16Storage", StorageType::bf16}, {"LongStorage", StorageType::i64},   {"IntStorage", StorageType::i32},
+    {"ShortStorage", StorageType::i16},     {"CharStorage", StorageType::i8},    {"ByteStorage", StorageType::u8},
+    {"BoolStorage", StorageType::boolean},
 };
 
 // torch functions and classes that build tensors modelkeep does not convert:
 // refused with unsupported_tensor rather than as an unknown global.
 constexpr const char* unsupported_tensor_globals[] = {
-    "torch._utils._rebuild_tensor_v3", "torch._utils._rebuild_qtensor",
-    "torch._utils._rebuild_sparse_tensor", "torch._utils._rebuild_sparse_csr",
-    "torch._utils._rebuild_nested_tensor", "torch._utils._rebuild_wrapper_subclass",
-    "torch._utils._rebuild_meta_tensor_no_storage", "torch._utils._rebuild_device_tensor_from_numpy",
-    "torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2",
-    "torch.ComplexFloatStorage", "torch.ComplexDoubleStorage", "torch.QInt8Storage",
-    "torch.QUInt8Storage", "torch.QInt32Storage", "torch.QUInt4x2Storage", "torch.QUInt2x4Storage",
+    "torch._utils._rebuild_tensor_v3",
+    "torch._utils._rebuild_qtensor",
+    "torch._utils._rebuild_sparse_tensor",
+    "torch._utils._rebuild_sparse_csr",
+    "torch._utils._rebuild_nested_tensor",
+    "torch._utils._rebuild_wrapper_subclass",
+    "torch._utils._rebuild_meta_tensor_no_storage",
+    "torch._utils._rebuild_device_tensor_from_numpy",
+    "torch._tensor._rebuild_from_type",
+    "torch._tensor._rebuild_from_type_v2",
+    "torch.ComplexFloatStorage",
+    "torch.ComplexDoubleStorage",
+    "torch.QInt8Storage",
+    "torch.QUInt8Storage",
+    "torch.QInt32Storage",
+    "torch.QUInt4x2Storage",
+    "torch.QUInt2x4Storage",
     "torch.UntypedStorage",
 };
 
 // Top-level modules whose names are refused outright, even as inert classes:
 // they hold the functions attacks call (os.system pickles as posix.system).
 constexpr const char* refused_modules[] = {
-    "os", "posix", "nt", "sys", "subprocess", "builtins", "__builtin__", "shutil", "socket",
-    "importlib", "pickle", "_pickle", "marshal", "types", "code", "codecs", "_codecs", "runpy",
-    "ctypes", "io", "_io", "pty", "platform", "multiprocessing", "webbrowser", "functools",
-    "operator", "inspect", "pdb", "bdb", "timeit", "threading", "_thread", "signal", "tempfile",
-    "glob", "pathlib", "urllib", "http", "ftplib", "smtplib", "asyncio", "zipimport", "pkgutil",
-    "site", "gc", "weakref", "copyreg", "copy_reg", "copy", "numpy", "dill", "joblib", "yaml",
-    "requests", "setuptools", "distutils", "torch", "collections", "_operator", "_io", "nturl2path",
+    "os",         "posix",     "nt",          "sys",       "subprocess", "builtins",   "__builtin__", "shutil",
+    "socket",     "importlib", "pickle",      "_pickle",   "marshal",    "types",      "code",        "codecs",
+    "_codecs",    "runpy",     "ctypes",      "io",        "_io",        "pty",        "platform",    "multiprocessing",
+    "webbrowser", "functools", "operator",    "inspect",   "pdb",        "bdb",        "timeit",      "threading",
+    "_thread",    "signal",    "tempfile",    "glob",      "pathlib",    "urllib",     "http",        "ftplib",
+    "smtplib",    "asyncio",   "zipimport",   "pkgutil",   "site",       "gc",         "weakref",     "copyreg",
+    "copy_reg",   "copy",      "numpy",       "dill",      "joblib",     "yaml",       "requests",    "setuptools",
+    "distutils",  "torch",     "collections", "_operator", "_io",        "nturl2path",
 };
 
 bool is_identifier(const std::string& s, std::size_t from, std::size_t to) {
@@ -120,29 +136,74 @@ bool is_dotted(const std::string& s) {
 
 const char* opcode_name(std::uint8_t op) {
     switch (op) {
-        case '(': return "MARK"; case '.': return "STOP"; case '0': return "POP";
-        case '1': return "POP_MARK"; case '2': return "DUP"; case 'F': return "FLOAT";
-        case 'I': return "INT"; case 'J': return "BININT"; case 'K': return "BININT1";
-        case 'L': return "LONG"; case 'M': return "BININT2"; case 'N': return "NONE";
-        case 'P': return "PERSID"; case 'Q': return "BINPERSID"; case 'R': return "REDUCE";
-        case 'S': return "STRING"; case 'T': return "BINSTRING"; case 'U': return "SHORT_BINSTRING";
-        case 'V': return "UNICODE"; case 'X': return "BINUNICODE"; case 'a': return "APPEND";
-        case 'b': return "BUILD"; case 'c': return "GLOBAL"; case 'd': return "DICT";
-        case '}': return "EMPTY_DICT"; case 'e': return "APPENDS"; case 'g': return "GET";
-        case 'h': return "BINGET"; case 'i': return "INST"; case 'j': return "LONG_BINGET";
-        case 'l': return "LIST"; case ']': return "EMPTY_LIST"; case 'o': return "OBJ";
-        case 'p': return "PUT"; case 'q': return "BINPUT"; case 'r': return "LONG_BINPUT";
-        case 's': return "SETITEM"; case 't': return "TUPLE"; case ')': return "EMPTY_TUPLE";
-        case 'u': return "SETITEMS"; case 'G': return "BINFLOAT"; case 0x80: return "PROTO";
-        case 0x81: return "NEWOBJ"; case 0x82: return "EXT1"; case 0x83: return "EXT2";
-        case 0x84: return "EXT4"; case 0x85: return "TUPLE1"; case 0x86: return "TUPLE2";
-        case 0x87: return "TUPLE3"; case 0x88: return "NEWTRUE"; case 0x89: return "NEWFALSE";
-        case 0x8a: return "LONG1"; case 0x8b: return "LONG4"; case 'B': return "BINBYTES";
-        case 'C': return "SHORT_BINBYTES"; case 0x8c: return "SHORT_BINUNICODE";
-        case 0x8d: return "BINUNICODE8"; case 0x8e: return "BINBYTES8"; case 0x8f: return "EMPTY_SET";
-        case 0x90: return "ADDITEMS"; case 0x91: return "FROZENSET"; case 0x92: return "NEWOBJ_EX";
-        case 0x93: return "STACK_GLOBAL"; case 0x94: return "MEMOIZE"; case 0x95: return "FRAME";
-        case 0x96: return "BYTEARRAY8"; case 0x97: return "NEXT_BUFFER"; case 0x98: return "READONLY_BUFFER";
+        case '(': return "MARK";
+        case '.': return "STOP";
+        case '0': return "POP";
+        case '1': return "POP_MARK";
+        case '2': return "DUP";
+        case 'F': return "FLOAT";
+        case 'I': return "INT";
+        case 'J': return "BININT";
+        case 'K': return "BININT1";
+        case 'L': return "LONG";
+        case 'M': return "BININT2";
+        case 'N': return "NONE";
+        case 'P': return "PERSID";
+        case 'Q': return "BINPERSID";
+        case 'R': return "REDUCE";
+        case 'S': return "STRING";
+        case 'T': return "BINSTRING";
+        case 'U': return "SHORT_BINSTRING";
+        case 'V': return "UNICODE";
+        case 'X': return "BINUNICODE";
+        case 'a': return "APPEND";
+        case 'b': return "BUILD";
+        case 'c': return "GLOBAL";
+        case 'd': return "DICT";
+        case '}': return "EMPTY_DICT";
+        case 'e': return "APPENDS";
+        case 'g': return "GET";
+        case 'h': return "BINGET";
+        case 'i': return "INST";
+        case 'j': return "LONG_BINGET";
+        case 'l': return "LIST";
+        case ']': return "EMPTY_LIST";
+        case 'o': return "OBJ";
+        case 'p': return "PUT";
+        case 'q': return "BINPUT";
+        case 'r': return "LONG_BINPUT";
+        case 's': return "SETITEM";
+        case 't': return "TUPLE";
+        case ')': return "EMPTY_TUPLE";
+        case 'u': return "SETITEMS";
+        case 'G': return "BINFLOAT";
+        case 0x80: return "PROTO";
+        case 0x81: return "NEWOBJ";
+        case 0x82: return "EXT1";
+        case 0x83: return "EXT2";
+        case 0x84: return "EXT4";
+        case 0x85: return "TUPLE1";
+        case 0x86: return "TUPLE2";
+        case 0x87: return "TUPLE3";
+        case 0x88: return "NEWTRUE";
+        case 0x89: return "NEWFALSE";
+        case 0x8a: return "LONG1";
+        case 0x8b: return "LONG4";
+        case 'B': return "BINBYTES";
+        case 'C': return "SHORT_BINBYTES";
+        case 0x8c: return "SHORT_BINUNICODE";
+        case 0x8d: return "BINUNICODE8";
+        case 0x8e: return "BINBYTES8";
+        case 0x8f: return "EMPTY_SET";
+        case 0x90: return "ADDITEMS";
+        case 0x91: return "FROZENSET";
+        case 0x92: return "NEWOBJ_EX";
+        case 0x93: return "STACK_GLOBAL";
+        case 0x94: return "MEMOIZE";
+        case 0x95: return "FRAME";
+        case 0x96: return "BYTEARRAY8";
+        case 0x97: return "NEXT_BUFFER";
+        case 0x98: return "READONLY_BUFFER";
     }
     return nullptr;
 }
@@ -164,7 +225,8 @@ public:
         if (!byte(op) || op != 0x80) return fail(Code::bad_pickle, "does not start with PROTO (protocol 2 or later)");
         std::uint8_t proto = 0;
         if (!byte(proto)) return truncated("PROTO");
-        if (proto < 2 || proto > 5) return fail(Code::bad_pickle, "protocol " + std::to_string(proto) + " (2 to 5 are read)");
+        if (proto < 2 || proto > 5)
+            return fail(Code::bad_pickle, "protocol " + std::to_string(proto) + " (2 to 5 are read)");
         for (;;) {
             op_at_ = pos_;
             if (!byte(op)) return truncated("the next opcode (no STOP)");
@@ -173,7 +235,8 @@ public:
         }
         if (!marks_.empty()) return fail(Code::bad_pickle, "STOP with an open MARK");
         if (stack_.size() != 1)
-            return fail(Code::bad_pickle, "STOP with " + std::to_string(stack_.size()) + " values on the stack (1 expected)");
+            return fail(Code::bad_pickle,
+                        "STOP with " + std::to_string(stack_.size()) + " values on the stack (1 expected)");
         out.root = stack_.back();
         out.globals = std::move(globals_);
         out.consumed = pos_;
@@ -243,7 +306,8 @@ private:
         if (marks_.empty()) return fail(Code::bad_pickle, "no MARK to pop to");
         const std::size_t m = marks_.back();
         marks_.pop_back();
-        items.assign(std::make_move_iterator(stack_.begin() + std::ptrdiff_t(m)), std::make_move_iterator(stack_.end()));
+        items.assign(std::make_move_iterator(stack_.begin() + std::ptrdiff_t(m)),
+                     std::make_move_iterator(stack_.end()));
         stack_.resize(m);
         return Status();
     }
@@ -260,8 +324,7 @@ private:
         return Status();
     }
     Status mutable_target(const ValuePtr& v, Kind want, const char* op) {
-        if (v->kind != want)
-            return fail(Code::bad_pickle, std::string(op) + " on a " + kind_name(v->kind));
+        if (v->kind != want) return fail(Code::bad_pickle, std::string(op) + " on a " + kind_name(v->kind));
         if (v->frozen) return fail(Code::bad_pickle, std::string(op) + " on a container already in use");
         return Status();
     }
@@ -328,7 +391,8 @@ private:
     }
     Status memo_get(std::uint64_t index) {
         const auto it = memo_.find(index);
-        if (it == memo_.end()) return fail(Code::bad_pickle, "memo entry " + std::to_string(index) + " was never stored");
+        if (it == memo_.end())
+            return fail(Code::bad_pickle, "memo entry " + std::to_string(index) + " was never stored");
         stack_.push_back(it->second);
         return Status();
     }
@@ -365,8 +429,9 @@ private:
                 for (const char* u : unsupported_tensor_globals)
                     if (full == u)
                         return fail(Code::unsupported_tensor,
-                                    full + " builds a tensor modelkeep does not read (quantized, sparse, complex, "
-                                           "subclass or a newer dtype)");
+                                    full +
+                                        " builds a tensor modelkeep does not read (quantized, sparse, complex, "
+                                        "subclass or a newer dtype)");
                 if (!is_dotted(module) || !is_dotted(name))
                     return fail(Code::disallowed_global, "'" + full + "' is not a module path and name");
                 const std::string top = module.substr(0, module.find('.'));
@@ -374,8 +439,9 @@ private:
                 bool refused = false;
                 for (const char* r : refused_modules) refused = refused || top == r;
                 if (refused && !nn_module)
-                    return fail(Code::disallowed_global, full + " is not allowed (only tensors, containers and "
-                                                                "nn.Module records are read; nothing is called)");
+                    return fail(Code::disallowed_global, full +
+                                                             " is not allowed (only tensors, containers and "
+                                                             "nn.Module records are read; nothing is called)");
                 v->global_id = g_class;
             }
         }
@@ -401,7 +467,8 @@ private:
     Status rebuild_tensor(const std::vector<ValuePtr>& a, ValuePtr& out) {
         if (a.size() != 6 && a.size() != 7)
             return fail(Code::bad_pickle, "_rebuild_tensor_v2 takes 6 or 7 arguments, not " + std::to_string(a.size()));
-        if (a[0]->kind != Kind::storage) return fail(Code::bad_pickle, "_rebuild_tensor_v2: argument 1 is not a storage");
+        if (a[0]->kind != Kind::storage)
+            return fail(Code::bad_pickle, "_rebuild_tensor_v2: argument 1 is not a storage");
         if (!is_int(a[1]) || a[1]->integer < 0)
             return fail(Code::bad_pickle, "_rebuild_tensor_v2: storage offset is not a non-negative integer");
         MK_TRY(make(Kind::tensor, out));
@@ -409,7 +476,8 @@ private:
         MK_TRY(int_tuple(a[3], "_rebuild_tensor_v2: stride", out->stride));
         if (out->shape.size() != out->stride.size())
             return fail(Code::bad_pickle, "_rebuild_tensor_v2: size and stride differ in length");
-        if (a[4]->kind != Kind::boolean) return fail(Code::bad_pickle, "_rebuild_tensor_v2: requires_grad is not a bool");
+        if (a[4]->kind != Kind::boolean)
+            return fail(Code::bad_pickle, "_rebuild_tensor_v2: requires_grad is not a bool");
         if (!is_dict(a[5]) && a[5]->kind != Kind::none)
             return fail(Code::bad_pickle, "_rebuild_tensor_v2: backward_hooks is not a dict");
         if (a.size() == 7 && !(a[6]->kind == Kind::none || (is_dict(a[6]) && a[6]->entries.empty())))
@@ -420,15 +488,15 @@ private:
     }
 
     Status call(const ValuePtr& fn, const ValuePtr& args_v, ValuePtr& out) {
-        if (fn->kind != Kind::global) return fail(Code::bad_pickle, std::string("REDUCE calls a ") + kind_name(fn->kind));
+        if (fn->kind != Kind::global)
+            return fail(Code::bad_pickle, std::string("REDUCE calls a ") + kind_name(fn->kind));
         if (args_v->kind != Kind::tuple) return fail(Code::bad_pickle, "REDUCE arguments are not a tuple");
         const auto& a = args_v->items;
         switch (fn->global_id) {
             case g_ordered_dict:
                 if (!a.empty()) return fail(Code::bad_pickle, "OrderedDict called with arguments");
                 return make(Kind::dict, out);
-            case g_rebuild_tensor_v2:
-                return rebuild_tensor(a, out);
+            case g_rebuild_tensor_v2: return rebuild_tensor(a, out);
             case g_rebuild_parameter:
             case g_rebuild_parameter_with_state: {
                 const std::size_t n = fn->global_id == g_rebuild_parameter ? 3 : 4;
@@ -441,14 +509,16 @@ private:
                 return Status();
             }
             case g_set: {
-                if (a.size() != 1 || a[0]->kind != Kind::list) return fail(Code::bad_pickle, "set() of something not a list");
+                if (a.size() != 1 || a[0]->kind != Kind::list)
+                    return fail(Code::bad_pickle, "set() of something not a list");
                 MK_TRY(make(Kind::set, out));
                 for (const auto& it : a[0]->items) MK_TRY(adopt(*out, *it));
                 out->items = a[0]->items;
                 return Status();
             }
             case g_codecs_encode: {
-                if (a.size() != 2 || !is_str(a[0]) || !is_str(a[1]) || (a[1]->text != "latin1" && a[1]->text != "latin-1"))
+                if (a.size() != 2 || !is_str(a[0]) || !is_str(a[1]) ||
+                    (a[1]->text != "latin1" && a[1]->text != "latin-1"))
                     return fail(Code::disallowed_global, "_codecs.encode is only read as encode(str, 'latin1')");
                 MK_TRY(make(Kind::bytes, out));
                 const std::string& s = a[0]->text;  // UTF-8 of code points < 256
@@ -465,8 +535,7 @@ private:
                 }
                 return Status();
             }
-            default:
-                return fail(Code::disallowed_global, "calls " + fn->text + " (nothing in a file is ever called)");
+            default: return fail(Code::disallowed_global, "calls " + fn->text + " (nothing in a file is ever called)");
         }
     }
 
@@ -476,14 +545,15 @@ private:
         const auto& f = pid->items;
         const bool tag_ok = (f[0]->kind == Kind::string || f[0]->kind == Kind::bytes);
         if (legacy_ && tag_ok && f[0]->text == "module")
-            return fail(Code::legacy_module, "a pre-1.6 file holding a whole nn.Module, which embeds its source code; "
-                                             "save its state_dict() instead");
+            return fail(Code::legacy_module,
+                        "a pre-1.6 file holding a whole nn.Module, which embeds its source code; "
+                        "save its state_dict() instead");
         if (!tag_ok || f[0]->text != "storage")
             return fail(Code::disallowed_persistent_id, "only ('storage', ...) persistent ids are read");
         const std::size_t want = legacy_ ? 6 : 5;
         if (f.size() != want)
-            return fail(Code::disallowed_persistent_id, "a storage id of " + std::to_string(f.size()) + " fields, not " +
-                                                            std::to_string(want));
+            return fail(Code::disallowed_persistent_id,
+                        "a storage id of " + std::to_string(f.size()) + " fields, not " + std::to_string(want));
         if (f[1]->kind != Kind::global || f[1]->global_id != g_storage_class)
             return fail(Code::disallowed_persistent_id, "a storage id whose type is not a torch storage class");
         if (!is_str(f[2]) || !is_str(f[3]) || !is_int(f[4]) || f[4]->integer < 0)
@@ -493,7 +563,8 @@ private:
         const auto it = storages_.find(f[2]->text);
         if (it != storages_.end()) {
             if (it->second->storage_type != f[1]->storage_type || it->second->numel != std::uint64_t(f[4]->integer))
-                return fail(Code::bad_pickle, "storage '" + f[2]->text + "' declared twice with different types or sizes");
+                return fail(Code::bad_pickle,
+                            "storage '" + f[2]->text + "' declared twice with different types or sizes");
             out = it->second;
             return Status();
         }
@@ -515,7 +586,8 @@ private:
         }
         if (target->kind == Kind::module) {
             if (!target->entries.empty()) return fail(Code::bad_pickle, "BUILD twice on " + target->text);
-            if (!is_dict(state)) return fail(Code::bad_pickle, "BUILD on " + target->text + " with a state that is not a dict");
+            if (!is_dict(state))
+                return fail(Code::bad_pickle, "BUILD on " + target->text + " with a state that is not a dict");
             MK_TRY(adopt(*target, *state));
             target->entries = state->entries;
             target->depth = std::max(target->depth, state->depth);
@@ -560,7 +632,8 @@ private:
                 if (marks_.size() > max_pickle_values) return fail(Code::limit_exceeded, "too many MARKs");
                 return Status();
             case 'N': return push_new(Kind::none, a);
-            case 0x88: case 0x89:
+            case 0x88:
+            case 0x89:
                 MK_TRY(push_new(Kind::boolean, a));
                 a->boolean = op == 0x88;
                 return Status();
@@ -573,7 +646,8 @@ private:
             case 'J':
                 if (!le(4, n)) return truncated("BININT");
                 return push_int(std::int64_t(std::int32_t(std::uint32_t(n))));
-            case 0x8a: case 0x8b: {  // LONG1 / LONG4: two's complement little-endian
+            case 0x8a:
+            case 0x8b: {  // LONG1 / LONG4: two's complement little-endian
                 if (!le(op == 0x8a ? 1 : 4, n)) return truncated("LONG");
                 if (n > 8) return fail(Code::bad_pickle, "an integer wider than 64 bits");
                 std::uint64_t v = 0;
@@ -589,10 +663,17 @@ private:
                 std::memcpy(&a->floating, &bits, 8);
                 return Status();
             }
-            case 'X': case 0x8c: case 0x8d:  // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
-            case 'B': case 'C': case 0x8e:   // BINBYTES, SHORT_BINBYTES, BINBYTES8
-            case 'T': case 'U': {            // BINSTRING, SHORT_BINSTRING (Python 2 str)
-                const std::size_t width = (op == 0x8c || op == 'C' || op == 'U') ? 1 : (op == 0x8d || op == 0x8e) ? 8 : 4;
+            case 'X':
+            case 0x8c:
+            case 0x8d:  // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
+            case 'B':
+            case 'C':
+            case 0x8e:  // BINBYTES, SHORT_BINBYTES, BINBYTES8
+            case 'T':
+            case 'U': {  // BINSTRING, SHORT_BINSTRING (Python 2 str)
+                const std::size_t width = (op == 0x8c || op == 'C' || op == 'U') ? 1
+                                          : (op == 0x8d || op == 0x8e)           ? 8
+                                                                                 : 4;
                 if (!le(width, n)) return truncated("a string length");
                 if (n > size_ - pos_) return truncated("a string");
                 bytes(std::size_t(n), at);
@@ -601,7 +682,9 @@ private:
                 return push_text(text ? Kind::string : Kind::bytes, at, std::size_t(n));
             }
             case ')': return push_tuple({});
-            case 0x85: case 0x86: case 0x87: {
+            case 0x85:
+            case 0x86:
+            case 0x87: {
                 const std::size_t k = std::size_t(op - 0x84);
                 std::vector<ValuePtr> items(k);
                 for (std::size_t i = k; i-- > 0;) MK_TRY(pop(items[i], "TUPLEn"));
@@ -615,10 +698,9 @@ private:
             case ']': return push_new(Kind::list, a);
             case '}': return push_new(Kind::dict, a);
             case 0x8f: return push_new(Kind::set, a);
-            case 'a':
-                MK_TRY(pop(a, "APPEND"));
-                return appends({a}, Kind::list, "APPEND");
-            case 'e': case 0x90: {
+            case 'a': MK_TRY(pop(a, "APPEND")); return appends({a}, Kind::list, "APPEND");
+            case 'e':
+            case 0x90: {
                 std::vector<ValuePtr> items;
                 MK_TRY(pop_mark(items));
                 return op == 'e' ? appends(std::move(items), Kind::list, "APPENDS")
@@ -662,7 +744,8 @@ private:
             case 0x93:  // STACK_GLOBAL: the same allowlist as GLOBAL
                 MK_TRY(pop(b, "STACK_GLOBAL name"));
                 MK_TRY(pop(a, "STACK_GLOBAL module"));
-                if (!is_str(a) || !is_str(b)) return fail(Code::bad_pickle, "STACK_GLOBAL of values that are not strings");
+                if (!is_str(a) || !is_str(b))
+                    return fail(Code::bad_pickle, "STACK_GLOBAL of values that are not strings");
                 return resolve_global(a->text, b->text);
             case 'Q':
                 MK_TRY(pop(a, "BINPERSID"));
@@ -691,15 +774,17 @@ private:
                 MK_TRY(pop(b, "BUILD state"));
                 MK_TRY(top(a, "BUILD target"));
                 return build(a, b);
-            case 0x80:
-                return fail(Code::bad_pickle, "PROTO in the middle of a pickle");
+            case 0x80: return fail(Code::bad_pickle, "PROTO in the middle of a pickle");
             default: {
                 const char* name = opcode_name(op);
-                if (name)
-                    return fail(Code::disallowed_opcode, std::string(name) + " is never written by torch.save");
+                if (name) return fail(Code::disallowed_opcode, std::string(name) + " is never written by torch.save");
                 char hex[8];
                 const char* digits = "0123456789abcdef";
-                hex[0] = '0'; hex[1] = 'x'; hex[2] = digits[op >> 4]; hex[3] = digits[op & 15]; hex[4] = 0;
+                hex[0] = '0';
+                hex[1] = 'x';
+                hex[2] = digits[op >> 4];
+                hex[3] = digits[op & 15];
+                hex[4] = 0;
                 return fail(Code::bad_pickle, std::string("unknown opcode ") + hex);
             }
         }

@@ -7,8 +7,8 @@
 // meaning chosen by a switch — never by looking a name up and calling it:
 //
 //   collections.OrderedDict                  REDUCE () → ordered dict; BUILD sets _metadata (dropped)
-//   torch._utils._rebuild_tensor_v2          REDUCE (storage, offset, size, stride, requires_grad, hooks[, metadata]) → tensor
-//   torch._utils._rebuild_parameter          REDUCE (tensor, requires_grad, hooks) → the tensor
+//   torch._utils._rebuild_tensor_v2          REDUCE (storage, offset, size, stride, requires_grad, hooks[, metadata]) →
+//   tensor torch._utils._rebuild_parameter          REDUCE (tensor, requires_grad, hooks) → the tensor
 //   torch._utils._rebuild_parameter_with_state  the same plus an empty state
 //   torch.FloatStorage, DoubleStorage, HalfStorage, BFloat16Storage, LongStorage,
 //   IntStorage, ShortStorage, CharStorage, ByteStorage, BoolStorage
@@ -59,23 +59,31 @@ using ValuePtr = std::shared_ptr<Value>;
 
 struct Value {
     enum class Kind : std::uint8_t {
-        none, boolean, integer, floating, string, bytes,
-        tuple, list, dict, set,
+        none,
+        boolean,
+        integer,
+        floating,
+        string,
+        bytes,
+        tuple,
+        list,
+        dict,
+        set,
         global,   // an allowlisted callable or class, not yet used
         storage,  // a persistent id: one storage record
         tensor,   // a strided view of a storage
         module,   // an inert nn.Module record
     };
     Kind kind = Kind::none;
-    bool frozen = false;       // inside another container or used: no more changes
-    std::uint16_t depth = 0;   // container nesting below this value
+    bool frozen = false;      // inside another container or used: no more changes
+    std::uint16_t depth = 0;  // container nesting below this value
     bool boolean = false;
     std::int64_t integer = 0;
     double floating = 0;
-    std::string text;          // string, bytes, global/module class path, storage key
-    std::vector<ValuePtr> items;                           // tuple, list, set
-    std::vector<std::pair<ValuePtr, ValuePtr>> entries;    // dict, in insertion order; module state
-    int global_id = 0;         // global: which allowlisted meaning
+    std::string text;                                    // string, bytes, global/module class path, storage key
+    std::vector<ValuePtr> items;                         // tuple, list, set
+    std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // dict, in insertion order; module state
+    int global_id = 0;                                   // global: which allowlisted meaning
     // storage: text = key, storage_type, numel (elements of storage_type)
     StorageType storage_type = StorageType::f32;
     std::uint64_t numel = 0;

@@ -54,13 +54,27 @@ struct StDtype {
 
 // The reference enum, in its order: the writer sorts by descending index.
 constexpr StDtype st_dtypes[] = {
-    {"BOOL", 8, Conv::boolean},    {"F4", 4, Conv::none},          {"F6_E2M3", 6, Conv::none},
-    {"F6_E3M2", 6, Conv::none},    {"U8", 8, Conv::u8},            {"I8", 8, Conv::i8},
-    {"F8_E5M2", 8, Conv::none},    {"F8_E4M3", 8, Conv::none},     {"F8_E8M0", 8, Conv::none},
-    {"F8_E4M3FNUZ", 8, Conv::none}, {"F8_E5M2FNUZ", 8, Conv::none}, {"I16", 16, Conv::i16},
-    {"U16", 16, Conv::none},       {"F16", 16, Conv::f16},         {"BF16", 16, Conv::bf16},
-    {"I32", 32, Conv::i32},        {"U32", 32, Conv::none},        {"F32", 32, Conv::f32},
-    {"C64", 64, Conv::none},       {"F64", 64, Conv::f64},         {"I64", 64, Conv::i64},
+    {"BOOL", 8, Conv::boolean},
+    {"F4", 4, Conv::none},
+    {"F6_E2M3", 6, Conv::none},
+    {"F6_E3M2", 6, Conv::none},
+    {"U8", 8, Conv::u8},
+    {"I8", 8, Conv::i8},
+    {"F8_E5M2", 8, Conv::none},
+    {"F8_E4M3", 8, Conv::none},
+    {"F8_E8M0", 8, Conv::none},
+    {"F8_E4M3FNUZ", 8, Conv::none},
+    {"F8_E5M2FNUZ", 8, Conv::none},
+    {"I16", 16, Conv::i16},
+    {"U16", 16, Conv::none},
+    {"F16", 16, Conv::f16},
+    {"BF16", 16, Conv::bf16},
+    {"I32", 32, Conv::i32},
+    {"U32", 32, Conv::none},
+    {"F32", 32, Conv::f32},
+    {"C64", 64, Conv::none},
+    {"F64", 64, Conv::f64},
+    {"I64", 64, Conv::i64},
     {"U64", 64, Conv::none},
 };
 constexpr int st_dtype_count = int(sizeof(st_dtypes) / sizeof(st_dtypes[0]));
@@ -143,10 +157,14 @@ struct Parser {
         for (int i = 0; i < 4; ++i) {
             const char c = s[pos];
             std::uint32_t d;
-            if (c >= '0' && c <= '9') d = std::uint32_t(c - '0');
-            else if (c >= 'a' && c <= 'f') d = std::uint32_t(c - 'a' + 10);
-            else if (c >= 'A' && c <= 'F') d = std::uint32_t(c - 'A' + 10);
-            else return fail("a \\u escape needs 4 hex digits");
+            if (c >= '0' && c <= '9')
+                d = std::uint32_t(c - '0');
+            else if (c >= 'a' && c <= 'f')
+                d = std::uint32_t(c - 'a' + 10);
+            else if (c >= 'A' && c <= 'F')
+                d = std::uint32_t(c - 'A' + 10);
+            else
+                return fail("a \\u escape needs 4 hex digits");
             v = v << 4 | d;
             ++pos;
         }
@@ -240,8 +258,8 @@ Status parse_shape(Parser& p, Entry& e, const std::string& label) {
     if (p.eat(']')) return Status::success();
     do {
         if (e.rank == max_rank)
-            return error(Code::limit_exceeded, label + " has a shape of more than " + std::to_string(max_rank) +
-                                                   " dims, over the cap");
+            return error(Code::limit_exceeded,
+                         label + " has a shape of more than " + std::to_string(max_rank) + " dims, over the cap");
         MK_TRY(p.uint(e.dims[e.rank], "a dim", label));
         ++e.rank;
     } while (p.eat(','));
@@ -268,15 +286,23 @@ Status parse_entry(Parser& p, Entry& e) {
             MK_TRY(p.string(key, "a key of a tensor entry"));
             MK_TRY(p.expect(':', "after a key of ", label));
             bool* seen;
-            if (key == "dtype") seen = &have_dtype;
-            else if (key == "shape") seen = &have_shape;
-            else if (key == "data_offsets") seen = &have_offsets;
-            else return p.fail(label + " has the key " + quoted(key) + "; only dtype, shape and data_offsets are allowed");
+            if (key == "dtype")
+                seen = &have_dtype;
+            else if (key == "shape")
+                seen = &have_shape;
+            else if (key == "data_offsets")
+                seen = &have_offsets;
+            else
+                return p.fail(label + " has the key " + quoted(key) +
+                              "; only dtype, shape and data_offsets are allowed");
             if (*seen) return error(Code::duplicate_name, label + " has the key '" + key + "' twice");
             *seen = true;
-            if (key == "dtype") MK_TRY(p.string(e.dtype, "dtype"));
-            else if (key == "shape") MK_TRY(parse_shape(p, e, label));
-            else MK_TRY(parse_offsets(p, e, label));
+            if (key == "dtype")
+                MK_TRY(p.string(e.dtype, "dtype"));
+            else if (key == "shape")
+                MK_TRY(parse_shape(p, e, label));
+            else
+                MK_TRY(parse_offsets(p, e, label));
         } while (p.eat(','));
         MK_TRY(p.expect('}', "to close the entry of ", label));
     }
@@ -299,8 +325,8 @@ Status parse_metadata(Parser& p, std::deque<std::pair<std::string, std::string>>
     KeySet keys;
     do {
         if (out.size() == max_st_metadata)
-            return error(Code::limit_exceeded, "__metadata__ has more than " + std::to_string(max_st_metadata) +
-                                                   " entries, over the cap");
+            return error(Code::limit_exceeded,
+                         "__metadata__ has more than " + std::to_string(max_st_metadata) + " entries, over the cap");
         out.emplace_back();
         auto& [key, value] = out.back();
         MK_TRY(p.string(key, "a __metadata__ key"));
@@ -319,16 +345,15 @@ Status parse_metadata(Parser& p, std::deque<std::pair<std::string, std::string>>
 Status check_entry(const Entry& e, SafetensorsTensor& t) {
     if (e.name.empty()) return error(Code::bad_name, "a tensor has an empty name");
     if (e.name.size() > max_name_bytes || !valid_utf8(e.name))
-        return error(Code::bad_name, tensor_label(e.name) + ": names must be 1 to " +
-                                         std::to_string(max_name_bytes) + " bytes of UTF-8");
+        return error(Code::bad_name, tensor_label(e.name) + ": names must be 1 to " + std::to_string(max_name_bytes) +
+                                         " bytes of UTF-8");
     const std::string label = tensor_label(e.name);
     const int d = find_dtype(e.dtype);
     if (d < 0) return error(Code::unknown_dtype, label + " has unknown dtype " + quoted(e.dtype));
     for (std::size_t i = 0; i < e.rank; ++i)
         if (e.dims[i] > max_tensor_elements)
-            return error(Code::size_overflow, label + " dim " + std::to_string(i) + " is " +
-                                                  std::to_string(e.dims[i]) + ", over " +
-                                                  std::to_string(max_tensor_elements));
+            return error(Code::size_overflow, label + " dim " + std::to_string(i) + " is " + std::to_string(e.dims[i]) +
+                                                  ", over " + std::to_string(max_tensor_elements));
     t.name = e.name;
     t.dtype = e.dtype;
     t.shape.assign(e.dims.begin(), e.dims.begin() + std::ptrdiff_t(e.rank));
@@ -343,11 +368,10 @@ Status check_entry(const Entry& e, SafetensorsTensor& t) {
                                                       " elements) is " + std::to_string(bits) +
                                                       " bits, not a whole number of bytes");
     if (e.end - e.begin != bits / 8)
-        return error(Code::storage_size_mismatch, label + " (" + e.dtype + ", shape " + shape_to_string(t.shape) +
-                                                      ") needs " + std::to_string(bits / 8) +
-                                                      " bytes but its data_offsets [" + std::to_string(e.begin) +
-                                                      ", " + std::to_string(e.end) + "] span " +
-                                                      std::to_string(e.end - e.begin));
+        return error(Code::storage_size_mismatch,
+                     label + " (" + e.dtype + ", shape " + shape_to_string(t.shape) + ") needs " +
+                         std::to_string(bits / 8) + " bytes but its data_offsets [" + std::to_string(e.begin) + ", " +
+                         std::to_string(e.end) + "] span " + std::to_string(e.end - e.begin));
     t.begin = e.begin;
     t.end = e.end;
     return Status::success();
@@ -373,8 +397,8 @@ Status parse_header(const std::string& header, SafetensorsInfo& info) {
                 continue;
             }
             if (info.tensors.size() == max_st_tensors)
-                return error(Code::limit_exceeded, "the header has more than " + std::to_string(max_st_tensors) +
-                                                       " tensors, over the cap");
+                return error(Code::limit_exceeded,
+                             "the header has more than " + std::to_string(max_st_tensors) + " tensors, over the cap");
             MK_TRY(parse_entry(p, e));
             SafetensorsTensor t;
             MK_TRY(check_entry(e, t));
@@ -439,7 +463,9 @@ Status convert(const std::uint8_t* p, const SafetensorsTensor& t, Conv conv, Ten
     const std::size_t n = out.size();
     float* dst = out.data();
     switch (conv) {
-        case Conv::f32: if (n) std::memcpy(dst, p, n * 4); break;
+        case Conv::f32:
+            if (n) std::memcpy(dst, p, n * 4);
+            break;
         case Conv::f64:
             for (std::size_t i = 0; i < n; ++i) dst[i] = float(load<double>(p + 8 * i));
             break;
@@ -504,7 +530,8 @@ Status check_metadata(const Metadata& metadata) {
     std::unordered_set<std::string_view> keys;
     for (const auto& [k, v] : metadata) {
         if (!valid_utf8(k)) return error(Code::bad_name, "metadata key " + quoted(k) + " is not valid UTF-8");
-        if (!valid_utf8(v)) return error(Code::bad_name, "the value of metadata key " + quoted(k) + " is not valid UTF-8");
+        if (!valid_utf8(v))
+            return error(Code::bad_name, "the value of metadata key " + quoted(k) + " is not valid UTF-8");
         if (!keys.insert(k).second) return error(Code::duplicate_name, "metadata key " + quoted(k) + " given twice");
     }
     return Status::success();
@@ -522,14 +549,14 @@ Status check_integral(const Planned& t) {
 
 Status plan(const StateDict& tensors, int weight_dtype, std::vector<Planned>& out) {
     if (tensors.size() > max_st_tensors)
-        return error(Code::limit_exceeded, std::to_string(tensors.size()) + " tensors, over the cap of " +
-                                               std::to_string(max_st_tensors));
+        return error(Code::limit_exceeded,
+                     std::to_string(tensors.size()) + " tensors, over the cap of " + std::to_string(max_st_tensors));
     std::unordered_set<std::string_view> names;
     out.reserve(tensors.size());
     for (const auto& [name, t] : tensors) {
         if (name.empty() || name.size() > max_name_bytes || !valid_utf8(name))
-            return error(Code::bad_name, tensor_label(name) + ": names must be 1 to " +
-                                             std::to_string(max_name_bytes) + " bytes of UTF-8");
+            return error(Code::bad_name, tensor_label(name) + ": names must be 1 to " + std::to_string(max_name_bytes) +
+                                             " bytes of UTF-8");
         if (name == "__metadata__") return error(Code::bad_name, "a tensor cannot be named __metadata__");
         if (!names.insert(name).second) return error(Code::duplicate_name, tensor_label(name) + " given twice");
         std::uint64_t numel;
@@ -613,8 +640,8 @@ Status read_safetensors_info(const std::uint8_t* data, std::size_t size, Safeten
 Status read_safetensors_info(const ByteSource& source, SafetensorsInfo& info) {
     const std::uint64_t size = source.size();
     if (size < 8)
-        return error(Code::truncated, "the file is " + std::to_string(size) +
-                                          " bytes, shorter than the 8-byte header length");
+        return error(Code::truncated,
+                     "the file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
     std::uint8_t length[8];
     source.read(0, length, 8);
     const std::uint64_t n = load<std::uint64_t>(length);

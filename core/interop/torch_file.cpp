@@ -57,9 +57,7 @@ std::string scalar_text(const Value& v) {
         case Kind::none: return "None";
         case Kind::boolean: return v.boolean ? "True" : "False";
         case Kind::integer: return std::to_string(v.integer);
-        case Kind::floating:
-            std::snprintf(buf, sizeof buf, "%.17g", v.floating);
-            return buf;
+        case Kind::floating: std::snprintf(buf, sizeof buf, "%.17g", v.floating); return buf;
         case Kind::string: return v.text;
         case Kind::tuple: {
             std::string s = "(";
@@ -105,7 +103,8 @@ Status walk_module(const Value& m, const std::string& name, const std::string& p
     };
     for (const Value* d : {params, buffers}) {
         for (const auto& e : d->entries) {
-            if (e.first->kind != Kind::string) return error(Code::bad_pickle, "a module tensor name that is not a string");
+            if (e.first->kind != Kind::string)
+                return error(Code::bad_pickle, "a module tensor name that is not a string");
             if (e.second->kind == Kind::none) continue;  // Linear(bias=False) keeps bias = None
             if (e.second->kind != Kind::tensor)
                 return error(Code::bad_pickle, "module tensor '" + prefix + e.first->text + "' is not a tensor");
@@ -218,8 +217,16 @@ float element(const std::uint8_t* p, StorageType type) {
     std::uint64_t u = 0;
     std::memcpy(&u, p, storage_item_size(type));  // little-endian host (native x86/arm, wasm)
     switch (type) {
-        case StorageType::f32: { float f; std::memcpy(&f, p, 4); return f; }
-        case StorageType::f64: { double d; std::memcpy(&d, p, 8); return float(d); }
+        case StorageType::f32: {
+            float f;
+            std::memcpy(&f, p, 4);
+            return f;
+        }
+        case StorageType::f64: {
+            double d;
+            std::memcpy(&d, p, 8);
+            return float(d);
+        }
         case StorageType::f16: return f16_to_f32(std::uint16_t(u));
         case StorageType::bf16: return bf16_to_f32(std::uint16_t(u));
         case StorageType::i64: return float(std::int64_t(u));
@@ -269,8 +276,8 @@ Tensor materialize(const Value& t, const TorchTensorInfo& info, const std::uint8
 
 Status finish(const Storages& storages, const TensorRefs& refs, bool with_values, TorchFile& out) {
     if (refs.size() > max_tensors)
-        return error(Code::limit_exceeded, std::to_string(refs.size()) + " tensors (at most " +
-                                               std::to_string(max_tensors) + ")");
+        return error(Code::limit_exceeded,
+                     std::to_string(refs.size()) + " tensors (at most " + std::to_string(max_tensors) + ")");
     out.infos.resize(refs.size());
     for (std::size_t i = 0; i < refs.size(); ++i) {
         const Value& t = *refs[i].second;
@@ -280,7 +287,8 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
             return error(Code::missing_storage, "tensor '" + refs[i].first + "' needs storage '" + t.storage->text +
                                                     "', which is not in the file");
         std::uint64_t want = 0;
-        if (!checked_mul(t.storage->numel, storage_item_size(t.storage->storage_type), want) || want != it->second.bytes)
+        if (!checked_mul(t.storage->numel, storage_item_size(t.storage->storage_type), want) ||
+            want != it->second.bytes)
             return error(Code::storage_size_mismatch,
                          "storage '" + t.storage->text + "' should hold " + std::to_string(t.storage->numel) + " " +
                              storage_dtype_name(t.storage->storage_type) + " values but has " +
@@ -305,8 +313,9 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
     for (const auto& [key, which] : users) {
         const StorageRecord& rec = storages.records.at(key);
         if (rec.entry && !direct(rec, which))
-            out.buffer_bytes = std::max(out.buffer_bytes, rec.entry->size + (rec.entry->method == 0 ? 0
-                                                       : rec.entry->compressed_size + inflate_work_bytes()));
+            out.buffer_bytes = std::max(
+                out.buffer_bytes,
+                rec.entry->size + (rec.entry->method == 0 ? 0 : rec.entry->compressed_size + inflate_work_bytes()));
     }
     if (!with_values) return Status();
     out.tensors.resize(refs.size());
@@ -324,8 +333,7 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
             MK_TRY(zip_read(*storages.source, *rec.entry, buffer));
             bytes = buffer.data();
         }
-        for (std::size_t i : which)
-            out.tensors[i] = {refs[i].first, materialize(*refs[i].second, out.infos[i], bytes)};
+        for (std::size_t i : which) out.tensors[i] = {refs[i].first, materialize(*refs[i].second, out.infos[i], bytes)};
         buffer = {};
     }
     return Status();
@@ -339,7 +347,8 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
     const std::string& first = entries[0].name;
     const std::size_t slash = first.find('/');
     if (slash == std::string::npos || slash == 0)
-        return error(Code::unknown_format, "a zip archive whose first entry '" + first + "' is not in a folder: not a torch.save file");
+        return error(Code::unknown_format,
+                     "a zip archive whose first entry '" + first + "' is not in a folder: not a torch.save file");
     const std::string root = first.substr(0, slash + 1);
     const ZipEntry *pkl = nullptr, *version = nullptr, *byteorder = nullptr;
     std::map<std::string, const ZipEntry*> records;
@@ -347,8 +356,9 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
         if (e.name.compare(0, root.size(), root) != 0) continue;  // torch looks only inside its folder
         const std::string rel = e.name.substr(root.size());
         if (rel == "constants.pkl" || rel.compare(0, 5, "code/") == 0)
-            return error(Code::torchscript_archive, "a TorchScript archive (torch.jit.save): it holds code, which "
-                                                    "modelkeep never runs; save the model's state_dict() instead");
+            return error(Code::torchscript_archive,
+                         "a TorchScript archive (torch.jit.save): it holds code, which "
+                         "modelkeep never runs; save the model's state_dict() instead");
         if (rel == "data.pkl") pkl = &e;
         if (rel == "version" || rel == ".data/version") version = &e;
         if (rel == "byteorder") byteorder = &e;
@@ -361,13 +371,15 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
         std::string v(buf.begin(), buf.end());
         while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) v.pop_back();
         if (v != "1" && v != "2" && v != "3")
-            return error(Code::unsupported_version, "torch archive version '" + v.substr(0, 20) + "' (1 to 3 are read)");
+            return error(Code::unsupported_version,
+                         "torch archive version '" + v.substr(0, 20) + "' (1 to 3 are read)");
     }
     if (byteorder) {
         MK_TRY(zip_read(source, *byteorder, buf));
         const std::string order(buf.begin(), buf.end());
         if (order != "little")
-            return error(Code::unsupported_byteorder, "the archive's byteorder is '" + order.substr(0, 20) + "', not little");
+            return error(Code::unsupported_byteorder,
+                         "the archive's byteorder is '" + order.substr(0, 20) + "', not little");
     }
     if (pkl->size > max_pickle_bytes)
         return error(Code::limit_exceeded, "data.pkl is " + std::to_string(pkl->size) + " bytes (at most " +
@@ -397,8 +409,8 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
 }
 
 // The first legacy pickle: PROTO 2, LONG1 of 10 bytes = 0x1950a86a20f9469cfc6c, STOP.
-constexpr std::uint8_t legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9,
-                                         0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+constexpr std::uint8_t legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
+                                         0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
 
 Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out) {
     out.legacy = true;
@@ -409,10 +421,11 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
     MK_TRY(unpickle(data + pos, size - pos, true, version));
     pos += version.consumed;
     if (version.root->kind != Kind::integer || version.root->integer != 1001)
-        return error(Code::unsupported_version, "legacy torch protocol version " +
-                                                    (version.root->kind == Kind::integer ? std::to_string(version.root->integer)
-                                                                                         : std::string("?")) +
-                                                    " (1001 is read)");
+        return error(
+            Code::unsupported_version,
+            "legacy torch protocol version " +
+                (version.root->kind == Kind::integer ? std::to_string(version.root->integer) : std::string("?")) +
+                " (1001 is read)");
     MK_TRY(unpickle(data + pos, size - pos, true, sys_info));
     pos += sys_info.consumed;
     const Value* little = sys_info.root->get("little_endian");
@@ -435,7 +448,8 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
         if (k->kind != Kind::string) return error(Code::bad_pickle, "a legacy storage key that is not a string");
         const auto it = types.find(k->text);
         if (it == types.end())
-            return error(Code::bad_pickle, "legacy storage '" + k->text + "' is used by no tensor (its size is unknown)");
+            return error(Code::bad_pickle,
+                         "legacy storage '" + k->text + "' is used by no tensor (its size is unknown)");
         if (size - pos < 8) return error(Code::truncated, "the file ends before storage '" + k->text + "'");
         std::uint64_t count = 0;
         for (int i = 0; i < 8; ++i) count |= std::uint64_t(data[pos + std::size_t(i)]) << (8 * i);
@@ -444,7 +458,8 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
         if (!checked_mul(count, storage_item_size(it->second->storage_type), bytes) || bytes > size - pos)
             return error(Code::truncated, "storage '" + k->text + "' declares " + std::to_string(count) +
                                               " values, more than the file holds");
-        if (storages.records.count(k->text)) return error(Code::duplicate_name, "legacy storage '" + k->text + "' twice");
+        if (storages.records.count(k->text))
+            return error(Code::duplicate_name, "legacy storage '" + k->text + "' twice");
         StorageRecord rec;
         rec.view = data + pos;
         rec.bytes = bytes;
@@ -523,7 +538,8 @@ Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, 
 }
 
 Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8_t>& out) {
-    if (dtype == DType::int8) return error(Code::invalid_argument, "a .pt file has no int8-per-row form; use f32, f16 or bf16");
+    if (dtype == DType::int8)
+        return error(Code::invalid_argument, "a .pt file has no int8-per-row form; use f32, f16 or bf16");
     std::set<std::string> seen;
     for (const auto& kv : tensors)
         if (!seen.insert(kv.first).second) return error(Code::duplicate_name, "tensor '" + kv.first + "' twice");
@@ -541,7 +557,10 @@ Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8
         const bool counter = key == "num_batches_tracked" ||
                              (key.size() > 20 && key.compare(key.size() - 20, 20, ".num_batches_tracked") == 0);
         const DType d = t.dimension() >= 2 ? dtype : DType::f32;
-        const char* storage = counter ? "LongStorage" : d == DType::f16 ? "HalfStorage" : d == DType::bf16 ? "BFloat16Storage" : "FloatStorage";
+        const char* storage = counter            ? "LongStorage"
+                              : d == DType::f16  ? "HalfStorage"
+                              : d == DType::bf16 ? "BFloat16Storage"
+                                                 : "FloatStorage";
         std::vector<std::uint8_t>& s = storages[i];
         const std::size_t n = t.size();
         const float* v = t.data();

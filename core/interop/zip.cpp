@@ -28,8 +28,8 @@ constexpr std::uint32_t sig_zip64_locator = 0x07064b50;  // "PK\6\7"
 constexpr std::size_t local_size = 30, central_size = 46, eocd_size = 22;
 constexpr std::size_t zip64_eocd_size = 56, zip64_locator_size = 20;
 
-constexpr std::uint16_t extra_zip64 = 0x0001;   // APPNOTE 4.5.3
-constexpr std::uint16_t extra_padding = 0x4246; // "FB": torch's alignment padding, 'Z' bytes
+constexpr std::uint16_t extra_zip64 = 0x0001;    // APPNOTE 4.5.3
+constexpr std::uint16_t extra_padding = 0x4246;  // "FB": torch's alignment padding, 'Z' bytes
 constexpr std::uint64_t data_alignment = 64;
 
 constexpr std::uint16_t flag_encrypted = 1u << 0, flag_strong_encryption = 1u << 6, flag_utf8 = 1u << 11;
@@ -113,7 +113,8 @@ private:
 // the bytes after the record. Scans backwards so the last candidate wins.
 Status find_eocd(Tail& tail, std::uint64_t size, std::uint64_t& pos) {
     if (size < eocd_size)
-        return corrupt("the archive is " + std::to_string(size) + " bytes, too small for an end-of-central-directory record");
+        return corrupt("the archive is " + std::to_string(size) +
+                       " bytes, too small for an end-of-central-directory record");
     const std::uint64_t last = size - eocd_size;
     const std::uint64_t first = last > 0xFFFF ? last - 0xFFFF : 0;
     tail.init(first);
@@ -133,9 +134,9 @@ Status find_eocd(Tail& tail, std::uint64_t size, std::uint64_t& pos) {
 // central directory must end.
 Status read_zip64_end(const ByteSource& source, const std::uint8_t* loc, std::uint64_t locator, Directory& dir,
                       std::uint64_t& end) {
-    const std::uint32_t eocd_disk = le32(loc + 4);   // disk with the ZIP64 EOCD
-    const std::uint64_t record = le64(loc + 8);      // offset of the ZIP64 EOCD
-    const std::uint32_t disks = le32(loc + 16);      // total number of disks
+    const std::uint32_t eocd_disk = le32(loc + 4);  // disk with the ZIP64 EOCD
+    const std::uint64_t record = le64(loc + 8);     // offset of the ZIP64 EOCD
+    const std::uint32_t disks = le32(loc + 16);     // total number of disks
     if (eocd_disk != 0 || disks > 1)
         return corrupt("multi-disk archive (ZIP64 locator: " + std::to_string(disks) + " disks)");
     if (!fits(record, zip64_eocd_size, locator))
@@ -252,7 +253,8 @@ Status read_central(const std::uint8_t* cd, std::uint64_t cd_offset, std::uint64
     if (!fits(pos, central_size, cd_end))
         return corrupt(label + ": the central directory header runs past the directory's end");
     const std::uint8_t* h = cd + (pos - cd_offset);
-    if (le32(h) != sig_central) return corrupt(label + ": no central directory header signature at " + std::to_string(pos));
+    if (le32(h) != sig_central)
+        return corrupt(label + ": no central directory header signature at " + std::to_string(pos));
     const std::uint16_t flags = le16(h + 8);
     entry.method = le16(h + 10);
     entry.crc32 = le32(h + 16);
@@ -271,14 +273,16 @@ Status read_central(const std::uint8_t* cd, std::uint64_t cd_offset, std::uint64
     local = offset;
     const Zip64Needs needs{size == 0xFFFFFFFFu, compressed_size == 0xFFFFFFFFu, offset == 0xFFFFFFFFu, disk == 0xFFFF};
     MK_TRY(read_zip64_extra(h + central_size + name_len, extra_len, needs, entry, local, label));
-    if (disk != 0 && disk != 0xFFFF) return corrupt(label + ": starts on disk " + std::to_string(disk) + " (multi-disk archive)");
+    if (disk != 0 && disk != 0xFFFF)
+        return corrupt(label + ": starts on disk " + std::to_string(disk) + " (multi-disk archive)");
 
     MK_TRY(check_name(entry.name, label));
     if (flags & (flag_encrypted | flag_strong_encryption))
         return error(Code::unsupported_compression, "zip: " + label + " is encrypted");
     if (entry.method != method_stored && entry.method != method_deflate)
         return error(Code::unsupported_compression, "zip: " + label + " uses compression method " +
-                                                        std::to_string(entry.method) + " (only stored and deflate are supported)");
+                                                        std::to_string(entry.method) +
+                                                        " (only stored and deflate are supported)");
     if (entry.method == method_stored && entry.compressed_size != entry.size)
         return corrupt(label + " is stored but its compressed size " + std::to_string(entry.compressed_size) +
                        " differs from its size " + std::to_string(entry.size));
@@ -491,8 +495,9 @@ Status zip_list(const ByteSource& source, std::vector<ZipEntry>& entries) {
     std::uint64_t end = 0;  // where the central directory must end
     MK_TRY(read_directory_end(source, dir, end));
     if (!fits(dir.offset, dir.size, end))
-        return corrupt("the central directory (" + std::to_string(dir.size) + " bytes at " + std::to_string(dir.offset) +
-                       ") runs past the end-of-central-directory record at " + std::to_string(end));
+        return corrupt("the central directory (" + std::to_string(dir.size) + " bytes at " +
+                       std::to_string(dir.offset) + ") runs past the end-of-central-directory record at " +
+                       std::to_string(end));
     if (dir.entries > max_zip_entries)
         return corrupt(std::to_string(dir.entries) + " entries, over the cap of " + std::to_string(max_zip_entries));
     if (dir.entries > dir.size / central_size)
@@ -501,7 +506,8 @@ Status zip_list(const ByteSource& source, std::vector<ZipEntry>& entries) {
     // The directory lies within the archive (checked above), so its buffer is
     // never larger than the archive; it must also be addressable here.
     if (dir.size > std::uint64_t(SIZE_MAX))
-        return corrupt("the central directory of " + std::to_string(dir.size) + " bytes is too large for this platform");
+        return corrupt("the central directory of " + std::to_string(dir.size) +
+                       " bytes is too large for this platform");
     std::vector<std::uint8_t> cd_buffer, local_buffer;
     const std::uint8_t* cd = source_range(source, dir.offset, std::size_t(dir.size), cd_buffer);
 

@@ -28,12 +28,12 @@ namespace modelkeep {
 constexpr std::size_t max_zip_entries = 1u << 20;
 
 struct ZipEntry {
-    std::string name;              // as stored ("archive/data/0")
-    std::uint16_t method = 0;      // 0 stored, 8 deflate
-    std::uint32_t crc32 = 0;       // from the central directory
-    std::uint64_t data_offset = 0; // first byte of the (compressed) data in the archive
+    std::string name;               // as stored ("archive/data/0")
+    std::uint16_t method = 0;       // 0 stored, 8 deflate
+    std::uint32_t crc32 = 0;        // from the central directory
+    std::uint64_t data_offset = 0;  // first byte of the (compressed) data in the archive
     std::uint64_t compressed_size = 0;
-    std::uint64_t size = 0;        // uncompressed
+    std::uint64_t size = 0;  // uncompressed
 };
 
 /// Lists an archive: EOCD (+ ZIP64), central directory, local headers.
@@ -56,8 +56,7 @@ Status zip_list(const std::uint8_t* data, std::size_t size, std::vector<ZipEntry
 /// `out` is empty after any error. Entries need not come from zip_list: the
 /// entry is checked against the archive first (corrupt_zip).
 Status zip_read(const ByteSource& source, const ZipEntry& entry, std::vector<std::uint8_t>& out);
-Status zip_read(const std::uint8_t* data, std::size_t size, const ZipEntry& entry,
-                std::vector<std::uint8_t>& out);
+Status zip_read(const std::uint8_t* data, std::size_t size, const ZipEntry& entry, std::vector<std::uint8_t>& out);
 
 /// A STORED entry's bytes copied straight from the source into `dst`, which
 /// must hold entry.size bytes: one copy, no buffer in between. The CRC-32 is

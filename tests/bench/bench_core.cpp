@@ -7,12 +7,12 @@
 #include <vector>
 
 #include "format.hpp"
-#include "import.hpp"
-#include "safetensors.hpp"
-#include "torch_file.hpp"
 #include "gemm.hpp"
+#include "import.hpp"
 #include "model.hpp"
+#include "safetensors.hpp"
 #include "spec.hpp"
+#include "torch_file.hpp"
 
 using namespace modelkeep;
 
@@ -49,8 +49,8 @@ void forward(benchmark::State& state, const char* spec, Kernel kernel) {
         benchmark::DoNotOptimize(y.data());
     }
     set_kernel(Kernel::blocked);
-    state.counters["GFLOP/s"] = benchmark::Counter(flops_per_sample(m) * double(batch) * double(state.iterations()) / 1e9,
-                                                    benchmark::Counter::kIsRate);
+    state.counters["GFLOP/s"] = benchmark::Counter(
+        flops_per_sample(m) * double(batch) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
 const Sequential& big_model() {

@@ -21,7 +21,15 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 import {
-  startServer, chromiumPath, chromiumArgs, tempDir, removeDir, watchErrors, browserMissing, ensureWasmBuilt, fileSizes,
+  startServer,
+  chromiumPath,
+  chromiumArgs,
+  tempDir,
+  removeDir,
+  watchErrors,
+  browserMissing,
+  ensureWasmBuilt,
+  fileSizes,
 } from '../browser/harness.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -68,7 +76,9 @@ const mbps = (bytes, msec) => `${(bytes / 1e6 / (msec / 1000)).toFixed(0)} MB/s`
 function downloadSizes() {
   const tf = 'node_modules/@tensorflow';
   const ort = 'node_modules/onnxruntime-web/dist';
-  const srcFiles = readdirSync(join(root, 'web/src')).filter((f) => f.endsWith('.js')).sort()
+  const srcFiles = readdirSync(join(root, 'web/src'))
+    .filter((f) => f.endsWith('.js'))
+    .sort()
     .map((f) => `web/src/${f}`);
   const version = (pkg) => {
     try {
@@ -78,21 +88,46 @@ function downloadSizes() {
     }
   };
   const bundles = [
-    { key: 'modelkeep', label: 'modelkeep (web/src + wasm)',
-      files: [...srcFiles, 'web/dist/modelkeep_wasm.mjs', 'web/dist/modelkeep_wasm.wasm'] },
-    { key: 'tfjs-wasm', label: `TensorFlow.js ${version('@tensorflow/tfjs') ?? '(missing)'} union + wasm backend`,
-      files: [`${tf}/tfjs/dist/tf.min.js`, `${tf}/tfjs-backend-wasm/dist/tf-backend-wasm.min.js`,
-        `${tf}/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm`] },
-    { key: 'tfjs-cpu', label: `TensorFlow.js ${version('@tensorflow/tfjs') ?? '(missing)'} union, cpu only`,
-      files: [`${tf}/tfjs/dist/tf.min.js`] },
-    { key: 'tfjs-min', label: 'TensorFlow.js core + layers + cpu backend only', info: true,
-      files: [`${tf}/tfjs-core/dist/tf-core.min.js`, `${tf}/tfjs-layers/dist/tf-layers.min.js`,
-        `${tf}/tfjs-backend-cpu/dist/tf-backend-cpu.min.js`] },
-    { key: 'ort-wasm', label: `onnxruntime-web ${version('onnxruntime-web') ?? '(missing)'} wasm-only`,
-      files: [`${ort}/ort.wasm.min.js`, `${ort}/ort-wasm-simd-threaded.mjs`, `${ort}/ort-wasm-simd-threaded.wasm`] },
-    { key: 'ort-wasm-bundle',
+    {
+      key: 'modelkeep',
+      label: 'modelkeep (web/src + wasm)',
+      files: [...srcFiles, 'web/dist/modelkeep_wasm.mjs', 'web/dist/modelkeep_wasm.wasm'],
+    },
+    {
+      key: 'tfjs-wasm',
+      label: `TensorFlow.js ${version('@tensorflow/tfjs') ?? '(missing)'} union + wasm backend`,
+      files: [
+        `${tf}/tfjs/dist/tf.min.js`,
+        `${tf}/tfjs-backend-wasm/dist/tf-backend-wasm.min.js`,
+        `${tf}/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm`,
+      ],
+    },
+    {
+      key: 'tfjs-cpu',
+      label: `TensorFlow.js ${version('@tensorflow/tfjs') ?? '(missing)'} union, cpu only`,
+      files: [`${tf}/tfjs/dist/tf.min.js`],
+    },
+    {
+      key: 'tfjs-min',
+      label: 'TensorFlow.js core + layers + cpu backend only',
+      info: true,
+      files: [
+        `${tf}/tfjs-core/dist/tf-core.min.js`,
+        `${tf}/tfjs-layers/dist/tf-layers.min.js`,
+        `${tf}/tfjs-backend-cpu/dist/tf-backend-cpu.min.js`,
+      ],
+    },
+    {
+      key: 'ort-wasm',
+      label: `onnxruntime-web ${version('onnxruntime-web') ?? '(missing)'} wasm-only`,
+      files: [`${ort}/ort.wasm.min.js`, `${ort}/ort-wasm-simd-threaded.mjs`, `${ort}/ort-wasm-simd-threaded.wasm`],
+    },
+    {
+      key: 'ort-wasm-bundle',
       label: `onnxruntime-web ${version('onnxruntime-web') ?? '(missing)'} wasm-only, ESM bundle`,
-      info: true, files: [`${ort}/ort.wasm.bundle.min.mjs`, `${ort}/ort-wasm-simd-threaded.wasm`] },
+      info: true,
+      files: [`${ort}/ort.wasm.bundle.min.mjs`, `${ort}/ort-wasm-simd-threaded.wasm`],
+    },
   ];
   for (const b of bundles) {
     b.files = fileSizes(b.files);
@@ -418,15 +453,20 @@ async function runSlot(page, model, peer, round, failures) {
   };
   const warm = await once({ load: round === 1, parts: false });
   const timed = await once({ load: true, parts: true });
-  for (const [what, r] of [['warm-up', warm], ['timed', timed]]) {
+  for (const [what, r] of [
+    ['warm-up', warm],
+    ['timed', timed],
+  ]) {
     if (r.diff !== 0) {
       failures.push(`${model.key}/${peer.key} round ${round} ${what}: loaded model differs (max diff ${r.diff})`);
     }
   }
   if (raw) await page.evaluate(() => window.bench.rawClose());
   const warmLoad = warm.load === undefined ? '' : ` / ${ms(warm.load)}`;
-  log(`  [${model.key}] round ${round}/${runs} ${peer.label}: save ${ms(timed.save)} ms, load ${ms(timed.load)} ms` +
-    ` (warm-up ${ms(warm.save)}${warmLoad})`);
+  log(
+    `  [${model.key}] round ${round}/${runs} ${peer.label}: save ${ms(timed.save)} ms, load ${ms(timed.load)} ms` +
+      ` (warm-up ${ms(warm.save)}${warmLoad})`,
+  );
   return timed;
 }
 
@@ -435,8 +475,10 @@ async function runModel(page, model, failures) {
   const setup = await page.evaluate((sizes) => window.bench.setup(sizes), model.sizes);
   log(`  ${setup.params} parameters, modelkeep file ${mb(setup.fileBytes)}`);
   const tf = await page.evaluate(() => window.bench.tfSetup());
-  log(`  TF.js ${tf.version} on ${tf.backend} with the same weights: max |TF.js − modelkeep| = ` +
-    `${tf.diffVsModelkeep.toExponential(2)}`);
+  log(
+    `  TF.js ${tf.version} on ${tf.backend} with the same weights: max |TF.js − modelkeep| = ` +
+      `${tf.diffVsModelkeep.toExponential(2)}`,
+  );
   if (!(tf.diffVsModelkeep <= 1e-4)) {
     failures.push(`${model.key}: TF.js and modelkeep predictions differ by ${tf.diffVsModelkeep}`);
   }
@@ -457,12 +499,19 @@ async function runModel(page, model, failures) {
   for (const peer of peers) {
     const r = rows[peer.key];
     const result = {
-      peer: peer.key, label: peer.label, info: !!peer.info,
-      save: stats(r.map((x) => x.save)), load: stats(r.map((x) => x.load)),
+      peer: peer.key,
+      label: peer.label,
+      info: !!peer.info,
+      save: stats(r.map((x) => x.save)),
+      load: stats(r.map((x) => x.load)),
     };
     if (peer.key === 'tfjs') {
-      Object.assign(result, { storedBytes: r[0].storedBytes, backend: tf.backend, version: tf.version,
-        maxDiffVsModelkeep: tf.diffVsModelkeep });
+      Object.assign(result, {
+        storedBytes: r[0].storedBytes,
+        backend: tf.backend,
+        version: tf.version,
+        maxDiffVsModelkeep: tf.diffVsModelkeep,
+      });
     }
     if (peer.key === 'modelkeep') {
       result.parts = {};
@@ -501,8 +550,9 @@ function rendererPids(profile) {
       return undefined;
     }
   };
-  const browser = all.find((pid) => cmdline(pid).includes(`--user-data-dir=${profile} `) &&
-    !cmdline(pid).includes(' --type='));
+  const browser = all.find(
+    (pid) => cmdline(pid).includes(`--user-data-dir=${profile} `) && !cmdline(pid).includes(' --type='),
+  );
   if (!browser) return [];
   const descends = (pid) => {
     for (let p = pid, i = 0; p && p !== '1' && i < 10; p = parent(p), i++) if (p === browser) return true;
@@ -549,11 +599,21 @@ async function measureMemory(context, benchPage, server, profile) {
     await page.close();
     await benchPage.evaluate((n) => window.bench.remove(n), name);
     if (r.params !== setup.params) throw new Error(`${model.key}: the loaded model has ${r.params} parameters`);
-    const entry = { key: model.key, label: model.label, storedBytes: stored, wasmBefore: r.before,
-      wasmAfter: r.after, wasmGrowth: r.after - r.before, rssPeakGrowth: rssGrowth, loadMs: r.ms };
-    log(`  [memory] ${model.label}: stored ${mb(stored)}, wasm memory ${mb(r.before)} → ${mb(r.after)} ` +
-      `(${(entry.wasmGrowth / stored).toFixed(2)}× the stored bytes), renderer peak RSS +` +
-      `${rssGrowth === null ? 'n/a' : mb(rssGrowth)}, load ${ms(r.ms)} ms`);
+    const entry = {
+      key: model.key,
+      label: model.label,
+      storedBytes: stored,
+      wasmBefore: r.before,
+      wasmAfter: r.after,
+      wasmGrowth: r.after - r.before,
+      rssPeakGrowth: rssGrowth,
+      loadMs: r.ms,
+    };
+    log(
+      `  [memory] ${model.label}: stored ${mb(stored)}, wasm memory ${mb(r.before)} → ${mb(r.after)} ` +
+        `(${(entry.wasmGrowth / stored).toFixed(2)}× the stored bytes), renderer peak RSS +` +
+        `${rssGrowth === null ? 'n/a' : mb(rssGrowth)}, load ${ms(r.ms)} ms`,
+    );
     out.push(entry);
   }
   return out;
@@ -573,11 +633,12 @@ async function measureStorage() {
       headless: true,
       args: [...chromiumArgs, '--js-flags=--expose-gc'],
     });
-    const page = context.pages()[0] ?? await context.newPage();
+    const page = context.pages()[0] ?? (await context.newPage());
     const errors = watchErrors(page);
     await page.goto(`${server.url}/__bench__/page.html`);
-    await page.waitForFunction(() => window.benchReady === true && typeof window.tf === 'object', null,
-      { timeout: 60_000 });
+    await page.waitForFunction(() => window.benchReady === true && typeof window.tf === 'object', null, {
+      timeout: 60_000,
+    });
     out.browser = await page.evaluate(() => navigator.userAgent);
     out.gcExposed = await page.evaluate(() => typeof globalThis.gc === 'function');
     if (!memoryOnly) for (const model of models) out.models.push(await runModel(page, model, failures));
@@ -596,15 +657,19 @@ async function measureStorage() {
 // ---- report ------------------------------------------------------------------------------------
 
 function memoryReport(storage, p) {
-  p('## Peak memory of an IndexedDB load (`load(\'indexeddb://…\')` in a fresh page, f32 model)');
+  p("## Peak memory of an IndexedDB load (`load('indexeddb://…')` in a fresh page, f32 model)");
   p();
   p('| model | stored | wasm memory before → after | wasm growth ÷ stored | renderer peak RSS growth ÷ stored |');
   p('|---|---|---|---|---|');
   for (const m of storage.memory) {
-    const rss = m.rssPeakGrowth === null ? 'n/a' : `${(m.rssPeakGrowth / m.storedBytes).toFixed(2)}× ` +
-      `(${mb(m.rssPeakGrowth)})`;
-    p(`| ${m.label} | ${mb(m.storedBytes)} | ${mb(m.wasmBefore)} → ${mb(m.wasmAfter)} | ` +
-      `**${(m.wasmGrowth / m.storedBytes).toFixed(2)}×** | ${rss} |`);
+    const rss =
+      m.rssPeakGrowth === null
+        ? 'n/a'
+        : `${(m.rssPeakGrowth / m.storedBytes).toFixed(2)}× ` + `(${mb(m.rssPeakGrowth)})`;
+    p(
+      `| ${m.label} | ${mb(m.storedBytes)} | ${mb(m.wasmBefore)} → ${mb(m.wasmAfter)} | ` +
+        `**${(m.wasmGrowth / m.storedBytes).toFixed(2)}×** | ${rss} |`,
+    );
   }
   p();
 }
@@ -616,45 +681,62 @@ function report(storage, sizes) {
     memoryReport(storage, p);
     return lines.join('\n');
   }
-  p(`## IndexedDB save / load in headless Chromium (ms: median (min–max) of ${runs} timed runs, ` +
-    'each after a warm-up)');
+  p(
+    `## IndexedDB save / load in headless Chromium (ms: median (min–max) of ${runs} timed runs, ` +
+      'each after a warm-up)',
+  );
   p();
-  p(`${storage.browser}; ${storage.machine.cpus} CPUs, load average ${storage.machine.loadBefore} before and ` +
-    `${storage.machine.loadAfter} after the run (other work on the machine shows up as noise).`);
+  p(
+    `${storage.browser}; ${storage.machine.cpus} CPUs, load average ${storage.machine.loadBefore} before and ` +
+      `${storage.machine.loadAfter} after the run (other work on the machine shows up as noise).`,
+  );
   p();
   p('| model | file | peer | save | load | save rate | load rate |');
   p('|---|---|---|---|---|---|---|');
   for (const m of storage.models) {
     for (const r of m.peers) {
       const size = r.storedBytes ?? m.fileBytes;
-      p(`| ${m.label} | ${mb(m.fileBytes)} | ${r.label}${r.info ? ' ¹' : ''} | ${cell(r.save)} | ${cell(r.load)} | ` +
-        `${mbps(size, r.save.median)} | ${mbps(size, r.load.median)} |`);
+      p(
+        `| ${m.label} | ${mb(m.fileBytes)} | ${r.label}${r.info ? ' ¹' : ''} | ${cell(r.save)} | ${cell(r.load)} | ` +
+          `${mbps(size, r.save.median)} | ${mbps(size, r.load.median)} |`,
+      );
     }
   }
   p();
-  p('¹ for context only: the same raw put with `durability: \'relaxed\'`, which is what TF.js gets: it asks ' +
-    'for no durability, and Chromium\'s default is relaxed since version 121.');
+  p(
+    "¹ for context only: the same raw put with `durability: 'relaxed'`, which is what TF.js gets: it asks " +
+      "for no durability, and Chromium's default is relaxed since version 121.",
+  );
   p();
   p('| model | save modelkeep/raw | load modelkeep/raw | save TF.js/modelkeep | load TF.js/modelkeep |');
   p('|---|---|---|---|---|');
   for (const m of storage.models) {
     const get = (k) => m.peers.find((r) => r.peer === k);
     const [k, raw, tfr] = [get('modelkeep'), get('raw'), get('tfjs')];
-    p(`| ${m.label} | ${ratio(k.save.median, raw.save.median)} | ${ratio(k.load.median, raw.load.median)} | ` +
-      `${ratio(tfr.save.median, k.save.median)} | ${ratio(tfr.load.median, k.load.median)} |`);
+    p(
+      `| ${m.label} | ${ratio(k.save.median, raw.save.median)} | ${ratio(k.load.median, raw.load.median)} | ` +
+        `${ratio(tfr.save.median, k.save.median)} | ${ratio(tfr.load.median, k.load.median)} |`,
+    );
   }
   p();
-  p('Where modelkeep\'s time goes (each step alone, ms, median): save = toBytes + fileInfo + store.put ' +
-    '(which includes storage.estimate), load = store.get + Model.fromBytes. The last column is a reference: ' +
-    'one plain `Uint8Array.slice()` of the file in the same page.');
+  p(
+    "Where modelkeep's time goes (each step alone, ms, median): save = toBytes + fileInfo + store.put " +
+      '(which includes storage.estimate), load = store.get + Model.fromBytes. The last column is a reference: ' +
+      'one plain `Uint8Array.slice()` of the file in the same page.',
+  );
   p();
-  p('| model | toBytes | fileInfo | storage.estimate | store.put | store.get | Model.fromBytes | ' +
-    'JS copy of the file |');
+  p(
+    '| model | toBytes | fileInfo | storage.estimate | store.put | store.get | Model.fromBytes | ' +
+      'JS copy of the file |',
+  );
   p('|---|---|---|---|---|---|---|---|');
   for (const m of storage.models) {
     const parts = m.peers.find((r) => r.peer === 'modelkeep').parts;
-    p(`| ${m.label} | ${['toBytes', 'fileInfo', 'estimate', 'storePut', 'storeGet', 'fromBytes', 'jsCopy']
-      .map((k) => ms(parts[k].median)).join(' | ')} |`);
+    p(
+      `| ${m.label} | ${['toBytes', 'fileInfo', 'estimate', 'storePut', 'storeGet', 'fromBytes', 'jsCopy']
+        .map((k) => ms(parts[k].median))
+        .join(' | ')} |`,
+    );
   }
   p();
   memoryReport(storage, p);
@@ -668,8 +750,10 @@ function report(storage, sizes) {
     else p(`| ${b.label}${b.info ? ' ²' : ''} | ${files} | ${kb(b.bytes)} | **${kb(b.gzip)}** |`);
   }
   p();
-  p('² for context only: the smallest TF.js set that can build and load a layers model; ' +
-    'ORT\'s ESM bundle with the wasm glue inlined.');
+  p(
+    '² for context only: the smallest TF.js set that can build and load a layers model; ' +
+      "ORT's ESM bundle with the wasm glue inlined.",
+  );
   if (storage.failures.length || storage.pageErrors.length) {
     p();
     p('## Problems');
@@ -700,8 +784,20 @@ const text = report(storage, sizes);
 process.stdout.write(`${text}\n`);
 
 await mkdir(join(root, 'build/bench'), { recursive: true });
-await writeFile(outFile, `${JSON.stringify({
-  date: new Date().toISOString(), quick, runs, node: process.version, ...storage, downloads: sizes,
-}, null, 2)}\n`);
+await writeFile(
+  outFile,
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      quick,
+      runs,
+      node: process.version,
+      ...storage,
+      downloads: sizes,
+    },
+    null,
+    2,
+  )}\n`,
+);
 log(`wrote ${relative(root, outFile)} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 if (storage.failures.length) process.exitCode = 1;

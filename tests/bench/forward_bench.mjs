@@ -48,7 +48,13 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 import {
-  startServer, chromiumPath, chromiumArgs, watchErrors, browserMissing, ensureWasmBuilt, fileSizes,
+  startServer,
+  chromiumPath,
+  chromiumArgs,
+  watchErrors,
+  browserMissing,
+  ensureWasmBuilt,
+  fileSizes,
 } from '../browser/harness.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -58,24 +64,28 @@ const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const envArg = args.find((a) => a.startsWith('--env='))?.slice('--env='.length);
 const modelArg = args.find((a) => a.startsWith('--model='))?.slice('--model='.length);
-if (args.includes('--help') || (envArg && !['node', 'chromium', 'chromium-threads'].includes(envArg)) ||
-    (modelArg && !['tutorial', 'mnist', 'big'].includes(modelArg)) ||
-    args.some((a) => a !== '--quick' && !a.startsWith('--env=') && !a.startsWith('--model='))) {
-  process.stderr.write('usage: node tests/bench/forward_bench.mjs [--quick] [--env=node|chromium|chromium-threads] ' +
-    '[--model=tutorial|mnist|big]\n');
+if (
+  args.includes('--help') ||
+  (envArg && !['node', 'chromium', 'chromium-threads'].includes(envArg)) ||
+  (modelArg && !['tutorial', 'mnist', 'big'].includes(modelArg)) ||
+  args.some((a) => a !== '--quick' && !a.startsWith('--env=') && !a.startsWith('--model='))
+) {
+  process.stderr.write(
+    'usage: node tests/bench/forward_bench.mjs [--quick] [--env=node|chromium|chromium-threads] ' +
+      '[--model=tutorial|mnist|big]\n',
+  );
   process.exit(args.includes('--help') ? 0 : 2);
 }
 
 const timing = quick
   ? { rounds: 2, sampleMs: 20, warmupMs: 100, warmupCalls: 2 }
   : { rounds: 7, sampleMs: 150, warmupMs: 1000, warmupCalls: 2 };
-const tolerance = 1e-4;  // relative to max(1, max |modelkeep output|)
+const tolerance = 1e-4; // relative to max(1, max |modelkeep output|)
 
 const allModels = [
   { key: 'tutorial', label: 'Linear(3,5) (tutorial)', sizes: [3, 5], batches: [1], seed: 0x5eed0001 },
   { key: 'mnist', label: 'MLP 784→512→512→10', sizes: [784, 512, 512, 10], batches: [1, 64], seed: 0x5eed0002 },
-  { key: 'big', label: 'MLP 1024→4096→4096→1024', sizes: [1024, 4096, 4096, 1024], batches: [1, 32],
-    seed: 0x5eed0003 },
+  { key: 'big', label: 'MLP 1024→4096→4096→1024', sizes: [1024, 4096, 4096, 1024], batches: [1, 32], seed: 0x5eed0003 },
 ];
 const models = modelArg ? allModels.filter((m) => m.key === modelArg) : quick ? allModels.slice(0, 2) : allModels;
 
@@ -87,9 +97,12 @@ const peers = [
 ];
 // modelkeep with its Linear weights held compact (Model#setWeightDtype), timed in the same rounds;
 // checked against modelkeep's float32 output with the looser compactTolerance.
-const compactPeers = ['f16', 'bf16', 'int8'].map((dtype) => ({ key: `modelkeep-${dtype}`, label: `modelkeep ${dtype}` }));
+const compactPeers = ['f16', 'bf16', 'int8'].map((dtype) => ({
+  key: `modelkeep-${dtype}`,
+  label: `modelkeep ${dtype}`,
+}));
 const timed = [...peers, ...compactPeers];
-const compactTolerance = 3e-2;  // relative to max(1, max |modelkeep output|): int8 weights, 3 layers
+const compactTolerance = 3e-2; // relative to max(1, max |modelkeep output|): int8 weights, 3 layers
 
 const log = (line) => process.stderr.write(`${line}\n`);
 // TF.js greets Node users on console.log when its cpu backend starts; stdout is the report.
@@ -99,7 +112,7 @@ console.log = (...a) => console.error(...a);
 
 /** Marsaglia's xorshift32: a tiny, seeded, reproducible generator of 32-bit words. */
 function xorshift32(seed) {
-  let s = (seed | 0) || 1;
+  let s = seed | 0 || 1;
   return () => {
     s ^= s << 13;
     s ^= s >>> 17;
@@ -148,16 +161,32 @@ async function prepareFiles(model) {
   let old = null;
   try {
     old = JSON.parse(readFileSync(files.stamp, 'utf8'));
-  } catch { /* none yet */ }
-  const fresh = old && JSON.stringify(old) === JSON.stringify(stamp) &&
+  } catch {
+    /* none yet */
+  }
+  const fresh =
+    old &&
+    JSON.stringify(old) === JSON.stringify(stamp) &&
     [files.weights, files.x, files.onnx].every((f) => existsSync(f)) &&
-    statSync(files.weights).size === weights.byteLength && statSync(files.x).size === x.byteLength;
+    statSync(files.weights).size === weights.byteLength &&
+    statSync(files.x).size === x.byteLength;
   if (!fresh) {
     log(`${model.label}: writing the weights and build/bench/forward_${model.key}.onnx (torch.onnx.export)`);
     await writeFile(files.weights, bytesOf(weights));
     await writeFile(files.x, bytesOf(x));
-    const p = spawnSync('/usr/bin/python3', [join(root, 'tests/bench/make_onnx.py'), '--sizes', model.sizes.join(','),
-      '--weights', files.weights, '--out', files.onnx], { stdio: ['ignore', 2, 2] });
+    const p = spawnSync(
+      '/usr/bin/python3',
+      [
+        join(root, 'tests/bench/make_onnx.py'),
+        '--sizes',
+        model.sizes.join(','),
+        '--weights',
+        files.weights,
+        '--out',
+        files.onnx,
+      ],
+      { stdio: ['ignore', 2, 2] },
+    );
     if (p.status !== 0) throw new Error(`make_onnx.py failed for ${model.key} (is python3-torch installed?)`);
     await writeFile(files.stamp, `${JSON.stringify(stamp)}\n`);
   }
@@ -173,9 +202,10 @@ async function prepareFiles(model) {
 function makeKit({ mk, tf, ort, readBytes, now, gc, threadCount }) {
   const S = { peers: {}, sizes: null, x: null, weights: null };
 
-  const asF32 = (u8) => (u8.byteOffset % 4 === 0
-    ? new Float32Array(u8.buffer, u8.byteOffset, u8.byteLength / 4)
-    : new Float32Array(u8.slice().buffer));
+  const asF32 = (u8) =>
+    u8.byteOffset % 4 === 0
+      ? new Float32Array(u8.buffer, u8.byteOffset, u8.byteLength / 4)
+      : new Float32Array(u8.slice().buffer);
 
   function layersOf(sizes, weights) {
     const layers = [];
@@ -227,8 +257,11 @@ function makeKit({ mk, tf, ort, readBytes, now, gc, threadCount }) {
         const inF = layers[0].inF;
         const last = params.length - 1;
         return {
-          info: { backend: tf.getBackend(), version: tf.version_core,
-            simd: backend === 'wasm' ? await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT') : undefined },
+          info: {
+            backend: tf.getBackend(),
+            version: tf.version_core,
+            simd: backend === 'wasm' ? await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT') : undefined,
+          },
           activate: () => (tf.getBackend() === backend ? undefined : tf.setBackend(backend)),
           async run(x, batch) {
             const y = tf.tidy(() => {
@@ -268,11 +301,16 @@ function makeKit({ mk, tf, ort, readBytes, now, gc, threadCount }) {
       };
     },
   };
-  const make = { modelkeep: factories.modelkeep, 'tfjs-cpu': factories.tfjs('cpu'),
-    'tfjs-wasm': factories.tfjs('wasm'), 'ort-wasm': factories.ort };
-  for (const dtype of ['f16', 'bf16', 'int8']) make[`modelkeep-${dtype}`] = (layers, files) => factories.modelkeep(layers, files, dtype);
+  const make = {
+    modelkeep: factories.modelkeep,
+    'tfjs-cpu': factories.tfjs('cpu'),
+    'tfjs-wasm': factories.tfjs('wasm'),
+    'ort-wasm': factories.ort,
+  };
+  for (const dtype of ['f16', 'bf16', 'int8'])
+    make[`modelkeep-${dtype}`] = (layers, files) => factories.modelkeep(layers, files, dtype);
 
-  const call = (p, x, batch) => p.run(x, batch);  // awaited by the callers (some peers are async)
+  const call = (p, x, batch) => p.run(x, batch); // awaited by the callers (some peers are async)
   const input = (batch) => S.x.subarray(0, batch * S.sizes[0]);
 
   /** Row 0 of the model's output in float64, straight from the weights. */
@@ -302,10 +340,14 @@ function makeKit({ mk, tf, ort, readBytes, now, gc, threadCount }) {
       ort.env.wasm.numThreads = threads;
       ort.env.wasm.proxy = false;
       ort.env.logLevel = 'error';
-      return { tfjs: tf.version_core, ort: ort.env.versions?.web ?? null,
+      return {
+        tfjs: tf.version_core,
+        ort: ort.env.versions?.web ?? null,
         tfjsWasmSimd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'),
-        crossOriginIsolated: globalThis.crossOriginIsolated ?? null, threads,
-        modelkeepThreads: threadCount() };
+        crossOriginIsolated: globalThis.crossOriginIsolated ?? null,
+        threads,
+        modelkeepThreads: threadCount(),
+      };
     },
 
     /** Reads the model's files and builds every peer; returns the setup times (ms). */
@@ -344,7 +386,11 @@ function makeKit({ mk, tf, ort, readBytes, now, gc, threadCount }) {
       };
       const out = [];
       const r64 = compare(reference64(x), S.sizes[S.sizes.length - 1]);
-      out.push({ peer: 'float64 reference (row 0)', ...r64, ok: r64.maxAbsDiff !== null && r64.maxAbsDiff <= tol * scale });
+      out.push({
+        peer: 'float64 reference (row 0)',
+        ...r64,
+        ok: r64.maxAbsDiff !== null && r64.maxAbsDiff <= tol * scale,
+      });
       for (const [key, p] of Object.entries(S.peers)) {
         if (key === 'modelkeep') continue;
         await p.activate?.();
@@ -424,7 +470,9 @@ async function nodeEnvironment() {
   const ort = await import('onnxruntime-web');
   const { runtime } = await import('../../web/src/runtime.js');
   const kit = makeKit({
-    mk, tf, ort,
+    mk,
+    tf,
+    ort,
     readBytes: async (path) => new Uint8Array(await readFile(join(root, path))),
     now: () => performance.now(),
     gc: globalThis.gc,
@@ -432,7 +480,9 @@ async function nodeEnvironment() {
   });
   const versions = await kit.init();
   return {
-    key: 'node', name: `Node ${process.version}`, versions,
+    key: 'node',
+    name: `Node ${process.version}`,
+    versions,
     call: (method, ...a) => kit[method](...a),
     close: async () => {},
   };
@@ -502,7 +552,7 @@ async function chromiumEnvironment({ threads = false } = {}) {
     await server.close();
     throw e;
   }
-  const page = context.pages()[0] ?? await context.newPage();
+  const page = context.pages()[0] ?? (await context.newPage());
   const requests = [];
   page.on('request', (r) => requests.push(r.url()));
   const errors = watchErrors(page);
@@ -512,8 +562,9 @@ async function chromiumEnvironment({ threads = false } = {}) {
   };
   try {
     await page.goto(`${server.url}/__bench__/forward.html`);
-    await page.waitForFunction(() => window.kitReady === true || typeof window.kitError === 'string', null,
-      { timeout: 120_000 });
+    await page.waitForFunction(() => window.kitReady === true || typeof window.kitError === 'string', null, {
+      timeout: 120_000,
+    });
     const failed = await page.evaluate(() => window.kitError ?? null);
     if (failed) throw new Error(`the bench page did not start: ${failed}`);
   } catch (e) {
@@ -524,13 +575,16 @@ async function chromiumEnvironment({ threads = false } = {}) {
   const versions = await page.evaluate(() => window.kitVersions);
   if (threads && !(versions.crossOriginIsolated && versions.modelkeepThreads > 1)) {
     await close();
-    throw new Error(`the threads page is not running threads (cross-origin isolated: ${versions.crossOriginIsolated}, ` +
-      `modelkeep threads: ${versions.modelkeepThreads})`);
+    throw new Error(
+      `the threads page is not running threads (cross-origin isolated: ${versions.crossOriginIsolated}, ` +
+        `modelkeep threads: ${versions.modelkeepThreads})`,
+    );
   }
   return {
     key: threads ? 'chromium-threads' : 'chromium',
     name: `Chromium ${(await page.evaluate(() => navigator.userAgent)).match(/Chrome\/(\S+)/)?.[1] ?? '?'} (headless${
-      threads ? `, cross-origin isolated, ${versions.threads} threads for every peer` : ''})`,
+      threads ? `, cross-origin isolated, ${versions.threads} threads for every peer` : ''
+    })`,
     userAgent: await page.evaluate(() => navigator.userAgent),
     versions,
     call: (method, ...a) => page.evaluate(([m, x]) => window.kit[m](...x), [method, a]),
@@ -564,19 +618,39 @@ async function runEnvironment(env, prepared) {
     const files = prepared.get(model.key);
     log(`[${env.key}] ${model.label}: setting up ${timed.length} peers`);
     const ready = await env.call('prepare', { sizes: model.sizes, files, peerKeys: timed.map((p) => p.key) });
-    const entry = { key: model.key, label: model.label, sizes: model.sizes, params: paramCount(model.sizes),
-      setupMs: ready.setup, peerInfo: ready.info, checks: [], cells: [] };
+    const entry = {
+      key: model.key,
+      label: model.label,
+      sizes: model.sizes,
+      params: paramCount(model.sizes),
+      setupMs: ready.setup,
+      peerInfo: ready.info,
+      checks: [],
+      cells: [],
+    };
     for (const batch of model.batches) {
       const c = await env.call('check', batch, tolerance, compactTolerance);
       const bad = c.results.filter((r) => !r.ok);
       const worst = c.results.map((r) => `${r.peer} ${r.maxAbsDiff === null ? 'n/a' : r.maxAbsDiff.toExponential(2)}`);
-      log(`  check batch ${batch}: max |peer − modelkeep| ${worst.join(', ')} (tolerance ${(tolerance * c.scale).toExponential(2)})`);
+      log(
+        `  check batch ${batch}: max |peer − modelkeep| ${worst.join(', ')} (tolerance ${(tolerance * c.scale).toExponential(2)})`,
+      );
       entry.checks.push({ batch, ...c });
       if (bad.length) {
-        throw new Mismatch(`${env.name}, ${model.label}, batch ${batch}: output differs from modelkeep's beyond ` +
-          `the tolerance (× max(1, max|out|) = ${c.scale.toExponential(3)}):\n` +
-          bad.map((r) => `  ${r.peer}: ${r.maxAbsDiff === null ? `wrong output length ${r.length} (want ${c.outputs})`
-            : `max abs diff ${r.maxAbsDiff} > ${r.tolerance ?? tolerance * c.scale}`}`).join('\n'));
+        throw new Mismatch(
+          `${env.name}, ${model.label}, batch ${batch}: output differs from modelkeep's beyond ` +
+            `the tolerance (× max(1, max|out|) = ${c.scale.toExponential(3)}):\n` +
+            bad
+              .map(
+                (r) =>
+                  `  ${r.peer}: ${
+                    r.maxAbsDiff === null
+                      ? `wrong output length ${r.length} (want ${c.outputs})`
+                      : `max abs diff ${r.maxAbsDiff} > ${r.tolerance ?? tolerance * c.scale}`
+                  }`,
+              )
+              .join('\n'),
+        );
       }
     }
     for (const batch of model.batches) {
@@ -589,28 +663,39 @@ async function runEnvironment(env, prepared) {
         // An untimed call at the start of each slot re-warms the peer after the others ran,
         // when that is cheap (slow calls warm their own caches, or have none that fit).
         plan[p.key] = { warmup: w, chunk, warmEachSlot: w.perCallMs < 100 };
-        log(`  [${model.key} b${batch}] ${p.label}: warm-up ${w.calls} calls in ${ms(w.ms)} ms (first ` +
-          `${ms(w.firstMs)} ms, at the end ~${ms(w.perCallMs)} ms per call)`);
+        log(
+          `  [${model.key} b${batch}] ${p.label}: warm-up ${w.calls} calls in ${ms(w.ms)} ms (first ` +
+            `${ms(w.firstMs)} ms, at the end ~${ms(w.perCallMs)} ms per call)`,
+        );
       }
       const samples = Object.fromEntries(timed.map((p) => [p.key, []]));
       for (let round = 0; round < timing.rounds; round++) {
         for (let j = 0; j < timed.length; j++) {
           const p = timed[(j + round) % timed.length];
-          samples[p.key].push(await env.call('sample', p.key, batch, plan[p.key].chunk, timing.sampleMs,
-            plan[p.key].warmEachSlot));
+          samples[p.key].push(
+            await env.call('sample', p.key, batch, plan[p.key].chunk, timing.sampleMs, plan[p.key].warmEachSlot),
+          );
         }
-        log(`  [${model.key} b${batch}] round ${round + 1}/${timing.rounds}: ` +
-          timed.map((p) => `${p.label} ${ms(samples[p.key][round].ms)}`).join(', ') + ' ms');
+        log(
+          `  [${model.key} b${batch}] round ${round + 1}/${timing.rounds}: ` +
+            timed.map((p) => `${p.label} ${ms(samples[p.key][round].ms)}`).join(', ') +
+            ' ms',
+        );
       }
       const results = {};
       for (const p of timed) {
         const s = stats(samples[p.key].map((x) => x.ms));
-        results[p.key] = { ...s, callsPerSample: samples[p.key].map((x) => x.calls), warmup: plan[p.key].warmup,
-          gflops: flop / (s.median * 1e6) };
+        results[p.key] = {
+          ...s,
+          callsPerSample: samples[p.key].map((x) => x.calls),
+          warmup: plan[p.key].warmup,
+          gflops: flop / (s.median * 1e6),
+        };
       }
       const mk = results.modelkeep.median;
       for (const p of peers) results[p.key].modelkeepSpeedup = results[p.key].median / mk;
-      for (const p of compactPeers) {  // > 1: the compact model is faster than that peer's float32
+      for (const p of compactPeers) {
+        // > 1: the compact model is faster than that peer's float32
         results[p.key].speedupOverOrt = results['ort-wasm'].median / results[p.key].median;
         results[p.key].speedupOverTfjsWasm = results['tfjs-wasm'].median / results[p.key].median;
         results[p.key].speedupOverF32 = mk / results[p.key].median;
@@ -634,13 +719,34 @@ function downloadSizes(requested) {
   const core = under(`${tf}tfjs-core/`);
   const groups = [
     { key: 'modelkeep', label: 'modelkeep (requested by the page)', files: under('web/') },
-    { key: 'modelkeep-listed', label: 'modelkeep (web/src/*.js + web/dist .mjs + .wasm, as listed)', info: true,
-      files: [...readdirSync(join(root, 'web/src')).filter((f) => f.endsWith('.js')).sort().map((f) => `web/src/${f}`),
-        'web/dist/modelkeep_wasm.mjs', 'web/dist/modelkeep_wasm.wasm'] },
-    { key: 'tfjs-cpu', label: 'TF.js minimal: tfjs-core + backend-cpu', files: [...core, ...under(`${tf}tfjs-backend-cpu/`)] },
-    { key: 'tfjs-wasm', label: 'TF.js minimal: tfjs-core + backend-wasm + its .wasm',
-      files: [...core, ...under(`${tf}tfjs-backend-wasm/`)] },
-    { key: 'ort-wasm', label: 'onnxruntime-web wasm (requested by the page)', files: under('node_modules/onnxruntime-web/') },
+    {
+      key: 'modelkeep-listed',
+      label: 'modelkeep (web/src/*.js + web/dist .mjs + .wasm, as listed)',
+      info: true,
+      files: [
+        ...readdirSync(join(root, 'web/src'))
+          .filter((f) => f.endsWith('.js'))
+          .sort()
+          .map((f) => `web/src/${f}`),
+        'web/dist/modelkeep_wasm.mjs',
+        'web/dist/modelkeep_wasm.wasm',
+      ],
+    },
+    {
+      key: 'tfjs-cpu',
+      label: 'TF.js minimal: tfjs-core + backend-cpu',
+      files: [...core, ...under(`${tf}tfjs-backend-cpu/`)],
+    },
+    {
+      key: 'tfjs-wasm',
+      label: 'TF.js minimal: tfjs-core + backend-wasm + its .wasm',
+      files: [...core, ...under(`${tf}tfjs-backend-wasm/`)],
+    },
+    {
+      key: 'ort-wasm',
+      label: 'onnxruntime-web wasm (requested by the page)',
+      files: under('node_modules/onnxruntime-web/'),
+    },
   ];
   const known = new Set(groups.flatMap((g) => g.files));
   const other = unique.filter((p) => !known.has(p) && !p.startsWith('build/bench/') && !p.startsWith('__bench__/'));
@@ -660,68 +766,108 @@ function report(result) {
   const m = result.machine;
   p(`## Forward pass, single thread${quick ? ' (--quick)' : ''}`);
   p();
-  p(`${m.cpus} CPUs (${m.cpuModel}), load average ${m.loadBefore} before and ${m.loadAfter} after the run ` +
-    '(other work on the machine shows up as noise).');
-  p(`Each cell: ms per call, median (min–max) of ${timing.rounds} samples after a ≥ ${timing.warmupMs / 1000} s ` +
-    `warm-up; a sample is the mean time of back-to-back calls repeated until ≥ ${timing.sampleMs} ms have passed ` +
-    '(one call for slow cells; the order of the peers rotates from round to round). GFLOP/s = 2·Σ in·out·batch / median time. "modelkeep ÷ X" = X\'s time / ' +
-    'modelkeep\'s time (> 1: modelkeep is faster). Every peer\'s output was checked against modelkeep\'s ' +
-    `(≤ ${tolerance} × max(1, max|out|)) before timing.`);
+  p(
+    `${m.cpus} CPUs (${m.cpuModel}), load average ${m.loadBefore} before and ${m.loadAfter} after the run ` +
+      '(other work on the machine shows up as noise).',
+  );
+  p(
+    `Each cell: ms per call, median (min–max) of ${timing.rounds} samples after a ≥ ${timing.warmupMs / 1000} s ` +
+      `warm-up; a sample is the mean time of back-to-back calls repeated until ≥ ${timing.sampleMs} ms have passed ` +
+      '(one call for slow cells; the order of the peers rotates from round to round). GFLOP/s = 2·Σ in·out·batch / median time. "modelkeep ÷ X" = X\'s time / ' +
+      "modelkeep's time (> 1: modelkeep is faster). Every peer's output was checked against modelkeep's " +
+      `(≤ ${tolerance} × max(1, max|out|)) before timing.`,
+  );
   for (const env of result.environments) {
     p();
     const v = env.versions;
     p(`### ${env.name}`);
     p();
-    p(`TF.js ${v.tfjs} (wasm SIMD: ${v.tfjsWasmSimd}), onnxruntime-web ${v.ort}` +
-      (env.userAgent ? `; ${env.userAgent}; crossOriginIsolated: ${v.crossOriginIsolated}` : '') + '.');
+    p(
+      `TF.js ${v.tfjs} (wasm SIMD: ${v.tfjsWasmSimd}), onnxruntime-web ${v.ort}` +
+        (env.userAgent ? `; ${env.userAgent}; crossOriginIsolated: ${v.crossOriginIsolated}` : '') +
+        '.',
+    );
     p();
-    p(`| model | batch | ${peers.map((x) => `${x.label} ms`).join(' | ')} | ` +
-      `${peers.map((x) => `${x.label} GFLOP/s`).join(' | ')} | ` +
-      `${peers.slice(1).map((x) => `modelkeep ÷ ${x.label}`).join(' | ')} |`);
-    p(`|---|---:|${peers.map(() => '---:').join('|')}|${peers.map(() => '---:').join('|')}|` +
-      `${peers.slice(1).map(() => '---:').join('|')}|`);
+    p(
+      `| model | batch | ${peers.map((x) => `${x.label} ms`).join(' | ')} | ` +
+        `${peers.map((x) => `${x.label} GFLOP/s`).join(' | ')} | ` +
+        `${peers
+          .slice(1)
+          .map((x) => `modelkeep ÷ ${x.label}`)
+          .join(' | ')} |`,
+    );
+    p(
+      `|---|---:|${peers.map(() => '---:').join('|')}|${peers.map(() => '---:').join('|')}|` +
+        `${peers
+          .slice(1)
+          .map(() => '---:')
+          .join('|')}|`,
+    );
     for (const model of env.models) {
       for (const c of model.cells) {
         const r = c.results;
-        p(`| ${model.label} | ${c.batch} | ${peers.map((x) => cell(r[x.key])).join(' | ')} | ` +
-          `${peers.map((x) => gflops(r[x.key].gflops)).join(' | ')} | ` +
-          `${peers.slice(1).map((x) => `${r[x.key].modelkeepSpeedup.toFixed(2)}×`).join(' | ')} |`);
+        p(
+          `| ${model.label} | ${c.batch} | ${peers.map((x) => cell(r[x.key])).join(' | ')} | ` +
+            `${peers.map((x) => gflops(r[x.key].gflops)).join(' | ')} | ` +
+            `${peers
+              .slice(1)
+              .map((x) => `${r[x.key].modelkeepSpeedup.toFixed(2)}×`)
+              .join(' | ')} |`,
+        );
       }
     }
     p();
-    p('modelkeep with compact weights (Model#setWeightDtype: f16 / bf16 / int8 + row scale, decoded in ' +
-      'registers, never expanded), timed in the same rounds; "÷ X" = X\'s float32 time / this time:');
+    p(
+      'modelkeep with compact weights (Model#setWeightDtype: f16 / bf16 / int8 + row scale, decoded in ' +
+        'registers, never expanded), timed in the same rounds; "÷ X" = X\'s float32 time / this time:',
+    );
     p();
-    p('| model | batch | weights in memory | ' + compactPeers.map((x) => `${x.label} ms`).join(' | ') + ' | ' +
-      compactPeers.map((x) => `${x.label.replace('modelkeep ', '')} ÷ ORT`).join(' | ') + ' | ' +
-      compactPeers.map((x) => `${x.label.replace('modelkeep ', '')} ÷ TF.js wasm`).join(' | ') + ' | ' +
-      compactPeers.map((x) => `${x.label.replace('modelkeep ', '')} ÷ modelkeep f32`).join(' | ') + ' |');
-    p(`|---|---:|---|${compactPeers.map(() => '---:').join('|')}|${compactPeers.map(() => '---:').join('|')}|` +
-      `${compactPeers.map(() => '---:').join('|')}|${compactPeers.map(() => '---:').join('|')}|`);
+    p(
+      '| model | batch | weights in memory | ' +
+        compactPeers.map((x) => `${x.label} ms`).join(' | ') +
+        ' | ' +
+        compactPeers.map((x) => `${x.label.replace('modelkeep ', '')} ÷ ORT`).join(' | ') +
+        ' | ' +
+        compactPeers.map((x) => `${x.label.replace('modelkeep ', '')} ÷ TF.js wasm`).join(' | ') +
+        ' | ' +
+        compactPeers.map((x) => `${x.label.replace('modelkeep ', '')} ÷ modelkeep f32`).join(' | ') +
+        ' |',
+    );
+    p(
+      `|---|---:|---|${compactPeers.map(() => '---:').join('|')}|${compactPeers.map(() => '---:').join('|')}|` +
+        `${compactPeers.map(() => '---:').join('|')}|${compactPeers.map(() => '---:').join('|')}|`,
+    );
     for (const model of env.models) {
-      const mem = [...peers.slice(0, 1), ...compactPeers].map((x) => `${((model.peerInfo[x.key]?.memoryBytes ?? 0) / 1e6).toFixed(2)} MB`)
+      const mem = [...peers.slice(0, 1), ...compactPeers]
+        .map((x) => `${((model.peerInfo[x.key]?.memoryBytes ?? 0) / 1e6).toFixed(2)} MB`)
         .join(' / ');
       for (const c of model.cells) {
         const r = c.results;
-        p(`| ${model.label} | ${c.batch} | ${mem} | ${compactPeers.map((x) => cell(r[x.key])).join(' | ')} | ` +
-          `${compactPeers.map((x) => `${r[x.key].speedupOverOrt.toFixed(2)}×`).join(' | ')} | ` +
-          `${compactPeers.map((x) => `${r[x.key].speedupOverTfjsWasm.toFixed(2)}×`).join(' | ')} | ` +
-          `${compactPeers.map((x) => `${r[x.key].speedupOverF32.toFixed(2)}×`).join(' | ')} |`);
+        p(
+          `| ${model.label} | ${c.batch} | ${mem} | ${compactPeers.map((x) => cell(r[x.key])).join(' | ')} | ` +
+            `${compactPeers.map((x) => `${r[x.key].speedupOverOrt.toFixed(2)}×`).join(' | ')} | ` +
+            `${compactPeers.map((x) => `${r[x.key].speedupOverTfjsWasm.toFixed(2)}×`).join(' | ')} | ` +
+            `${compactPeers.map((x) => `${r[x.key].speedupOverF32.toFixed(2)}×`).join(' | ')} |`,
+        );
       }
     }
     p();
-    p(`(weights in memory: f32 / f16 / bf16 / int8. Compact outputs were checked against modelkeep's float32 ` +
-      `within ${compactTolerance} × max(1, max|out|); the largest differences are in the next table.)`);
+    p(
+      `(weights in memory: f32 / f16 / bf16 / int8. Compact outputs were checked against modelkeep's float32 ` +
+        `within ${compactTolerance} × max(1, max|out|); the largest differences are in the next table.)`,
+    );
     p();
-    p('Largest |peer − modelkeep| per cell (float64 = modelkeep\'s first row against a float64 JS reference):');
+    p("Largest |peer − modelkeep| per cell (float64 = modelkeep's first row against a float64 JS reference):");
     p();
     const checkPeers = env.models[0]?.checks[0]?.results.map((r) => r.peer) ?? [];
     p(`| model | batch | max \\|out\\| | ${checkPeers.map((x) => x.replace(' reference (row 0)', '')).join(' | ')} |`);
     p(`|---|---:|---:|${checkPeers.map(() => '---:').join('|')}|`);
     for (const model of env.models) {
       for (const c of model.checks) {
-        p(`| ${model.label} | ${c.batch} | ${c.scale.toPrecision(3)} | ` +
-          `${c.results.map((r) => (r.maxAbsDiff === null ? 'n/a' : r.maxAbsDiff.toExponential(1))).join(' | ')} |`);
+        p(
+          `| ${model.label} | ${c.batch} | ${c.scale.toPrecision(3)} | ` +
+            `${c.results.map((r) => (r.maxAbsDiff === null ? 'n/a' : r.maxAbsDiff.toExponential(1))).join(' | ')} |`,
+        );
       }
     }
     if (env.pageErrors?.length) {
@@ -737,8 +883,11 @@ function report(result) {
     p('| library | files | bytes | gzip -9 |');
     p('|---|---|---:|---:|');
     for (const g of result.downloads.groups) {
-      const files = g.files.map((f) => (f.missing ? `\`${f.path}\` (missing)`
-        : `\`${f.path.replace(/^node_modules\//, '')}\` (${kb(f.gzip)})`)).join(' + ');
+      const files = g.files
+        .map((f) =>
+          f.missing ? `\`${f.path}\` (missing)` : `\`${f.path.replace(/^node_modules\//, '')}\` (${kb(f.gzip)})`,
+        )
+        .join(' + ');
       p(`| ${g.label} | ${files} | ${kb(g.bytes)} | **${kb(g.gzip)}** |`);
     }
     if (result.downloads.other.length) {
@@ -756,8 +905,14 @@ if (wanted.some((w) => w.startsWith('chromium')) && browserMissing()) {
   log(browserMissing());
   process.exit(1);
 }
-if (!ensureWasmBuilt(log) || (wanted.includes('chromium-threads') && !ensureWasmBuilt(log, { threads: true }))) process.exit(1);
-for (const pkg of ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm', 'onnxruntime-web']) {
+if (!ensureWasmBuilt(log) || (wanted.includes('chromium-threads') && !ensureWasmBuilt(log, { threads: true })))
+  process.exit(1);
+for (const pkg of [
+  '@tensorflow/tfjs-core',
+  '@tensorflow/tfjs-backend-cpu',
+  '@tensorflow/tfjs-backend-wasm',
+  'onnxruntime-web',
+]) {
   if (!existsSync(join(root, 'node_modules', pkg, 'package.json'))) {
     log(`${pkg} is not installed: run npm install (it is a devDependency)`);
     process.exit(1);
@@ -770,9 +925,21 @@ const prepared = new Map();
 for (const model of models) prepared.set(model.key, await prepareFiles(model));
 
 const result = {
-  date: new Date().toISOString(), quick, timing, tolerance, node: process.version,
-  models: models.map(({ key, label, sizes, batches, seed }) => ({ key, label, sizes, batches, seed,
-    params: paramCount(sizes), weightBytes: prepared.get(key).weightBytes, files: prepared.get(key) })),
+  date: new Date().toISOString(),
+  quick,
+  timing,
+  tolerance,
+  node: process.version,
+  models: models.map(({ key, label, sizes, batches, seed }) => ({
+    key,
+    label,
+    sizes,
+    batches,
+    seed,
+    params: paramCount(sizes),
+    weightBytes: prepared.get(key).weightBytes,
+    files: prepared.get(key),
+  })),
   environments: [],
 };
 const loadBefore = loadavg()[0].toFixed(2);
@@ -781,14 +948,14 @@ let mismatch = false;
 try {
   for (const which of wanted) {
     log(`== ${which} ==`);
-    const env = which === 'node' ? await nodeEnvironment()
-      : await chromiumEnvironment({ threads: which === 'chromium-threads' });
+    const env =
+      which === 'node' ? await nodeEnvironment() : await chromiumEnvironment({ threads: which === 'chromium-threads' });
     try {
       const entry = await runEnvironment(env, prepared);
       if (env.userAgent) {
         entry.userAgent = env.userAgent;
         entry.pageErrors = env.errors;
-        if (env.key === 'chromium') result.downloads = downloadSizes(env.requests());  // the default build
+        if (env.key === 'chromium') result.downloads = downloadSizes(env.requests()); // the default build
         entry.requested = [...new Set(env.requests())];
       }
       result.environments.push(entry);
@@ -807,8 +974,12 @@ try {
     result.error = String(e?.message ?? e);
   }
 }
-result.machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model?.trim() ?? 'unknown', loadBefore,
-  loadAfter: loadavg()[0].toFixed(2) };
+result.machine = {
+  cpus: cpus().length,
+  cpuModel: cpus()[0]?.model?.trim() ?? 'unknown',
+  loadBefore,
+  loadAfter: loadavg()[0].toFixed(2),
+};
 if (!mismatch) {
   let text = report(result);
   if (result.error) text += `\n\n**The run stopped early:** ${result.error.split('\n')[0]}`;

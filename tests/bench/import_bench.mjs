@@ -31,12 +31,19 @@ async function makeFiles() {
   const pt = join(dir, 'big_state.pt');
   if (!existsSync(pt)) {
     log('writing build/bench/big_state.pt with torch.save ...');
-    const p = spawnSync('/usr/bin/python3', ['-c', `
+    const p = spawnSync(
+      '/usr/bin/python3',
+      [
+        '-c',
+        `
 import torch, torch.nn as nn
 torch.manual_seed(0)
 m = nn.Sequential(nn.Linear(1024, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 1024))
 torch.save(m.state_dict(), ${JSON.stringify(pt)})
-`], { stdio: 'inherit' });
+`,
+      ],
+      { stdio: 'inherit' },
+    );
     if (p.status !== 0) throw new Error('torch.save failed (is python3-torch installed?)');
   }
   const st = join(dir, 'big.safetensors');
@@ -46,7 +53,10 @@ torch.save(m.state_dict(), ${JSON.stringify(pt)})
     await writeFile(st, m.toBytes({ format: 'safetensors' }));
     m.dispose();
   }
-  return [{ key: 'pt', label: 'torch .pt (torch.save, zip)', path: pt }, { key: 'st', label: 'safetensors', path: st }];
+  return [
+    { key: 'pt', label: 'torch .pt (torch.save, zip)', path: pt },
+    { key: 'st', label: 'safetensors', path: st },
+  ];
 }
 
 // One import in a fresh Node process: { ms, heapBefore, heapAfter }.
@@ -79,23 +89,26 @@ async function browserRun(context, base, file) {
   await page.goto(`${base}/tests/browser/page.html`);
   await page.waitForFunction(() => window.mkReady === true, null, { timeout: 60_000 });
   const url = `/${file.path.slice(root.length)}`;
-  const r = await page.evaluate(async ({ url, arch, weightBytes }) => {
-    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
-    const { runtime } = await import('/web/src/runtime.js');
-    const heapBefore = runtime().HEAPU8.buffer.byteLength;
-    const t0 = performance.now();
-    const m = await window.mk.load(bytes, { architecture: arch });
-    const ms = performance.now() - t0;
-    const heapAfter = runtime().HEAPU8.buffer.byteLength;
-    m.dispose();
-    const t1 = performance.now();
-    (await window.mk.load(bytes, { architecture: arch })).dispose();
-    const warmMs = performance.now() - t1;
-    const t2 = performance.now();
-    new Uint8Array(new WebAssembly.Memory({ initial: Math.ceil(weightBytes / 65536) }).buffer).fill(1);
-    const touchMs = performance.now() - t2;
-    return { ms, warmMs, touchMs, heapBefore, heapAfter };
-  }, { url, arch, weightBytes });
+  const r = await page.evaluate(
+    async ({ url, arch, weightBytes }) => {
+      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      const { runtime } = await import('/web/src/runtime.js');
+      const heapBefore = runtime().HEAPU8.buffer.byteLength;
+      const t0 = performance.now();
+      const m = await window.mk.load(bytes, { architecture: arch });
+      const ms = performance.now() - t0;
+      const heapAfter = runtime().HEAPU8.buffer.byteLength;
+      m.dispose();
+      const t1 = performance.now();
+      (await window.mk.load(bytes, { architecture: arch })).dispose();
+      const warmMs = performance.now() - t1;
+      const t2 = performance.now();
+      new Uint8Array(new WebAssembly.Memory({ initial: Math.ceil(weightBytes / 65536) }).buffer).fill(1);
+      const touchMs = performance.now() - t2;
+      return { ms, warmMs, touchMs, heapBefore, heapAfter };
+    },
+    { url, arch, weightBytes },
+  );
   await page.close();
   return r;
 }
@@ -108,10 +121,17 @@ function summarise(label, where, file, results) {
   const peak = Math.max(...results.map((r) => r.heapAfter));
   const warm = median(results.map((r) => r.warmMs));
   return {
-    where, file: file.label, bytes, runs: times, medianMs: median(times), warmMs: warm,
+    where,
+    file: file.label,
+    bytes,
+    runs: times,
+    medianMs: median(times),
+    warmMs: warm,
     touchMs: median(results.map((r) => r.touchMs)),
-    mbPerS: bytes / 1e6 / (median(times) / 1000), warmMbPerS: bytes / 1e6 / (warm / 1000),
-    peakWasmBytes: peak, peakOverWeights: peak / weightBytes,
+    mbPerS: bytes / 1e6 / (median(times) / 1000),
+    warmMbPerS: bytes / 1e6 / (warm / 1000),
+    peakWasmBytes: peak,
+    peakOverWeights: peak / weightBytes,
   };
 }
 
@@ -119,10 +139,21 @@ const files = await makeFiles();
 const rows = [];
 for (const f of files) {
   log(`node: ${f.label}`);
-  rows.push(summarise(f.label, 'Node (wasm)', f, Array.from({ length: runs }, () => nodeRun(f.path))));
+  rows.push(
+    summarise(
+      f.label,
+      'Node (wasm)',
+      f,
+      Array.from({ length: runs }, () => nodeRun(f.path)),
+    ),
+  );
 }
 const server = await startServer();
-const context = await chromium.launchPersistentContext('', { executablePath: chromiumPath, headless: true, args: chromiumArgs });
+const context = await chromium.launchPersistentContext('', {
+  executablePath: chromiumPath,
+  headless: true,
+  args: chromiumArgs,
+});
 try {
   for (const f of files) {
     log(`chromium: ${f.label}`);
@@ -136,11 +167,17 @@ try {
 }
 
 const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
-console.log(`Import of a ${mb(weightBytes)} float32 state dict into a runnable model (load(bytes, { architecture })), ${runs} runs each:\n`);
-console.log('| where | file | first import, fresh instance: median (min–max) | MB/s | fresh memory first touch (limit) | import again, same instance | MB/s | peak wasm memory | ÷ weights |');
+console.log(
+  `Import of a ${mb(weightBytes)} float32 state dict into a runnable model (load(bytes, { architecture })), ${runs} runs each:\n`,
+);
+console.log(
+  '| where | file | first import, fresh instance: median (min–max) | MB/s | fresh memory first touch (limit) | import again, same instance | MB/s | peak wasm memory | ÷ weights |',
+);
 console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
-  console.log(`| ${r.where} | ${r.file} | ${r.medianMs.toFixed(0)} ms (${r.runs[0].toFixed(0)}–${r.runs[r.runs.length - 1].toFixed(0)}) | ${r.mbPerS.toFixed(0)} | ${r.touchMs.toFixed(0)} ms | ${r.warmMs.toFixed(0)} ms | ${r.warmMbPerS.toFixed(0)} | ${mb(r.peakWasmBytes)} | ${r.peakOverWeights.toFixed(2)}× |`);
+  console.log(
+    `| ${r.where} | ${r.file} | ${r.medianMs.toFixed(0)} ms (${r.runs[0].toFixed(0)}–${r.runs[r.runs.length - 1].toFixed(0)}) | ${r.mbPerS.toFixed(0)} | ${r.touchMs.toFixed(0)} ms | ${r.warmMs.toFixed(0)} ms | ${r.warmMbPerS.toFixed(0)} | ${mb(r.peakWasmBytes)} | ${r.peakOverWeights.toFixed(2)}× |`,
+  );
 }
 console.log('\n"fresh memory first touch": filling a new WebAssembly.Memory of the weights\' size once, in the same');
 console.log('environment — what any import into fresh memory pays for page faults on this machine.');

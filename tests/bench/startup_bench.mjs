@@ -28,7 +28,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-import { startServer, chromiumPath, chromiumArgs, tempDir, removeDir, watchErrors, ensureWasmBuilt } from '../browser/harness.mjs';
+import {
+  startServer,
+  chromiumPath,
+  chromiumArgs,
+  tempDir,
+  removeDir,
+  watchErrors,
+  ensureWasmBuilt,
+} from '../browser/harness.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const outFile = join(root, 'build/bench/startup.json');
@@ -51,10 +59,14 @@ const mkpBytes = reference.toBytes();
 reference.dispose();
 
 const builds = {
-  sequential: { label: 'nn.sequential({ fc1: nn.linear(3, 5) })',
-    code: 'mk.nn.sequential({ fc1: mk.nn.linear(3, 5) }, { seed: 1 })' },
-  mkp: { label: `load() of its .mkp (${mkpBytes.length} bytes, fetched)`,
-    code: "await mk.load('/__bench__/tutorial.mkp')" },
+  sequential: {
+    label: 'nn.sequential({ fc1: nn.linear(3, 5) })',
+    code: 'mk.nn.sequential({ fc1: mk.nn.linear(3, 5) }, { seed: 1 })',
+  },
+  mkp: {
+    label: `load() of its .mkp (${mkpBytes.length} bytes, fetched)`,
+    code: "await mk.load('/__bench__/tutorial.mkp')",
+  },
 };
 
 const page = (build) => `<!doctype html>
@@ -77,9 +89,12 @@ for (const build of Object.keys(builds)) {
 }
 server.route('/__bench__/tutorial.mkp', mkpBytes);
 
-const launch = (profile) => chromium.launchPersistentContext(profile, {
-  executablePath: chromiumPath, headless: true, args: chromiumArgs,
-});
+const launch = (profile) =>
+  chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPath,
+    headless: true,
+    args: chromiumArgs,
+  });
 
 /** Opens the page in a new tab of `context` and returns its timings (checked). */
 async function sample(context, build) {
@@ -118,7 +133,7 @@ async function warm(build) {
   const profile = await tempDir('modelkeep-startup-');
   const context = await launch(profile);
   try {
-    await sample(context, build);  // primes the HTTP cache
+    await sample(context, build); // primes the HTTP cache
     const runs = [];
     for (let i = 0; i < pages; i++) runs.push(await sample(context, build));
     return runs;
@@ -142,8 +157,13 @@ try {
     for (const build of Object.keys(builds)) {
       log(`startup: ${cache} cache, ${build}: ${pages} fresh pages ...`);
       const runs = await (cache === 'cold' ? cold(build) : warm(build));
-      results.push({ cache, model: build, pages: runs.length, runs,
-        ...Object.fromEntries(steps.map((s) => [s, stats(runs.map((r) => r[s]))])) });
+      results.push({
+        cache,
+        model: build,
+        pages: runs.length,
+        runs,
+        ...Object.fromEntries(steps.map((s) => [s, stats(runs.map((r) => r[s]))])),
+      });
     }
   }
 } finally {
@@ -157,9 +177,9 @@ const lines = [
   `## Import → first prediction, tutorial Linear(3,5), headless Chromium${quick ? ' (--quick)' : ''}`,
   '',
   `ms, median (min–max) over ${pages} fresh pages per row; load average ${load}. import = the package's modules ` +
-  'and the .wasm fetched, compiled and instantiated; build = the model made; predict = the first ' +
-  'forward([[1, 2, 3]]). cold = a new browser profile per page (nothing cached; served from 127.0.0.1), ' +
-  'warm = the HTTP cache primed by one visit.',
+    'and the .wasm fetched, compiled and instantiated; build = the model made; predict = the first ' +
+    'forward([[1, 2, 3]]). cold = a new browser profile per page (nothing cached; served from 127.0.0.1), ' +
+    'warm = the HTTP cache primed by one visit.',
   '',
   '| cache | model from | import | build | first predict | total |',
   '|---|---|---:|---:|---:|---:|',
@@ -168,10 +188,21 @@ const lines = [
 console.log(lines.join('\n'));
 
 await mkdir(join(root, 'build/bench'), { recursive: true });
-await writeFile(outFile, `${JSON.stringify({
-  date: new Date().toISOString(), quick, pages, node: process.version, chromium: chromiumPath,
-  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model?.trim() ?? 'unknown', loadAfter: load },
-  wasmBytes: readFileSync(join(root, 'web/dist/modelkeep_wasm.wasm')).length,
-  results,
-}, null, 2)}\n`);
+await writeFile(
+  outFile,
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      quick,
+      pages,
+      node: process.version,
+      chromium: chromiumPath,
+      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model?.trim() ?? 'unknown', loadAfter: load },
+      wasmBytes: readFileSync(join(root, 'web/dist/modelkeep_wasm.wasm')).length,
+      results,
+    },
+    null,
+    2,
+  )}\n`,
+);
 log(`wrote ${outFile}`);

@@ -9,9 +9,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import {
-  startServer, launch, watchErrors, assertNoErrors, browserMissing, tempDir, removeDir,
-} from './harness.mjs';
+import { startServer, launch, watchErrors, assertNoErrors, browserMissing, tempDir, removeDir } from './harness.mjs';
 
 const skip = browserMissing() ?? false;
 const shotsDir = fileURLToPath(new URL('../../build/screenshots/', import.meta.url));
@@ -36,12 +34,12 @@ async function withProfile(fn) {
   }
 }
 
-const waitDemo = (page) => page.waitForFunction(() => document.body.dataset.ready === 'true', null,
-  { timeout: 30_000 });
+const waitDemo = (page) =>
+  page.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: 30_000 });
 
 /** The demo in the browser's first tab (or a new one), at desktop size, with its errors collected. */
 async function openDemo(context, { newTab = false } = {}) {
-  const page = (!newTab && context.pages()[0]) || await context.newPage();
+  const page = (!newTab && context.pages()[0]) || (await context.newPage());
   const errors = watchErrors(page);
   await page.setViewportSize(sizes.desktop);
   await page.goto(`${server.url}/web/demo/index.html`);
@@ -63,8 +61,9 @@ const text = (page, id) => page.locator(byId(id)).innerText();
 
 /** The exact values behind a tensor table (data-value), in row-major order. */
 function values(page, root, tensor, cells = 'td') {
-  return page.$$eval(`${byId(root)} table[data-tensor="${tensor}"] ${cells}`,
-    (tds) => tds.map((td) => Number(td.dataset.value)));
+  return page.$$eval(`${byId(root)} table[data-tensor="${tensor}"] ${cells}`, (tds) =>
+    tds.map((td) => Number(td.dataset.value)),
+  );
 }
 
 async function click(page, id) {
@@ -85,143 +84,166 @@ async function predict(page, input) {
 
 function assertClose(actual, want, tolerance, what) {
   assert.equal(actual.length, want.length, `${what}: length`);
-  actual.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= tolerance,
-    `${what}[${i}]: ${v} vs ${want[i]} (tolerance ${tolerance})`));
+  actual.forEach((v, i) =>
+    assert.ok(Math.abs(v - want[i]) <= tolerance, `${what}[${i}]: ${v} vs ${want[i]} (tolerance ${tolerance})`),
+  );
 }
 
-test('the tutorial: create, save, reload, load, predict — and again after a browser restart',
-  { skip, timeout: 60_000 }, () => withProfile(async (dir) => {
-    const x = [1, 2, 3];
-    let weight;
-    let bias;
+test(
+  'the tutorial: create, save, reload, load, predict — and again after a browser restart',
+  { skip, timeout: 60_000 },
+  () =>
+    withProfile(async (dir) => {
+      const x = [1, 2, 3];
+      let weight;
+      let bias;
 
-    let browser = await launch(dir);
-    try {
-      const { page, errors } = await openDemo(browser.context);
-      assert.match(await text(page, 'status'), /Ready/);
-      assert.match(await text(page, 'current'), /No model in memory yet/);
-      await shot(page, '0-start');
+      let browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        assert.match(await text(page, 'status'), /Ready/);
+        assert.match(await text(page, 'current'), /No model in memory yet/);
+        await shot(page, '0-start');
 
-      // 1. Create: a 5×3 weight and 5 biases, shown to 6 decimals.
-      await click(page, 'create');
-      weight = await values(page, 'weights', 'fc1.weight');
-      bias = await values(page, 'weights', 'fc1.bias');
-      assert.equal(weight.length, 15);
-      assert.equal(bias.length, 5);
-      const bound = 1 / Math.sqrt(3);  // PyTorch's init: uniform in ±1/√in_features
-      for (const v of [...weight, ...bias]) assert.ok(Math.abs(v) <= bound, `${v} outside ±1/√3`);
-      const shown = await page.locator(`${byId('weights')} td`).first().innerText();
-      assert.match(shown, /^-?\d\.\d{6}$/);
-      await shot(page, '1-create');
+        // 1. Create: a 5×3 weight and 5 biases, shown to 6 decimals.
+        await click(page, 'create');
+        weight = await values(page, 'weights', 'fc1.weight');
+        bias = await values(page, 'weights', 'fc1.bias');
+        assert.equal(weight.length, 15);
+        assert.equal(bias.length, 5);
+        const bound = 1 / Math.sqrt(3); // PyTorch's init: uniform in ±1/√in_features
+        for (const v of [...weight, ...bias]) assert.ok(Math.abs(v) <= bound, `${v} outside ±1/√3`);
+        const shown = await page
+          .locator(`${byId('weights')} td`)
+          .first()
+          .innerText();
+        assert.match(shown, /^-?\d\.\d{6}$/);
+        await shot(page, '1-create');
 
-      // 2. Save as f32: the tutorial model is 148 bytes.
-      await page.locator(byId('dtype')).selectOption('f32');
-      await click(page, 'save');
-      await page.locator(byId('saved-bytes')).waitFor();
-      assert.equal(await text(page, 'saved-bytes'), '148 bytes');
-      assert.match(await text(page, 'saved'), /indexeddb:\/\/tutorial as f32: 148 bytes in [\d.]+ ms/);
-      assert.equal(await page.locator('progress#saveProgress').evaluate((p) => p.value), 1);
-      await shot(page, '2-save');
-
-      // 3. A real reload: the model is gone from memory.
-      await Promise.all([page.waitForEvent('load'), click(page, 'reload')]);
-      await waitDemo(page);
-      assert.match(await text(page, 'current'), /page was reloaded, so the model created here is gone/);
-      assert.equal(await page.locator(`${byId('weights')} table`).count(), 0);
-      assert.match(await text(page, 'reloaded'), /no longer in memory/);
-      assert.match(await text(page, 'saved'), /148 bytes/);  // the saved copy outlived the reload
-      await shot(page, '3-reload');
-
-      // 4. Load: every value identical to the one shown before saving.
-      await click(page, 'load');
-      await page.locator(`${byId('compare')}[data-ok]`).waitFor();
-      assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true');
-      assert.match(await text(page, 'compare'), /15\/15 weights identical · 5\/5 biases identical/);
-      assert.deepEqual(await values(page, 'comparison', 'fc1.weight', 'td[data-match]'), weight);
-      assert.deepEqual(await values(page, 'comparison', 'fc1.bias', 'td[data-match]'), bias);
-      assert.deepEqual(await values(page, 'comparison', 'fc1.weight', 'td:not([data-match])'), weight);
-      assert.equal(await page.locator(`${byId('comparison')} td[data-match="identical"]`).count(), 20);
-      assert.match(await text(page, 'loaded'), /checksums verified; its weights are held as f32 in memory \(80 bytes\)/);
-      await shot(page, '4-load');
-
-      // 5. Predict: the page's output equals W·x + b computed here.
-      assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y');
-      const x2 = [[0.5, -1, 2], [3, 0, -4]];
-      const y2 = await predict(page, x2);
-      assertClose(y2, [...expected(weight, bias, x2[0]), ...expected(weight, bias, x2[1])], 1e-5, 'y2');
-      assert.match(await text(page, 'predicted'), /shape \[2, 5\], computed in [\d.]+ ms/);
-      assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y');
-      await shot(page, '5-predict');
-
-      // A wrong input is a readable error in the page, and the next action clears it.
-      await page.locator(byId('input')).fill('[[1, 2]]');
-      await click(page, 'predict');
-      await page.locator(`${byId('alert')}:has-text("shape_mismatch")`).waitFor();
-      await shot(page, '5-predict-error');
-      await page.locator(byId('input')).fill('[[1, 2, 3]');
-      await click(page, 'predict');
-      await page.locator(`${byId('alert')}:has-text("invalid_input")`).waitFor();
-      await predict(page, [x]);
-      assert.equal(await text(page, 'alert'), '');
-      assertNoErrors(errors);
-    } finally {
-      await browser.close();
-    }
-
-    // A browser restart on the same profile: sessionStorage is gone, IndexedDB is not.
-    browser = await launch(dir);
-    try {
-      const { page, errors } = await openDemo(browser.context);
-      assert.match(await text(page, 'current'), /No model in memory yet/);
-      await click(page, 'load');
-      await page.locator(`${byId('comparison')} table`).first().waitFor();
-      assert.match(await text(page, 'compare'), /No copy of the saved weights/);
-      assert.deepEqual(await values(page, 'comparison', 'fc1.weight'), weight);
-      assert.deepEqual(await values(page, 'comparison', 'fc1.bias'), bias);
-      assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y after restart');
-      await shot(page, '6-after-restart');
-
-      // The same model as f16: loaded weights within f16's bound, biases still exact.
-      await page.locator(byId('dtype')).selectOption('f16');
-      await click(page, 'save');
-      await page.locator(`${byId('saved')}:has-text("as f16")`).waitFor();
-      const f16Bytes = Number((await text(page, 'saved-bytes')).split(' ')[0]);
-      assert.ok(f16Bytes < 148, `f16 file (${f16Bytes} bytes) smaller than f32`);
-      await click(page, 'load');
-      await page.locator(`${byId('compare')}:has-text("f16 bound")`).waitFor();
-      assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true');
-      assert.match(await text(page, 'compare'), /15\/15 weights within the f16 bound \(max difference [\d.e+-]+;/);
-      const w16 = await values(page, 'comparison', 'fc1.weight', 'td[data-match]');
-      w16.forEach((v, i) => assert.ok(Math.abs(v - weight[i]) <= 2 ** -11 * Math.abs(weight[i]) + 1e-7,
-        `f16 weight ${i}: ${v} vs ${weight[i]}`));
-      assert.deepEqual(await values(page, 'comparison', 'fc1.bias', 'td[data-match]'), bias);
-      await shot(page, '7-load-f16');
-
-      // bf16 and int8: every weight within its documented bound, as the page's marks say.
-      const bounds = { bf16: (w) => 2 ** -8 * Math.abs(w), int8: (w, row) => Math.max(...row.map(Math.abs)) / 254 };
-      for (const dtype of ['bf16', 'int8']) {
-        // What is saved is the model in memory: the one just loaded back from the previous dtype.
-        const before = await values(page, 'weights', 'fc1.weight');
-        await page.locator(byId('dtype')).selectOption(dtype);
+        // 2. Save as f32: the tutorial model is 148 bytes.
+        await page.locator(byId('dtype')).selectOption('f32');
         await click(page, 'save');
-        await page.locator(`${byId('saved')}:has-text("as ${dtype}")`).waitFor();
+        await page.locator(byId('saved-bytes')).waitFor();
+        assert.equal(await text(page, 'saved-bytes'), '148 bytes');
+        assert.match(await text(page, 'saved'), /indexeddb:\/\/tutorial as f32: 148 bytes in [\d.]+ ms/);
+        assert.equal(await page.locator('progress#saveProgress').evaluate((p) => p.value), 1);
+        await shot(page, '2-save');
+
+        // 3. A real reload: the model is gone from memory.
+        await Promise.all([page.waitForEvent('load'), click(page, 'reload')]);
+        await waitDemo(page);
+        assert.match(await text(page, 'current'), /page was reloaded, so the model created here is gone/);
+        assert.equal(await page.locator(`${byId('weights')} table`).count(), 0);
+        assert.match(await text(page, 'reloaded'), /no longer in memory/);
+        assert.match(await text(page, 'saved'), /148 bytes/); // the saved copy outlived the reload
+        await shot(page, '3-reload');
+
+        // 4. Load: every value identical to the one shown before saving.
         await click(page, 'load');
-        await page.locator(`${byId('compare')}:has-text("${dtype} bound")`).waitFor();
-        assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true', dtype);
-        const got = await values(page, 'comparison', 'fc1.weight', 'td[data-match]');
-        got.forEach((v, i) => {
-          const row = before.slice(i - (i % 3), i - (i % 3) + 3);
-          assert.ok(Math.abs(v - before[i]) <= bounds[dtype](before[i], row) * (1 + 1e-6) + 1e-9,
-            `${dtype} weight ${i}: ${v} vs ${before[i]}`);
-        });
-        assert.equal(await page.locator(`${byId('comparison')} td[data-match="beyond"]`).count(), 0);
+        await page.locator(`${byId('compare')}[data-ok]`).waitFor();
+        assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true');
+        assert.match(await text(page, 'compare'), /15\/15 weights identical · 5\/5 biases identical/);
+        assert.deepEqual(await values(page, 'comparison', 'fc1.weight', 'td[data-match]'), weight);
+        assert.deepEqual(await values(page, 'comparison', 'fc1.bias', 'td[data-match]'), bias);
+        assert.deepEqual(await values(page, 'comparison', 'fc1.weight', 'td:not([data-match])'), weight);
+        assert.equal(await page.locator(`${byId('comparison')} td[data-match="identical"]`).count(), 20);
+        assert.match(
+          await text(page, 'loaded'),
+          /checksums verified; its weights are held as f32 in memory \(80 bytes\)/,
+        );
+        await shot(page, '4-load');
+
+        // 5. Predict: the page's output equals W·x + b computed here.
+        assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y');
+        const x2 = [
+          [0.5, -1, 2],
+          [3, 0, -4],
+        ];
+        const y2 = await predict(page, x2);
+        assertClose(y2, [...expected(weight, bias, x2[0]), ...expected(weight, bias, x2[1])], 1e-5, 'y2');
+        assert.match(await text(page, 'predicted'), /shape \[2, 5\], computed in [\d.]+ ms/);
+        assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y');
+        await shot(page, '5-predict');
+
+        // A wrong input is a readable error in the page, and the next action clears it.
+        await page.locator(byId('input')).fill('[[1, 2]]');
+        await click(page, 'predict');
+        await page.locator(`${byId('alert')}:has-text("shape_mismatch")`).waitFor();
+        await shot(page, '5-predict-error');
+        await page.locator(byId('input')).fill('[[1, 2, 3]');
+        await click(page, 'predict');
+        await page.locator(`${byId('alert')}:has-text("invalid_input")`).waitFor();
+        await predict(page, [x]);
+        assert.equal(await text(page, 'alert'), '');
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
       }
-      await shot(page, '7-load-int8');
-      assertNoErrors(errors);
-    } finally {
-      await browser.close();
-    }
-  }));
+
+      // A browser restart on the same profile: sessionStorage is gone, IndexedDB is not.
+      browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        assert.match(await text(page, 'current'), /No model in memory yet/);
+        await click(page, 'load');
+        await page
+          .locator(`${byId('comparison')} table`)
+          .first()
+          .waitFor();
+        assert.match(await text(page, 'compare'), /No copy of the saved weights/);
+        assert.deepEqual(await values(page, 'comparison', 'fc1.weight'), weight);
+        assert.deepEqual(await values(page, 'comparison', 'fc1.bias'), bias);
+        assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y after restart');
+        await shot(page, '6-after-restart');
+
+        // The same model as f16: loaded weights within f16's bound, biases still exact.
+        await page.locator(byId('dtype')).selectOption('f16');
+        await click(page, 'save');
+        await page.locator(`${byId('saved')}:has-text("as f16")`).waitFor();
+        const f16Bytes = Number((await text(page, 'saved-bytes')).split(' ')[0]);
+        assert.ok(f16Bytes < 148, `f16 file (${f16Bytes} bytes) smaller than f32`);
+        await click(page, 'load');
+        await page.locator(`${byId('compare')}:has-text("f16 bound")`).waitFor();
+        assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true');
+        assert.match(await text(page, 'compare'), /15\/15 weights within the f16 bound \(max difference [\d.e+-]+;/);
+        const w16 = await values(page, 'comparison', 'fc1.weight', 'td[data-match]');
+        w16.forEach((v, i) =>
+          assert.ok(
+            Math.abs(v - weight[i]) <= 2 ** -11 * Math.abs(weight[i]) + 1e-7,
+            `f16 weight ${i}: ${v} vs ${weight[i]}`,
+          ),
+        );
+        assert.deepEqual(await values(page, 'comparison', 'fc1.bias', 'td[data-match]'), bias);
+        await shot(page, '7-load-f16');
+
+        // bf16 and int8: every weight within its documented bound, as the page's marks say.
+        const bounds = { bf16: (w) => 2 ** -8 * Math.abs(w), int8: (w, row) => Math.max(...row.map(Math.abs)) / 254 };
+        for (const dtype of ['bf16', 'int8']) {
+          // What is saved is the model in memory: the one just loaded back from the previous dtype.
+          const before = await values(page, 'weights', 'fc1.weight');
+          await page.locator(byId('dtype')).selectOption(dtype);
+          await click(page, 'save');
+          await page.locator(`${byId('saved')}:has-text("as ${dtype}")`).waitFor();
+          await click(page, 'load');
+          await page.locator(`${byId('compare')}:has-text("${dtype} bound")`).waitFor();
+          assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true', dtype);
+          const got = await values(page, 'comparison', 'fc1.weight', 'td[data-match]');
+          got.forEach((v, i) => {
+            const row = before.slice(i - (i % 3), i - (i % 3) + 3);
+            assert.ok(
+              Math.abs(v - before[i]) <= bounds[dtype](before[i], row) * (1 + 1e-6) + 1e-9,
+              `${dtype} weight ${i}: ${v} vs ${before[i]}`,
+            );
+          });
+          assert.equal(await page.locator(`${byId('comparison')} td[data-match="beyond"]`).count(), 0);
+        }
+        await shot(page, '7-load-int8');
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
 
 /** The library card of one stored model. */
 const card = (page, name) => page.locator(`[data-testid="model-row"][data-name="${name}"]`);
@@ -231,128 +253,146 @@ async function names(page) {
 }
 
 async function waitNames(page, want) {
-  await page.waitForFunction((w) => JSON.stringify([...document.querySelectorAll('[data-testid="model-row"]')]
-    .map((r) => r.dataset.name)) === JSON.stringify(w), want, { timeout: 10_000 });
+  await page.waitForFunction(
+    (w) =>
+      JSON.stringify([...document.querySelectorAll('[data-testid="model-row"]')].map((r) => r.dataset.name)) ===
+      JSON.stringify(w),
+    want,
+    { timeout: 10_000 },
+  );
 }
 
-test('the library: list, duplicate, rename, delete, download, upload, another tab, storage',
-  { skip, timeout: 60_000 }, () => withProfile(async (dir) => {
-    const browser = await launch(dir);
-    try {
-      const { page, errors } = await openDemo(browser.context);
-      await page.locator(byId('empty')).waitFor();  // the first listing follows 'ready'
-      await page.locator(`${byId('storage')}:has-text("used of")`).waitFor();
-      assert.match(await text(page, 'storage'), /^Storage: .+ used of .+ available to this site\.$/);
+test(
+  'the library: list, duplicate, rename, delete, download, upload, another tab, storage',
+  { skip, timeout: 60_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await page.locator(byId('empty')).waitFor(); // the first listing follows 'ready'
+        await page.locator(`${byId('storage')}:has-text("used of")`).waitFor();
+        assert.match(await text(page, 'storage'), /^Storage: .+ used of .+ available to this site\.$/);
 
-      await click(page, 'create');
-      await click(page, 'save');
-      await waitNames(page, ['tutorial']);
-      const tutorial = card(page, 'tutorial');
-      assert.equal(await tutorial.locator('[data-field="bytes"]').getAttribute('data-value'), '148');
-      assert.equal(await tutorial.locator('[data-field="dtype"]').innerText(), 'f32');
-      assert.equal(await tutorial.locator('[data-field="params"]').innerText(), '20');
-      assert.match(await tutorial.innerText(), /fc1=Linear\(3,5\)/);
-      assert.match(await tutorial.innerText(), /Metadata\s+—/);
-      assert.equal(await page.locator(byId('empty')).isVisible(), false);
+        await click(page, 'create');
+        await click(page, 'save');
+        await waitNames(page, ['tutorial']);
+        const tutorial = card(page, 'tutorial');
+        assert.equal(await tutorial.locator('[data-field="bytes"]').getAttribute('data-value'), '148');
+        assert.equal(await tutorial.locator('[data-field="dtype"]').innerText(), 'f32');
+        assert.equal(await tutorial.locator('[data-field="params"]').innerText(), '20');
+        assert.match(await tutorial.innerText(), /fc1=Linear\(3,5\)/);
+        assert.match(await tutorial.innerText(), /Metadata\s+—/);
+        assert.equal(await page.locator(byId('empty')).isVisible(), false);
 
-      // Duplicate, rename (a prompt), delete (a confirm: dismissed, then accepted).
-      await tutorial.getByRole('button', { name: 'Duplicate tutorial', exact: true }).click();
-      await waitNames(page, ['tutorial', 'tutorial copy']);
-      page.once('dialog', (d) => d.accept('renamed'));
-      await card(page, 'tutorial copy').getByRole('button', { name: 'Rename tutorial copy', exact: true }).click();
-      await waitNames(page, ['renamed', 'tutorial']);
-      page.once('dialog', (d) => d.dismiss());
-      await card(page, 'renamed').getByRole('button', { name: 'Delete renamed', exact: true }).click();
-      await page.waitForTimeout(200);
-      assert.deepEqual(await names(page), ['renamed', 'tutorial']);
-      page.once('dialog', (d) => d.accept());
-      await card(page, 'renamed').getByRole('button', { name: 'Delete renamed', exact: true }).click();
-      await waitNames(page, ['tutorial']);
+        // Duplicate, rename (a prompt), delete (a confirm: dismissed, then accepted).
+        await tutorial.getByRole('button', { name: 'Duplicate tutorial', exact: true }).click();
+        await waitNames(page, ['tutorial', 'tutorial copy']);
+        page.once('dialog', (d) => d.accept('renamed'));
+        await card(page, 'tutorial copy').getByRole('button', { name: 'Rename tutorial copy', exact: true }).click();
+        await waitNames(page, ['renamed', 'tutorial']);
+        page.once('dialog', (d) => d.dismiss());
+        await card(page, 'renamed').getByRole('button', { name: 'Delete renamed', exact: true }).click();
+        await page.waitForTimeout(200);
+        assert.deepEqual(await names(page), ['renamed', 'tutorial']);
+        page.once('dialog', (d) => d.accept());
+        await card(page, 'renamed').getByRole('button', { name: 'Delete renamed', exact: true }).click();
+        await waitNames(page, ['tutorial']);
 
-      // Download: the stored bytes as tutorial.mkp, starting with the magic \x89MKP.
-      const [download] = await Promise.all([
-        page.waitForEvent('download'),
-        tutorial.getByRole('button', { name: 'Download tutorial', exact: true }).click(),
-      ]);
-      assert.equal(download.suggestedFilename(), 'tutorial.mkp');
-      const bytes = await readFile(await download.path());
-      assert.equal(bytes.length, 148);
-      assert.deepEqual([...bytes.subarray(0, 4)], [0x89, 0x4d, 0x4b, 0x50]);
+        // Download: the stored bytes as tutorial.mkp, starting with the magic \x89MKP.
+        const [download] = await Promise.all([
+          page.waitForEvent('download'),
+          tutorial.getByRole('button', { name: 'Download tutorial', exact: true }).click(),
+        ]);
+        assert.equal(download.suggestedFilename(), 'tutorial.mkp');
+        const bytes = await readFile(await download.path());
+        assert.equal(bytes.length, 148);
+        assert.deepEqual([...bytes.subarray(0, 4)], [0x89, 0x4d, 0x4b, 0x50]);
 
-      // Upload: the file is checked, described and stored under its file name.
-      await page.locator(byId('upload')).setInputFiles({ name: 'uploaded.mkp', mimeType: 'application/octet-stream', buffer: bytes });
-      await waitNames(page, ['tutorial', 'uploaded']);
-      assert.equal(await text(page, 'upload-arch'), 'fc1=Linear(3,5)');
-      assert.match(await text(page, 'upload-report'), /fc1\.weight \(5×3\)[\s\S]*fc1\.bias \(5\)/);
-      assert.equal(await text(page, 'alert'), '');
-      await shot(page, '8-library');
+        // Upload: the file is checked, described and stored under its file name.
+        await page
+          .locator(byId('upload'))
+          .setInputFiles({ name: 'uploaded.mkp', mimeType: 'application/octet-stream', buffer: bytes });
+        await waitNames(page, ['tutorial', 'uploaded']);
+        assert.equal(await text(page, 'upload-arch'), 'fc1=Linear(3,5)');
+        assert.match(await text(page, 'upload-report'), /fc1\.weight \(5×3\)[\s\S]*fc1\.bias \(5\)/);
+        assert.equal(await text(page, 'alert'), '');
+        await shot(page, '8-library');
 
-      // Bring your own model: re-save the upload with int8 weights; its size shrinks, it still loads.
-      const uploaded = card(page, 'uploaded');
-      const sizeOf = () => uploaded.locator('[data-field="bytes"]').getAttribute('data-value');
-      assert.equal(await sizeOf(), String(bytes.length));
-      await uploaded.getByLabel('Weights of uploaded').selectOption('int8');
-      await uploaded.getByRole('button', { name: 'Re-save uploaded', exact: true }).click();
-      await page.waitForFunction(() => document.querySelector(
-        '[data-testid="model-row"][data-name="uploaded"] [data-field="dtype"]')?.textContent === 'int8');
-      assert.ok(Number(await sizeOf()) < bytes.length, `int8 ${await sizeOf()} < f32 ${bytes.length}`);
-      await uploaded.getByRole('button', { name: 'Load uploaded', exact: true }).click();
-      await page.waitForFunction(() => document.getElementById('current')?.textContent.includes('uploaded'));
-      assert.equal(await text(page, 'alert'), '');
+        // Bring your own model: re-save the upload with int8 weights; its size shrinks, it still loads.
+        const uploaded = card(page, 'uploaded');
+        const sizeOf = () => uploaded.locator('[data-field="bytes"]').getAttribute('data-value');
+        assert.equal(await sizeOf(), String(bytes.length));
+        await uploaded.getByLabel('Weights of uploaded').selectOption('int8');
+        await uploaded.getByRole('button', { name: 'Re-save uploaded', exact: true }).click();
+        await page.waitForFunction(
+          () =>
+            document.querySelector('[data-testid="model-row"][data-name="uploaded"] [data-field="dtype"]')
+              ?.textContent === 'int8',
+        );
+        assert.ok(Number(await sizeOf()) < bytes.length, `int8 ${await sizeOf()} < f32 ${bytes.length}`);
+        await uploaded.getByRole('button', { name: 'Load uploaded', exact: true }).click();
+        await page.waitForFunction(() => document.getElementById('current')?.textContent.includes('uploaded'));
+        assert.equal(await text(page, 'alert'), '');
 
-      // A corrupted upload: one flipped byte in the weights is a readable checksum_mismatch.
-      const corrupt = Buffer.from(bytes);
-      corrupt[corrupt.length - 30] ^= 0x01;
-      await page.locator(byId('upload')).setInputFiles({ name: 'corrupt.mkp', mimeType: 'application/octet-stream', buffer: corrupt });
-      await page.locator(`${byId('alert')}:has-text("checksum_mismatch")`).waitFor();
-      assert.match(await text(page, 'alert'), /^checksum_mismatch: \S.*/);
-      assert.deepEqual(await names(page), ['tutorial', 'uploaded']);
-      await shot(page, '9-upload-error');
-      await page.getByRole('button', { name: 'Dismiss', exact: true }).click();
-      assert.equal(await page.getByRole('alert').isVisible(), false);
+        // A corrupted upload: one flipped byte in the weights is a readable checksum_mismatch.
+        const corrupt = Buffer.from(bytes);
+        corrupt[corrupt.length - 30] ^= 0x01;
+        await page
+          .locator(byId('upload'))
+          .setInputFiles({ name: 'corrupt.mkp', mimeType: 'application/octet-stream', buffer: corrupt });
+        await page.locator(`${byId('alert')}:has-text("checksum_mismatch")`).waitFor();
+        assert.match(await text(page, 'alert'), /^checksum_mismatch: \S.*/);
+        assert.deepEqual(await names(page), ['tutorial', 'uploaded']);
+        await shot(page, '9-upload-error');
+        await page.getByRole('button', { name: 'Dismiss', exact: true }).click();
+        assert.equal(await page.getByRole('alert').isVisible(), false);
 
-      // Another tab deletes a model: this tab's list follows (onModelsChange).
-      const other = await openDemo(browser.context, { newTab: true });
-      await waitNames(other.page, ['tutorial', 'uploaded']);
-      other.page.once('dialog', (d) => d.accept());
-      await card(other.page, 'uploaded').getByRole('button', { name: 'Delete uploaded', exact: true }).click();
-      await waitNames(page, ['tutorial']);
-      assertNoErrors(other.errors);
-      await other.page.close();
+        // Another tab deletes a model: this tab's list follows (onModelsChange).
+        const other = await openDemo(browser.context, { newTab: true });
+        await waitNames(other.page, ['tutorial', 'uploaded']);
+        other.page.once('dialog', (d) => d.accept());
+        await card(other.page, 'uploaded').getByRole('button', { name: 'Delete uploaded', exact: true }).click();
+        await waitNames(page, ['tutorial']);
+        assertNoErrors(other.errors);
+        await other.page.close();
 
-      // Load from the library makes it the current model; predict works on it.
-      await page.bringToFront();
-      await card(page, 'tutorial').getByRole('button', { name: 'Load tutorial', exact: true }).click();
-      await page.locator(`${byId('current')}:has-text("indexeddb://tutorial")`).waitFor();
-      assert.equal((await values(page, 'weights', 'fc1.weight')).length, 15);
+        // Load from the library makes it the current model; predict works on it.
+        await page.bringToFront();
+        await card(page, 'tutorial').getByRole('button', { name: 'Load tutorial', exact: true }).click();
+        await page.locator(`${byId('current')}:has-text("indexeddb://tutorial")`).waitFor();
+        assert.equal((await values(page, 'weights', 'fc1.weight')).length, 15);
 
-      // Keep my data: the answer is shown, whatever the browser decides.
-      await click(page, 'persist');
-      await page.locator(`${byId('persist-result')}[data-granted]`).waitFor();
-      assert.match(await text(page, 'persist-result'), /^(Granted|Not granted)/);
+        // Keep my data: the answer is shown, whatever the browser decides.
+        await click(page, 'persist');
+        await page.locator(`${byId('persist-result')}[data-granted]`).waitFor();
+        assert.match(await text(page, 'persist-result'), /^(Granted|Not granted)/);
 
-      // Accessibility basics: headings in order, named buttons, labelled controls.
-      const a11y = await page.evaluate(() => {
-        const levels = [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')].map((h) => Number(h.tagName[1]));
-        const skips = levels.filter((l, i) => i > 0 && l > levels[i - 1] + 1);
-        const unnamed = [...document.querySelectorAll('button')]
-          .filter((b) => !(b.getAttribute('aria-label') || b.textContent).trim()).length;
-        const unlabelled = [...document.querySelectorAll('input, select')]
-          .filter((c) => !c.labels?.length && !c.getAttribute('aria-label')).map((c) => c.id);
-        const alertRole = document.querySelector('[data-testid="alert"]').closest('[role]')?.getAttribute('role');
-        return { first: levels[0], skips, unnamed, unlabelled, alertRole };
-      });
-      assert.deepEqual(a11y, { first: 1, skips: [], unnamed: 0, unlabelled: [], alertRole: 'alert' });
-      assertNoErrors(errors);
-    } finally {
-      await browser.close();
-    }
-  }));
+        // Accessibility basics: headings in order, named buttons, labelled controls.
+        const a11y = await page.evaluate(() => {
+          const levels = [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')].map((h) => Number(h.tagName[1]));
+          const skips = levels.filter((l, i) => i > 0 && l > levels[i - 1] + 1);
+          const unnamed = [...document.querySelectorAll('button')].filter(
+            (b) => !(b.getAttribute('aria-label') || b.textContent).trim(),
+          ).length;
+          const unlabelled = [...document.querySelectorAll('input, select')]
+            .filter((c) => !c.labels?.length && !c.getAttribute('aria-label'))
+            .map((c) => c.id);
+          const alertRole = document.querySelector('[data-testid="alert"]').closest('[role]')?.getAttribute('role');
+          return { first: levels[0], skips, unnamed, unlabelled, alertRole };
+        });
+        assert.deepEqual(a11y, { first: 1, skips: [], unnamed: 0, unlabelled: [], alertRole: 'alert' });
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
 
 test('the page says so when the package cannot load', { skip, timeout: 30_000 }, async () => {
   const browser = await launch();
   try {
-    const page = browser.context.pages()[0] ?? await browser.context.newPage();
+    const page = browser.context.pages()[0] ?? (await browser.context.newPage());
     const errors = watchErrors(page);
     await page.route('**/web/dist/modelkeep_wasm.mjs', (route) => route.fulfill({ status: 404, body: 'gone' }));
     await page.goto(`${server.url}/web/demo/index.html`);
@@ -405,7 +445,8 @@ async function torchCase(name) {
 }
 
 /** A flat 2-D { shape, data } as rows (nested arrays). */
-const rows = ({ shape, data }) => Array.from({ length: shape[0] }, (_, r) => data.slice(r * shape[1], (r + 1) * shape[1]));
+const rows = ({ shape, data }) =>
+  Array.from({ length: shape[0] }, (_, r) => data.slice(r * shape[1], (r + 1) * shape[1]));
 
 /** y = W·x + b for one row, in doubles. */
 const linear = ({ shape: [out, inp], data: w }, { data: b }, x) =>
@@ -422,7 +463,10 @@ async function importPredict(page, input) {
   await page.locator(byId('import-output')).evaluate((out) => out.replaceChildren());
   await page.locator(byId('import-input')).fill(JSON.stringify(input));
   await click(page, 'import-predict');
-  await page.locator(`${byId('import-output')} td`).first().waitFor();
+  await page
+    .locator(`${byId('import-output')} td`)
+    .first()
+    .waitFor();
   return values(page, 'import-output', 'y');
 }
 
@@ -434,212 +478,265 @@ function a11yProblems(page) {
     const levels = [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')].map((h) => Number(h.tagName[1]));
     return {
       skips: levels.filter((l, i) => i > 0 && l > levels[i - 1] + 1),
-      unnamed: [...document.querySelectorAll('button')].filter((b) => !(b.getAttribute('aria-label') || b.textContent).trim()).length,
+      unnamed: [...document.querySelectorAll('button')].filter(
+        (b) => !(b.getAttribute('aria-label') || b.textContent).trim(),
+      ).length,
       unlabelled: [...document.querySelectorAll('input, select')]
-        .filter((c) => !c.labels?.length && !c.getAttribute('aria-label')).map((c) => c.dataset.testid ?? c.id),
+        .filter((c) => !c.labels?.length && !c.getAttribute('aria-label'))
+        .map((c) => c.dataset.testid ?? c.id),
     };
   });
 }
 
-test('PyTorch files: an nn.Sequential loads directly, a custom module and a state dict once told what runs, a hostile pickle is refused',
-  { skip, timeout: 90_000 }, () => withProfile(async (dir) => {
-    const browser = await launch(dir);
-    try {
-      const { page, errors } = await openDemo(browser.context);
-      await page.locator(byId('empty')).waitFor();
-      assert.equal(await page.locator(byId('upload')).getAttribute('accept'),
-        '.mkp,.pt,.pth,.safetensors,application/octet-stream');
+test(
+  'PyTorch files: an nn.Sequential loads directly, a custom module and a state dict once told what runs, a hostile pickle is refused',
+  { skip, timeout: 90_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await page.locator(byId('empty')).waitFor();
+        assert.equal(
+          await page.locator(byId('upload')).getAttribute('accept'),
+          '.mkp,.pt,.pth,.safetensors,application/octet-stream',
+        );
 
-      // mlp_full.pt, dropped on the page: torch.save of an nn.Sequential. The file says what runs,
-      // so it is described, loaded, stored and run at once.
-      const mlp = await torchCase('mlp_full');
-      await page.evaluate(async (url) => {
-        const bytes = await (await fetch(url)).arrayBuffer();
-        const transfer = new DataTransfer();
-        transfer.items.add(new File([bytes], 'mlp_full.pt'));
-        document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
-      }, '/tests/torch/files/mlp_full.pt');
-      await page.locator(byId('import-result')).waitFor();
-      assert.equal(await field(page, 'format').innerText(), 'torch-zip');
-      assert.equal(await field(page, 'holds').innerText(), 'module torch.nn.modules.container.Sequential');
-      assert.equal(await field(page, 'architecture').innerText(), '0=Linear(8,16), 1=ReLU, 2=Linear(16,4)');
-      assert.match(await text(page, 'import-tree'), /^Sequential\(\n {2}\(0\): Linear\(in_features=8, out_features=16\)\n {2}\(1\): ReLU\n/);
-      // The names the pickle refers to, as PyTorch's own reader lists them.
-      assert.ok(mlp.globals.includes('torch.nn.modules.container.Sequential'));
-      assert.deepEqual(await page.locator(`${byId('import-globals')} code`).allInnerTexts(), mlp.globals);
-      assert.deepEqual(await page.$$eval(`${byId('import-tensors')} tbody tr`, (trs) => trs.map((tr) => tr.innerText.split('\t').join(' '))),
-        ['0.weight float32 16×8', '0.bias float32 16', '2.weight float32 4×16', '2.bias float32 4']);
-      assert.equal(await page.locator(byId('import-form')).count(), 0);
-      assert.equal(await text(page, 'import-arch'), '0=Linear(8,16), 1=ReLU, 2=Linear(16,4)');
-      assert.equal(await text(page, 'import-params'), '212');
-      assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'module tree');
-      // The first prediction is shown straight away, on [[1, …, 8]].
-      await page.locator(`${byId('import-output')} td`).first().waitFor();
-      const t = mlp.tensors;
-      const mlpForward = (x) => linear(t['2.weight'], t['2.bias'], linear(t['0.weight'], t['0.bias'], x).map((v) => Math.max(v, 0)));
-      assertClose(await values(page, 'import-output', 'y'), mlpForward([1, 2, 3, 4, 5, 6, 7, 8]), 1e-5, 'mlp y([1..8])');
-      // The fixture's input gives PyTorch's output.
-      assertClose(await importPredict(page, rows(mlp.input)), mlp.output.data, 1e-5, 'mlp_full y');
-      assert.match(await text(page, 'import-predicted'), /shape \[3, 4\]/);
-      await waitNames(page, ['mlp_full']);
-      assert.match(await card(page, 'mlp_full').innerText(), /source: mlp_full\.pt/);
-      assert.equal(await card(page, 'mlp_full').locator('[data-field="params"]').innerText(), '212');
-      await shot(page, '10-import-sequential');
+        // mlp_full.pt, dropped on the page: torch.save of an nn.Sequential. The file says what runs,
+        // so it is described, loaded, stored and run at once.
+        const mlp = await torchCase('mlp_full');
+        await page.evaluate(async (url) => {
+          const bytes = await (await fetch(url)).arrayBuffer();
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([bytes], 'mlp_full.pt'));
+          document.body.dispatchEvent(
+            new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }),
+          );
+        }, '/tests/torch/files/mlp_full.pt');
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await field(page, 'format').innerText(), 'torch-zip');
+        assert.equal(await field(page, 'holds').innerText(), 'module torch.nn.modules.container.Sequential');
+        assert.equal(await field(page, 'architecture').innerText(), '0=Linear(8,16), 1=ReLU, 2=Linear(16,4)');
+        assert.match(
+          await text(page, 'import-tree'),
+          /^Sequential\(\n {2}\(0\): Linear\(in_features=8, out_features=16\)\n {2}\(1\): ReLU\n/,
+        );
+        // The names the pickle refers to, as PyTorch's own reader lists them.
+        assert.ok(mlp.globals.includes('torch.nn.modules.container.Sequential'));
+        assert.deepEqual(await page.locator(`${byId('import-globals')} code`).allInnerTexts(), mlp.globals);
+        assert.deepEqual(
+          await page.$$eval(`${byId('import-tensors')} tbody tr`, (trs) =>
+            trs.map((tr) => tr.innerText.split('\t').join(' ')),
+          ),
+          ['0.weight float32 16×8', '0.bias float32 16', '2.weight float32 4×16', '2.bias float32 4'],
+        );
+        assert.equal(await page.locator(byId('import-form')).count(), 0);
+        assert.equal(await text(page, 'import-arch'), '0=Linear(8,16), 1=ReLU, 2=Linear(16,4)');
+        assert.equal(await text(page, 'import-params'), '212');
+        assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'module tree');
+        // The first prediction is shown straight away, on [[1, …, 8]].
+        await page
+          .locator(`${byId('import-output')} td`)
+          .first()
+          .waitFor();
+        const t = mlp.tensors;
+        const mlpForward = (x) =>
+          linear(
+            t['2.weight'],
+            t['2.bias'],
+            linear(t['0.weight'], t['0.bias'], x).map((v) => Math.max(v, 0)),
+          );
+        assertClose(
+          await values(page, 'import-output', 'y'),
+          mlpForward([1, 2, 3, 4, 5, 6, 7, 8]),
+          1e-5,
+          'mlp y([1..8])',
+        );
+        // The fixture's input gives PyTorch's output.
+        assertClose(await importPredict(page, rows(mlp.input)), mlp.output.data, 1e-5, 'mlp_full y');
+        assert.match(await text(page, 'import-predicted'), /shape \[3, 4\]/);
+        await waitNames(page, ['mlp_full']);
+        assert.match(await card(page, 'mlp_full').innerText(), /source: mlp_full\.pt/);
+        assert.equal(await card(page, 'mlp_full').locator('[data-field="params"]').innerText(), '212');
+        await shot(page, '10-import-sequential');
 
-      // tutorial_full.pt: torch.save of the tutorial's own Model class. Its forward() is not in the
-      // file, so the page asks; nothing is stored until the user says what runs.
-      const tutorial = await torchCase('tutorial_full');
-      await uploadFile(page, 'tutorial_full.pt');
-      await page.locator(byId('import-form')).waitFor();
-      assert.equal(await field(page, 'holds').innerText(), 'module __main__.Model');
-      assert.equal(await field(page, 'architecture').getAttribute('data-missing'), 'true');
-      assert.match(await field(page, 'architecture').innerText(), /forward\(\) is not in the file/);
-      assert.match(await text(page, 'import-tree'), /^__main__\.Model\(\n {2}\(fc1\): Linear\(in_features=3, out_features=5\)\n\)$/);
-      const assume = page.locator(byId('import-assume'));
-      assert.equal(await assume.isChecked(), false);  // opt-in
-      assert.match(await page.locator(`${byId('import-form')} .warning`).innerText(), /Opt-in, because forward\(\) is Python code/);
-      assert.equal(await page.getByLabel('Assume its forward() runs these children in order').count(), 1);
-      assert.deepEqual(await a11yProblems(page), { skips: [], unnamed: 0, unlabelled: [] });
-      await shot(page, '11-import-asks');
-      // Load with neither a SPEC nor the box ticked: a readable error, nothing stored.
-      await click(page, 'import-load');
-      await page.locator(`${byId('alert')}:has-text("invalid_argument")`).waitFor();
-      assert.match(await text(page, 'import-form-error'), /invalid_argument: enter an architecture/);
-      assert.deepEqual(await names(page), ['mlp_full']);
-      await assume.check();
-      assert.equal(await page.locator(byId('import-spec')).isDisabled(), true);
-      await click(page, 'import-load');
-      await page.locator(byId('import-result')).waitFor();
-      assert.equal(await text(page, 'alert'), '');
-      assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'assume_sequential');
-      assert.equal(await text(page, 'import-arch'), 'fc1=Linear(3,5)');
-      assert.equal(await text(page, 'import-params'), '20');
-      assert.deepEqual(await a11yProblems(page), { skips: [], unnamed: 0, unlabelled: [] });
-      assertClose(await importPredict(page, rows(tutorial.input)), tutorial.output.data, 1e-5, 'tutorial_full y');
-      await waitNames(page, ['mlp_full', 'tutorial_full']);
-      await shot(page, '12-import-assumed');
+        // tutorial_full.pt: torch.save of the tutorial's own Model class. Its forward() is not in the
+        // file, so the page asks; nothing is stored until the user says what runs.
+        const tutorial = await torchCase('tutorial_full');
+        await uploadFile(page, 'tutorial_full.pt');
+        await page.locator(byId('import-form')).waitFor();
+        assert.equal(await field(page, 'holds').innerText(), 'module __main__.Model');
+        assert.equal(await field(page, 'architecture').getAttribute('data-missing'), 'true');
+        assert.match(await field(page, 'architecture').innerText(), /forward\(\) is not in the file/);
+        assert.match(
+          await text(page, 'import-tree'),
+          /^__main__\.Model\(\n {2}\(fc1\): Linear\(in_features=3, out_features=5\)\n\)$/,
+        );
+        const assume = page.locator(byId('import-assume'));
+        assert.equal(await assume.isChecked(), false); // opt-in
+        assert.match(
+          await page.locator(`${byId('import-form')} .warning`).innerText(),
+          /Opt-in, because forward\(\) is Python code/,
+        );
+        assert.equal(await page.getByLabel('Assume its forward() runs these children in order').count(), 1);
+        assert.deepEqual(await a11yProblems(page), { skips: [], unnamed: 0, unlabelled: [] });
+        await shot(page, '11-import-asks');
+        // Load with neither a SPEC nor the box ticked: a readable error, nothing stored.
+        await click(page, 'import-load');
+        await page.locator(`${byId('alert')}:has-text("invalid_argument")`).waitFor();
+        assert.match(await text(page, 'import-form-error'), /invalid_argument: enter an architecture/);
+        assert.deepEqual(await names(page), ['mlp_full']);
+        await assume.check();
+        assert.equal(await page.locator(byId('import-spec')).isDisabled(), true);
+        await click(page, 'import-load');
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await text(page, 'alert'), '');
+        assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'assume_sequential');
+        assert.equal(await text(page, 'import-arch'), 'fc1=Linear(3,5)');
+        assert.equal(await text(page, 'import-params'), '20');
+        assert.deepEqual(await a11yProblems(page), { skips: [], unnamed: 0, unlabelled: [] });
+        assertClose(await importPredict(page, rows(tutorial.input)), tutorial.output.data, 1e-5, 'tutorial_full y');
+        await waitNames(page, ['mlp_full', 'tutorial_full']);
+        await shot(page, '12-import-assumed');
 
-      // tutorial_state.pt: a state dict. The SPEC comes prefilled from the tensors; a wrong one is
-      // a readable shape_mismatch; the right one loads.
-      const state = await torchCase('tutorial_state');
-      await uploadFile(page, 'tutorial_state.pt');
-      await page.locator(byId('import-form')).waitFor();
-      assert.equal(await field(page, 'holds').innerText(), 'state dict');
-      assert.equal(await page.locator(byId('import-assume')).count(), 0);  // only for pickled modules
-      assert.equal(await page.locator(byId('import-tree')).count(), 0);
-      assert.equal(await page.locator(byId('import-spec')).inputValue(), 'fc1=Linear(3,5)');
-      await page.locator(byId('import-spec')).fill('fc1=Linear(3,6)');
-      await click(page, 'import-load');
-      await page.locator(`${byId('alert')}:has-text("shape_mismatch")`).waitFor();
-      assert.match(await text(page, 'import-form-error'), /shape_mismatch: size mismatch for fc1\.weight/);
-      assert.deepEqual(await names(page), ['mlp_full', 'tutorial_full']);
-      await page.locator(byId('import-spec')).fill(state.spec);
-      await page.locator(byId('import-spec')).press('Enter');  // a form: Enter loads too
-      await page.locator(byId('import-result')).waitFor();
-      assert.equal(await text(page, 'alert'), '');
-      assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'architecture option');
-      assertClose(await importPredict(page, rows(state.input)), state.output.data, 1e-5, 'tutorial_state y');
-      await waitNames(page, ['mlp_full', 'tutorial_full', 'tutorial_state']);
+        // tutorial_state.pt: a state dict. The SPEC comes prefilled from the tensors; a wrong one is
+        // a readable shape_mismatch; the right one loads.
+        const state = await torchCase('tutorial_state');
+        await uploadFile(page, 'tutorial_state.pt');
+        await page.locator(byId('import-form')).waitFor();
+        assert.equal(await field(page, 'holds').innerText(), 'state dict');
+        assert.equal(await page.locator(byId('import-assume')).count(), 0); // only for pickled modules
+        assert.equal(await page.locator(byId('import-tree')).count(), 0);
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), 'fc1=Linear(3,5)');
+        await page.locator(byId('import-spec')).fill('fc1=Linear(3,6)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('alert')}:has-text("shape_mismatch")`).waitFor();
+        assert.match(await text(page, 'import-form-error'), /shape_mismatch: size mismatch for fc1\.weight/);
+        assert.deepEqual(await names(page), ['mlp_full', 'tutorial_full']);
+        await page.locator(byId('import-spec')).fill(state.spec);
+        await page.locator(byId('import-spec')).press('Enter'); // a form: Enter loads too
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await text(page, 'alert'), '');
+        assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'architecture option');
+        assertClose(await importPredict(page, rows(state.input)), state.output.data, 1e-5, 'tutorial_state y');
+        await waitNames(page, ['mlp_full', 'tutorial_full', 'tutorial_state']);
 
-      // mlp.safetensors: no pickle at all; the suggested SPEC lacks the ReLU, the user adds it.
-      const st = await torchCase('mlp_safetensors');
-      await uploadFile(page, 'mlp.safetensors');
-      await page.locator(byId('import-form')).waitFor();
-      assert.equal(await field(page, 'format').innerText(), 'safetensors');
-      assert.equal(await page.locator(byId('import-globals')).count(), 0);
-      assert.equal(await page.locator(byId('import-spec')).inputValue(), '0=Linear(8,16),2=Linear(16,4)');
-      await page.locator(byId('import-spec')).fill(st.spec);
-      await click(page, 'import-load');
-      await page.locator(byId('import-result')).waitFor();
-      assertClose(await importPredict(page, rows(st.input)), st.output.data, 1e-5, 'mlp.safetensors y');
-      await waitNames(page, ['mlp', 'mlp_full', 'tutorial_full', 'tutorial_state']);
+        // mlp.safetensors: no pickle at all; the suggested SPEC lacks the ReLU, the user adds it.
+        const st = await torchCase('mlp_safetensors');
+        await uploadFile(page, 'mlp.safetensors');
+        await page.locator(byId('import-form')).waitFor();
+        assert.equal(await field(page, 'format').innerText(), 'safetensors');
+        assert.equal(await page.locator(byId('import-globals')).count(), 0);
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '0=Linear(8,16),2=Linear(16,4)');
+        await page.locator(byId('import-spec')).fill(st.spec);
+        await click(page, 'import-load');
+        await page.locator(byId('import-result')).waitFor();
+        assertClose(await importPredict(page, rows(st.input)), st.output.data, 1e-5, 'mlp.safetensors y');
+        await waitNames(page, ['mlp', 'mlp_full', 'tutorial_full', 'tutorial_state']);
 
-      // mal_posix_system.pt: a pickle that would run os.system. Refused by name while reading,
-      // shown as an error with its code, and nothing is stored.
-      await uploadFile(page, 'mal_posix_system.pt');
-      await page.locator(`${byId('alert')}:has-text("disallowed_global")`).waitFor();
-      assert.match(await text(page, 'alert'), /^disallowed_global: .*posix\.system is not allowed/);
-      const refused = page.locator(byId('upload-error'));
-      assert.equal(await refused.getAttribute('data-code'), 'disallowed_global');
-      assert.match(await refused.innerText(), /Not stored: “mal_posix_system\.pt”[\s\S]*disallowed_global: [\s\S]*Nothing was stored\./);
-      assert.equal(await refused.evaluate((e) => getComputedStyle(e).borderTopColor), 'rgb(179, 38, 30)');
-      assert.equal(await page.locator(byId('import')).count(), 0);
-      await page.waitForTimeout(300);
-      assert.deepEqual(await names(page), ['mlp', 'mlp_full', 'tutorial_full', 'tutorial_state']);
-      await shot(page, '13-import-refused');
+        // mal_posix_system.pt: a pickle that would run os.system. Refused by name while reading,
+        // shown as an error with its code, and nothing is stored.
+        await uploadFile(page, 'mal_posix_system.pt');
+        await page.locator(`${byId('alert')}:has-text("disallowed_global")`).waitFor();
+        assert.match(await text(page, 'alert'), /^disallowed_global: .*posix\.system is not allowed/);
+        const refused = page.locator(byId('upload-error'));
+        assert.equal(await refused.getAttribute('data-code'), 'disallowed_global');
+        assert.match(
+          await refused.innerText(),
+          /Not stored: “mal_posix_system\.pt”[\s\S]*disallowed_global: [\s\S]*Nothing was stored\./,
+        );
+        assert.equal(await refused.evaluate((e) => getComputedStyle(e).borderTopColor), 'rgb(179, 38, 30)');
+        assert.equal(await page.locator(byId('import')).count(), 0);
+        await page.waitForTimeout(300);
+        assert.deepEqual(await names(page), ['mlp', 'mlp_full', 'tutorial_full', 'tutorial_state']);
+        await shot(page, '13-import-refused');
 
-      // The stored imports are ordinary library models: load one into the tutorial's step 5.
-      await card(page, 'tutorial_full').getByRole('button', { name: 'Load tutorial_full', exact: true }).click();
-      await page.locator(`${byId('current')}:has-text("indexeddb://tutorial_full")`).waitFor();
-      assertClose(await predict(page, rows(tutorial.input)), tutorial.output.data, 1e-5, 'step 5 y');
-      assertNoErrors(errors);
-    } finally {
-      await browser.close();
-    }
-  }));
+        // The stored imports are ordinary library models: load one into the tutorial's step 5.
+        await card(page, 'tutorial_full').getByRole('button', { name: 'Load tutorial_full', exact: true }).click();
+        await page.locator(`${byId('current')}:has-text("indexeddb://tutorial_full")`).waitFor();
+        assertClose(await predict(page, rows(tutorial.input)), tutorial.output.data, 1e-5, 'step 5 y');
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
 
-test('the library exports a stored model for PyTorch: .safetensors and .pt downloads, and the .pt reads back',
-  { skip, timeout: 60_000 }, () => withProfile(async (dir) => {
-    const browser = await launch(dir);
-    try {
-      const { page, errors } = await openDemo(browser.context);
-      await click(page, 'create');
-      const weight = await values(page, 'weights', 'fc1.weight');
-      const bias = await values(page, 'weights', 'fc1.bias');
-      await page.locator(byId('dtype')).selectOption('f32');
-      await click(page, 'save');
-      await waitNames(page, ['tutorial']);
-      assert.match(await text(page, 'library'), /torch\.load\(path, weights_only=True\)/);
-      const tutorial = card(page, 'tutorial');
+test(
+  'the library exports a stored model for PyTorch: .safetensors and .pt downloads, and the .pt reads back',
+  { skip, timeout: 60_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await click(page, 'create');
+        const weight = await values(page, 'weights', 'fc1.weight');
+        const bias = await values(page, 'weights', 'fc1.bias');
+        await page.locator(byId('dtype')).selectOption('f32');
+        await click(page, 'save');
+        await waitNames(page, ['tutorial']);
+        assert.match(await text(page, 'library'), /torch\.load\(path, weights_only=True\)/);
+        const tutorial = card(page, 'tutorial');
 
-      // .safetensors: an 8-byte little-endian header length, a JSON header, the raw f32 weights.
-      const [stDownload] = await Promise.all([
-        page.waitForEvent('download'),
-        tutorial.getByRole('button', { name: 'Download .safetensors tutorial', exact: true }).click(),
-      ]);
-      assert.equal(stDownload.suggestedFilename(), 'tutorial.safetensors');
-      const st = await readFile(await stDownload.path());
-      const headerLength = Number(st.readBigUInt64LE(0));
-      assert.ok(headerLength > 0 && 8 + headerLength <= st.length, `header length ${headerLength}`);
-      const header = JSON.parse(st.subarray(8, 8 + headerLength).toString('utf8'));
-      assert.deepEqual(Object.keys(header).filter((k) => k !== '__metadata__').sort(), ['fc1.bias', 'fc1.weight']);
-      assert.deepEqual([header['fc1.weight'].dtype, header['fc1.weight'].shape], ['F32', [5, 3]]);
-      assert.deepEqual([header['fc1.bias'].dtype, header['fc1.bias'].shape], ['F32', [5]]);
-      const end = Math.max(...Object.values(header).filter((v) => v.data_offsets).map((v) => v.data_offsets[1]));
-      assert.equal(8 + headerLength + end, st.length);
-      const tensor = (name) => {
-        const [from, to] = header[name].data_offsets;
-        const raw = st.subarray(8 + headerLength + from, 8 + headerLength + to);
-        return [...new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length))];
-      };
-      assert.deepEqual(tensor('fc1.weight'), weight);
-      assert.deepEqual(tensor('fc1.bias'), bias);
+        // .safetensors: an 8-byte little-endian header length, a JSON header, the raw f32 weights.
+        const [stDownload] = await Promise.all([
+          page.waitForEvent('download'),
+          tutorial.getByRole('button', { name: 'Download .safetensors tutorial', exact: true }).click(),
+        ]);
+        assert.equal(stDownload.suggestedFilename(), 'tutorial.safetensors');
+        const st = await readFile(await stDownload.path());
+        const headerLength = Number(st.readBigUInt64LE(0));
+        assert.ok(headerLength > 0 && 8 + headerLength <= st.length, `header length ${headerLength}`);
+        const header = JSON.parse(st.subarray(8, 8 + headerLength).toString('utf8'));
+        assert.deepEqual(
+          Object.keys(header)
+            .filter((k) => k !== '__metadata__')
+            .sort(),
+          ['fc1.bias', 'fc1.weight'],
+        );
+        assert.deepEqual([header['fc1.weight'].dtype, header['fc1.weight'].shape], ['F32', [5, 3]]);
+        assert.deepEqual([header['fc1.bias'].dtype, header['fc1.bias'].shape], ['F32', [5]]);
+        const end = Math.max(
+          ...Object.values(header)
+            .filter((v) => v.data_offsets)
+            .map((v) => v.data_offsets[1]),
+        );
+        assert.equal(8 + headerLength + end, st.length);
+        const tensor = (name) => {
+          const [from, to] = header[name].data_offsets;
+          const raw = st.subarray(8 + headerLength + from, 8 + headerLength + to);
+          return [...new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length))];
+        };
+        assert.deepEqual(tensor('fc1.weight'), weight);
+        assert.deepEqual(tensor('fc1.bias'), bias);
 
-      // .pt: a torch zip (starts "PK") holding the pickled state dict.
-      const [ptDownload] = await Promise.all([
-        page.waitForEvent('download'),
-        tutorial.getByRole('button', { name: 'Download .pt tutorial', exact: true }).click(),
-      ]);
-      assert.equal(ptDownload.suggestedFilename(), 'tutorial.pt');
-      const pt = await readFile(await ptDownload.path());
-      assert.equal(pt.subarray(0, 2).toString('latin1'), 'PK');
-      assert.ok(pt.includes('data.pkl'), 'the zip holds data.pkl');
-      assert.equal(await text(page, 'alert'), '');
+        // .pt: a torch zip (starts "PK") holding the pickled state dict.
+        const [ptDownload] = await Promise.all([
+          page.waitForEvent('download'),
+          tutorial.getByRole('button', { name: 'Download .pt tutorial', exact: true }).click(),
+        ]);
+        assert.equal(ptDownload.suggestedFilename(), 'tutorial.pt');
+        const pt = await readFile(await ptDownload.path());
+        assert.equal(pt.subarray(0, 2).toString('latin1'), 'PK');
+        assert.ok(pt.includes('data.pkl'), 'the zip holds data.pkl');
+        assert.equal(await text(page, 'alert'), '');
 
-      // The downloaded .pt is a state dict: uploaded back, it needs (and gets) its architecture,
-      // and predicts what the tutorial model does.
-      await uploadFile(page, pt, 'from-pytorch.pt');
-      await page.locator(byId('import-form')).waitFor();
-      assert.equal(await field(page, 'holds').innerText(), 'state dict');
-      assert.equal(await page.locator(byId('import-spec')).inputValue(), 'fc1=Linear(3,5)');
-      await click(page, 'import-load');
-      await page.locator(byId('import-result')).waitFor();
-      const x = [0.5, -1, 2];
-      assertClose(await importPredict(page, [x]), expected(weight, bias, x), 1e-5, 'y of the re-imported .pt');
-      await waitNames(page, ['from-pytorch', 'tutorial']);
-      await shot(page, '14-export');
-      assertNoErrors(errors);
-    } finally {
-      await browser.close();
-    }
-  }));
+        // The downloaded .pt is a state dict: uploaded back, it needs (and gets) its architecture,
+        // and predicts what the tutorial model does.
+        await uploadFile(page, pt, 'from-pytorch.pt');
+        await page.locator(byId('import-form')).waitFor();
+        assert.equal(await field(page, 'holds').innerText(), 'state dict');
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), 'fc1=Linear(3,5)');
+        await click(page, 'import-load');
+        await page.locator(byId('import-result')).waitFor();
+        const x = [0.5, -1, 2];
+        assertClose(await importPredict(page, [x]), expected(weight, bias, x), 1e-5, 'y of the re-imported .pt');
+        await waitNames(page, ['from-pytorch', 'tutorial']);
+        await shot(page, '14-export');
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);

@@ -16,8 +16,13 @@ export { startServer } from '../../scripts/serve.mjs';
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 export const chromiumArgs = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ];
 
 /** Why the browser tests cannot run here, or null when they can. */
@@ -67,7 +72,7 @@ export async function removeDir(dir) {
  *   close: () => Promise<void> }>}
  */
 export async function launch(userDataDir) {
-  const dir = userDataDir ?? await tempDir();
+  const dir = userDataDir ?? (await tempDir());
   let context;
   try {
     context = await chromium.launchPersistentContext(dir, {
@@ -114,7 +119,7 @@ export function watchErrors(page) {
 
 /** Opens the test page (tests/browser/page.html) and waits until window.mk is ready. */
 export async function openPage(context, baseUrl, { page } = {}) {
-  const p = page ?? await context.newPage();
+  const p = page ?? (await context.newPage());
   const errors = watchErrors(p);
   await p.goto(`${baseUrl}/tests/browser/page.html`);
   await waitReady(p);

@@ -22,8 +22,14 @@ function get(path, port = server.port) {
     const req = request({ host: '127.0.0.1', port, path, method: 'GET' }, (res) => {
       const parts = [];
       res.on('data', (d) => parts.push(d));
-      res.on('end', () => resolve({ status: res.statusCode, type: res.headers['content-type'], headers: res.headers,
-        body: Buffer.concat(parts) }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode,
+          type: res.headers['content-type'],
+          headers: res.headers,
+          body: Buffer.concat(parts),
+        }),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -48,8 +54,14 @@ test('serves on 127.0.0.1 with the right MIME types', async () => {
 });
 
 test('never serves anything outside the repository root', async () => {
-  for (const path of ['/../../../../etc/passwd', '/%2e%2e/%2e%2e/%2e%2e/etc/passwd', '/web/..%2f..%2f..%2fetc/passwd',
-    '/..%5c..%5cetc/passwd', '/web/%00', '/%zz']) {
+  for (const path of [
+    '/../../../../etc/passwd',
+    '/%2e%2e/%2e%2e/%2e%2e/etc/passwd',
+    '/web/..%2f..%2f..%2fetc/passwd',
+    '/..%5c..%5cetc/passwd',
+    '/web/%00',
+    '/%zz',
+  ]) {
     const r = await get(path);
     assert.ok([400, 403, 404].includes(r.status), `${path} gave ${r.status}`);
     assert.ok(!r.body.toString().includes('root:'), path);
@@ -76,13 +88,21 @@ test('threads: web/dist-threads/ served as web/dist/, every response cross-origi
   assert.ok(ensureWasmBuilt(undefined, { threads: true }), 'scripts/build-wasm.sh --threads failed');
   const isolated = await startServer({ threads: true });
   try {
-    for (const path of ['/web/dist/modelkeep_wasm.mjs', '/web/dist/modelkeep_wasm.worker.js', '/web/src/index.js', '/nothing']) {
+    for (const path of [
+      '/web/dist/modelkeep_wasm.mjs',
+      '/web/dist/modelkeep_wasm.worker.js',
+      '/web/src/index.js',
+      '/nothing',
+    ]) {
       const r = await get(path, isolated.port);
       assert.equal(r.headers['cross-origin-opener-policy'], 'same-origin', path);
       assert.equal(r.headers['cross-origin-embedder-policy'], 'require-corp', path);
     }
     const threaded = await get('/web/dist/modelkeep_wasm.wasm', isolated.port);
-    assert.deepEqual(threaded.body, readFileSync(new URL('../../web/dist-threads/modelkeep_wasm.wasm', import.meta.url)));
+    assert.deepEqual(
+      threaded.body,
+      readFileSync(new URL('../../web/dist-threads/modelkeep_wasm.wasm', import.meta.url)),
+    );
     assert.equal((await get('/web/dist/modelkeep_wasm.worker.js', isolated.port)).status, 200);
   } finally {
     await isolated.close();

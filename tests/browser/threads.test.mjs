@@ -26,50 +26,59 @@ after(async () => {
   await server?.close();
 });
 
-test('the pthreads build predicts bit for bit what the single-threaded build does', { skip, timeout: 120_000 }, async () => {
-  // Node, single-threaded (web/dist): the expected outputs.
-  const expected = {};
-  for (const dtype of ['f32', 'f16', 'int8']) {
-    const m = Model.fromSpec(spec, { seed });
-    if (dtype !== 'f32') m.setWeightDtype(dtype);
-    for (const batch of batches) expected[`${dtype}/${batch}`] = Array.from(m.forward(input(batch), [batch, 300]).data);
-    m.dispose();
-  }
-
-  const browser = await launch();
-  try {
-    const { page, errors } = await openPage(browser.context, server.url);
-    const got = await page.evaluate(async ({ spec, seed, batches }) => {
-      const { runtime } = await import('/web/src/runtime.js');
-      const { Model, save, load } = window.mk;
-      const input = (batch) => Float32Array.from({ length: batch * 300 }, (_, i) => Math.sin(i * 0.37) * 2);
-      const out = {};
-      for (const dtype of ['f32', 'f16', 'int8']) {
-        let m = Model.fromSpec(spec, { seed });
-        if (dtype !== 'f32') m.setWeightDtype(dtype);
-        await save(m, `indexeddb://threads-${dtype}`);
-        m.dispose();
-        m = await load(`indexeddb://threads-${dtype}`);
-        for (const batch of batches) out[`${dtype}/${batch}`] = Array.from(m.forward(input(batch), [batch, 300]).data);
-        m.dispose();
-      }
-      return {
-        isolated: globalThis.crossOriginIsolated,
-        cores: navigator.hardwareConcurrency,
-        threads: runtime().threadCount(),
-        out,
-      };
-    }, { spec, seed, batches });
-    assert.equal(got.isolated, true);
-    assert.equal(got.threads, Math.min(got.cores, 4));
-    for (const key of Object.keys(expected)) {
-      const a = new Uint32Array(Float32Array.from(expected[key]).buffer);
-      const b = new Uint32Array(Float32Array.from(got.out[key]).buffer);
-      assert.deepEqual(b, a, `${key}: the threaded build's output differs`);
+test(
+  'the pthreads build predicts bit for bit what the single-threaded build does',
+  { skip, timeout: 120_000 },
+  async () => {
+    // Node, single-threaded (web/dist): the expected outputs.
+    const expected = {};
+    for (const dtype of ['f32', 'f16', 'int8']) {
+      const m = Model.fromSpec(spec, { seed });
+      if (dtype !== 'f32') m.setWeightDtype(dtype);
+      for (const batch of batches)
+        expected[`${dtype}/${batch}`] = Array.from(m.forward(input(batch), [batch, 300]).data);
+      m.dispose();
     }
-    // Emscripten's one warning when the page's thread first waits for the workers.
-    assertNoErrors(errors, [/Blocking on the main thread/]);
-  } finally {
-    await browser.close();
-  }
-});
+
+    const browser = await launch();
+    try {
+      const { page, errors } = await openPage(browser.context, server.url);
+      const got = await page.evaluate(
+        async ({ spec, seed, batches }) => {
+          const { runtime } = await import('/web/src/runtime.js');
+          const { Model, save, load } = window.mk;
+          const input = (batch) => Float32Array.from({ length: batch * 300 }, (_, i) => Math.sin(i * 0.37) * 2);
+          const out = {};
+          for (const dtype of ['f32', 'f16', 'int8']) {
+            let m = Model.fromSpec(spec, { seed });
+            if (dtype !== 'f32') m.setWeightDtype(dtype);
+            await save(m, `indexeddb://threads-${dtype}`);
+            m.dispose();
+            m = await load(`indexeddb://threads-${dtype}`);
+            for (const batch of batches)
+              out[`${dtype}/${batch}`] = Array.from(m.forward(input(batch), [batch, 300]).data);
+            m.dispose();
+          }
+          return {
+            isolated: globalThis.crossOriginIsolated,
+            cores: navigator.hardwareConcurrency,
+            threads: runtime().threadCount(),
+            out,
+          };
+        },
+        { spec, seed, batches },
+      );
+      assert.equal(got.isolated, true);
+      assert.equal(got.threads, Math.min(got.cores, 4));
+      for (const key of Object.keys(expected)) {
+        const a = new Uint32Array(Float32Array.from(expected[key]).buffer);
+        const b = new Uint32Array(Float32Array.from(got.out[key]).buffer);
+        assert.deepEqual(b, a, `${key}: the threaded build's output differs`);
+      }
+      // Emscripten's one warning when the page's thread first waits for the workers.
+      assertNoErrors(errors, [/Blocking on the main thread/]);
+    } finally {
+      await browser.close();
+    }
+  },
+);

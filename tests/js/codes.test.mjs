@@ -15,7 +15,10 @@ function coreCodes() {
   assert.ok(start >= 0, 'core/status.hpp has no #define MODELKEEP_CODES(X)');
   let end = start;
   while (lines[end].trimEnd().endsWith('\\')) end++;
-  const body = lines.slice(start + 1, end + 1).join('\n').replace(/\/\*[\s\S]*?\*\//g, '');
+  const body = lines
+    .slice(start + 1, end + 1)
+    .join('\n')
+    .replace(/\/\*[\s\S]*?\*\//g, '');
   const codes = [...body.matchAll(/\bX\((\w+)\)/g)].map((m) => m[1]);
   assert.equal(codes[0], 'ok', 'MODELKEEP_CODES starts with X(ok)');
   return codes.slice(1);
@@ -46,7 +49,7 @@ function firstArgument(source, open) {
     if (quote) {
       if (c === '\\') i++;
       else if (c === quote) quote = null;
-    } else if (c === '\'' || c === '"' || c === '`') {
+    } else if (c === "'" || c === '"' || c === '`') {
       quote = c;
     } else if ('([{'.includes(c)) {
       depth++;
@@ -73,7 +76,9 @@ function thrownCodes() {
       const open = m.index + m[0].length - 1;
       const where = `web/src/${file}:${source.slice(0, open).split('\n').length}`;
       // A literal compared with (e.code === 'ENOENT') chooses the code; it is not one.
-      const arg = firstArgument(source, open).replace(/[!=]==?\s*(['"])[^'"]*\1/g, '').trim();
+      const arg = firstArgument(source, open)
+        .replace(/[!=]==?\s*(['"])[^'"]*\1/g, '')
+        .trim();
       const literals = [...arg.matchAll(/(['"])(\w+)\1/g)].map((l) => l[2]);
       if (literals.length === 0) {
         assert.ok(passedOn.includes(arg), `${where}: new ModelError(${arg}, ...) names no code literal`);
@@ -86,15 +91,24 @@ function thrownCodes() {
 
 /** Fails naming what only one side has (and any code listed twice). */
 function assertSameCodes(a, aName, b, bName) {
-  for (const [list, name] of [[a, aName], [b, bName]]) {
+  for (const [list, name] of [
+    [a, aName],
+    [b, bName],
+  ]) {
     const twice = list.filter((code, i) => list.indexOf(code) !== i);
     assert.deepEqual(twice, [], `${name} lists ${twice.join(', ')} more than once`);
   }
   const onlyA = a.filter((code) => !b.includes(code));
   const onlyB = b.filter((code) => !a.includes(code));
-  assert.ok(onlyA.length === 0 && onlyB.length === 0,
-    [onlyA.length ? `in ${aName} but not in ${bName}: ${onlyA.join(', ')}` : '',
-      onlyB.length ? `in ${bName} but not in ${aName}: ${onlyB.join(', ')}` : ''].filter(Boolean).join('; '));
+  assert.ok(
+    onlyA.length === 0 && onlyB.length === 0,
+    [
+      onlyA.length ? `in ${aName} but not in ${bName}: ${onlyA.join(', ')}` : '',
+      onlyB.length ? `in ${bName} but not in ${aName}: ${onlyB.join(', ')}` : '',
+    ]
+      .filter(Boolean)
+      .join('; '),
+  );
 }
 
 test('the core codes: core/status.hpp == docs/API.md "Error codes" == CoreErrorCode', () => {

@@ -31,7 +31,7 @@ function expansion(m) {
   return e;
 }
 
-test('every dtype: compact in memory, the float32 kernels\' results on the decoded weights', () => {
+test("every dtype: compact in memory, the float32 kernels' results on the decoded weights", () => {
   for (const dtype of ['f16', 'bf16', 'int8']) {
     const m = Model.fromSpec(SPEC, { seed: 3 });
     const f32Bytes = m.memoryBytes;
@@ -48,9 +48,10 @@ test('every dtype: compact in memory, the float32 kernels\' results on the decod
         // int16-quantised input rows: close to float32, not equal
         let scale = 1;
         for (const v of want) scale = Math.max(scale, Math.abs(v));
-        for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 2e-3 * scale, `${dtype} b${batch} [${i}]`);
+        for (let i = 0; i < want.length; i++)
+          assert.ok(Math.abs(got[i] - want[i]) <= 2e-3 * scale, `${dtype} b${batch} [${i}]`);
       } else {
-        assert.deepEqual(got, want, `${dtype} b${batch}`);  // bit for bit
+        assert.deepEqual(got, want, `${dtype} b${batch}`); // bit for bit
       }
     }
     m.setWeightDtype('f32');
@@ -72,7 +73,7 @@ function f16ToNumber(h) {
 test('the SIMD128 f16 decoder gives every finite f16 value exactly, at batch 1 and in the GEMM', () => {
   const halves = [];
   for (let h = 0; h < 0x10000; h++) if ((h & 0x7c00) !== 0x7c00) halves.push(h);
-  const rows = halves.length / 8;  // 7936 rows of 8
+  const rows = halves.length / 8; // 7936 rows of 8
   const m = Model.fromSpec(`0=Linear(8,${rows},bias=False)`, { seed: 1 });
   m.loadStateDict({ '0.weight': { shape: [rows, 8], data: Float32Array.from(halves, f16ToNumber) } });
   assert.deepEqual(m.setWeightDtype('f16'), { unchanged: [] });
@@ -84,7 +85,10 @@ test('the SIMD128 f16 decoder gives every finite f16 value exactly, at batch 1 a
       for (let r = 0; r < batch; r++) {
         for (let j = 0; j < rows; j++) {
           const want = f16ToNumber(halves[j * 8 + col]);
-          if (y[r * rows + j] !== want) assert.fail(`b${batch} col ${col} row ${j}: ${y[r * rows + j]} ≠ ${want} (0x${halves[j * 8 + col].toString(16)})`);
+          if (y[r * rows + j] !== want)
+            assert.fail(
+              `b${batch} col ${col} row ${j}: ${y[r * rows + j]} ≠ ${want} (0x${halves[j * 8 + col].toString(16)})`,
+            );
         }
       }
     }
@@ -96,7 +100,7 @@ test('a compact model saves in its own dtype and loads back compact, the same ou
   for (const dtype of ['f16', 'bf16', 'int8']) {
     const m = Model.fromSpec(SPEC, { seed: 4 });
     m.setWeightDtype(dtype);
-    const bytes = m.toBytes();  // the weights as held
+    const bytes = m.toBytes(); // the weights as held
     assert.equal(Model.fromBytes(bytes).weightDtype, dtype);
     const back = Model.fromBytes(bytes);
     const x = input(2, 37, 9);
@@ -114,30 +118,39 @@ test('a compact model saves in its own dtype and loads back compact, the same ou
 test('what a dtype cannot hold stays float32, and a wrong dtype is invalid_argument', () => {
   const m = Model.fromSpec(SPEC, { seed: 5 });
   const sd = m.stateDict();
-  sd['2.weight'].data[4] = 1e6;  // beyond f16
+  sd['2.weight'].data[4] = 1e6; // beyond f16
   m.loadStateDict(sd);
   assert.deepEqual(m.setWeightDtype('f16'), { unchanged: ['2'] });
   assert.equal(m.stateDict()['2.weight'].data[4], 1e6);
-  assert.throws(() => m.setWeightDtype('f64'), (e) => e instanceof ModelError && e.code === 'invalid_argument');
-  assert.throws(() => Model.fromBytes(m.toBytes({ dtype: 'f32' }), { weightDtype: 'fp8' }),
-    (e) => e instanceof ModelError && e.code === 'invalid_argument');
+  assert.throws(
+    () => m.setWeightDtype('f64'),
+    (e) => e instanceof ModelError && e.code === 'invalid_argument',
+  );
+  assert.throws(
+    () => Model.fromBytes(m.toBytes({ dtype: 'f32' }), { weightDtype: 'fp8' }),
+    (e) => e instanceof ModelError && e.code === 'invalid_argument',
+  );
   m.dispose();
 });
 
-test('the native CLI computes the same compact outputs bit for bit', { skip: !existsSync(CLI) && 'native CLI not built' }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'modelkeep-compact-'));
-  for (const dtype of ['f16', 'int8']) {
-    const m = Model.fromSpec(SPEC, { seed: 6 });
-    m.setWeightDtype(dtype);
-    const file = join(dir, `${dtype}.mkp`);
-    writeFileSync(file, m.toBytes());
-    for (const batch of [1, 5]) {
-      const x = input(batch, 37, 11);
-      const rows = [];
-      for (let r = 0; r < batch; r++) rows.push(Array.from(x.subarray(r * 37, r * 37 + 37)));
-      const cli = JSON.parse(execFileSync(CLI, ['predict', file, '--input', JSON.stringify(rows)]).toString());
-      assert.deepEqual(m.forward(x, [batch, 37]).data, Float32Array.from(cli.data), `${dtype} b${batch}`);
+test(
+  'the native CLI computes the same compact outputs bit for bit',
+  { skip: !existsSync(CLI) && 'native CLI not built' },
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelkeep-compact-'));
+    for (const dtype of ['f16', 'int8']) {
+      const m = Model.fromSpec(SPEC, { seed: 6 });
+      m.setWeightDtype(dtype);
+      const file = join(dir, `${dtype}.mkp`);
+      writeFileSync(file, m.toBytes());
+      for (const batch of [1, 5]) {
+        const x = input(batch, 37, 11);
+        const rows = [];
+        for (let r = 0; r < batch; r++) rows.push(Array.from(x.subarray(r * 37, r * 37 + 37)));
+        const cli = JSON.parse(execFileSync(CLI, ['predict', file, '--input', JSON.stringify(rows)]).toString());
+        assert.deepEqual(m.forward(x, [batch, 37]).data, Float32Array.from(cli.data), `${dtype} b${batch}`);
+      }
+      m.dispose();
     }
-    m.dispose();
-  }
-});
+  },
+);

@@ -6,11 +6,27 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  nn, ModelError, save, load, loadBytes, listModels, modelInfo, copyModel, moveModel, removeModel, onModelsChange,
+  nn,
+  ModelError,
+  save,
+  load,
+  loadBytes,
+  listModels,
+  modelInfo,
+  copyModel,
+  moveModel,
+  removeModel,
+  onModelsChange,
 } from '../../web/src/index.js';
 import { backends } from '../../web/src/io.js';
 import {
-  checkName, checkProgress, checkPut, joinChunks, notFound, openSync, storeClosed,
+  checkName,
+  checkProgress,
+  checkPut,
+  joinChunks,
+  notFound,
+  openSync,
+  storeClosed,
 } from '../../web/src/storage.js';
 
 /** A second backend in a few lines: the store contract kept in a Map (atomic by construction). */
@@ -95,7 +111,9 @@ for (const scheme of ['indexeddb://', 'memory://']) {
 
     await copyModel(`${scheme}a`, `${scheme}b`);
     await moveModel(`${scheme}b`, `${scheme}c`);
-    const listed = Object.keys(await listModels()).filter((url) => url.startsWith(scheme)).sort();
+    const listed = Object.keys(await listModels())
+      .filter((url) => url.startsWith(scheme))
+      .sort();
     assert.deepEqual(listed, [`${scheme}a`, `${scheme}c`]);
     await removeModel(`${scheme}a`);
     await removeModel(`${scheme}c`);

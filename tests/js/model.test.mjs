@@ -53,16 +53,37 @@ test('seeds: the same seed gives the same weights, no seed gives fresh ones', ()
 });
 
 test('named children and every builder give PyTorch keys', () => {
-  const m = nn.sequential({ fc1: nn.linear(3, 4), act: nn.gelu({ approximate: 'tanh' }), bn: nn.batchNorm1d(4) },
-    nn.dropout(0.1), nn.layerNorm(4, { eps: 1e-6 }), nn.leakyRelu(0.2), nn.linear(4, 2, { bias: false }),
-    nn.logSoftmax(), { seed: 3 });
-  assert.equal(m.architecture,
+  const m = nn.sequential(
+    { fc1: nn.linear(3, 4), act: nn.gelu({ approximate: 'tanh' }), bn: nn.batchNorm1d(4) },
+    nn.dropout(0.1),
+    nn.layerNorm(4, { eps: 1e-6 }),
+    nn.leakyRelu(0.2),
+    nn.linear(4, 2, { bias: false }),
+    nn.logSoftmax(),
+    { seed: 3 },
+  );
+  assert.equal(
+    m.architecture,
     'fc1=Linear(3,4),act=GELU(tanh),bn=BatchNorm1d(4),3=Dropout(0.1),4=LayerNorm(4,eps=1e-06),' +
-    '5=LeakyReLU(0.2),6=Linear(4,2,bias=false),7=LogSoftmax');
-  assert.deepEqual(Object.keys(m.stateDict()), ['fc1.weight', 'fc1.bias', 'bn.weight', 'bn.bias', 'bn.running_mean',
-    'bn.running_var', 'bn.num_batches_tracked', '4.weight', '4.bias', '6.weight']);
+      '5=LeakyReLU(0.2),6=Linear(4,2,bias=false),7=LogSoftmax',
+  );
+  assert.deepEqual(Object.keys(m.stateDict()), [
+    'fc1.weight',
+    'fc1.bias',
+    'bn.weight',
+    'bn.bias',
+    'bn.running_mean',
+    'bn.running_var',
+    'bn.num_batches_tracked',
+    '4.weight',
+    '4.bias',
+    '6.weight',
+  ]);
   assert.equal(m.paramCount, 12 + 4 + 8 + 8 + 8);
-  const y = m.forward([[1, 2, 3], [0, -1, 2]]);
+  const y = m.forward([
+    [1, 2, 3],
+    [0, -1, 2],
+  ]);
   assert.deepEqual(y.shape, [2, 2]);
   for (let i = 0; i < 2; i++) assert.ok(Math.abs(Math.exp(y.data[2 * i]) + Math.exp(y.data[2 * i + 1]) - 1) < 1e-5);
   m.dispose();
@@ -75,12 +96,19 @@ test('errors come back as ModelError codes, and the module survives them', () =>
   throwsCode(() => nn.linear(3.5, 2), 'invalid_argument');
   const m = nn.sequential(nn.linear(3, 5), { seed: 1 });
   throwsCode(() => m.forward([[1, 2]]), 'shape_mismatch');
-  throwsCode(() => m.forward([[1, 2, 3], [1, 2]]), 'invalid_input');
+  throwsCode(
+    () =>
+      m.forward([
+        [1, 2, 3],
+        [1, 2],
+      ]),
+    'invalid_input',
+  );
   throwsCode(() => m.forward(new Float32Array(3), [1, 4]), 'shape_mismatch');
   throwsCode(() => m.forward([1, 2, 3], 'x'), 'invalid_input');
   throwsCode(() => m.toBytes({ dtype: 'f64' }), 'invalid_argument');
   throwsCode(() => Model.fromBytes(new Uint8Array([1, 2, 3])), 'unknown_format');
-  assert.deepEqual(m.forward([[1, 2, 3]]).shape, [1, 5]);  // still alive
+  assert.deepEqual(m.forward([[1, 2, 3]]).shape, [1, 5]); // still alive
   m.dispose();
 });
 
@@ -92,11 +120,16 @@ test('loadStateDict: strict and loose, reports, shape mismatches, atomic', () =>
 
   const partial = { 'fc1.weight': a.stateDict()['fc1.weight'], extra: { shape: [1], data: [0] } };
   throwsCode(() => b.loadStateDict(partial), 'missing_key');
-  assert.deepEqual(b.loadStateDict(partial, { strict: false }), { missingKeys: ['fc1.bias'], unexpectedKeys: ['extra'] });
+  assert.deepEqual(b.loadStateDict(partial, { strict: false }), {
+    missingKeys: ['fc1.bias'],
+    unexpectedKeys: ['extra'],
+  });
 
   const before = b.stateDict();
-  throwsCode(() => b.loadStateDict({ 'fc1.weight': { shape: [3, 5], data: new Float32Array(15) } }, { strict: false }),
-    'shape_mismatch');
+  throwsCode(
+    () => b.loadStateDict({ 'fc1.weight': { shape: [3, 5], data: new Float32Array(15) } }, { strict: false }),
+    'shape_mismatch',
+  );
   assert.deepEqual(b.stateDict(), before);
 
   // a .mkp state dict file works as the source too
@@ -121,10 +154,17 @@ test('toBytes → fromBytes in every dtype, within the documented bounds', () =>
       const cols = t.shape.length >= 2 ? t.shape[1] : t.data.length;
       for (let i = 0; i < t.data.length; i++) {
         const v = t.data[i];
-        const rowMax = Math.max(...t.data.slice(Math.floor(i / cols) * cols, Math.floor(i / cols) * cols + cols).map(Math.abs));
-        const bound = t.shape.length < 2 || dtype === 'f32' ? 0
-          : dtype === 'f16' ? Math.abs(v) * 2 ** -11 + 2 ** -25
-            : dtype === 'bf16' ? Math.abs(v) * 2 ** -8 : rowMax / 254 * 1.0001;
+        const rowMax = Math.max(
+          ...t.data.slice(Math.floor(i / cols) * cols, Math.floor(i / cols) * cols + cols).map(Math.abs),
+        );
+        const bound =
+          t.shape.length < 2 || dtype === 'f32'
+            ? 0
+            : dtype === 'f16'
+              ? Math.abs(v) * 2 ** -11 + 2 ** -25
+              : dtype === 'bf16'
+                ? Math.abs(v) * 2 ** -8
+                : (rowMax / 254) * 1.0001;
         assert.ok(Math.abs(sd[key].data[i] - v) <= bound, `${dtype} ${key}[${i}]`);
       }
     }
@@ -150,8 +190,13 @@ test('corrupted, truncated and foreign bytes are refused with their codes', () =
   assert.deepEqual(told.forward([[1, 2, 3]]).data, m.forward([[1, 2, 3]]).data);
   told.dispose();
   // fileInfo lists without the data check unless asked
-  assert.deepEqual(fileInfo(flipped).tensors.map((t) => [t.name, t.dtype, t.shape, t.bytes]),
-    [['0.weight', 'f32', [5, 3], 60], ['0.bias', 'f32', [5], 20]]);
+  assert.deepEqual(
+    fileInfo(flipped).tensors.map((t) => [t.name, t.dtype, t.shape, t.bytes]),
+    [
+      ['0.weight', 'f32', [5, 3], 60],
+      ['0.bias', 'f32', [5], 20],
+    ],
+  );
   throwsCode(() => fileInfo(flipped, { checkData: true }), 'checksum_mismatch');
   assert.equal(fileInfo(m.toBytes({ stateDictOnly: true }), { checkData: true }).kind, 'state_dict');
   m.dispose();
@@ -173,7 +218,7 @@ test('dispose frees once, and a disposed model says so', () => {
 
 test('10,000 models created and disposed keep wasm memory flat', () => {
   const memory = () => runtime().HEAPU8.buffer.byteLength;
-  const spec = 'Linear(64,64),ReLU,Linear(64,64)';  // ~33 KB of weights each: a leak would grow the heap by 300+ MB
+  const spec = 'Linear(64,64),ReLU,Linear(64,64)'; // ~33 KB of weights each: a leak would grow the heap by 300+ MB
   for (let i = 0; i < 200; i++) Model.fromSpec(spec, { seed: i }).dispose();
   const before = memory();
   for (let i = 0; i < 10_000; i++) {
@@ -184,38 +229,45 @@ test('10,000 models created and disposed keep wasm memory flat', () => {
   assert.equal(memory(), before);
 });
 
-test('files are interchangeable with the native CLI (bit-identical f32 predictions)', { skip: !existsSync(CLI) && 'native CLI not built' }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'modelkeep-'));
-  const cliFile = join(dir, 'cli.mkp');
-  execFileSync(CLI, ['init', 'Linear(4,8),GELU,Linear(8,3)', cliFile, '--seed', '11']);
-  const input = [[0.5, -1, 2, 0.25], [1, 1, 1, 1]];
-  const cliOut = JSON.parse(execFileSync(CLI, ['predict', cliFile, '--input', JSON.stringify(input)]).toString());
-  const fromCli = await load(cliFile);
-  const ours = fromCli.forward(input);
-  assert.deepEqual(ours.shape, cliOut.shape);
-  assert.deepEqual(ours.data, Float32Array.from(cliOut.data));
-  // the same SPEC and seed build the same weights in wasm as natively
-  const built = Model.fromSpec('Linear(4,8),GELU,Linear(8,3)', { seed: 11 });
-  assert.deepEqual(Buffer.from(built.toBytes()), readFileSync(cliFile));
-  // and Node's file is read by the CLI
-  const nodeFile = join(dir, 'node.mkp');
-  await save(built, nodeFile, { dtype: 'f16', metadata: { from: 'node' } });
-  const inspected = JSON.parse(execFileSync(CLI, ['inspect', nodeFile, '--json']).toString());
-  assert.equal(inspected.integrity.ok, true);
-  assert.equal(inspected.metadata.from, 'node');
-  assert.equal(inspected.tensors[0].dtype, 'f16');
-  for (const m of [fromCli, built]) m.dispose();
-});
+test(
+  'files are interchangeable with the native CLI (bit-identical f32 predictions)',
+  { skip: !existsSync(CLI) && 'native CLI not built' },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'modelkeep-'));
+    const cliFile = join(dir, 'cli.mkp');
+    execFileSync(CLI, ['init', 'Linear(4,8),GELU,Linear(8,3)', cliFile, '--seed', '11']);
+    const input = [
+      [0.5, -1, 2, 0.25],
+      [1, 1, 1, 1],
+    ];
+    const cliOut = JSON.parse(execFileSync(CLI, ['predict', cliFile, '--input', JSON.stringify(input)]).toString());
+    const fromCli = await load(cliFile);
+    const ours = fromCli.forward(input);
+    assert.deepEqual(ours.shape, cliOut.shape);
+    assert.deepEqual(ours.data, Float32Array.from(cliOut.data));
+    // the same SPEC and seed build the same weights in wasm as natively
+    const built = Model.fromSpec('Linear(4,8),GELU,Linear(8,3)', { seed: 11 });
+    assert.deepEqual(Buffer.from(built.toBytes()), readFileSync(cliFile));
+    // and Node's file is read by the CLI
+    const nodeFile = join(dir, 'node.mkp');
+    await save(built, nodeFile, { dtype: 'f16', metadata: { from: 'node' } });
+    const inspected = JSON.parse(execFileSync(CLI, ['inspect', nodeFile, '--json']).toString());
+    assert.equal(inspected.integrity.ok, true);
+    assert.equal(inspected.metadata.from, 'node');
+    assert.equal(inspected.tensors[0].dtype, 'f16');
+    for (const m of [fromCli, built]) m.dispose();
+  },
+);
 
 test('load from a missing path says not_found', async () => {
   await rejectsCode(load('/nonexistent/dir/model.mkp'), 'not_found');
 });
 
 test('work too big for wasm memory is out_of_memory, and the module lives on', () => {
-  const huge = 'Linear(16384,16384),Linear(16384,16384),Linear(16384,16384),Linear(16384,16384)';  // 4 GiB
+  const huge = 'Linear(16384,16384),Linear(16384,16384),Linear(16384,16384),Linear(16384,16384)'; // 4 GiB
   throwsCode(() => Model.fromSpec(huge), 'out_of_memory');
   const wide = Model.fromSpec('Linear(1,16384)', { seed: 1 });
-  throwsCode(() => wide.forward(new Float32Array(60_000), [60_000, 1]), 'out_of_memory');  // a 3.9 GB output
+  throwsCode(() => wide.forward(new Float32Array(60_000), [60_000, 1]), 'out_of_memory'); // a 3.9 GB output
   assert.deepEqual(wide.forward([[1]]).shape, [1, 16384]);
   wide.dispose();
   const m = nn.sequential(nn.linear(3, 5), { seed: 1 });
@@ -232,8 +284,11 @@ test('a file given as chunks loads like its bytes, wherever the chunk boundaries
     const y = expected.forward(input).data;
     expected.dispose();
     // Empty chunks, 1-byte chunks, a boundary inside the header and inside every tensor.
-    const cuts = [[0, 0, 1, 2, 19, 20, 21, 64, 65, 200, bytes.length], [0, bytes.length, bytes.length],
-      [0, ...Array.from({ length: bytes.length - 1 }, (_, i) => i + 1), bytes.length]];
+    const cuts = [
+      [0, 0, 1, 2, 19, 20, 21, 64, 65, 200, bytes.length],
+      [0, bytes.length, bytes.length],
+      [0, ...Array.from({ length: bytes.length - 1 }, (_, i) => i + 1), bytes.length],
+    ];
     for (const cut of cuts) {
       const chunks = cut.slice(1).map((end, i) => bytes.slice(cut[i], end));
       const loaded = fromChunks(chunks);
@@ -255,8 +310,10 @@ test('encode with chunkBytes: wasm writes the file straight into chunks of that 
     const whole = m.toBytes({ dtype, metadata: { k: 'v' } });
     const { chunks, info } = encode(m, { dtype, metadata: { k: 'v' }, chunkBytes: 1000 });
     assert.equal(info.dtype, dtype);
-    assert.deepEqual(chunks.map((c) => c.length),
-      [...Array(Math.ceil(whole.length / 1000)).keys()].map((i) => Math.min(1000, whole.length - i * 1000)));
+    assert.deepEqual(
+      chunks.map((c) => c.length),
+      [...Array(Math.ceil(whole.length / 1000)).keys()].map((i) => Math.min(1000, whole.length - i * 1000)),
+    );
     for (const c of chunks) assert.equal(c.buffer.byteLength, c.length, 'each chunk its own buffer');
     assert.deepEqual(Buffer.concat(chunks), Buffer.from(whole), dtype);
     // one chunk bigger than the file
@@ -289,7 +346,9 @@ test('forward keeps its wasm tensors between calls without mixing up calls, shap
   m.setWeightDtype('int8');
   other.setWeightDtype('int8');
   assert.deepEqual(m.forward(x5, [5, 8]).data, other.forward(x5, [5, 8]).data);
-  const zeroed = Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: new Float32Array(t.data.length) }]));
+  const zeroed = Object.fromEntries(
+    Object.entries(m.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: new Float32Array(t.data.length) }]),
+  );
   m.loadStateDict(zeroed);
   assert.deepEqual(m.forward(x1, [1, 8]).data, new Float32Array(4));
   m.dispose();

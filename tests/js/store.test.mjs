@@ -4,9 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  IDBDatabase, IDBFactory, IDBKeyRange, IDBObjectStore, IDBTransaction,
-} from 'fake-indexeddb';
+import { IDBDatabase, IDBFactory, IDBKeyRange, IDBObjectStore, IDBTransaction } from 'fake-indexeddb';
 import { ModelError } from '../../web/src/errors.js';
 import { requestPersistence, storageEstimate } from '../../web/src/storage.js';
 import { openStore } from '../../web/src/store.js';
@@ -26,7 +24,7 @@ async function fresh(t, options = {}) {
 /** Deterministic, position-dependent bytes (a shifted or truncated copy never compares equal). */
 function bytesOf(length, seed = 1) {
   const out = new Uint8Array(length);
-  let x = seed * 2654435761 >>> 0;
+  let x = (seed * 2654435761) >>> 0;
   for (let i = 0; i < length; i++) {
     x = (x * 1103515245 + 12345) >>> 0;
     out[i] = x >>> 24;
@@ -50,7 +48,9 @@ async function rejectsWith(promise, code) {
 function patch(t, object, key, make) {
   const original = object[key];
   object[key] = make(original);
-  t.after(() => { object[key] = original; });
+  t.after(() => {
+    object[key] = original;
+  });
 }
 
 /** Sets globalThis.navigator for the rest of the test (Node 20 has none). */
@@ -87,24 +87,37 @@ async function raw(factory, mode, body) {
 }
 
 /** Every chunk key in the database, e.g. [['a', 0], ['a', 1]]. */
-const chunkKeys = (factory) =>
-  raw(factory, 'readonly', (tx) => request(tx.objectStore('chunks').getAllKeys()));
+const chunkKeys = (factory) => raw(factory, 'readonly', (tx) => request(tx.objectStore('chunks').getAllKeys()));
 
 /** Records every transaction and object store opened on any fake-indexeddb connection. */
 function spyTransactions(t) {
   const calls = [];
   const stores = [];
-  patch(t, IDBDatabase.prototype, 'transaction', (original) => function (names, mode, options) {
-    const tx = original.call(this, names, mode, options);
-    const call = { names: [names].flat(), mode: mode ?? 'readonly', options, completed: false };
-    tx.addEventListener('complete', () => { call.completed = true; });
-    calls.push(call);
-    return tx;
-  });
-  patch(t, IDBTransaction.prototype, 'objectStore', (original) => function (name) {
-    stores.push(name);
-    return original.call(this, name);
-  });
+  patch(
+    t,
+    IDBDatabase.prototype,
+    'transaction',
+    (original) =>
+      function (names, mode, options) {
+        const tx = original.call(this, names, mode, options);
+        const call = { names: [names].flat(), mode: mode ?? 'readonly', options, completed: false };
+        tx.addEventListener('complete', () => {
+          call.completed = true;
+        });
+        calls.push(call);
+        return tx;
+      },
+  );
+  patch(
+    t,
+    IDBTransaction.prototype,
+    'objectStore',
+    (original) =>
+      function (name) {
+        stores.push(name);
+        return original.call(this, name);
+      },
+  );
   return { calls, stores };
 }
 
@@ -147,11 +160,13 @@ test('put/get round trip: empty, small, many chunks, exact multiple, a few MB', 
     assert.equal(info.format, 'mkp');
     assert.equal(new Date(info.dateSaved).toISOString(), info.dateSaved);
     // Chunks are plain ArrayBuffers (not Blobs, not views of some larger buffer).
-    const values = await raw(factory, 'readonly',
-      (tx) => request(tx.objectStore('chunks').getAll()));
+    const values = await raw(factory, 'readonly', (tx) => request(tx.objectStore('chunks').getAll()));
     assert.equal(values.length, chunks);
     for (const value of values) assert.ok(value instanceof ArrayBuffer);
-    assert.equal(values.reduce((sum, value) => sum + value.byteLength, 0), length);
+    assert.equal(
+      values.reduce((sum, value) => sum + value.byteLength, 0),
+      length,
+    );
   }
 });
 
@@ -161,14 +176,20 @@ test('getChunks returns the stored chunks as they are, in order, without joining
   await store.put('m', bytes);
   const seen = [];
   const chunks = await store.getChunks('m', { onProgress: (p) => seen.push(p.loaded) });
-  assert.deepEqual(chunks.map((c) => c.length), [1000, 1000, 500]);
+  assert.deepEqual(
+    chunks.map((c) => c.length),
+    [1000, 1000, 500],
+  );
   for (const c of chunks) {
     assert.ok(c instanceof Uint8Array);
     assert.equal(c.byteOffset, 0);
     assert.equal(c.buffer.byteLength, c.length, 'each chunk is a view of its own stored buffer, not of a joined copy');
   }
   assert.notEqual(chunks[0].buffer, chunks[1].buffer);
-  assert.deepEqual(chunks.flatMap((c) => [...c]), [...bytes]);
+  assert.deepEqual(
+    chunks.flatMap((c) => [...c]),
+    [...bytes],
+  );
   assert.deepEqual(seen, [1000, 2000, 2500]);
   await store.put('empty', new Uint8Array(0));
   assert.deepEqual(await store.getChunks('empty'), []);
@@ -184,16 +205,18 @@ test('put stores only the bytes a subarray view covers', async (t) => {
   await store.put('v', view);
   assert.deepEqual(await store.get('v'), view);
   const sizes = await raw(factory, 'readonly', async (tx) =>
-    (await request(tx.objectStore('chunks').getAll())).map((value) => value.byteLength));
+    (await request(tx.objectStore('chunks').getAll())).map((value) => value.byteLength),
+  );
   assert.deepEqual(sizes, [1000, 1000, 500]);
 });
 
 test('put given chunks stores one chunk each: whole buffers as they are, views copied', async (t) => {
   const { store, factory } = await fresh(t, { chunkBytes: 1000 });
   assert.equal(store.chunkBytes, 1000);
-  const a = bytesOf(700, 1), b = bytesOf(1200, 2);
+  const a = bytesOf(700, 1),
+    b = bytesOf(1200, 2);
   const big = bytesOf(5000, 3);
-  const view = big.subarray(100, 400);  // 300 bytes of a 5000-byte buffer: only those are stored
+  const view = big.subarray(100, 400); // 300 bytes of a 5000-byte buffer: only those are stored
   const seen = [];
   await store.put('c', [a, b, view], { format: 'mkp' }, { onProgress: (p) => seen.push(p.loaded) });
   assert.deepEqual(seen, [700, 1900, 2200]);
@@ -201,10 +224,14 @@ test('put given chunks stores one chunk each: whole buffers as they are, views c
   assert.equal(info.bytes, 2200);
   assert.equal(info.chunks, 3);
   const sizes = await raw(factory, 'readonly', async (tx) =>
-    (await request(tx.objectStore('chunks').getAll())).map((value) => value.byteLength));
+    (await request(tx.objectStore('chunks').getAll())).map((value) => value.byteLength),
+  );
   assert.deepEqual(sizes, [700, 1200, 300]);
   assert.deepEqual(await store.get('c'), Uint8Array.from([...a, ...b, ...view]));
-  assert.deepEqual((await store.getChunks('c')).map((c) => c.length), [700, 1200, 300]);
+  assert.deepEqual(
+    (await store.getChunks('c')).map((c) => c.length),
+    [700, 1200, 300],
+  );
   await rejectsWith(store.put('d', [a, 'nope']), 'invalid_argument');
   await rejectsWith(store.put('d', [a, new Uint16Array(2)]), 'invalid_argument');
   await rejectsWith(store.info('d'), 'not_found');
@@ -216,7 +243,9 @@ test('onProgress is called once per chunk for put and get', async (t) => {
   await store.put('p', bytesOf(2500), {}, { onProgress: (p) => seen.put.push(p) });
   await store.get('p', { onProgress: (p) => seen.get.push(p) });
   const expected = [
-    { loaded: 1000, total: 2500 }, { loaded: 2000, total: 2500 }, { loaded: 2500, total: 2500 },
+    { loaded: 1000, total: 2500 },
+    { loaded: 2000, total: 2500 },
+    { loaded: 2500, total: 2500 },
   ];
   assert.deepEqual(seen.put, expected);
   assert.deepEqual(seen.get, expected);
@@ -231,8 +260,10 @@ test('the store writes info = caller info + name, bytes, chunks, dateSaved', asy
   const info = await store.info('x');
   assert.deepEqual(saved, info, 'put resolves to the record it wrote');
   assert.equal(caller.name, 'ignored', "the caller's object is not modified");
-  assert.deepEqual({ ...info, dateSaved: undefined },
-    { name: 'x', bytes: 9, chunks: 3, arch: 'mlp', meta: { a: [1] }, dateSaved: undefined });
+  assert.deepEqual(
+    { ...info, dateSaved: undefined },
+    { name: 'x', bytes: 9, chunks: 3, arch: 'mlp', meta: { a: [1] }, dateSaved: undefined },
+  );
   assert.ok(Date.parse(info.dateSaved) >= before - 1000);
   await rejectsWith(store.put('x', bytesOf(1), { f() {} }), 'invalid_argument');
   assert.deepEqual(await store.get('x'), bytesOf(9), 'a rejected info leaves the model intact');
@@ -240,26 +271,25 @@ test('the store writes info = caller info + name, bytes, chunks, dateSaved', asy
 
 // ---- the transaction contract ------------------------------------------------------------------
 
-test('each write is ONE strict readwrite transaction over both stores, done on complete',
-  async (t) => {
-    const { store } = await fresh(t, { chunkBytes: 100 });
-    const { calls } = spyTransactions(t);
-    const writes = {
-      put: () => store.put('a', bytesOf(450)),
-      copy: () => store.copy('a', 'b'),
-      move: () => store.move('b', 'c'),
-      remove: () => store.remove('c'),
-    };
-    for (const [op, run] of Object.entries(writes)) {
-      calls.length = 0;
-      await run();
-      const readwrite = calls.filter((call) => call.mode === 'readwrite');
-      assert.equal(readwrite.length, 1, `${op}: one readwrite transaction`);
-      assert.deepEqual([...readwrite[0].names].sort(), ['chunks', 'info'], op);
-      assert.equal(readwrite[0].options?.durability, 'strict', op);
-      assert.ok(readwrite[0].completed, `${op} resolved only after 'complete'`);
-    }
-  });
+test('each write is ONE strict readwrite transaction over both stores, done on complete', async (t) => {
+  const { store } = await fresh(t, { chunkBytes: 100 });
+  const { calls } = spyTransactions(t);
+  const writes = {
+    put: () => store.put('a', bytesOf(450)),
+    copy: () => store.copy('a', 'b'),
+    move: () => store.move('b', 'c'),
+    remove: () => store.remove('c'),
+  };
+  for (const [op, run] of Object.entries(writes)) {
+    calls.length = 0;
+    await run();
+    const readwrite = calls.filter((call) => call.mode === 'readwrite');
+    assert.equal(readwrite.length, 1, `${op}: one readwrite transaction`);
+    assert.deepEqual([...readwrite[0].names].sort(), ['chunks', 'info'], op);
+    assert.equal(readwrite[0].options?.durability, 'strict', op);
+    assert.ok(readwrite[0].completed, `${op} resolved only after 'complete'`);
+  }
+});
 
 test('info and list never open the chunks store', async (t) => {
   const { store } = await fresh(t, { chunkBytes: 10 });
@@ -296,8 +326,12 @@ test('put replaces a name, leaving no chunk of the old version', async (t) => {
   const info = await store.info('m');
   assert.equal(info.version, undefined, 'the old info is replaced, not merged');
   assert.equal(info.note, 'v2');
-  assert.deepEqual(await chunkKeys(factory),
-    [['m', 0], ['m', 1], ['other', 0], ['other', 1]]);
+  assert.deepEqual(await chunkKeys(factory), [
+    ['m', 0],
+    ['m', 1],
+    ['other', 0],
+    ['other', 1],
+  ]);
 });
 
 test('copy duplicates, replaces an existing target, and is a no-op onto itself', async (t) => {
@@ -326,12 +360,22 @@ test('move renames: source gone, target has the bytes; onto itself is a no-op', 
   assert.equal((await store.info('b')).tag, 'a');
   await rejectsWith(store.info('a'), 'not_found');
   assert.deepEqual(Object.keys(await store.list()), ['b']);
-  assert.deepEqual(await chunkKeys(factory), [['b', 0], ['b', 1], ['b', 2], ['b', 3]]);
+  assert.deepEqual(await chunkKeys(factory), [
+    ['b', 0],
+    ['b', 1],
+    ['b', 2],
+    ['b', 3],
+  ]);
   await store.move('b', 'b');
   assert.deepEqual(await store.get('b'), bytesOf(3500, 1));
   await store.move('b', 'c');
   assert.deepEqual(await store.get('c'), bytesOf(3500, 1));
-  assert.deepEqual(await chunkKeys(factory), [['c', 0], ['c', 1], ['c', 2], ['c', 3]]);
+  assert.deepEqual(await chunkKeys(factory), [
+    ['c', 0],
+    ['c', 1],
+    ['c', 2],
+    ['c', 3],
+  ]);
 });
 
 test('remove deletes the info and every chunk of that name only', async (t) => {
@@ -341,7 +385,10 @@ test('remove deletes the info and every chunk of that name only', async (t) => {
   await store.remove('a');
   await rejectsWith(store.get('a'), 'not_found');
   assert.deepEqual(Object.keys(await store.list()), ['ab']);
-  assert.deepEqual(await chunkKeys(factory), [['ab', 0], ['ab', 1]]);
+  assert.deepEqual(await chunkKeys(factory), [
+    ['ab', 0],
+    ['ab', 1],
+  ]);
 });
 
 test('get/info/copy/move/remove of a missing name reject with not_found naming it', async (t) => {
@@ -370,9 +417,14 @@ test('names must be non-empty strings of at most 1024 characters', async (t) => 
   assert.deepEqual(await store.get(ok), bytesOf(2));
   for (const bad of ['', 'n'.repeat(1025), 42, null, undefined, {}]) {
     const ops = [
-      () => store.put(bad, bytesOf(1)), () => store.get(bad), () => store.info(bad),
-      () => store.copy(bad, 'x'), () => store.copy(ok, bad), () => store.move(bad, 'x'),
-      () => store.move(ok, bad), () => store.remove(bad),
+      () => store.put(bad, bytesOf(1)),
+      () => store.get(bad),
+      () => store.info(bad),
+      () => store.copy(bad, 'x'),
+      () => store.copy(ok, bad),
+      () => store.move(bad, 'x'),
+      () => store.move(ok, bad),
+      () => store.remove(bad),
     ];
     for (const run of ops) await rejectsWith(run(), 'invalid_argument');
   }
@@ -380,8 +432,7 @@ test('names must be non-empty strings of at most 1024 characters', async (t) => 
   await rejectsWith(store.put('x', new Uint16Array(2)), 'invalid_argument');
   await rejectsWith(store.put('x', bytesOf(1), null), 'invalid_argument');
   await rejectsWith(store.put('x', bytesOf(1), [1]), 'invalid_argument');
-  await rejectsWith(openStore({ indexedDB: new IDBFactory(), IDBKeyRange, chunkBytes: 0 }),
-    'invalid_argument');
+  await rejectsWith(openStore({ indexedDB: new IDBFactory(), IDBKeyRange, chunkBytes: 0 }), 'invalid_argument');
   assert.deepEqual(Object.keys(await store.list()), [ok]);
 });
 
@@ -389,11 +440,17 @@ test('names must be non-empty strings of at most 1024 characters', async (t) => 
 
 /** Makes the write of chunk number `which` (1-based) of every put fail with `fail(...)`. */
 function failChunkPut(t, which, fail) {
-  patch(t, IDBObjectStore.prototype, 'put', (original) => function (...args) {
-    const [, key] = args;
-    if (this.name === 'chunks' && key[1] === which - 1) return fail(this, original, args);
-    return original.apply(this, args);
-  });
+  patch(
+    t,
+    IDBObjectStore.prototype,
+    'put',
+    (original) =>
+      function (...args) {
+        const [, key] = args;
+        if (this.name === 'chunks' && key[1] === which - 1) return fail(this, original, args);
+        return original.apply(this, args);
+      },
+  );
 }
 
 async function assertIntact(store, factory, name, bytes, keys) {
@@ -402,20 +459,21 @@ async function assertIntact(store, factory, name, bytes, keys) {
   assert.deepEqual(await chunkKeys(factory), keys);
 }
 
-test('a put whose 3rd chunk write throws leaves the previous version, no stray chunks',
-  async (t) => {
-    const { store, factory } = await fresh(t, { chunkBytes: 1000 });
-    await store.put('m', bytesOf(2500, 1), { v: 1 });
-    const keys = await chunkKeys(factory);
-    failChunkPut(t, 3, () => { throw new DOMException('disk on fire', 'UnknownError'); });
-    const err = await rejectsWith(store.put('m', bytesOf(5500, 2), { v: 2 }), 'io_error');
-    assert.equal(err.cause.name, 'UnknownError');
-    await assertIntact(store, factory, 'm', bytesOf(2500, 1), keys);
-    assert.equal((await store.info('m')).v, 1);
-    await rejectsWith(store.put('new', bytesOf(5500, 3)), 'io_error'); // a new name: nothing
-    await rejectsWith(store.info('new'), 'not_found');
-    assert.deepEqual(await chunkKeys(factory), keys);
+test('a put whose 3rd chunk write throws leaves the previous version, no stray chunks', async (t) => {
+  const { store, factory } = await fresh(t, { chunkBytes: 1000 });
+  await store.put('m', bytesOf(2500, 1), { v: 1 });
+  const keys = await chunkKeys(factory);
+  failChunkPut(t, 3, () => {
+    throw new DOMException('disk on fire', 'UnknownError');
   });
+  const err = await rejectsWith(store.put('m', bytesOf(5500, 2), { v: 2 }), 'io_error');
+  assert.equal(err.cause.name, 'UnknownError');
+  await assertIntact(store, factory, 'm', bytesOf(2500, 1), keys);
+  assert.equal((await store.info('m')).v, 1);
+  await rejectsWith(store.put('new', bytesOf(5500, 3)), 'io_error'); // a new name: nothing
+  await rejectsWith(store.info('new'), 'not_found');
+  assert.deepEqual(await chunkKeys(factory), keys);
+});
 
 test('a put whose transaction aborts midway leaves the previous version intact', async (t) => {
   const { store, factory } = await fresh(t, { chunkBytes: 1000 });
@@ -435,57 +493,70 @@ test('an onProgress that throws aborts the put', async (t) => {
   await store.put('m', bytesOf(1500, 1));
   const keys = await chunkKeys(factory);
   const boom = new Error('listener failed');
-  await assert.rejects(store.put('m', bytesOf(4000, 2), {}, {
-    onProgress: ({ loaded }) => { if (loaded === 2000) throw boom; },
-  }), (err) => err === boom, 'the error the callback threw, unchanged');
+  await assert.rejects(
+    store.put(
+      'm',
+      bytesOf(4000, 2),
+      {},
+      {
+        onProgress: ({ loaded }) => {
+          if (loaded === 2000) throw boom;
+        },
+      },
+    ),
+    (err) => err === boom,
+    'the error the callback threw, unchanged',
+  );
   await assertIntact(store, factory, 'm', bytesOf(1500, 1), keys);
 });
 
 // ---- quota -------------------------------------------------------------------------------------
 
-test('quota pre-check: put and copy fail fast with needed/available, writing nothing',
-  async (t) => {
-    let room = 100 * MiB;
-    stubNavigator(t, { storage: { estimate: async () => ({ usage: 1000, quota: 1000 + room }) } });
-    const { store, factory } = await fresh(t, { chunkBytes: 1000 });
-    await store.put('small', bytesOf(2500, 1));
-    const keys = await chunkKeys(factory);
-    room = 5000;
-    const { calls } = spyTransactions(t);
-    const err = await rejectsWith(store.put('big', bytesOf(10_000)), 'quota_exceeded');
-    assert.equal(err.details.available, 5000);
-    assert.ok(err.details.needed >= 10_000, JSON.stringify(err.details));
-    assert.equal(calls.filter((call) => call.mode === 'readwrite').length, 0, 'failed fast');
-    const copyErr = await rejectsWith(store.copy('small', 'twin'), 'quota_exceeded');
-    assert.equal(copyErr.details.available, 5000);
-    assert.ok(copyErr.details.needed >= 2500);
-    await rejectsWith(store.info('big'), 'not_found');
-    await rejectsWith(store.info('twin'), 'not_found');
-    assert.deepEqual(await chunkKeys(factory), keys);
-    room = 100 * MiB;
-    await store.put('big', bytesOf(10_000));
-    assert.deepEqual(await store.get('big'), bytesOf(10_000));
-  });
+test('quota pre-check: put and copy fail fast with needed/available, writing nothing', async (t) => {
+  let room = 100 * MiB;
+  stubNavigator(t, { storage: { estimate: async () => ({ usage: 1000, quota: 1000 + room }) } });
+  const { store, factory } = await fresh(t, { chunkBytes: 1000 });
+  await store.put('small', bytesOf(2500, 1));
+  const keys = await chunkKeys(factory);
+  room = 5000;
+  const { calls } = spyTransactions(t);
+  const err = await rejectsWith(store.put('big', bytesOf(10_000)), 'quota_exceeded');
+  assert.equal(err.details.available, 5000);
+  assert.ok(err.details.needed >= 10_000, JSON.stringify(err.details));
+  assert.equal(calls.filter((call) => call.mode === 'readwrite').length, 0, 'failed fast');
+  const copyErr = await rejectsWith(store.copy('small', 'twin'), 'quota_exceeded');
+  assert.equal(copyErr.details.available, 5000);
+  assert.ok(copyErr.details.needed >= 2500);
+  await rejectsWith(store.info('big'), 'not_found');
+  await rejectsWith(store.info('twin'), 'not_found');
+  assert.deepEqual(await chunkKeys(factory), keys);
+  room = 100 * MiB;
+  await store.put('big', bytesOf(10_000));
+  assert.deepEqual(await store.get('big'), bytesOf(10_000));
+});
 
-test('a QuotaExceededError from the transaction becomes quota_exceeded, nothing half-written',
-  async (t) => {
-    const { store, factory } = await fresh(t, { chunkBytes: 1000 });
-    await store.put('m', bytesOf(2500, 1));
-    const keys = await chunkKeys(factory);
-    failChunkPut(t, 2, () => { throw new DOMException('quota', 'QuotaExceededError'); });
-    const err = await rejectsWith(store.put('m', bytesOf(4000, 2)), 'quota_exceeded');
-    assert.equal(err.cause.name, 'QuotaExceededError');
-    assert.ok(err.details.needed >= 4000);
-    assert.equal(err.details.available, undefined, 'unknown without navigator.storage');
-    await assertIntact(store, factory, 'm', bytesOf(2500, 1), keys);
+test('a QuotaExceededError from the transaction becomes quota_exceeded, nothing half-written', async (t) => {
+  const { store, factory } = await fresh(t, { chunkBytes: 1000 });
+  await store.put('m', bytesOf(2500, 1));
+  const keys = await chunkKeys(factory);
+  failChunkPut(t, 2, () => {
+    throw new DOMException('quota', 'QuotaExceededError');
   });
+  const err = await rejectsWith(store.put('m', bytesOf(4000, 2)), 'quota_exceeded');
+  assert.equal(err.cause.name, 'QuotaExceededError');
+  assert.ok(err.details.needed >= 4000);
+  assert.equal(err.details.available, undefined, 'unknown without navigator.storage');
+  await assertIntact(store, factory, 'm', bytesOf(2500, 1), keys);
+});
 
 test('a move or copy that fails midway leaves both source and target intact', async (t) => {
   const { store, factory } = await fresh(t, { chunkBytes: 1000 });
   await store.put('a', bytesOf(2500, 1), { tag: 'a' });
   await store.put('b', bytesOf(1500, 2), { tag: 'b' });
   const keys = await chunkKeys(factory);
-  failChunkPut(t, 2, () => { throw new DOMException('quota', 'QuotaExceededError'); });
+  failChunkPut(t, 2, () => {
+    throw new DOMException('quota', 'QuotaExceededError');
+  });
   const moveErr = await rejectsWith(store.move('a', 'b'), 'quota_exceeded');
   assert.equal(moveErr.details.needed, 2500);
   await rejectsWith(store.copy('a', 'b'), 'quota_exceeded');
@@ -501,7 +572,9 @@ test('a QuotaExceededError reports what was needed, not the estimate that promis
   stubNavigator(t, { storage: { estimate: async () => ({ usage: 10, quota: 50 * MiB }) } });
   const { store, factory } = await fresh(t, { chunkBytes: 1000 });
   await store.put('m', bytesOf(1000, 1));
-  failChunkPut(t, 1, () => { throw new DOMException('quota', 'QuotaExceededError'); });
+  failChunkPut(t, 1, () => {
+    throw new DOMException('quota', 'QuotaExceededError');
+  });
   const err = await rejectsWith(store.put('m', bytesOf(3000, 2)), 'quota_exceeded');
   assert.equal(err.details.available, undefined);
   assert.ok(err.details.needed >= 3000);
@@ -552,10 +625,16 @@ test('no change event for failed writes or no-op moves', async (t) => {
 test('one connection per factory, shared by every store on it', async (t) => {
   const factory = new IDBFactory();
   let opens = 0;
-  patch(t, factory, 'open', (original) => function (...args) {
-    opens++;
-    return original.apply(this, args);
-  });
+  patch(
+    t,
+    factory,
+    'open',
+    (original) =>
+      function (...args) {
+        opens++;
+        return original.apply(this, args);
+      },
+  );
   const { store: a } = await fresh(t, { indexedDB: factory });
   const { store: b } = await fresh(t, { indexedDB: factory });
   await a.put('m', bytesOf(5));
@@ -564,15 +643,23 @@ test('one connection per factory, shared by every store on it', async (t) => {
   assert.equal(opens, 1);
 });
 
-test('versionchange: the store closes its connection, so another tab can delete or upgrade',
-  { timeout: 5000 }, async (t) => {
+test(
+  'versionchange: the store closes its connection, so another tab can delete or upgrade',
+  { timeout: 5000 },
+  async (t) => {
     const factory = new IDBFactory();
     const opened = []; // closed after the test, so that a failure cannot leave the delete pending
-    patch(t, factory, 'open', (original) => function (...args) {
-      const req = original.apply(this, args);
-      req.addEventListener('success', () => opened.push(req.result));
-      return req;
-    });
+    patch(
+      t,
+      factory,
+      'open',
+      (original) =>
+        function (...args) {
+          const req = original.apply(this, args);
+          req.addEventListener('success', () => opened.push(req.result));
+          return req;
+        },
+    );
     t.after(() => opened.forEach((db) => db.close()));
     const { store } = await fresh(t, { indexedDB: factory });
     await store.put('m', bytesOf(5));
@@ -584,24 +671,23 @@ test('versionchange: the store closes its connection, so another tab can delete 
     assert.deepEqual(await store.list(), {}, 'the next call reopens a fresh database');
     await store.put('m', bytesOf(6));
     assert.deepEqual(await store.get('m'), bytesOf(6));
-  });
+  },
+);
 
-test('an open stuck behind another tab rejects with storage_blocked, then recovers',
-  { timeout: 5000 }, async (t) => {
-    const factory = new IDBFactory();
-    const other = await request(factory.open('modelkeep', 1)); // never closes on versionchange
-    t.after(() => other.close());
-    const deletion = factory.deleteDatabase('modelkeep'); // blocked by `other`
-    const started = Date.now();
-    await rejectsWith(openStore({ indexedDB: factory, IDBKeyRange, blockedTimeoutMs: 100 }),
-      'storage_blocked');
-    assert.ok(Date.now() - started < 2000);
-    other.close();
-    await request(deletion);
-    const { store } = await fresh(t, { indexedDB: factory });
-    await store.put('m', bytesOf(3));
-    assert.deepEqual(await store.get('m'), bytesOf(3));
-  });
+test('an open stuck behind another tab rejects with storage_blocked, then recovers', { timeout: 5000 }, async (t) => {
+  const factory = new IDBFactory();
+  const other = await request(factory.open('modelkeep', 1)); // never closes on versionchange
+  t.after(() => other.close());
+  const deletion = factory.deleteDatabase('modelkeep'); // blocked by `other`
+  const started = Date.now();
+  await rejectsWith(openStore({ indexedDB: factory, IDBKeyRange, blockedTimeoutMs: 100 }), 'storage_blocked');
+  assert.ok(Date.now() - started < 2000);
+  other.close();
+  await request(deletion);
+  const { store } = await fresh(t, { indexedDB: factory });
+  await store.put('m', bytesOf(3));
+  assert.deepEqual(await store.get('m'), bytesOf(3));
+});
 
 test('writes hold the Web Lock modelkeep:write where navigator.locks exists', async (t) => {
   const held = [];
@@ -611,16 +697,26 @@ test('writes hold the Web Lock modelkeep:write where navigator.locks exists', as
       async request(name, callback) {
         held.push(name);
         inside = true;
-        try { return await callback(); } finally { inside = false; }
+        try {
+          return await callback();
+        } finally {
+          inside = false;
+        }
       },
     },
   });
   const { store } = await fresh(t);
   let wroteInside;
-  patch(t, IDBDatabase.prototype, 'transaction', (original) => function (names, mode, options) {
-    if (mode === 'readwrite') wroteInside = inside;
-    return original.call(this, names, mode, options);
-  });
+  patch(
+    t,
+    IDBDatabase.prototype,
+    'transaction',
+    (original) =>
+      function (names, mode, options) {
+        if (mode === 'readwrite') wroteInside = inside;
+        return original.call(this, names, mode, options);
+      },
+  );
   await store.put('a', bytesOf(3));
   assert.equal(wroteInside, true);
   await store.copy('a', 'b');
@@ -638,17 +734,18 @@ test('writes hold the Web Lock modelkeep:write where navigator.locks exists', as
 test('storage_unavailable when IndexedDB is missing, throws, or errors', async () => {
   await rejectsWith(openStore({ indexedDB: null, IDBKeyRange }), 'storage_unavailable');
   if (!globalThis.indexedDB) await rejectsWith(openStore(), 'storage_unavailable');
-  const throwing = { open() { throw new DOMException('no', 'InvalidStateError'); } };
-  const err = await rejectsWith(openStore({ indexedDB: throwing, IDBKeyRange }),
-    'storage_unavailable');
+  const throwing = {
+    open() {
+      throw new DOMException('no', 'InvalidStateError');
+    },
+  };
+  const err = await rejectsWith(openStore({ indexedDB: throwing, IDBKeyRange }), 'storage_unavailable');
   assert.equal(err.cause.name, 'InvalidStateError');
   const newer = new IDBFactory(); // a newer modelkeep already upgraded the database to version 2
   (await request(newer.open('modelkeep', 2))).close();
-  const versionErr = await rejectsWith(openStore({ indexedDB: newer, IDBKeyRange }),
-    'storage_unavailable');
+  const versionErr = await rejectsWith(openStore({ indexedDB: newer, IDBKeyRange }), 'storage_unavailable');
   assert.equal(versionErr.cause.name, 'VersionError');
-  await rejectsWith(openStore({ indexedDB: new IDBFactory(), IDBKeyRange: null }),
-    'storage_unavailable');
+  await rejectsWith(openStore({ indexedDB: new IDBFactory(), IDBKeyRange: null }), 'storage_unavailable');
 });
 
 test('a closed store rejects further calls and stops reporting changes', async (t) => {
@@ -712,8 +809,12 @@ test('requestPersistence and storageEstimate with navigator.storage', async (t) 
   assert.deepEqual(await storageEstimate(), { usage: 12, quota: 34 });
   storage.estimate = async () => ({});
   assert.equal(await storageEstimate(), null, 'an estimate without numbers is no estimate');
-  storage.persist = async () => { throw new Error('denied'); };
-  storage.estimate = async () => { throw new Error('nope'); };
+  storage.persist = async () => {
+    throw new Error('denied');
+  };
+  storage.estimate = async () => {
+    throw new Error('nope');
+  };
   assert.equal(await requestPersistence(), false);
   assert.equal(await storageEstimate(), null);
 });

@@ -44,7 +44,8 @@ function readCase(name) {
 function hexFloat(s) {
   const m = /^(-?)0x([0-9a-f]+)(?:\.([0-9a-f]*))?p([+-]?\d+)$/i.exec(s);
   if (!m) {
-    if (/^-?(inf|nan)/i.test(s)) return s.startsWith('-') ? -Infinity : s.toLowerCase().includes('nan') ? NaN : Infinity;
+    if (/^-?(inf|nan)/i.test(s))
+      return s.startsWith('-') ? -Infinity : s.toLowerCase().includes('nan') ? NaN : Infinity;
     throw new Error(`not a hex float: ${s}`);
   }
   const frac = m[3] ?? '';
@@ -52,7 +53,9 @@ function hexFloat(s) {
   return (m[1] ? -1 : 1) * mant * 2 ** Number(m[4]);
 }
 
-const cases = readdirSync(DIR).filter((f) => f.endsWith('.txt')).map((f) => readCase(f.slice(0, -4)));
+const cases = readdirSync(DIR)
+  .filter((f) => f.endsWith('.txt'))
+  .map((f) => readCase(f.slice(0, -4)));
 
 function bytesOf(c) {
   return readFileSync(join(DIR, 'files', c.file));
@@ -87,17 +90,25 @@ test('every hostile or broken file is refused with its code, and nothing runs', 
   assert.ok(!existsSync(MARKER), `${MARKER} appeared`);
 });
 
-test('valid files give torch\'s tensors, say what they hold, and run as their case says', async () => {
+test("valid files give torch's tensors, say what they hold, and run as their case says", async () => {
   for (const c of cases.filter((x) => x.load !== 'refuse')) {
     const bytes = bytesOf(c);
     const info = fileInfo(bytes, { checkData: true });
     assert.equal(info.format, c.format.replace('_', '-'), c.name);
-    assert.deepEqual(info.tensors.map((t) => t.name), c.tensors.map((t) => t.name), c.name);
+    assert.deepEqual(
+      info.tensors.map((t) => t.name),
+      c.tensors.map((t) => t.name),
+      c.name,
+    );
     if (c.format !== 'safetensors') assert.deepEqual(info.globals, c.globals, c.name);
 
     // the state dict, bit for bit as float32
     const entries = readRaw(bytes);
-    assert.deepEqual(entries.map((e) => e.name), c.tensors.map((t) => t.name), c.name);
+    assert.deepEqual(
+      entries.map((e) => e.name),
+      c.tensors.map((t) => t.name),
+      c.name,
+    );
     entries.forEach((e, i) => assert.deepEqual(e.data, c.tensors[i].data, `${c.name} ${e.name}`));
 
     if (c.load === 'auto') {
@@ -150,11 +161,16 @@ test('a model built in the page goes back to PyTorch as .pt and .safetensors', (
     back.dispose();
     again.dispose();
     const casePath = join(dir, `case_${dtype}.json`);
-    writeFileSync(casePath, JSON.stringify({
-      spec, files, dtype,
-      input: { shape: [2, 6], values: [...input] },
-      output: { shape: y.shape, values: [...y.data] },
-    }));
+    writeFileSync(
+      casePath,
+      JSON.stringify({
+        spec,
+        files,
+        dtype,
+        input: { shape: [2, 6], values: [...input] },
+        output: { shape: y.shape, values: [...y.data] },
+      }),
+    );
     const p = spawnSync('/usr/bin/python3', [join(DIR, 'check_export.py'), casePath], { encoding: 'utf8' });
     assert.equal(p.status, 0, `check_export.py ${dtype}:\n${p.stdout}\n${p.stderr}`);
   }
@@ -170,18 +186,34 @@ test('save() picks the export format from the name; fileInfo says what a file is
   assert.equal(fileInfo(readFileSync(join(dir, 'tiny.safetensors'))).format, 'safetensors');
   const pt = fileInfo(readFileSync(join(dir, 'tiny.pt')));
   assert.equal(pt.format, 'torch-zip');
-  assert.deepEqual(pt.tensors.map((t) => [t.name, t.dtype]), [['fc1.weight', 'bfloat16'], ['fc1.bias', 'float32']]);
+  assert.deepEqual(
+    pt.tensors.map((t) => [t.name, t.dtype]),
+    [
+      ['fc1.weight', 'bfloat16'],
+      ['fc1.bias', 'float32'],
+    ],
+  );
   assert.equal(fileInfo(readFileSync(join(dir, 'tiny.mkp'))).format, 'modelkeep');
-  await assert.rejects(save(readFileSync(join(dir, 'tiny.pt')), join(dir, 'copy.mkp')),
-    (e) => e.code === 'invalid_argument' && /load\(\) it/.test(e.message));
-  assert.throws(() => model.toBytes({ format: 'pt', dtype: 'int8' }), (e) => e.code === 'invalid_argument');
-  assert.throws(() => model.toBytes({ format: 'onnx' }), (e) => e.code === 'invalid_argument');
+  await assert.rejects(
+    save(readFileSync(join(dir, 'tiny.pt')), join(dir, 'copy.mkp')),
+    (e) => e.code === 'invalid_argument' && /load\(\) it/.test(e.message),
+  );
+  assert.throws(
+    () => model.toBytes({ format: 'pt', dtype: 'int8' }),
+    (e) => e.code === 'invalid_argument',
+  );
+  assert.throws(
+    () => model.toBytes({ format: 'onnx' }),
+    (e) => e.code === 'invalid_argument',
+  );
   // a .pt state dict loads into a model of the same architecture
   const other = nn.sequential(nn.linear(3, 5).named('fc1'), { seed: 3 });
   other.loadStateDict(readFileSync(join(dir, 'tiny.safetensors')));
   assert.deepEqual(other.forward([[1, 2, 3]]).data, model.forward([[1, 2, 3]]).data);
-  await assert.rejects(load(join(dir, 'tiny.pt'), { architecture: 'fc1=Linear(3,5)', assumeSequential: true }),
-    (e) => e.code === 'invalid_argument');
+  await assert.rejects(
+    load(join(dir, 'tiny.pt'), { architecture: 'fc1=Linear(3,5)', assumeSequential: true }),
+    (e) => e.code === 'invalid_argument',
+  );
   model.dispose();
   other.dispose();
 });

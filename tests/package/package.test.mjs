@@ -47,20 +47,35 @@ before(() => {
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('the tarball holds the sources, the wasm build and the types, and nothing else', () => {
-  const files = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: repo }).toString())[0].files
-    .map((f) => f.path);
-  for (const f of ['package.json', 'web/src/index.js', 'web/src/store.js', 'web/dist/modelkeep_wasm.wasm',
-    'web/dist/modelkeep_wasm.mjs', 'web/index.d.ts', 'README.md']) assert.ok(files.includes(f), f);
-  assert.ok(!files.some((f) => f.startsWith('core/') || f.startsWith('tests/') || f.startsWith('build/')), files.join());
+  const files = JSON.parse(execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: repo }).toString())[0].files.map(
+    (f) => f.path,
+  );
+  for (const f of [
+    'package.json',
+    'web/src/index.js',
+    'web/src/store.js',
+    'web/dist/modelkeep_wasm.wasm',
+    'web/dist/modelkeep_wasm.mjs',
+    'web/index.d.ts',
+    'README.md',
+  ])
+    assert.ok(files.includes(f), f);
+  assert.ok(
+    !files.some((f) => f.startsWith('core/') || f.startsWith('tests/') || f.startsWith('build/')),
+    files.join(),
+  );
 });
 
 test('Node imports the installed package by name', () => {
   const app = join(dir, 'app');
-  writeFileSync(join(app, 'node.mjs'), `
+  writeFileSync(
+    join(app, 'node.mjs'),
+    `
     import { nn } from 'modelkeep';
     const m = nn.sequential(nn.linear(3, 5), { seed: 42 });
     console.log(JSON.stringify(Array.from(m.forward([[1, 2, 3]]).data)));
-  `);
+  `,
+  );
   const out = JSON.parse(execFileSync(process.execPath, ['node.mjs'], { cwd: app }).toString());
   assert.deepEqual(out, expected());
 });
@@ -84,9 +99,12 @@ async function runPage(root, path) {
 
 test('a plain <script type="module"> page with an import map', { skip: browserMissing() ?? false }, async () => {
   const app = join(dir, 'app');
-  writeFileSync(join(app, 'plain.html'), `<!doctype html><meta charset="utf-8"><title>plain</title><link rel="icon" href="data:,">
+  writeFileSync(
+    join(app, 'plain.html'),
+    `<!doctype html><meta charset="utf-8"><title>plain</title><link rel="icon" href="data:,">
 <script type="importmap">{ "imports": { "modelkeep": "./node_modules/modelkeep/web/src/index.js" } }</script>
-<script type="module">${appCode}</script>`);
+<script type="module">${appCode}</script>`,
+  );
   const result = await runPage(app, '/plain.html');
   assert.deepEqual(result.data, expected());
   assert.deepEqual(result.listed, ['indexeddb://scratch']);
@@ -96,8 +114,11 @@ test('a Vite production build', { skip: browserMissing() ?? false, timeout: 120_
   const app = join(dir, 'app');
   const src = join(app, 'vite');
   mkdirSync(src, { recursive: true });
-  writeFileSync(join(src, 'index.html'), `<!doctype html><meta charset="utf-8"><title>vite</title><link rel="icon" href="data:,">
-<script type="module" src="./main.js"></script>`);
+  writeFileSync(
+    join(src, 'index.html'),
+    `<!doctype html><meta charset="utf-8"><title>vite</title><link rel="icon" href="data:,">
+<script type="module" src="./main.js"></script>`,
+  );
   writeFileSync(join(src, 'main.js'), appCode);
   const vite = join(repo, 'node_modules', '.bin', 'vite');
   execFileSync(vite, ['build', src, '--outDir', join(src, 'dist'), '--logLevel', 'error'], { cwd: app });

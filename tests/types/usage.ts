@@ -1,9 +1,27 @@
 // Compiled by `tsc --noEmit` in npm test: the declarations in web/index.d.ts
 // describe the API as documented (a wrong type here fails the build).
 import {
-  nn, Model, ModelError, save, load, listModels, modelInfo, copyModel, moveModel, removeModel,
-  onModelsChange, fileInfo, requestPersistence, storageEstimate,
-  type DType, type ModelInfo, type Output, type LoadReport, type ErrorCode, type CoreErrorCode, type JsErrorCode,
+  nn,
+  Model,
+  ModelError,
+  save,
+  load,
+  listModels,
+  modelInfo,
+  copyModel,
+  moveModel,
+  removeModel,
+  onModelsChange,
+  fileInfo,
+  requestPersistence,
+  storageEstimate,
+  type DType,
+  type ModelInfo,
+  type Output,
+  type LoadReport,
+  type ErrorCode,
+  type CoreErrorCode,
+  type JsErrorCode,
 } from 'modelkeep';
 
 /** ModelError's code is a closed union: a misspelt code is a type error, and narrowing works. */
@@ -32,7 +50,9 @@ export async function tutorial(): Promise<number> {
   const flat: Output = model.forward(new Float32Array([1, 2, 3]), [1, 3]);
   const dtype: DType = 'f16';
   const info: ModelInfo = await save(model, 'indexeddb://my-model', {
-    dtype, metadata: { note: 'v1' }, onProgress: ({ loaded, total }) => void (loaded / total),
+    dtype,
+    metadata: { note: 'v1' },
+    onProgress: ({ loaded, total }) => void (loaded / total),
   });
   const m2 = await load('indexeddb://my-model', { onProgress: (p) => void p.loaded });
   const report: LoadReport = m2.loadStateDict(model.stateDict(), { strict: true });
@@ -44,7 +64,11 @@ export async function tutorial(): Promise<number> {
   const unsubscribe: () => void = await onModelsChange((e) => void e.names.length);
   unsubscribe();
   const bytes: Uint8Array = model.toBytes({ dtype: 'int8' });
-  const named = nn.sequential({ fc1: nn.linear(3, 5) }, nn.gelu({ approximate: 'tanh' }), nn.layerNorm(5, { eps: 1e-6 }));
+  const named = nn.sequential(
+    { fc1: nn.linear(3, 5) },
+    nn.gelu({ approximate: 'tanh' }),
+    nn.layerNorm(5, { eps: 1e-6 }),
+  );
   const fromSpec = Model.fromSpec('fc1=Linear(3,5)', { seed: 2 });
   const fromPt: Model = await load('/models/tutorial_full.pt', { assumeSequential: true });
   const fromSt: Model = Model.fromBytes(bytes, { architecture: 'fc1=Linear(3,5)' });
@@ -70,6 +94,19 @@ export async function tutorial(): Promise<number> {
   m2[Symbol.dispose]();
   named.dispose();
   fromSpec.dispose();
-  return y.data.length + flat.shape[0] + info.params + report.missingKeys.length + Object.keys(all).length +
-    fileInfo(bytes).bytes + where.length + globals + (persisted ? 1 : 0) + (estimate?.quota ?? 0) + m2.paramCount + model.layers.length + heldBytes;
+  return (
+    y.data.length +
+    flat.shape[0] +
+    info.params +
+    report.missingKeys.length +
+    Object.keys(all).length +
+    fileInfo(bytes).bytes +
+    where.length +
+    globals +
+    (persisted ? 1 : 0) +
+    (estimate?.quota ?? 0) +
+    m2.paramCount +
+    model.layers.length +
+    heldBytes
+  );
 }

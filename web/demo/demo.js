@@ -4,13 +4,25 @@
 import * as mk from '../src/index.js';
 
 const {
-  nn, save, load, loadBytes, listModels, modelInfo, copyModel, moveModel, removeModel,
-  onModelsChange, fileInfo, requestPersistence, storageEstimate, ModelError,
+  nn,
+  save,
+  load,
+  loadBytes,
+  listModels,
+  modelInfo,
+  copyModel,
+  moveModel,
+  removeModel,
+  onModelsChange,
+  fileInfo,
+  requestPersistence,
+  storageEstimate,
+  ModelError,
 } = mk;
 
 const tutorialUrl = 'indexeddb://tutorial';
-const savedKey = 'modelkeep-demo:saved';  // sessionStorage: the weights as they were saved
-const maxShown = 8;                        // rows and columns shown per tensor
+const savedKey = 'modelkeep-demo:saved'; // sessionStorage: the weights as they were saved
+const maxShown = 8; // rows and columns shown per tensor
 const prefix = 'indexeddb://';
 
 const $ = (id) => document.getElementById(id);
@@ -76,9 +88,11 @@ function onClick(id, action) {
 }
 
 /** An onProgress callback that drives a <progress> element. */
-const progressTo = (bar) => ({ loaded, total }) => {
-  bar.value = total ? loaded / total : 1;
-};
+const progressTo =
+  (bar) =>
+  ({ loaded, total }) => {
+    bar.value = total ? loaded / total : 1;
+  };
 
 // ---- tensors as tables ---------------------------------------------------------------------
 
@@ -140,7 +154,8 @@ function tensorTable(name, tensor, { caption = name, marks, colLabel = 'in' } = 
   const { rows, cols } = grid(shape, data.length);
   const shownCols = Math.min(cols, maxShown);
   const head = el('tr', {}, el('th', { scope: 'col' }, el('span', { className: 'sr-only' }, 'row')));
-  for (let c = 0; c < shownCols; c++) head.append(el('th', { scope: 'col' }, cols === 1 ? 'value' : `${colLabel} ${c}`));
+  for (let c = 0; c < shownCols; c++)
+    head.append(el('th', { scope: 'col' }, cols === 1 ? 'value' : `${colLabel} ${c}`));
   const body = el('tbody');
   for (let r = 0; r < Math.min(rows, maxShown); r++) {
     const row = el('tr', {}, el('th', { scope: 'row' }, shape.length ? `${r}` : '—'));
@@ -149,19 +164,32 @@ function tensorTable(name, tensor, { caption = name, marks, colLabel = 'in' } = 
       const cell = el('td', { dataset: { value: String(data[i]), index: String(i) } }, fmtValue(data[i]));
       if (marks) {
         cell.dataset.match = marks[i];
-        cell.append(' ', el('span', { className: `mark ${marks[i]}`, title: markLabel[marks[i]],
-          'aria-label': markLabel[marks[i]] }, markText[marks[i]]));
+        cell.append(
+          ' ',
+          el(
+            'span',
+            { className: `mark ${marks[i]}`, title: markLabel[marks[i]], 'aria-label': markLabel[marks[i]] },
+            markText[marks[i]],
+          ),
+        );
       }
       row.append(cell);
     }
     body.append(row);
   }
   const hidden = data.length - Math.min(rows, maxShown) * shownCols;
-  return el('div', { className: 'table-wrap' },
-    el('table', { dataset: { tensor: name } },
+  return el(
+    'div',
+    { className: 'table-wrap' },
+    el(
+      'table',
+      { dataset: { tensor: name } },
       el('caption', {}, `${caption} `, el('span', { className: 'shape' }, `(${shape.join('×') || 'scalar'})`)),
-      el('thead', {}, head), body),
-    hidden > 0 ? el('p', { className: 'note' }, `… and ${hidden} more values`) : null);
+      el('thead', {}, head),
+      body,
+    ),
+    hidden > 0 ? el('p', { className: 'note' }, `… and ${hidden} more values`) : null,
+  );
 }
 
 /** Plain arrays (JSON-safe) of a model's state dict. */
@@ -246,9 +274,16 @@ function showSaved(copy) {
     saved.textContent = '';
     return;
   }
-  saved.replaceChildren('Saved ', el('code', {}, copy.url), ' as ', el('strong', {}, copy.dtype), ': ',
-    el('strong', { dataset: { testid: 'saved-bytes' } }, `${copy.bytes} bytes`), ` in ${fmtMs(copy.ms)}`,
-    ` (${new Date(copy.dateSaved).toLocaleTimeString()}).`);
+  saved.replaceChildren(
+    'Saved ',
+    el('code', {}, copy.url),
+    ' as ',
+    el('strong', {}, copy.dtype),
+    ': ',
+    el('strong', { dataset: { testid: 'saved-bytes' } }, `${copy.bytes} bytes`),
+    ` in ${fmtMs(copy.ms)}`,
+    ` (${new Date(copy.dateSaved).toLocaleTimeString()}).`,
+  );
 }
 
 function showReloaded() {
@@ -269,9 +304,13 @@ async function loadModel() {
   const ms = performance.now() - start;
   setCurrent(model, tutorialUrl);
   const info = await modelInfo(tutorialUrl);
-  $('loaded').replaceChildren('Loaded ', el('code', {}, tutorialUrl), ` (${info.bytes} bytes, ${info.dtype}) `,
+  $('loaded').replaceChildren(
+    'Loaded ',
+    el('code', {}, tutorialUrl),
+    ` (${info.bytes} bytes, ${info.dtype}) `,
     `in ${fmtMs(ms)}, checksums verified; its weights are held as ${model.weightDtype} in memory ` +
-    `(${fmtBytes(model.memoryBytes)}${model.weightDtype === 'f32' ? '' : ', decoded inside the kernels'}).`);
+      `(${fmtBytes(model.memoryBytes)}${model.weightDtype === 'f32' ? '' : ', decoded inside the kernels'}).`,
+  );
   showComparison(model, info.dtype, readSaved());
 }
 
@@ -283,21 +322,26 @@ function showComparison(model, dtype, copy) {
   const summary = $('compare');
   summary.className = 'summary';
   if (!copy || copy.url !== tutorialUrl) {
-    summary.textContent = 'No copy of the saved weights in this tab (sessionStorage ends when the browser ' +
+    summary.textContent =
+      'No copy of the saved weights in this tab (sessionStorage ends when the browser ' +
       'closes), so there is nothing to compare with: these are the weights read from IndexedDB.';
     for (const [name, t] of Object.entries(loaded)) out.append(tensorTable(name, t, { caption: `${name}, loaded` }));
     return;
   }
   const names = Object.keys(copy.tensors);
-  const sameShape = names.length === Object.keys(loaded).length && names.every((n) =>
-    loaded[n] && loaded[n].shape.join() === copy.tensors[n].shape.join());
+  const sameShape =
+    names.length === Object.keys(loaded).length &&
+    names.every((n) => loaded[n] && loaded[n].shape.join() === copy.tensors[n].shape.join());
   if (!sameShape) {
-    summary.textContent = 'The stored model does not have the architecture of the copy kept when saving ' +
+    summary.textContent =
+      'The stored model does not have the architecture of the copy kept when saving ' +
       '(another tab saved over it?): nothing to compare.';
     return;
   }
-  const groups = { weights: { count: 0, identical: 0, within: 0, maxDiff: 0 },
-    biases: { count: 0, identical: 0, within: 0, maxDiff: 0 } };
+  const groups = {
+    weights: { count: 0, identical: 0, within: 0, maxDiff: 0 },
+    biases: { count: 0, identical: 0, within: 0, maxDiff: 0 },
+  };
   for (const name of names) {
     const saved = copy.tensors[name];
     const result = compareTensor(saved, loaded[name], dtype);
@@ -306,21 +350,31 @@ function showComparison(model, dtype, copy) {
     group.identical += result.identical;
     group.within += result.within;
     group.maxDiff = Math.max(group.maxDiff, result.maxDiff);
-    out.append(el('div', { className: 'side-by-side' },
-      tensorTable(name, saved, { caption: `${name}, saved` }),
-      tensorTable(name, loaded[name], { caption: `${name}, loaded`, marks: result.marks })));
+    out.append(
+      el(
+        'div',
+        { className: 'side-by-side' },
+        tensorTable(name, saved, { caption: `${name}, saved` }),
+        tensorTable(name, loaded[name], { caption: `${name}, loaded`, marks: result.marks }),
+      ),
+    );
   }
-  out.append(el('p', { className: 'note legend' }, '✓ identical · ≈ different, within the dtype\'s bound · ✗ beyond it'));
+  out.append(
+    el('p', { className: 'note legend' }, "✓ identical · ≈ different, within the dtype's bound · ✗ beyond it"),
+  );
   const { weights, biases } = groups;
   const ok = weights.identical + weights.within === weights.count && biases.identical === biases.count;
   const parts = [];
   if (dtype === 'f32' || weights.identical === weights.count) {
     parts.push(`${weights.identical}/${weights.count} weights identical`);
   } else {
-    parts.push(`${weights.identical + weights.within}/${weights.count} weights within the ${dtype} bound ` +
-      `(max difference ${weights.maxDiff.toExponential(2)}; ${dtype} keeps ${boundText[dtype]})`);
+    parts.push(
+      `${weights.identical + weights.within}/${weights.count} weights within the ${dtype} bound ` +
+        `(max difference ${weights.maxDiff.toExponential(2)}; ${dtype} keeps ${boundText[dtype]})`,
+    );
   }
-  if (biases.count) parts.push(`${biases.identical}/${biases.count} biases identical${dtype === 'f32' ? '' : ' (biases stay f32)'}`);
+  if (biases.count)
+    parts.push(`${biases.identical}/${biases.count} biases identical${dtype === 'f32' ? '' : ' (biases stay f32)'}`);
   summary.textContent = `${ok ? '✓' : '✗'} ${parts.join(' · ')}`;
   summary.classList.add(ok ? 'good' : 'bad');
   summary.dataset.ok = String(ok);
@@ -348,15 +402,21 @@ function showPrediction(model, source, input, note, output) {
   const ms = performance.now() - start;
   note.textContent = `Output of ${source}: shape [${y.shape.join(', ')}], computed in ${fmtMs(ms)}.`;
   // One row reads best as a column (and fits a phone); a batch as rows × outputs.
-  const table = y.shape.length === 2 && y.shape[0] === 1
-    ? tensorTable('y', { shape: [y.shape[1]], data: y.data }, { caption: 'y[0]' })
-    : tensorTable('y', y, { caption: 'y', colLabel: 'out' });
+  const table =
+    y.shape.length === 2 && y.shape[0] === 1
+      ? tensorTable('y', { shape: [y.shape[1]], data: y.data }, { caption: 'y[0]' })
+      : tensorTable('y', y, { caption: 'y', colLabel: 'out' });
   output.replaceChildren(table);
 }
 
 function predict() {
-  showPrediction(current.model, current.source, parseInput($('input').value, '[[1, 2, 3]]'),
-    $('predicted'), $('output'));
+  showPrediction(
+    current.model,
+    current.source,
+    parseInput($('input').value, '[[1, 2, 3]]'),
+    $('predicted'),
+    $('output'),
+  );
 }
 
 // ---- the library ---------------------------------------------------------------------------
@@ -378,32 +438,56 @@ function modelCard(url, info, models) {
   const name = nameOf(url);
   const field = (term, ...value) => [el('dt', {}, term), el('dd', {}, ...value)];
   const meta = Object.entries(info.metadata ?? {});
-  const button = (label, action) => el('button', { type: 'button', 'aria-label': `${label} ${name}`,
-    dataset: { action: label.toLowerCase() }, onclick: () => run(action) }, label);
+  const button = (label, action) =>
+    el(
+      'button',
+      {
+        type: 'button',
+        'aria-label': `${label} ${name}`,
+        dataset: { action: label.toLowerCase() },
+        onclick: () => run(action),
+      },
+      label,
+    );
   // Save the stored model again with other weights, under the same name: the size changes.
-  const dtypeSelect = el('select', { 'aria-label': `Weights of ${name}`, dataset: { field: 'resave-dtype' } },
-    ...['f32', 'f16', 'bf16', 'int8'].map((d) => el('option', { value: d, selected: d === info.dtype }, d)));
-  return el('li', { className: 'card', dataset: { testid: 'model-row', name } },
+  const dtypeSelect = el(
+    'select',
+    { 'aria-label': `Weights of ${name}`, dataset: { field: 'resave-dtype' } },
+    ...['f32', 'f16', 'bf16', 'int8'].map((d) => el('option', { value: d, selected: d === info.dtype }, d)),
+  );
+  return el(
+    'li',
+    { className: 'card', dataset: { testid: 'model-row', name } },
     el('h3', {}, name),
-    el('dl', {},
+    el(
+      'dl',
+      {},
       ...field('Saved', new Date(info.dateSaved).toLocaleString()),
       ...field('Size', el('span', { dataset: { field: 'bytes', value: String(info.bytes) } }, fmtBytes(info.bytes))),
       ...field('Weights', el('span', { dataset: { field: 'dtype' } }, info.dtype)),
       ...field('Parameters', el('span', { dataset: { field: 'params' } }, String(info.params))),
       ...field('Architecture', el('code', {}, fmtArch(info.architecture))),
-      ...field('Metadata', meta.length ? meta.map(([k, v]) => `${k}: ${v}`).join(' · ') : '—')),
-    el('div', { className: 'actions' },
+      ...field('Metadata', meta.length ? meta.map(([k, v]) => `${k}: ${v}`).join(' · ') : '—'),
+    ),
+    el(
+      'div',
+      { className: 'actions' },
       el('label', {}, 'Weights ', dtypeSelect),
       button('Re-save', () => resaveStored(url, dtypeSelect.value)),
       button('Load', () => useStored(url)),
       button('Rename', () => renameStored(url, models)),
       button('Duplicate', () => duplicateStored(url, models)),
       button('Delete', () => deleteStored(url)),
-      button('Download', () => downloadStored(url))),
-    el('div', { className: 'actions exports' },
+      button('Download', () => downloadStored(url)),
+    ),
+    el(
+      'div',
+      { className: 'actions exports' },
       el('span', { className: 'note label' }, 'For PyTorch (state dict):'),
       button('Download .safetensors', () => exportStored(url, 'safetensors')),
-      button('Download .pt', () => exportStored(url, 'pt'))));
+      button('Download .pt', () => exportStored(url, 'pt')),
+    ),
+  );
 }
 
 async function resaveStored(url, dtype) {
@@ -472,7 +556,7 @@ async function upload(file) {
   report.replaceChildren();
   try {
     const bytes = await loadBytes(file);
-    const info = fileInfo(bytes);  // reads the header (and, for a pickle, every opcode); no weights
+    const info = fileInfo(bytes); // reads the header (and, for a pickle, every opcode); no weights
     if (info.format === 'modelkeep') await uploadMkp(file, bytes);
     else await importFile(file, bytes, info);
   } catch (err) {
@@ -484,16 +568,20 @@ async function upload(file) {
 /** An error box for a file that was not stored: the code, the message, and what it means. */
 function refusal(fileName, err) {
   const code = err instanceof ModelError ? err.code : (err?.name ?? 'Error');
-  return el('div', { className: 'report error', dataset: { testid: 'upload-error', code } },
+  return el(
+    'div',
+    { className: 'report error', dataset: { testid: 'upload-error', code } },
     el('h3', {}, `Not stored: “${fileName}”`),
     errorLine(err),
-    el('p', {}, `${refusalHints[code] ?? ''}Nothing was stored.`));
+    el('p', {}, `${refusalHints[code] ?? ''}Nothing was stored.`),
+  );
 }
 
 const refusalHints = {
-  disallowed_global: 'The pickle names a function or class that is not on the allow list (tensors, ' +
+  disallowed_global:
+    'The pickle names a function or class that is not on the allow list (tensors, ' +
     'containers and built-in nn.Module records). It was refused while reading; nothing in it ran. ',
-  legacy_module: 'Save the model\'s state_dict() instead, and upload that with its architecture. ',
+  legacy_module: "Save the model's state_dict() instead, and upload that with its architecture. ",
   unknown_format: 'Upload a .mkp, a .pt/.pth written by torch.save, or a .safetensors file. ',
 };
 
@@ -505,19 +593,32 @@ function errorLine(err) {
 
 async function uploadMkp(file, bytes) {
   const report = $('uploadReport');
-  const model = await load(bytes);  // verifies both checksums before anything is stored
+  const model = await load(bytes); // verifies both checksums before anything is stored
   try {
     const info = fileInfo(bytes);
     const name = storedName(file.name);
     await save(bytes, prefix + name);
     const tensors = Object.entries(model.stateDict()).map(([key, t]) =>
-      el('li', {}, el('code', {}, key), ` (${t.shape.join('×') || 'scalar'})`));
-    report.append(el('div', { className: 'report' },
-      el('h3', {}, `Uploaded “${name}”`),
-      el('p', {}, `${info.bytes} bytes, ${info.kind}, version ${info.version}, weights ${info.dtype}, ` +
-        `${info.params} parameters. Stored as `, el('code', {}, prefix + name), '.'),
-      el('p', {}, 'Architecture: ', el('code', { dataset: { testid: 'upload-arch' } }, fmtArch(info.architecture))),
-      el('p', {}, 'Tensors:'), el('ul', {}, ...tensors)));
+      el('li', {}, el('code', {}, key), ` (${t.shape.join('×') || 'scalar'})`),
+    );
+    report.append(
+      el(
+        'div',
+        { className: 'report' },
+        el('h3', {}, `Uploaded “${name}”`),
+        el(
+          'p',
+          {},
+          `${info.bytes} bytes, ${info.kind}, version ${info.version}, weights ${info.dtype}, ` +
+            `${info.params} parameters. Stored as `,
+          el('code', {}, prefix + name),
+          '.',
+        ),
+        el('p', {}, 'Architecture: ', el('code', { dataset: { testid: 'upload-arch' } }, fmtArch(info.architecture))),
+        el('p', {}, 'Tensors:'),
+        el('ul', {}, ...tensors),
+      ),
+    );
   } finally {
     model.dispose();
   }
@@ -544,7 +645,7 @@ const fromText = {
   file: 'the file, which stores its layers',
   'module tree': 'the module tree in the file: built-in modules only (such as nn.Sequential), so what runs is known',
   'architecture option': 'the SPEC entered above',
-  assume_sequential: 'your choice: the module\'s children, run in order',
+  assume_sequential: "your choice: the module's children, run in order",
 };
 
 const capitalize = (text) => text.charAt(0).toUpperCase() + text.slice(1);
@@ -582,7 +683,7 @@ function fmtTree(text, depth = 0) {
   if (open < 0) return text;
   const close = closing(text, open);
   const inner = text.slice(open + 1, close);
-  if (!/^[\w.]+: /.test(inner)) return text;  // a module's arguments, not its children
+  if (!/^[\w.]+: /.test(inner)) return text; // a module's arguments, not its children
   const pad = '  '.repeat(depth + 1);
   const children = splitTop(inner).map((part) => {
     const at = part.indexOf(': ');
@@ -596,37 +697,95 @@ function foundFacts(info) {
   const field = (term, ...value) => [el('dt', {}, term), el('dd', {}, ...value)];
   const meta = Object.entries(info.metadata ?? {});
   const globals = info.globals ?? [];
-  return el('dl', { className: 'facts', dataset: { testid: 'import-found' } },
-    ...field('Format', el('code', { dataset: { field: 'format' } }, info.format),
-      formatText[info.format] ? ` — ${formatText[info.format]}` : ''),
+  return el(
+    'dl',
+    { className: 'facts', dataset: { testid: 'import-found' } },
+    ...field(
+      'Format',
+      el('code', { dataset: { field: 'format' } }, info.format),
+      formatText[info.format] ? ` — ${formatText[info.format]}` : '',
+    ),
     ...field('Holds', el('span', { dataset: { field: 'holds' } }, info.holds)),
     ...field('Size', fmtBytes(info.bytes)),
-    ...field('Architecture', info.architecture
-      ? el('code', { dataset: { field: 'architecture' } }, fmtArch(info.architecture))
-      : el('span', { dataset: { field: 'architecture', missing: 'true' } },
-        `none in the file: ${info.architectureNote}`)),
-    ...(info.moduleTree ? field('Module tree',
-      el('pre', { className: 'tree', dataset: { testid: 'import-tree' } }, fmtTree(info.moduleTree))) : []),
-    ...field('Pickle names', globals.length
-      ? el('span', {}, el('span', { className: 'chips', dataset: { testid: 'import-globals' } },
-        ...globals.map((g) => el('code', { className: 'chip' }, g))),
-      el('span', { className: 'note block' }, 'All on the allow list: they were read as names, nothing was imported or called.'))
-      : el('span', { className: 'note' }, info.format === 'safetensors' ? 'none: safetensors is not a pickle' : 'none')),
-    ...(meta.length ? field('Metadata', meta.map(([k, v]) => `${k}: ${v}`).join(' · ')) : []));
+    ...field(
+      'Architecture',
+      info.architecture
+        ? el('code', { dataset: { field: 'architecture' } }, fmtArch(info.architecture))
+        : el(
+            'span',
+            { dataset: { field: 'architecture', missing: 'true' } },
+            `none in the file: ${info.architectureNote}`,
+          ),
+    ),
+    ...(info.moduleTree
+      ? field(
+          'Module tree',
+          el('pre', { className: 'tree', dataset: { testid: 'import-tree' } }, fmtTree(info.moduleTree)),
+        )
+      : []),
+    ...field(
+      'Pickle names',
+      globals.length
+        ? el(
+            'span',
+            {},
+            el(
+              'span',
+              { className: 'chips', dataset: { testid: 'import-globals' } },
+              ...globals.map((g) => el('code', { className: 'chip' }, g)),
+            ),
+            el(
+              'span',
+              { className: 'note block' },
+              'All on the allow list: they were read as names, nothing was imported or called.',
+            ),
+          )
+        : el(
+            'span',
+            { className: 'note' },
+            info.format === 'safetensors' ? 'none: safetensors is not a pickle' : 'none',
+          ),
+    ),
+    ...(meta.length ? field('Metadata', meta.map(([k, v]) => `${k}: ${v}`).join(' · ')) : []),
+  );
 }
 
 /** The tensor table of fileInfo(): name, dtype, shape (the first rows; the rest counted). */
 function tensorList(tensors) {
   const shown = 16;
-  const rows = tensors.slice(0, shown).map((t) => el('tr', {},
-    el('th', { scope: 'row' }, t.name), el('td', {}, t.dtype), el('td', {}, t.shape.join('×') || 'scalar')));
-  return el('div', { className: 'table-wrap' },
-    el('table', { className: 'list', dataset: { testid: 'import-tensors' } },
+  const rows = tensors
+    .slice(0, shown)
+    .map((t) =>
+      el(
+        'tr',
+        {},
+        el('th', { scope: 'row' }, t.name),
+        el('td', {}, t.dtype),
+        el('td', {}, t.shape.join('×') || 'scalar'),
+      ),
+    );
+  return el(
+    'div',
+    { className: 'table-wrap' },
+    el(
+      'table',
+      { className: 'list', dataset: { testid: 'import-tensors' } },
       el('caption', {}, `Tensors `, el('span', { className: 'shape' }, `(${tensors.length})`)),
-      el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'name'), el('th', { scope: 'col' }, 'dtype'),
-        el('th', { scope: 'col' }, 'shape'))),
-      el('tbody', {}, ...rows)),
-    tensors.length > shown ? el('p', { className: 'note' }, `… and ${tensors.length - shown} more tensors`) : null);
+      el(
+        'thead',
+        {},
+        el(
+          'tr',
+          {},
+          el('th', { scope: 'col' }, 'name'),
+          el('th', { scope: 'col' }, 'dtype'),
+          el('th', { scope: 'col' }, 'shape'),
+        ),
+      ),
+      el('tbody', {}, ...rows),
+    ),
+    tensors.length > shown ? el('p', { className: 'note' }, `… and ${tensors.length - shown} more tensors`) : null,
+  );
 }
 
 let formCount = 0;
@@ -637,10 +796,15 @@ let formCount = 0;
  */
 async function importFile(file, bytes, info) {
   const state = { file, bytes, info, name: storedName(file.name), next: el('div', { className: 'import-next' }) };
-  $('uploadReport').replaceChildren(el('div', { className: 'report import', dataset: { testid: 'import' } },
-    el('h3', {}, 'What ', el('code', {}, file.name), ' holds'),
-    el('div', { className: 'found' }, foundFacts(info), tensorList(info.tensors)),
-    state.next));
+  $('uploadReport').replaceChildren(
+    el(
+      'div',
+      { className: 'report import', dataset: { testid: 'import' } },
+      el('h3', {}, 'What ', el('code', {}, file.name), ' holds'),
+      el('div', { className: 'found' }, foundFacts(info), tensorList(info.tensors)),
+      state.next,
+    ),
+  );
   let model;
   try {
     model = await load(bytes);
@@ -658,35 +822,66 @@ function architectureForm(state, err) {
   const isModule = info.holds.startsWith('module ');
   const suggestion = /e\.g\. "([^"]+)"/.exec(err.message)?.[1] ?? '';
   const id = `importSpec${++formCount}`;
-  const spec = el('input', { id, className: 'x-input', value: suggestion, spellcheck: false, autocomplete: 'off',
-    placeholder: 'e.g. fc1=Linear(3,5),ReLU,fc2=Linear(5,2)', dataset: { testid: 'import-spec' } });
+  const spec = el('input', {
+    id,
+    className: 'x-input',
+    value: suggestion,
+    spellcheck: false,
+    autocomplete: 'off',
+    placeholder: 'e.g. fc1=Linear(3,5),ReLU,fc2=Linear(5,2)',
+    dataset: { testid: 'import-spec' },
+  });
   const errors = el('div', { dataset: { testid: 'import-form-error' }, 'aria-live': 'polite' });
   let assume = null;
   let assumeBlock = null;
   if (isModule) {
     assume = el('input', { type: 'checkbox', id: `${id}-assume`, dataset: { testid: 'import-assume' } });
-    assume.addEventListener('change', () => { spec.disabled = assume.checked; });
-    assumeBlock = el('div', { className: 'assume' },
-      el('label', { htmlFor: assume.id }, assume,
-        el('span', {}, 'Assume its ', el('code', {}, 'forward()'), ' runs these children in order')),
-      el('p', { className: 'warning' }, 'Opt-in, because forward() is Python code that is not in the file: ' +
-        'it may reorder or skip children, or call functions such as F.relu between them.'));
+    assume.addEventListener('change', () => {
+      spec.disabled = assume.checked;
+    });
+    assumeBlock = el(
+      'div',
+      { className: 'assume' },
+      el(
+        'label',
+        { htmlFor: assume.id },
+        assume,
+        el('span', {}, 'Assume its ', el('code', {}, 'forward()'), ' runs these children in order'),
+      ),
+      el(
+        'p',
+        { className: 'warning' },
+        'Opt-in, because forward() is Python code that is not in the file: ' +
+          'it may reorder or skip children, or call functions such as F.relu between them.',
+      ),
+    );
   }
   const button = el('button', { type: 'submit', dataset: { testid: 'import-load' } }, 'Load');
-  const specHint = el('p', { className: 'note' }, suggestion
-    ? 'Suggested from the tensor names and shapes. If forward() runs activations between the layers, ' +
-      'add them where they run (e.g. 0=Linear(8,16),ReLU,2=Linear(16,4)).'
-    : 'The layers in the order forward() runs them, named like the tensors' +
-      (isModule ? ' (see the module tree above).' : '.'));
-  const form = el('form', { className: 'arch-form', dataset: { testid: 'import-form' } },
+  const specHint = el(
+    'p',
+    { className: 'note' },
+    suggestion
+      ? 'Suggested from the tensor names and shapes. If forward() runs activations between the layers, ' +
+          'add them where they run (e.g. 0=Linear(8,16),ReLU,2=Linear(16,4)).'
+      : 'The layers in the order forward() runs them, named like the tensors' +
+          (isModule ? ' (see the module tree above).' : '.'),
+  );
+  const form = el(
+    'form',
+    { className: 'arch-form', dataset: { testid: 'import-form' } },
     el('h4', {}, 'Which layers run?'),
     el('p', {}, `${capitalize(info.architectureNote)}: say what runs, and the weights are loaded into it.`),
     assumeBlock,
-    el('div', { className: 'controls' },
-      el('label', { htmlFor: id }, isModule ? 'Or give the layers (SPEC)' : 'Architecture (SPEC)'), spec),
+    el(
+      'div',
+      { className: 'controls' },
+      el('label', { htmlFor: id }, isModule ? 'Or give the layers (SPEC)' : 'Architecture (SPEC)'),
+      spec,
+    ),
     specHint,
     el('div', { className: 'controls' }, button),
-    errors);
+    errors,
+  );
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     button.disabled = true;
@@ -695,14 +890,27 @@ function architectureForm(state, err) {
       try {
         const options = assume?.checked ? { assumeSequential: true } : { architecture: spec.value.trim() };
         if (!options.assumeSequential && !options.architecture) {
-          throw new ModelError('invalid_argument', isModule
-            ? 'enter an architecture (SPEC), or tick “Assume its forward() runs these children in order”'
-            : 'enter an architecture (SPEC)');
+          throw new ModelError(
+            'invalid_argument',
+            isModule
+              ? 'enter an architecture (SPEC), or tick “Assume its forward() runs these children in order”'
+              : 'enter an architecture (SPEC)',
+          );
         }
         await finishImport(state, await load(state.bytes, options), options);
       } catch (e) {
-        errors.replaceChildren(el('div', { className: 'report error' }, errorLine(e),
-          el('p', {}, assume?.checked ? 'Nothing was stored.' : 'Nothing was stored. Change the SPEC and load again.')));
+        errors.replaceChildren(
+          el(
+            'div',
+            { className: 'report error' },
+            errorLine(e),
+            el(
+              'p',
+              {},
+              assume?.checked ? 'Nothing was stored.' : 'Nothing was stored. Change the SPEC and load again.',
+            ),
+          ),
+        );
         throw e;
       } finally {
         button.disabled = false;
@@ -739,35 +947,75 @@ async function finishImport(state, model, options) {
   const firstInput = width
     ? `[[${Array.from({ length: width }, (_, i) => (width <= 16 ? i + 1 : 1)).join(', ')}]]`
     : '[[1, 2, 3]]';
-  const input = el('input', { id: 'importInput', className: 'x-input', value: firstInput, spellcheck: false,
-    autocomplete: 'off', dataset: { testid: 'import-input' } });
+  const input = el('input', {
+    id: 'importInput',
+    className: 'x-input',
+    value: firstInput,
+    spellcheck: false,
+    autocomplete: 'off',
+    dataset: { testid: 'import-input' },
+  });
   const predicted = el('p', { className: 'note', dataset: { testid: 'import-predicted' } });
   const output = el('div', { className: 'tensors', dataset: { testid: 'import-output' } });
   const label = `${file.name} (${url})`;
   const go = () => {
-    if (imported !== model) throw new ModelError('disposed', 'another file was uploaded since: load this one from the library');
+    if (imported !== model)
+      throw new ModelError('disposed', 'another file was uploaded since: load this one from the library');
     showPrediction(model, label, parseInput(input.value, firstInput), predicted, output);
   };
-  const predictButton = el('button', { type: 'button', dataset: { testid: 'import-predict' }, onclick: () => run(go) },
-    'Predict');
+  const predictButton = el(
+    'button',
+    { type: 'button', dataset: { testid: 'import-predict' }, onclick: () => run(go) },
+    'Predict',
+  );
   input.addEventListener('keydown', (event) => {
     if (event.key === 'Enter') run(go);
   });
-  const optionText = options.assumeSequential ? ', { assumeSequential: true }'
-    : options.architecture ? `, { architecture: '${options.architecture}' }` : '';
+  const optionText = options.assumeSequential
+    ? ', { assumeSequential: true }'
+    : options.architecture
+      ? `, { architecture: '${options.architecture}' }`
+      : '';
   const field = (term, ...value) => [el('dt', {}, term), el('dd', {}, ...value)];
-  next.replaceChildren(el('div', { className: 'import-result', dataset: { testid: 'import-result' } },
-    el('p', { className: 'summary good' }, '✓ Loaded and stored as ', el('code', {}, url), '.'),
-    el('div', { className: 'pair' },
-      el('div', {},
-        el('dl', { className: 'facts' },
-          ...field('Architecture', el('code', { dataset: { testid: 'import-arch' } }, fmtArch(model.architecture))),
-          ...field('Parameters', el('span', { dataset: { testid: 'import-params' } }, String(model.paramCount))),
-          ...field('Architecture from', el('span', { dataset: { testid: 'import-from', value: source.architectureFrom } },
-            fromText[source.architectureFrom] ?? source.architectureFrom))),
-        el('p', {}, width ? `Predict: a JSON array of rows of ${width} numbers.` : 'Predict: a JSON array of input rows.'),
-        el('div', { className: 'controls' }, el('label', { htmlFor: input.id }, 'Input x'), input, predictButton)),
-      el('pre', { className: 'code' }, el('code', {}, `import { load, save } from 'modelkeep';
+  next.replaceChildren(
+    el(
+      'div',
+      { className: 'import-result', dataset: { testid: 'import-result' } },
+      el('p', { className: 'summary good' }, '✓ Loaded and stored as ', el('code', {}, url), '.'),
+      el(
+        'div',
+        { className: 'pair' },
+        el(
+          'div',
+          {},
+          el(
+            'dl',
+            { className: 'facts' },
+            ...field('Architecture', el('code', { dataset: { testid: 'import-arch' } }, fmtArch(model.architecture))),
+            ...field('Parameters', el('span', { dataset: { testid: 'import-params' } }, String(model.paramCount))),
+            ...field(
+              'Architecture from',
+              el(
+                'span',
+                { dataset: { testid: 'import-from', value: source.architectureFrom } },
+                fromText[source.architectureFrom] ?? source.architectureFrom,
+              ),
+            ),
+          ),
+          el(
+            'p',
+            {},
+            width ? `Predict: a JSON array of rows of ${width} numbers.` : 'Predict: a JSON array of input rows.',
+          ),
+          el('div', { className: 'controls' }, el('label', { htmlFor: input.id }, 'Input x'), input, predictButton),
+        ),
+        el(
+          'pre',
+          { className: 'code' },
+          el(
+            'code',
+            {},
+            `import { load, save } from 'modelkeep';
 
 const model = await load(file${optionText});
 model.source;
@@ -775,8 +1023,13 @@ model.source;
 //   holds: ${JSON.stringify(source.holds)},
 //   architectureFrom: '${source.architectureFrom}' }
 await save(model, '${url}');
-model.forward(x);  // y`))),
-    el('div', { className: 'out', 'aria-live': 'polite' }, predicted, output)));
+model.forward(x);  // y`,
+          ),
+        ),
+      ),
+      el('div', { className: 'out', 'aria-live': 'polite' }, predicted, output),
+    ),
+  );
   // A first prediction on the suggested input; if the guess of the input's width is wrong, the
   // user types one (no alert for an input nobody typed).
   try {
@@ -814,14 +1067,21 @@ function start() {
   onClick('predict', predict);
   onClick('persist', keepData);
   $('dismiss').addEventListener('click', () => showError(null));
-  $('dtype').addEventListener('change', () => { $('code2').textContent = saveCode(); });
-  $('input').addEventListener('input', () => { $('code5').textContent = predictCode(); });
+  $('dtype').addEventListener('change', () => {
+    $('code2').textContent = saveCode();
+  });
+  $('input').addEventListener('input', () => {
+    $('code5').textContent = predictCode();
+  });
   $('input').addEventListener('keydown', (event) => {
     if (event.key === 'Enter' && current) run(predict);
   });
   $('upload').addEventListener('change', (event) => {
     const file = event.target.files?.[0];
-    if (file) run(() => upload(file)).finally(() => { event.target.value = ''; });
+    if (file)
+      run(() => upload(file)).finally(() => {
+        event.target.value = '';
+      });
   });
   // A model file (.mkp, .pt, .pth, .safetensors) dropped anywhere on the page is uploaded like
   // one picked with the button.

@@ -3,6 +3,15 @@
 export { ModelError } from './errors.js';
 export { Model, Layer, nn } from './model.js';
 export {
-  save, load, loadBytes, listModels, modelInfo, removeModel, copyModel, moveModel, onModelsChange, fileInfo,
+  save,
+  load,
+  loadBytes,
+  listModels,
+  modelInfo,
+  removeModel,
+  copyModel,
+  moveModel,
+  onModelsChange,
+  fileInfo,
 } from './io.js';
 export { requestPersistence, storageEstimate } from './storage.js';

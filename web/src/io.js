@@ -20,10 +20,13 @@ const DOWNLOADS = 'downloads://';
 const stores = new Map();
 function openBackend(scheme) {
   if (!stores.has(scheme)) {
-    stores.set(scheme, backends[scheme]().catch((e) => {
-      stores.delete(scheme);
-      throw e;
-    }));
+    stores.set(
+      scheme,
+      backends[scheme]().catch((e) => {
+        stores.delete(scheme);
+        throw e;
+      }),
+    );
   }
   return stores.get(scheme);
 }
@@ -37,7 +40,9 @@ function schemeOf(url) {
 async function locate(url, what = 'url') {
   const scheme = schemeOf(url);
   if (!scheme || url.length === scheme.length) {
-    const forms = Object.keys(backends).map((s) => `'${s}name'`).join(' or ');
+    const forms = Object.keys(backends)
+      .map((s) => `'${s}name'`)
+      .join(' or ');
     throw new ModelError('invalid_argument', `${what} must look like ${forms}, got ${String(url)}`);
   }
   return { store: await openBackend(scheme), name: url.slice(scheme.length) };
@@ -46,13 +51,18 @@ async function locate(url, what = 'url') {
 /** The info record kept beside the bytes (what listModels() shows), from the wasm side's info. */
 function describe(i) {
   return {
-    kind: i.kind, version: i.version, dtype: i.dtype, params: i.params,
-    architecture: i.architecture, layers: i.layers.map((l) => l.spec), metadata: i.metadata,
+    kind: i.kind,
+    version: i.version,
+    dtype: i.dtype,
+    params: i.params,
+    architecture: i.architecture,
+    layers: i.layers.map((l) => l.spec),
+    metadata: i.metadata,
   };
 }
 
 function publicInfo(info) {
-  const { name, chunks, ...rest } = info;  // storage details stay inside
+  const { name, chunks, ...rest } = info; // storage details stay inside
   return rest;
 }
 
@@ -73,17 +83,28 @@ export async function save(model, url, { dtype, metadata = {}, onProgress } = {}
     }
     const bytes = model.toBytes({ format, dtype, metadata });
     const stored = dtype ?? (model.weightDtype === 'int8' ? 'f32' : model.weightDtype);
-    return write(bytes, url, { format, dtype: stored, params: model.paramCount, architecture: model.architecture }, onProgress);
+    return write(
+      bytes,
+      url,
+      { format, dtype: stored, params: model.paramCount, architecture: model.architecture },
+      onProgress,
+    );
   }
   // A model's info comes with its bytes; bytes from elsewhere are read (and checked) once.
   // Into a store, a model is written by wasm straight into the chunks the store keeps.
   const chunkBytes = model instanceof Model && scheme ? (await openBackend(scheme)).chunkBytes : 0;
-  const { bytes, chunks, info: raw } = model instanceof Model
+  const {
+    bytes,
+    chunks,
+    info: raw,
+  } = model instanceof Model
     ? encode(model, { dtype, metadata, chunkBytes })
     : { bytes: toUint8Array(model), info: check(runtime().fileInfo(toUint8Array(model), false)) };
   if (raw.format !== 'modelkeep') {
-    throw new ModelError('invalid_argument',
-      `save() stores modelkeep bytes; these are a ${raw.format} file: load() it into a Model first`);
+    throw new ModelError(
+      'invalid_argument',
+      `save() stores modelkeep bytes; these are a ${raw.format} file: load() it into a Model first`,
+    );
   }
   const info = describe(raw);
   return write(chunks ?? bytes, url, info, onProgress);
@@ -171,8 +192,10 @@ export async function loadBytes(source, { onProgress } = {}) {
     throw new ModelError('network_error', `cannot fetch ${text}: ${e.message}`);
   }
   if (!response.ok) {
-    throw new ModelError(response.status === 404 ? 'not_found' : 'network_error',
-      `fetching ${text} gave HTTP ${response.status}`);
+    throw new ModelError(
+      response.status === 404 ? 'not_found' : 'network_error',
+      `fetching ${text} gave HTTP ${response.status}`,
+    );
   }
   const length = Number(response.headers.get('content-length')) || undefined;
   return response.body ? readStream(response.body, length, onProgress) : new Uint8Array(await response.arrayBuffer());

@@ -4,9 +4,8 @@ import { ModelError, check } from './errors.js';
 import { runtime } from './runtime.js';
 
 // Safety net for models that are never disposed; dispose() is still the rule.
-const registry = typeof FinalizationRegistry === 'function'
-  ? new FinalizationRegistry((handle) => handle.delete())
-  : null;
+const registry =
+  typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((handle) => handle.delete()) : null;
 
 const DTYPES = ['f32', 'f16', 'bf16', 'int8'];
 
@@ -69,7 +68,7 @@ function checkMetadata(metadata) {
 function randomSeed() {
   const words = new Uint32Array(2);
   globalThis.crypto.getRandomValues(words);
-  return (words[0] & 0x1fffff) * 2 ** 32 + words[1];  // < 2^53
+  return (words[0] & 0x1fffff) * 2 ** 32 + words[1]; // < 2^53
 }
 
 /** Layer builders, named and parameterised like torch.nn. */
@@ -87,12 +86,20 @@ export const nn = {
   identity: () => call('Identity'),
   dropout: (p = 0.5) => call('Dropout', [num(p, 'p')]),
   flatten: (startDim = 1, endDim = -1) => call('Flatten', [int(startDim, 'startDim'), int(endDim, 'endDim')]),
-  layerNorm: (n, { eps, elementwiseAffine, bias } = {}) => call('LayerNorm', [
-    int(n, 'normalizedShape'), ...(eps === undefined ? [] : [`eps=${num(eps, 'eps')}`]),
-    ...flag('elementwise_affine', elementwiseAffine, true), ...flag('bias', bias, true)]),
-  batchNorm1d: (n, { eps, affine, trackRunningStats } = {}) => call('BatchNorm1d', [
-    int(n, 'numFeatures'), ...(eps === undefined ? [] : [`eps=${num(eps, 'eps')}`]),
-    ...flag('affine', affine, true), ...flag('track_running_stats', trackRunningStats, true)]),
+  layerNorm: (n, { eps, elementwiseAffine, bias } = {}) =>
+    call('LayerNorm', [
+      int(n, 'normalizedShape'),
+      ...(eps === undefined ? [] : [`eps=${num(eps, 'eps')}`]),
+      ...flag('elementwise_affine', elementwiseAffine, true),
+      ...flag('bias', bias, true),
+    ]),
+  batchNorm1d: (n, { eps, affine, trackRunningStats } = {}) =>
+    call('BatchNorm1d', [
+      int(n, 'numFeatures'),
+      ...(eps === undefined ? [] : [`eps=${num(eps, 'eps')}`]),
+      ...flag('affine', affine, true),
+      ...flag('track_running_stats', trackRunningStats, true),
+    ]),
 
   /**
    * nn.sequential(nn.linear(3, 5), nn.relu(), ...) or nn.sequential({ fc1: nn.linear(3, 5) }),
@@ -101,15 +108,20 @@ export const nn = {
   sequential(...args) {
     let options = {};
     const last = args[args.length - 1];
-    if (last && !(last instanceof Layer) && typeof last === 'object' &&
-        !Object.values(last).some((v) => v instanceof Layer)) {
+    if (
+      last &&
+      !(last instanceof Layer) &&
+      typeof last === 'object' &&
+      !Object.values(last).some((v) => v instanceof Layer)
+    ) {
       options = args.pop();
     }
     const layers = [];
     for (const a of args) {
       if (a instanceof Layer) layers.push(a);
       else if (a && typeof a === 'object') for (const [name, l] of Object.entries(a)) layers.push(l.named(name));
-      else throw new ModelError('invalid_argument', `nn.sequential takes layers (nn.linear(...), ...), got ${String(a)}`);
+      else
+        throw new ModelError('invalid_argument', `nn.sequential takes layers (nn.linear(...), ...), got ${String(a)}`);
     }
     if (layers.length === 0) throw new ModelError('invalid_argument', 'nn.sequential needs at least one layer');
     return Model.fromSpec(layers.map((l) => l.toString()).join(','), options);
@@ -129,7 +141,10 @@ function fromNested(input) {
       return;
     }
     if (!Array.isArray(v) || v.length !== shape[depth]) {
-      throw new ModelError('invalid_input', `input is not rectangular: expected ${shape[depth]} items at depth ${depth}`);
+      throw new ModelError(
+        'invalid_input',
+        `input is not rectangular: expected ${shape[depth]} items at depth ${depth}`,
+      );
     }
     for (const x of v) walk(x, depth + 1);
   };
@@ -195,7 +210,8 @@ export class Model {
     let data;
     if (Array.isArray(input) && shape === undefined) ({ data, shape } = fromNested(input));
     else {
-      if (!Array.isArray(shape)) throw new ModelError('invalid_input', 'flat input needs a shape, e.g. forward(data, [1, 3])');
+      if (!Array.isArray(shape))
+        throw new ModelError('invalid_input', 'flat input needs a shape, e.g. forward(data, [1, 3])');
       data = input instanceof Float32Array ? input : Float32Array.from(input);
     }
     const r = check(this.#live().forward(data, shape));

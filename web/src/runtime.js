@@ -7,8 +7,11 @@ import createModelkeep from '../dist/modelkeep_wasm.mjs';
 const wasmUrl = new URL('../dist/modelkeep_wasm.wasm', import.meta.url);
 
 /** True in Node.js (and not in a browser or worker). */
-export const isNode = typeof process !== 'undefined' && !!process.versions?.node &&
-  typeof window === 'undefined' && typeof importScripts === 'undefined';
+export const isNode =
+  typeof process !== 'undefined' &&
+  !!process.versions?.node &&
+  typeof window === 'undefined' &&
+  typeof importScripts === 'undefined';
 
 async function loadModule() {
   if (isNode) {

@@ -63,8 +63,11 @@ function quotaExceeded(needed, available) {
   if (needed !== undefined) details.needed = needed;
   if (available !== undefined) details.available = available;
   const room = available === undefined ? '' : `, only ${available} are available`;
-  return new ModelError('quota_exceeded',
-    `not enough storage to save the model: ${needed ?? 'more'} bytes needed${room}`, details);
+  return new ModelError(
+    'quota_exceeded',
+    `not enough storage to save the model: ${needed ?? 'more'} bytes needed${room}`,
+    details,
+  );
 }
 
 /**
@@ -78,10 +81,12 @@ export function toModelError(err, what, { needed, available } = {}) {
   if (err.name === 'QuotaExceededError') {
     // The browser refused the write although estimate() promised room (a nearly full disk):
     // the estimate is no measure of what is available then, so it is not reported as such.
-    mapped = new ModelError('quota_exceeded',
+    mapped = new ModelError(
+      'quota_exceeded',
       `not enough storage to save the model: the browser refused to store ${needed ?? 'the'} bytes` +
-      (available === undefined ? '' : ` (its estimate() had promised ${available})`),
-      needed === undefined ? {} : { needed });
+        (available === undefined ? '' : ` (its estimate() had promised ${available})`),
+      needed === undefined ? {} : { needed },
+    );
   } else if (err.name === 'DataCloneError') {
     mapped = new ModelError('invalid_argument', `info cannot be stored: ${err.message}`);
   } else {
@@ -95,8 +100,10 @@ export function toModelError(err, what, { needed, available } = {}) {
 
 export function checkName(name, what = 'name') {
   if (typeof name !== 'string' || name.length === 0 || name.length > maxNameLength) {
-    throw new ModelError('invalid_argument',
-      `${what} must be a non-empty string of at most ${maxNameLength} characters`);
+    throw new ModelError(
+      'invalid_argument',
+      `${what} must be a non-empty string of at most ${maxNameLength} characters`,
+    );
   }
 }
 

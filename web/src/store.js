@@ -6,7 +6,16 @@
 
 import { ModelError } from './errors.js';
 import {
-  checkName, checkProgress, checkPut, checkQuota, corrupt, joinChunks, notFound, openSync, storeClosed, toModelError,
+  checkName,
+  checkProgress,
+  checkPut,
+  checkQuota,
+  corrupt,
+  joinChunks,
+  notFound,
+  openSync,
+  storeClosed,
+  toModelError,
 } from './storage.js';
 
 const dbName = 'modelkeep';
@@ -60,10 +69,16 @@ function openDatabase(factory, timeoutMs) {
       const why = blocked
         ? 'is blocked by a connection in another tab'
         : `did not finish within ${timeoutMs} ms (another tab may be upgrading or deleting it)`;
-      reject(new ModelError('storage_blocked',
-        `opening IndexedDB database "${dbName}" ${why}; close other tabs of this site and retry`));
+      reject(
+        new ModelError(
+          'storage_blocked',
+          `opening IndexedDB database "${dbName}" ${why}; close other tabs of this site and retry`,
+        ),
+      );
     }, timeoutMs);
-    request.onblocked = () => { blocked = true; };
+    request.onblocked = () => {
+      blocked = true;
+    };
     request.onupgradeneeded = (event) => {
       // Must create the whole schema here, in this one upgrade.
       const db = request.result;
@@ -99,19 +114,22 @@ function connect(factory, timeoutMs) {
   const forget = () => {
     if (connections.get(factory) === entry) connections.delete(factory);
   };
-  entry.promise = openDatabase(factory, timeoutMs).then((db) => {
-    entry.db = db;
-    // Must let another tab upgrade or delete the database: close now, reopen on the next call.
-    db.onversionchange = () => {
-      db.close();
+  entry.promise = openDatabase(factory, timeoutMs).then(
+    (db) => {
+      entry.db = db;
+      // Must let another tab upgrade or delete the database: close now, reopen on the next call.
+      db.onversionchange = () => {
+        db.close();
+        forget();
+      };
+      db.onclose = forget; // closed by the browser (e.g. storage cleared)
+      return db;
+    },
+    (err) => {
       forget();
-    };
-    db.onclose = forget; // closed by the browser (e.g. storage cleared)
-    return db;
-  }, (err) => {
-    forget();
-    throw err;
-  });
+      throw err;
+    },
+  );
   connections.set(factory, entry);
   return entry.promise;
 }
@@ -120,15 +138,20 @@ function connect(factory, timeoutMs) {
 function disconnect(factory) {
   const cached = connections.get(factory);
   connections.delete(factory);
-  cached?.promise.then((db) => db.close(), () => {});
+  cached?.promise.then(
+    (db) => db.close(),
+    () => {},
+  );
 }
 
 // ---- errors and key ranges ---------------------------------------------------------------------
 
 function unavailable(cause) {
   const why = cause ? `: ${cause.name}: ${cause.message}` : '';
-  const err = new ModelError('storage_unavailable',
-    `IndexedDB cannot be opened${why} (private browsing or disabled site storage?)`);
+  const err = new ModelError(
+    'storage_unavailable',
+    `IndexedDB cannot be opened${why} (private browsing or disabled site storage?)`,
+  );
   if (cause) err.cause = cause;
   return err;
 }
@@ -161,12 +184,16 @@ export async function openStore(options = {}) {
     throw new ModelError('invalid_argument', 'blockedTimeoutMs must be a number >= 0');
   }
   if (!factory || typeof factory.open !== 'function') {
-    throw new ModelError('storage_unavailable',
-      'IndexedDB is not available here (private browsing, site storage disabled, or no browser)');
+    throw new ModelError(
+      'storage_unavailable',
+      'IndexedDB is not available here (private browsing, site storage disabled, or no browser)',
+    );
   }
   if (typeof IDBKeyRange?.bound !== 'function') {
-    throw new ModelError('storage_unavailable',
-      'IDBKeyRange is not available: pass the one that belongs to options.indexedDB');
+    throw new ModelError(
+      'storage_unavailable',
+      'IDBKeyRange is not available: pass the one that belongs to options.indexedDB',
+    );
   }
   await connect(factory, blockedTimeoutMs);
   const sync = openSync({ lock: writeLock, channel: channelName });
@@ -178,9 +205,10 @@ export async function openStore(options = {}) {
       const db = await connect(factory, blockedTimeoutMs);
       let tx;
       try {
-        tx = mode === 'readwrite'
-          ? db.transaction(storeNames, mode, { durability: 'strict' })
-          : db.transaction(storeNames, mode);
+        tx =
+          mode === 'readwrite'
+            ? db.transaction(storeNames, mode, { durability: 'strict' })
+            : db.transaction(storeNames, mode);
       } catch (err) {
         // The cached connection was closed under us (versionchange, close()): reopen once.
         if (err?.name === 'InvalidStateError' && attempt === 0) {
@@ -194,7 +222,11 @@ export async function openStore(options = {}) {
       try {
         result = await body(tx);
       } catch (err) {
-        try { tx.abort(); } catch { /* already finished */ }
+        try {
+          tx.abort();
+        } catch {
+          /* already finished */
+        }
         await finished.catch(() => {});
         // A failed request reports AbortError for the rest; tx.error holds the real cause.
         const cause = err instanceof ModelError || !tx.error ? err : tx.error;
@@ -211,8 +243,7 @@ export async function openStore(options = {}) {
 
   /** Reads a name's info record; must never open the `chunks` store. */
   async function readInfo(name) {
-    const record = await transact(['info'], 'readonly',
-      (tx) => promisify(tx.objectStore('info').get(name)));
+    const record = await transact(['info'], 'readonly', (tx) => promisify(tx.objectStore('info').get(name)));
     if (!record) throw notFound(name);
     return record;
   }
@@ -229,24 +260,28 @@ export async function openStore(options = {}) {
       // A move frees what it writes, so only a copy must find room first.
       const { bytes } = await readInfo(from);
       const quota = keepSource ? await checkQuota(bytes) : { needed: bytes };
-      await transact(['info', 'chunks'], 'readwrite', async (tx) => {
-        const infos = tx.objectStore('info');
-        const chunks = tx.objectStore('chunks');
-        const record = await promisify(infos.get(from));
-        if (!record) throw notFound(from);
-        chunks.delete(rangeOf(IDBKeyRange, to));
-        const cursorRequest = chunks.openCursor(rangeOf(IDBKeyRange, from));
-        for (let cursor = await promisify(cursorRequest); cursor;
-          cursor = await promisify(cursorRequest)) {
-          chunks.put(cursor.value, [to, cursor.key[1]]);
-          cursor.continue();
-        }
-        infos.put({ ...record, name: to });
-        if (!keepSource) {
-          chunks.delete(rangeOf(IDBKeyRange, from));
-          infos.delete(from);
-        }
-      }, quota);
+      await transact(
+        ['info', 'chunks'],
+        'readwrite',
+        async (tx) => {
+          const infos = tx.objectStore('info');
+          const chunks = tx.objectStore('chunks');
+          const record = await promisify(infos.get(from));
+          if (!record) throw notFound(from);
+          chunks.delete(rangeOf(IDBKeyRange, to));
+          const cursorRequest = chunks.openCursor(rangeOf(IDBKeyRange, from));
+          for (let cursor = await promisify(cursorRequest); cursor; cursor = await promisify(cursorRequest)) {
+            chunks.put(cursor.value, [to, cursor.key[1]]);
+            cursor.continue();
+          }
+          infos.put({ ...record, name: to });
+          if (!keepSource) {
+            chunks.delete(rangeOf(IDBKeyRange, from));
+            infos.delete(from);
+          }
+        },
+        quota,
+      );
     });
   }
 
@@ -265,8 +300,7 @@ export async function openStore(options = {}) {
       const out = [];
       let loaded = 0;
       const cursorRequest = tx.objectStore('chunks').openCursor(rangeOf(IDBKeyRange, name));
-      for (let cursor = await promisify(cursorRequest); cursor;
-        cursor = await promisify(cursorRequest)) {
+      for (let cursor = await promisify(cursorRequest); cursor; cursor = await promisify(cursorRequest)) {
         const chunk = cursor.value;
         const index = out.length;
         if (cursor.key[1] !== index) throw corrupt(name, `chunk ${index} of ${count} is missing`);
@@ -280,8 +314,7 @@ export async function openStore(options = {}) {
         cursor.continue();
       }
       if (out.length !== count || loaded !== total) {
-        throw corrupt(name,
-          `found ${out.length} chunks / ${loaded} bytes, the info record says ${count} / ${total}`);
+        throw corrupt(name, `found ${out.length} chunks / ${loaded} bytes, the info record says ${count} / ${total}`);
       }
       return out;
     });
@@ -301,22 +334,27 @@ export async function openStore(options = {}) {
       let record;
       await sync.write([name], async () => {
         const quota = await checkQuota(total);
-        await transact(['info', 'chunks'], 'readwrite', async (tx) => {
-          const chunks = tx.objectStore('chunks');
-          // Must drop every old chunk (strays past the old count too) in this same transaction.
-          chunks.delete(rangeOf(IDBKeyRange, name));
-          for (let index = 0, loaded = 0; index < count; index++) {
-            // A fresh ArrayBuffer of just this chunk: putting a view would clone its whole buffer.
-            const part = given ? given[index] : bytes.subarray(loaded, Math.min(loaded + chunkBytes, total));
-            const whole = part.byteOffset === 0 && part.byteLength === part.buffer.byteLength && given;
-            await promisify(chunks.put(whole ? part.buffer : part.slice().buffer, [name, index]));
-            loaded += part.byteLength;
-            onProgress?.({ loaded, total });
-          }
-          const dateSaved = new Date().toISOString();
-          record = { ...fields, name, bytes: total, chunks: count, dateSaved };
-          await promisify(tx.objectStore('info').put(record));
-        }, quota);
+        await transact(
+          ['info', 'chunks'],
+          'readwrite',
+          async (tx) => {
+            const chunks = tx.objectStore('chunks');
+            // Must drop every old chunk (strays past the old count too) in this same transaction.
+            chunks.delete(rangeOf(IDBKeyRange, name));
+            for (let index = 0, loaded = 0; index < count; index++) {
+              // A fresh ArrayBuffer of just this chunk: putting a view would clone its whole buffer.
+              const part = given ? given[index] : bytes.subarray(loaded, Math.min(loaded + chunkBytes, total));
+              const whole = part.byteOffset === 0 && part.byteLength === part.buffer.byteLength && given;
+              await promisify(chunks.put(whole ? part.buffer : part.slice().buffer, [name, index]));
+              loaded += part.byteLength;
+              onProgress?.({ loaded, total });
+            }
+            const dateSaved = new Date().toISOString();
+            record = { ...fields, name, bytes: total, chunks: count, dateSaved };
+            await promisify(tx.objectStore('info').put(record));
+          },
+          quota,
+        );
       });
       return { ...record };
     },
@@ -333,8 +371,7 @@ export async function openStore(options = {}) {
     },
 
     async list() {
-      const records = await transact(['info'], 'readonly',
-        (tx) => promisify(tx.objectStore('info').getAll()));
+      const records = await transact(['info'], 'readonly', (tx) => promisify(tx.objectStore('info').getAll()));
       return Object.fromEntries(records.map((record) => [record.name, record]));
     },
 
@@ -344,12 +381,14 @@ export async function openStore(options = {}) {
 
     async remove(name) {
       checkName(name);
-      await sync.write([name], () => transact(['info', 'chunks'], 'readwrite', async (tx) => {
-        const infos = tx.objectStore('info');
-        if (!(await promisify(infos.get(name)))) throw notFound(name);
-        tx.objectStore('chunks').delete(rangeOf(IDBKeyRange, name));
-        infos.delete(name);
-      }));
+      await sync.write([name], () =>
+        transact(['info', 'chunks'], 'readwrite', async (tx) => {
+          const infos = tx.objectStore('info');
+          if (!(await promisify(infos.get(name)))) throw notFound(name);
+          tx.objectStore('chunks').delete(rangeOf(IDBKeyRange, name));
+          infos.delete(name);
+        }),
+      );
     },
 
     onChange: sync.onChange,
