@@ -1,8 +1,6 @@
 #include "spec.hpp"
 
-#include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <unordered_set>
 
@@ -62,18 +60,6 @@ bool parse_int(const std::string& v, std::int32_t& out) {
     if (!parse_u64(neg ? v.substr(1) : v, n) || n > 1000) return false;
     out = neg ? -std::int32_t(n) : std::int32_t(n);
     return true;
-}
-
-bool parse_float(const std::string& v, float& out) {
-    if (v.empty()) return false;
-    for (char ch : v)
-        if (!((ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '+' || ch == 'e' || ch == 'E')) return false;
-    char* end = nullptr;
-    errno = 0;
-    const double d = std::strtod(v.c_str(), &end);
-    if (end != v.c_str() + v.size() || errno == ERANGE || !std::isfinite(d)) return false;
-    out = float(d);
-    return std::isfinite(out);
 }
 
 bool parse_bool(const std::string& v, bool& out) {
@@ -267,15 +253,6 @@ std::string architecture_advice(const std::vector<std::pair<std::string, Shape>>
     const std::string hint = suggest_spec(tensors);
     return "Pass an architecture (SPEC)" +
            (hint.empty() ? std::string() : ", e.g. \"" + hint + "\" with the activations in between");
-}
-
-std::string format_float(float v) {
-    char buf[32];
-    for (int prec = 1; prec <= 9; ++prec) {
-        std::snprintf(buf, sizeof buf, "%.*g", prec, double(v));
-        if (std::strtof(buf, nullptr) == v) break;
-    }
-    return buf;
 }
 
 std::string format_layer(const LayerSpec& s) {

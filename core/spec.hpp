@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "decimal.hpp"
 #include "layer.hpp"
 #include "status.hpp"
 
@@ -44,8 +45,5 @@ std::string suggest_spec(const std::vector<std::pair<std::string, Shape>>& tenso
 /// of these tensors: "Pass an architecture (SPEC), e.g. \"...\" with the
 /// activations in between" (without the example when none is implied).
 std::string architecture_advice(const std::vector<std::pair<std::string, Shape>>& tensors);
-
-/// Shortest decimal that reads back as the same float ("0.1", "1e-05").
-std::string format_float(float v);
 
 }  // namespace modelkeep

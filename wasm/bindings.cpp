@@ -60,6 +60,9 @@ val shape_array(const Shape& shape) {
     return out;
 }
 
+// A JS array's length as text ("3", not "3.000000").
+std::string count_text(double n) { return std::to_string(std::uint64_t(n)); }
+
 // Reads a JS array of non-negative integers as a Shape; false if it is not one.
 bool read_shape(const val& js, Shape& shape) {
     if (!js.isArray()) return false;
@@ -415,7 +418,7 @@ public:
         Status st = checked_numel(shape, numel, "input");
         if (!st.ok()) return fail(st);
         if (data["length"].as<double>() != double(numel))
-            return fail(error(Code::shape_mismatch, "input has " + std::to_string(data["length"].as<double>()) +
+            return fail(error(Code::shape_mismatch, "input has " + count_text(data["length"].as<double>()) +
                                                         " values but shape " + shape_to_string(shape) + " holds " +
                                                         std::to_string(numel)));
         if (!warm_.ready || shape != warm_.shape) {
@@ -509,7 +512,7 @@ public:
             if (!st.ok()) return fail(st);
             if (e["data"]["length"].as<double>() != double(numel))
                 return fail(error(Code::shape_mismatch, "tensor '" + name + "' has " +
-                                                            std::to_string(e["data"]["length"].as<double>()) +
+                                                            count_text(e["data"]["length"].as<double>()) +
                                                             " values but shape " + shape_to_string(shape)));
             st = reserve(double(numel) * 4, "tensor '" + name + "'");
             if (!st.ok()) return fail(st);

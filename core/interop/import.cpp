@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "decimal.hpp"
 #include "safetensors.hpp"
 #include "spec.hpp"
 
@@ -60,12 +61,7 @@ bool parse_int(const std::string* s, std::int64_t& out) {
     out = std::strtoll(s->c_str(), &end, 10);
     return *end == 0;
 }
-bool parse_num(const std::string* s, float& out) {
-    if (!s || s->empty()) return false;
-    char* end = nullptr;
-    out = std::strtof(s->c_str(), &end);
-    return *end == 0;
-}
+bool parse_num(const std::string* s, float& out) { return s && parse_float(*s, out); }
 bool parse_bool(const std::string* s, bool& out) {
     if (!s || (*s != "True" && *s != "False")) return false;
     out = *s == "True";

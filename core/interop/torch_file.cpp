@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "decimal.hpp"
 #include "inflate.hpp"
 #include "zip.hpp"
 
@@ -52,12 +53,11 @@ bool is_tensor_dict(const Value& v) {
 }
 
 std::string scalar_text(const Value& v) {
-    char buf[40];
     switch (v.kind) {
         case Kind::none: return "None";
         case Kind::boolean: return v.boolean ? "True" : "False";
         case Kind::integer: return std::to_string(v.integer);
-        case Kind::floating: std::snprintf(buf, sizeof buf, "%.17g", v.floating); return buf;
+        case Kind::floating: return format_double(v.floating);
         case Kind::string: return v.text;
         case Kind::tuple: {
             std::string s = "(";

@@ -105,6 +105,8 @@ test('errors come back as ModelError codes, and the module survives them', () =>
     'invalid_input',
   );
   throwsCode(() => m.forward(new Float32Array(3), [1, 4]), 'shape_mismatch');
+  // Counts read as counts ("3 values", not "3.000000 values").
+  assert.throws(() => m.forward(new Float32Array(3), [1, 4]), /input has 3 values but shape \(1, 4\) holds 4$/);
   throwsCode(() => m.forward([1, 2, 3], 'x'), 'invalid_input');
   throwsCode(() => m.toBytes({ dtype: 'f64' }), 'invalid_argument');
   throwsCode(() => Model.fromBytes(new Uint8Array([1, 2, 3])), 'unknown_format');
