@@ -271,7 +271,7 @@ bool nearest(const Big& n, int e10, const Format& f, T& out) {
     const bool half = q & 2, below = (q & 1) || sticky;
     if (half && (below || (mant & 1))) ++mant;
     const int scale = k + 2;  // value = mant · 2^scale
-    if (mant >> P) {           // rounded up to the next power of two
+    if (mant >> P) {          // rounded up to the next power of two
         mant >>= 1;
         if (scale + 1 + P - 1 > f.max_exp) return false;
         out = T(std::ldexp(double(mant), scale + 1));

@@ -1,4 +1,4 @@
-// Tests of the allowlisting unpickler (core/pickle.hpp) on hand-assembled
+// Tests of the allowlisting unpickler (core/interop/pickle.hpp) on hand-assembled
 // pickles: every accepted opcode, every refusal with its code and the name it
 // must mention, the structure limits, and no crash on damaged input.
 #include <gtest/gtest.h>
