@@ -317,9 +317,8 @@ export class Model {
 
   /**
    * The dtype the Linear weights are held in: 'f32', or 'f16' | 'bf16' | 'int8' when compact
-   * (half or a quarter of the memory; at batch 1 on large models int8 predicts ~3× faster than
-   * f32, bf16 ~1.4×; small models gain nothing — docs/PERFORMANCE.md). A .mkp saved with
-   * compact weights loads compact.
+   * (half or a quarter of the memory; faster at batch 1 on large models, no gain on small ones:
+   * the figures are in docs/PERFORMANCE.md). A .mkp saved with compact weights loads compact.
    * @returns {'f32'|'f16'|'bf16'|'int8'}
    */
   get weightDtype() {
