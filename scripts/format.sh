@@ -11,7 +11,7 @@ case "${1:-}" in
   --check) mode=check ;;
   *) echo "usage: scripts/format.sh [--check]"; exit 2 ;;
 esac
-mapfile -t cpp < <(git ls-files '*.cpp' '*.hpp')
+mapfile -t cpp < <(git ls-files --cached --others --exclude-standard '*.cpp' '*.hpp')
 if [ "$mode" = check ]; then
   status=0
   for f in "${cpp[@]}"; do

@@ -41,7 +41,8 @@ TEST(Param, CompactFormsAndBack) {
         EXPECT_EQ(f, expand_weight(p.compact()));
         // Every value here is exact in f16 and bf16; int8 is within its bound.
         const Tensor w = weight();
-        for (std::size_t i = 0; i < w.size(); ++i) EXPECT_NEAR(f.data()[i], w.data()[i], 2.0f / 254) << dtype_name(dtype);
+        for (std::size_t i = 0; i < w.size(); ++i)
+            EXPECT_NEAR(f.data()[i], w.data()[i], 2.0f / 254) << dtype_name(dtype);
         ASSERT_TRUE(p.set_dtype(DType::f32));
         EXPECT_FALSE(p.is_compact());
         EXPECT_EQ(p.values(), f);
