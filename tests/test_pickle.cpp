@@ -3,12 +3,15 @@
 // must mention, the structure limits, and no crash on damaged input.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "alloc_tracking.hpp"
 #include "pickle.hpp"
+#include "pickle_builder.hpp"
 
 using namespace modelkeep;
 
@@ -16,47 +19,7 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-// A tiny assembler for pickle opcodes.
-struct P {
-    Bytes b;
-    explicit P(int proto = 2) {
-        if (proto >= 0) {
-            b.push_back(0x80);
-            b.push_back(std::uint8_t(proto));
-        }
-    }
-    P& op(std::uint8_t c) {
-        b.push_back(c);
-        return *this;
-    }
-    P& raw(const std::string& s) {
-        b.insert(b.end(), s.begin(), s.end());
-        return *this;
-    }
-    P& le(std::uint64_t v, int n) {  // n bytes, little-endian; bytes past the 8th are zero
-        for (int i = 0; i < n; ++i) b.push_back(i < 8 ? std::uint8_t(v >> (8 * i)) : 0);
-        return *this;
-    }
-    P& str(const std::string& s) { return op('X').le(s.size(), 4).raw(s); }
-    P& short_str(const std::string& s) { return op(0x8c).le(s.size(), 1).raw(s); }
-    P& global(const std::string& m, const std::string& n) { return op('c').raw(m + "\n" + n + "\n"); }
-    P& int1(int v) { return op('K').le(std::uint64_t(v), 1); }
-    P& long1(std::int64_t v, int n = 8) { return op(0x8a).le(std::uint64_t(n), 1).le(std::uint64_t(v), n); }
-    P& stop() { return op('.'); }
-    // ('storage', torch.<type>, key, 'cpu', numel) BINPERSID
-    P& storage(const std::string& type, const std::string& key, int numel) {
-        op('(').str("storage").global("torch", type).str(key).str("cpu").int1(numel).op('t').op('Q');
-        return *this;
-    }
-    // _rebuild_tensor_v2(storage, offset, (rows, cols), (cols, 1), False, OrderedDict())
-    P& tensor2d(const std::string& key, int rows, int cols, int offset = 0) {
-        global("torch._utils", "_rebuild_tensor_v2").op('(');
-        storage("FloatStorage", key, rows * cols + offset);
-        int1(offset).int1(rows).int1(cols).op(0x86).int1(cols).int1(1).op(0x86).op(0x89);
-        global("collections", "OrderedDict").op(')').op('R').op('t').op('R');
-        return *this;
-    }
-};
+using mkt::P;
 
 Status run(const Bytes& b, Unpickled& u, bool legacy = false) { return unpickle(b.data(), b.size(), legacy, u); }
 
@@ -380,5 +343,59 @@ TEST(Pickle, DamagedInputNeverCrashes) {
         garbage[1] = 2;
         Unpickled u;
         (void)run(garbage, u);
+    }
+}
+
+// Floods: each refused early, with limit_exceeded, in little time and memory
+// (every value, item and memo entry is counted before it is allocated).
+TEST(Pickle, FloodsAreRefusedBeforeTheyCost) {
+    struct Flood {
+        const char* what;
+        Bytes bytes;
+    };
+    const std::size_t n = 24u << 20;  // 24 M opcodes, a 24-48 MB pickle
+    std::vector<Flood> floods;
+    {  // None pushed until the values' memory runs out
+        P p;
+        p.b.resize(p.b.size() + n, 'N');
+        floods.push_back({"None flood", p.b});
+    }
+    {  // one value read from the memo again and again: the stack grows
+        P p;
+        p.op('N').op('q').le(0, 1);
+        for (std::size_t i = 0; i < n / 2; ++i) p.op('h').le(0, 1);
+        floods.push_back({"memo GET flood", p.b});
+    }
+    {  // MEMOIZE again and again: the memo grows
+        P p(4);
+        p.op('N');
+        p.b.resize(p.b.size() + n, 0x94);
+        floods.push_back({"MEMOIZE flood", p.b});
+    }
+    {  // work without memory: the same memo slot written again and again, past the opcode cap
+        P p;
+        p.op('N');
+        for (std::size_t i = 0; i < n; ++i) p.op('q').le(0, 1);
+        floods.push_back({"BINPUT flood", p.b});
+    }
+    {  // one long list: APPEND after APPEND
+        P p;
+        p.op(']');
+        for (std::size_t i = 0; i < n / 2; ++i) p.op('N').op('a');
+        floods.push_back({"APPEND flood", p.b});
+    }
+    for (const Flood& f : floods) {
+        Unpickled out;
+        const auto start = std::chrono::steady_clock::now();
+        const mkt::AllocScope scope;
+        const Status st = unpickle(f.bytes.data(), f.bytes.size(), false, out);
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        EXPECT_EQ(st.code(), Code::limit_exceeded) << f.what << ": " << st.to_string();
+        EXPECT_LE(scope.peak(), std::uint64_t(64) << 20) << f.what;
+#if !defined(__SANITIZE_ADDRESS__)  // (sanitizers slow everything several times)
+        EXPECT_LE(seconds, 1.0) << f.what;
+#else
+        (void)seconds;
+#endif
     }
 }

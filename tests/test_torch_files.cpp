@@ -10,19 +10,24 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "alloc_tracking.hpp"
 #include "import.hpp"
+#include "pickle_builder.hpp"
 #include "spec.hpp"
 #include "torch_file.hpp"
+#include "zip_builder.hpp"
 
 using namespace modelkeep;
 
@@ -275,3 +280,142 @@ TEST(TorchFiles, TheNaiveReadingOfANonSequentialForwardIsWrong) {
 }
 
 TEST(TorchFiles, NothingWasExecuted) { EXPECT_FALSE(exists(marker)); }
+
+// ---- resource bombs: hand-made files, each refused before its cost is paid ----
+
+namespace {
+
+using mkt::P;
+
+void num(P& p, std::uint64_t v) { p.long1(std::int64_t(v)); }
+
+void tuple(P& p, const std::vector<std::uint64_t>& v) {
+    p.op('(');
+    for (std::uint64_t x : v) num(p, x);
+    p.op('t');
+}
+
+// _rebuild_tensor_v2(('storage', torch.FloatStorage, key, 'cpu', numel), offset, shape, stride, False, OrderedDict())
+void tensor(P& p, const std::string& key, std::uint64_t storage_numel, std::uint64_t offset,
+            const std::vector<std::uint64_t>& shape, const std::vector<std::uint64_t>& stride) {
+    p.global("torch._utils", "_rebuild_tensor_v2").op('(');
+    p.op('(').str("storage").global("torch", "FloatStorage").str(key).str("cpu");
+    num(p, storage_numel);
+    p.op('t').op('Q');
+    num(p, offset);
+    tuple(p, shape);
+    tuple(p, stride);
+    p.op(0x89).global("collections", "OrderedDict").op(')').op('R').op('t').op('R');
+}
+
+// A torch.save zip: archive/data.pkl, archive/data/<key> for each storage, archive/version.
+std::vector<std::uint8_t> torch_zip(const std::vector<std::uint8_t>& pickle,
+                                    const std::vector<std::pair<std::string, std::vector<std::uint8_t>>>& storages,
+                                    bool deflate = false) {
+    std::vector<mkt::Member> members = {{"archive/data.pkl", pickle}};
+    for (const auto& [key, bytes] : storages) {
+        members.push_back({"archive/data/" + key, bytes});
+        if (deflate) members.back().method = 8;
+    }
+    members.push_back({"archive/version", {'3', '\n'}});
+    return mkt::build_zip(members).bytes;
+}
+
+struct Refusal {
+    Code code = Code::ok;
+    std::uint64_t peak = 0;
+    double seconds = 0;
+};
+
+// read_source and import_file, as the CLI and the package call them; the worst of both.
+Refusal refuse(const std::vector<std::uint8_t>& bytes) {
+    Refusal r;
+    const auto start = std::chrono::steady_clock::now();
+    const mkt::AllocScope scope;
+    SourceInfo info;
+    const Status listed = read_source(bytes.data(), bytes.size(), info);
+    Imported in;
+    const Status imported = import_file(bytes.data(), bytes.size(), ImportOptions(), false, in);
+    r.peak = scope.peak();
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(listed.code(), imported.code()) << listed.to_string() << " / " << imported.to_string();
+    r.code = imported.code();
+    return r;
+}
+
+void expect_cheap(const Refusal& r, Code code, const char* what) {
+    EXPECT_EQ(r.code, code) << what;
+    EXPECT_LE(r.peak, std::uint64_t(64) << 20) << what;
+#if !defined(__SANITIZE_ADDRESS__)
+    EXPECT_LE(r.seconds, 1.0) << what;
+#endif
+}
+
+}  // namespace
+
+TEST(TorchBombs, AStrideZeroViewIsRefusedBeforeItIsMaterialised) {
+    // One float of storage viewed as (2^14, 2^14) with strides (0, 0): 1 GiB of float32 from a tiny file.
+    P p;
+    p.global("collections", "OrderedDict").op(')').op('R').op('(').str("w");
+    tensor(p, "0", 1, 0, {1u << 14, 1u << 14}, {0, 0});
+    p.op('u').stop();
+    const auto file = torch_zip(p.b, {{"0", {0, 0, 128, 63}}});
+    expect_cheap(refuse(file), Code::limit_exceeded, "stride-0 view");
+}
+
+TEST(TorchBombs, ManyViewsOfOneStorageAreRefused) {
+    // 4096 tensors, each the whole of one 64 Ki-float storage: 1 GiB from 256 KiB.
+    P p;
+    p.global("collections", "OrderedDict").op(')').op('R').op('(');
+    for (int i = 0; i < 4096; ++i) {
+        p.str("t" + std::to_string(i));
+        tensor(p, "0", 1u << 16, 0, {1u << 16}, {1});
+    }
+    p.op('u').stop();
+    const auto file = torch_zip(p.b, {{"0", std::vector<std::uint8_t>(std::size_t(4) << 16, 0)}});
+    expect_cheap(refuse(file), Code::limit_exceeded, "shared-storage views");
+}
+
+TEST(TorchBombs, EveryDimensionIsCapped) {
+    // (0, 2^62): no values at all, but a dimension no reader accepts (the .mkp reader caps each at 2^28).
+    P p;
+    p.global("collections", "OrderedDict").op(')').op('R').op('(').str("w");
+    tensor(p, "0", 0, 0, {0, std::uint64_t(1) << 62}, {std::uint64_t(1) << 62, 1});
+    p.op('u').stop();
+    const auto file = torch_zip(p.b, {{"0", {}}});
+    expect_cheap(refuse(file), Code::size_overflow, "(0, 2^62)");
+}
+
+TEST(TorchBombs, AModuleDagIsRefusedAfterItsBudget) {
+    // Each of 48 levels holds the level below twice — built once, then read
+    // from the memo — so a few KB describe 2^48 paths (nesting stays under the
+    // unpickler's depth cap, so it is the walk's own budget that refuses it).
+    P p;
+    std::function<void(int)> level = [&](int k) {
+        p.global("torch.nn.modules.container", "Sequential").op(')').op(0x81).op('}').op('(');
+        p.str("_parameters").op('}').str("_buffers").op('}').str("_modules").op('}');
+        if (k > 0) {
+            p.op('(').str("a");
+            level(k - 1);
+            p.op('q').le(std::uint64_t(k - 1), 1).str("b").op('h').le(std::uint64_t(k - 1), 1).op('u');
+        }
+        p.str("training").op(0x88).op('u').op('b');
+    };
+    level(48);
+    p.stop();
+    const auto file = torch_zip(p.b, {});
+    ASSERT_LT(file.size(), std::size_t(16) << 10);
+    expect_cheap(refuse(file), Code::limit_exceeded, "module DAG");
+}
+
+TEST(TorchBombs, ADeflatedStorageIsBoundedByTheFile) {
+    // 32 MiB of zeros deflate to about 32 KiB: a tensor of 4 values views it, so the
+    // views are small, but reading them would inflate all of it.
+    P p;
+    p.global("collections", "OrderedDict").op(')').op('R').op('(').str("w");
+    tensor(p, "0", std::uint64_t(8) << 20, 0, {4}, {1});
+    p.op('u').stop();
+    const auto file = torch_zip(p.b, {{"0", std::vector<std::uint8_t>(std::size_t(32) << 20, 0)}}, true);
+    ASSERT_LT(file.size(), std::size_t(1) << 20);
+    expect_cheap(refuse(file), Code::limit_exceeded, "deflate bomb");
+}

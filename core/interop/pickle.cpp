@@ -231,7 +231,12 @@ public:
             op_at_ = pos_;
             if (!byte(op)) return truncated("the next opcode (no STOP)");
             if (op == '.') break;
+            if (++ops_ > max_pickle_ops)
+                return fail(Code::limit_exceeded, "more than " + std::to_string(max_pickle_ops) + " opcodes");
             MK_TRY(step(op));
+            if (stack_.size() > max_pickle_stack)
+                return fail(Code::limit_exceeded,
+                            "more than " + std::to_string(max_pickle_stack) + " values on the stack");
         }
         if (!marks_.empty()) return fail(Code::bad_pickle, "STOP with an open MARK");
         if (stack_.size() != 1)
@@ -276,9 +281,19 @@ private:
     Status truncated(const std::string& what) const { return fail(Code::bad_pickle, "ends inside " + what); }
 
     // ---- values ----
+    // What the values hold, counted before it is allocated: a pickle that
+    // would hold more than max_pickle_memory is refused early, whatever it does.
+    Status charge(std::size_t bytes) {
+        held_ += bytes;
+        if (held_ > max_pickle_memory)
+            return fail(Code::limit_exceeded,
+                        "the pickle's values would take more than " + std::to_string(max_pickle_memory >> 20) + " MiB");
+        return Status();
+    }
     Status make(Kind kind, ValuePtr& v) {
         if (++values_ > max_pickle_values)
             return fail(Code::limit_exceeded, "more than " + std::to_string(max_pickle_values) + " values");
+        MK_TRY(charge(value_bytes));
         v = std::make_shared<Value>();
         v->kind = kind;
         return Status();
@@ -314,6 +329,7 @@ private:
     // `child` goes into (or becomes an argument of) `parent`: it is frozen from now on.
     Status adopt(Value& parent, Value& child) {
         if (&parent == &child) return fail(Code::bad_pickle, "a container put into itself");
+        MK_TRY(charge(item_bytes));
         child.frozen = true;
         if (is_container(child.kind) || child.depth > 0) {
             const std::size_t d = std::size_t(child.depth) + 1;
@@ -355,6 +371,7 @@ private:
     }
     Status push_text(Kind kind, const std::uint8_t* at, std::size_t n) {
         ValuePtr v;
+        MK_TRY(charge(n));
         MK_TRY(push_new(kind, v));
         v->text.assign(reinterpret_cast<const char*>(at), n);
         if (kind == Kind::string && !valid_utf8(v->text)) return fail(Code::bad_pickle, "a string that is not UTF-8");
@@ -384,8 +401,11 @@ private:
     Status memo_put(std::uint64_t index) {
         ValuePtr v;
         MK_TRY(top(v, "memo put"));
-        if (memo_.size() >= max_pickle_values && !memo_.count(index))
-            return fail(Code::limit_exceeded, "too many memo entries");
+        if (!memo_.count(index)) {
+            if (memo_.size() >= max_pickle_memo)
+                return fail(Code::limit_exceeded, "more than " + std::to_string(max_pickle_memo) + " memo entries");
+            MK_TRY(charge(memo_entry_bytes));
+        }
         memo_[index] = v;
         return Status();
     }
@@ -793,7 +813,10 @@ private:
     const std::uint8_t* p_;
     std::size_t size_;
     bool legacy_;
-    std::size_t pos_ = 0, op_at_ = 0, values_ = 0;
+    // Bytes charged per value (the Value and its shared_ptr block), per item
+    // put into a container (a slot, grown by doubling), per memo entry (a hash node).
+    static constexpr std::size_t value_bytes = sizeof(Value) + 32, item_bytes = 32, memo_entry_bytes = 64;
+    std::size_t pos_ = 0, op_at_ = 0, values_ = 0, ops_ = 0, held_ = 0;
     std::vector<ValuePtr> stack_;
     std::vector<std::size_t> marks_;
     std::unordered_map<std::uint64_t, ValuePtr> memo_;

@@ -26,8 +26,9 @@
 // unsupported_tensor (quantized, sparse, complex, the v3 dtypes), bad_pickle
 // (truncation, stack underflow, wrong argument types, SETITEM on a list, ...).
 //
-// Structure limits make hostile pickles cheap to refuse: size, values, memo
-// entries, stack depth and container nesting are capped, and a container
+// Structure limits make hostile pickles cheap to refuse: size, opcodes executed,
+// values and the memory they hold (counted before it is allocated), memo
+// entries, stack size and container nesting are capped, and a container
 // becomes immutable once it is put into another one or used as an argument,
 // so no pickle can build a cycle.
 #pragma once
@@ -46,6 +47,14 @@ namespace modelkeep {
 constexpr std::size_t max_pickle_bytes = std::size_t(256) << 20;
 constexpr std::size_t max_pickle_values = std::size_t(1) << 24;
 constexpr std::size_t max_pickle_depth = 200;  // container nesting
+/// What the values of one pickle may hold (each value, string and container
+/// slot is counted before it is allocated): about 30,000 tensors' worth.
+constexpr std::size_t max_pickle_memory = std::size_t(48) << 20;
+/// Opcodes one pickle may execute (memo reads and writes among them), and
+/// values its stack and memo may hold: floods are refused in well under a second.
+constexpr std::size_t max_pickle_ops = std::size_t(1) << 24;
+constexpr std::size_t max_pickle_stack = std::size_t(1) << 20;
+constexpr std::size_t max_pickle_memo = std::size_t(1) << 20;
 
 /// torch's storage classes modelkeep converts to float32.
 enum class StorageType : std::uint8_t { f32, f64, f16, bf16, i64, i32, i16, i8, u8, boolean };

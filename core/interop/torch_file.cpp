@@ -40,6 +40,7 @@ struct StorageRecord {
 };
 struct Storages {
     const ByteSource* source = nullptr;
+    std::uint64_t file_bytes = 0;
     std::map<std::string, StorageRecord> records;
 };
 
@@ -83,8 +84,16 @@ using TensorRefs = std::vector<std::pair<std::string, const Value*>>;
 
 // A module record's tree and its state dict entries (torch's _save_to_state_dict
 // order: parameters, persistent buffers, then each child).
+// A module tree is walked path by path, as torch's state_dict() does: a module
+// that appears under two names (shared) is visited under each. The walk is
+// counted before it grows, so that a pickle whose modules reference each other
+// level after level (a DAG, 2^levels paths from a few kilobytes) is refused
+// after max_module_nodes nodes.
 Status walk_module(const Value& m, const std::string& name, const std::string& prefix, ModuleNode& node,
-                   TensorRefs& refs) {
+                   TensorRefs& refs, std::size_t& nodes) {
+    if (++nodes > max_module_nodes)
+        return error(Code::limit_exceeded, "the module tree has more than " + std::to_string(max_module_nodes) +
+                                               " modules (counting a shared module once per path)");
     node.name = name;
     node.class_path = m.text;
     const Value* params = m.get("_parameters");
@@ -109,6 +118,9 @@ Status walk_module(const Value& m, const std::string& name, const std::string& p
             if (e.second->kind != Kind::tensor)
                 return error(Code::bad_pickle, "module tensor '" + prefix + e.first->text + "' is not a tensor");
             if (d == buffers && skipped(e.first->text)) continue;
+            if (refs.size() >= max_tensors)
+                return error(Code::limit_exceeded, "the module tree has more than " + std::to_string(max_tensors) +
+                                                       " tensors (counting a shared module once per path)");
             node.tensors.push_back(e.first->text);
             refs.emplace_back(prefix + e.first->text, e.second.get());
         }
@@ -124,7 +136,7 @@ Status walk_module(const Value& m, const std::string& name, const std::string& p
         if (e.second->kind != Kind::module)
             return error(Code::bad_pickle, "child '" + prefix + e.first->text + "' is not a module");
         node.children.emplace_back();
-        MK_TRY(walk_module(*e.second, e.first->text, prefix + e.first->text + ".", node.children.back(), refs));
+        MK_TRY(walk_module(*e.second, e.first->text, prefix + e.first->text + ".", node.children.back(), refs, nodes));
     }
     return Status();
 }
@@ -136,7 +148,8 @@ Status interpret(const Value& root, TorchFile& out, TensorRefs& refs) {
     if (root.kind == Kind::module) {
         out.source = "module " + root.text;
         out.has_module = true;
-        return walk_module(root, "", "", out.module, refs);
+        std::size_t nodes = 0;
+        return walk_module(root, "", "", out.module, refs, nodes);
     }
     if (is_tensor_dict(root)) {
         out.source = "state dict";
@@ -169,7 +182,8 @@ Status interpret(const Value& root, TorchFile& out, TensorRefs& refs) {
             if (chosen->kind == Kind::module) {
                 out.has_module = true;
                 out.source += ", module " + chosen->text;
-                return walk_module(*chosen, "", "", out.module, refs);
+                std::size_t nodes = 0;
+                return walk_module(*chosen, "", "", out.module, refs, nodes);
             }
             take_dict(*chosen);
             return Status();
@@ -187,6 +201,11 @@ Status tensor_info(const std::string& name, const Value& t, TorchTensorInfo& inf
     if (t.shape.size() > max_rank)
         return error(Code::limit_exceeded, "tensor '" + name + "' has rank " + std::to_string(t.shape.size()) +
                                                " (at most " + std::to_string(max_rank) + ")");
+    for (std::size_t k = 0; k < t.shape.size(); ++k)  // each dim capped as in every reader, a zero product too
+        if (t.shape[k] > max_tensor_elements)
+            return error(Code::size_overflow, "tensor '" + name + "' dim " + std::to_string(k) + " is " +
+                                                  std::to_string(t.shape[k]) + ", over " +
+                                                  std::to_string(max_tensor_elements));
     std::uint64_t numel = 1;
     for (std::uint64_t d : t.shape)
         if (!checked_mul(numel, d, numel) || numel > max_tensor_elements) {
@@ -294,6 +313,17 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
                              storage_dtype_name(t.storage->storage_type) + " values but has " +
                              std::to_string(it->second.bytes) + " bytes");
     }
+    // What the views would materialise, bounded before anything is: a stride-0
+    // or overlapping view, many views of one storage, or a deflated archive can
+    // ask for far more values than the file holds bytes.
+    std::uint64_t elements = 0;
+    for (const TorchTensorInfo& info : out.infos) elements += numel(info.shape);
+    const std::uint64_t budget = max_view_elements(storages.file_bytes);
+    if (elements > budget)
+        return error(Code::limit_exceeded,
+                     "the tensors would hold " + std::to_string(elements) + " values, more than the " +
+                         std::to_string(budget) + " a file of " + std::to_string(storages.file_bytes) +
+                         " bytes may expand to (views that repeat their storage, or a deflated archive)");
     // Storage by storage, so that at most one storage is ever buffered: a
     // float32 storage that one contiguous tensor covers exactly is read
     // straight into that tensor; any other is read (or inflated) once, then
@@ -312,6 +342,12 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
     };
     for (const auto& [key, which] : users) {
         const StorageRecord& rec = storages.records.at(key);
+        // A deflated storage is inflated whole, however little of it the views use.
+        if (rec.entry && rec.entry->method != 0 && rec.entry->size > max_inflated_bytes(storages.file_bytes))
+            return error(Code::limit_exceeded,
+                         "storage '" + key + "' inflates to " + std::to_string(rec.entry->size) +
+                             " bytes, more than the " + std::to_string(max_inflated_bytes(storages.file_bytes)) +
+                             " a file of " + std::to_string(storages.file_bytes) + " bytes may inflate to");
         if (rec.entry && !direct(rec, which))
             out.buffer_bytes = std::max(
                 out.buffer_bytes,
@@ -394,6 +430,7 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
     // Only the storages the chosen tensors use are looked at (and CRC-checked).
     Storages storages;
     storages.source = &source;
+    storages.file_bytes = source.size();
     for (const auto& r : refs) {
         const std::string& key = r.second->storage->text;
         const auto it = records.find(key);
@@ -466,6 +503,7 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
         storages.records[k->text] = rec;
         pos += std::size_t(bytes);
     }
+    storages.file_bytes = size;
     if (pos != size) return error(Code::trailing_bytes, std::to_string(size - pos) + " bytes after the last storage");
     MK_TRY(finish(storages, refs, with_values, out));
     out.buffer_bytes = size;  // read from memory: a source outside it is copied in first (read_torch)

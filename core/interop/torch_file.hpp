@@ -56,6 +56,25 @@ struct TorchTensorInfo {
     Shape shape;
 };
 
+/// Modules a module tree may have, a module shared under several names
+/// counted once per name (torch's state_dict() visits each).
+constexpr std::size_t max_module_nodes = 65536;
+
+/// The most values the tensors of a file of file_bytes may hold in all: four
+/// per byte of the file (dense tensors hold at most one per byte; views may
+/// share storage a few times over) plus 2^22. Views that repeat their storage
+/// (stride 0, many views of one storage) or a deflated archive beyond that are
+/// limit_exceeded, before anything is materialised.
+constexpr std::uint64_t max_view_elements(std::uint64_t file_bytes) {
+    return 4 * file_bytes + (std::uint64_t(1) << 22);
+}
+
+/// The most bytes one deflated storage of a file of file_bytes may inflate to:
+/// 16 per byte of the file (tensor data compresses far less) plus 16 MiB.
+constexpr std::uint64_t max_inflated_bytes(std::uint64_t file_bytes) {
+    return 16 * file_bytes + (std::uint64_t(16) << 20);
+}
+
 struct TorchFile {
     bool legacy = false;
     std::vector<std::string> globals;  // every global the pickle names, first use order
