@@ -24,11 +24,24 @@ function openBackend(scheme) {
       scheme,
       backends[scheme]().catch((e) => {
         stores.delete(scheme);
-        throw e;
+        throw inNode(scheme, e);
       }),
     );
   }
   return stores.get(scheme);
+}
+
+/** Must tell a Node user without IndexedDB the two ways that work there: a file, or a shim. */
+function inNode(scheme, e) {
+  if (!isNode || scheme !== 'indexeddb://' || e?.code !== 'storage_unavailable' || globalThis.indexedDB) return e;
+  const err = new ModelError(
+    'storage_unavailable',
+    `${scheme} needs IndexedDB, which Node does not have: in Node, save to a file path instead ` +
+      `(save(model, './model.mkp'), then load('./model.mkp')), or install an in-memory IndexedDB ` +
+      `first: npm install fake-indexeddb, then import 'fake-indexeddb/auto' before modelkeep`,
+  );
+  err.cause = e;
+  return err;
 }
 
 /** The backend scheme a storage URL starts with, or undefined. */
@@ -197,8 +210,36 @@ export async function loadBytes(source, { onProgress } = {}) {
       `fetching ${text} gave HTTP ${response.status}`,
     );
   }
+  const type = response.headers.get('content-type') ?? '';
+  if (/^\s*text\/html\b/i.test(type)) {
+    await response.body?.cancel().catch(() => {});
+    throw htmlInstead(text, `its content-type is ${type}`);
+  }
   const length = Number(response.headers.get('content-length')) || undefined;
-  return response.body ? readStream(response.body, length, onProgress) : new Uint8Array(await response.arrayBuffer());
+  const bytes = response.body
+    ? await readStream(response.body, length, onProgress)
+    : new Uint8Array(await response.arrayBuffer());
+  if (looksLikeHtml(bytes)) throw htmlInstead(text, 'it starts with <!doctype html> or <html>');
+  return bytes;
+}
+
+/**
+ * An HTML page where a model file was expected: most often a server (a dev server, a single-page
+ * app's host) answering a path it does not have with its index.html and status 200. So: not_found.
+ */
+function htmlInstead(url, why) {
+  return new ModelError(
+    'not_found',
+    `fetching ${url} returned an HTML page, not a model file (${why}): the URL most likely names no ` +
+      `file on the server, which answered with a page instead (often index.html); check the path ` +
+      `and that the file is served`,
+  );
+}
+
+/** True when the bytes begin, after a BOM and whitespace, with <!doctype html or <html (any case). */
+function looksLikeHtml(bytes) {
+  const head = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false }).decode(bytes.subarray(0, 64));
+  return /^\s*<(!doctype\s+html|html)[\s>]/i.test(head);
 }
 
 /**
