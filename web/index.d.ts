@@ -239,11 +239,41 @@ export interface ModelInfo {
 
 export type Source = string | URL | Uint8Array | ArrayBuffer | Blob;
 
+/**
+ * What save() resolves to when it exports the state dict as PyTorch (.pt / .pth) or safetensors
+ * (a path or downloads:// name ending so): ModelInfo's fields less `version` (no .mkp was
+ * written), and `format` saying which. `'format' in info` tells it from a ModelInfo.
+ */
+export interface ExportInfo extends Omit<ModelInfo, 'kind' | 'version'> {
+  format: 'pt' | 'safetensors';
+  kind: 'state_dict';
+  dateSaved: string;
+}
+
+export interface SaveOptions {
+  dtype?: DType;
+  metadata?: Record<string, string>;
+  onProgress?: (p: Progress) => void;
+}
+
+/** Into a store (indexeddb://name): always a .mkp, whatever the name ends with. */
+export function save(
+  model: Model | Uint8Array,
+  url: `indexeddb://${string}`,
+  options?: SaveOptions,
+): Promise<ModelInfo>;
+/** A name ending .pt, .pth or .safetensors exports the state dict in that format. */
+export function save(
+  model: Model,
+  url: `${string}.pt` | `${string}.pth` | `${string}.safetensors`,
+  options?: SaveOptions,
+): Promise<ExportInfo>;
+/** indexeddb://name, downloads://name, or (Node) a path / file:// URL. */
 export function save(
   model: Model | Uint8Array,
   url: string | URL,
-  options?: { dtype?: DType; metadata?: Record<string, string>; onProgress?: (p: Progress) => void },
-): Promise<ModelInfo>;
+  options?: SaveOptions,
+): Promise<ModelInfo | ExportInfo>;
 export function load(source: Source, options?: ImportOptions & { onProgress?: (p: Progress) => void }): Promise<Model>;
 export function loadBytes(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Uint8Array>;
 export function listModels(): Promise<Record<string, ModelInfo>>;

@@ -85,7 +85,9 @@ function publicInfo(info) {
  * @param {string} url indexeddb://name, downloads://name, or (Node) a path / file:// URL
  * @param {{ dtype?: string, metadata?: Record<string,string>, onProgress?: (p: {loaded:number,total:number}) => void }} [options]
  *   dtype: how weights are stored, by default as the model holds them (model.weightDtype)
- * @returns {Promise<object>} the saved info ({ dateSaved, bytes, dtype, params, layers, metadata, ... })
+ * @returns {Promise<object>} the saved info: a .mkp's ModelInfo ({ kind, version, dtype, params,
+ *   architecture, layers, metadata, bytes, dateSaved }); a state dict exported as .pt / .safetensors
+ *   gives the same fields less `version` (no .mkp was written) plus `format` (index.d.ts ExportInfo)
  */
 export async function save(model, url, { dtype, metadata = {}, onProgress } = {}) {
   const scheme = schemeOf(url);
@@ -96,12 +98,16 @@ export async function save(model, url, { dtype, metadata = {}, onProgress } = {}
     }
     const bytes = model.toBytes({ format, dtype, metadata });
     const stored = dtype ?? (model.weightDtype === 'int8' ? 'f32' : model.weightDtype);
-    return write(
-      bytes,
-      url,
-      { format, dtype: stored, params: model.paramCount, architecture: model.architecture },
-      onProgress,
-    );
+    const info = {
+      format,
+      kind: 'state_dict',
+      dtype: stored,
+      params: model.paramCount,
+      architecture: model.architecture,
+      layers: model.layers.map((l) => l.spec),
+      metadata: { ...metadata },
+    };
+    return write(bytes, url, info, onProgress);
   }
   // A model's info comes with its bytes; bytes from elsewhere are read (and checked) once.
   // Into a store, a model is written by wasm straight into the chunks the store keeps.
