@@ -29,7 +29,10 @@ bash scripts/build-wasm.sh --lean     # without the importer: tests/js/lean.test
 
 step "package tests in Node, and the TypeScript declarations"
 run_node tests/js/
-node_modules/.bin/tsc -p tests/types
+# TypeScript 7 and 5 by their own paths: both packages provide a `tsc` bin, and which of them
+# npm links as node_modules/.bin/tsc depends on the order it happens to link them in.
+node_modules/typescript/bin/tsc -p tests/types
+node_modules/typescript5/bin/tsc -p tests/types
 
 step "package tests in headless Chromium"
 run_node --test-concurrency=1 tests/browser/

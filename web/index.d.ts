@@ -1,4 +1,20 @@
 // Type declarations for the modelkeep package (hand-written; the sources are plain ESM).
+// Must type-check under TypeScript's default lib for any target (ES2020 and up), without
+// skipLibCheck or a lib override: tests/package/publish.test.mjs compiles the README's quick start
+// against the packed package with TypeScript 5 and 7.
+
+declare global {
+  /**
+   * `Symbol.dispose` (explicit resource management), declared here too so that `Model`'s
+   * `[Symbol.dispose]()` type-checks when the project's lib is older than ESNext / ES2026 (the
+   * same declaration as lib.esnext.disposable's, which it merges with; @types/node does the same).
+   * At run time it exists in Node >= 20.4 and current browsers; where it does not, Model has no
+   * such method and `dispose()` is the way.
+   */
+  interface SymbolConstructor {
+    readonly dispose: unique symbol;
+  }
+}
 
 export type DType = 'f32' | 'f16' | 'bf16' | 'int8';
 
@@ -134,9 +150,22 @@ export interface Progress {
   total: number;
 }
 
+/**
+ * `seed` (an integer in [0, 2^53)) seeds modelkeep's own deterministic generator (PCG32): the same
+ * seed gives the same weights in every build (native, wasm, Node, browsers), drawn from PyTorch's
+ * distributions — but it is not `torch.manual_seed`: PyTorch gives other weights for the same
+ * number. Without it, a random seed.
+ */
+export interface SeedOptions {
+  seed?: number;
+}
+
 export class Model {
-  /** A new model from a SPEC ("fc1=Linear(3,5),ReLU") with PyTorch's initialisation. */
-  static fromSpec(spec: string, options?: { seed?: number }): Model;
+  /**
+   * A new model from a SPEC ("fc1=Linear(3,5),ReLU"; docs/SPEC.md) with PyTorch's initialisation.
+   * `seed`: see SeedOptions (modelkeep's own generator, not torch.manual_seed).
+   */
+  static fromSpec(spec: string, options?: SeedOptions): Model;
   /**
    * A model from the bytes of a .mkp, PyTorch (.pt: zip or legacy) or safetensors file, detected
    * from the bytes; nothing in a file is ever executed. Files that hold weights but not what runs
@@ -175,6 +204,7 @@ export class Model {
   [Symbol.dispose](): void;
 }
 
+/** Layer builders named like torch.nn; a bad argument throws ModelError 'invalid_argument'. */
 export const nn: {
   linear(inFeatures: number, outFeatures: number, options?: { bias?: boolean }): Layer;
   relu(): Layer;
@@ -190,7 +220,8 @@ export const nn: {
   flatten(startDim?: number, endDim?: number): Layer;
   layerNorm(normalizedShape: number, options?: { eps?: number; elementwiseAffine?: boolean; bias?: boolean }): Layer;
   batchNorm1d(numFeatures: number, options?: { eps?: number; affine?: boolean; trackRunningStats?: boolean }): Layer;
-  sequential(...layers: Array<Layer | Record<string, Layer> | { seed?: number }>): Model;
+  /** Children named "0", "1", ... unless named; a last `{ seed }` (see SeedOptions) fixes the weights. */
+  sequential(...layers: Array<Layer | Record<string, Layer> | SeedOptions>): Model;
 };
 
 /** What listModels() / modelInfo() / fileInfo() tell without reading the weights. */
@@ -208,11 +239,41 @@ export interface ModelInfo {
 
 export type Source = string | URL | Uint8Array | ArrayBuffer | Blob;
 
+/**
+ * What save() resolves to when it exports the state dict as PyTorch (.pt / .pth) or safetensors
+ * (a path or downloads:// name ending so): ModelInfo's fields less `version` (no .mkp was
+ * written), and `format` saying which. `'format' in info` tells it from a ModelInfo.
+ */
+export interface ExportInfo extends Omit<ModelInfo, 'kind' | 'version'> {
+  format: 'pt' | 'safetensors';
+  kind: 'state_dict';
+  dateSaved: string;
+}
+
+export interface SaveOptions {
+  dtype?: DType;
+  metadata?: Record<string, string>;
+  onProgress?: (p: Progress) => void;
+}
+
+/** Into a store (indexeddb://name): always a .mkp, whatever the name ends with. */
+export function save(
+  model: Model | Uint8Array,
+  url: `indexeddb://${string}`,
+  options?: SaveOptions,
+): Promise<ModelInfo>;
+/** A name ending .pt, .pth or .safetensors exports the state dict in that format. */
+export function save(
+  model: Model,
+  url: `${string}.pt` | `${string}.pth` | `${string}.safetensors`,
+  options?: SaveOptions,
+): Promise<ExportInfo>;
+/** indexeddb://name, downloads://name, or (Node) a path / file:// URL. */
 export function save(
   model: Model | Uint8Array,
   url: string | URL,
-  options?: { dtype?: DType; metadata?: Record<string, string>; onProgress?: (p: Progress) => void },
-): Promise<ModelInfo>;
+  options?: SaveOptions,
+): Promise<ModelInfo | ExportInfo>;
 export function load(source: Source, options?: ImportOptions & { onProgress?: (p: Progress) => void }): Promise<Model>;
 export function loadBytes(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Uint8Array>;
 export function listModels(): Promise<Record<string, ModelInfo>>;

@@ -114,6 +114,41 @@ test('errors come back as ModelError codes, and the module survives them', () =>
   m.dispose();
 });
 
+test('every bad builder argument is invalid_argument, thrown by the builder, naming the argument', () => {
+  const cases = [
+    [() => nn.linear(3, -5), /outFeatures must be in \[1, 2\^28\], got -5/],
+    [() => nn.linear(0, 5), /inFeatures must be in \[1, 2\^28\], got 0/],
+    [() => nn.linear(3.5, 2), /inFeatures must be an integer/],
+    [() => nn.linear(2 ** 29, 2), /inFeatures must be in/],
+    [() => nn.linear('3', 2), /inFeatures must be an integer/],
+    [() => nn.layerNorm(0), /normalizedShape/],
+    [() => nn.layerNorm(4, { eps: -1 }), /eps must be > 0/],
+    [() => nn.batchNorm1d(-1), /numFeatures/],
+    [() => nn.batchNorm1d(4, { eps: 0 }), /eps must be > 0/],
+    [() => nn.dropout(1.5), /p must be in \[0, 1\]/],
+    [() => nn.dropout(NaN), /p must be a finite number/],
+    [() => nn.leakyRelu(Infinity), /negativeSlope must be a finite number/],
+    [() => nn.flatten(0, 9), /endDim must be in \[-8, 7\]/],
+    [() => nn.flatten(-9), /startDim/],
+    [() => nn.flatten(5000), /startDim/],
+    [() => nn.softmax(0), /dim must be -1/],
+    [() => nn.logSoftmax(1), /dim must be -1/],
+    [() => nn.gelu({ approximate: 'fast' }), /approximate must be 'none' or 'tanh'/],
+  ];
+  for (const [build, message] of cases) {
+    throwsCode(build, 'invalid_argument');
+    assert.throws(build, message);
+  }
+  // The edges are allowed, and give the same layers as before.
+  assert.equal(nn.flatten(-8, 7).spec, 'Flatten(-8,7)');
+  assert.equal(nn.dropout(0).spec, 'Dropout(0)');
+  assert.equal(nn.softmax().spec, 'Softmax');
+  assert.equal(nn.gelu({ approximate: 'tanh' }).spec, 'GELU(tanh)');
+  const m = nn.sequential(nn.linear(1, 1), nn.softmax(-1), nn.logSoftmax(), { seed: 1 });
+  assert.equal(m.architecture, '0=Linear(1,1),1=Softmax,2=LogSoftmax');
+  m.dispose();
+});
+
 test('loadStateDict: strict and loose, reports, shape mismatches, atomic', () => {
   const a = nn.sequential({ fc1: nn.linear(3, 5) }, { seed: 1 });
   const b = nn.sequential({ fc1: nn.linear(3, 5) }, { seed: 2 });

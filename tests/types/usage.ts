@@ -17,6 +17,7 @@ import {
   storageEstimate,
   type DType,
   type ModelInfo,
+  type ExportInfo,
   type Output,
   type LoadReport,
   type ErrorCode,
@@ -54,6 +55,18 @@ export async function tutorial(): Promise<number> {
     metadata: { note: 'v1' },
     onProgress: ({ loaded, total }) => void (loaded / total),
   });
+  // A .pt / .safetensors name exports the state dict: ExportInfo, told apart by `format`.
+  const exported: ExportInfo = await save(model, './model.pt');
+  const exportedAs: 'pt' | 'safetensors' = exported.format;
+  const exportedLayers: string[] = exported.layers;
+  // @ts-expect-error an export wrote no .mkp, so it has no .mkp version
+  void exported.version;
+  // @ts-expect-error an export is not a ModelInfo
+  const notInfo: ModelInfo = await save(model, 'downloads://model.safetensors');
+  void notInfo;
+  const somewhere: string = Math.random() < 0.5 ? './model.mkp' : './model.pt';
+  const either = await save(model, somewhere);
+  const described2: string = 'format' in either ? either.format : either.version;
   const m2 = await load('indexeddb://my-model', { onProgress: (p) => void p.loaded });
   const report: LoadReport = m2.loadStateDict(model.stateDict(), { strict: true });
   const all: Record<string, ModelInfo> = await listModels();
@@ -90,6 +103,11 @@ export async function tutorial(): Promise<number> {
   } catch (e) {
     if (e instanceof ModelError && e.code === 'truncated') void e.details?.needed;
   }
+  {
+    // Explicit resource management where the lib has it (this project's lib: ESNext.Disposable).
+    using scoped = nn.sequential(nn.linear(3, 5));
+    scoped.forward([[1, 2, 3]]);
+  }
   model.dispose();
   m2[Symbol.dispose]();
   named.dispose();
@@ -107,6 +125,9 @@ export async function tutorial(): Promise<number> {
     (estimate?.quota ?? 0) +
     m2.paramCount +
     model.layers.length +
-    heldBytes
+    heldBytes +
+    exportedAs.length +
+    exportedLayers.length +
+    described2.length
   );
 }

@@ -24,11 +24,24 @@ function openBackend(scheme) {
       scheme,
       backends[scheme]().catch((e) => {
         stores.delete(scheme);
-        throw e;
+        throw inNode(scheme, e);
       }),
     );
   }
   return stores.get(scheme);
+}
+
+/** Must tell a Node user without IndexedDB the two ways that work there: a file, or a shim. */
+function inNode(scheme, e) {
+  if (!isNode || scheme !== 'indexeddb://' || e?.code !== 'storage_unavailable' || globalThis.indexedDB) return e;
+  const err = new ModelError(
+    'storage_unavailable',
+    `${scheme} needs IndexedDB, which Node does not have: in Node, save to a file path instead ` +
+      `(save(model, './model.mkp'), then load('./model.mkp')), or install an in-memory IndexedDB ` +
+      `first: npm install fake-indexeddb, then import 'fake-indexeddb/auto' before modelkeep`,
+  );
+  err.cause = e;
+  return err;
 }
 
 /** The backend scheme a storage URL starts with, or undefined. */
@@ -72,7 +85,9 @@ function publicInfo(info) {
  * @param {string} url indexeddb://name, downloads://name, or (Node) a path / file:// URL
  * @param {{ dtype?: string, metadata?: Record<string,string>, onProgress?: (p: {loaded:number,total:number}) => void }} [options]
  *   dtype: how weights are stored, by default as the model holds them (model.weightDtype)
- * @returns {Promise<object>} the saved info ({ dateSaved, bytes, dtype, params, layers, metadata, ... })
+ * @returns {Promise<object>} the saved info: a .mkp's ModelInfo ({ kind, version, dtype, params,
+ *   architecture, layers, metadata, bytes, dateSaved }); a state dict exported as .pt / .safetensors
+ *   gives the same fields less `version` (no .mkp was written) plus `format` (index.d.ts ExportInfo)
  */
 export async function save(model, url, { dtype, metadata = {}, onProgress } = {}) {
   const scheme = schemeOf(url);
@@ -83,12 +98,16 @@ export async function save(model, url, { dtype, metadata = {}, onProgress } = {}
     }
     const bytes = model.toBytes({ format, dtype, metadata });
     const stored = dtype ?? (model.weightDtype === 'int8' ? 'f32' : model.weightDtype);
-    return write(
-      bytes,
-      url,
-      { format, dtype: stored, params: model.paramCount, architecture: model.architecture },
-      onProgress,
-    );
+    const info = {
+      format,
+      kind: 'state_dict',
+      dtype: stored,
+      params: model.paramCount,
+      architecture: model.architecture,
+      layers: model.layers.map((l) => l.spec),
+      metadata: { ...metadata },
+    };
+    return write(bytes, url, info, onProgress);
   }
   // A model's info comes with its bytes; bytes from elsewhere are read (and checked) once.
   // Into a store, a model is written by wasm straight into the chunks the store keeps.
@@ -197,8 +216,36 @@ export async function loadBytes(source, { onProgress } = {}) {
       `fetching ${text} gave HTTP ${response.status}`,
     );
   }
+  const type = response.headers.get('content-type') ?? '';
+  if (/^\s*text\/html\b/i.test(type)) {
+    await response.body?.cancel().catch(() => {});
+    throw htmlInstead(text, `its content-type is ${type}`);
+  }
   const length = Number(response.headers.get('content-length')) || undefined;
-  return response.body ? readStream(response.body, length, onProgress) : new Uint8Array(await response.arrayBuffer());
+  const bytes = response.body
+    ? await readStream(response.body, length, onProgress)
+    : new Uint8Array(await response.arrayBuffer());
+  if (looksLikeHtml(bytes)) throw htmlInstead(text, 'it starts with <!doctype html> or <html>');
+  return bytes;
+}
+
+/**
+ * An HTML page where a model file was expected: most often a server (a dev server, a single-page
+ * app's host) answering a path it does not have with its index.html and status 200. So: not_found.
+ */
+function htmlInstead(url, why) {
+  return new ModelError(
+    'not_found',
+    `fetching ${url} returned an HTML page, not a model file (${why}): the URL most likely names no ` +
+      `file on the server, which answered with a page instead (often index.html); check the path ` +
+      `and that the file is served`,
+  );
+}
+
+/** True when the bytes begin, after a BOM and whitespace, with <!doctype html or <html (any case). */
+function looksLikeHtml(bytes) {
+  const head = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false }).decode(bytes.subarray(0, 64));
+  return /^\s*<(!doctype\s+html|html)[\s>]/i.test(head);
 }
 
 /**

@@ -51,6 +51,43 @@ function int(v, what) {
   return String(v);
 }
 
+// Must give every bad builder argument the one code, invalid_argument, when the builder is called:
+// checked here rather than left to the SPEC parser (invalid_spec for '-5') or the core's checks.
+const maxFeatures = 2 ** 28; // the core's max_tensor_elements
+const maxRank = 8; // the core's max_rank: dims are in [-8, 7]
+
+/** A feature count: an integer in [1, 2^28]. */
+function count(v, what) {
+  int(v, what);
+  if (v < 1 || v > maxFeatures) throw new ModelError('invalid_argument', `${what} must be in [1, 2^28], got ${v}`);
+  return String(v);
+}
+
+function range(v, what, low, high) {
+  num(v, what);
+  if (v < low || v > high) throw new ModelError('invalid_argument', `${what} must be in [${low}, ${high}], got ${v}`);
+  return String(v);
+}
+
+function positive(v, what) {
+  num(v, what);
+  if (!(v > 0)) throw new ModelError('invalid_argument', `${what} must be > 0, got ${v}`);
+  return String(v);
+}
+
+/** A dimension index: an integer in [-8, 7]. */
+function dimension(v, what) {
+  int(v, what);
+  return range(v, what, -maxRank, maxRank - 1);
+}
+
+function lastDim(dim) {
+  if (dim !== -1) {
+    throw new ModelError('invalid_argument', `dim must be -1 (only the last dim is supported), got ${String(dim)}`);
+  }
+  return [];
+}
+
 function call(kind, args = []) {
   return new Layer(args.length ? `${kind}(${args.join(',')})` : kind);
 }
@@ -74,29 +111,35 @@ function randomSeed() {
 /** Layer builders, named and parameterised like torch.nn. */
 export const nn = {
   linear: (inFeatures, outFeatures, { bias = true } = {}) =>
-    call('Linear', [int(inFeatures, 'inFeatures'), int(outFeatures, 'outFeatures'), ...flag('bias', bias, true)]),
+    call('Linear', [count(inFeatures, 'inFeatures'), count(outFeatures, 'outFeatures'), ...flag('bias', bias, true)]),
   relu: () => call('ReLU'),
   leakyRelu: (negativeSlope = 0.01) => call('LeakyReLU', [num(negativeSlope, 'negativeSlope')]),
   sigmoid: () => call('Sigmoid'),
   tanh: () => call('Tanh'),
-  gelu: ({ approximate = 'none' } = {}) => call('GELU', approximate === 'none' ? [] : [String(approximate)]),
+  gelu: ({ approximate = 'none' } = {}) => {
+    if (approximate !== 'none' && approximate !== 'tanh') {
+      throw new ModelError('invalid_argument', `approximate must be 'none' or 'tanh', got ${String(approximate)}`);
+    }
+    return call('GELU', approximate === 'none' ? [] : [approximate]);
+  },
   silu: () => call('SiLU'),
-  softmax: (dim = -1) => call('Softmax', [int(dim, 'dim')]),
-  logSoftmax: (dim = -1) => call('LogSoftmax', [int(dim, 'dim')]),
+  softmax: (dim = -1) => call('Softmax', lastDim(dim)),
+  logSoftmax: (dim = -1) => call('LogSoftmax', lastDim(dim)),
   identity: () => call('Identity'),
-  dropout: (p = 0.5) => call('Dropout', [num(p, 'p')]),
-  flatten: (startDim = 1, endDim = -1) => call('Flatten', [int(startDim, 'startDim'), int(endDim, 'endDim')]),
+  dropout: (p = 0.5) => call('Dropout', [range(p, 'p', 0, 1)]),
+  flatten: (startDim = 1, endDim = -1) =>
+    call('Flatten', [dimension(startDim, 'startDim'), dimension(endDim, 'endDim')]),
   layerNorm: (n, { eps, elementwiseAffine, bias } = {}) =>
     call('LayerNorm', [
-      int(n, 'normalizedShape'),
-      ...(eps === undefined ? [] : [`eps=${num(eps, 'eps')}`]),
+      count(n, 'normalizedShape'),
+      ...(eps === undefined ? [] : [`eps=${positive(eps, 'eps')}`]),
       ...flag('elementwise_affine', elementwiseAffine, true),
       ...flag('bias', bias, true),
     ]),
   batchNorm1d: (n, { eps, affine, trackRunningStats } = {}) =>
     call('BatchNorm1d', [
-      int(n, 'numFeatures'),
-      ...(eps === undefined ? [] : [`eps=${num(eps, 'eps')}`]),
+      count(n, 'numFeatures'),
+      ...(eps === undefined ? [] : [`eps=${positive(eps, 'eps')}`]),
       ...flag('affine', affine, true),
       ...flag('track_running_stats', trackRunningStats, true),
     ]),

@@ -68,7 +68,7 @@ function openDatabase(factory, timeoutMs) {
       settled = true;
       const why = blocked
         ? 'is blocked by a connection in another tab'
-        : `did not finish within ${timeoutMs} ms (another tab may be upgrading or deleting it)`;
+        : `did not finish within ${Number(timeoutMs.toPrecision(3))} ms (another tab may be upgrading or deleting it)`;
       reject(
         new ModelError(
           'storage_blocked',
