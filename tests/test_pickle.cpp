@@ -116,7 +116,6 @@ TEST(Pickle, RefusesDangerousGlobalsByName) {
         {"_codecs", "decode"},
         {"sys", "modules"},
         {"collections", "defaultdict"},
-        {"torch._utils", "_rebuild_tensor"},
         {"os.path", "join"},
     };
     for (const auto& [m, n] : refused) {
@@ -398,4 +397,57 @@ TEST(Pickle, FloodsAreRefusedBeforeTheyCost) {
         (void)seconds;
 #endif
     }
+}
+
+TEST(Pickle, InertDictsOfOtherSpellings) {
+    // collections.Counter({'a': 2}) as Python pickles it: REDUCE (Counter, ({'a': 2},)).
+    P counter;
+    counter.global("collections", "Counter").op('}').short_str("a").int1(2).op('s').op(0x85).op('R').stop();
+    Unpickled u;
+    const Status cs = unpickle(counter.b.data(), counter.b.size(), false, u);
+    ASSERT_TRUE(cs.ok()) << cs.to_string();
+    ASSERT_EQ(u.root->kind, Value::Kind::dict);
+    ASSERT_NE(u.root->get("a"), nullptr);
+    EXPECT_EQ(u.root->get("a")->integer, 2);
+    // Python 2's OrderedDict: REDUCE (OrderedDict, ([['k', 1], ['j', 2]],)).
+    P py2;
+    py2.global("collections", "OrderedDict").op(']').op('(');
+    py2.op(']').op('(').short_str("k").int1(1).op('e').op(']').op('(').short_str("j").int1(2).op('e');
+    py2.op('e').op(0x85).op('R').stop();
+    ASSERT_TRUE(unpickle(py2.b.data(), py2.b.size(), false, u).ok()) << "py2 OrderedDict";
+    ASSERT_EQ(u.root->kind, Value::Kind::dict);
+    ASSERT_EQ(u.root->entries.size(), 2u);
+    EXPECT_EQ(u.root->get("j")->integer, 2);
+    // Anything else as its argument is refused.
+    P bad;
+    bad.global("collections", "OrderedDict").int1(3).op(0x85).op('R').stop();
+    EXPECT_EQ(unpickle(bad.b.data(), bad.b.size(), false, u).code(), Code::bad_pickle);
+}
+
+TEST(Pickle, Torch03LegacyViewsAndTheFirstRebuildTensor) {
+    // torch 0.3/0.4: _rebuild_tensor(storage, offset, size, stride), and a storage id
+    // whose sixth field makes it a slice (view_key, offset, size) of its root storage.
+    P p;
+    p.global("torch._utils", "_rebuild_tensor").op('(');
+    p.op('(').str("storage").global("torch", "FloatStorage").str("root").str("cpu").int1(10);
+    p.op('(').str("view").int1(4).int1(6).op('t');  // the slice [4, 10) of root
+    p.op('t').op('Q');
+    p.int1(1).int1(2).int1(3).op(0x86).int1(3).int1(1).op(0x86).op('t').op('R').stop();
+    Unpickled u;
+    const Status st = run(p.b, u, true);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    ASSERT_EQ(u.root->kind, Value::Kind::tensor);
+    EXPECT_EQ(u.root->storage->text, "root");  // the data is the root's
+    EXPECT_EQ(u.root->storage->numel, 10u);    // bounded by the root
+    EXPECT_EQ(u.root->offset, 5u);             // 1 into a slice that starts at 4
+    EXPECT_EQ(u.root->shape, (std::vector<std::uint64_t>{2, 3}));
+    // A slice past its root, and the v1 signature with the v2 arguments, are refused.
+    P past;
+    past.op('(').str("storage").global("torch", "FloatStorage").str("root").str("cpu").int1(10);
+    past.op('(').str("view").int1(8).int1(6).op('t').op('t').op('Q').stop();
+    EXPECT_EQ(run(past.b, u, true).code(), Code::view_out_of_bounds);
+    P six;
+    six.global("torch._utils", "_rebuild_tensor").op('(').storage("FloatStorage", "0", 4).int1(0);
+    six.int1(4).op(0x85).int1(1).op(0x85).op(0x89).op('}').op('t').op('R').stop();
+    EXPECT_EQ(run(six.b, u).code(), Code::bad_pickle);
 }

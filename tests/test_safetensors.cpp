@@ -538,9 +538,26 @@ TEST(SafetensorsRead, LargestIntegersParse) {
     EXPECT_HEADER_CODE(R"({"x":{"dtype":"F32","shape":[)" + max + R"(],"data_offsets":[0,0]}})", size_overflow);
 }
 
+TEST(SafetensorsRead, UnsignedIntegersConvertAsTorchsFloat) {
+    // U16, U32, U64 as float() would: exact up to 2^24, rounded to nearest beyond.
+    const std::string header = object(
+        {entry("u16", "U16", "[2]", 0, 4), entry("u32", "U32", "[2]", 4, 12), entry("u64", "U64", "[2]", 12, 28)});
+    Data d;
+    d.u16(0).u16(65535);
+    d.u32(16777216u).u32(0xFFFFFFFFu);
+    d.u64(3).u64(std::uint64_t(-1));
+    StateDict sd;
+    ASSERT_TRUE(read_into(st_file(header, d.b), sd).ok());
+    ASSERT_EQ(sd.size(), 3u);
+    EXPECT_EQ(sd[0].second(1), 65535.0f);
+    EXPECT_EQ(sd[1].second(0), 16777216.0f);
+    EXPECT_EQ(sd[1].second(1), 4294967296.0f);
+    EXPECT_EQ(sd[2].second(0), 3.0f);
+    EXPECT_EQ(sd[2].second(1), 18446744073709551616.0f);
+}
+
 TEST(SafetensorsRead, UnsupportedDtypesValidateButDoNotConvert) {
-    const std::pair<const char*, int> types[] = {{"U16", 2},     {"U32", 4},         {"U64", 8},
-                                                 {"C64", 8},     {"F8_E5M2", 1},     {"F8_E4M3", 1},
+    const std::pair<const char*, int> types[] = {{"C64", 8},     {"F8_E5M2", 1},     {"F8_E4M3", 1},
                                                  {"F8_E8M0", 1}, {"F8_E4M3FNUZ", 1}, {"F8_E5M2FNUZ", 1}};
     for (const auto& [dtype, size] : types) {
         const Bytes file =

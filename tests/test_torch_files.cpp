@@ -419,3 +419,63 @@ TEST(TorchBombs, ADeflatedStorageIsBoundedByTheFile) {
     ASSERT_LT(file.size(), std::size_t(1) << 20);
     expect_cheap(refuse(file), Code::limit_exceeded, "deflate bomb");
 }
+
+namespace {
+
+// A pre-1.6 (legacy) checkpoint, every pickle in `protocol` (4 and 5 frame them).
+std::vector<std::uint8_t> legacy_checkpoint(int protocol) {
+    // {'model': {'w': ...}, 'optimizer': {'exp_avg': ...}}
+    const auto pickle = [&](const std::function<void(P&)>& body) {
+        P p(protocol);
+        if (protocol >= 4) p.op(0x95).le(0, 8);  // FRAME (a length hint)
+        body(p);
+        p.stop();
+        return p.b;
+    };
+    const auto legacy_tensor = [](P& p, const std::string& key, const std::string& type, int numel) {
+        p.global("torch._utils", "_rebuild_tensor_v2").op('(');
+        p.op('(').str("storage").global("torch", type).str(key).str("cpu").int1(numel).op('N').op('t').op('Q');
+        p.int1(0).int1(numel).op(0x85).int1(1).op(0x85).op(0x89);
+        p.global("collections", "OrderedDict").op(')').op('R').op('t').op('R');
+    };
+    // The magic number: a pickle of the 10-byte LONG1 0x1950a86a20f9469cfc6c.
+    std::vector<std::uint8_t> file = pickle([](P& p) {
+        p.op(0x8a).le(10, 1);
+        for (std::uint8_t b : {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19}) p.op(b);
+    });
+    const auto append = [&](const std::vector<std::uint8_t>& b) { file.insert(file.end(), b.begin(), b.end()); };
+    append(pickle([](P& p) { p.op('M').le(1001, 2); }));
+    append(pickle([](P& p) { p.op('}').short_str("little_endian").op(0x88).op('s'); }));
+    append(pickle([&](P& p) {
+        p.op('}').op('(').short_str("model").op('}').short_str("w");
+        legacy_tensor(p, "0", "FloatStorage", 2);
+        p.op('s').short_str("optimizer").op('}').short_str("exp_avg");
+        legacy_tensor(p, "1", "DoubleStorage", 3);
+        p.op('s').op('u');
+    }));
+    append(pickle([](P& p) { p.op(']').op('(').short_str("0").short_str("1").op('e'); }));
+    const auto storage = [&](std::uint64_t count, std::size_t item) {
+        for (int i = 0; i < 8; ++i) file.push_back(std::uint8_t(count >> (8 * i)));
+        for (std::size_t i = 0; i < count * item; ++i) file.push_back(i % 4 == 3 ? 0x3F : 0);  // 0.5f
+    };
+    storage(2, 4);
+    storage(3, 8);
+    return file;
+}
+
+}  // namespace
+
+TEST(TorchLegacy, EveryPickleProtocolAndStoragesNoChosenTensorUses) {
+    // The storages follow the pickles in a row, the optimizer's too, each as long
+    // as its persistent id's type says, though only the model's tensors are read.
+    for (int protocol : {2, 3, 4, 5}) {
+        const auto file = legacy_checkpoint(protocol);
+        EXPECT_EQ(detect_format(file.data(), file.size()), FileFormat::torch_legacy) << protocol;
+        TorchFile t;
+        const Status st = read_torch(file.data(), file.size(), true, t);
+        ASSERT_TRUE(st.ok()) << "protocol " << protocol << ": " << st.to_string();
+        ASSERT_EQ(t.tensors.size(), 1u);
+        EXPECT_EQ(t.tensors[0].first, "w");
+        EXPECT_EQ(t.tensors[0].second(1), 0.5f);
+    }
+}

@@ -30,8 +30,7 @@ FileFormat detect_format_sized(const std::uint8_t* data, std::size_t size, std::
     if (size >= 4 && data[0] == 'P' && data[1] == 'K' &&
         ((data[2] == 3 && data[3] == 4) || (data[2] == 5 && data[3] == 6)))
         return FileFormat::torch_zip;
-    static const std::uint8_t legacy[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46};
-    if (size >= sizeof legacy && std::memcmp(data, legacy, sizeof legacy) == 0) return FileFormat::torch_legacy;
+    if (legacy_magic_bytes(data, size)) return FileFormat::torch_legacy;
     // safetensors: an 8-byte length, then JSON (leading blanks allowed): '{',
     // or any other JSON value opener when the length fits the file (so that a
     // header of the wrong JSON type is reported as such).

@@ -55,11 +55,13 @@ using Kind = Value::Kind;
 // What an allowlisted global means (Value::global_id).
 enum GlobalId : int {
     g_ordered_dict = 1,
+    g_rebuild_tensor,  // torch 0.3/0.4: (storage, offset, size, stride)
     g_rebuild_tensor_v2,
     g_rebuild_parameter,
     g_rebuild_parameter_with_state,
     g_storage_class,  // Value::storage_type says which
     g_set,
+    g_counter,
     g_codecs_encode,
     g_class,  // a class that may only be instantiated inert (NEWOBJ) as a module record
 };
@@ -244,6 +246,7 @@ public:
                         "STOP with " + std::to_string(stack_.size()) + " values on the stack (1 expected)");
         out.root = stack_.back();
         out.globals = std::move(globals_);
+        for (const auto& kv : storages_) out.storages.push_back(kv.second);
         out.consumed = pos_;
         return Status();
     }
@@ -430,12 +433,16 @@ private:
             v->global_id = g_ordered_dict;
         } else if (full == "torch._utils._rebuild_tensor_v2") {
             v->global_id = g_rebuild_tensor_v2;
+        } else if (full == "torch._utils._rebuild_tensor") {
+            v->global_id = g_rebuild_tensor;
         } else if (full == "torch._utils._rebuild_parameter") {
             v->global_id = g_rebuild_parameter;
         } else if (full == "torch._utils._rebuild_parameter_with_state") {
             v->global_id = g_rebuild_parameter_with_state;
         } else if (full == "builtins.set" || full == "__builtin__.set") {
             v->global_id = g_set;
+        } else if (full == "collections.Counter") {
+            v->global_id = g_counter;
         } else if (full == "_codecs.encode") {
             v->global_id = g_codecs_encode;
         } else {
@@ -484,9 +491,13 @@ private:
         return Status();
     }
 
-    Status rebuild_tensor(const std::vector<ValuePtr>& a, ValuePtr& out) {
-        if (a.size() != 6 && a.size() != 7)
-            return fail(Code::bad_pickle, "_rebuild_tensor_v2 takes 6 or 7 arguments, not " + std::to_string(a.size()));
+    // _rebuild_tensor_v2 (6 or 7 arguments) or, with v1, torch 0.3/0.4's
+    // _rebuild_tensor (storage, offset, size, stride).
+    Status rebuild_tensor(const std::vector<ValuePtr>& a, ValuePtr& out, bool v1 = false) {
+        if (v1 ? a.size() != 4 : a.size() != 6 && a.size() != 7)
+            return fail(Code::bad_pickle,
+                        std::string(v1 ? "_rebuild_tensor takes 4" : "_rebuild_tensor_v2 takes 6 or 7") +
+                            " arguments, not " + std::to_string(a.size()));
         if (a[0]->kind != Kind::storage)
             return fail(Code::bad_pickle, "_rebuild_tensor_v2: argument 1 is not a storage");
         if (!is_int(a[1]) || a[1]->integer < 0)
@@ -496,14 +507,14 @@ private:
         MK_TRY(int_tuple(a[3], "_rebuild_tensor_v2: stride", out->stride));
         if (out->shape.size() != out->stride.size())
             return fail(Code::bad_pickle, "_rebuild_tensor_v2: size and stride differ in length");
-        if (a[4]->kind != Kind::boolean)
+        if (!v1 && a[4]->kind != Kind::boolean)
             return fail(Code::bad_pickle, "_rebuild_tensor_v2: requires_grad is not a bool");
-        if (!is_dict(a[5]) && a[5]->kind != Kind::none)
+        if (!v1 && !is_dict(a[5]) && a[5]->kind != Kind::none)
             return fail(Code::bad_pickle, "_rebuild_tensor_v2: backward_hooks is not a dict");
         if (a.size() == 7 && !(a[6]->kind == Kind::none || (is_dict(a[6]) && a[6]->entries.empty())))
             return fail(Code::unsupported_tensor, "_rebuild_tensor_v2: tensor metadata (conj/neg bits) is not read");
         out->storage = a[0];
-        out->offset = std::uint64_t(a[1]->integer);
+        out->offset = std::uint64_t(a[1]->integer) + a[0]->offset;  // a legacy storage view starts inside its root
         return Status();
     }
 
@@ -514,9 +525,31 @@ private:
         const auto& a = args_v->items;
         switch (fn->global_id) {
             case g_ordered_dict:
-                if (!a.empty()) return fail(Code::bad_pickle, "OrderedDict called with arguments");
-                return make(Kind::dict, out);
+            case g_counter: {
+                // OrderedDict() (Python 3); OrderedDict([[k, v], ...]) (Python 2's pickles);
+                // Counter() or Counter({k: n, ...}): an inert dict either way.
+                MK_TRY(make(Kind::dict, out));
+                if (a.empty()) return Status();
+                if (a.size() != 1)
+                    return fail(Code::bad_pickle, fn->text + " called with " + std::to_string(a.size()) + " arguments");
+                if (fn->global_id == g_counter && is_dict(a[0])) {
+                    for (const auto& e : a[0]->entries) MK_TRY(adopt(*out, *e.second));
+                    out->entries = a[0]->entries;
+                    return Status();
+                }
+                if (a[0]->kind != Kind::list)
+                    return fail(Code::bad_pickle, fn->text + " of something not a list of pairs");
+                for (const auto& pair : a[0]->items) {
+                    if ((pair->kind != Kind::list && pair->kind != Kind::tuple) || pair->items.size() != 2)
+                        return fail(Code::bad_pickle, fn->text + " of a list whose items are not pairs");
+                    MK_TRY(adopt(*out, *pair->items[0]));
+                    MK_TRY(adopt(*out, *pair->items[1]));
+                    out->entries.emplace_back(pair->items[0], pair->items[1]);
+                }
+                return Status();
+            }
             case g_rebuild_tensor_v2: return rebuild_tensor(a, out);
+            case g_rebuild_tensor: return rebuild_tensor(a, out, true);
             case g_rebuild_parameter:
             case g_rebuild_parameter_with_state: {
                 const std::size_t n = fn->global_id == g_rebuild_parameter ? 3 : 4;
@@ -578,21 +611,49 @@ private:
             return fail(Code::disallowed_persistent_id, "a storage id whose type is not a torch storage class");
         if (!is_str(f[2]) || !is_str(f[3]) || !is_int(f[4]) || f[4]->integer < 0)
             return fail(Code::disallowed_persistent_id, "a storage id with a malformed key, location or size");
-        if (legacy_ && f[5]->kind != Kind::none)
-            return fail(Code::unsupported_tensor, "a legacy storage view (view_metadata) is not read");
+        // torch 0.3/0.4 legacy files: view_metadata (view_key, offset, size) makes
+        // this id a slice of the root storage f[2]: tensors on it index the root
+        // from `offset` on (rebuild_tensor adds it), within the slice's size.
+        std::uint64_t view_offset = 0;
+        std::string view_key;
+        if (legacy_ && f[5]->kind != Kind::none) {
+            const Value& vm = *f[5];
+            if (vm.kind != Kind::tuple || vm.items.size() != 3 || !is_str(vm.items[0]) || !is_int(vm.items[1]) ||
+                vm.items[1]->integer < 0 || !is_int(vm.items[2]) || vm.items[2]->integer < 0)
+                return fail(Code::disallowed_persistent_id,
+                            "a legacy storage view whose metadata is not (key, offset, size)");
+            view_key = vm.items[0]->text;
+            view_offset = std::uint64_t(vm.items[1]->integer);
+            const std::uint64_t view_size = std::uint64_t(vm.items[2]->integer);
+            if (view_offset > std::uint64_t(f[4]->integer) || view_size > std::uint64_t(f[4]->integer) - view_offset)
+                return fail(Code::view_out_of_bounds,
+                            "legacy storage view '" + view_key + "' runs past storage '" + f[2]->text + "'");
+        }
+        ValuePtr root;
         const auto it = storages_.find(f[2]->text);
         if (it != storages_.end()) {
             if (it->second->storage_type != f[1]->storage_type || it->second->numel != std::uint64_t(f[4]->integer))
                 return fail(Code::bad_pickle,
                             "storage '" + f[2]->text + "' declared twice with different types or sizes");
-            out = it->second;
+            root = it->second;
+        } else {
+            MK_TRY(make(Kind::storage, root));
+            root->text = f[2]->text;
+            root->storage_type = f[1]->storage_type;
+            root->numel = std::uint64_t(f[4]->integer);
+            storages_[root->text] = root;
+        }
+        if (view_key.empty()) {
+            out = root;
             return Status();
         }
+        // The slice: the root's key, type and size (so that readers find and
+        // bound its data), and where it starts in the root.
         MK_TRY(make(Kind::storage, out));
-        out->text = f[2]->text;
-        out->storage_type = f[1]->storage_type;
-        out->numel = std::uint64_t(f[4]->integer);
-        storages_[out->text] = out;
+        out->text = root->text;
+        out->storage_type = root->storage_type;
+        out->numel = root->numel;
+        out->offset = view_offset;
         return Status();
     }
 

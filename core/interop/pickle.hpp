@@ -111,6 +111,9 @@ struct Unpickled {
     /// Every GLOBAL / STACK_GLOBAL the pickle named, as "module.name", in
     /// order of first appearance (refused ones end the read, so they are last).
     std::vector<std::string> globals;
+    /// Every storage a persistent id named, used by a tensor or not (a legacy
+    /// file stores them all in a row: each one's type says how long it is).
+    std::vector<ValuePtr> storages;
     std::size_t consumed = 0;  // bytes up to and including STOP
 };
 

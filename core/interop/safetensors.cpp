@@ -44,7 +44,7 @@ constexpr std::size_t max_st_metadata = 65536;
 
 // --- dtypes ---------------------------------------------------------------
 
-enum class Conv { none, f64, f32, f16, bf16, i64, i32, i16, i8, u8, boolean };
+enum class Conv { none, f64, f32, f16, bf16, i64, i32, i16, i8, u64, u32, u16, u8, boolean };
 
 struct StDtype {
     const char* name;
@@ -66,16 +66,16 @@ constexpr StDtype st_dtypes[] = {
     {"F8_E4M3FNUZ", 8, Conv::none},
     {"F8_E5M2FNUZ", 8, Conv::none},
     {"I16", 16, Conv::i16},
-    {"U16", 16, Conv::none},
+    {"U16", 16, Conv::u16},
     {"F16", 16, Conv::f16},
     {"BF16", 16, Conv::bf16},
     {"I32", 32, Conv::i32},
-    {"U32", 32, Conv::none},
+    {"U32", 32, Conv::u32},
     {"F32", 32, Conv::f32},
     {"C64", 64, Conv::none},
     {"F64", 64, Conv::f64},
     {"I64", 64, Conv::i64},
-    {"U64", 64, Conv::none},
+    {"U64", 64, Conv::u64},
 };
 constexpr int st_dtype_count = int(sizeof(st_dtypes) / sizeof(st_dtypes[0]));
 
@@ -479,6 +479,9 @@ Status convert(const std::uint8_t* p, const SafetensorsTensor& t, Conv conv, Ten
         case Conv::i32: convert_ints<std::int32_t>(p, n, dst); break;
         case Conv::i16: convert_ints<std::int16_t>(p, n, dst); break;
         case Conv::i8: convert_ints<std::int8_t>(p, n, dst); break;
+        case Conv::u64: convert_ints<std::uint64_t>(p, n, dst); break;
+        case Conv::u32: convert_ints<std::uint32_t>(p, n, dst); break;
+        case Conv::u16: convert_ints<std::uint16_t>(p, n, dst); break;
         case Conv::u8: convert_ints<std::uint8_t>(p, n, dst); break;
         case Conv::boolean:
             for (std::size_t i = 0; i < n; ++i) {
@@ -692,7 +695,7 @@ Status read_safetensors(const ByteSource& source, const SafetensorsInfo& info, S
         if (c == Conv::none)
             return error(Code::unsupported_tensor, tensor_label(t.name) + " has dtype " + t.dtype +
                                                        ", which modelkeep does not convert (it reads F64, F32, "
-                                                       "F16, BF16, I64, I32, I16, I8, U8 and BOOL)");
+                                                       "F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8 and BOOL)");
         convs.push_back(c);
     }
     // Tensor by tensor: F32 straight from the source into the tensor, other

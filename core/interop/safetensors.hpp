@@ -49,8 +49,9 @@ Status read_safetensors_info(const std::uint8_t* data, std::size_t size, Safeten
 Status read_safetensors_info(const ByteSource& source, SafetensorsInfo& info);
 
 /// read_safetensors_info, then every tensor converted to float32, in header
-/// order. F64, F32, F16, BF16, I64, I32, I16, I8, U8 and BOOL convert;
-/// other valid dtypes (F8_*, C64, U16, ...) give unsupported_tensor.
+/// order. F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8 and BOOL
+/// convert (integers as float() rounds them);
+/// other valid dtypes (F8_*, F6_*, F4, C64) give unsupported_tensor.
 Status read_safetensors(const std::uint8_t* data, std::size_t size, StateDict& tensors, Metadata* metadata = nullptr);
 /// The same from a source, tensor by tensor: F32 data goes straight into its
 /// tensor; other dtypes through a buffer of one tensor's bytes.

@@ -445,15 +445,25 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
     return finish(storages, refs, with_values, out);
 }
 
-// The first legacy pickle: PROTO 2, LONG1 of 10 bytes = 0x1950a86a20f9469cfc6c, STOP.
-constexpr std::uint8_t legacy_magic[] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46,
-                                         0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+}  // namespace
+
+std::size_t legacy_magic_bytes(const std::uint8_t* data, std::size_t size) {
+    // The first legacy pickle: PROTO 2..5, a FRAME (protocol 4 and 5 frame it),
+    // LONG1 of 10 bytes = 0x1950a86a20f9469cfc6c, STOP.
+    static const std::uint8_t magic[] = {0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e};
+    if (size < 2 || data[0] != 0x80 || data[1] < 2 || data[1] > 5) return 0;
+    std::size_t pos = 2;
+    if (size > pos && data[pos] == 0x95) pos += 9;  // FRAME and its 8-byte length
+    if (size < pos + sizeof magic || std::memcmp(data + pos, magic, sizeof magic) != 0) return 0;
+    return pos + sizeof magic;
+}
+
+namespace {
 
 Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out) {
     out.legacy = true;
-    std::size_t pos = sizeof legacy_magic;
-    if (size < pos || std::memcmp(data, legacy_magic, pos) != 0)
-        return error(Code::unknown_format, "not a legacy torch file (no magic number)");
+    std::size_t pos = legacy_magic_bytes(data, size);
+    if (!pos) return error(Code::unknown_format, "not a legacy torch file (no magic number)");
     Unpickled version, sys_info, object, keys;
     MK_TRY(unpickle(data + pos, size - pos, true, version));
     pos += version.consumed;
@@ -477,16 +487,17 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
     if (keys.root->kind != Kind::list) return error(Code::bad_pickle, "the legacy storage key list is not a list");
     TensorRefs refs;
     MK_TRY(interpret(*object.root, out, refs));
-    // Each storage's type (item size) is known only from the tensors that use it.
+    // Each storage's type (item size) is known only from its persistent id: every
+    // storage the pickle named, used by the chosen tensors or not (optimizer state).
     std::map<std::string, const Value*> types;
-    for (const auto& r : refs) types[r.second->storage->text] = r.second->storage.get();
+    for (const auto& s : object.storages) types[s->text] = s.get();
     Storages storages;
     for (const auto& k : keys.root->items) {
         if (k->kind != Kind::string) return error(Code::bad_pickle, "a legacy storage key that is not a string");
         const auto it = types.find(k->text);
         if (it == types.end())
             return error(Code::bad_pickle,
-                         "legacy storage '" + k->text + "' is used by no tensor (its size is unknown)");
+                         "legacy storage '" + k->text + "' is named by no persistent id (its size is unknown)");
         if (size - pos < 8) return error(Code::truncated, "the file ends before storage '" + k->text + "'");
         std::uint64_t count = 0;
         for (int i = 0; i < 8; ++i) count |= std::uint64_t(data[pos + std::size_t(i)]) << (8 * i);

@@ -94,6 +94,10 @@ struct TorchFile {
     std::uint64_t pickle_bytes = 0;
 };
 
+/// The length of a legacy torch file's first pickle (its magic number, in any
+/// pickle protocol torch wrote: 2 to 5), or 0 if `data` does not start with it.
+std::size_t legacy_magic_bytes(const std::uint8_t* data, std::size_t size);
+
 /// Reads a torch zip or legacy file. Without `with_values`, only the pickle
 /// is read and the storages' presence and sizes checked (for inspect). From a
 /// source outside memory, a zip is read by ranges: its directory and pickle,
