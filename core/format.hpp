@@ -149,7 +149,10 @@ std::uint64_t read_bytes(const FileInfo& info, bool as_model);
 /// shapes). A state dict without an architecture is needs_architecture, said
 /// from its header alone with the SPEC its tensors suggest. `info` receives
 /// the file's info (data_checked set).
-Status read_model_as(const ByteSource& source, const std::string& architecture, Sequential& model, FileInfo& info);
+/// With a prefix (an architecture given), only the file's keys under it are the
+/// model's (take_prefix).
+Status read_model_as(const ByteSource& source, const std::string& architecture, Sequential& model, FileInfo& info,
+                     const std::string& prefix = "");
 
 struct WriteOptions {
     /// Storage dtype of tensors of rank ≥ 2 (weights); lower-rank tensors

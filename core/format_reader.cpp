@@ -632,7 +632,8 @@ Status read_model(const ByteSource& source, Sequential& model, Metadata* metadat
     return Status::success();
 }
 
-Status read_model_as(const ByteSource& source, const std::string& architecture, Sequential& model, FileInfo& info) {
+Status read_model_as(const ByteSource& source, const std::string& architecture, Sequential& model, FileInfo& info,
+                     const std::string& prefix) {
     if (architecture.empty()) {
         const Status st = read_model(source, model, nullptr, &info);
         if (st.code() != Code::wrong_kind) return st;
@@ -647,6 +648,7 @@ Status read_model_as(const ByteSource& source, const std::string& architecture, 
     MK_TRY(parse_spec(architecture, specs));
     LoadedFile f;
     MK_TRY(read_file(source, f));
+    MK_TRY(take_prefix(f.tensors, prefix));
     MK_TRY(Sequential::from_state_dict(specs, std::move(f.tensors), model));
     info = std::move(f.info);
     return Status::success();

@@ -67,10 +67,24 @@ std::vector<std::pair<std::string, Shape>> Sequential::state_dict_shapes() const
     return out;
 }
 
-static std::string join(const std::vector<std::string>& v) {
+static std::string join(const std::vector<std::string>& v, std::size_t most = 20) {
     std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    for (std::size_t i = 0; i < v.size() && i < most; ++i) s += (s.empty() ? "" : ", ") + v[i];
+    if (v.size() > most) s += ", ... (" + std::to_string(v.size()) + " in all)";
     return s;
+}
+
+// What a strict load's key error adds: the likely fix when the file's keys carry
+// a prefix the model's lack, and otherwise the keys the file has, beside the model's.
+static std::string key_advice(const LoadReport& report, const StateDict& sd) {
+    const std::string prefix = key_prefix(report);
+    if (!prefix.empty())
+        return ". The file's keys carry the prefix '" + prefix +
+               "' (DataParallel, Lightning, torch.compile...): " + "load with that prefix (--prefix " + prefix +
+               ", { prefix: '" + prefix + "' })";
+    std::vector<std::string> file_keys;
+    for (const auto& kv : sd) file_keys.push_back(kv.first);
+    return ". The file has: " + join(file_keys);
 }
 
 std::uint64_t param_count(const std::vector<LayerSpec>& specs) {
@@ -128,10 +142,37 @@ Status match_state_dict(const std::vector<LayerSpec>& specs, const StateDict& sd
         if (!used[i]) report.unexpected_keys.push_back(sd[i].first);
     if (!mismatches.empty()) return error(Code::shape_mismatch, "size mismatch for " + join(mismatches));
     if (strict && !report.missing_keys.empty())
-        return error(Code::missing_key, "missing keys: " + join(report.missing_keys));
+        return error(Code::missing_key, "missing keys: " + join(report.missing_keys) + key_advice(report, sd));
     if (strict && !report.unexpected_keys.empty())
-        return error(Code::unexpected_key, "unexpected keys: " + join(report.unexpected_keys));
+        return error(Code::unexpected_key, "unexpected keys: " + join(report.unexpected_keys) + key_advice(report, sd));
     return Status::success();
+}
+
+Status take_prefix(StateDict& sd, const std::string& prefix) {
+    if (prefix.empty()) return Status::success();
+    StateDict under;
+    for (auto& [key, t] : sd)
+        if (key.size() > prefix.size() && key.compare(0, prefix.size(), prefix) == 0)
+            under.emplace_back(key.substr(prefix.size()), std::move(t));
+    if (under.empty()) return error(Code::missing_key, "no key of the file starts with the prefix '" + prefix + "'");
+    sd = std::move(under);
+    return Status::success();
+}
+
+std::string key_prefix(const LoadReport& report) {
+    // Every missing key must be some unexpected key with the same prefix before it.
+    if (report.missing_keys.empty() || report.unexpected_keys.empty()) return "";
+    const std::string& m = report.missing_keys[0];
+    std::unordered_set<std::string> unexpected(report.unexpected_keys.begin(), report.unexpected_keys.end());
+    for (const std::string& u : report.unexpected_keys) {
+        if (u.size() <= m.size() || u.compare(u.size() - m.size(), m.size(), m) != 0) continue;
+        const std::string prefix = u.substr(0, u.size() - m.size());
+        if (prefix.back() != '.') continue;
+        bool all = true;
+        for (const std::string& k : report.missing_keys) all = all && unexpected.count(prefix + k);
+        if (all) return prefix;
+    }
+    return "";
 }
 
 Status Sequential::load_state_dict(const StateDict& sd, bool strict, LoadReport& report) {

@@ -56,6 +56,15 @@ constexpr std::size_t no_tensor = std::size_t(-1);
 Status match_state_dict(const std::vector<LayerSpec>& specs, const StateDict& sd, bool strict, LoadReport& report,
                         std::vector<std::size_t>& where);
 
+/// Keeps the tensors of sd whose keys start with `prefix` ("module.", "model."),
+/// the prefix taken off; the others are not the model's and go. An empty prefix
+/// keeps everything; a prefix no key has is missing_key.
+Status take_prefix(StateDict& sd, const std::string& prefix);
+
+/// The prefix the file's keys carry and the model's lack ("module.", "model."),
+/// when stripping it from the unexpected keys gives every missing one; "" otherwise.
+std::string key_prefix(const LoadReport& report);
+
 /// The checks Sequential::create makes, without building anything: every
 /// spec valid, at most max_layers, unique names, no layer that is also
 /// another's parent ("a" and "a.b").

@@ -144,3 +144,25 @@ TEST(Import, ExportBytesBoundsBothWriters) {
         }
     }
 }
+
+TEST(Import, APrefixOptionMapsTheFilesKeysOntoTheModel) {
+    // A DataParallel state dict as safetensors, plus a tensor that is not the model's.
+    const Sequential model = mkt::make_model("fc1=Linear(3,4),ReLU,fc2=Linear(4,2)", 4);
+    StateDict sd;
+    for (auto& [key, t] : model.state_dict()) sd.emplace_back("module." + key, t);
+    sd.emplace_back("loss.weight", zeros({2}));
+    std::vector<std::uint8_t> bytes;
+    ASSERT_TRUE(write_safetensors(sd, {}, DType::f32, bytes).ok());
+    ImportOptions options;
+    options.architecture = format_spec(model.specs());
+    Imported in;
+    const Status refused = import_file(bytes.data(), bytes.size(), options, true, in);
+    EXPECT_EQ(refused.code(), Code::missing_key);
+    EXPECT_NE(refused.message().find("prefix 'module.'"), std::string::npos) << refused.message();
+    options.prefix = "module.";
+    const Status st = import_file(bytes.data(), bytes.size(), options, true, in);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    EXPECT_EQ(in.model.state_dict()[0].second, model.state_dict()[0].second);
+    options.prefix = "net.";
+    EXPECT_EQ(import_file(bytes.data(), bytes.size(), options, true, in).code(), Code::missing_key);
+}

@@ -328,3 +328,24 @@ TEST(Model, MemoryOfCreateStateDictAndDtypeChanges) {
             EXPECT_GE(scope.peak() + 1024, predicted * 9 / 10) << dtype_name(from) << " -> " << dtype_name(to);
         }
 }
+
+TEST(Model, AStrictLoadSaysWhatTheFileHasAndTheLikelyPrefix) {
+    Sequential m = mkt::make_model("fc1=Linear(3,4),ReLU,fc2=Linear(4,2)");
+    // DataParallel's keys: every one carries "module.".
+    StateDict ddp;
+    for (auto& [key, t] : m.state_dict()) ddp.emplace_back("module." + key, t);
+    LoadReport report;
+    Status st = m.load_state_dict(ddp, true, report);
+    EXPECT_EQ(st.code(), Code::missing_key);
+    EXPECT_EQ(key_prefix(report), "module.");
+    EXPECT_NE(st.message().find("prefix 'module.'"), std::string::npos) << st.message();
+    // Lightning's nested "model.net." too.
+    StateDict nested;
+    for (auto& [key, t] : m.state_dict()) nested.emplace_back("model.net." + key, t);
+    EXPECT_EQ(m.load_state_dict(nested, true, report).code(), Code::missing_key);
+    EXPECT_EQ(key_prefix(report), "model.net.");
+    // Unrelated keys: no prefix, and the message lists what the file has.
+    st = m.load_state_dict({{"a.weight", zeros({4, 3})}, {"b.bias", zeros({2})}}, true, report);
+    EXPECT_EQ(key_prefix(report), "");
+    EXPECT_NE(st.message().find("The file has: a.weight, b.bias"), std::string::npos) << st.message();
+}

@@ -332,9 +332,10 @@ public:
     /// Uint8Array or an array of its chunks (JsSource) → { ok, format, holds,
     /// architectureFrom, ... } or a failure. architecture (a SPEC, or "") and
     /// assumeSequential say what runs when the file does not (needs_architecture
-    /// otherwise). Without the importer (the lean build), .mkp files only
+    /// otherwise); prefix (or "") keeps only the file's keys under it, prefix off,
+    /// for an architecture. Without the importer (the lean build), .mkp files only
     /// (needs_importer otherwise).
-    val load(const val& bytes, const std::string& architecture, bool assume_sequential) {
+    val load(const val& bytes, const std::string& architecture, bool assume_sequential, const std::string& prefix) {
         const JsSource file(bytes);
         if (is_mkp(file)) {
             // The header alone sizes the work; the reader then streams the data once.
@@ -342,7 +343,7 @@ public:
             Status st = read_info(file, false, info);
             if (st.ok()) st = reserve(double(read_bytes(info, architecture.empty())), "the model");
             Sequential model;
-            if (st.ok()) st = read_model_as(file, architecture, model, info);
+            if (st.ok()) st = read_model_as(file, architecture, model, info, prefix);
             if (!st.ok()) return fail(st);
             model_ = std::move(model);
             warm_ = {};
@@ -357,6 +358,7 @@ public:
         ImportOptions options;
         options.architecture = architecture;
         options.assume_sequential = assume_sequential;
+        options.prefix = prefix;
         Status st = read_source(file, source);
         if (st.ok()) st = reserve(double(import_bytes(source, options, true)), "the model");
         if (!st.ok()) return fail(st);

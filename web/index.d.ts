@@ -134,6 +134,12 @@ export interface ImportOptions {
   architecture?: string;
   /** A pickled custom nn.Module: run its leaf modules in registration order (forward() is not in the file). */
   assumeSequential?: boolean;
+  /**
+   * With an architecture: only the file's keys that start with this prefix are the model's, the
+   * prefix taken off ('module.' for DataParallel, 'model.' for Lightning, '_orig_mod.' for
+   * torch.compile). A strict-load error names the prefix when the file's keys carry one.
+   */
+  prefix?: string;
   /** Hold the Linear weights in this dtype once loaded (see Model#setWeightDtype); by default as stored. */
   weightDtype?: DType;
 }

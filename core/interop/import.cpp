@@ -336,7 +336,7 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
         case FileFormat::mkp: {
             if (need_model) {  // the file's own model (compact weights kept compact), or the option's
                 FileInfo f;
-                MK_TRY(read_model_as(source, options.architecture, out.model, f));
+                MK_TRY(read_model_as(source, options.architecture, out.model, f, options.prefix));
                 fill_mkp_info(std::move(f), info);
                 out.arch_from = options.architecture.empty() ? "file" : "architecture option";
                 out.has_model = true;
@@ -390,6 +390,7 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
     } else {
         return Status();
     }
+    MK_TRY(take_prefix(out.tensors, options.prefix));
     MK_TRY(Sequential::from_state_dict(layers, std::move(out.tensors), out.model));
     out.tensors.clear();
     out.has_model = true;

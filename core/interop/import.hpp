@@ -70,6 +70,9 @@ struct SourceInfo {
 struct ImportOptions {
     std::string architecture;        // a SPEC: build this model, load the file's tensors (strict)
     bool assume_sequential = false;  // a pickled module: run its leaves in registration order
+    /// Loading into an architecture: only the file's keys that start with this
+    /// prefix ("module.", "model.") are the model's, with the prefix taken off.
+    std::string prefix;
 };
 
 struct Imported {

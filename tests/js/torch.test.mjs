@@ -217,3 +217,33 @@ test('save() picks the export format from the name; fileInfo says what a file is
   model.dispose();
   other.dispose();
 });
+
+test('a prefix maps a DataParallel state dict onto an architecture, and the error names it', async () => {
+  const model = nn.sequential({ fc1: nn.linear(3, 4) }, nn.relu(), { fc2: nn.linear(4, 2) }, { seed: 3 });
+  const st = model.toBytes({ format: 'safetensors' });
+  // The same tensors under "module." (as DataParallel saves them): rewrite the header's names.
+  const n = Number(new DataView(st.buffer, st.byteOffset, 8).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(st.subarray(8, 8 + n)));
+  const renamed = {};
+  for (const [k, v] of Object.entries(header)) renamed[k === '__metadata__' ? k : `module.${k}`] = v;
+  let text = JSON.stringify(renamed);
+  while ((8 + text.length) % 8) text += ' ';
+  const head = new TextEncoder().encode(text);
+  const file = new Uint8Array(8 + head.length + st.length - 8 - n);
+  new DataView(file.buffer).setBigUint64(0, BigInt(head.length), true);
+  file.set(head, 8);
+  file.set(st.subarray(8 + n), 8 + head.length);
+  const architecture = model.architecture;
+  assert.throws(
+    () => Model.fromBytes(file, { architecture }),
+    (e) => e.code === 'missing_key' && /prefix 'module\.'/.test(e.message),
+  );
+  const back = Model.fromBytes(file, { architecture, prefix: 'module.' });
+  assert.deepEqual(back.forward([[1, 2, 3]]).data, model.forward([[1, 2, 3]]).data);
+  assert.throws(
+    () => Model.fromBytes(file, { prefix: 'module.' }),
+    (e) => e.code === 'invalid_argument',
+  );
+  back.dispose();
+  model.dispose();
+});

@@ -222,7 +222,8 @@ export class Model {
    * A model from the bytes of any readable file: a .mkp model, a PyTorch torch.save file
    * (zip or legacy: state dict, checkpoint or pickled module — never executed) or a
    * safetensors file. The format comes from the bytes. Files that hold weights but not what
-   * runs need `architecture` (a SPEC) or, for a pickled custom module, `assumeSequential`.
+   * runs need `architecture` (a SPEC) or, for a pickled custom module, `assumeSequential`;
+   * `prefix` ('module.', 'model.': with an architecture) loads only the keys under it, prefix off.
    */
   static fromBytes(bytes, options = {}) {
     return fromChunks([toUint8Array(bytes)], options);
@@ -308,18 +309,21 @@ export class Model {
   }
 
   static {
-    fromChunks = (chunks, { architecture, assumeSequential = false, weightDtype } = {}) => {
+    fromChunks = (chunks, { architecture, assumeSequential = false, prefix, weightDtype } = {}) => {
       if (architecture !== undefined && (typeof architecture !== 'string' || architecture === '')) {
         throw new ModelError('invalid_argument', 'architecture must be a non-empty SPEC string');
       }
       if (architecture !== undefined && assumeSequential) {
         throw new ModelError('invalid_argument', 'give either architecture or assumeSequential, not both');
       }
+      if (prefix !== undefined && (typeof prefix !== 'string' || architecture === undefined)) {
+        throw new ModelError('invalid_argument', 'prefix must be a string, given with an architecture');
+      }
       if (!Array.isArray(chunks) || !chunks.every((c) => c instanceof Uint8Array)) {
         throw new ModelError('invalid_argument', 'a file in chunks must be an array of Uint8Arrays');
       }
       const handle = new (runtime().ModelHandle)();
-      const r = handle.load(chunks, architecture ?? '', Boolean(assumeSequential));
+      const r = handle.load(chunks, architecture ?? '', Boolean(assumeSequential), prefix ?? '');
       if (!r.ok) {
         handle.delete();
         check(r);
