@@ -479,3 +479,23 @@ TEST(TorchLegacy, EveryPickleProtocolAndStoragesNoChosenTensorUses) {
         EXPECT_EQ(t.tensors[0].second(1), 0.5f);
     }
 }
+
+TEST(TorchFiles, ABareTensorReadsAsOneTensorNamedTensor) {
+    // torch.save(torch.ones(2, 3)): the pickle's root is the tensor itself.
+    P p;
+    tensor(p, "0", 6, 0, {2, 3}, {3, 1});
+    p.stop();
+    std::vector<std::uint8_t> data(24, 0);
+    for (int i = 0; i < 6; ++i) data[std::size_t(4 * i + 2)] = 0x80, data[std::size_t(4 * i + 3)] = 0x3F;  // 1.0f
+    const auto file = torch_zip(p.b, {{"0", data}});
+    SourceInfo info;
+    ASSERT_TRUE(read_source(file.data(), file.size(), info).ok());
+    EXPECT_EQ(info.source, "tensor");
+    Imported in;
+    const Status st = import_file(file.data(), file.size(), ImportOptions(), false, in);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    ASSERT_EQ(in.tensors.size(), 1u);
+    EXPECT_EQ(in.tensors[0].first, "tensor");
+    EXPECT_EQ(shape_of(in.tensors[0].second), (Shape{2, 3}));
+    EXPECT_EQ(in.tensors[0].second(1, 2), 1.0f);
+}

@@ -151,6 +151,11 @@ Status interpret(const Value& root, TorchFile& out, TensorRefs& refs) {
         std::size_t nodes = 0;
         return walk_module(root, "", "", out.module, refs, nodes);
     }
+    if (root.kind == Kind::tensor) {  // torch.save(tensor): one tensor, named "tensor"
+        out.source = "tensor";
+        refs.emplace_back("tensor", &root);
+        return Status();
+    }
     if (is_tensor_dict(root)) {
         out.source = "state dict";
         take_dict(root);
