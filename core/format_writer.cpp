@@ -166,6 +166,11 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
                 return error(Code::bad_name, "tensor name '" + escape_text(name) + "' holds a control character");
             if (!names.insert(name).second) return error(Code::duplicate_name, "tensor '" + name + "' given twice");
             const Shape shape = it.shape();
+            for (std::size_t d = 0; d < shape.size(); ++d)
+                if (shape[d] > max_tensor_elements)  // as the reader: a zero-sized tensor too
+                    return error(Code::size_overflow, "tensor '" + escape_text(name) + "' dim " + std::to_string(d) +
+                                                          " is " + std::to_string(shape[d]) + ", over " +
+                                                          std::to_string(max_tensor_elements));
             std::uint64_t numel;
             MK_TRY(checked_numel(shape, numel, "tensor '" + name + "'"));
             w.str(name);

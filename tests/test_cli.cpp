@@ -644,8 +644,10 @@ Bytes safetensors_file(const std::string& header, const Bytes& data) {
 }  // namespace
 
 // A tensor of shape (0, 2^62) holds nothing, so the torch reader takes it
-// and the writers emit it, but the .mkp and safetensors readers refuse a dim
-// over 2^28: the read-back catches it and the existing output survives.
+// (for now: it is to cap each dim too, and then refuses it first), but the
+// .mkp and safetensors readers refuse a dim over 2^28: the .mkp writer refuses
+// it as its reader would, the safetensors writer emits it and the read-back
+// catches it. Either way: size_overflow, and the existing output survives.
 TEST_F(Cli, ConvertWhoseOutputWouldNotReadBackLeavesTheOutputUntouched) {
     StateDict huge;
     huge.emplace_back("w", zeros({0, std::size_t(1) << 62}));
@@ -655,7 +657,6 @@ TEST_F(Cli, ConvertWhoseOutputWouldNotReadBackLeavesTheOutputUntouched) {
     for (const char* out : {"x.mkp", "x.safetensors"}) {
         const Bytes before = read_bytes(path(out));
         const Result r = fails({"convert", "huge.pt", out}, 1, "size_overflow");
-        EXPECT_TRUE(contains(r.err, "'" + std::string(out) + "' was not written")) << r.err;
         EXPECT_EQ(read_bytes(path(out)), before) << out;
         EXPECT_EQ(r.out, "");
     }

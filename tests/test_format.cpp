@@ -214,6 +214,13 @@ TEST(Format, WriterRefusesWhatTheReaderWould) {
     EXPECT_EQ(write_state_dict({}, meta, b).code(), Code::duplicate_name);
     meta.metadata = {{"bad\xc3", "1"}};
     EXPECT_EQ(write_state_dict({}, meta, b).code(), Code::bad_name);
+    StateDict wide;  // no elements, but a dim over 2^28, which the reader refuses
+    wide.emplace_back("w", zeros({0, std::size_t(max_tensor_elements) + 1}));
+    EXPECT_EQ(write_state_dict(wide, WriteOptions{}, b).code(), Code::size_overflow);
+    wide[0].second = zeros({0, std::size_t(max_tensor_elements)});
+    ASSERT_TRUE(write_state_dict(wide, WriteOptions{}, b).ok());
+    FileInfo info;
+    EXPECT_TRUE(read_info(b.data(), b.size(), true, info).ok());
 }
 
 // §1.6 in the writer: control characters are refused, naming the culprit escaped.

@@ -168,6 +168,12 @@ Status compare_read_back(const StateDict& want, const Metadata* metadata, const 
     return Status::success();
 }
 
+// A writer's or read-back's error, saying that `path` was not touched.
+Status not_written(const std::string& path, const Status& st) {
+    return error(st.code(),
+                 st.message() + "; '" + escape_text(path) + "' was not written (an existing file is left as it was)");
+}
+
 // Must be the only way a command writes a file: reads `bytes` back with the
 // reader of `format` and compares them with `want` (and `metadata`, if given)
 // before write_file_atomic replaces `path`. On any failure `path` is left as
@@ -182,9 +188,7 @@ Status write_verified(const std::string& path, OutFormat format, std::vector<std
     ReadBack got;
     Status st = read_back(format, bytes, got);
     if (st.ok()) st = compare_read_back(want, metadata, got);
-    if (!st.ok())
-        return error(st.code(), st.message() + "; '" + escape_text(path) +
-                                    "' was not written (an existing file is left as it was)");
+    if (!st.ok()) return not_written(path, st);
     return write_file_atomic(path, bytes);
 }
 
@@ -530,7 +534,7 @@ int cmd_init(const std::vector<std::string>& argv) {
     std::vector<std::uint8_t> bytes;
     const StateDict tensors = model.state_dict();
     st = args.has("--state-dict") ? write_state_dict(tensors, options, bytes) : write_model(model, options, bytes);
-    if (!st.ok()) return report(st);
+    if (!st.ok()) return report(not_written(out_path, st));
     st = write_verified(out_path, OutFormat::mkp, bytes, tensors, &options.metadata);
     if (!st.ok()) return report(st);
 
@@ -706,7 +710,7 @@ int cmd_convert(const std::vector<std::string>& argv) {
         st = write_model(in.model, options, bytes);
     else
         st = write_state_dict(tensors, options, bytes);
-    if (!st.ok()) return report(st);
+    if (!st.ok()) return report(not_written(out_path, st));
     st = write_verified(out_path, format, bytes, tensors, format == OutFormat::torch ? nullptr : &options.metadata);
     if (!st.ok()) return report(st);
 
