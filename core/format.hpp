@@ -5,7 +5,9 @@
 //     binary32. A varint is unsigned LEB128: at most 10 bytes, value < 2^64,
 //     canonical (the last byte is non-zero unless it is the only byte). An
 //     svarint is a zigzag-encoded varint. A string is a varint byte length then
-//     that many bytes of UTF-8.
+//     that many bytes of UTF-8. Names and metadata keys hold no control
+//     character (U+0000–U+001F, U+007F, U+0080–U+009F); metadata values may
+//     hold \n and \t but no other control character (bad_name).
 //  2. A file is: the fixed header (20 bytes), the sections (up to header_len),
 //     then the tensor data, each tensor preceded by the zero padding that aligns
 //     it. Nothing follows the last tensor.

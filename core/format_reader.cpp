@@ -116,7 +116,12 @@ Status read_metadata(Cursor& c, Metadata& out) {
         std::string key, value;
         MK_TRY(c.str(key, max_metadata_key_bytes, "metadata key"));
         if (key.empty()) return error(Code::bad_name, "metadata entry " + std::to_string(i) + " has an empty key");
+        if (first_control(key) >= 0)
+            return error(Code::bad_name, "metadata key '" + escape_text(key) + "' holds a control character");
         MK_TRY(c.str(value, max_metadata_value_bytes, "metadata value"));
+        if (first_control(value, true) >= 0)
+            return error(Code::bad_name,
+                         "metadata value of '" + key + "' holds a control character other than newline and tab");
         if (!keys.insert(key).second) return error(Code::duplicate_name, "metadata key '" + key + "' appears twice");
         out.emplace_back(std::move(key), std::move(value));
     }
@@ -191,6 +196,8 @@ Status read_layer(Cursor& c, LayerSpec& s) {
 Status read_tensor_record(Cursor& c, TensorInfo& t) {
     MK_TRY(c.str(t.name, max_name_bytes, "tensor name"));
     if (t.name.empty()) return error(Code::bad_name, "a tensor has an empty name");
+    if (first_control(t.name) >= 0)
+        return error(Code::bad_name, "tensor name '" + escape_text(t.name) + "' holds a control character");
     std::uint8_t dtype = 0, rank = 0;
     MK_TRY(c.u8(dtype, "tensor dtype"));
     if (!dtype_known(dtype))

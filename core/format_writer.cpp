@@ -126,10 +126,17 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
         w.varint(opt.metadata.size());
         for (const auto& [k, v] : opt.metadata) {
             if (k.empty() || k.size() > max_metadata_key_bytes || !valid_utf8(k))
-                return error(Code::bad_name, "metadata key '" + k + "' must be 1 to 256 bytes of UTF-8");
+                return error(Code::bad_name, "metadata key '" + escape_text(k) + "' must be 1 to 256 bytes of UTF-8");
+            if (first_control(k) >= 0)
+                return error(Code::bad_name, "metadata key '" + escape_text(k) + "' holds a control character");
             if (v.size() > max_metadata_value_bytes || !valid_utf8(v))
-                return error(Code::bad_name, "metadata value of '" + k + "' must be at most 1 MiB of UTF-8");
-            if (!keys.insert(k).second) return error(Code::duplicate_name, "metadata key '" + k + "' given twice");
+                return error(Code::bad_name,
+                             "metadata value of '" + escape_text(k) + "' must be at most 1 MiB of UTF-8");
+            if (first_control(v, true) >= 0)
+                return error(Code::bad_name, "metadata value of '" + escape_text(k) +
+                                                 "' holds a control character other than newline and tab");
+            if (!keys.insert(k).second)
+                return error(Code::duplicate_name, "metadata key '" + escape_text(k) + "' given twice");
             w.str(k);
             w.str(v);
         }
@@ -153,9 +160,17 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
         for (const Item& it : items) {
             const std::string& name = *it.name;
             if (name.empty() || name.size() > max_name_bytes || !valid_utf8(name))
-                return error(Code::bad_name, "tensor name '" + name + "' must be 1 to 1024 bytes of UTF-8");
+                return error(Code::bad_name,
+                             "tensor name '" + escape_text(name) + "' must be 1 to 1024 bytes of UTF-8");
+            if (first_control(name) >= 0)
+                return error(Code::bad_name, "tensor name '" + escape_text(name) + "' holds a control character");
             if (!names.insert(name).second) return error(Code::duplicate_name, "tensor '" + name + "' given twice");
             const Shape shape = it.shape();
+            for (std::size_t d = 0; d < shape.size(); ++d)
+                if (shape[d] > max_tensor_elements)  // as the reader: a zero-sized tensor too
+                    return error(Code::size_overflow, "tensor '" + escape_text(name) + "' dim " + std::to_string(d) +
+                                                          " is " + std::to_string(shape[d]) + ", over " +
+                                                          std::to_string(max_tensor_elements));
             std::uint64_t numel;
             MK_TRY(checked_numel(shape, numel, "tensor '" + name + "'"));
             w.str(name);

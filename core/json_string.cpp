@@ -43,6 +43,11 @@ void append_string(std::string& out, const std::string& s) {
             if (len == 0) {
                 out += "\\ufffd";
                 ++i;
+            } else if (len == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) <= 0x9f) {
+                out += "\\u00";  // C1 control U+0080–U+009F
+                out += hex[static_cast<unsigned char>(s[i + 1]) >> 4];
+                out += hex[s[i + 1] & 15];
+                i += len;
             } else {
                 out.append(s, i, len);
                 i += len;
@@ -58,7 +63,7 @@ void append_string(std::string& out, const std::string& s) {
             case '\r': out += "\\r"; break;
             case '\t': out += "\\t"; break;
             default:
-                if (c < 0x20) {
+                if (c < 0x20 || c == 0x7f) {
                     out += "\\u00";
                     out += hex[c >> 4];
                     out += hex[c & 15];

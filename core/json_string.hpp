@@ -9,8 +9,10 @@
 namespace modelkeep {
 namespace json {
 
-/// Appends s as a quoted JSON string; control characters and invalid UTF-8
-/// bytes (written as U+FFFD) are escaped, so the result is always valid JSON.
+/// Appends s as a quoted JSON string; control characters (C0, DEL and C1:
+/// U+0000–U+001F, U+007F–U+009F, as \uNNNN or \n, \t, ...) and invalid UTF-8
+/// bytes (written as \ufffd) are escaped, so the result is always valid JSON
+/// and holds no raw control byte.
 void append_string(std::string& out, const std::string& s);
 
 }  // namespace json

@@ -19,7 +19,9 @@
 #include "cli/json.hpp"
 #include "format.hpp"
 #include "model.hpp"
+#include "safetensors.hpp"
 #include "spec.hpp"
+#include "torch_file.hpp"
 
 using namespace modelkeep;
 
@@ -103,8 +105,12 @@ protected:
     fs::path path(const std::string& name) const { return dir / name; }
 
     // Runs the CLI in the temp dir with `args`; stdin from `stdin_file` or /dev/null.
-    Result run(std::initializer_list<std::string> args, const std::string& stdin_file = "") const {
-        std::string cmd = "cd " + sh_quote(dir.string()) + " && " + sh_quote(MODELKEEP_CLI);
+    // `spoiled`: the test build (MODELKEEP_CLI_TEST_HOOKS) with every output spoiled before it is read back.
+    Result run(std::initializer_list<std::string> args, const std::string& stdin_file = "",
+               bool spoiled = false) const {
+        std::string cmd =
+            "cd " + sh_quote(dir.string()) + " && " +
+            (spoiled ? "MODELKEEP_TEST_SPOIL_OUTPUT=1 " + sh_quote(MODELKEEP_CLI_HOOKED) : sh_quote(MODELKEEP_CLI));
         for (const std::string& a : args) cmd += " " + sh_quote(a);
         cmd += " >" + sh_quote((dir / ".stdout").string()) + " 2>" + sh_quote((dir / ".stderr").string());
         cmd += " <" + sh_quote(stdin_file.empty() ? "/dev/null" : stdin_file);
@@ -127,8 +133,9 @@ protected:
     }
 
     // Runs and expects exit status `code` and "modelkeep: CODE_NAME: ..." on stderr.
-    Result fails(std::initializer_list<std::string> args, int code, const std::string& code_name) const {
-        Result r = run(args);
+    Result fails(std::initializer_list<std::string> args, int code, const std::string& code_name,
+                 bool spoiled = false) const {
+        Result r = run(args, "", spoiled);
         EXPECT_EQ(r.code, code) << "stdout: " << r.out << "\nstderr: " << r.err;
         EXPECT_EQ(r.err.rfind("modelkeep: " + code_name + ": ", 0), 0u) << "stderr: " << r.err;
         EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line expected: " << r.err;
@@ -611,4 +618,175 @@ TEST_F(Cli, WritesAreAtomic) {
         fails({"init", "Linear(1,1)", "ro/m.mkp"}, 1, "io_error");
         fs::permissions(path("ro"), fs::perms::owner_all);
     }
+}
+
+// ---------------------------------------------------------------- nothing lost on failure
+
+namespace {
+
+// A state dict written by the core's torch writer (what torch.save would hold).
+Bytes torch_file(const StateDict& sd) {
+    Bytes b;
+    const Status st = write_torch(sd, DType::f32, b);
+    EXPECT_TRUE(st.ok()) << st.to_string();
+    return b;
+}
+
+// A safetensors file by hand: u64 header length, the JSON header, the data.
+Bytes safetensors_file(const std::string& header, const Bytes& data) {
+    Bytes b;
+    for (int i = 0; i < 8; ++i) b.push_back(std::uint8_t(std::uint64_t(header.size()) >> (8 * i)));
+    b.insert(b.end(), header.begin(), header.end());
+    b.insert(b.end(), data.begin(), data.end());
+    return b;
+}
+
+}  // namespace
+
+// A tensor of shape (0, 2^62) holds nothing, so the torch reader takes it
+// (for now: it is to cap each dim too, and then refuses it first), but the
+// .mkp and safetensors readers refuse a dim over 2^28: the .mkp writer refuses
+// it as its reader would, the safetensors writer emits it and the read-back
+// catches it. Either way: size_overflow, and the existing output survives.
+TEST_F(Cli, ConvertWhoseOutputWouldNotReadBackLeavesTheOutputUntouched) {
+    StateDict huge;
+    huge.emplace_back("w", zeros({0, std::size_t(1) << 62}));
+    write_bytes(path("huge.pt"), torch_file(huge));
+    ok({"init", "fc1=Linear(3,5)", "x.mkp"});
+    ok({"convert", "x.mkp", "x.safetensors"});
+    for (const char* out : {"x.mkp", "x.safetensors"}) {
+        const Bytes before = read_bytes(path(out));
+        const Result r = fails({"convert", "huge.pt", out}, 1, "size_overflow");
+        EXPECT_EQ(read_bytes(path(out)), before) << out;
+        EXPECT_EQ(r.out, "");
+    }
+    fails({"convert", "huge.pt", "new.mkp"}, 1, "size_overflow");
+    EXPECT_FALSE(fs::exists(path("new.mkp")));
+    EXPECT_TRUE(tmp_leftovers().empty());
+}
+
+// Every writer reads its bytes back before replacing anything: the test
+// build spoils each output (as a writer bug would), and the file the user
+// had stays byte for byte.
+TEST_F(Cli, EveryWriterReadsBackBeforeReplacing) {
+    ok({"init", "fc1=Linear(3,5)", "in.mkp", "--seed", "1"});
+    ok({"init", "fc1=Linear(3,5)", "x.mkp", "--seed", "2"});
+    ok({"convert", "in.mkp", "x.safetensors"});
+    ok({"convert", "in.mkp", "x.pt"});
+    const std::vector<std::vector<std::string>> writers = {
+        {"init", "Linear(2,2)", "x.mkp"},       {"init", "Linear(2,2)", "x.mkp", "--state-dict"},
+        {"convert", "in.mkp", "x.mkp"},         {"convert", "in.mkp", "x.mkp", "--dtype", "int8"},
+        {"convert", "in.mkp", "x.safetensors"}, {"convert", "in.mkp", "x.pt"}};
+    for (const auto& w : writers) {
+        const std::string out = w[2];
+        const Bytes before = read_bytes(path(out));
+        Result r;
+        if (w.size() == 3)
+            r = run({w[0], w[1], w[2]}, "", true);
+        else if (w.size() == 4)
+            r = run({w[0], w[1], w[2], w[3]}, "", true);
+        else
+            r = run({w[0], w[1], w[2], w[3], w[4]}, "", true);
+        EXPECT_EQ(r.code, 1) << w[0] << " " << out << ": " << r.err;
+        EXPECT_TRUE(contains(r.err, "'" + out + "' was not written (an existing file is left as it was)")) << r.err;
+        EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+        EXPECT_EQ(read_bytes(path(out)), before) << w[0] << " " << out;
+    }
+    // safetensors keeps f32 values bit for bit: a spoiled value is caught by the comparison.
+    EXPECT_TRUE(contains(fails({"convert", "in.mkp", "x.safetensors"}, 1, "io_error", true).err,
+                         "does not read back as written"));
+    fails({"init", "Linear(2,2)", "fresh.mkp"}, 1, "checksum_mismatch", true);
+    EXPECT_FALSE(fs::exists(path("fresh.mkp")));
+    EXPECT_TRUE(tmp_leftovers().empty());
+    // The same build unspoiled writes as usual.
+    EXPECT_EQ(run({"init", "Linear(2,2)", "fresh.mkp"}).code, 0);
+}
+
+TEST_F(Cli, SuccessfulConvertReplacesTheOutput) {
+    ok({"init", "fc1=Linear(3,5)", "a.mkp", "--seed", "1"});
+    ok({"init", "fc1=Linear(3,5)", "x.mkp", "--seed", "2"});
+    ok({"convert", "a.mkp", "x.safetensors"});
+    ok({"convert", "a.mkp", "x.pt"});
+    ok({"init", "Linear(4,4)", "b.mkp", "--seed", "3"});
+    for (const char* out : {"x.mkp", "x.safetensors", "x.pt"}) {
+        const Bytes before = read_bytes(path(out));
+        ok({"convert", "b.mkp", out});
+        EXPECT_NE(read_bytes(path(out)), before) << out;
+    }
+    EXPECT_EQ(read_bytes(path("x.mkp")), read_bytes(path("b.mkp")));
+    Sequential m;
+    const Bytes x = read_bytes(path("x.mkp"));
+    ASSERT_TRUE(read_model(x.data(), x.size(), m).ok());
+    EXPECT_EQ(format_spec(m.specs()), "0=Linear(4,4)");
+    EXPECT_TRUE(tmp_leftovers().empty());
+}
+
+// ---------------------------------------------------------------- safe output
+
+namespace {
+
+// No raw ESC, other C0 byte (but the newline ending lines) or DEL anywhere.
+void expect_no_raw_controls(const Result& r, const std::string& what) {
+    for (const std::string* s : {&r.out, &r.err})
+        for (char c : *s)
+            if ((static_cast<unsigned char>(c) < 0x20 && c != '\n') || c == 0x7f) {
+                ADD_FAILURE() << what << ": raw byte " << int(static_cast<unsigned char>(c)) << " in:\n"
+                              << r.out << r.err;
+                return;
+            }
+}
+
+}  // namespace
+
+TEST_F(Cli, NamesFromFilesArePrintedEscaped) {
+    // safetensors names and metadata are JSON strings: they can hold ESC.
+    const std::string header = R"({"__metadata__":{"k\u001b[2J":"v\u001b]0;pwned\u0007\u009b1m"},)"
+                               R"("fc\u001b[31m.bias":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                               R"("fc\u001b[31m.weight":{"dtype":"F32","shape":[2,3],"data_offsets":[8,32]}})";
+    write_bytes(path("evil.safetensors"), safetensors_file(header, Bytes(32, 0)));
+    StateDict sd;
+    sd.emplace_back("fc\x1b[31m.weight", zeros({2, 3}));
+    sd.emplace_back("fc\x1b[31m.bias", zeros({2}));
+    write_bytes(path("evil.pt"), torch_file(sd));
+
+    for (const char* in : {"evil.safetensors", "evil.pt"}) {
+        Result r = ok({"inspect", in});
+        expect_no_raw_controls(r, std::string("inspect ") + in);
+        EXPECT_TRUE(contains(r.out, "fc\\x1b[31m.weight")) << r.out;
+        r = ok({"inspect", in, "--json"});
+        expect_no_raw_controls(r, std::string("inspect --json ") + in);
+        EXPECT_TRUE(contains(r.out, R"("fc\u001b[31m.weight")")) << r.out;
+        r = fails({"predict", in, "--input", "[[1,2,3]]"}, 1, "needs_architecture");
+        expect_no_raw_controls(r, std::string("predict ") + in);
+        ok({"init", "Linear(1,1)", "kept.mkp"});
+        const Bytes kept = read_bytes(path("kept.mkp"));
+        r = fails({"convert", in, "kept.mkp"}, 1, "bad_name");  // .mkp names hold no control character
+        expect_no_raw_controls(r, std::string("convert ") + in + " to .mkp");
+        EXPECT_TRUE(contains(r.err, "\\x1b")) << r.err;
+        EXPECT_EQ(read_bytes(path("kept.mkp")), kept);
+        for (const char* out : {"out.safetensors", "out.pt"}) {
+            r = ok({"convert", in, out});
+            expect_no_raw_controls(r, std::string("convert ") + in + " " + out);
+            expect_no_raw_controls(ok({"inspect", out}), std::string("inspect ") + out);
+        }
+    }
+    Result r = ok({"inspect", "evil.safetensors"});
+    EXPECT_TRUE(contains(r.out, "k\\x1b[2J")) << r.out;
+    EXPECT_TRUE(contains(r.out, "v\\x1b]0;pwned\\x07\\u009b1m")) << r.out;
+    EXPECT_FALSE(contains(r.out, "\xc2\x9b")) << "C1 escaped too";
+    r = ok({"inspect", "evil.safetensors", "--json"});
+    EXPECT_TRUE(contains(r.out, R"("k\u001b[2J":"v\u001b]0;pwned\u0007\u009b1m")")) << r.out;
+    // A path from the command line is escaped as well.
+    r = fails({"inspect", "no\x1b[31mfile"}, 1, "io_error");
+    expect_no_raw_controls(r, "a missing path");
+}
+
+TEST_F(Cli, MetadataValuesKeepNewlinesButPrintThemEscaped) {
+    ok({"init", "Linear(1,1)", "m.mkp", "--meta", "note=line 1\nline 2"});
+    Result r = ok({"inspect", "m.mkp"});
+    EXPECT_TRUE(contains(r.out, "note  = line 1\\x0aline 2")) << r.out;
+    r = fails({"init", "Linear(1,1)", "m.mkp", "--meta", "note=\x1b[2J"}, 1, "bad_name");
+    expect_no_raw_controls(r, "init --meta with ESC");
+    r = fails({"init", "Linear(1,1)", "m.mkp", "--meta", "k\x1b=v"}, 1, "bad_name");
+    expect_no_raw_controls(r, "init --meta key with ESC");
 }

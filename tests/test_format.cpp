@@ -214,6 +214,40 @@ TEST(Format, WriterRefusesWhatTheReaderWould) {
     EXPECT_EQ(write_state_dict({}, meta, b).code(), Code::duplicate_name);
     meta.metadata = {{"bad\xc3", "1"}};
     EXPECT_EQ(write_state_dict({}, meta, b).code(), Code::bad_name);
+    StateDict wide;  // no elements, but a dim over 2^28, which the reader refuses
+    wide.emplace_back("w", zeros({0, std::size_t(max_tensor_elements) + 1}));
+    EXPECT_EQ(write_state_dict(wide, WriteOptions{}, b).code(), Code::size_overflow);
+    wide[0].second = zeros({0, std::size_t(max_tensor_elements)});
+    ASSERT_TRUE(write_state_dict(wide, WriteOptions{}, b).ok());
+    FileInfo info;
+    EXPECT_TRUE(read_info(b.data(), b.size(), true, info).ok());
+}
+
+// §1.6 in the writer: control characters are refused, naming the culprit escaped.
+TEST(Format, WriterRefusesControlCharacters) {
+    Bytes b;
+    for (const std::string& name :
+         std::vector<std::string>{"w\x1b[31m", "w\n", "w\x7f", "w\xc2\x9b", std::string("w\0", 2)}) {
+        StateDict sd;
+        sd.emplace_back(name, zeros({1}));
+        const Status st = write_state_dict(sd, WriteOptions{}, b);
+        EXPECT_EQ(st.code(), Code::bad_name) << st.to_string();
+        EXPECT_TRUE(st.message().find("tensor name 'w\\x") != std::string::npos ||
+                    st.message().find("tensor name 'w\\u") != std::string::npos)
+            << st.message();
+        for (char c : st.message()) EXPECT_TRUE(c >= 0x20 || c < 0) << st.message();  // no raw C0 byte
+    }
+    WriteOptions meta;
+    for (const auto& kv : std::vector<std::pair<std::string, std::string>>{
+             {"k\x1b", "v"}, {"k\t", "v"}, {"k", "v\x1b"}, {"k", "v\r\n"}, {"k", "\xc2\x85"}}) {
+        meta.metadata = {kv};
+        EXPECT_EQ(write_state_dict({}, meta, b).code(), Code::bad_name) << kv.first << "=" << kv.second;
+    }
+    meta.metadata = {{"note", "line 1\n\tline 2"}};  // newline and tab are free text
+    ASSERT_TRUE(write_state_dict({}, meta, b).ok());
+    FileInfo info;
+    ASSERT_TRUE(read_info(b.data(), b.size(), true, info).ok());
+    EXPECT_EQ(info.metadata, meta.metadata);
 }
 
 TEST(Format, NaNAndInfSurviveFloatDtypes) {

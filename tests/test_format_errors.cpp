@@ -240,6 +240,58 @@ TEST(FormatErrors, BadName) {
     EXPECT_CODE(mkt::build_file(layer), bad_name);
 }
 
+// §1.6: no control character in a tensor name or metadata key (C0, DEL, C1);
+// metadata values may hold newline and tab, nothing else of the kind.
+FileSpec named_tensor(const std::string& name) {
+    FileSpec f;
+    f.kind = 2;
+    f.sections = Writer().section(3, mkt::one_tensor(name, 1, {0})).b;
+    return f;
+}
+
+FileSpec one_metadata(const std::string& key, const std::string& value) {
+    FileSpec f = named_tensor("w");
+    f.sections = Writer().section(1, Writer().varint(1).str(key).str(value).b).raw(f.sections).b;
+    return f;
+}
+
+TEST(FormatErrors, TensorNameWithC0ControlIsBadName) {
+    EXPECT_CODE(mkt::build_file(named_tensor("w\x1b[31m")), bad_name);
+    EXPECT_CODE(mkt::build_file(named_tensor(std::string("w\0x", 3))), bad_name);
+    EXPECT_CODE(mkt::build_file(named_tensor("w\n")), bad_name);
+    const Status st = info_of(mkt::build_file(named_tensor("w\x1b[31m")));
+    EXPECT_EQ(st.message().find('\x1b'), std::string::npos) << "the message escapes the name";
+    EXPECT_NE(st.message().find("w\\x1b[31m"), std::string::npos) << st.message();
+}
+
+TEST(FormatErrors, TensorNameWithDelIsBadName) { EXPECT_CODE(mkt::build_file(named_tensor("w\x7f")), bad_name); }
+
+TEST(FormatErrors, TensorNameWithC1ControlIsBadName) {
+    EXPECT_CODE(mkt::build_file(named_tensor("w\xc2\x9b"
+                                             "31m")),
+                bad_name);                                              // U+009B CSI
+    EXPECT_CODE(mkt::build_file(named_tensor("w\xc2\x80")), bad_name);  // U+0080
+    // U+00A0 and U+202E are not control characters: valid names (escaped when printed)
+    EXPECT_TRUE(info_of(mkt::build_file(named_tensor("w\xc2\xa0\xe2\x80\xae"))).ok());
+}
+
+TEST(FormatErrors, MetadataKeyWithControlIsBadName) {
+    EXPECT_CODE(mkt::build_file(one_metadata("k\x1b", "v")), bad_name);
+    EXPECT_CODE(mkt::build_file(one_metadata("k\n", "v")), bad_name);  // a key is a name: no newline
+    EXPECT_CODE(mkt::build_file(one_metadata("k\xc2\x85", "v")), bad_name);
+}
+
+TEST(FormatErrors, MetadataValueWithControlOtherThanNewlineOrTabIsBadName) {
+    EXPECT_CODE(mkt::build_file(one_metadata("k", "v\x1b[2J")), bad_name);
+    EXPECT_CODE(mkt::build_file(one_metadata("k", "v\r")), bad_name);
+    EXPECT_CODE(mkt::build_file(one_metadata("k", "v\x7f")), bad_name);
+    EXPECT_CODE(mkt::build_file(one_metadata("k", "v\xc2\x9b")), bad_name);
+    FileInfo info;
+    ASSERT_TRUE(mkt::read_info_both(mkt::build_file(one_metadata("k", "line 1\n\tline 2")), true, info).ok());
+    ASSERT_EQ(info.metadata.size(), 1u);
+    EXPECT_EQ(info.metadata[0].second, "line 1\n\tline 2");
+}
+
 TEST(FormatErrors, DuplicateName) {
     FileSpec f;
     f.kind = 2;

@@ -256,6 +256,9 @@ TEST(Json, StringsAreEscaped) {
     EXPECT_EQ(json::quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
     EXPECT_EQ(json::quote("l1\nl2\tx\r\b\f"), "\"l1\\nl2\\tx\\r\\b\\f\"");
     EXPECT_EQ(json::quote(std::string("\x01\x1f\0", 3)), "\"\\u0001\\u001f\\u0000\"");
+    // DEL and the C1 controls too: no raw control byte reaches a terminal
+    EXPECT_EQ(json::quote("esc\x1b[31m del\x7f"), "\"esc\\u001b[31m del\\u007f\"");
+    EXPECT_EQ(json::quote("c1\xc2\x80\xc2\x9b\xc2\x9f nbsp\xc2\xa0"), "\"c1\\u0080\\u009b\\u009f nbsp\xc2\xa0\"");
     EXPECT_EQ(json::quote("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
               "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");
     // Invalid UTF-8 (stray continuation, overlong, surrogate, truncated) becomes U+FFFD.

@@ -261,7 +261,7 @@ TEST(SafetensorsWrite, NamesAndMetadataAreEscapedAndReadBack) {
     const Bytes file = write_st(sd, DType::f32, md);
     const std::string h = header_of(file);
     for (const char* escaped : {R"("a\"b\\c")", R"("tab\there")", R"("\u0001ctl")", R"("new\nline")",
-                                "\"\xC3\xA9\xE2\x9C\x93\xF0\x9F\x98\x80\"", "\"del\x7f\"", R"("sl/ash")",
+                                "\"\xC3\xA9\xE2\x9C\x93\xF0\x9F\x98\x80\"", R"("del\u007f")", R"("sl/ash")",
                                 R"("note":"line1\nline2")", R"("q\"":"\\/\u001f")", R"("":"empty key")"})
         EXPECT_NE(h.find(escaped), std::string::npos) << escaped << " not in " << h;
     StateDict back;

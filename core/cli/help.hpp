@@ -89,7 +89,8 @@ constexpr const char* init =
 Builds the model SPEC describes, initialised as PyTorch initialises it by default (Linear
 weight and bias uniform in +-1/sqrt(in_features); norm weights 1, biases 0, running variance 1)
 from a seeded generator, and writes it to OUT.mkp as a full model (architecture + tensors).
-The same arguments always give the same file. Prints one line saying what was written.
+The same arguments always give the same file, read back and checked before it replaces an
+existing OUT.mkp (a failure leaves OUT.mkp as it was). Prints one line saying what was written.
 
 Options:
   --seed N            seed of the initialisation, 0 to 18446744073709551615 (default 0)
@@ -182,8 +183,11 @@ its extension names, with weights stored as DTYPE (f32 unless --dtype says other
   *.pt, *.pth           a state dict that torch.load(path, weights_only=True) loads, with
                         PyTorch's key names (f32, f16 or bf16)
 The metadata is kept (a checkpoint's scalars such as epoch become metadata); --meta adds
-entries or replaces existing ones. IN and OUT may be the same file: OUT is replaced only once
-the new file has been written completely.
+entries or replaces existing ones. The new file is built in memory and read back with
+modelkeep's own reader for its format (names, shapes, float32 values and metadata compared)
+before it replaces OUT: on any failure OUT is left as it was. IN and OUT may be the same file.
+Names and keys of a .mkp file hold no control characters (bad_name); metadata values may hold
+newlines and tabs. Names and strings from files are printed escaped (\x1b, \u009b).
 
 Options:
   --arch SPEC           the architecture to pair IN's tensors with (strict load)

@@ -7,11 +7,13 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
 #include <new>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -26,6 +28,7 @@
 #include "status.hpp"
 #include "tensor.hpp"
 #include "torch_file.hpp"
+#include "utf8.hpp"
 
 namespace modelkeep {
 namespace {
@@ -37,13 +40,13 @@ constexpr int exit_usage = 2;
 // ---------------------------------------------------------------- errors
 
 int report(const Status& st) {
-    std::cerr << "modelkeep: " << code_name(st.code()) << ": " << st.message() << "\n";
+    std::cerr << "modelkeep: " << code_name(st.code()) << ": " << escape_text(st.message()) << "\n";
     return exit_error;
 }
 
 int usage_error(const std::string& command, const std::string& message) {
     const std::string see = command.empty() ? "modelkeep --help" : "modelkeep help " + command;
-    std::cerr << "modelkeep: usage: " << message << " (see '" << see << "')\n";
+    std::cerr << "modelkeep: usage: " << escape_text(message) << " (see '" << see << "')\n";
     return exit_usage;
 }
 
@@ -96,6 +99,97 @@ Status write_file_atomic(const std::string& path, const std::vector<std::uint8_t
                      "cannot write '" + path + "': cannot rename '" + tmp + "' to it: " + std::strerror(err));
     }
     return Status::success();
+}
+
+// ---------------------------------------------------------------- verified writes
+
+enum class OutFormat { mkp, safetensors, torch };
+
+// What a file just built reads back as, with modelkeep's own reader for its format.
+struct ReadBack {
+    StateDict tensors;
+    std::vector<bool> exact;  // per tensor: stored as float32, so its values must come back bit for bit
+    bool has_metadata = false;
+    Metadata metadata;
+};
+
+Status read_back(OutFormat format, const std::vector<std::uint8_t>& bytes, ReadBack& out) {
+    switch (format) {
+        case OutFormat::mkp: {
+            LoadedFile file;  // read_file checks a model's tensors against its layers too
+            MK_TRY(read_file(bytes.data(), bytes.size(), file));
+            for (const TensorInfo& t : file.info.tensors) out.exact.push_back(t.dtype == DType::f32);
+            out.tensors = std::move(file.tensors);
+            out.has_metadata = true;
+            out.metadata = std::move(file.info.metadata);
+            return Status::success();
+        }
+        case OutFormat::safetensors: {
+            SafetensorsInfo info;
+            MK_TRY(read_safetensors_info(bytes.data(), bytes.size(), info));
+            MK_TRY(read_safetensors(bytes.data(), bytes.size(), out.tensors, &out.metadata));
+            for (const SafetensorsTensor& t : info.tensors) out.exact.push_back(t.dtype == "F32");
+            out.has_metadata = true;
+            return Status::success();
+        }
+        case OutFormat::torch: {
+            TorchFile file;
+            MK_TRY(read_torch(bytes.data(), bytes.size(), true, file));
+            for (const TorchTensorInfo& t : file.infos) out.exact.push_back(t.dtype == StorageType::f32);
+            out.tensors = std::move(file.tensors);
+            return Status::success();
+        }
+    }
+    return Status::success();
+}
+
+// The read-back holds what was written: the same names and shapes, the same
+// float32 bytes wherever a tensor was stored as float32, the same metadata.
+Status compare_read_back(const StateDict& want, const Metadata* metadata, const ReadBack& got) {
+    const auto differs = [](const std::string& what) {
+        return error(Code::io_error, "the new file does not read back as written: " + what);
+    };
+    if (got.tensors.size() != want.size() || got.exact.size() != want.size())
+        return differs("it holds " + std::to_string(got.tensors.size()) + " tensors, not " +
+                       std::to_string(want.size()));
+    std::unordered_map<std::string, std::size_t> index;
+    for (std::size_t i = 0; i < got.tensors.size(); ++i) index.emplace(got.tensors[i].first, i);
+    for (const auto& [name, t] : want) {
+        const auto it = index.find(name);
+        if (it == index.end()) return differs("tensor '" + escape_text(name) + "' is missing");
+        const Tensor& g = got.tensors[it->second].second;
+        if (shape_of(g) != shape_of(t))
+            return differs("tensor '" + escape_text(name) + "' has shape " + shape_to_string(shape_of(g)) + ", not " +
+                           shape_to_string(shape_of(t)));
+        if (got.exact[it->second] && t.size() && std::memcmp(g.data(), t.data(), t.size() * sizeof(float)) != 0)
+            return differs("tensor '" + escape_text(name) + "' has other values");
+    }
+    if (metadata && got.has_metadata && got.metadata != *metadata) return differs("the metadata differs");
+    return Status::success();
+}
+
+// A writer's or read-back's error, saying that `path` was not touched.
+Status not_written(const std::string& path, const Status& st) {
+    return error(st.code(),
+                 st.message() + "; '" + escape_text(path) + "' was not written (an existing file is left as it was)");
+}
+
+// Must be the only way a command writes a file: reads `bytes` back with the
+// reader of `format` and compares them with `want` (and `metadata`, if given)
+// before write_file_atomic replaces `path`. On any failure `path` is left as
+// it was, and the error says so.
+Status write_verified(const std::string& path, OutFormat format, std::vector<std::uint8_t>& bytes,
+                      const StateDict& want, const Metadata* metadata) {
+#ifdef MODELKEEP_CLI_TEST_HOOKS
+    // tests/test_cli.cpp's hooked build only: spoil the bytes the way a writer
+    // bug would, for writers no input makes fail.
+    if (std::getenv("MODELKEEP_TEST_SPOIL_OUTPUT") && !bytes.empty()) bytes.back() ^= 0x5a;
+#endif
+    ReadBack got;
+    Status st = read_back(format, bytes, got);
+    if (st.ok()) st = compare_read_back(want, metadata, got);
+    if (!st.ok()) return not_written(path, st);
+    return write_file_atomic(path, bytes);
 }
 
 // ---------------------------------------------------------------- arguments
@@ -259,7 +353,9 @@ std::string describe(const FileInfo& info, DType dtype) {
 
 // Writes rows as columns separated by two spaces, indented by two; columns
 // in `right` are right-aligned (numbers).
-void print_table(const std::vector<std::vector<std::string>>& rows, const std::vector<bool>& right) {
+void print_table(std::vector<std::vector<std::string>> rows, const std::vector<bool>& right) {
+    for (auto& row : rows)
+        for (std::string& cell : row) cell = escape_text(cell);
     std::vector<std::size_t> width;
     for (const auto& row : rows)
         for (std::size_t c = 0; c < row.size(); ++c) {
@@ -282,25 +378,18 @@ void print_table(const std::vector<std::vector<std::string>>& rows, const std::v
     }
 }
 
-// A metadata value for the terminal: as is, or JSON-quoted if it has control characters.
-std::string printable(const std::string& s) {
-    for (char c : s)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return json::quote(s);
-    return s;
-}
-
-// "name          value": the inspect listing's fields.
+// "name          value": the inspect listing's fields (value escaped: it may come from the file).
 void field(const char* name, const std::string& value) {
     std::string n = name;
     n.resize(14, ' ');
-    std::cout << n << value << "\n";
+    std::cout << n << escape_text(value) << "\n";
 }
 
 void print_metadata(const Metadata& metadata) {
     std::cout << "\nmetadata (" << metadata.size() << ")" << (metadata.empty() ? "" : ":") << "\n";
     if (metadata.empty()) return;
     std::vector<std::vector<std::string>> rows;
-    for (const auto& [k, v] : metadata) rows.push_back({printable(k), "= " + printable(v)});
+    for (const auto& [k, v] : metadata) rows.push_back({k, "= " + v});
     print_table(rows, {});
 }
 
@@ -382,11 +471,11 @@ void print_source_text(const std::string& path, const SourceInfo& info, const St
     if (info.has_module) field("module tree", describe_module(info.module));
     if (!info.globals.empty()) {
         std::cout << "\nglobals (" << info.globals.size() << "):\n";
-        for (const auto& g : info.globals) std::cout << "  " << printable(g) << "\n";
+        for (const auto& g : info.globals) std::cout << "  " << escape_text(g) << "\n";
     }
     std::cout << "\ntensors (" << info.tensors.size() << "):\n";
     std::vector<std::vector<std::string>> rows = {{"name", "dtype", "shape"}};
-    for (const SourceTensor& t : info.tensors) rows.push_back({printable(t.name), t.dtype, shape_to_string(t.shape)});
+    for (const SourceTensor& t : info.tensors) rows.push_back({t.name, t.dtype, shape_to_string(t.shape)});
     print_table(rows, {});
     print_metadata(info.metadata);
     std::cout << "\n";
@@ -443,16 +532,16 @@ int cmd_init(const std::vector<std::string>& argv) {
     if (!st.ok()) return report(st);
 
     std::vector<std::uint8_t> bytes;
-    st = args.has("--state-dict") ? write_state_dict(model.state_dict(), options, bytes)
-                                  : write_model(model, options, bytes);
-    if (!st.ok()) return report(st);
-    st = write_file_atomic(out_path, bytes);
+    const StateDict tensors = model.state_dict();
+    st = args.has("--state-dict") ? write_state_dict(tensors, options, bytes) : write_model(model, options, bytes);
+    if (!st.ok()) return report(not_written(out_path, st));
+    st = write_verified(out_path, OutFormat::mkp, bytes, tensors, &options.metadata);
     if (!st.ok()) return report(st);
 
     FileInfo info;
     st = read_info(bytes.data(), bytes.size(), false, info);
     if (!st.ok()) return report(st);
-    std::cout << "wrote " << out_path << ": " << describe(info, options.dtype) << "\n";
+    std::cout << "wrote " << escape_text(out_path) << ": " << describe(info, options.dtype) << "\n";
     return exit_ok;
 }
 
@@ -564,8 +653,6 @@ int cmd_predict(const std::vector<std::string>& argv) {
     return exit_ok;
 }
 
-enum class OutFormat { mkp, safetensors, torch };
-
 OutFormat out_format(const std::string& path) {
     auto ends = [&](const char* ext) {
         const std::size_t n = std::strlen(ext);
@@ -614,8 +701,7 @@ int cmd_convert(const std::vector<std::string>& argv) {
     if (!apply_meta(args, options.metadata, msg)) return usage_error("convert", msg);
 
     const bool full = in.has_model && !args.has("--state-dict") && format == OutFormat::mkp;
-    StateDict tensors;
-    if (!full) tensors = in.has_model ? in.model.state_dict() : std::move(in.tensors);
+    const StateDict tensors = in.has_model ? in.model.state_dict() : std::move(in.tensors);
     if (format == OutFormat::safetensors)
         st = write_safetensors(tensors, options.metadata, options.dtype, bytes);
     else if (format == OutFormat::torch)
@@ -624,8 +710,8 @@ int cmd_convert(const std::vector<std::string>& argv) {
         st = write_model(in.model, options, bytes);
     else
         st = write_state_dict(tensors, options, bytes);
-    if (!st.ok()) return report(st);
-    st = write_file_atomic(out_path, bytes);
+    if (!st.ok()) return report(not_written(out_path, st));
+    st = write_verified(out_path, format, bytes, tensors, format == OutFormat::torch ? nullptr : &options.metadata);
     if (!st.ok()) return report(st);
 
     std::string what;
@@ -640,8 +726,8 @@ int cmd_convert(const std::vector<std::string>& argv) {
                plural(tensors.size(), "tensor") + ", " + dtype_name(options.dtype) + " weights, " +
                plural(bytes.size(), "byte");
     }
-    std::cout << "wrote " << out_path << ": " << what << " (from " << file_format_name(in.info.format) << ", "
-              << plural(in_bytes, "byte");
+    std::cout << "wrote " << escape_text(out_path) << ": " << what << " (from " << file_format_name(in.info.format)
+              << ", " << plural(in_bytes, "byte");
     if (full) std::cout << "; architecture from the " << in.arch_from;
     if (!in.has_model && format == OutFormat::mkp)
         std::cout << "; no architecture: pass --arch SPEC" << (in.info.has_module ? " or --assume-sequential" : "")
