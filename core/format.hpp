@@ -14,7 +14,7 @@
 //  3. Fixed header:   off size field
 //                      0   4   magic 89 4D 4B 50 ("\x89MKP")
 //                      4   1   major version = 1   (a reader rejects any other major)
-//                      5   1   minor version = 0   (a reader accepts any minor)
+//                      5   1   minor version = 0, or 1 for a root layer (§7) (a reader accepts any minor)
 //                      6   1   kind: 1 = full model, 2 = state dict
 //                      7   1   align_log2 in [2, 12]: tensor data alignment (writer: 4, 16 bytes)
 //                      8   4   header_crc: CRC-32 of bytes [0, 8) ++ [12, header_len)
@@ -36,7 +36,8 @@
 //     size, pos = align_up(pos, 2^align_log2), the tensor occupies [pos, pos+bytes),
 //     pos += bytes. The file ends exactly at pos. Padding bytes are zero.
 //  7. Layer record: name string (segments of [A-Za-z0-9_] joined by '.', ≤ 255
-//     bytes, unique), kind u8, then per kind: 1 Linear: in varint, out varint,
+//     bytes, unique; or, 1.1, empty: the root, the model's only layer, whose
+//     tensor names have no prefix), kind u8, then per kind: 1 Linear: in varint, out varint,
 //     flags u8 (bit 0 bias). 3 LeakyReLU: slope f32. 6 GELU: u8 0 = exact, 1 = tanh.
 //     11 Dropout: p f32. 12 Flatten: start svarint, end svarint. 13 LayerNorm:
 //     n varint, eps f32, flags u8 (bit 0 elementwise_affine, bit 1 bias).
@@ -76,7 +77,9 @@ namespace modelkeep {
 
 constexpr std::uint8_t format_magic[4] = {0x89, 'M', 'K', 'P'};
 constexpr std::uint8_t format_major = 1;
-constexpr std::uint8_t format_minor = 0;
+/// The newest minor version this writer writes: 1 when a model's only layer is
+/// the root (an empty layer name, §7), which readers before 1.1 refuse; 0 otherwise.
+constexpr std::uint8_t format_minor = 1;
 constexpr std::size_t fixed_header_bytes = 20;
 constexpr std::size_t max_header_bytes = 16u << 20;
 constexpr std::size_t max_tensors = 65536;

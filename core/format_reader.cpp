@@ -130,7 +130,7 @@ Status read_metadata(Cursor& c, Metadata& out) {
 
 Status read_layer(Cursor& c, LayerSpec& s) {
     MK_TRY(c.str(s.name, 255, "layer name"));
-    if (!valid_layer_name(s.name))
+    if (!s.name.empty() && !valid_layer_name(s.name))  // empty: the root, the model's only layer (§7)
         return error(Code::bad_name, "layer name '" + s.name + "' is not segments of [A-Za-z0-9_] joined by '.'");
     std::uint8_t kind = 0;
     MK_TRY(c.u8(kind, "layer kind"));
@@ -241,7 +241,7 @@ Status check_architecture(const FileInfo& info) {
     std::size_t i = 0;
     for (const LayerSpec& s : info.layers) {
         for (const ParamInfo& p : layer_params(s)) {
-            const std::string key = s.name + "." + p.name;
+            const std::string key = param_key(s.name, p.name);
             if (i >= info.tensors.size())
                 return error(Code::arch_mismatch, "layer '" + s.name + "' (" + format_layer(s) + ") needs tensor '" +
                                                       key + "' but the file has only " +

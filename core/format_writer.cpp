@@ -115,7 +115,9 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
     WritePlan p;
     FileInfo& info = p.info;
     info.major = format_major;
-    info.minor = format_minor;
+    // 1.1 only for what 1.0 readers cannot read: a root layer (an empty name).
+    const bool root = layers && layers->size() == 1 && (*layers)[0].name.empty();
+    info.minor = root ? format_minor : 0;
     info.kind = kind;
     info.align_log2 = opt.align_log2;
     std::vector<std::uint8_t> head(fixed_header_bytes, 0);
@@ -220,7 +222,7 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
     // (both unknown until the data is emitted).
     std::memcpy(head.data(), format_magic, 4);
     head[4] = format_major;
-    head[5] = format_minor;
+    head[5] = info.minor;
     head[6] = std::uint8_t(kind);
     head[7] = std::uint8_t(opt.align_log2);
     put_u32_at(head, 12, std::uint32_t(head.size()));
@@ -342,7 +344,7 @@ std::vector<Item> model_items(const Sequential& model, std::vector<std::string>&
     for (const Layer& layer : model.layers()) {
         const auto infos = layer_params(layer.spec);
         for (std::size_t i = 0; i < infos.size(); ++i) {
-            names.push_back(layer.spec.name + "." + infos[i].name);
+            names.push_back(param_key(layer.spec.name, infos[i].name));
             const Param& p = layer.params[i];
             items.push_back({nullptr, p.is_compact() ? nullptr : &p.values(), dtype_for(options, infos[i].shape.size()),
                              p.is_compact() ? &p.compact() : nullptr});

@@ -109,7 +109,7 @@ bool valid_layer_name(const std::string& name) {
 }
 
 Status validate_layer(const LayerSpec& s) {
-    if (!valid_layer_name(s.name))
+    if (!s.name.empty() && !valid_layer_name(s.name))  // empty: the root (validate_specs: the only layer)
         return error(Code::bad_name, "layer name '" + s.name +
                                          "' is not segments of [A-Za-z0-9_] joined by '.' "
                                          "(1 to 255 bytes)");
@@ -278,7 +278,9 @@ Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y, Activation 
             break;
         }
     }
-    if (!st.ok()) return error(st.code(), "layer '" + s.name + "': " + st.message());
+    if (!st.ok())
+        return error(st.code(),
+                     (s.name.empty() ? std::string("the root layer") : "layer '" + s.name + "'") + ": " + st.message());
     then.apply(y.data(), y.size());
     return Status::success();
 }

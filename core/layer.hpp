@@ -91,11 +91,18 @@ struct LayerSpec {
 };
 
 /// Hyper-parameters in range (sizes ≥ 1 and capped, eps > 0, 0 ≤ p ≤ 1, finite
-/// slope, |dims| ≤ max_rank) and a valid name; the message names the layer.
+/// slope, |dims| ≤ max_rank) and a valid name — or the empty name of the root
+/// (a model that is this one layer); the message names the layer.
 Status validate_layer(const LayerSpec& spec);
 
 /// Layer names: one or more segments of [A-Za-z0-9_] joined by '.', at most 255 bytes.
 bool valid_layer_name(const std::string& name);
+
+/// A tensor's state_dict key: "fc1.weight"; for the root layer (the empty name:
+/// a model that is one layer, as torch's bare nn.Linear) just "weight".
+inline std::string param_key(const std::string& layer, const std::string& param) {
+    return layer.empty() ? param : layer + "." + param;
+}
 
 struct ParamInfo {
     std::string name;  // local: "weight", "running_mean", ...

@@ -15,6 +15,11 @@ Status validate_specs(const std::vector<LayerSpec>& specs) {
     std::unordered_set<std::string> names;
     for (const LayerSpec& s : specs) {
         MK_TRY(validate_layer(s));
+        if (s.name.empty() && specs.size() > 1)
+            return error(Code::bad_name,
+                         "a layer without a name is the root: the model's only layer (keys without "
+                         "a prefix, as a bare nn.Linear's), but this model has " +
+                             std::to_string(specs.size()) + " layers");
         if (!names.insert(s.name).second) return error(Code::duplicate_name, "two layers are named '" + s.name + "'");
     }
     // A layer cannot also be the parent module of another: torch could not hold both.
@@ -63,7 +68,8 @@ StateDict Sequential::state_dict() const {
 std::vector<std::pair<std::string, Shape>> Sequential::state_dict_shapes() const {
     std::vector<std::pair<std::string, Shape>> out;
     for (const Layer& layer : layers_)
-        for (const ParamInfo& p : layer_params(layer.spec)) out.emplace_back(layer.spec.name + "." + p.name, p.shape);
+        for (const ParamInfo& p : layer_params(layer.spec))
+            out.emplace_back(param_key(layer.spec.name, p.name), p.shape);
     return out;
 }
 
@@ -124,7 +130,7 @@ Status match_state_dict(const std::vector<LayerSpec>& specs, const StateDict& sd
     std::vector<bool> used(sd.size(), false);
     for (const LayerSpec& s : specs)
         for (const ParamInfo& p : layer_params(s)) {
-            const std::string key = s.name + "." + p.name;
+            const std::string key = param_key(s.name, p.name);
             const auto it = index.find(key);
             if (it == index.end()) {
                 report.missing_keys.push_back(key);

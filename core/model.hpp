@@ -67,7 +67,7 @@ std::string key_prefix(const LoadReport& report);
 
 /// The checks Sequential::create makes, without building anything: every
 /// spec valid, at most max_layers, unique names, no layer that is also
-/// another's parent ("a" and "a.b").
+/// another's parent ("a" and "a.b"), an empty name (the root) only for the only layer.
 Status validate_specs(const std::vector<LayerSpec>& specs);
 
 class Sequential {
@@ -93,7 +93,7 @@ public:
         for (const Layer& layer : layers_) {
             const auto infos = layer_params(layer.spec);
             for (std::size_t i = 0; i < infos.size(); ++i)
-                f(layer.spec.name + "." + infos[i].name, layer.params[i].f32(scratch));
+                f(param_key(layer.spec.name, infos[i].name), layer.params[i].f32(scratch));
         }
     }
 

@@ -111,7 +111,7 @@ Status parse_layer(const std::string& text, std::size_t index, LayerSpec& spec) 
     if (eq != std::string::npos && (paren == std::string::npos || eq < paren)) {
         spec.name = trim(body.substr(0, eq));
         body = trim(body.substr(eq + 1));
-        if (!valid_layer_name(spec.name))
+        if (!spec.name.empty() && !valid_layer_name(spec.name))  // "=Linear(1,1)": the root
             return error(Code::bad_name, "in '" + text + "': layer name '" + spec.name +
                                              "' is not segments of [A-Za-z0-9_] joined by '.'");
     }
@@ -229,10 +229,11 @@ std::string suggest_spec(const std::vector<std::pair<std::string, Shape>>& tenso
     std::string hint;
     for (const auto& [key, s] : tensors) {
         const std::size_t dot = key.rfind('.');
-        if (dot == std::string::npos || key.compare(dot, std::string::npos, ".weight") != 0) continue;
-        const std::string layer = key.substr(0, dot);
-        const bool bias = names.count(layer + ".bias") > 0;
-        const bool stats = names.count(layer + ".running_mean") > 0;
+        const bool root = key == "weight";  // a bare module's state dict: the root layer
+        if (!root && (dot == std::string::npos || key.compare(dot, std::string::npos, ".weight") != 0)) continue;
+        const std::string layer = root ? std::string() : key.substr(0, dot);
+        const bool bias = names.count(param_key(layer, "bias")) > 0;
+        const bool stats = names.count(param_key(layer, "running_mean")) > 0;
         std::string one;
         if (s.size() == 2)
             one = layer + "=Linear(" + std::to_string(s[1]) + "," + std::to_string(s[0]) + (bias ? "" : ",bias=false") +

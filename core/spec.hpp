@@ -6,6 +6,9 @@
 //
 // e.g. "Linear(784,512),ReLU,Dropout(0.1),LayerNorm(512),GELU(tanh),Linear(512,10)"
 //      "fc1=Linear(3,5)"   "block.layers.0=Linear(4,8,bias=false)"
+// An empty NAME ("=Linear(1,1)") is the root: a model that is this one layer, its
+// tensors named without a prefix ("weight"), as torch's bare nn.Linear; it must be
+// the only layer (validate_specs).
 // Children without a NAME are named by their position ("0", "1", ...), as in
 // nn.Sequential. Arguments per kind (positional order, then keywords):
 //   Linear(in, out, bias=true)            LayerNorm(n, eps=1e-5, elementwise_affine=true, bias=true)

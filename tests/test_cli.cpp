@@ -790,3 +790,19 @@ TEST_F(Cli, MetadataValuesKeepNewlinesButPrintThemEscaped) {
     r = fails({"init", "Linear(1,1)", "m.mkp", "--meta", "k\x1b=v"}, 1, "bad_name");
     expect_no_raw_controls(r, "init --meta key with ESC");
 }
+
+TEST_F(Cli, ThePrefixOptionAndTheRootLayer) {
+    // A state dict whose keys are fc1.weight, fc1.bias: under --prefix fc1. they are a root
+    // layer's ("weight", "bias"), as a named layer's without it; both predict the same.
+    const std::string pt = std::string(MODELKEEP_TORCH_DIR) + "/files/tutorial_state.pt";
+    const std::string x = "[[1, 2, 3]]";
+    const Result named = ok({"predict", pt, "--arch", "fc1=Linear(3,5)", "--input", x});
+    const Result root = ok({"predict", pt, "--arch", "=Linear(3,5)", "--prefix", "fc1.", "--input", x});
+    EXPECT_EQ(root.out, named.out);
+    // The key error names what the file has, and --prefix needs --arch.
+    const Result missing = fails({"predict", pt, "--arch", "Linear(3,5)", "--input", x}, 1, "missing_key");
+    EXPECT_NE(missing.err.find("The file has: fc1.weight, fc1.bias"), std::string::npos) << missing.err;
+    const Result usage = run({"predict", pt, "--prefix", "fc1.", "--input", x});
+    EXPECT_EQ(usage.code, 2);
+    EXPECT_NE(usage.err.find("--prefix needs a prefix, and goes with --arch"), std::string::npos) << usage.err;
+}

@@ -291,3 +291,15 @@ TEST(Format, OtherAlignmentsRead) {
             if (t.bytes) EXPECT_EQ(t.offset % (1u << a), 0u);
     }
 }
+
+TEST(Format, ARootLayerModelIsVersion11AndReadsBack) {
+    const Sequential m = mkt::make_model("=Linear(3,2,bias=false)", 5);
+    const Bytes b = mkt::write_model_bytes(m, DType::f32);
+    EXPECT_EQ(b[5], 1);  // minor version 1.1: 1.0 readers refuse an empty layer name
+    Sequential back;
+    ASSERT_TRUE(read_model(b.data(), b.size(), back).ok());
+    EXPECT_EQ(back.state_dict()[0].first, "weight");
+    EXPECT_EQ(back.state_dict()[0].second, m.state_dict()[0].second);
+    // Every other model stays 1.0.
+    EXPECT_EQ(mkt::write_model_bytes(mkt::make_model("fc1=Linear(3,2)"), DType::f32)[5], 0);
+}

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "model.hpp"
 #include "spec.hpp"
 
 using namespace modelkeep;
@@ -96,4 +97,22 @@ TEST(Spec, Errors) {
     std::vector<LayerSpec> out;
     const Status st = parse_spec("ReLU,Conv2d(3,5)", out);
     EXPECT_NE(st.message().find("Conv2d"), std::string::npos);
+}
+
+TEST(Spec, TheRootLayerHasNoName) {
+    // "=Linear(3,5)": a model that is one Linear, its keys "weight" and "bias" (torch's bare nn.Linear).
+    std::vector<LayerSpec> specs;
+    ASSERT_TRUE(parse_spec("=Linear(3,5)", specs).ok());
+    ASSERT_EQ(specs.size(), 1u);
+    EXPECT_EQ(specs[0].name, "");
+    EXPECT_EQ(format_spec(specs), "=Linear(3,5)");
+    Sequential m;
+    ASSERT_TRUE(Sequential::create(specs, 1, m).ok());
+    EXPECT_EQ(m.state_dict()[0].first, "weight");
+    EXPECT_EQ(m.state_dict()[1].first, "bias");
+    // Beside other layers it is refused: the root is the model's only layer.
+    ASSERT_TRUE(parse_spec("=Linear(3,5),ReLU", specs).ok());
+    EXPECT_EQ(Sequential::create(specs, 1, m).code(), Code::bad_name);
+    // A bare module's keys suggest the root.
+    EXPECT_EQ(suggest_spec({{"weight", {1, 4}}, {"bias", {1}}}), "=Linear(4,1)");
 }

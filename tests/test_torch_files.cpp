@@ -499,3 +499,31 @@ TEST(TorchFiles, ABareTensorReadsAsOneTensorNamedTensor) {
     EXPECT_EQ(shape_of(in.tensors[0].second), (Shape{2, 3}));
     EXPECT_EQ(in.tensors[0].second(1, 2), 1.0f);
 }
+
+TEST(TorchFiles, APickledModuleWhoseRootIsALayerRunsAsThatLayer) {
+    // torch.save(nn.Linear(3, 2)): the root module is itself a supported layer.
+    P p;
+    p.global("torch.nn.modules.linear", "Linear").op(')').op(0x81).op('}').op('(');
+    p.str("training").op(0x88);
+    p.str("_parameters").op('}').op('(').str("weight");
+    tensor(p, "0", 6, 0, {2, 3}, {3, 1});
+    p.str("bias");
+    tensor(p, "1", 2, 0, {2}, {1});
+    p.op('u');
+    p.str("_buffers").op('}').str("_modules").op('}');
+    p.str("in_features").int1(3).str("out_features").int1(2);
+    p.op('u').op('b').stop();
+    std::vector<std::uint8_t> w(24, 0), b(8, 0);
+    for (int i = 0; i < 6; ++i) w[std::size_t(4 * i + 3)] = 0x3F, w[std::size_t(4 * i + 2)] = 0x80;  // 1.0f
+    const auto file = torch_zip(p.b, {{"0", w}, {"1", b}});
+    Imported in;
+    const Status st = import_file(file.data(), file.size(), ImportOptions(), true, in);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    EXPECT_EQ(in.arch_from, "module tree");
+    EXPECT_EQ(format_spec(in.model.specs()), "=Linear(3,2)");
+    EXPECT_EQ(in.model.state_dict()[0].first, "weight");
+    Tensor y;
+    ASSERT_TRUE(in.model.forward(from_data({1, 3}, std::vector<float>{1, 2, 3}.data()), y).ok());
+    EXPECT_EQ(y(0, 0), 6.0f);
+    EXPECT_EQ(y(0, 1), 6.0f);
+}

@@ -228,6 +228,8 @@ export const nn: {
   batchNorm1d(numFeatures: number, options?: { eps?: number; affine?: boolean; trackRunningStats?: boolean }): Layer;
   /** Children named "0", "1", ... unless named; a last `{ seed }` (see SeedOptions) fixes the weights. */
   sequential(...layers: Array<Layer | Record<string, Layer> | SeedOptions>): Model;
+  /** A model that is this one layer (SPEC "=Linear(3,5)"): its keys have no prefix ('weight', 'bias'), as torch's bare nn.Linear. */
+  root(layer: Layer, options?: SeedOptions): Model;
 };
 
 /** What listModels() / modelInfo() / fileInfo() tell without reading the weights. */

@@ -21,7 +21,9 @@ constexpr const char* spec = R"~(SPEC, the architecture (the layers of an nn.Seq
   LAYER := [NAME "="] KIND ["(" [ARG ("," ARG)*] ")"]
   ARG   := VALUE | KEY "=" VALUE
   A NAME is segments of [A-Za-z0-9_] joined by '.'; a layer without one is named by its
-  position ("0", "1", ...), as in nn.Sequential. Whitespace between tokens is ignored;
+  position ("0", "1", ...), as in nn.Sequential. An empty NAME ("=Linear(1,1)") is the
+  root: a model that is that one layer, its tensors named "weight", "bias" without a
+  prefix (a bare nn.Linear's state dict); it must be the only layer. Whitespace between tokens is ignored;
   quote the whole SPEC for the shell. Booleans are true/false (or True/False, 1/0).
   Layers and their arguments (positional order, then keywords; defaults as in PyTorch):
     Linear(in_features, out_features, bias=true)
@@ -42,8 +44,8 @@ constexpr const char* global = R"~(
 Usage:
   modelkeep init SPEC OUT.mkp [--seed N] [--dtype DTYPE] [--meta KEY=VALUE]... [--state-dict]
   modelkeep inspect FILE [--json]
-  modelkeep predict FILE [--arch SPEC | --assume-sequential] --input JSON|@PATH|-
-  modelkeep convert IN OUT [--arch SPEC | --assume-sequential] [--dtype DTYPE] [--state-dict]
+  modelkeep predict FILE [--arch SPEC [--prefix P] | --assume-sequential] --input JSON|@PATH|-
+  modelkeep convert IN OUT [--arch SPEC [--prefix P] | --assume-sequential] [--dtype DTYPE] [--state-dict]
                     [--meta KEY=VALUE]...
   modelkeep help [COMMAND|spec]
   modelkeep --version
@@ -138,7 +140,7 @@ Examples:
 )~";
 
 constexpr const char* predict =
-    R"~(Usage: modelkeep predict FILE [--arch SPEC | --assume-sequential] --input JSON|@PATH|-
+    R"~(Usage: modelkeep predict FILE [--arch SPEC [--prefix P] | --assume-sequential] --input JSON|@PATH|-
 
 Runs the model in FILE in inference mode (Dropout is the identity, BatchNorm1d uses its
 running statistics) on one input and prints {"shape": [...], "data": [...]}: the output's
@@ -155,7 +157,10 @@ Options:
   --input -             read the input from standard input
   --arch SPEC           build this architecture and load FILE's tensors into it (strict:
                         every key and shape must match); for state dicts, checkpoints and
-                        safetensors files, which hold weights but not the layers that use them
+                        safetensors files, which hold weights but not the layers that use them;
+                        '=Linear(1,1)' is a model that is one layer (keys weight, bias)
+  --prefix P            with --arch: only FILE's keys under P are the model's, P taken off
+                        (module. from DataParallel, model. from Lightning, _orig_mod.)
   --assume-sequential   for a pickled custom nn.Module (torch.save(model)): run its leaf
                         modules in registration order. The file has no forward(), so only use
                         this when forward() does exactly that
@@ -171,7 +176,7 @@ Examples:
 )~";
 
 constexpr const char* convert =
-    "Usage: modelkeep convert IN OUT [--arch SPEC | --assume-sequential] [--dtype DTYPE] [--state-dict]\n"
+    "Usage: modelkeep convert IN OUT [--arch SPEC [--prefix P] | --assume-sequential] [--dtype DTYPE] [--state-dict]\n"
     "                         [--meta KEY=VALUE]...\n"
     R"~(
 Reads IN (.mkp, PyTorch .pt or safetensors), verifies all of it, and writes OUT in the format
@@ -191,6 +196,7 @@ newlines and tabs. Names and strings from files are printed escaped (\x1b, \u009
 
 Options:
   --arch SPEC           the architecture to pair IN's tensors with (strict load)
+  --prefix P            with --arch: only IN's keys under P are the model's, P taken off
   --assume-sequential   IN is a pickled custom module whose forward() runs its leaves in order
   --dtype DTYPE         storage of the weights: f32 (default), f16, bf16 or int8 (.mkp only)
   --state-dict          write only the tensors, without the architecture

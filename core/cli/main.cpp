@@ -323,7 +323,7 @@ bool contains_text(const std::string& haystack, const char* needle) {
     return haystack.find(needle) != std::string::npos;
 }
 
-// --arch SPEC / --assume-sequential (predict, convert).
+// --arch SPEC [--prefix P] / --assume-sequential (predict, convert).
 bool get_import_options(const Args& args, ImportOptions& out, std::string& message) {
     if (const std::string* arch = args.get("--arch")) {
         if (arch->empty()) {
@@ -336,6 +336,13 @@ bool get_import_options(const Args& args, ImportOptions& out, std::string& messa
     if (out.assume_sequential && !out.architecture.empty()) {
         message = "give either --arch or --assume-sequential, not both";
         return false;
+    }
+    if (const std::string* prefix = args.get("--prefix")) {
+        if (prefix->empty() || out.architecture.empty()) {
+            message = "--prefix needs a prefix, and goes with --arch";
+            return false;
+        }
+        out.prefix = *prefix;
     }
     return true;
 }
@@ -591,7 +598,11 @@ int cmd_inspect(const std::vector<std::string>& argv) {
 int cmd_predict(const std::vector<std::string>& argv) {
     Args args;
     std::string msg;
-    if (!parse_args(argv, {{"--input", true, false}, {"--arch", true, false}, {"--assume-sequential", false, false}},
+    if (!parse_args(argv,
+                    {{"--input", true, false},
+                     {"--arch", true, false},
+                     {"--prefix", true, false},
+                     {"--assume-sequential", false, false}},
                     args, msg))
         return usage_error("predict", msg);
     ImportOptions import_options;
@@ -674,6 +685,7 @@ int cmd_convert(const std::vector<std::string>& argv) {
                      {"--meta", true, true},
                      {"--state-dict", false, false},
                      {"--arch", true, false},
+                     {"--prefix", true, false},
                      {"--assume-sequential", false, false}},
                     args, msg))
         return usage_error("convert", msg);

@@ -74,7 +74,8 @@ bool has_tensor(const ModuleNode& n, const char* name) {
 
 // One torch.nn leaf as a modelkeep layer.
 Status leaf_layer(const ModuleNode& n, const std::string& name, LayerSpec& spec) {
-    const std::string where = "child '" + name + "' (" + short_class(n.class_path) + ")";
+    const std::string where = (name.empty() ? std::string("the root module") : "child '" + name + "'") + " (" +
+                              short_class(n.class_path) + ")";
     auto bad = [&](const std::string& what) { return error(Code::unknown_layer, where + ": " + what); };
     spec = LayerSpec();
     if (!layer_kind_of_torch_class(n.class_path, spec.kind)) return bad("modelkeep has no layer of this class");
@@ -147,7 +148,10 @@ Status leaf_layer(const ModuleNode& n, const std::string& name, LayerSpec& spec)
 }
 
 Status collect_layers(const ModuleNode& n, const std::string& name, bool sequential_only, std::vector<LayerSpec>& out) {
-    if (n.children.empty() && !name.empty()) {
+    LayerKind kind;
+    if (n.children.empty() && (!name.empty() || layer_kind_of_torch_class(n.class_path, kind))) {
+        // A leaf; at the root (torch.save(nn.Linear(16, 1))), the model is that one
+        // layer: the root layer, whose keys have no prefix.
         out.emplace_back();
         return leaf_layer(n, name, out.back());
     }

@@ -391,3 +391,17 @@ test('forward keeps its wasm tensors between calls without mixing up calls, shap
   m.dispose();
   other.dispose();
 });
+
+test('nn.root: a model that is one layer, its keys without a prefix, saved and loaded back', () => {
+  const m = nn.root(nn.linear(3, 2), { seed: 1 });
+  assert.equal(m.architecture, '=Linear(3,2)');
+  assert.deepEqual(Object.keys(m.stateDict()), ['weight', 'bias']);
+  const back = Model.fromBytes(m.toBytes());
+  assert.equal(back.architecture, '=Linear(3,2)');
+  assert.deepEqual(back.forward([[1, 2, 3]]).data, m.forward([[1, 2, 3]]).data);
+  // Beside other layers the root is refused: it is the model's only layer.
+  throwsCode(() => Model.fromSpec('=Linear(3,2),ReLU'), 'bad_name');
+  throwsCode(() => nn.root('Linear(3,2)'), 'invalid_argument');
+  m.dispose();
+  back.dispose();
+});

@@ -82,6 +82,8 @@ export async function tutorial(): Promise<number> {
     nn.gelu({ approximate: 'tanh' }),
     nn.layerNorm(5, { eps: 1e-6 }),
   );
+  const rooted: Model = nn.root(nn.linear(1, 1), { seed: 3 });
+  rooted.dispose();
   const fromSpec = Model.fromSpec('fc1=Linear(3,5)', { seed: 2 });
   const fromPt: Model = await load('/models/tutorial_full.pt', { assumeSequential: true });
   const fromSt: Model = Model.fromBytes(bytes, { architecture: 'fc1=Linear(3,5)' });

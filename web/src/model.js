@@ -169,6 +169,16 @@ export const nn = {
     if (layers.length === 0) throw new ModelError('invalid_argument', 'nn.sequential needs at least one layer');
     return Model.fromSpec(layers.map((l) => l.toString()).join(','), options);
   },
+  /**
+   * A model that is this one layer, as a bare torch module is: its tensors named without a
+   * prefix ('weight', 'bias'; SPEC "=Linear(3,5)"), e.g. torch.save(nn.Linear(16, 1))'s.
+   */
+  root(layer, options = {}) {
+    if (!(layer instanceof Layer)) {
+      throw new ModelError('invalid_argument', `nn.root takes one layer (nn.linear(...), ...), got ${String(layer)}`);
+    }
+    return Model.fromSpec(`=${layer.spec}`, options);
+  },
 };
 
 /** Flattens nested arrays into a Float32Array, checking they are rectangular. */
