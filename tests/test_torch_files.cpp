@@ -527,3 +527,30 @@ TEST(TorchFiles, APickledModuleWhoseRootIsALayerRunsAsThatLayer) {
     EXPECT_EQ(y(0, 0), 6.0f);
     EXPECT_EQ(y(0, 1), 6.0f);
 }
+
+TEST(TorchFiles, ACheckpointEntryChosenByName) {
+    // {'model': {'w': (2,)}, 'ema': {'w': (3,)}, 'epoch': 4}: 'model' by default, 'ema' by name.
+    P p;
+    p.op('}').op('(').str("model").op('}').str("w");
+    tensor(p, "0", 2, 0, {2}, {1});
+    p.op('s').str("ema").op('}').str("w");
+    tensor(p, "1", 3, 0, {3}, {1});
+    p.op('s').str("epoch").int1(4).op('u').stop();
+    const auto file = torch_zip(p.b, {{"0", std::vector<std::uint8_t>(8, 0)}, {"1", std::vector<std::uint8_t>(12, 0)}});
+    SourceInfo info;
+    ASSERT_TRUE(read_source(file.data(), file.size(), info).ok());
+    EXPECT_EQ(info.source, "checkpoint['model']");
+    EXPECT_EQ(info.entries, (std::vector<std::string>{"model", "ema"}));
+    ASSERT_TRUE(read_source(file.data(), file.size(), info, "ema").ok());
+    EXPECT_EQ(info.source, "checkpoint['ema']");
+    EXPECT_EQ(info.tensors[0].shape, (Shape{3}));
+    ImportOptions options;
+    options.entry = "ema";
+    Imported in;
+    ASSERT_TRUE(import_file(file.data(), file.size(), options, false, in).ok());
+    EXPECT_EQ(shape_of(in.tensors[0].second), (Shape{3}));
+    options.entry = "epoch";  // not a state dict: the error lists the entries that are
+    const Status st = import_file(file.data(), file.size(), options, false, in);
+    EXPECT_EQ(st.code(), Code::missing_key);
+    EXPECT_NE(st.message().find("model, ema"), std::string::npos) << st.message();
+}

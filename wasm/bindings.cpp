@@ -146,6 +146,9 @@ val source_object(const SourceInfo& info) {
     out.set("layers", layers_array(info.layers));
     val globals = val::array();
     for (const auto& g : info.globals) globals.call<void>("push", g);
+    val entries = val::array();
+    for (const auto& e : info.entries) entries.call<void>("push", e);
+    out.set("entries", entries);
     out.set("globals", globals);
     val tensors = val::array();
     double elements = 0;
@@ -333,9 +336,10 @@ public:
     /// architectureFrom, ... } or a failure. architecture (a SPEC, or "") and
     /// assumeSequential say what runs when the file does not (needs_architecture
     /// otherwise); prefix (or "") keeps only the file's keys under it, prefix off,
-    /// for an architecture. Without the importer (the lean build), .mkp files only
-    /// (needs_importer otherwise).
-    val load(const val& bytes, const std::string& architecture, bool assume_sequential, const std::string& prefix) {
+    /// for an architecture; entry (or "") names a torch checkpoint's model entry. Without the importer (the lean
+    /// build), .mkp files only (needs_importer otherwise).
+    val load(const val& bytes, const std::string& architecture, bool assume_sequential, const std::string& prefix,
+             const std::string& entry) {
         const JsSource file(bytes);
         if (is_mkp(file)) {
             // The header alone sizes the work; the reader then streams the data once.
@@ -359,7 +363,8 @@ public:
         options.architecture = architecture;
         options.assume_sequential = assume_sequential;
         options.prefix = prefix;
-        Status st = read_source(file, source);
+        options.entry = entry;
+        Status st = read_source(file, source, entry);
         if (st.ok()) st = reserve(double(import_bytes(source, options, true)), "the model");
         if (!st.ok()) return fail(st);
         Imported in;
@@ -372,7 +377,7 @@ public:
         out.set("architectureFrom", in.arch_from);
         return out;
 #else
-        (void)assume_sequential;
+        (void)assume_sequential, (void)entry;
         return fail(not_mkp());
 #endif
     }

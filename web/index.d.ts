@@ -140,6 +140,8 @@ export interface ImportOptions {
    * torch.compile). A strict-load error names the prefix when the file's keys carry one.
    */
   prefix?: string;
+  /** A PyTorch checkpoint: the entry that holds the model ('state_dict', 'ema', ...; fileInfo's `entries`). */
+  entry?: string;
   /** Hold the Linear weights in this dtype once loaded (see Model#setWeightDtype); by default as stored. */
   weightDtype?: DType;
 }
@@ -306,6 +308,8 @@ export interface SourceFileInfo {
   layers: string[];
   /** Every global the pickle names, e.g. 'collections.OrderedDict'. */
   globals: string[];
+  /** A checkpoint's entries that hold a state dict or module (load's `entry` picks one). */
+  entries: string[];
   /** dtype as stored: 'float32', 'bfloat16', 'int64' (torch) or 'F16', 'I64' (safetensors). */
   tensors: Array<{ name: string; dtype: string; shape: number[] }>;
   metadata: Record<string, string>;

@@ -43,9 +43,9 @@ constexpr const char* spec = R"~(SPEC, the architecture (the layers of an nn.Seq
 constexpr const char* global = R"~(
 Usage:
   modelkeep init SPEC OUT.mkp [--seed N] [--dtype DTYPE] [--meta KEY=VALUE]... [--state-dict]
-  modelkeep inspect FILE [--json]
-  modelkeep predict FILE [--arch SPEC [--prefix P] | --assume-sequential] --input JSON|@PATH|-
-  modelkeep convert IN OUT [--arch SPEC [--prefix P] | --assume-sequential] [--dtype DTYPE] [--state-dict]
+  modelkeep inspect FILE [--json] [--entry NAME]
+  modelkeep predict FILE [--arch SPEC [--prefix P] | --assume-sequential] [--entry NAME] --input JSON|@PATH|-
+  modelkeep convert IN OUT [--arch SPEC [--prefix P] | --assume-sequential] [--entry NAME] [--dtype DTYPE] [--state-dict]
                     [--meta KEY=VALUE]...
   modelkeep help [COMMAND|spec]
   modelkeep --version
@@ -109,14 +109,15 @@ Examples:
   modelkeep init 'Linear(4,16),ReLU,Linear(16,2)' mlp.mkp --seed 7 --dtype f16 --meta task=demo
 )~";
 
-constexpr const char* inspect = R"~(Usage: modelkeep inspect FILE [--json]
+constexpr const char* inspect = R"~(Usage: modelkeep inspect FILE [--json] [--entry NAME]
 
 For a PyTorch or safetensors file: the format found, what it holds (state dict, checkpoint
-entry, pickled module), the architecture the file defines (a pickled nn.Sequential of known
+entry — and, for a checkpoint with several, the entries that hold a state dict or module, of
+which --entry NAME describes another — pickled module), the architecture the file defines (a pickled nn.Sequential of known
 layers) or why it defines none, the module tree, every global the pickle names, every tensor
 (name, stored dtype, shape), the metadata (a checkpoint's scalars such as epoch and loss), and
 the integrity check (every tensor read and converted). --json prints one object with the
-fields format, holds, architecture, architecture_note, module_tree, globals, tensors
+fields format, holds, entries, architecture, architecture_note, module_tree, globals, tensors
 [{name, dtype, shape}], metadata and integrity. For a .mkp file:
 
 Shows what a .mkp file holds: format version, kind (full model or state dict), data
@@ -140,7 +141,7 @@ Examples:
 )~";
 
 constexpr const char* predict =
-    R"~(Usage: modelkeep predict FILE [--arch SPEC [--prefix P] | --assume-sequential] --input JSON|@PATH|-
+    R"~(Usage: modelkeep predict FILE [--arch SPEC [--prefix P] | --assume-sequential] [--entry NAME] --input JSON|@PATH|-
 
 Runs the model in FILE in inference mode (Dropout is the identity, BatchNorm1d uses its
 running statistics) on one input and prints {"shape": [...], "data": [...]}: the output's
@@ -161,6 +162,9 @@ Options:
                         '=Linear(1,1)' is a model that is one layer (keys weight, bias)
   --prefix P            with --arch: only FILE's keys under P are the model's, P taken off
                         (module. from DataParallel, model. from Lightning, _orig_mod.)
+  --entry NAME          a checkpoint's entry that holds the model (state_dict, ema, ...;
+                        inspect lists them); by default the first of model_state_dict,
+                        state_dict, model, net, module, else the first that holds one
   --assume-sequential   for a pickled custom nn.Module (torch.save(model)): run its leaf
                         modules in registration order. The file has no forward(), so only use
                         this when forward() does exactly that
@@ -176,7 +180,8 @@ Examples:
 )~";
 
 constexpr const char* convert =
-    "Usage: modelkeep convert IN OUT [--arch SPEC [--prefix P] | --assume-sequential] [--dtype DTYPE] [--state-dict]\n"
+    "Usage: modelkeep convert IN OUT [--arch SPEC [--prefix P] | --assume-sequential] [--entry NAME] [--dtype DTYPE] "
+    "[--state-dict]\n"
     "                         [--meta KEY=VALUE]...\n"
     R"~(
 Reads IN (.mkp, PyTorch .pt or safetensors), verifies all of it, and writes OUT in the format
@@ -197,6 +202,7 @@ newlines and tabs. Names and strings from files are printed escaped (\x1b, \u009
 Options:
   --arch SPEC           the architecture to pair IN's tensors with (strict load)
   --prefix P            with --arch: only IN's keys under P are the model's, P taken off
+  --entry NAME          a checkpoint's entry that holds the model (inspect lists them)
   --assume-sequential   IN is a pickled custom module whose forward() runs its leaves in order
   --dtype DTYPE         storage of the weights: f32 (default), f16, bf16 or int8 (.mkp only)
   --state-dict          write only the tensors, without the architecture

@@ -337,6 +337,13 @@ bool get_import_options(const Args& args, ImportOptions& out, std::string& messa
         message = "give either --arch or --assume-sequential, not both";
         return false;
     }
+    if (const std::string* entry = args.get("--entry")) {
+        if (entry->empty()) {
+            message = "--entry needs the name of a checkpoint entry";
+            return false;
+        }
+        out.entry = *entry;
+    }
     if (const std::string* prefix = args.get("--prefix")) {
         if (prefix->empty() || out.architecture.empty()) {
             message = "--prefix needs a prefix, and goes with --arch";
@@ -474,6 +481,11 @@ void print_source_text(const std::string& path, const SourceInfo& info, const St
     field("file", path);
     field("format", file_format_name(info.format));
     field("holds", info.source);
+    if (info.entries.size() > 1) {  // a checkpoint with a choice: --entry NAME picks another
+        std::string list;
+        for (const auto& e : info.entries) list += (list.empty() ? "" : ", ") + e;
+        field("entries", list + " (--entry NAME chooses one)");
+    }
     field("architecture", info.has_layers ? format_spec(info.layers) : "none: " + info.arch_note);
     if (info.has_module) field("module tree", describe_module(info.module));
     if (!info.globals.empty()) {
@@ -492,6 +504,9 @@ void print_source_text(const std::string& path, const SourceInfo& info, const St
 void print_source_json(const SourceInfo& info, const Status& integrity) {
     std::string j = "{\"format\":" + json::quote(file_format_name(info.format));
     j += ",\"holds\":" + json::quote(info.source);
+    j += ",\"entries\":[";
+    for (std::size_t i = 0; i < info.entries.size(); ++i) j += (i ? "," : "") + json::quote(info.entries[i]);
+    j += "]";
     j += ",\"architecture\":" + (info.has_layers ? json::quote(format_spec(info.layers)) : "null");
     j += ",\"architecture_note\":" + json::quote(info.arch_note);
     j += ",\"module_tree\":" + (info.has_module ? json::quote(describe_module(info.module)) : "null");
@@ -555,7 +570,10 @@ int cmd_init(const std::vector<std::string>& argv) {
 int cmd_inspect(const std::vector<std::string>& argv) {
     Args args;
     std::string msg;
-    if (!parse_args(argv, {{"--json", false, false}}, args, msg)) return usage_error("inspect", msg);
+    if (!parse_args(argv, {{"--json", false, false}, {"--entry", true, false}}, args, msg))
+        return usage_error("inspect", msg);
+    ImportOptions inspect_options;
+    if (const std::string* entry = args.get("--entry")) inspect_options.entry = *entry;
     if (args.positional.size() != 1)
         return usage_error("inspect", args.positional.empty()
                                           ? "inspect needs FILE"
@@ -567,10 +585,10 @@ int cmd_inspect(const std::vector<std::string>& argv) {
 
     if (detect_format(bytes.data(), bytes.size()) != FileFormat::mkp) {
         SourceInfo source;
-        st = read_source(bytes.data(), bytes.size(), source);
+        st = read_source(bytes.data(), bytes.size(), source, inspect_options.entry);
         if (!st.ok()) return report(st);
         Imported all;
-        const Status integrity = import_file(bytes.data(), bytes.size(), ImportOptions(), false, all);
+        const Status integrity = import_file(bytes.data(), bytes.size(), inspect_options, false, all);
         if (args.has("--json"))
             print_source_json(source, integrity);
         else
@@ -602,6 +620,7 @@ int cmd_predict(const std::vector<std::string>& argv) {
                     {{"--input", true, false},
                      {"--arch", true, false},
                      {"--prefix", true, false},
+                     {"--entry", true, false},
                      {"--assume-sequential", false, false}},
                     args, msg))
         return usage_error("predict", msg);
@@ -686,6 +705,7 @@ int cmd_convert(const std::vector<std::string>& argv) {
                      {"--state-dict", false, false},
                      {"--arch", true, false},
                      {"--prefix", true, false},
+                     {"--entry", true, false},
                      {"--assume-sequential", false, false}},
                     args, msg))
         return usage_error("convert", msg);

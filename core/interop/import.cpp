@@ -194,6 +194,7 @@ void describe(const ModuleNode& n, std::string& out) {
 void fill_torch_info(const TorchFile& t, SourceInfo& info) {
     info.format = t.legacy ? FileFormat::torch_legacy : FileFormat::torch_zip;
     info.buffer_bytes = t.buffer_bytes;
+    info.entries = t.entries;
     info.structure_bytes = t.pickle_bytes;
     info.source = t.source;
     info.globals = t.globals;
@@ -301,16 +302,16 @@ static FileFormat detect_source(const ByteSource& source) {
     return f;
 }
 
-Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info) {
-    return read_source(MemorySource(data, size), info);
+Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info, const std::string& entry) {
+    return read_source(MemorySource(data, size), info, entry);
 }
 
-Status read_source(const ByteSource& source, SourceInfo& info) {
+Status read_source(const ByteSource& source, SourceInfo& info, const std::string& entry) {
     info = SourceInfo();
     const FileFormat format = detect_source(source);
     if (format == FileFormat::torch_zip || format == FileFormat::torch_legacy) {
         TorchFile t;
-        MK_TRY(read_torch(source, false, t));
+        MK_TRY(read_torch(source, false, t, entry));
         fill_torch_info(t, info);
         return Status();
     }
@@ -355,7 +356,7 @@ Status import_file(const ByteSource& source, const ImportOptions& options, bool 
         case FileFormat::torch_zip:
         case FileFormat::torch_legacy: {
             TorchFile t;
-            MK_TRY(read_torch(source, true, t));
+            MK_TRY(read_torch(source, true, t, options.entry));
             out.tensors = std::move(t.tensors);
             t.tensors.clear();
             fill_torch_info(t, info);

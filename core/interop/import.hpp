@@ -51,6 +51,7 @@ struct SourceInfo {
     std::vector<std::string> globals;   // torch: every global the pickle names
     std::vector<SourceTensor> tensors;  // in file (state_dict) order
     Metadata metadata;                  // .mkp / safetensors metadata, a checkpoint's scalars
+    std::vector<std::string> entries;   // torch checkpoint: the entries that hold a state dict or module
     bool has_module = false;            // torch: a pickled module tree
     ModuleNode module;
     /// The architecture the file itself defines (.mkp model, nn.Sequential of
@@ -73,6 +74,9 @@ struct ImportOptions {
     /// Loading into an architecture: only the file's keys that start with this
     /// prefix ("module.", "model.") are the model's, with the prefix taken off.
     std::string prefix;
+    /// A checkpoint: the entry that holds the model ("state_dict", "ema", ...);
+    /// "" chooses as documented.
+    std::string entry;
 };
 
 struct Imported {
@@ -86,8 +90,9 @@ struct Imported {
 /// Reads and validates a file's structure (all four formats) without
 /// converting tensor values (torch: storages located and sized; .mkp and
 /// safetensors: the whole layout).
-Status read_source(const ByteSource& source, SourceInfo& info);
-Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info);
+/// `entry`: a torch checkpoint's entry to describe (ImportOptions::entry).
+Status read_source(const ByteSource& source, SourceInfo& info, const std::string& entry = "");
+Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info, const std::string& entry = "");
 
 /// Reads every tensor and builds a model when the file or the options say
 /// what runs (need_model: needs_architecture otherwise). A .mkp file, a torch

@@ -141,7 +141,10 @@ Status walk_module(const Value& m, const std::string& name, const std::string& p
     return Status();
 }
 
-Status interpret(const Value& root, TorchFile& out, TensorRefs& refs) {
+// A checkpoint entry that can hold the model: a non-empty state dict or a module.
+bool model_entry(const Value& v) { return (is_tensor_dict(v) || v.kind == Kind::module) && !v.entries.empty(); }
+
+Status interpret(const Value& root, TorchFile& out, TensorRefs& refs, const std::string& wanted) {
     auto take_dict = [&](const Value& d) {
         for (const auto& e : d.entries) refs.emplace_back(e.first->text, e.second.get());
     };
@@ -164,11 +167,26 @@ Status interpret(const Value& root, TorchFile& out, TensorRefs& refs) {
     if (root.kind == Kind::dict) {
         // A checkpoint: the state dict under a preferred key, else the first one;
         // else a module stored under some key.
+        // An entry asked for by name wins.
         const Value* chosen = nullptr;
         std::string chosen_key;
+        for (const auto& e : root.entries)
+            if (e.first->kind == Kind::string && model_entry(*e.second)) out.entries.push_back(e.first->text);
+        if (!wanted.empty()) {
+            const Value* v = root.get(wanted);
+            if (!v || !model_entry(*v)) {
+                std::string have;
+                for (const std::string& k : out.entries) have += (have.empty() ? "" : ", ") + k;
+                return error(Code::missing_key,
+                             "the checkpoint has no state dict or module under '" + wanted + "'" +
+                                 (have.empty() ? std::string() : "; its entries that hold one: " + have));
+            }
+            chosen = v;
+            chosen_key = wanted;
+        }
         for (const char* key : {"model_state_dict", "state_dict", "model", "net", "module"}) {
             const Value* v = root.get(key);
-            if (!chosen && v && (is_tensor_dict(*v) || v->kind == Kind::module) && !v->entries.empty()) {
+            if (!chosen && v && model_entry(*v)) {
                 chosen = v;
                 chosen_key = key;
             }
@@ -176,7 +194,7 @@ Status interpret(const Value& root, TorchFile& out, TensorRefs& refs) {
         for (const auto& e : root.entries) {
             if (e.first->kind != Kind::string) continue;
             const Value& v = *e.second;
-            if (!chosen && (is_tensor_dict(v) || v.kind == Kind::module) && !v.entries.empty()) {
+            if (!chosen && model_entry(v)) {
                 chosen = &v;
                 chosen_key = e.first->text;
             }
@@ -382,7 +400,8 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
 
 // ---- containers ----
 
-Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std::vector<ZipEntry>& entries) {
+Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std::vector<ZipEntry>& entries,
+                const std::string& wanted) {
     MK_TRY(zip_list(source, entries));
     if (entries.empty()) return error(Code::unknown_format, "an empty zip archive, not a torch.save file");
     const std::string& first = entries[0].name;
@@ -431,7 +450,7 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
     MK_TRY(unpickle(buf.data(), buf.size(), false, u));
     out.globals = u.globals;
     TensorRefs refs;
-    MK_TRY(interpret(*u.root, out, refs));
+    MK_TRY(interpret(*u.root, out, refs, wanted));
     // Only the storages the chosen tensors use are looked at (and CRC-checked).
     Storages storages;
     storages.source = &source;
@@ -465,7 +484,8 @@ std::size_t legacy_magic_bytes(const std::uint8_t* data, std::size_t size) {
 
 namespace {
 
-Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out) {
+Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out,
+                   const std::string& wanted) {
     out.legacy = true;
     std::size_t pos = legacy_magic_bytes(data, size);
     if (!pos) return error(Code::unknown_format, "not a legacy torch file (no magic number)");
@@ -491,7 +511,7 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
     out.pickle_bytes = pos;
     if (keys.root->kind != Kind::list) return error(Code::bad_pickle, "the legacy storage key list is not a list");
     TensorRefs refs;
-    MK_TRY(interpret(*object.root, out, refs));
+    MK_TRY(interpret(*object.root, out, refs, wanted));
     // Each storage's type (item size) is known only from its persistent id: every
     // storage the pickle named, used by the chosen tensors or not (optimizer state).
     std::map<std::string, const Value*> types;
@@ -571,24 +591,26 @@ public:
 
 }  // namespace
 
-Status read_torch(const ByteSource& source, bool with_values, TorchFile& out) {
+Status read_torch(const ByteSource& source, bool with_values, TorchFile& out, const std::string& wanted) {
     out = TorchFile();
     std::uint8_t head[4] = {0, 0, 0, 0};
     if (source.size() >= 4) source.read(0, head, 4);
     if (head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) {
         std::vector<ZipEntry> entries;  // outlives the storages that point at it
-        return read_zip(source, with_values, out, entries);
+        return read_zip(source, with_values, out, entries, wanted);
     }
     // Legacy files interleave pickles and storages: read from memory (they are rare and old).
-    if (const std::uint8_t* p = source.data()) return read_legacy(p, std::size_t(source.size()), with_values, out);
+    if (const std::uint8_t* p = source.data())
+        return read_legacy(p, std::size_t(source.size()), with_values, out, wanted);
     if (source.size() > std::uint64_t(SIZE_MAX)) return error(Code::limit_exceeded, "the file is too large");
     std::vector<std::uint8_t> copy(std::size_t(source.size()));
     source.read(0, copy.data(), copy.size());
-    return read_legacy(copy.data(), copy.size(), with_values, out);
+    return read_legacy(copy.data(), copy.size(), with_values, out, wanted);
 }
 
-Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out) {
-    return read_torch(MemorySource(data, size), with_values, out);
+Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out,
+                  const std::string& wanted) {
+    return read_torch(MemorySource(data, size), with_values, out, wanted);
 }
 
 Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8_t>& out) {

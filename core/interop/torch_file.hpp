@@ -86,6 +86,8 @@ struct TorchFile {
     bool has_module = false;
     ModuleNode module;
     Metadata extras;  // a checkpoint's scalar entries (epoch=5, loss=0.25)
+    /// A checkpoint's entries that hold a state dict or a module, in file order.
+    std::vector<std::string> entries;
     /// The most a read with values buffers at once beyond the tensors, from a
     /// source outside memory: one storage (and, deflated, its compressed bytes)
     /// that cannot go straight into its tensor; a legacy file, the whole file.
@@ -104,8 +106,12 @@ std::size_t legacy_magic_bytes(const std::uint8_t* data, std::size_t size);
 /// then each storage once (a float32 storage that one tensor covers goes
 /// straight into that tensor), so the import holds the tensors plus at most
 /// one storage, never the whole file.
-Status read_torch(const ByteSource& source, bool with_values, TorchFile& out);
-Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out);
+/// `entry` names the checkpoint entry that holds the model (its state dict or
+/// module); "" chooses as documented (docs/PYTORCH.md), and a name the file
+/// lacks is missing_key, listing the entries that hold one.
+Status read_torch(const ByteSource& source, bool with_values, TorchFile& out, const std::string& entry = "");
+Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out,
+                  const std::string& entry = "");
 
 /// A state dict as a torch zip file (folder "archive", stored records aligned
 /// to 64 bytes, pickle protocol 2 with only the opcodes and globals above),

@@ -36,15 +36,15 @@ test('lean: the same .mkp bytes and outputs as the full module, every dtype', ()
     const bytesB = b.toBytes(dtype, {}, false, 0);
     assert.deepEqual(bytesA.bytes, bytesB.bytes, dtype);
     const back = new lean.ModelHandle();
-    const info = back.load(bytesB.bytes, '', false, '');
+    const info = back.load(bytesB.bytes, '', false, '', '');
     assert.equal(info.ok, true, info.message);
     assert.equal(info.architectureFrom, 'file');
     const again = new full.ModelHandle();
-    assert.equal(again.load(bytesB.bytes, '', false, '').ok, true);
+    assert.equal(again.load(bytesB.bytes, '', false, '', '').ok, true);
     assert.deepEqual(run(back, x, [2, 4]).data, run(again, x, [2, 4]).data, dtype);
     // A state dict loads into a SPEC, as in the full module.
     const sd = new lean.ModelHandle();
-    const loaded = sd.load(a.toBytes('f32', {}, true, 0).bytes, spec, false, '');
+    const loaded = sd.load(a.toBytes('f32', {}, true, 0).bytes, spec, false, '', '');
     assert.equal(loaded.ok, true, loaded.message);
     assert.equal(loaded.architectureFrom, 'architecture option');
     for (const h of [a, b, back, again, sd]) h.delete();
@@ -54,7 +54,7 @@ test('lean: the same .mkp bytes and outputs as the full module, every dtype', ()
 test('lean: other formats and exports are needs_importer, and the module lives on', () => {
   const pt = readFileSync(new URL('../torch/files/tutorial_state.pt', import.meta.url));
   const h = new lean.ModelHandle();
-  const r = h.load(pt, 'fc1=Linear(3,5)', false, '');
+  const r = h.load(pt, 'fc1=Linear(3,5)', false, '', '');
   assert.equal(r.ok, false);
   assert.equal(r.code, 'needs_importer');
   assert.match(r.message, /importer/);
@@ -65,11 +65,11 @@ test('lean: other formats and exports are needs_importer, and the module lives o
   assert.equal(m.exportBytes('safetensors', 'f32', {}).code, 'needs_importer');
   // The full module reads the same file.
   const f = new full.ModelHandle();
-  assert.equal(f.load(pt, 'fc1=Linear(3,5)', false, '').ok, true);
+  assert.equal(f.load(pt, 'fc1=Linear(3,5)', false, '', '').ok, true);
   // A state dict without an architecture: the same needs_architecture advice in both.
   const sd = m.toBytes('f32', {}, true, 0).bytes;
-  const a = new lean.ModelHandle().load(sd, '', false, '');
-  const b = new full.ModelHandle().load(sd, '', false, '');
+  const a = new lean.ModelHandle().load(sd, '', false, '', '');
+  const b = new full.ModelHandle().load(sd, '', false, '', '');
   assert.equal(a.code, 'needs_architecture');
   assert.equal(a.message, b.message);
   assert.equal(run(m, [1, 2, 3], [1, 3]).shape.join(), '1,2');

@@ -247,3 +247,19 @@ test('a prefix maps a DataParallel state dict onto an architecture, and the erro
   back.dispose();
   model.dispose();
 });
+
+test('a checkpoint entry chosen by name, listed by fileInfo', () => {
+  // checkpoint.pt's entries that hold a model (the fixture: a dict with a model state dict).
+  const bytes = readFileSync(join(DIR, 'files', 'checkpoint.pt'));
+  const info = fileInfo(bytes);
+  assert.ok(info.entries.length >= 1, JSON.stringify(info.entries));
+  const chosen = info.entries[0];
+  const c = readCase('checkpoint');
+  const m = Model.fromBytes(bytes, { architecture: c.spec, entry: chosen });
+  assert.match(m.source.holds, new RegExp(`checkpoint\\['${chosen}'\\]`));
+  assert.throws(
+    () => Model.fromBytes(bytes, { architecture: c.spec, entry: 'ema' }),
+    (e) => e.code === 'missing_key' && e.message.includes(chosen),
+  );
+  m.dispose();
+});

@@ -255,7 +255,7 @@ function looksLikeHtml(bytes) {
  * `weightDtype` holds the weights in that dtype once loaded (see Model#setWeightDtype).
  * @returns {Promise<Model>}
  */
-export async function load(source, { onProgress, architecture, assumeSequential, prefix, weightDtype } = {}) {
+export async function load(source, { onProgress, architecture, assumeSequential, prefix, entry, weightDtype } = {}) {
   const text = source instanceof URL ? source.href : source;
   // A stored model goes to wasm as its chunks, read in place: no joined copy of the file in JS.
   let chunks;
@@ -265,7 +265,7 @@ export async function load(source, { onProgress, architecture, assumeSequential,
   } else {
     chunks = [await loadBytes(source, { onProgress })];
   }
-  return fromChunks(chunks, { architecture, assumeSequential, prefix, weightDtype });
+  return fromChunks(chunks, { architecture, assumeSequential, prefix, entry, weightDtype });
 }
 
 /** { 'indexeddb://name': { dateSaved, bytes, dtype, params, layers, metadata, ... } }, without reading weights. */

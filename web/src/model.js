@@ -233,7 +233,8 @@ export class Model {
    * (zip or legacy: state dict, checkpoint or pickled module — never executed) or a
    * safetensors file. The format comes from the bytes. Files that hold weights but not what
    * runs need `architecture` (a SPEC) or, for a pickled custom module, `assumeSequential`;
-   * `prefix` ('module.', 'model.': with an architecture) loads only the keys under it, prefix off.
+   * `prefix` ('module.', 'model.': with an architecture) loads only the keys under it, prefix off;
+   * `entry` names a checkpoint's entry holding the model ('state_dict', 'ema'; fileInfo lists them).
    */
   static fromBytes(bytes, options = {}) {
     return fromChunks([toUint8Array(bytes)], options);
@@ -319,12 +320,15 @@ export class Model {
   }
 
   static {
-    fromChunks = (chunks, { architecture, assumeSequential = false, prefix, weightDtype } = {}) => {
+    fromChunks = (chunks, { architecture, assumeSequential = false, prefix, entry, weightDtype } = {}) => {
       if (architecture !== undefined && (typeof architecture !== 'string' || architecture === '')) {
         throw new ModelError('invalid_argument', 'architecture must be a non-empty SPEC string');
       }
       if (architecture !== undefined && assumeSequential) {
         throw new ModelError('invalid_argument', 'give either architecture or assumeSequential, not both');
+      }
+      if (entry !== undefined && (typeof entry !== 'string' || entry === '')) {
+        throw new ModelError('invalid_argument', 'entry must be the non-empty name of a checkpoint entry');
       }
       if (prefix !== undefined && (typeof prefix !== 'string' || architecture === undefined)) {
         throw new ModelError('invalid_argument', 'prefix must be a string, given with an architecture');
@@ -333,7 +337,7 @@ export class Model {
         throw new ModelError('invalid_argument', 'a file in chunks must be an array of Uint8Arrays');
       }
       const handle = new (runtime().ModelHandle)();
-      const r = handle.load(chunks, architecture ?? '', Boolean(assumeSequential), prefix ?? '');
+      const r = handle.load(chunks, architecture ?? '', Boolean(assumeSequential), prefix ?? '', entry ?? '');
       if (!r.ok) {
         handle.delete();
         check(r);
