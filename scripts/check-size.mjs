@@ -2,12 +2,12 @@
 // check-size.mjs — what a user's page downloads: a tiny app that imports { load, save } from
 // 'modelkeep' and predicts (model.forward), built by Vite as a user would build it, then every
 // emitted .js and .wasm gzip -9, against a budget; exits 1 over it. Run by `npm test` after the
-// wasm build; offline. The budget is a regression guard: today's 133.9 KiB for that app (the
-// .wasm 116.7, the minified JS bundle of package + loader 16.1, Vite's runtime and node: stubs
-// 0.5) plus about 1 KiB of headroom — below the 135.4 it was before float text moved off the C
-// library's long-double printf and strtod (core/decimal.hpp), the importer's bounds, key
-// prefixes, escaped output and read-back writes came; the goal is 60 KB, and why it is not met
-// is in docs/PERFORMANCE.md ("Download size").
+// wasm build; offline. The budget is a regression guard: today's 135.0 KiB for that app (the
+// .wasm 118.0, the minified JS bundle of package + loader 16.4, Vite's runtime and node: stubs
+// 0.6) plus about 1 KiB of headroom — below the 135.4 it was before float text moved off the C
+// library's long-double printf and strtod (core/decimal.hpp, −6 KB), though the importer's
+// bounds, key prefixes and entries, inert values, escaped output and read-back writes came
+// since; the goal is 60 KB, and why it is not met is in docs/PERFORMANCE.md ("Download size").
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'vite';
 
-const BUDGET = 135 * 1024;
+const BUDGET = 136 * 1024;
 const root = fileURLToPath(new URL('../', import.meta.url));
 const main = `import { load, save } from 'modelkeep';
 const model = await load('indexeddb://model');

@@ -451,3 +451,32 @@ TEST(Pickle, Torch03LegacyViewsAndTheFirstRebuildTensor) {
     six.int1(4).op(0x85).int1(1).op(0x85).op(0x89).op('}').op('t').op('R').stop();
     EXPECT_EQ(run(six.b, u).code(), Code::bad_pickle);
 }
+
+TEST(Pickle, InertValuesBesideTheTensors) {
+    // {'size': torch.Size((2, 3)), 'device': torch.device('cuda', 0), 'dtype': torch.float32,
+    //  'when': datetime.datetime(b'...'), 'path': pathlib.PosixPath('runs', 'a'), 'tags': frozenset(['x'])}
+    P p;
+    p.op('}').op('(');
+    p.short_str("size").global("torch", "Size").int1(2).int1(3).op(0x86).op(0x85).op('R');
+    p.short_str("device").global("torch", "device").short_str("cuda").int1(0).op(0x86).op('R');
+    p.short_str("dtype").global("torch", "float32");
+    p.short_str("when").global("datetime", "datetime").op('C').le(10, 1).raw("0123456789").op(0x85).op('R');
+    p.short_str("path").global("pathlib", "PosixPath").short_str("runs").short_str("a").op(0x86).op('R');
+    p.short_str("tags").global("builtins", "frozenset").op(']').short_str("x").op('a').op(0x85).op('R');
+    p.op('u').stop();
+    Unpickled u;
+    const Status st = unpickle(p.b.data(), p.b.size(), false, u);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    ASSERT_EQ(u.root->get("size")->kind, Value::Kind::tuple);
+    EXPECT_EQ(u.root->get("size")->items[1]->integer, 3);
+    EXPECT_EQ(u.root->get("device")->text, "torch.device('cuda', 0)");
+    EXPECT_EQ(u.root->get("path")->text, "pathlib.PosixPath('runs', 'a')");
+    EXPECT_EQ(u.root->get("tags")->kind, Value::Kind::set);
+    // Calling a dtype, or any other torch or builtins name, is still refused.
+    P call;
+    call.global("torch", "float32").op(')').op('R').stop();
+    EXPECT_EQ(unpickle(call.b.data(), call.b.size(), false, u).code(), Code::disallowed_global);
+    P other;
+    other.global("builtins", "getattr").op(')').op('R').stop();
+    EXPECT_EQ(unpickle(other.b.data(), other.b.size(), false, u).code(), Code::disallowed_global);
+}

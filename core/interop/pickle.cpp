@@ -3,7 +3,9 @@
 // and every call is a switch on that id.
 #include "pickle.hpp"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <unordered_map>
 
 #include "utf8.hpp"
@@ -62,6 +64,7 @@ enum GlobalId : int {
     g_storage_class,  // Value::storage_type says which
     g_set,
     g_counter,
+    g_inert,  // an inert value's class (inert_constructors): REDUCE gives a description, never a call
     g_codecs_encode,
     g_class,  // a class that may only be instantiated inert (NEWOBJ) as a module record
 };
@@ -102,6 +105,21 @@ constexpr const char* unsupported_tensor_globals[] = {
 
 // Top-level modules whose names are refused outright, even as inert classes:
 // they hold the functions attacks call (os.system pickles as posix.system).
+// Classes whose instances are plain values real checkpoints hold beside the
+// tensors (sizes, devices, dtypes, dates, paths, sets): REDUCE on one gives an
+// inert value describing it, read without calling anything; torch.Size gives
+// its tuple, frozenset a set. Every other class of these modules stays refused.
+constexpr const char* inert_constructors[] = {
+    "torch.Size",        "torch.device",          "builtins.frozenset",      "__builtin__.frozenset",
+    "builtins.complex",  "__builtin__.complex",   "builtins.slice",          "__builtin__.slice",
+    "datetime.datetime", "datetime.date",         "datetime.time",           "datetime.timedelta",
+    "datetime.timezone", "pathlib.PosixPath",     "pathlib.WindowsPath",     "pathlib.Path",
+    "pathlib.PurePath",  "pathlib.PurePosixPath", "pathlib.PureWindowsPath",
+};
+// torch dtypes appear as globals used as values (never called).
+constexpr const char* torch_dtypes[] = {"float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64",
+                                        "long",    "int32", "int",     "int16",  "short",   "int8", "uint8",    "bool"};
+
 constexpr const char* refused_modules[] = {
     "os",         "posix",     "nt",          "sys",       "subprocess", "builtins",   "__builtin__", "shutil",
     "socket",     "importlib", "pickle",      "_pickle",   "marshal",    "types",      "code",        "codecs",
@@ -443,6 +461,12 @@ private:
             v->global_id = g_set;
         } else if (full == "collections.Counter") {
             v->global_id = g_counter;
+        } else if (std::any_of(std::begin(inert_constructors), std::end(inert_constructors),
+                               [&](const char* c) { return full == c; })) {
+            v->global_id = g_inert;
+        } else if (module == "torch" && std::any_of(std::begin(torch_dtypes), std::end(torch_dtypes),
+                                                    [&](const char* d) { return name == d; })) {
+            v->global_id = g_inert;  // torch.float32 as a value: inert (REDUCE on it is refused below)
         } else if (full == "_codecs.encode") {
             v->global_id = g_codecs_encode;
         } else {
@@ -561,6 +585,32 @@ private:
                 out->parameter = true;
                 return Status();
             }
+            case g_inert: {
+                if (fn->text.rfind("torch.", 0) == 0 && fn->text != "torch.Size" && fn->text != "torch.device")
+                    return fail(Code::disallowed_global, fn->text + " is a dtype, not something to call");
+                if (fn->text == "torch.Size" && a.size() == 1 && a[0]->kind == Kind::tuple) {
+                    out = a[0];  // the sizes themselves
+                    return Status();
+                }
+                if (fn->text.find("frozenset") != std::string::npos && (a.empty() || a[0]->kind == Kind::list)) {
+                    MK_TRY(make(Kind::set, out));
+                    if (a.empty()) return Status();
+                    for (const auto& it : a[0]->items) MK_TRY(adopt(*out, *it));
+                    out->items = a[0]->items;
+                    return Status();
+                }
+                // A description, the arguments as scalars where they are ("torch.device('cuda', 0)").
+                MK_TRY(make(Kind::string, out));
+                std::string args;
+                for (const auto& it : a)
+                    args += (args.empty() ? "" : ", ") + (it->kind == Kind::string    ? "'" + it->text + "'"
+                                                          : it->kind == Kind::integer ? std::to_string(it->integer)
+                                                                                      : std::string("..."));
+                out->text = fn->text + "(" + args + ")";
+                MK_TRY(charge(out->text.size()));
+                out->inert = true;
+                return Status();
+            }
             case g_set: {
                 if (a.size() != 1 || a[0]->kind != Kind::list)
                     return fail(Code::bad_pickle, "set() of something not a list");
@@ -674,6 +724,7 @@ private:
             target->depth = std::max(target->depth, state->depth);
             return Status();
         }
+        if (target->inert) return adopt(*target, *state);  // a date's or path's state: read, then dropped
         return fail(Code::bad_pickle, std::string("BUILD on a ") + kind_name(target->kind));
     }
 

@@ -14,6 +14,11 @@
 //   IntStorage, ShortStorage, CharStorage, ByteStorage, BoolStorage
 //                                            only inside a persistent id
 //   builtins.set / __builtin__.set           REDUCE (list,) → set
+//   collections.Counter                      REDUCE () or (dict,) → dict
+//   torch.Size, torch.device, builtins.frozenset/complex/slice, datetime.*, pathlib.*
+//                                            REDUCE → an inert value (Size: its tuple; frozenset: a set;
+//                                            the rest: a description string), nothing called
+//   torch.float32, torch.int64, ... (dtypes)  only as values
 //   _codecs.encode                           REDUCE (str, "latin1") → bytes
 //   any other dotted name outside the         NEWOBJ () → an inert module record
 //   refused modules (os, posix, sys, builtins, torch outside torch.nn.modules, ...)
@@ -101,6 +106,7 @@ struct Value {
     std::uint64_t offset = 0;
     std::vector<std::uint64_t> shape, stride;
     bool parameter = false;
+    bool inert = false;  // string: the description of an inert value (pickle.cpp: inert_constructors)
 
     /// The value under a string key of a dict (or a module's state), or null.
     const Value* get(const std::string& key) const;
