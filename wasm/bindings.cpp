@@ -309,6 +309,18 @@ Status reserve(double bytes, const std::string& what) {
     return Status::success();
 }
 
+#if MODELKEEP_INTEROP
+// Before read_source: a legacy torch file (its magic number up front) is copied
+// into wasm memory whole before it is parsed (read_torch), so that copy is
+// reserved first; the other formats are read by ranges.
+Status reserve_to_read(const ByteSource& file) {
+    std::uint8_t head[32] = {};
+    const std::size_t n = std::size_t(std::min<std::uint64_t>(sizeof head, file.size()));
+    file.read(0, head, n);
+    return legacy_magic_bytes(head, n) ? reserve(double(file.size()), "the file") : Status::success();
+}
+#endif
+
 }  // namespace
 
 /// A Sequential owned by exactly one JS Model object (which calls delete()).
@@ -364,7 +376,8 @@ public:
         options.assume_sequential = assume_sequential;
         options.prefix = prefix;
         options.entry = entry;
-        Status st = read_source(file, source, entry);
+        Status st = reserve_to_read(file);
+        if (st.ok()) st = read_source(file, source, entry);
         if (st.ok()) st = reserve(double(import_bytes(source, options, true)), "the model");
         if (!st.ok()) return fail(st);
         Imported in;
@@ -590,7 +603,8 @@ val file_info(const val& u8, bool check_data) {
     }
 #if MODELKEEP_INTEROP
     SourceInfo source;
-    Status st = read_source(file, source);
+    Status st = reserve_to_read(file);
+    if (st.ok()) st = read_source(file, source);
     if (st.ok() && check_data) {
         st = reserve(double(import_bytes(source, ImportOptions(), false)), "the tensors");
         Imported all;
@@ -632,7 +646,8 @@ val read_tensors(const val& u8) {
     }
 #if MODELKEEP_INTEROP
     SourceInfo source;
-    Status st = read_source(file, source);
+    Status st = reserve_to_read(file);
+    if (st.ok()) st = read_source(file, source);
     if (st.ok()) st = reserve(double(import_bytes(source, ImportOptions(), false)), "the tensors");
     if (!st.ok()) return fail(st);
     Imported in;
