@@ -83,6 +83,42 @@ TEST(Pickle, EveryIntegerAndFloatEncoding) {
     EXPECT_REFUSED(wide.b, bad_pickle, "wider than 64 bits");
 }
 
+TEST(Pickle, TextNumbersAsProtocol0WritesThem) {
+    // FLOAT repr(x)\n, INT digits\n (01/00: True/False), LONG digitsL\n.
+    P p;
+    p.op('(').raw("F0.25\n").raw("F-1e-05\n").raw("Finf\n").raw("F-inf\n").raw("Fnan\n");
+    p.raw("I42\n").raw("I-7\n").raw("I01\n").raw("I00\n").raw("L123L\n").raw("L-9223372036854775808\n");
+    p.op('t').stop();
+    Unpickled u;
+    ASSERT_TRUE(run(p.b, u).ok()) << run(p.b).to_string();
+    const auto& it = u.root->items;
+    ASSERT_EQ(it.size(), 11u);
+    EXPECT_EQ(it[0]->floating, 0.25);
+    EXPECT_EQ(it[1]->floating, -1e-05);
+    EXPECT_EQ(it[2]->floating, HUGE_VAL);
+    EXPECT_EQ(it[3]->floating, -HUGE_VAL);
+    EXPECT_TRUE(std::isnan(it[4]->floating));
+    EXPECT_EQ(it[5]->integer, 42);
+    EXPECT_EQ(it[6]->integer, -7);
+    EXPECT_EQ(it[7]->kind, Value::Kind::boolean);
+    EXPECT_TRUE(it[7]->boolean);
+    EXPECT_FALSE(it[8]->boolean);
+    EXPECT_EQ(it[9]->integer, 123);
+    EXPECT_EQ(it[10]->integer, INT64_MIN);
+    for (const char* bad :
+         {"F0x1p3\n", "F\n", "F1.0", "I12a\n", "I\n", "L99999999999999999999\n", "I9223372036854775808\n"}) {
+        P q;
+        q.raw(bad).stop();
+        EXPECT_EQ(run(q.b).code(), Code::bad_pickle) << bad;
+    }
+    P escape;
+    escape.raw("F\x1b[31m\n").stop();
+    EXPECT_REFUSED(escape.b, bad_pickle, "\\x1b[31m");  // named, escaped
+    P long_line;
+    long_line.raw("F" + std::string(100, '1') + "\n").stop();
+    EXPECT_REFUSED(long_line.b, bad_pickle, "longer than 64 bytes");
+}
+
 TEST(Pickle, Protocol4OpcodesAndStackGlobalGoThroughTheAllowlist) {
     P p(4);
     p.op(0x95).le(0, 8);  // FRAME
@@ -172,12 +208,8 @@ TEST(Pickle, RefusesOpcodesTorchNeverWrites) {
         {'0', "POP"},
         {'1', "POP_MARK"},
         {'2', "DUP"},
-        {'F', "FLOAT"},
-        {'I', "INT"},
-        {'L', "LONG"},
         {0x91, "FROZENSET"},
         {0x92, "NEWOBJ_EX"},
-        {0x96, "BYTEARRAY8"},
         {0x97, "NEXT_BUFFER"},
         {0x98, "READONLY_BUFFER"},
     };
@@ -479,4 +511,240 @@ TEST(Pickle, InertValuesBesideTheTensors) {
     P other;
     other.global("builtins", "getattr").op(')').op('R').stop();
     EXPECT_EQ(unpickle(other.b.data(), other.b.size(), false, u).code(), Code::disallowed_global);
+}
+
+namespace {
+
+// numpy.dtype(code, False, True) with BUILD (3, order, None, None, None, -1, -1, 0), as numpy pickles it.
+void np_dtype(P& p, const std::string& code, const std::string& order, bool structured = false) {
+    p.global("numpy", "dtype").str(code).op(0x89).op(0x88).op(0x87).op('R');
+    p.op('(').int1(3).str(order).op('N');
+    if (structured)
+        p.str("a").op(0x85).op('}');
+    else
+        p.op('N').op('N');
+    p.op('J').le(0xffffffffu, 4).op('J').le(0xffffffffu, 4).int1(0).op('t').op('b');
+}
+
+// _reconstruct(numpy.ndarray, (0,), b'b') BUILD (1, shape, dtype, fortran, raw), numpy 1's spelling by default.
+void np_array(P& p, const std::vector<int>& shape, const std::string& code, const std::string& order,
+              const std::string& raw, bool fortran = false, const std::string& core = "numpy.core") {
+    p.global(core + ".multiarray", "_reconstruct").global("numpy", "ndarray").int1(0).op(0x85);
+    p.op('C').le(1, 1).raw("b").op(0x87).op('R');
+    p.op('(').int1(1).op('(');
+    for (int d : shape) p.op('M').le(std::uint64_t(d), 2);
+    p.op('t');
+    np_dtype(p, code, order);
+    p.op(fortran ? 0x88 : 0x89).op('B').le(raw.size(), 4).raw(raw).op('t').op('b');
+}
+
+std::string f32_bytes(std::initializer_list<float> v) {
+    std::string s;
+    for (float f : v) s.append(reinterpret_cast<const char*>(&f), 4);
+    return s;
+}
+
+}  // namespace
+
+TEST(Pickle, NumpyArraysBecomeTensorsWithTheirDataInline) {
+    P p;
+    p.op('(');
+    np_array(p, {2, 3}, "f4", "<", f32_bytes({1, 2, 3, 4, 5, 6}));
+    np_array(p, {2, 3}, "f4", "<", f32_bytes({1, 2, 3, 4, 5, 6}), true, "numpy._core");  // numpy 2, Fortran order
+    const double big[] = {0.5, -2.0};
+    std::string be;
+    for (double d : big)
+        for (int i = 7; i >= 0; --i) be += reinterpret_cast<const char*>(&d)[i];
+    np_array(p, {2}, "f8", ">", be);
+    p.op('t').stop();
+    Unpickled u;
+    ASSERT_TRUE(run(p.b, u).ok()) << run(p.b).to_string();
+    ASSERT_EQ(u.root->items.size(), 3u);
+    const Value& c = *u.root->items[0];
+    ASSERT_EQ(c.kind, Value::Kind::tensor);
+    EXPECT_EQ(c.shape, (std::vector<std::uint64_t>{2, 3}));
+    EXPECT_EQ(c.stride, (std::vector<std::uint64_t>{3, 1}));
+    EXPECT_EQ(c.storage->storage_type, StorageType::f32);
+    EXPECT_EQ(c.storage->numel, 6u);
+    ASSERT_TRUE(c.storage->storage);
+    EXPECT_EQ(c.storage->storage->text, f32_bytes({1, 2, 3, 4, 5, 6}));
+    const Value& f = *u.root->items[1];
+    ASSERT_EQ(f.kind, Value::Kind::tensor);
+    EXPECT_EQ(f.stride, (std::vector<std::uint64_t>{1, 2}));  // column-major
+    EXPECT_NE(f.storage->text, c.storage->text);              // each array its own storage
+    const Value& d = *u.root->items[2];
+    ASSERT_EQ(d.kind, Value::Kind::tensor);
+    EXPECT_EQ(d.storage->storage_type, StorageType::f64);
+    std::string le(reinterpret_cast<const char*>(big), 16);
+    EXPECT_EQ(d.storage->storage->text, le);  // swapped to little-endian
+    // No torch global is named; numpy's are listed as they are.
+    EXPECT_EQ(u.globals[0], "numpy.core.multiarray._reconstruct");
+}
+
+TEST(Pickle, NumpyValuesWithoutATensorDtypeStayInertDescriptions) {
+    P p;
+    p.op('(');
+    np_array(p, {2}, "c16", "<", std::string(32, '\0'));  // complex
+    // An object array: its data is a list of objects, read and dropped.
+    p.global("numpy.core.multiarray", "_reconstruct").global("numpy", "ndarray").int1(0).op(0x85);
+    p.op('C').le(1, 1).raw("b").op(0x87).op('R').op('(').int1(1).op('(').int1(1).op('t');
+    np_dtype(p, "O8", "|");
+    p.op(0x89).op(']').str("x").op('a').op('t').op('b');
+    // A structured dtype: no tensor even for float fields.
+    p.global("numpy.core.multiarray", "_reconstruct").global("numpy", "ndarray").int1(0).op(0x85);
+    p.op('C').le(1, 1).raw("b").op(0x87).op('R').op('(').int1(1).op('(').int1(1).op('t');
+    np_dtype(p, "V4", "|", true);
+    p.op(0x89).op('B').le(4, 4).raw("abcd").op('t').op('b');
+    p.op('t').stop();
+    Unpickled u;
+    ASSERT_TRUE(run(p.b, u).ok()) << run(p.b).to_string();
+    for (const auto& v : u.root->items) {
+        EXPECT_EQ(v->kind, Value::Kind::string);
+        EXPECT_TRUE(v->inert);
+    }
+    EXPECT_EQ(u.root->items[0]->text, "numpy.ndarray(<c16, (2))");
+    EXPECT_EQ(u.root->items[1]->text, "numpy.ndarray(|O8, (1))");
+    EXPECT_EQ(u.root->items[2]->text, "numpy.ndarray(|V, (1))");
+}
+
+TEST(Pickle, NumpyScalarsAndRandomState) {
+    P p;
+    p.op('(');
+    const double quarter = 0.25;
+    p.global("numpy.core.multiarray", "scalar");
+    np_dtype(p, "f8", "<");
+    p.op('B').le(8, 4).raw(std::string(reinterpret_cast<const char*>(&quarter), 8)).op(0x86).op('R');
+    p.global("numpy._core.multiarray", "scalar");
+    np_dtype(p, "i2", "<");
+    p.op('B').le(2, 4).raw("\xfd\xff").op(0x86).op('R');  // -3
+    p.global("numpy.core.multiarray", "scalar");
+    np_dtype(p, "b1", "|");
+    p.op('B').le(1, 4).raw("\x01").op(0x86).op('R');
+    p.global("numpy.core.multiarray", "scalar");
+    np_dtype(p, "u8", "<");
+    p.op('B').le(8, 4).raw(std::string(8, '\xff')).op(0x86).op('R');  // 2^64 - 1: a float
+    // np.random.get_state(): ('MT19937', uint32 array of 624, pos, has_gauss, cached_gaussian)
+    p.op('(').str("MT19937");
+    np_array(p, {624}, "u4", "<", std::string(624 * 4, '\x07'));
+    p.op('M').le(624, 2).int1(0).op('G').raw(std::string(8, '\0')).op('t');
+    // np.random.RandomState(): a ctor of the bit generator's name, BUILD with its state dict.
+    p.global("numpy.random._pickle", "__randomstate_ctor").str("MT19937").op(0x85).op('R');
+    p.op('}').str("bit_generator").str("MT19937").op('s').op('b');
+    // _frombuffer (protocol 5): a BYTEARRAY8 buffer, dtype, shape, order.
+    p.global("numpy.core.numeric", "_frombuffer").op('(').op(0x96).le(8, 8).raw(f32_bytes({7, 8}));
+    np_dtype(p, "f4", "<");
+    p.int1(2).op(0x85).str("C").op('t').op('R');
+    p.op('t').stop();
+    Unpickled u;
+    ASSERT_TRUE(run(p.b, u).ok()) << run(p.b).to_string();
+    const auto& it = u.root->items;
+    ASSERT_EQ(it.size(), 7u);
+    EXPECT_EQ(it[0]->kind, Value::Kind::floating);
+    EXPECT_EQ(it[0]->floating, 0.25);
+    EXPECT_EQ(it[1]->integer, -3);
+    EXPECT_EQ(it[2]->kind, Value::Kind::boolean);
+    EXPECT_TRUE(it[2]->boolean);
+    EXPECT_EQ(it[3]->floating, 18446744073709551615.0);
+    ASSERT_EQ(it[4]->kind, Value::Kind::tuple);
+    EXPECT_EQ(it[4]->items[1]->kind, Value::Kind::tensor);
+    EXPECT_EQ(it[4]->items[1]->storage->storage_type, StorageType::u32);
+    EXPECT_TRUE(it[5]->inert);
+    EXPECT_EQ(it[6]->kind, Value::Kind::tensor);
+    EXPECT_EQ(it[6]->storage->storage->text, f32_bytes({7, 8}));
+}
+
+TEST(Pickle, NumpyIsReadNeverCalled) {
+    P load;
+    load.global("numpy", "load").str("x.npy").op(0x85).op('R').stop();
+    EXPECT_REFUSED(load.b, disallowed_global, "numpy.load");
+    P masked;  // _reconstruct of anything but numpy.ndarray
+    masked.global("numpy.core.multiarray", "_reconstruct").global("numpy.ma.core", "MaskedArray");
+    masked.int1(0).op(0x85).op('C').le(1, 1).raw("b").op(0x87).op('R').stop();
+    EXPECT_REFUSED(masked.b, disallowed_global, "numpy.ma.core.MaskedArray");
+    P reconstruct_other;
+    reconstruct_other.global("numpy.core.multiarray", "_reconstruct").global("collections", "OrderedDict");
+    reconstruct_other.int1(0).op(0x85).op('C').le(1, 1).raw("b").op(0x87).op('R').stop();
+    EXPECT_REFUSED(reconstruct_other.b, disallowed_global, "_reconstruct(numpy.ndarray");
+    P short_data;  // 2x3 float32 needs 24 bytes
+    np_array(short_data, {2, 3}, "f4", "<", std::string(20, '\0'));
+    short_data.stop();
+    EXPECT_REFUSED(short_data.b, storage_size_mismatch, "20 bytes");
+    P huge;  // 65535^2 float32 from 24 bytes
+    np_array(huge, {65535, 65535, 65535, 65535, 65535}, "f4", "<", std::string(24, '\0'));
+    huge.stop();
+    EXPECT_EQ(run(huge.b).code(), Code::size_overflow);
+    P scalar_size;
+    scalar_size.global("numpy.core.multiarray", "scalar");
+    np_dtype(scalar_size, "f8", "<");
+    scalar_size.op('B').le(4, 4).raw("abcd").op(0x86).op('R').stop();
+    EXPECT_REFUSED(scalar_size.b, bad_pickle, "4 bytes for a <f8 value");
+    P dtype_call;  // a dtype is not a function of its state
+    dtype_call.global("numpy", "dtype").op('N').op(0x85).op('R').stop();
+    EXPECT_REFUSED(dtype_call.b, bad_pickle, "not a type code");
+    P order;
+    np_array(order, {1}, "f4", "!", f32_bytes({1}));
+    order.stop();
+    EXPECT_REFUSED(order.b, bad_pickle, "byte order '!'");
+}
+
+TEST(Pickle, Torch2TensorsV3FromTypeAndParametersWithState) {
+    // _rebuild_tensor_v3(UntypedStorage of 8 bytes, 0, (4,), (1,), False, OrderedDict(), torch.uint16)
+    const auto v3 = [](P& p, const std::string& dtype, int bytes) {
+        p.global("torch._utils", "_rebuild_tensor_v3").op('(');
+        p.op('(').str("storage").global("torch", "UntypedStorage").str("0").str("cpu").int1(bytes).op('t').op('Q');
+        p.int1(0).int1(4).op(0x85).int1(1).op(0x85).op(0x89).global("collections", "OrderedDict").op(')').op('R');
+        p.global("torch", dtype).op('t').op('R');
+    };
+    P p;
+    v3(p, "uint16", 8);
+    p.stop();
+    Unpickled u;
+    ASSERT_TRUE(run(p.b, u).ok()) << run(p.b).to_string();
+    ASSERT_EQ(u.root->kind, Value::Kind::tensor);
+    EXPECT_EQ(u.root->storage->storage_type, StorageType::u16);
+    EXPECT_EQ(u.root->storage->numel, 4u);  // 8 bytes as uint16 values
+    P odd;
+    v3(odd, "uint32", 6);
+    odd.stop();
+    EXPECT_REFUSED(odd.b, storage_size_mismatch, "not a whole number of torch.uint32");
+    P fp8;
+    v3(fp8, "float8_e4m3fn", 4);
+    fp8.stop();
+    EXPECT_REFUSED(fp8.b, unsupported_tensor, "torch.float8_e4m3fn");
+    P untyped_v2;  // an untyped storage has no dtype without v3
+    untyped_v2.global("torch._utils", "_rebuild_tensor_v2").op('(');
+    untyped_v2.op('(').str("storage").global("torch", "UntypedStorage").str("0").str("cpu").int1(8).op('t').op('Q');
+    untyped_v2.int1(0).int1(2).op(0x85).int1(1).op(0x85).op(0x89).op('}').op('t').op('R').stop();
+    EXPECT_REFUSED(untyped_v2.b, bad_pickle, "untyped storage outside _rebuild_tensor_v3");
+
+    // _rebuild_from_type_v2(_rebuild_tensor_v2, torch._tensor.Tensor, (...), {'note': 1}): the tensor.
+    P from_type;
+    from_type.global("torch._tensor", "_rebuild_from_type_v2").op('(').global("torch._utils", "_rebuild_tensor_v2");
+    from_type.global("torch._tensor", "Tensor").op('(');
+    from_type.op('(').str("storage").global("torch", "FloatStorage").str("0").str("cpu").int1(3).op('t').op('Q');
+    from_type.int1(0).int1(3).op(0x85).int1(1).op(0x85).op(0x89).op('}').op('t');
+    from_type.op('}').str("note").int1(1).op('s').op('t').op('R').stop();
+    Unpickled t;
+    ASSERT_TRUE(run(from_type.b, t).ok()) << run(from_type.b).to_string();
+    EXPECT_EQ(t.root->kind, Value::Kind::tensor);
+    P subclass;  // any other class is a subclass that may behave differently: refused
+    subclass.global("torch._tensor", "_rebuild_from_type_v2").op('(').global("torch._utils", "_rebuild_tensor_v2");
+    subclass.global("mylib", "FancyTensor").op(')').op('}').op('t').op('R').stop();
+    EXPECT_REFUSED(subclass.b, unsupported_tensor, "torch.Tensor or Parameter");
+    P other_fn;
+    other_fn.global("torch._tensor", "_rebuild_from_type_v2").op('(').global("mylib", "build");
+    other_fn.global("torch._tensor", "Tensor").op(')').op('}').op('t').op('R').stop();
+    EXPECT_REFUSED(other_fn.b, unsupported_tensor, "calls mylib.build");
+    P tensor_call;  // the class itself is never called
+    tensor_call.global("torch._tensor", "Tensor").op(')').op('R').stop();
+    EXPECT_REFUSED(tensor_call.b, disallowed_global, "calls torch._tensor.Tensor");
+
+    // _rebuild_parameter_with_state(tensor, True, OrderedDict(), {'_is_sharded': True}): the tensor.
+    P with_state;
+    with_state.global("torch._utils", "_rebuild_parameter_with_state").op('(').tensor2d("0", 2, 2);
+    with_state.op(0x88).global("collections", "OrderedDict").op(')').op('R');
+    with_state.op('}').str("_is_sharded").op(0x88).op('s').op('t').op('R').stop();
+    Unpickled w;
+    ASSERT_TRUE(run(with_state.b, w).ok()) << run(with_state.b).to_string();
+    EXPECT_TRUE(w.root->parameter);
 }

@@ -4,10 +4,15 @@
 #include "pickle.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <iterator>
 #include <unordered_map>
 
+#include "decimal.hpp"
+#include "dtype.hpp"
+#include "tensor.hpp"
 #include "utf8.hpp"
 
 namespace modelkeep {
@@ -24,6 +29,9 @@ const char* storage_dtype_name(StorageType type) {
         case StorageType::i8: return "int8";
         case StorageType::u8: return "uint8";
         case StorageType::boolean: return "bool";
+        case StorageType::u16: return "uint16";
+        case StorageType::u32: return "uint32";
+        case StorageType::u64: return "uint64";
     }
     return "?";
 }
@@ -31,12 +39,15 @@ const char* storage_dtype_name(StorageType type) {
 std::size_t storage_item_size(StorageType type) {
     switch (type) {
         case StorageType::f64:
-        case StorageType::i64: return 8;
+        case StorageType::i64:
+        case StorageType::u64: return 8;
         case StorageType::f32:
-        case StorageType::i32: return 4;
+        case StorageType::i32:
+        case StorageType::u32: return 4;
         case StorageType::f16:
         case StorageType::bf16:
-        case StorageType::i16: return 2;
+        case StorageType::i16:
+        case StorageType::u16: return 2;
         case StorageType::i8:
         case StorageType::u8:
         case StorageType::boolean: return 1;
@@ -66,7 +77,47 @@ enum GlobalId : int {
     g_counter,
     g_inert,  // an inert value's class (inert_constructors): REDUCE gives a description, never a call
     g_codecs_encode,
-    g_class,  // a class that may only be instantiated inert (NEWOBJ) as a module record
+    g_class,                 // a class that may only be instantiated inert (NEWOBJ) as a module record
+    g_rebuild_tensor_v3,     // torch 2.x: (untyped storage, offset, size, stride, requires_grad, hooks, dtype[, meta])
+    g_rebuild_from_type_v2,  // torch 2.x: (function, tensor class, arguments, state)
+    g_tensor_class,          // torch._tensor.Tensor, torch.nn.parameter.Parameter: only as that class argument
+    g_torch_dtype,           // torch.float32, torch.uint16, ...: only as values
+    g_np_reconstruct,        // numpy.core.multiarray._reconstruct (numpy 2: numpy._core)
+    g_np_frombuffer,         // numpy.core.numeric._frombuffer (protocol 5)
+    g_np_ndarray,            // numpy.ndarray: only as _reconstruct's class argument
+    g_np_dtype,              // numpy.dtype
+    g_np_scalar,             // numpy.core.multiarray.scalar
+};
+
+// Names with one fixed meaning each (every other name is resolved below).
+struct NamedGlobal {
+    const char* name;
+    GlobalId id;
+};
+constexpr NamedGlobal named_globals[] = {
+    {"collections.OrderedDict", g_ordered_dict},
+    {"torch._utils._rebuild_tensor", g_rebuild_tensor},
+    {"torch._utils._rebuild_tensor_v2", g_rebuild_tensor_v2},
+    {"torch._utils._rebuild_tensor_v3", g_rebuild_tensor_v3},
+    {"torch._utils._rebuild_parameter", g_rebuild_parameter},
+    {"torch._utils._rebuild_parameter_with_state", g_rebuild_parameter_with_state},
+    {"torch._tensor._rebuild_from_type_v2", g_rebuild_from_type_v2},
+    {"torch._tensor.Tensor", g_tensor_class},
+    {"torch.Tensor", g_tensor_class},
+    {"torch.nn.parameter.Parameter", g_tensor_class},
+    {"torch.nn.parameter.Buffer", g_tensor_class},
+    {"builtins.set", g_set},
+    {"__builtin__.set", g_set},
+    {"collections.Counter", g_counter},
+    {"_codecs.encode", g_codecs_encode},
+    {"numpy.core.multiarray._reconstruct", g_np_reconstruct},
+    {"numpy._core.multiarray._reconstruct", g_np_reconstruct},
+    {"numpy.core.numeric._frombuffer", g_np_frombuffer},
+    {"numpy._core.numeric._frombuffer", g_np_frombuffer},
+    {"numpy.ndarray", g_np_ndarray},
+    {"numpy.dtype", g_np_dtype},
+    {"numpy.core.multiarray.scalar", g_np_scalar},
+    {"numpy._core.multiarray.scalar", g_np_scalar},
 };
 
 struct StorageName {
@@ -77,13 +128,30 @@ constexpr StorageName storage_names[] = {
     {"FloatStorage", StorageType::f32},     {"DoubleStorage", StorageType::f64}, {"HalfStorage", StorageType::f16},
     {"BFloat16Storage", StorageType::bf16}, {"LongStorage", StorageType::i64},   {"IntStorage", StorageType::i32},
     {"ShortStorage", StorageType::i16},     {"CharStorage", StorageType::i8},    {"ByteStorage", StorageType::u8},
-    {"BoolStorage", StorageType::boolean},
+    {"BoolStorage", StorageType::boolean},  {"UntypedStorage", StorageType::u8},  // untyped: bytes
+};
+
+// torch dtypes by name (torch.float32 and its aliases), as _rebuild_tensor_v3 names them.
+constexpr StorageName torch_dtypes[] = {
+    {"float32", StorageType::f32},   {"float", StorageType::f32},   {"float64", StorageType::f64},
+    {"double", StorageType::f64},    {"float16", StorageType::f16}, {"half", StorageType::f16},
+    {"bfloat16", StorageType::bf16}, {"int64", StorageType::i64},   {"long", StorageType::i64},
+    {"int32", StorageType::i32},     {"int", StorageType::i32},     {"int16", StorageType::i16},
+    {"short", StorageType::i16},     {"int8", StorageType::i8},     {"uint8", StorageType::u8},
+    {"bool", StorageType::boolean},  {"uint16", StorageType::u16},  {"uint32", StorageType::u32},
+    {"uint64", StorageType::u64},
+};
+// torch dtypes whose tensors modelkeep does not convert (read as values; a tensor of one is unsupported_tensor).
+constexpr const char* unsupported_torch_dtypes[] = {
+    "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu", "float4_e2m1fn_x2",
+    "complex32",     "complex64",   "complex128",      "cfloat",          "cdouble",        "chalf",
+    "bits1x8",       "bits2x4",     "bits4x2",         "bits8",           "bits16",         "qint8",
+    "quint8",        "qint32",      "quint4x2",        "quint2x4",
 };
 
 // torch functions and classes that build tensors modelkeep does not convert:
 // refused with unsupported_tensor rather than as an unknown global.
 constexpr const char* unsupported_tensor_globals[] = {
-    "torch._utils._rebuild_tensor_v3",
     "torch._utils._rebuild_qtensor",
     "torch._utils._rebuild_sparse_tensor",
     "torch._utils._rebuild_sparse_csr",
@@ -92,7 +160,6 @@ constexpr const char* unsupported_tensor_globals[] = {
     "torch._utils._rebuild_meta_tensor_no_storage",
     "torch._utils._rebuild_device_tensor_from_numpy",
     "torch._tensor._rebuild_from_type",
-    "torch._tensor._rebuild_from_type_v2",
     "torch.ComplexFloatStorage",
     "torch.ComplexDoubleStorage",
     "torch.QInt8Storage",
@@ -100,7 +167,6 @@ constexpr const char* unsupported_tensor_globals[] = {
     "torch.QInt32Storage",
     "torch.QUInt4x2Storage",
     "torch.QUInt2x4Storage",
-    "torch.UntypedStorage",
 };
 
 // Top-level modules whose names are refused outright, even as inert classes:
@@ -110,15 +176,35 @@ constexpr const char* unsupported_tensor_globals[] = {
 // inert value describing it, read without calling anything; torch.Size gives
 // its tuple, frozenset a set. Every other class of these modules stays refused.
 constexpr const char* inert_constructors[] = {
-    "torch.Size",        "torch.device",          "builtins.frozenset",      "__builtin__.frozenset",
-    "builtins.complex",  "__builtin__.complex",   "builtins.slice",          "__builtin__.slice",
-    "datetime.datetime", "datetime.date",         "datetime.time",           "datetime.timedelta",
-    "datetime.timezone", "pathlib.PosixPath",     "pathlib.WindowsPath",     "pathlib.Path",
-    "pathlib.PurePath",  "pathlib.PurePosixPath", "pathlib.PureWindowsPath",
+    "torch.Size",
+    "torch.device",
+    "builtins.frozenset",
+    "__builtin__.frozenset",
+    "builtins.complex",
+    "__builtin__.complex",
+    "builtins.slice",
+    "__builtin__.slice",
+    "datetime.datetime",
+    "datetime.date",
+    "datetime.time",
+    "datetime.timedelta",
+    "datetime.timezone",
+    "pathlib.PosixPath",
+    "pathlib.WindowsPath",
+    "pathlib.Path",
+    "pathlib.PurePath",
+    "pathlib.PurePosixPath",
+    "pathlib.PureWindowsPath",
+    // numpy's random state objects (np.random.RandomState, Generator, their bit generators).
+    "numpy.random._pickle.__randomstate_ctor",
+    "numpy.random._pickle.__generator_ctor",
+    "numpy.random._pickle.__bit_generator_ctor",
+    "numpy.random._mt19937.MT19937",
+    "numpy.random._pcg64.PCG64",
+    "numpy.random._pcg64.PCG64DXSM",
+    "numpy.random._philox.Philox",
+    "numpy.random._sfc64.SFC64",
 };
-// torch dtypes appear as globals used as values (never called).
-constexpr const char* torch_dtypes[] = {"float32", "float", "float64", "double", "float16", "half", "bfloat16", "int64",
-                                        "long",    "int32", "int",     "int16",  "short",   "int8", "uint8",    "bool"};
 
 constexpr const char* refused_modules[] = {
     "os",         "posix",     "nt",          "sys",       "subprocess", "builtins",   "__builtin__", "shutil",
@@ -290,6 +376,18 @@ private:
         return true;
     }
 
+    // The text up to the next newline (the text opcodes' argument), at most 64 bytes.
+    Status line(const char* what, std::string& out) {
+        out.clear();
+        for (;;) {
+            std::uint8_t ch;
+            if (!byte(ch)) return truncated(what);
+            if (ch == '\n') return Status();
+            if (out.size() >= 64) return fail(Code::bad_pickle, std::string(what) + " longer than 64 bytes");
+            out += char(ch);
+        }
+    }
+
     // ---- errors ----
     Status fail(Code code, const std::string& what) const {
         std::string where = "pickle byte " + std::to_string(op_at_);
@@ -447,34 +545,26 @@ private:
         ValuePtr v;
         MK_TRY(make(Kind::global, v));
         v->text = full;
-        if (full == "collections.OrderedDict") {
-            v->global_id = g_ordered_dict;
-        } else if (full == "torch._utils._rebuild_tensor_v2") {
-            v->global_id = g_rebuild_tensor_v2;
-        } else if (full == "torch._utils._rebuild_tensor") {
-            v->global_id = g_rebuild_tensor;
-        } else if (full == "torch._utils._rebuild_parameter") {
-            v->global_id = g_rebuild_parameter;
-        } else if (full == "torch._utils._rebuild_parameter_with_state") {
-            v->global_id = g_rebuild_parameter_with_state;
-        } else if (full == "builtins.set" || full == "__builtin__.set") {
-            v->global_id = g_set;
-        } else if (full == "collections.Counter") {
-            v->global_id = g_counter;
-        } else if (std::any_of(std::begin(inert_constructors), std::end(inert_constructors),
-                               [&](const char* c) { return full == c; })) {
+        const auto is = [&](const char* c) { return full == c; };
+        const auto named = std::find_if(std::begin(named_globals), std::end(named_globals),
+                                        [&](const NamedGlobal& g) { return full == g.name; });
+        const auto dtype_name = [&](const StorageName& d) { return name == d.name; };
+        if (named != std::end(named_globals)) {
+            v->global_id = named->id;
+        } else if (std::any_of(std::begin(inert_constructors), std::end(inert_constructors), is)) {
             v->global_id = g_inert;
-        } else if (module == "torch" && std::any_of(std::begin(torch_dtypes), std::end(torch_dtypes),
-                                                    [&](const char* d) { return name == d; })) {
-            v->global_id = g_inert;  // torch.float32 as a value: inert (REDUCE on it is refused below)
-        } else if (full == "_codecs.encode") {
-            v->global_id = g_codecs_encode;
+        } else if (module == "torch" &&
+                   (std::any_of(std::begin(torch_dtypes), std::end(torch_dtypes), dtype_name) ||
+                    std::any_of(std::begin(unsupported_torch_dtypes), std::end(unsupported_torch_dtypes),
+                                [&](const char* d) { return name == d; }))) {
+            v->global_id = g_torch_dtype;  // torch.float32 as a value
         } else {
             if (module == "torch")
                 for (const auto& s : storage_names)
                     if (name == s.name) {
                         v->global_id = g_storage_class;
                         v->storage_type = s.type;
+                        v->untyped = name == "UntypedStorage";
                     }
             if (v->global_id == 0) {
                 for (const char* u : unsupported_tensor_globals)
@@ -524,6 +614,8 @@ private:
                             " arguments, not " + std::to_string(a.size()));
         if (a[0]->kind != Kind::storage)
             return fail(Code::bad_pickle, "_rebuild_tensor_v2: argument 1 is not a storage");
+        if (a[0]->untyped)
+            return fail(Code::bad_pickle, "an untyped storage outside _rebuild_tensor_v3 (it has no dtype)");
         if (!is_int(a[1]) || a[1]->integer < 0)
             return fail(Code::bad_pickle, "_rebuild_tensor_v2: storage offset is not a non-negative integer");
         MK_TRY(make(Kind::tensor, out));
@@ -540,6 +632,180 @@ private:
         out->storage = a[0];
         out->offset = std::uint64_t(a[1]->integer) + a[0]->offset;  // a legacy storage view starts inside its root
         return Status();
+    }
+
+    // torch 2.x's new dtypes: an untyped storage (numel = bytes) viewed as `dtype`.
+    Status rebuild_tensor_v3(const std::vector<ValuePtr>& a, ValuePtr& out) {
+        if (a.size() != 7 && a.size() != 8)
+            return fail(Code::bad_pickle, "_rebuild_tensor_v3 takes 7 or 8 arguments, not " + std::to_string(a.size()));
+        if (a[0]->kind != Kind::storage || a[6]->kind != Kind::global || a[6]->global_id != g_torch_dtype)
+            return fail(Code::bad_pickle, "_rebuild_tensor_v3: not (storage, ..., dtype)");
+        const std::string dtype = a[6]->text.substr(6);  // after "torch."
+        const auto known = std::find_if(std::begin(torch_dtypes), std::end(torch_dtypes),
+                                        [&](const StorageName& d) { return dtype == d.name; });
+        if (known == std::end(torch_dtypes))
+            return fail(Code::unsupported_tensor, "a " + a[6]->text +
+                                                      " tensor (modelkeep reads bool, integer and "
+                                                      "float16/bfloat16/float32/float64 tensors)");
+        const Value& root = *a[0];
+        const std::size_t item = storage_item_size(known->type);
+        if (!root.untyped && root.storage_type != known->type)
+            return fail(Code::bad_pickle, "_rebuild_tensor_v3: a " +
+                                              std::string(storage_dtype_name(root.storage_type)) +
+                                              " storage viewed as " + a[6]->text);
+        if (root.untyped && root.numel % item != 0)
+            return fail(Code::storage_size_mismatch, "untyped storage '" + root.text + "' of " +
+                                                         std::to_string(root.numel) +
+                                                         " bytes is not a whole number of " + a[6]->text + " values");
+        ValuePtr typed;  // the same storage record, counted in `dtype` values
+        MK_TRY(make(Kind::storage, typed));
+        typed->text = root.text;
+        typed->storage_type = known->type;
+        typed->numel = root.untyped ? root.numel / item : root.numel;
+        std::vector<ValuePtr> v2(a.begin(), a.begin() + 6);
+        v2[0] = typed;
+        if (a.size() == 8) v2.push_back(a[7]);
+        return rebuild_tensor(v2, out);
+    }
+
+    // ---- numpy ----
+    // "<f4" → float32, ...; false for what has no tensor dtype here (complex, objects, strings, dates).
+    static bool numpy_storage_type(const std::string& descr, StorageType& type) {
+        static const std::pair<const char*, StorageType> codes[] = {
+            {"f2", StorageType::f16}, {"f4", StorageType::f32}, {"f8", StorageType::f64}, {"i1", StorageType::i8},
+            {"i2", StorageType::i16}, {"i4", StorageType::i32}, {"i8", StorageType::i64}, {"u1", StorageType::u8},
+            {"u2", StorageType::u16}, {"u4", StorageType::u32}, {"u8", StorageType::u64}, {"b1", StorageType::boolean},
+        };
+        for (const auto& c : codes)
+            if (descr.compare(1, std::string::npos, c.first) == 0) {
+                type = c.second;
+                return true;
+            }
+        return false;
+    }
+    // The bytes of a numpy value in little-endian order: a copy, swapped, if the dtype is big-endian.
+    Status numpy_bytes(const Value& dtype, const ValuePtr& raw, std::size_t item, ValuePtr& out) {
+        if (dtype.descr[0] != '>' || item == 1) {
+            out = raw;
+            return Status();
+        }
+        MK_TRY(make(Kind::bytes, out));
+        MK_TRY(charge(raw->text.size()));
+        out->text = raw->text;
+        for (std::size_t i = 0; i + item <= out->text.size(); i += item)
+            std::reverse(out->text.begin() + std::ptrdiff_t(i), out->text.begin() + std::ptrdiff_t(i + item));
+        return Status();
+    }
+    // An array's data → `target` becomes a tensor viewing an inline storage; an
+    // array of a type with no tensor dtype stays an inert description.
+    Status numpy_array(Value& target, const ValuePtr& shape_v, const ValuePtr& dtype, bool fortran,
+                       const ValuePtr& raw) {
+        if (dtype->numpy != Value::Numpy::dtype) return fail(Code::bad_pickle, "a numpy array whose dtype is not one");
+        std::vector<std::uint64_t> shape;
+        MK_TRY(int_tuple(shape_v, "a numpy array's shape", shape));
+        StorageType type;
+        std::string dims;
+        for (std::uint64_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+        if (!numpy_storage_type(dtype->descr, type) || (raw->kind != Kind::bytes && raw->kind != Kind::string)) {
+            target.text = "numpy.ndarray(" + dtype->descr + ", (" + dims + "))";
+            target.numpy = Value::Numpy::none;
+            return charge(target.text.size());
+        }
+        const std::size_t item = storage_item_size(type);
+        std::uint64_t numel = 1;
+        for (std::uint64_t d : shape)
+            if (!checked_mul(numel, d, numel))
+                return fail(Code::size_overflow, "a numpy array of shape (" + dims + ")");
+        std::uint64_t want = 0;
+        if (!checked_mul(numel, item, want) || want != raw->text.size())
+            return fail(Code::storage_size_mismatch, "a numpy array of shape (" + dims + ") and dtype " + dtype->descr +
+                                                         " with " + std::to_string(raw->text.size()) + " bytes");
+        ValuePtr storage, bytes;
+        MK_TRY(make(Kind::storage, storage));
+        MK_TRY(numpy_bytes(*dtype, raw, item, bytes));
+        storage->text = "numpy array " + std::to_string(++numpy_arrays_);
+        storage->storage_type = type;
+        storage->numel = numel;
+        storage->storage = bytes;  // inline: the data is in the pickle, not in a record
+        target.kind = Kind::tensor;
+        target.inert = false;
+        target.numpy = Value::Numpy::none;
+        target.text.clear();
+        target.storage = storage;
+        target.shape = shape;
+        target.stride.assign(shape.size(), 1);
+        if (fortran)
+            for (std::size_t k = 1; k < shape.size(); ++k) target.stride[k] = target.stride[k - 1] * shape[k - 1];
+        else
+            for (std::size_t k = shape.size(); k-- > 1;) target.stride[k - 1] = target.stride[k] * shape[k];
+        return Status();
+    }
+    Status numpy_scalar(const ValuePtr& fn, const std::vector<ValuePtr>& a, ValuePtr& out) {
+        if (a.size() != 2 || a[0]->numpy != Value::Numpy::dtype)
+            return fail(Code::bad_pickle, fn->text + ": unexpected arguments");
+        StorageType type;
+        if (!numpy_storage_type(a[0]->descr, type) || a[1]->kind != Kind::bytes) {
+            MK_TRY(make(Kind::string, out));
+            out->inert = true;
+            out->text = "numpy scalar " + a[0]->descr;
+            return charge(out->text.size());
+        }
+        const std::size_t item = storage_item_size(type);
+        if (a[1]->text.size() != item)
+            return fail(Code::bad_pickle,
+                        fn->text + ": " + std::to_string(a[1]->text.size()) + " bytes for a " + a[0]->descr + " value");
+        ValuePtr raw;
+        MK_TRY(numpy_bytes(*a[0], a[1], item, raw));
+        std::uint64_t u = 0;
+        for (std::size_t i = item; i-- > 0;) u = (u << 8) | std::uint8_t(raw->text[i]);
+        switch (type) {
+            case StorageType::f64: {
+                MK_TRY(make(Kind::floating, out));
+                std::memcpy(&out->floating, &u, 8);
+                return Status();
+            }
+            case StorageType::f32: {
+                float f;
+                const std::uint32_t w = std::uint32_t(u);
+                std::memcpy(&f, &w, 4);
+                MK_TRY(make(Kind::floating, out));
+                out->floating = f;
+                return Status();
+            }
+            case StorageType::f16:
+                MK_TRY(make(Kind::floating, out));
+                out->floating = f16_to_f32(std::uint16_t(u));
+                return Status();
+            case StorageType::boolean:
+                MK_TRY(make(Kind::boolean, out));
+                out->boolean = u != 0;
+                return Status();
+            case StorageType::i8:
+            case StorageType::i16:
+            case StorageType::i32:
+            case StorageType::i64: {
+                const unsigned bits = unsigned(item * 8);
+                std::int64_t v = std::int64_t(u);
+                if (bits < 64 && (u >> (bits - 1)) & 1) v = std::int64_t(u | (~std::uint64_t(0) << bits));
+                MK_TRY(make(Kind::integer, out));
+                out->integer = v;
+                return Status();
+            }
+            case StorageType::u8:
+            case StorageType::u16:
+            case StorageType::u32:
+            case StorageType::u64:
+                if (u > std::uint64_t(INT64_MAX)) {
+                    MK_TRY(make(Kind::floating, out));
+                    out->floating = double(u);
+                } else {
+                    MK_TRY(make(Kind::integer, out));
+                    out->integer = std::int64_t(u);
+                }
+                return Status();
+            case StorageType::bf16: break;  // numpy has no bfloat16
+        }
+        return fail(Code::bad_pickle, fn->text + ": a " + a[0]->descr + " value");
     }
 
     Status call(const ValuePtr& fn, const ValuePtr& args_v, ValuePtr& out) {
@@ -579,15 +845,56 @@ private:
                 const std::size_t n = fn->global_id == g_rebuild_parameter ? 3 : 4;
                 if (a.size() != n || a[0]->kind != Kind::tensor || a[1]->kind != Kind::boolean)
                     return fail(Code::bad_pickle, fn->text + ": unexpected arguments");
-                if (n == 4 && !(a[3]->kind == Kind::none || (is_dict(a[3]) && a[3]->entries.empty())))
-                    return fail(Code::unsupported_tensor, fn->text + ": a Parameter with extra Python state");
+                // The state (a Parameter's Python attributes) is read inertly and dropped.
                 out = a[0];
                 out->parameter = true;
                 return Status();
             }
+            case g_rebuild_tensor_v3: return rebuild_tensor_v3(a, out);
+            case g_rebuild_from_type_v2: {
+                // A tensor (or Parameter) that carries Python attributes: the
+                // rebuild call inside is read as usual, the attributes dropped.
+                if (a.size() != 4 || a[0]->kind != Kind::global || a[1]->kind != Kind::global ||
+                    a[1]->global_id != g_tensor_class || a[2]->kind != Kind::tuple)
+                    return fail(Code::unsupported_tensor,
+                                fn->text + " of something other than a torch.Tensor or Parameter rebuild");
+                const int inner = a[0]->global_id;
+                if (inner != g_rebuild_tensor_v2 && inner != g_rebuild_tensor_v3 && inner != g_rebuild_parameter &&
+                    inner != g_rebuild_parameter_with_state)
+                    return fail(Code::unsupported_tensor, fn->text + " calls " + a[0]->text);
+                MK_TRY(call(a[0], a[2], out));
+                if (a[1]->text.find("Parameter") != std::string::npos) out->parameter = true;
+                return Status();
+            }
+            case g_np_reconstruct: {
+                if (a.size() != 3 || a[0]->kind != Kind::global || a[0]->global_id != g_np_ndarray)
+                    return fail(Code::disallowed_global,
+                                fn->text + " is read only as _reconstruct(numpy.ndarray, (0,), b'b')");
+                MK_TRY(make(Kind::string, out));  // an array once its BUILD comes
+                out->inert = true;
+                out->numpy = Value::Numpy::array;
+                out->text = "numpy.ndarray";
+                return Status();
+            }
+            case g_np_frombuffer: {
+                if (a.size() != 4 || a[0]->kind != Kind::bytes || a[3]->kind != Kind::string)
+                    return fail(Code::bad_pickle, fn->text + ": unexpected arguments");
+                MK_TRY(make(Kind::string, out));
+                out->inert = true;
+                return numpy_array(*out, a[2], a[1], a[3]->text == "F", a[0]);
+            }
+            case g_np_dtype: {
+                if (a.empty() || !is_str(a[0]) || a[0]->text.size() > 16)
+                    return fail(Code::bad_pickle, fn->text + " of something not a type code");
+                MK_TRY(make(Kind::string, out));
+                out->inert = true;
+                out->numpy = Value::Numpy::dtype;
+                out->descr = "=" + a[0]->text;  // the byte order comes with its BUILD
+                out->text = "numpy.dtype('" + a[0]->text + "')";
+                return charge(out->text.size() + out->descr.size());
+            }
+            case g_np_scalar: return numpy_scalar(fn, a, out);
             case g_inert: {
-                if (fn->text.rfind("torch.", 0) == 0 && fn->text != "torch.Size" && fn->text != "torch.device")
-                    return fail(Code::disallowed_global, fn->text + " is a dtype, not something to call");
                 if (fn->text == "torch.Size" && a.size() == 1 && a[0]->kind == Kind::tuple) {
                     out = a[0];  // the sizes themselves
                     return Status();
@@ -691,6 +998,7 @@ private:
             root->text = f[2]->text;
             root->storage_type = f[1]->storage_type;
             root->numel = std::uint64_t(f[4]->integer);
+            root->untyped = f[1]->untyped;
             storages_[root->text] = root;
         }
         if (view_key.empty()) {
@@ -723,6 +1031,31 @@ private:
             target->entries = state->entries;
             target->depth = std::max(target->depth, state->depth);
             return Status();
+        }
+        if (target->numpy == Value::Numpy::dtype) {
+            // (version, byte order, subarray, names, fields, elsize, alignment, flags[, metadata])
+            MK_TRY(adopt(*target, *state));
+            if (state->kind != Kind::tuple || state->items.size() < 2 || !is_str(state->items[1]) ||
+                state->items[1]->text.size() != 1)
+                return fail(Code::bad_pickle, "a numpy dtype state that is not (version, byte order, ...)");
+            const char order = state->items[1]->text[0];
+            if (order != '<' && order != '>' && order != '|' && order != '=')
+                return fail(Code::bad_pickle, "a numpy dtype of byte order '" + state->items[1]->text + "'");
+            // A structured dtype (names, fields) has no tensor dtype: its code becomes "V".
+            const bool structured = state->items.size() > 4 && (state->items[3]->kind != Kind::none);
+            target->descr = std::string(1, order == '=' ? '<' : order) + (structured ? "V" : target->descr.substr(1));
+            return Status();
+        }
+        if (target->numpy == Value::Numpy::array) {
+            // (version, shape, dtype, is_fortran, raw bytes or a list of objects); numpy < 1.? had no version.
+            MK_TRY(adopt(*target, *state));
+            if (state->kind != Kind::tuple || (state->items.size() != 5 && state->items.size() != 4))
+                return fail(Code::bad_pickle, "a numpy array state that is not (version, shape, dtype, fortran, data)");
+            const std::size_t k = state->items.size() - 4;
+            if (state->items[k + 2]->kind != Kind::boolean)
+                return fail(Code::bad_pickle, "a numpy array state whose fortran flag is not a bool");
+            return numpy_array(*target, state->items[k], state->items[k + 1], state->items[k + 2]->boolean,
+                               state->items[k + 3]);
         }
         if (target->inert) return adopt(*target, *state);  // a date's or path's state: read, then dropped
         return fail(Code::bad_pickle, std::string("BUILD on a ") + kind_name(target->kind));
@@ -794,6 +1127,47 @@ private:
                 MK_TRY(push_new(Kind::floating, a));
                 std::memcpy(&a->floating, &bits, 8);
                 return Status();
+            }
+            case 'F': {  // FLOAT: repr(x) and a newline
+                std::string text;
+                MK_TRY(line("FLOAT", text));
+                double d = 0;
+                if (text == "inf" || text == "-inf" || text == "nan" || text == "-nan")
+                    d = text == "inf" ? HUGE_VAL : text == "-inf" ? -HUGE_VAL : NAN;
+                else if (!parse_double(text, d))
+                    return fail(Code::bad_pickle, "FLOAT of '" + escape_text(text) + "', not a number");
+                MK_TRY(push_new(Kind::floating, a));
+                a->floating = d;
+                return Status();
+            }
+            case 'I':    // INT: decimal digits (01 and 00 are True and False), a newline
+            case 'L': {  // LONG: the same with an optional L
+                std::string text;
+                MK_TRY(line(op == 'I' ? "INT" : "LONG", text));
+                if (op == 'I' && (text == "01" || text == "00")) {
+                    MK_TRY(push_new(Kind::boolean, a));
+                    a->boolean = text == "01";
+                    return Status();
+                }
+                if (op == 'L' && !text.empty() && text.back() == 'L') text.pop_back();
+                const bool negative = !text.empty() && text[0] == '-';
+                std::uint64_t v = 0;
+                const std::size_t from = (negative || (!text.empty() && text[0] == '+')) ? 1 : 0;
+                if (from == text.size()) return fail(Code::bad_pickle, "an empty integer");
+                for (std::size_t i = from; i < text.size(); ++i) {
+                    if (text[i] < '0' || text[i] > '9' || v > (std::uint64_t(1) << 63) / 10)
+                        return fail(Code::bad_pickle, "an integer '" + escape_text(text) + "' (64 bits are read)");
+                    v = v * 10 + std::uint64_t(text[i] - '0');
+                }
+                if (v > (std::uint64_t(1) << 63) - (negative ? 0 : 1))
+                    return fail(Code::bad_pickle, "an integer '" + text + "' (64 bits are read)");
+                return push_int(negative ? std::int64_t(0 - v) : std::int64_t(v));
+            }
+            case 0x96: {  // BYTEARRAY8 (protocol 5's in-band buffers): read as bytes
+                if (!le(8, n)) return truncated("a bytearray length");
+                if (n > size_ - pos_) return truncated("a bytearray");
+                bytes(std::size_t(n), at);
+                return push_text(Kind::bytes, at, std::size_t(n));
             }
             case 'X':
             case 0x8c:
@@ -934,6 +1308,7 @@ private:
     std::unordered_map<std::uint64_t, ValuePtr> memo_;
     std::unordered_map<std::string, ValuePtr> storages_;
     std::vector<std::string> globals_;
+    std::size_t numpy_arrays_ = 0;
 };
 
 }  // namespace

@@ -7,28 +7,45 @@
 // meaning chosen by a switch — never by looking a name up and calling it:
 //
 //   collections.OrderedDict                  REDUCE () → ordered dict; BUILD sets _metadata (dropped)
-//   torch._utils._rebuild_tensor_v2          REDUCE (storage, offset, size, stride, requires_grad, hooks[, metadata]) →
-//   tensor torch._utils._rebuild_parameter          REDUCE (tensor, requires_grad, hooks) → the tensor
-//   torch._utils._rebuild_parameter_with_state  the same plus an empty state
+//   torch._utils._rebuild_tensor_v2          REDUCE (storage, offset, size, stride, requires_grad, hooks[, metadata])
+//                                            → tensor
+//   torch._utils._rebuild_tensor             torch 0.3/0.4: REDUCE (storage, offset, size, stride) → tensor
+//   torch._utils._rebuild_tensor_v3          torch 2.x, new dtypes: REDUCE (untyped storage, offset, size, stride,
+//                                            requires_grad, hooks, dtype[, metadata]) → tensor (uint16/32/64;
+//                                            float8, complex32, bits* are unsupported_tensor)
+//   torch._utils._rebuild_parameter          REDUCE (tensor, requires_grad, hooks) → the tensor
+//   torch._utils._rebuild_parameter_with_state  the same plus a state (the Parameter's Python attributes, dropped)
+//   torch._tensor._rebuild_from_type_v2      REDUCE (rebuild function, torch._tensor.Tensor or
+//                                            torch.nn.parameter.Parameter/Buffer, its arguments, state) → the tensor
 //   torch.FloatStorage, DoubleStorage, HalfStorage, BFloat16Storage, LongStorage,
-//   IntStorage, ShortStorage, CharStorage, ByteStorage, BoolStorage
+//   IntStorage, ShortStorage, CharStorage, ByteStorage, BoolStorage, UntypedStorage
 //                                            only inside a persistent id
 //   builtins.set / __builtin__.set           REDUCE (list,) → set
 //   collections.Counter                      REDUCE () or (dict,) → dict
-//   torch.Size, torch.device, builtins.frozenset/complex/slice, datetime.*, pathlib.*
+//   torch.Size, torch.device, builtins.frozenset/complex/slice, datetime.*, pathlib.*,
+//   numpy.random._pickle.__randomstate_ctor/__generator_ctor/__bit_generator_ctor, numpy's bit generators
 //                                            REDUCE → an inert value (Size: its tuple; frozenset: a set;
 //                                            the rest: a description string), nothing called
-//   torch.float32, torch.int64, ... (dtypes)  only as values
+//   torch.float32, torch.int64, ... (dtypes)  only as values (and the dtype of _rebuild_tensor_v3)
+//   numpy.dtype                              REDUCE (code, align, copy), BUILD (version, byte order, ...) → a dtype
+//   numpy.core.multiarray._reconstruct       REDUCE (numpy.ndarray, (0,), b'b'), BUILD (version, shape, dtype,
+//     (numpy 2: numpy._core.multiarray)      fortran, raw bytes) → a tensor for bool, int8/16/32/64, uint8/16/32/64,
+//                                            float16/32/64 (big-endian bytes swapped); a description otherwise
+//   numpy.core.numeric._frombuffer           REDUCE (bytes, dtype, shape, order) → the same (protocol 5)
+//   numpy.core.multiarray.scalar             REDUCE (dtype, bytes) → an int, float or bool
 //   _codecs.encode                           REDUCE (str, "latin1") → bytes
 //   any other dotted name outside the         NEWOBJ () → an inert module record
-//   refused modules (os, posix, sys, builtins, torch outside torch.nn.modules, ...)
+//   refused modules (os, posix, sys, builtins, torch outside torch.nn.modules, numpy, ...)
 //                                            (class path + the dict BUILD gives it); calling it is refused
+//
+// Numbers in every form Python writes them: BININT*, LONG1/4, BINFLOAT, and the
+// text forms INT, LONG and FLOAT (protocol 0 style, read with decimal.hpp).
 //
 // Everything else is refused with the offending name or opcode: disallowed_global
 // (posix.system, __builtin__.eval, torch.storage._load_from_bytes, a class
-// called with REDUCE), disallowed_opcode (INST, OBJ, EXT*, PERSID, STRING, ...),
+// called with REDUCE), disallowed_opcode (INST, OBJ, EXT*, PERSID, STRING, NEXT_BUFFER, ...),
 // disallowed_persistent_id (anything but ('storage', type, key, location, numel)),
-// unsupported_tensor (quantized, sparse, complex, the v3 dtypes), bad_pickle
+// unsupported_tensor (quantized, sparse, complex, float8), bad_pickle
 // (truncation, stack underflow, wrong argument types, SETITEM on a list, ...).
 //
 // Structure limits make hostile pickles cheap to refuse: size, opcodes executed,
@@ -62,7 +79,8 @@ constexpr std::size_t max_pickle_stack = std::size_t(1) << 20;
 constexpr std::size_t max_pickle_memo = std::size_t(1) << 20;
 
 /// torch's storage classes modelkeep converts to float32.
-enum class StorageType : std::uint8_t { f32, f64, f16, bf16, i64, i32, i16, i8, u8, boolean };
+/// (u16, u32 and u64 arrive through torch 2.x's _rebuild_tensor_v3, or as numpy arrays.)
+enum class StorageType : std::uint8_t { f32, f64, f16, bf16, i64, i32, i16, i8, u8, boolean, u16, u32, u64 };
 
 /// "float32", "int64", ...: torch's dtype name.
 const char* storage_dtype_name(StorageType type);
@@ -107,6 +125,13 @@ struct Value {
     std::vector<std::uint64_t> shape, stride;
     bool parameter = false;
     bool inert = false;  // string: the description of an inert value (pickle.cpp: inert_constructors)
+    /// storage (or its class): a torch.UntypedStorage, numel counted in bytes; only
+    /// _rebuild_tensor_v3 gives it a dtype.
+    bool untyped = false;
+    /// An inert numpy value still being built: a dtype (descr = byte order + type code,
+    /// "<f4", "|u1") or an array that its BUILD turns into a tensor or a description.
+    enum class Numpy : std::uint8_t { none, dtype, array } numpy = Numpy::none;
+    std::string descr;
 
     /// The value under a string key of a dict (or a module's state), or null.
     const Value* get(const std::string& key) const;

@@ -12,6 +12,7 @@
 
 #include "decimal.hpp"
 #include "inflate.hpp"
+#include "utf8.hpp"
 #include "zip.hpp"
 
 namespace modelkeep {
@@ -277,6 +278,9 @@ float element(const std::uint8_t* p, StorageType type) {
         case StorageType::i8: return float(std::int8_t(std::uint8_t(u)));
         case StorageType::u8: return float(std::uint8_t(u));
         case StorageType::boolean: return u ? 1.0f : 0.0f;
+        case StorageType::u16: return float(std::uint16_t(u));
+        case StorageType::u32: return float(std::uint32_t(u));
+        case StorageType::u64: return float(u);
     }
     return 0;
 }
@@ -398,6 +402,19 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
     return Status();
 }
 
+// The tensors whose data is in the pickle itself (numpy arrays): records that
+// view the pickle's bytes values, which live as long as the Unpickled.
+void add_inline_storages(const TensorRefs& refs, Storages& storages) {
+    for (const auto& r : refs) {
+        const Value& s = *r.second->storage;
+        if (!s.storage) continue;
+        StorageRecord rec;
+        rec.view = reinterpret_cast<const std::uint8_t*>(s.storage->text.data());
+        rec.bytes = s.storage->text.size();
+        storages.records[s.text] = rec;
+    }
+}
+
 // ---- containers ----
 
 Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std::vector<ZipEntry>& entries,
@@ -410,7 +427,7 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
         return error(Code::unknown_format,
                      "a zip archive whose first entry '" + first + "' is not in a folder: not a torch.save file");
     const std::string root = first.substr(0, slash + 1);
-    const ZipEntry *pkl = nullptr, *version = nullptr, *byteorder = nullptr;
+    const ZipEntry *pkl = nullptr, *version = nullptr, *byteorder = nullptr, *format_version = nullptr;
     std::map<std::string, const ZipEntry*> records;
     for (const ZipEntry& e : entries) {
         if (e.name.compare(0, root.size(), root) != 0) continue;  // torch looks only inside its folder
@@ -422,6 +439,7 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
         if (rel == "data.pkl") pkl = &e;
         if (rel == "version" || rel == ".data/version") version = &e;
         if (rel == "byteorder") byteorder = &e;
+        if (rel == ".format_version") format_version = &e;
         if (rel.compare(0, 5, "data/") == 0) records[rel.substr(5)] = &e;
     }
     if (!pkl) return error(Code::unknown_format, "a zip archive without " + root + "data.pkl: not a torch.save file");
@@ -432,14 +450,23 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
         while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) v.pop_back();
         if (v != "1" && v != "2" && v != "3")
             return error(Code::unsupported_version,
-                         "torch archive version '" + v.substr(0, 20) + "' (1 to 3 are read)");
+                         "torch archive version '" + escape_text(v.substr(0, 20)) + "' (1 to 3 are read)");
+    }
+    // torch 2.7+: .format_version "1" (storage records in numeric order; nothing
+    // else changes for a reader that looks records up by name).
+    if (format_version) {
+        MK_TRY(zip_read(source, *format_version, buf));
+        const std::string v(buf.begin(), buf.end());
+        if (v != "1")
+            return error(Code::unsupported_version,
+                         "torch archive .format_version '" + escape_text(v.substr(0, 20)) + "' (1 is read)");
     }
     if (byteorder) {
         MK_TRY(zip_read(source, *byteorder, buf));
         const std::string order(buf.begin(), buf.end());
         if (order != "little")
             return error(Code::unsupported_byteorder,
-                         "the archive's byteorder is '" + order.substr(0, 20) + "', not little");
+                         "the archive's byteorder is '" + escape_text(order.substr(0, 20)) + "', not little");
     }
     if (pkl->size > max_pickle_bytes)
         return error(Code::limit_exceeded, "data.pkl is " + std::to_string(pkl->size) + " bytes (at most " +
@@ -455,6 +482,7 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
     Storages storages;
     storages.source = &source;
     storages.file_bytes = source.size();
+    add_inline_storages(refs, storages);
     for (const auto& r : refs) {
         const std::string& key = r.second->storage->text;
         const auto it = records.find(key);
@@ -541,6 +569,7 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
     }
     storages.file_bytes = size;
     if (pos != size) return error(Code::trailing_bytes, std::to_string(size - pos) + " bytes after the last storage");
+    add_inline_storages(refs, storages);
     MK_TRY(finish(storages, refs, with_values, out));
     out.buffer_bytes = size;  // read from memory: a source outside it is copied in first (read_torch)
     return Status();
