@@ -132,9 +132,11 @@ class Case:
             out += ["global " + g for g in self.globals]
         if self.spec:
             out.append("spec " + self.spec)
-        for key, t in self.tensors:
+        for item in self.tensors:
+            key, t = item[0], item[1]
+            dt = item[2] if len(item) > 2 else dtype_name(t.dtype)  # a dtype torch 1.13 lacks (uint16, ...)
             assert " " not in key and key
-            out += tensor_lines("tensor %s %s" % (key, dtype_name(t.dtype)), t)
+            out += tensor_lines("tensor %s %s" % (key, dt), t)
         if self.x is not None:
             out += tensor_lines("input", self.x)
             out += tensor_lines("output", self.y)
@@ -881,6 +883,204 @@ def refuse(name, file, data, fmt, error, comments=(), probe=True, show_globals=T
     return c
 
 
+# ---- hand-made: what torch 2.x and numpy write (neither is available here) ---------------------
+# Each file follows the layout the newer writer produces (docs: FORMATS notes on torch 2.x: the
+# records .format_version, .storage_alignment, byteorder, .data/serialization_id; plain dicts and
+# the extra hook dictionaries in module pickles; _rebuild_tensor_v3 over an UntypedStorage for the
+# new dtypes; _rebuild_from_type_v2 and _rebuild_parameter_with_state for tensors with Python
+# attributes) and numpy's pickles (ndarray.__reduce__ at protocol 2: _reconstruct + BUILD with
+# (version, shape, dtype, fortran, raw bytes); dtype(code, False, True) + BUILD; scalar(dtype,
+# bytes)). Bytes at protocol 2 are _codecs.encode(str, 'latin1'), as Python 3 pickles them.
+
+NONE, NEWTRUE, NEWOBJ = b"N", b"\x88", b"\x81"
+
+
+def f64_(x):
+    return b"G" + struct.pack(">d", x)
+
+
+def bytes_(data):
+    return call(g_("_codecs", "encode"), s_(data.decode("latin1")), s_("latin1"))
+
+
+def dict_(items):
+    """A plain dict (EMPTY_DICT + SETITEMS), as torch 2.x pickles a module's _parameters."""
+    items = list(items)
+    return EMPTY_DICT + (MARK + b"".join(s_(k) + v for k, v in items) + SETITEMS if items else b"")
+
+
+def np_dtype(code, order):
+    return (call(g_("numpy", "dtype"), s_(code), NEWFALSE, NEWTRUE)
+            + tuple_([i_(3), s_(order), NONE, NONE, NONE, i_(-1), i_(-1), i_(0)]) + BUILD)
+
+
+def np_array(raw, code, shape, order="<", core="numpy.core"):
+    """numpy's pickle of a C-ordered array holding `raw` (bytes in `order`)."""
+    return (call(g_(core + ".multiarray", "_reconstruct"), g_("numpy", "ndarray"), tuple_([i_(0)]), bytes_(b"b"))
+            + tuple_([i_(1), tuple_(i_(n) for n in shape), np_dtype(code, order), NEWFALSE, bytes_(raw)])
+            + BUILD)
+
+
+def np_of(t, order="<", core="numpy.core"):
+    code = {torch.float32: "f4", torch.float64: "f8"}[t.dtype]
+    raw = torch_bytes(t.contiguous())
+    if order == ">":
+        n = t.element_size()
+        raw = b"".join(raw[i:i + n][::-1] for i in range(0, len(raw), n))
+    return np_array(raw, code, list(t.shape), order, core)
+
+
+def write_torch2_zip(path, pkl, records, byteorder="little", format_version="1"):
+    """The records in the order torch 2.7's writer puts them: data.pkl, .format_version,
+    .storage_alignment, byteorder, data/<key> in numeric order, version (our writer adds it),
+    .data/serialization_id."""
+    w = torch._C.PyTorchFileWriter(path)
+    w.write_record("data.pkl", pkl, len(pkl))
+    for name, text in ((".format_version", format_version), (".storage_alignment", "64"), ("byteorder", byteorder)):
+        w.write_record(name, text.encode(), len(text))
+    for key in sorted(records, key=int):
+        w.write_record("data/" + key, records[key], len(records[key]))
+    sid = ("%020d%020d" % (int(hashlib.sha256(pkl).hexdigest()[:15], 16), len(pkl))).encode()
+    w.write_record(".data/serialization_id", sid, len(sid))
+    w.write_end_of_file()
+    del w
+
+
+def v3_tensor(key, nbytes, shape, dtype):
+    pid = MARK + s_("storage") + g_("torch", "UntypedStorage") + s_(key) + s_("cpu") + i_(nbytes) + TUPLE
+    stride = [1] * len(shape)
+    for k in range(len(shape) - 2, -1, -1):
+        stride[k] = stride[k + 1] * shape[k + 1]
+    return call(g_("torch._utils", "_rebuild_tensor_v3"), pid + BINPERSID, i_(0), tuple_(i_(n) for n in shape),
+                tuple_(i_(n) for n in stride), NEWFALSE, ordered_dict([]), g_("torch", dtype))
+
+
+def module2(module, name, params=(), children=(), attrs=()):
+    """torch 2.x's pickle of an nn.Module: NEWOBJ, then BUILD with its __dict__ (plain dicts for
+    _parameters/_buffers/_modules, every hook dictionary 2.x has)."""
+    hooks = ["_backward_pre_hooks", "_backward_hooks", "_forward_hooks", "_forward_hooks_with_kwargs",
+             "_forward_hooks_always_called", "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs",
+             "_state_dict_hooks", "_state_dict_pre_hooks", "_load_state_dict_pre_hooks",
+             "_load_state_dict_post_hooks"]
+    state = [("training", NEWFALSE), ("_parameters", dict_(params)), ("_buffers", dict_([])),
+             ("_non_persistent_buffers_set", call(g_("__builtin__", "set"), EMPTY_LIST))]
+    state += [(h, ordered_dict([])) for h in hooks]
+    state += [("_is_full_backward_hook", NONE), ("_modules", dict_(children))] + list(attrs)
+    return g_(module, name) + EMPTY_TUPLE + NEWOBJ + dict_(state) + BUILD
+
+
+def handmade_case(name, file, pkl, records, *, load, spec=None, tensors, x=None, model=None, comments=(),
+                  writer=write_torch2_zip):
+    check_parses(pkl)
+    path = out_path(file)
+    if os.path.exists(path):
+        os.remove(path)
+    writer(path, pkl, records)
+    data = open(path, "rb").read()
+    y = run(model, x) if model is not None else None
+    comments = list(comments) + [torch_reaction(path)]
+    case = Case(name, file, "torch_zip", load, spec=spec, comments=comments, globals_=file_globals(data),
+                tensors=tensors, x=x, y=y)
+    rec = read_expectation(emit(case))
+    assert [t[0] for t in rec["tensors"]] == [t[0] for t in tensors], name
+    for (key, dt, dims, vals), item in zip(rec["tensors"], tensors):
+        assert dt == (item[2] if len(item) > 2 else dtype_name(item[1].dtype)), (name, key)
+        assert dims == list(item[1].shape) and vals == f32_values(item[1]), (name, key)
+    if spec is not None and x is not None:
+        built = check_export.build_model(spec)
+        built.load_state_dict(collections.OrderedDict((t[0], t[1].to(torch.float32)) for t in tensors))
+        assert torch.equal(run(built, x), y), name
+    return case
+
+
+def make_handmade_newer():
+    tut = tutorial_model()
+    x_tut = seeded_randn(101, 4, 3)
+    w, b = tut.fc1.weight.detach(), tut.fc1.bias.detach()
+    records = {"0": torch_bytes(w), "1": torch_bytes(b)}
+    v2 = lambda key, t: tensor_(storage_pid("FloatStorage", key, t.numel()), 0, list(t.shape),  # noqa: E731
+                                list(t.stride()))
+
+    # torch 2.7's archive of the tutorial state dict; the weight carries a Python attribute.
+    v2_args = (MARK + storage_pid("FloatStorage", "0", w.numel()) + BINPERSID + i_(0) + tuple_(i_(n) for n in w.shape)
+               + tuple_(i_(n) for n in w.stride()) + NEWFALSE + ordered_dict([]) + TUPLE)
+    weight = (g_("torch._tensor", "_rebuild_from_type_v2") + MARK + g_("torch._utils", "_rebuild_tensor_v2")
+              + g_("torch._tensor", "Tensor") + v2_args + dict_([("note", s_("ema"))]) + TUPLE + REDUCE)
+    pkl = proto(2) + ordered_dict([("fc1.weight", weight), ("fc1.bias", v2("1", b))]) + STOP
+    handmade_case("torch2_state", "torch2_state.pt", pkl, records, load="state_dict", spec=TUTORIAL_SPEC,
+                  tensors=[("fc1.weight", w), ("fc1.bias", b)], x=x_tut, model=tut,
+                  comments=["hand-made: the tutorial state dict as torch 2.7 writes it (.format_version, "
+                            ".storage_alignment, byteorder, .data/serialization_id), its weight a tensor with a "
+                            "Python attribute (_rebuild_from_type_v2)"])
+
+    # torch.save(nn.Sequential(nn.Linear(3, 5))) by torch 2.x: plain dicts, every hook dict; the
+    # weight a Parameter with Python state (_rebuild_parameter_with_state).
+    seq = nn.Sequential(nn.Linear(3, 5))
+    seq[0].weight.data.copy_(w)
+    seq[0].bias.data.copy_(b)
+    param_w = call(g_("torch._utils", "_rebuild_parameter_with_state"), v2("0", w), NEWTRUE, ordered_dict([]),
+                   dict_([("_is_sharded", NEWFALSE)]))
+    param_b = call(g_("torch._utils", "_rebuild_parameter"), v2("1", b), NEWTRUE, ordered_dict([]))
+    linear = module2("torch.nn.modules.linear", "Linear", [("weight", param_w), ("bias", param_b)],
+                     attrs=[("in_features", i_(3)), ("out_features", i_(5))])
+    pkl = proto(2) + module2("torch.nn.modules.container", "Sequential", children=[("0", linear)]) + STOP
+    handmade_case("torch2_module_full", "torch2_module_full.pt", pkl, records, load="auto",
+                  spec="0=Linear(3,5)", tensors=[("0.weight", w), ("0.bias", b)], x=x_tut, model=seq,
+                  comments=["hand-made: torch.save(nn.Sequential(nn.Linear(3, 5))) as torch 2.x pickles a module"])
+
+    # uint16/32/64 tensors (torch 2.3+): _rebuild_tensor_v3 over untyped storages.
+    u16 = [0, 1, 65535, 300]
+    u32 = [0, 2 ** 24 + 1, 2 ** 32 - 1]
+    u64 = [2 ** 40 + 1, 5]
+    recs = {"0": struct.pack("<4H", *u16), "1": struct.pack("<3I", *u32), "2": struct.pack("<2Q", *u64),
+            "3": torch_bytes(b)}
+    pkl = proto(2) + ordered_dict([("u16", v3_tensor("0", 8, [4], "uint16")), ("u32", v3_tensor("1", 12, [3], "uint32")),
+                                   ("u64", v3_tensor("2", 16, [2], "uint64")), ("f", v2("3", b))]) + STOP
+    as_i64 = lambda v: torch.tensor(v, dtype=torch.int64)  # noqa: E731 - the values (torch 1.13 has no uint32)
+    handmade_case("torch2_uint_state", "torch2_uint_state.pt", pkl, recs, load="state_dict",
+                  tensors=[("u16", as_i64(u16), "uint16"), ("u32", as_i64(u32), "uint32"),
+                           ("u64", as_i64(u64), "uint64"), ("f", b)],
+                  comments=["hand-made: uint16/uint32/uint64 tensors as torch 2.3+ writes them "
+                            "(_rebuild_tensor_v3, torch.UntypedStorage); values are float32 as .to(torch.float32) "
+                            "rounds them"])
+
+    # A checkpoint holding numpy values beside the model: a numpy scalar loss, np.random.get_state(),
+    # argparse.Namespace hyper-parameters, a Counter of scheduler milestones.
+    rng = struct.pack("<624I", *[(i * 2654435761) & 0xFFFFFFFF for i in range(624)])
+    namespace = (g_("argparse", "Namespace") + EMPTY_TUPLE + NEWOBJ
+                 + dict_([("lr", f64_(0.1)), ("epochs", i_(3))]) + BUILD)
+    pkl = proto(2) + dict_([
+        ("epoch", i_(3)),
+        ("model_state_dict", ordered_dict([("fc1.weight", v2("0", w)), ("fc1.bias", v2("1", b))])),
+        ("loss", call(g_("numpy.core.multiarray", "scalar"), np_dtype("f8", "<"), bytes_(struct.pack("<d", 0.125)))),
+        ("np_rng", tuple_([s_("MT19937"), np_array(rng, "u4", [624]), i_(624), i_(0), f64_(0.0)])),
+        ("hparams", namespace),
+        ("milestones", call(g_("collections", "Counter"), dict_([]))),
+    ]) + STOP
+    handmade_case("numpy_checkpoint", "numpy_checkpoint.pt", pkl, records, load="state_dict", spec=TUTORIAL_SPEC,
+                  tensors=[("fc1.weight", w), ("fc1.bias", b)], x=x_tut, model=tut, writer=write_torch_zip,
+                  comments=["hand-made: a checkpoint with numpy values beside the state dict (a numpy.float64 "
+                            "loss, np.random.get_state(), argparse.Namespace, collections.Counter), numpy 1's "
+                            "spelling"])
+
+    # A state dict of numpy arrays (numpy 2's spelling; the bias big-endian float64): no torch storage at all.
+    pkl = proto(2) + ordered_dict([("fc1.weight", np_of(w, core="numpy._core")),
+                                   ("fc1.bias", np_of(b.double(), order=">", core="numpy._core"))]) + STOP
+    handmade_case("numpy_state", "numpy_state.pt", pkl, {}, load="state_dict", spec=TUTORIAL_SPEC,
+                  tensors=[("fc1.weight", w), ("fc1.bias", b.double())], x=x_tut, model=tut, writer=write_torch_zip,
+                  comments=["hand-made: {name: tensor.numpy()} saved with torch.save, numpy 2's spelling "
+                            "(numpy._core), the bias a big-endian float64 array"])
+
+    # Refused: a big-endian archive and a .format_version from the future.
+    for name, kw, error in (("torch2_big_endian", {"byteorder": "big"}, "unsupported_byteorder"),
+                            ("torch2_format_version_9", {"format_version": "9"}, "unsupported_version")):
+        path = out_path(name + ".pt")
+        pkl = proto(2) + ordered_dict([("fc1.weight", v2("0", w)), ("fc1.bias", v2("1", b))]) + STOP
+        write_torch2_zip(path, pkl, records, **kw)
+        refuse(name, name + ".pt", open(path, "rb").read(), "torch_zip", error,
+               comments=["hand-made: the tutorial state dict in torch 2.7's layout with %s" % kw])
+
+
 def make_refuse_torch():
     # The tutorial state dict, assembled by hand; each hostile file changes one thing in it.
     tut = tutorial_model()
@@ -1107,6 +1307,7 @@ def main():
     torch.use_deterministic_algorithms(True)
     os.makedirs(FILES, exist_ok=True)
     make_valid_torch()
+    make_handmade_newer()
     make_safetensors_valid()
     make_refuse_torch()
     make_refuse_safetensors()
