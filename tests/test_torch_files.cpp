@@ -554,3 +554,74 @@ TEST(TorchFiles, ACheckpointEntryChosenByName) {
     EXPECT_EQ(st.code(), Code::missing_key);
     EXPECT_NE(st.message().find("model, ema"), std::string::npos) << st.message();
 }
+
+TEST(TorchFiles, AnArchiveThatHoldsTorchFilesNamesThemAndReadsTheOneChosen) {
+    // Stable-Baselines3's model.zip: JSON beside policy.pth (a torch zip), deflated, no folder.
+    P p;
+    p.op('}').op('(').str("w");
+    tensor(p, "0", 2, 0, {2}, {1});
+    p.op('u').stop();
+    std::vector<std::uint8_t> two(8);
+    const float values[2] = {1.5f, -2.0f};
+    std::memcpy(two.data(), values, 8);
+    const auto policy = torch_zip(p.b, {{"0", two}});
+    std::vector<mkt::Member> members = {{"data", {'{', '}'}},
+                                        {"policy.pth", policy},
+                                        {"policy.optimizer.pth", policy},
+                                        {"_stable_baselines3_version", {'2'}}};
+    for (auto& m : members) m.method = 8;
+    const auto sb3 = mkt::build_zip(members).bytes;
+    SourceInfo info;
+    const Status st = read_source(sb3.data(), sb3.size(), info);
+    EXPECT_EQ(st.code(), Code::unknown_format);
+    EXPECT_NE(st.message().find("holds model files: policy.pth, policy.optimizer.pth"), std::string::npos)
+        << st.message();
+    EXPECT_NE(st.message().find("--entry NAME"), std::string::npos) << st.message();
+    ASSERT_TRUE(read_source(sb3.data(), sb3.size(), info, "policy.pth").ok());
+    EXPECT_EQ(info.source, "policy.pth: state dict");
+    EXPECT_GE(info.buffer_bytes, policy.size());  // the member is held whole while it is read
+    ImportOptions options;
+    options.entry = "policy.pth";
+    Imported in;
+    ASSERT_TRUE(import_file(sb3.data(), sb3.size(), options, false, in).ok());
+    ASSERT_EQ(in.tensors.size(), 1u);
+    EXPECT_EQ(in.tensors[0].second(1), -2.0f);
+    options.entry = "value.pth";
+    EXPECT_EQ(import_file(sb3.data(), sb3.size(), options, false, in).code(), Code::unknown_format);
+    options.entry = "data";  // a member that is not a torch file
+    EXPECT_EQ(import_file(sb3.data(), sb3.size(), options, false, in).code(), Code::unknown_format);
+    // No model file at all: said so.
+    const auto plain = mkt::build_zip({{"readme.txt", {'h', 'i'}}}).bytes;
+    const Status none = read_source(plain.data(), plain.size(), info);
+    EXPECT_EQ(none.code(), Code::unknown_format);
+    EXPECT_NE(none.message().find("holds no .pt"), std::string::npos) << none.message();
+}
+
+TEST(TorchBombs, TheIntegrityCheckMaterialisesNoView) {
+    // A (1000, 1000) stride-0 view of one float: within the view budget, so an import
+    // builds its 4 MB; inspect's check reads the 4-byte storage and nothing else.
+    P p;
+    p.op('}').str("w");
+    tensor(p, "0", 1, 0, {1000, 1000}, {0, 0});
+    p.op('s').stop();
+    const auto file = torch_zip(p.b, {{"0", std::vector<std::uint8_t>(4, 0)}});
+    {
+        const mkt::AllocScope scope;
+        ASSERT_TRUE(check_source(MemorySource(file.data(), file.size())).ok());
+        EXPECT_LT(scope.peak(), std::uint64_t(256) << 10);
+    }
+    {
+        const mkt::AllocScope scope;
+        Imported in;
+        ASSERT_TRUE(import_file(file.data(), file.size(), ImportOptions(), false, in).ok());
+        EXPECT_GE(scope.peak(), std::uint64_t(4000000));  // (what the check avoids)
+    }
+    // A damaged storage is still found: its CRC, read once.
+    auto broken = file;
+    const std::string key = "archive/data/0";
+    const auto at = std::search(broken.begin(), broken.end(), key.begin(), key.end());
+    ASSERT_NE(at, broken.end());
+    // The data follows the local header's name (no extra field in mkt's stored members).
+    broken[std::size_t(at - broken.begin()) + key.size()] ^= 0x55;
+    EXPECT_EQ(check_source(MemorySource(broken.data(), broken.size())).code(), Code::checksum_mismatch);
+}

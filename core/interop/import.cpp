@@ -328,6 +328,26 @@ Status read_source(const ByteSource& source, SourceInfo& info, const std::string
     return unknown(source.size());
 }
 
+Status check_source(const ByteSource& source, const std::string& entry) {
+    switch (detect_source(source)) {
+        case FileFormat::torch_zip:
+        case FileFormat::torch_legacy: {
+            TorchFile t;
+            return verify_torch(source, t, entry);
+        }
+        case FileFormat::safetensors: {
+            Imported all;
+            return import_file(source, ImportOptions(), false, all);
+        }
+        case FileFormat::mkp: {
+            FileInfo f;
+            return read_info(source, true, f);
+        }
+        case FileFormat::unknown: break;
+    }
+    return unknown(source.size());
+}
+
 Status import_file(const std::uint8_t* data, std::size_t size, const ImportOptions& options, bool need_model,
                    Imported& out) {
     return import_file(MemorySource(data, size), options, need_model, out);

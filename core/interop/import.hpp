@@ -92,6 +92,13 @@ struct Imported {
 /// safetensors: the whole layout).
 /// `entry`: a torch checkpoint's entry to describe (ImportOptions::entry).
 Status read_source(const ByteSource& source, SourceInfo& info, const std::string& entry = "");
+/// The integrity check of inspect and fileInfo(bytes, true): a torch file's
+/// storages read once each and CRC-checked (verify_torch: no view is ever
+/// materialised, whatever its strides), a safetensors file's values converted
+/// (its tensors cover the file at most once), a .mkp file's data streamed
+/// through read_info. Memory: a torch file's largest storage; a safetensors
+/// file's tensors (import_bytes).
+Status check_source(const ByteSource& source, const std::string& entry = "");
 Status read_source(const std::uint8_t* data, std::size_t size, SourceInfo& info, const std::string& entry = "");
 
 /// Reads every tensor and builds a model when the file or the options say

@@ -517,22 +517,27 @@ private:
         t->items = std::move(items);
         return Status();
     }
+    // The memo is a table indexed by the memo key: Python numbers its entries
+    // 0, 1, 2, ... (MEMOIZE: the count so far), so keys past max_pickle_memo
+    // are no pickle Python writes. Slots are charged as the table grows.
     Status memo_put(std::uint64_t index) {
         ValuePtr v;
         MK_TRY(top(v, "memo put"));
-        if (!memo_.count(index)) {
-            if (memo_.size() >= max_pickle_memo)
-                return fail(Code::limit_exceeded, "more than " + std::to_string(max_pickle_memo) + " memo entries");
-            MK_TRY(charge(memo_entry_bytes));
+        if (index >= max_pickle_memo)
+            return fail(Code::limit_exceeded, "memo key " + std::to_string(index) + " (a memo holds at most " +
+                                                  std::to_string(max_pickle_memo) + " entries)");
+        if (index >= memo_.size()) {
+            MK_TRY(charge((index + 1 - memo_.size()) * memo_slot_bytes));
+            memo_.resize(std::size_t(index) + 1);
         }
-        memo_[index] = v;
+        if (!memo_[index]) ++memo_count_;
+        memo_[index] = std::move(v);
         return Status();
     }
     Status memo_get(std::uint64_t index) {
-        const auto it = memo_.find(index);
-        if (it == memo_.end())
+        if (index >= memo_.size() || !memo_[index])
             return fail(Code::bad_pickle, "memo entry " + std::to_string(index) + " was never stored");
-        stack_.push_back(it->second);
+        stack_.push_back(memo_[index]);
         return Status();
     }
 
@@ -1227,7 +1232,7 @@ private:
             case 'r':
                 if (!le(4, n)) return truncated("LONG_BINPUT");
                 return memo_put(n);
-            case 0x94: return memo_put(memo_.size());
+            case 0x94: return memo_put(memo_count_);
             case 'h':
                 if (!le(1, n)) return truncated("BINGET");
                 return memo_get(n);
@@ -1300,12 +1305,14 @@ private:
     std::size_t size_;
     bool legacy_;
     // Bytes charged per value (the Value and its shared_ptr block), per item
-    // put into a container (a slot, grown by doubling), per memo entry (a hash node).
-    static constexpr std::size_t value_bytes = sizeof(Value) + 32, item_bytes = 32, memo_entry_bytes = 64;
+    // put into a container (a slot, grown by doubling), per memo slot.
+    static constexpr std::size_t value_bytes = sizeof(Value) + 32, item_bytes = 32,
+                                 memo_slot_bytes = 2 * sizeof(ValuePtr);  // (the table grows by doubling)
     std::size_t pos_ = 0, op_at_ = 0, values_ = 0, ops_ = 0, held_ = 0;
     std::vector<ValuePtr> stack_;
     std::vector<std::size_t> marks_;
-    std::unordered_map<std::uint64_t, ValuePtr> memo_;
+    std::vector<ValuePtr> memo_;
+    std::size_t memo_count_ = 0;
     std::unordered_map<std::string, ValuePtr> storages_;
     std::vector<std::string> globals_;
     std::size_t numpy_arrays_ = 0;

@@ -42,6 +42,7 @@ struct StorageRecord {
 struct Storages {
     const ByteSource* source = nullptr;
     std::uint64_t file_bytes = 0;
+    bool verify = false;  // without values: still read each used storage once (CRC), materialising nothing
     std::map<std::string, StorageRecord> records;
 };
 
@@ -380,7 +381,16 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
                 out.buffer_bytes,
                 rec.entry->size + (rec.entry->method == 0 ? 0 : rec.entry->compressed_size + inflate_work_bytes()));
     }
-    if (!with_values) return Status();
+    if (!with_values) {
+        if (!storages.verify) return Status();
+        std::vector<std::uint8_t> buffer;  // one storage at a time, CRC-checked (or inflated) and dropped
+        for (const auto& [key, which] : users) {
+            const StorageRecord& rec = storages.records.at(key);
+            if (rec.entry && !rec.view) MK_TRY(zip_read(*storages.source, *rec.entry, buffer));
+            buffer = {};
+        }
+        return Status();
+    }
     out.tensors.resize(refs.size());
     std::vector<std::uint8_t> buffer;
     for (const auto& [key, which] : users) {
@@ -418,15 +428,70 @@ void add_inline_storages(const TensorRefs& refs, Storages& storages) {
 // ---- containers ----
 
 Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std::vector<ZipEntry>& entries,
-                const std::string& wanted) {
+                const std::string& wanted, bool verify = false);
+Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out,
+                   const std::string& wanted);
+
+bool model_file_name(const std::string& name) {
+    for (const char* ext : {".pt", ".pth", ".ckpt", ".bin", ".tar"})
+        if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0)
+            return true;
+    return false;
+}
+
+// A zip that is not a torch archive but holds torch files (Stable-Baselines3's
+// model.zip: policy.pth beside JSON): `wanted` names the member to read (its
+// bytes inflated into memory, within the file's inflation budget); otherwise
+// unknown_format listing the members that look like model files.
+Status read_member(const ByteSource& source, bool with_values, TorchFile& out, const std::vector<ZipEntry>& entries,
+                   const std::string& wanted, bool verify) {
+    std::string models;
+    const ZipEntry* member = nullptr;
+    for (const ZipEntry& e : entries) {
+        if (model_file_name(e.name)) models += (models.empty() ? "" : ", ") + escape_text(e.name);
+        if (!wanted.empty() && e.name == wanted) member = &e;
+    }
+    if (!member)
+        return error(
+            Code::unknown_format,
+            models.empty()
+                ? "a zip archive that is not a torch.save file (no <folder>/data.pkl) and holds no .pt, .pth "
+                  "or .ckpt file"
+                : (wanted.empty() ? std::string() : "the archive has no member '" + escape_text(wanted) + "'; ") +
+                      "a zip archive that is not a torch.save file but holds model files: " + models +
+                      "; choose one with the entry option (CLI --entry NAME, JS { entry: 'NAME' })");
+    if (member->size > max_inflated_bytes(source.size()) || member->size > std::uint64_t(SIZE_MAX))
+        return error(Code::limit_exceeded, "member '" + escape_text(wanted) + "' inflates to " +
+                                               std::to_string(member->size) + " bytes, more than the " +
+                                               std::to_string(max_inflated_bytes(source.size())) + " a file of " +
+                                               std::to_string(source.size()) + " bytes may inflate to");
+    std::vector<std::uint8_t> bytes;
+    MK_TRY(zip_read(source, *member, bytes));
+    const MemorySource inner(bytes.data(), bytes.size());
+    std::uint8_t head[4] = {0, 0, 0, 0};
+    if (bytes.size() >= 4) std::memcpy(head, bytes.data(), 4);
+    if (head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) {
+        std::vector<ZipEntry> inner_entries;
+        MK_TRY(read_zip(inner, with_values, out, inner_entries, "", verify));
+    } else {
+        MK_TRY(read_legacy(bytes.data(), bytes.size(), with_values, out, ""));
+    }
+    out.source = escape_text(wanted) + ": " + out.source;
+    // The member is held whole (and, deflated, its compressed bytes beside it while it inflates).
+    out.buffer_bytes += bytes.size() + (member->method == 0 ? 0 : member->compressed_size + inflate_work_bytes());
+    return Status();
+}
+
+Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std::vector<ZipEntry>& entries,
+                const std::string& wanted, bool verify) {
     MK_TRY(zip_list(source, entries));
     if (entries.empty()) return error(Code::unknown_format, "an empty zip archive, not a torch.save file");
     const std::string& first = entries[0].name;
     const std::size_t slash = first.find('/');
-    if (slash == std::string::npos || slash == 0)
-        return error(Code::unknown_format,
-                     "a zip archive whose first entry '" + first + "' is not in a folder: not a torch.save file");
-    const std::string root = first.substr(0, slash + 1);
+    const std::string root = slash == std::string::npos || slash == 0 ? std::string() : first.substr(0, slash + 1);
+    bool torch_archive = false;
+    for (const ZipEntry& e : entries) torch_archive = torch_archive || (!root.empty() && e.name == root + "data.pkl");
+    if (!torch_archive) return read_member(source, with_values, out, entries, wanted, verify);
     const ZipEntry *pkl = nullptr, *version = nullptr, *byteorder = nullptr, *format_version = nullptr;
     std::map<std::string, const ZipEntry*> records;
     for (const ZipEntry& e : entries) {
@@ -482,6 +547,7 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
     Storages storages;
     storages.source = &source;
     storages.file_bytes = source.size();
+    storages.verify = verify;
     add_inline_storages(refs, storages);
     for (const auto& r : refs) {
         const std::string& key = r.second->storage->text;
@@ -491,7 +557,7 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
         rec.entry = it->second;
         rec.bytes = it->second->size;
         // In memory and stored: viewed in place (CRC-checked once, here).
-        if (with_values && it->second->method == 0) MK_TRY(zip_view(source, *it->second, true, rec.view));
+        if ((with_values || verify) && it->second->method == 0) MK_TRY(zip_view(source, *it->second, true, rec.view));
         storages.records[key] = rec;
     }
     return finish(storages, refs, with_values, out);
@@ -635,6 +701,17 @@ Status read_torch(const ByteSource& source, bool with_values, TorchFile& out, co
     std::vector<std::uint8_t> copy(std::size_t(source.size()));
     source.read(0, copy.data(), copy.size());
     return read_legacy(copy.data(), copy.size(), with_values, out, wanted);
+}
+
+Status verify_torch(const ByteSource& source, TorchFile& out, const std::string& wanted) {
+    out = TorchFile();
+    std::uint8_t head[4] = {0, 0, 0, 0};
+    if (source.size() >= 4) source.read(0, head, 4);
+    if (head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) {
+        std::vector<ZipEntry> entries;
+        return read_zip(source, false, out, entries, wanted, true);
+    }
+    return read_torch(source, false, out, wanted);  // legacy: no checksums; the bounds are all there is
 }
 
 Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out,

@@ -112,6 +112,10 @@ std::size_t legacy_magic_bytes(const std::uint8_t* data, std::size_t size);
 Status read_torch(const ByteSource& source, bool with_values, TorchFile& out, const std::string& entry = "");
 Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out,
                   const std::string& entry = "");
+/// inspect's integrity check: read_torch without values, then every storage the
+/// chosen tensors use read once (CRC-checked; deflated ones inflated within the
+/// file's budget), one at a time, and dropped: no view is ever materialised.
+Status verify_torch(const ByteSource& source, TorchFile& out, const std::string& entry = "");
 
 /// A state dict as a torch zip file (folder "archive", stored records aligned
 /// to 64 bytes, pickle protocol 2 with only the opcodes and globals above),
