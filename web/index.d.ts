@@ -140,7 +140,10 @@ export interface ImportOptions {
    * torch.compile). A strict-load error names the prefix when the file's keys carry one.
    */
   prefix?: string;
-  /** A PyTorch checkpoint: the entry that holds the model ('state_dict', 'ema', ...; fileInfo's `entries`). */
+  /**
+   * A PyTorch checkpoint: the entry that holds the model ('state_dict', 'ema', ...; fileInfo's `entries`);
+   * a zip that holds torch files (Stable-Baselines3's model.zip): the file to read ('policy.pth').
+   */
   entry?: string;
   /** Hold the Linear weights in this dtype once loaded (see Model#setWeightDtype); by default as stored. */
   weightDtype?: DType;

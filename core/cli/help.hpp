@@ -164,7 +164,9 @@ Options:
                         (module. from DataParallel, model. from Lightning, _orig_mod.)
   --entry NAME          a checkpoint's entry that holds the model (state_dict, ema, ...;
                         inspect lists them); by default the first of model_state_dict,
-                        state_dict, model, net, module, else the first that holds one
+                        state_dict, model, net, module, else the first that holds one.
+                        For a zip that holds torch files (Stable-Baselines3's model.zip):
+                        the member to read (policy.pth); the error lists them
   --assume-sequential   for a pickled custom nn.Module (torch.save(model)): run its leaf
                         modules in registration order. The file has no forward(), so only use
                         this when forward() does exactly that
@@ -202,7 +204,8 @@ newlines and tabs. Names and strings from files are printed escaped (\x1b, \u009
 Options:
   --arch SPEC           the architecture to pair IN's tensors with (strict load)
   --prefix P            with --arch: only IN's keys under P are the model's, P taken off
-  --entry NAME          a checkpoint's entry that holds the model (inspect lists them)
+  --entry NAME          a checkpoint's entry that holds the model (inspect lists them), or the
+                        torch file to read inside a zip that holds several (policy.pth)
   --assume-sequential   IN is a pickled custom module whose forward() runs its leaves in order
   --dtype DTYPE         storage of the weights: f32 (default), f16, bf16 or int8 (.mkp only)
   --state-dict          write only the tensors, without the architecture
