@@ -272,6 +272,20 @@ export function zipBomb(mib = 128) {
   return torchZip(pickle, { 0: deflatedZeros(mib) });
 }
 
+/**
+ * Many honest bombs: `count` storages, each `mib` MiB of zeros deflated (each within the budget of
+ * one storage), each viewed by a tensor of 4 values — the views are small, the inflation is not.
+ */
+export function zipBombs(count = 32, mib = 16) {
+  const entries = [];
+  const storages = {};
+  for (let i = 0; i < count; i++) {
+    entries.push([`t${i}`, [String(i), (mib << 20) / 4, 0, [4], [1]]]);
+    storages[i] = deflatedZeros(mib);
+  }
+  return torchZip(stateDictPickle(entries), storages);
+}
+
 /** The same stream, but the zip headers declare 16 bytes (a storage of 4 floats): the inflater must stop there. */
 export function lyingZipBomb(mib = 128) {
   const pickle = stateDictPickle([['w', ['0', 4, 0, [4], [1]]]]);
