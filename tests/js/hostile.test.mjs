@@ -359,6 +359,79 @@ test(
   },
 );
 
+test('every other text of a file reaches messages escaped', { todo: todoEscape }, async () => {
+  const text = (s) => new TextEncoder().encode(s);
+  const sd = files.stateDictPickle([['w', ['0', 1, 0, [1], [1]]]]);
+  const checkpoint = new files.Pickle().op('}', '(').str('mo\x1bdel').orderedDict().op('(');
+  checkpoint.str('w').tensor('0', 1, 0, [1], [1]).op('u', 'u').stop();
+  const cases = [
+    // [what, file, options, code]
+    [
+      'safetensors tensor names',
+      files.safetensors('{"a\\u001b[31mb":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(4)),
+      { architecture },
+      'missing_key',
+    ],
+    [
+      'a safetensors dtype',
+      files.safetensors('{"w":{"dtype":"F\\u001b[2J","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(4)),
+      {},
+      'unknown_dtype',
+    ],
+    ['a zip entry not in a folder', files.zip([{ name: 'data\x1b[31m.pkl', data: sd }]), {}, 'unknown_format'],
+    [
+      "a zip entry name with '..'",
+      files.zip([
+        { name: 'a/data.pkl', data: sd },
+        { name: 'a/../\x1b[31mx', data: text('') },
+      ]),
+      {},
+      'corrupt_zip',
+    ],
+    [
+      'the version record',
+      files.zip([
+        { name: 'a/data.pkl', data: sd },
+        { name: 'a/version', data: text('\x1b[31m9\n') },
+      ]),
+      {},
+      'unsupported_version',
+    ],
+    [
+      'the byteorder record',
+      files.zip([
+        { name: 'a/data.pkl', data: sd },
+        { name: 'a/byteorder', data: text('big\x1b[0m') },
+        { name: 'a/version', data: text('3\n') },
+      ]),
+      {},
+      'unsupported_byteorder',
+    ],
+    [
+      "a checkpoint's entry names (and the entry asked for)",
+      files.torchZip(checkpoint.done(), { 0: new Uint8Array(4) }),
+      { architecture, entry: 'x\x1by' },
+      'missing_key',
+    ],
+  ];
+  const raw = [];
+  for (const [what, file, options, code] of cases) {
+    for (const [call, run] of [
+      ['fileInfo', async () => fileInfo(file, { checkData: true })],
+      ['load', () => load(file, options)],
+    ]) {
+      try {
+        (await run()).dispose?.();
+      } catch (e) {
+        assert.ok(e instanceof ModelError, `${what}: ${e}`);
+        if (call === 'load') assert.equal(e.code, code, `${what}: ${e.message}`);
+        if (rawControl(e.message)) raw.push(`${what} (${call}): ${rawControl(e.message)}`);
+      }
+    }
+  }
+  assert.deepEqual(raw, []);
+});
+
 test('after all of it, the module still works', async () => {
   await assertAlive('the end');
 });

@@ -181,6 +181,16 @@ export function torchZip(pickle, storages = {}) {
   return zip(members);
 }
 
+/** A safetensors file: 8-byte header length, the header text as given (JSON), the data. */
+export function safetensors(header, data = new Uint8Array(0)) {
+  const text = new TextEncoder().encode(header);
+  const out = new Uint8Array(8 + text.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
+  out.set(text, 8);
+  out.set(data, 8 + text.length);
+  return out;
+}
+
 /** A pre-1.6 torch.save stream: magic, protocol 1001, sys_info, the object, its storage keys, then each storage. */
 export function legacyFile(objectPickle, storages) {
   const magic = new Pickle().op(0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19).stop();
