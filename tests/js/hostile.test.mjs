@@ -189,6 +189,12 @@ const shapes = [
     message: /declares 4611686018427387904 values/,
   },
   {
+    what: 'a legacy file whose storage header says 2^64 - 1 floats, its persistent id 4',
+    make: () => files.legacyHugeStorage(2n ** 64n - 1n, 16, 4),
+    code: 'truncated',
+    message: /declares 18446744073709551615 values/,
+  },
+  {
     what: 'containers nested 100,000 deep (EMPTY_LIST ... APPEND ...)',
     make: () => files.torchZip(new files.Pickle().fill(']', 100_000).fill('a', 99_999).stop().done()),
     code: 'limit_exceeded',

@@ -307,9 +307,12 @@ export function hugeShape(shape, stride) {
   return torchZip(stateDictPickle([['w', ['0', 0, 0, shape, stride]]]), { 0: new Uint8Array(0) });
 }
 
-/** A legacy file whose one storage declares `count` floats and holds `held` bytes. */
-export function legacyHugeStorage(count = 1n << 40n, held = 16) {
-  const object = stateDictPickle([['w', ['0', count, 0, [4], [1], { legacy: true }]]]);
+/**
+ * A legacy file whose one storage declares `count` floats (its 8-byte header; the persistent id
+ * says `numel`) and holds `held` bytes.
+ */
+export function legacyHugeStorage(count = 1n << 40n, held = 16, numel = count) {
+  const object = stateDictPickle([['w', ['0', numel, 0, [4], [1], { legacy: true }]]]);
   return legacyFile(object, [{ key: '0', count, data: new Uint8Array(held) }]);
 }
 
