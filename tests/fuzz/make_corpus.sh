@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Seeds the fuzz corpora with valid files written by the CLI: both kinds,
 # every dtype, every layer kind; for the import target, the PyTorch and
-# safetensors fixtures (tests/torch/files) and the CLI's own exports.
+# safetensors fixtures (tests/torch/files), the CLI's own exports and the attack shapes
+# (make_attack_seeds.py).
 # Usage: make_corpus.sh CLI OUT_DIR
 set -euo pipefail
 cli=$1
@@ -28,6 +29,9 @@ for f in "$out"/reader/model_*_f32.mkp; do
   "$cli" convert "$f" "$out/import/$(basename "$f" .mkp).safetensors" >/dev/null
   "$cli" convert "$f" "$out/import/$(basename "$f" .mkp).pt" >/dev/null
 done
+# The attack shapes (module DAG, stride-0 and shared-storage views, floods, zip bombs, absurd
+# shapes, lying legacy storages), hand-assembled: into the import corpus, and their pickles below.
+python3 "$here/make_attack_seeds.py" "$out/import" "$out/pickle"
 echo "import corpus: $(ls "$out/import" | wc -l) files"
 # The pickles inside the torch fixtures (data.pkl of each zip), for fuzz_pickle.
 python3 - "$out/import" "$out/pickle" <<'PY'
