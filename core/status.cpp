@@ -1,6 +1,10 @@
 #include "status.hpp"
 
+#include "utf8.hpp"
+
 namespace modelkeep {
+
+Status::Status(Code code, const std::string& message) : code_(code), message_(escape_text(message)) {}
 
 const char* code_name(Code code) {
     switch (code) {

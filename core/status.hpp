@@ -89,7 +89,10 @@ const char* code_name(Code code);
 class [[nodiscard]] Status {
 public:
     Status() = default;
-    Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
+    /// The message is stored escaped (utf8.hpp's escape_text): names and text
+    /// from files reach every message — CLI, JS, logs — without a control
+    /// character, an invalid byte or an invisible reordering character.
+    Status(Code code, const std::string& message);
 
     static Status success() { return Status(); }
     bool ok() const { return code_ == Code::ok; }

@@ -625,3 +625,46 @@ TEST(TorchBombs, TheIntegrityCheckMaterialisesNoView) {
     broken[std::size_t(at - broken.begin()) + key.size()] ^= 0x55;
     EXPECT_EQ(check_source(MemorySource(broken.data(), broken.size())).code(), Code::checksum_mismatch);
 }
+
+TEST(TorchBombs, DeflatedStoragesShareOneBudget) {
+    // 24 storages of 1 MiB of zeros, each within the budget alone (16 MiB + 16 per byte
+    // of a ~30 KB file), 24 MiB together: refused before any is inflated.
+    P p;
+    p.op('}').op('(');
+    std::vector<std::pair<std::string, std::vector<std::uint8_t>>> storages;
+    for (int i = 0; i < 24; ++i) {
+        const std::string key = std::to_string(i);
+        p.str("w" + key);
+        tensor(p, key, std::uint64_t(1) << 18, 0, {4}, {1});
+        storages.push_back({key, std::vector<std::uint8_t>(std::size_t(1) << 20, 0)});
+    }
+    p.op('u').stop();
+    const auto file = torch_zip(p.b, storages, true);
+    ASSERT_LT(file.size(), std::size_t(64) << 10);
+    const Refusal r = refuse(file);
+    expect_cheap(r, Code::limit_exceeded, "many deflated storages");
+    SourceInfo info;
+    EXPECT_NE(read_source(file.data(), file.size(), info).message().find("the deflated storages inflate"),
+              std::string::npos);
+}
+
+TEST(TorchFiles, BytesAfterThePickleAndEntriesOfWhatIsNoCheckpoint) {
+    P p;
+    p.op('}').str("w");
+    tensor(p, "0", 2, 0, {2}, {1});
+    p.op('s').stop();
+    const std::vector<std::uint8_t> data(8, 0);
+    auto hidden = p.b;  // a second pickle after STOP: a payload torch would never read, unlisted
+    P payload;
+    payload.global("posix", "system").str("true").op(0x85).op('R').stop();
+    hidden.insert(hidden.end(), payload.b.begin(), payload.b.end());
+    SourceInfo info;
+    const auto trailing = torch_zip(hidden, {{"0", data}});
+    const Status st = read_source(trailing.data(), trailing.size(), info);
+    EXPECT_EQ(st.code(), Code::trailing_bytes) << st.to_string();
+    // An entry asked of a plain state dict: said, not ignored.
+    const auto plain = torch_zip(p.b, {{"0", data}});
+    const Status entry = read_source(plain.data(), plain.size(), info, "ema");
+    EXPECT_EQ(entry.code(), Code::missing_key);
+    EXPECT_NE(entry.message().find("holds a state dict, not a checkpoint"), std::string::npos) << entry.message();
+}

@@ -72,9 +72,11 @@ constexpr std::size_t max_pickle_depth = 200;  // container nesting
 /// What the values of one pickle may hold (each value, string and container
 /// slot is counted before it is allocated): about 30,000 tensors' worth.
 constexpr std::size_t max_pickle_memory = std::size_t(48) << 20;
-/// Opcodes one pickle may execute (memo reads and writes among them), and
-/// values its stack and memo may hold: floods are refused in well under a second.
-constexpr std::size_t max_pickle_ops = std::size_t(1) << 24;
+/// Opcodes one pickle may execute (memo reads and writes among them): about
+/// 60 per tensor for the most tensors a pickle's memory allows, and a flood of
+/// the cheapest opcode is refused in well under a second in wasm too. And the
+/// values its stack and memo may hold.
+constexpr std::size_t max_pickle_ops = std::size_t(1) << 22;
 constexpr std::size_t max_pickle_stack = std::size_t(1) << 20;
 constexpr std::size_t max_pickle_memo = std::size_t(1) << 20;
 

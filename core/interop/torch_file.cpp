@@ -147,6 +147,13 @@ Status walk_module(const Value& m, const std::string& name, const std::string& p
 bool model_entry(const Value& v) { return (is_tensor_dict(v) || v.kind == Kind::module) && !v.entries.empty(); }
 
 Status interpret(const Value& root, TorchFile& out, TensorRefs& refs, const std::string& wanted) {
+    if (!wanted.empty() && (root.kind != Kind::dict || is_tensor_dict(root)))
+        return error(Code::missing_key, "entry '" + wanted + "' was asked for, but the file holds " +
+                                            (root.kind == Kind::module   ? "a module"
+                                             : root.kind == Kind::tensor ? "one tensor"
+                                             : root.kind == Kind::dict   ? "a state dict"
+                                                                         : "no checkpoint") +
+                                            ", not a checkpoint with entries");
     auto take_dict = [&](const Value& d) {
         for (const auto& e : d.entries) refs.emplace_back(e.first->text, e.second.get());
     };
@@ -368,6 +375,7 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
         return rec.entry && rec.entry->method == 0 && which.size() == 1 &&
                out.infos[which[0]].dtype == StorageType::f32 && dense && numel > 0;
     };
+    std::uint64_t inflated = 0;  // all deflated storages together share the file's budget
     for (const auto& [key, which] : users) {
         const StorageRecord& rec = storages.records.at(key);
         // A deflated storage is inflated whole, however little of it the views use.
@@ -376,6 +384,12 @@ Status finish(const Storages& storages, const TensorRefs& refs, bool with_values
                          "storage '" + key + "' inflates to " + std::to_string(rec.entry->size) +
                              " bytes, more than the " + std::to_string(max_inflated_bytes(storages.file_bytes)) +
                              " a file of " + std::to_string(storages.file_bytes) + " bytes may inflate to");
+        if (rec.entry && rec.entry->method != 0) inflated += rec.entry->size;
+        if (inflated > max_inflated_bytes(storages.file_bytes))
+            return error(Code::limit_exceeded, "the deflated storages inflate to more than the " +
+                                                   std::to_string(max_inflated_bytes(storages.file_bytes)) +
+                                                   " bytes a file of " + std::to_string(storages.file_bytes) +
+                                                   " bytes may inflate to");
         if (rec.entry && !direct(rec, which))
             out.buffer_bytes = std::max(
                 out.buffer_bytes,
@@ -541,6 +555,11 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
     Unpickled u;
     MK_TRY(unpickle(buf.data(), buf.size(), false, u));
     out.globals = u.globals;
+    // torch writes one pickle; anything after its STOP (a second pickle torch
+    // would never read, hidden from a listing of the first) is refused.
+    if (u.consumed != buf.size())
+        return error(Code::trailing_bytes,
+                     std::to_string(buf.size() - u.consumed) + " bytes after the STOP of " + root + "data.pkl");
     TensorRefs refs;
     MK_TRY(interpret(*u.root, out, refs, wanted));
     // Only the storages the chosen tensors use are looked at (and CRC-checked).

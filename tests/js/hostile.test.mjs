@@ -251,45 +251,38 @@ for (const shape of shapes) {
   });
 }
 
-// max_inflated_bytes bounds each deflated storage by the file's size, but nothing bounds their sum:
-// N storages of 16 MiB (16 KB each in the file) inflate N × 16 MiB, at about 300 MB/s in wasm —
-// 4 GiB (64 × 64 MiB, a 4 MB file) took 11-15 s to refuse (missing_key) or to load.
-test(
-  'many deflated storages: their total inflation is bounded too (32 × 16 MiB from 530 KB)',
-  { todo: 'core: no budget for the sum of the inflated storages (a time bomb: seconds per MB of file)' },
-  async () => {
-    const bytes = files.zipBombs(32, 16);
-    assert.ok(bytes.length < 600_000);
-    await refused(() => load(bytes, { architecture }), { code: 'limit_exceeded', size: bytes.length }, 'load');
-  },
-);
+// max_inflated_bytes bounds the deflated storages of a file together, not only each one: N storages
+// of 16 MiB (16 KB each in the file) would inflate N × 16 MiB, at about 300 MB/s in wasm — 4 GiB
+// (64 × 64 MiB, a 4 MB file) took 11-15 s before the sum had a budget.
+test('many deflated storages: their total inflation is bounded too (32 × 16 MiB from 530 KB)', async () => {
+  const bytes = files.zipBombs(32, 16);
+  assert.ok(bytes.length < 600_000);
+  await refused(() => load(bytes, { architecture }), { code: 'limit_exceeded', size: bytes.length }, 'load');
+});
 
-// The opcode budget (max_pickle_ops, 2^24) is what bounds a flood of work without memory (BINPUT to
-// one memo slot, FRAME); docs/PYTORCH.md says such files are refused "in well under a second ...
-// natively and in wasm". In wasm, BINPUT runs at 100-500 ns: the whole budget (a 34 MB file) took
-// 2-9 s to refuse here. Measured on an eighth of the budget, so that the test stays quick.
-test(
-  'a flood of work without memory: the whole opcode budget runs in under a second',
-  { todo: 'core: 2^24 opcodes take seconds in wasm (the budget is sized for native speed)' },
-  () => {
-    const ops = 2 ** 21;
-    const file = files.torchZip(new files.Pickle().op('N').repeat([0x71, 0], ops).stop().done());
-    let best = Infinity;
-    for (let i = 0; i < 3; i++) {
-      const start = performance.now();
-      assert.throws(
-        () => fileInfo(file),
-        (e) => e.code === 'wrong_kind',
-      );
-      best = Math.min(best, performance.now() - start);
-    }
-    const whole = best * (2 ** 24 / ops);
-    assert.ok(
-      whole <= 1000,
-      `${ops} BINPUT took ${best.toFixed(0)} ms: the budget's 2^24 would take ${whole.toFixed(0)} ms`,
+// The opcode budget (max_pickle_ops, 2^22) is what bounds a flood of work without memory (BINPUT to
+// one memo slot, FRAME); docs/PYTORCH.md says such files are refused in under a second, natively
+// and in wasm (2^24 opcodes took 2-9 s here). Measured on half of the budget, best of 3; the bound
+// asserted is twice the goal, so that a loaded machine does not fail the run.
+test('a flood of work without memory: the whole opcode budget runs in under a second', () => {
+  const ops = 2 ** 21;
+  const budget = 2 ** 22;
+  const file = files.torchZip(new files.Pickle().op('N').repeat([0x71, 0], ops).stop().done());
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const start = performance.now();
+    assert.throws(
+      () => fileInfo(file),
+      (e) => e.code === 'wrong_kind',
     );
-  },
-);
+    best = Math.min(best, performance.now() - start);
+  }
+  const whole = best * (budget / ops);
+  assert.ok(
+    whole <= 2000,
+    `${ops} BINPUT took ${best.toFixed(0)} ms: the budget's 2^22 would take ${whole.toFixed(0)} ms`,
+  );
+});
 
 // ---- names with control characters --------------------------------------------------------------
 
@@ -306,7 +299,6 @@ const evil = {
   'del\x7f.weight': [2],
 };
 const evilFile = files.namedStateDict(evil);
-const todoEscape = "core: error messages carry the file's names raw (control characters, ESC, C1, bidi overrides)";
 
 test('fileInfo gives such names as data, exactly as stored', () => {
   const info = fileInfo(evilFile, { checkData: true });
@@ -327,12 +319,12 @@ async function escapedIn(fn, code, printable) {
   });
 }
 
-test('needs_architecture: the suggested SPEC escapes the names', { todo: todoEscape }, async () => {
+test('needs_architecture: the suggested SPEC escapes the names', async () => {
   await escapedIn(() => load(evilFile), 'needs_architecture', '1=Linear(2,2)');
   await escapedIn(() => load(evilFile, { assumeSequential: true }), 'needs_architecture', '1=Linear(2,2)');
 });
 
-test("missing_key: the list of the file's keys escapes them", { todo: todoEscape }, async () => {
+test("missing_key: the list of the file's keys escapes them", async () => {
   await escapedIn(() => load(evilFile, { architecture: 'fc1=Linear(2,2)' }), 'missing_key', '1.weight');
   const m = Model.fromSpec('fc1=Linear(2,2)');
   await escapedIn(async () => m.loadStateDict(evilFile), 'missing_key', '1.weight');
@@ -340,7 +332,7 @@ test("missing_key: the list of the file's keys escapes them", { todo: todoEscape
   m.dispose();
 });
 
-test('a prefix with control characters is escaped where it is named', { todo: todoEscape }, async () => {
+test('a prefix with control characters is escaped where it is named', async () => {
   await escapedIn(
     () => load(evilFile, { architecture: 'fc1=Linear(2,2)', prefix: 'x\x1b[31m' }),
     'missing_key',
@@ -348,51 +340,41 @@ test('a prefix with control characters is escaped where it is named', { todo: to
   );
 });
 
-test('disallowed_global: a global named with escapes is named escaped', { todo: todoEscape }, async () => {
+test('disallowed_global: a global named with escapes is named escaped', async () => {
   const p = new files.Pickle().global('os\x1b[31m', 'sys\rtem').op(')', 'R').stop().done();
   await escapedIn(() => load(files.torchZip(p)), 'disallowed_global', 'tem');
   const q = new files.Pickle().global('evil\x1b]0;x\x07', 'Mod\u202e').op(')', 0x81, '}', 'b').stop().done();
   await escapedIn(async () => fileInfo(files.torchZip(q)), 'disallowed_global', 'Mod');
 });
 
-test('missing_storage: a storage key with escapes is named escaped', { todo: todoEscape }, async () => {
+test('missing_storage: a storage key with escapes is named escaped', async () => {
   const file = files.torchZip(files.stateDictPickle([['w', ['k\x1b[2J', 4, 0, [4], [1]]]]));
   await escapedIn(() => load(file, { architecture: 'w=Linear(2,2)' }), 'missing_storage', '[2J');
   await escapedIn(async () => fileInfo(file, { checkData: true }), 'missing_storage', '[2J');
 });
 
-test('a SPEC layer name with an escape is named escaped', { todo: todoEscape }, async () => {
+test('a SPEC layer name with an escape is named escaped', async () => {
   await escapedIn(async () => Model.fromSpec('a\x1b[31m=Linear(2,2)'), 'bad_name', '[31m');
 });
 
 // torch reads one pickle from data.pkl and never looks further, so a payload after its STOP never
 // runs there either — but a file is then more than it says: fileInfo's `globals` ("every global
 // the pickle names") does not show the payload's, and the rule is no trailing bytes.
-test(
-  "a second pickle after data.pkl's STOP is refused, or at least its globals are listed",
-  { todo: 'core: bytes after the STOP of data.pkl are ignored (a hidden payload loads as the state dict before it)' },
-  async () => {
-    const sd = files.stateDictPickle([
-      ['w.weight', ['0', 4, 0, [2, 2], [2, 1]]],
-      ['w.bias', ['1', 2, 0, [2], [1]]],
-    ]);
-    const payload = new files.Pickle(4).global('posix', 'system').str('true').op(0x85, 'R').stop().done();
-    const file = files.torchZip(files.concat([sd, payload]), { 0: new Uint8Array(16), 1: new Uint8Array(8) });
-    let listed = false;
-    try {
-      listed = fileInfo(file).globals.includes('posix.system');
-    } catch (e) {
-      assert.ok(e instanceof ModelError, String(e));
-    }
-    const loaded = await load(file, { architecture: 'w=Linear(2,2)' }).then(
-      (m) => (m.dispose(), true),
-      () => false,
-    );
-    assert.ok(listed || !loaded, 'loaded as a state dict, and fileInfo().globals does not name posix.system');
-  },
-);
+test("a second pickle after data.pkl's STOP is refused", async () => {
+  const sd = files.stateDictPickle([
+    ['w.weight', ['0', 4, 0, [2, 2], [2, 1]]],
+    ['w.bias', ['1', 2, 0, [2], [1]]],
+  ]);
+  const payload = new files.Pickle(4).global('posix', 'system').str('true').op(0x85, 'R').stop().done();
+  const file = files.torchZip(files.concat([sd, payload]), { 0: new Uint8Array(16), 1: new Uint8Array(8) });
+  assert.throws(
+    () => fileInfo(file),
+    (e) => e instanceof ModelError && e.code === 'trailing_bytes' && /after the STOP/.test(e.message),
+  );
+  await assert.rejects(load(file, { architecture: 'w=Linear(2,2)' }), (e) => e.code === 'trailing_bytes');
+});
 
-test('every other text of a file reaches messages escaped', { todo: todoEscape }, async () => {
+test('every other text of a file reaches messages escaped', async () => {
   const text = (s) => new TextEncoder().encode(s);
   const sd = files.stateDictPickle([['w', ['0', 1, 0, [1], [1]]]]);
   const checkpoint = new files.Pickle().op('}', '(').str('mo\x1bdel').orderedDict().op('(');
