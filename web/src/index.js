@@ -6,10 +6,15 @@
 import { bytesOptions, usePlatform } from './runtime.js';
 import { ModelError } from './errors.js';
 
+// Vite 5-7's dev server runs the package pre-bundled into node_modules/.vite/deps/ without the
+// .wasm, so '../dist/x.wasm' names node_modules/.vite/dist/x.wasm, which does not exist (Vite
+// issue 8427; Vite 8 and every production build rewrite the URL themselves): the package's own.
+const viteDeps = /\/node_modules\/\.vite\/dist\/([^/]+\.wasm)$/;
+
 usePlatform({
   name: 'browser',
   /** A URL or string → Emscripten fetches it (streaming compile); bytes or a Response → wasmBinary. */
-  async moduleOptions(wasm) {
+  async moduleOptions(wasm, isDefault) {
     const given = await bytesOptions(wasm);
     if (given) return given;
     if (!(wasm instanceof URL) && typeof wasm !== 'string') {
@@ -18,7 +23,7 @@ usePlatform({
         `wasm must be a URL, a string, bytes or a Response, got ${String(wasm)}`,
       );
     }
-    const href = String(wasm);
+    const href = isDefault ? String(wasm).replace(viteDeps, '/node_modules/modelkeep/web/dist/$1') : String(wasm);
     // The .wasm from there; anything else (the pthreads build's worker script) next to the loader.
     return { locateFile: (path, prefix) => (path.endsWith('.wasm') ? href : prefix + path) };
   },

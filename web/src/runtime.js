@@ -23,9 +23,10 @@ const loaded = new Map();
 const loading = new Map();
 
 /**
- * The platform the entry registered: { name: 'browser'|'node', moduleOptions(wasm) → Promise of
- * the options (wasmBinary or locateFile) that make Emscripten instantiate the .wasm `wasm`
- * (a URL, a string, bytes or a Response), readFile?(url), writeFile?(url, bytes, check) }.
+ * The platform the entry registered: { name: 'browser'|'node', moduleOptions(wasm, isDefault) →
+ * Promise of the options (wasmBinary or locateFile) that make Emscripten instantiate the .wasm
+ * `wasm` (a URL, a string, bytes or a Response; isDefault: the package's own, not one the user
+ * gave), readFile?(url), writeFile?(url, bytes, check) }.
  */
 let platform = null;
 
@@ -76,7 +77,7 @@ async function instantiate(build, wasm) {
   const factory = await build.factory();
   let options;
   try {
-    options = await platform.moduleOptions(wasm);
+    options = await platform.moduleOptions(wasm, wasm === build.wasm);
     return await factory(options);
   } catch (e) {
     if (e instanceof ModelError) throw e;
