@@ -343,3 +343,77 @@ test('every bundler the tests use is a devDependency, run from node_modules (no 
   ])
     assert.equal(Number(versionOf(pkgName).split('.')[0]), major, pkgName);
 });
+
+// ---- the README's quick starts, as pasted --------------------------------------------------
+
+/** The first ```js block after a README heading. */
+function readmeBlock(heading) {
+  const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+  const at = readme.indexOf(`\n${heading}\n`);
+  assert.ok(at >= 0, `README.md has no "${heading}"`);
+  const code = readme.slice(at).match(/```js\n([\s\S]*?)```/);
+  assert.ok(code, `a \`\`\`js block under "${heading}"`);
+  assert.match(code[1], /from 'modelkeep'/);
+  return code[1];
+}
+
+test("the README's Node quick start, run twice: the second run loads what the first saved", () => {
+  const folder = join(app, 'quickstart-node');
+  mkdirSync(folder);
+  writeFileSync(join(folder, 'quickstart.mjs'), readmeBlock('## Quick start (Node)'));
+  const run = () => execFileSync(process.execPath, ['quickstart.mjs'], { cwd: folder, encoding: 'utf8' }).split('\n');
+  const first = run();
+  assert.equal(first[0], 'created ./quickstart.mkp');
+  assert.ok(existsSync(join(folder, 'quickstart.mkp')));
+  const second = run();
+  assert.equal(second[0], 'loaded ./quickstart.mkp');
+  assert.match(first.slice(1).join('\n'), /^Float32Array\(2\) \[/);
+  assert.equal(second.slice(1).join('\n'), first.slice(1).join('\n'), 'the same output');
+  assert.deepEqual(readdirSync(folder).sort(), ['quickstart.mjs', 'quickstart.mkp']);
+});
+
+test(
+  "the README's web page quick start, reloaded once: created, then loaded from IndexedDB",
+  { skip: skipBrowser },
+  async () => {
+    writeFileSync(
+      join(app, 'quickstart.html'),
+      html(
+        `<script type="importmap">{ "imports": { "modelkeep": "/node_modules/modelkeep/web/src/index.js" } }</script>
+<script type="module">
+${readmeBlock('## Quick start (web page)')}</script>`,
+      ),
+    );
+    const server = await startServer({ root: app });
+    const page = await browser.context.newPage();
+    try {
+      const errors = watchErrors(page);
+      const logs = [];
+      page.on('console', (msg) => {
+        if (msg.type() !== 'log') return;
+        const [first] = msg.args();
+        logs.push(
+          first.evaluate((v) => (v instanceof Float32Array ? Array.from(v) : String(v))).catch(() => msg.text()),
+        );
+      });
+      // A visit's two logs: what happened, then the output (as an array).
+      const visit = async (open) => {
+        logs.length = 0;
+        await open();
+        const deadline = Date.now() + 30_000;
+        while (logs.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        return Promise.all(logs);
+      };
+      const first = await visit(() => page.goto(`${server.url}/quickstart.html`));
+      assert.equal(first[0], 'created and saved: reload the page');
+      assert.equal(first[1].length, 2);
+      const second = await visit(() => page.reload());
+      assert.equal(second[0], 'loaded from IndexedDB');
+      assert.deepEqual(second[1], first[1], 'the same output after the reload');
+      assert.deepEqual(errors, []);
+    } finally {
+      await page.close();
+      await server.close();
+    }
+  },
+);
