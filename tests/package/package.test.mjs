@@ -32,6 +32,7 @@ const modules = join(repo, 'node_modules');
 const skipBrowser = browserMissing() ?? false;
 let dir;
 let app; // the scratch app: package.json, node_modules/modelkeep from the tarball, one folder per bundler
+let rootApp; // another, whose own root holds the page (Vite serves node_modules/ at /node_modules/, not /@fs/)
 let browser;
 
 /**
@@ -78,9 +79,14 @@ before(async () => {
   const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: repo }).toString();
   const tarball = join(dir, JSON.parse(out)[0].filename);
   app = join(dir, 'app');
-  mkdirSync(app);
-  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
-  execFileSync('npm', ['install', tarball, '--no-audit', '--no-fund', '--offline'], { cwd: app, stdio: 'ignore' });
+  rootApp = join(dir, 'root-app');
+  for (const folder of [app, rootApp]) {
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
+    execFileSync('npm', ['install', tarball, '--no-audit', '--no-fund', '--offline'], { cwd: folder, stdio: 'ignore' });
+  }
+  writeFileSync(join(rootApp, 'index.html'), html('<script type="module" src="./main.js"></script>'));
+  writeFileSync(join(rootApp, 'main.js'), appCode());
   if (!skipBrowser) browser = await launch();
 });
 
@@ -212,36 +218,60 @@ for (const [label, pkg] of vites) {
   });
 
   test(`${label} (${versionOf(pkg)}): the dev server with the default config`, { skip: skipBrowser }, async () => {
-    const folder = appFolder(`dev-${pkg}`);
-    // The dependency cache is per app; one Vite's pre-bundle must not serve another's run.
-    rmSync(join(app, 'node_modules', '.vite'), { recursive: true, force: true });
-    const server = spawn(process.execPath, [join(modules, pkg, 'bin/vite.js'), '--host', '127.0.0.1', '--port', '0'], {
-      cwd: folder,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
-    });
-    let output = '';
-    try {
-      const url = await new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no URL from ${label}:\n${output}`)), 30_000);
-        const seen = (chunk) => {
-          output += chunk;
-          const m = output.match(/Local:\s+(http:\/\/127\.0\.0\.1:\d+\/)/);
-          if (m) {
-            clearTimeout(timer);
-            resolve(m[1]);
-          }
-        };
-        server.stdout.on('data', seen);
-        server.stderr.on('data', seen);
-        server.on('exit', (code) => reject(new Error(`${label} exited (${code}):\n${output}`)));
-      });
-      checkResult(await runPage(url));
-      assert.doesNotMatch(output, /node:|error/i, output);
-    } finally {
-      server.kill();
+    // The page in a folder of the app (the package served from /@fs/…), and at an app's root.
+    for (const [folder, project] of [
+      [appFolder(`dev-${pkg}`), app],
+      [rootApp, rootApp],
+    ]) {
+      // One Vite's pre-bundled dependencies must not serve another's run.
+      rmSync(join(project, 'node_modules', '.vite'), { recursive: true, force: true });
+      const { url, output, stop } = await startVite(pkg, folder);
+      try {
+        checkResult(await runPage(url));
+        assert.doesNotMatch(output(), /node:|error/i, output());
+      } finally {
+        await stop();
+      }
     }
   });
+}
+
+/** Starts `vite` (the package `pkg` of node_modules) in `folder` on a free port: { url, output, stop }. */
+async function startVite(pkg, folder) {
+  const server = spawn(process.execPath, [join(modules, pkg, 'bin/vite.js'), '--host', '127.0.0.1', '--port', '0'], {
+    cwd: folder,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' },
+  });
+  const exited = new Promise((resolve) => server.on('exit', resolve));
+  let output = '';
+  try {
+    const url = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL from ${pkg}:\n${output}`)), 30_000);
+      const seen = (chunk) => {
+        output += chunk;
+        const m = output.match(/Local:\s+(http:\/\/127\.0\.0\.1:\d+\/)/);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      };
+      server.stdout.on('data', seen);
+      server.stderr.on('data', seen);
+      exited.then((code) => reject(new Error(`${pkg} exited (${code}):\n${output}`)));
+    });
+    return {
+      url,
+      output: () => output,
+      stop: async () => {
+        server.kill();
+        await exited;
+      },
+    };
+  } catch (e) {
+    server.kill();
+    throw e;
+  }
 }
 
 test(`webpack ${versionOf('webpack')}: a production build with the default config`, { skip: skipBrowser }, async () => {
