@@ -75,10 +75,8 @@ async function instantiate(build, wasm) {
     throw new ModelError('not_ready', "modelkeep has no platform: import 'modelkeep', not one of its files");
   }
   const factory = await build.factory();
-  let options;
   try {
-    options = await platform.moduleOptions(wasm, wasm === build.wasm);
-    return await factory(options);
+    return await factory(await platform.moduleOptions(wasm, wasm === build.wasm));
   } catch (e) {
     if (e instanceof ModelError) throw e;
     const where = wasm instanceof URL || typeof wasm === 'string' ? ` from ${String(wasm)}` : '';
@@ -105,9 +103,10 @@ export async function ready(options) {
 export function runtime(name = 'core') {
   const m = loaded.get(name);
   if (m) return m;
+  const which = name === 'core' ? '' : ` '${name}'`;
   throw new ModelError(
     'not_ready',
-    `modelkeep's WebAssembly module is not loaded yet: await ready() first ` +
+    `modelkeep's WebAssembly module${which} is not loaded yet: await ready() first ` +
       `(import { ready } from 'modelkeep'; await ready();), or use an async function such as load() first`,
   );
 }
