@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything `npm test` runs, in order: the formatting check; the native build and its GoogleTest
-# suite; the WebAssembly builds (default, pthreads and lean), the package's tests in Node and in headless
-# Chromium, and the packed tarball in a scratch app; the native suite again under ASan + UBSan; a short libFuzzer run of
+# suite; the WebAssembly builds (default, pthreads and lean), the package's tests in Node and in
+# headless Chromium, and the packed tarball in a scratch app (each bundler of the matrix, the
+# README's quick starts); the native suite again under ASan + UBSan; a short libFuzzer run of
 # each fuzz target. Stops at the first failure; prints the totals at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +38,7 @@ node_modules/typescript5/bin/tsc -p tests/types
 step "package tests in headless Chromium"
 run_node --test-concurrency=1 tests/browser/
 
-step "the packed package: Node, a plain page, a Vite build"
+step "the packed package: Node, a plain page, Vite 5-8 (dev and build), webpack, Rollup, esbuild, the README quick starts"
 run_node tests/package/
 
 step "ASan + UBSan build + tests"

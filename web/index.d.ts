@@ -18,6 +18,26 @@ declare global {
 
 export type DType = 'f32' | 'f16' | 'bf16' | 'int8';
 
+/** Where ready() finds the .wasm: a URL (or string) to fetch, its bytes, or a fetch() Response. */
+export type WasmSource = URL | string | ArrayBuffer | ArrayBufferView | Response;
+
+export interface ReadyOptions {
+  /**
+   * The .wasm to load instead of the one next to the package: for bundlers that do not copy
+   * `new URL(..., import.meta.url)` assets (Rollup without plugins, esbuild), copy
+   * `modelkeep/modelkeep.wasm` next to the bundle and pass its URL. Used by the call that loads.
+   */
+  wasm?: WasmSource;
+}
+
+/**
+ * Loads and instantiates the WebAssembly module, once (like tf.ready()): later calls resolve at
+ * once; a load that failed is tried again by the next call. Await it before the synchronous API
+ * (nn.sequential, Model.fromSpec, Model.fromBytes, fileInfo, ...), which throws ModelError
+ * 'not_ready' until it has resolved; every async function (load, save, listModels, ...) awaits it.
+ */
+export function ready(options?: ReadyOptions): Promise<void>;
+
 /**
  * The C++ core's codes (core/status.hpp's MODELKEEP_CODES, less `ok`), in its order: docs/API.md
  * "Error codes". tests/js/codes.test.mjs checks this list against both.
@@ -84,7 +104,8 @@ export type JsErrorCode =
   | 'storage_unavailable'
   | 'storage_blocked'
   | 'corrupt_record'
-  | 'network_error';
+  | 'network_error'
+  | 'not_ready';
 
 export type ErrorCode = CoreErrorCode | JsErrorCode;
 

@@ -151,6 +151,7 @@ const pageHtml = `<!doctype html>
 <script type="module">
   import * as mk from '/web/src/index.js';
   import { openStore } from '/web/src/store.js';
+  await mk.ready();
 
   const S = {};  // state of the current model: mk model, input, reference output, file bytes
   let store = null;  // store.js opened directly, for the breakdown (shares io.js's connection)
@@ -398,6 +399,7 @@ const memoryPageHtml = `<!doctype html>
 <script type="module">
   import * as mk from '/web/src/index.js';
   import { runtime } from '/web/src/runtime.js';
+  await mk.ready();
 
   const wasmBytes = () => runtime().HEAPU8.buffer.byteLength;
   window.memoryBench = {

@@ -462,7 +462,8 @@ function makeKit({ mk, tf, ort, readBytes, now, gc, threadCount }) {
 // ---- environments: Node (the kit called directly) and Chromium (the kit in a page) -------------
 
 async function nodeEnvironment() {
-  const mk = await import('../../web/src/index.js');
+  const mk = await import('../../web/src/node.js');
+  await mk.ready();
   const tf = await import('@tensorflow/tfjs-core');
   await import('@tensorflow/tfjs-backend-cpu');
   const tfWasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -505,6 +506,7 @@ const loadScript = (src) => new Promise((resolve, reject) => {
 
 try {
   const mk = await import('/web/src/index.js');
+  await mk.ready();
   const { runtime } = await import('/web/src/runtime.js');
   // TF.js, the minimal set: the core and the two backends (no layers, no converter).
   await loadScript('/node_modules/@tensorflow/tfjs-core/dist/tf-core.min.js');

@@ -48,7 +48,7 @@ torch.save(m.state_dict(), ${JSON.stringify(pt)})
   }
   const st = join(dir, 'big.safetensors');
   if (!existsSync(st)) {
-    const { load } = await import('../../web/src/index.js');
+    const { load } = await import('../../web/src/node.js');
     const m = await load(readFileSync(pt), { architecture: arch });
     await writeFile(st, m.toBytes({ format: 'safetensors' }));
     m.dispose();
@@ -63,7 +63,8 @@ torch.save(m.state_dict(), ${JSON.stringify(pt)})
 function nodeRun(path) {
   const script = `
     import { readFileSync } from 'node:fs';
-    const { load } = await import(${JSON.stringify(join(root, 'web/src/index.js'))});
+    const { load, ready } = await import(${JSON.stringify(join(root, 'web/src/node.js'))});
+    await ready();
     const { runtime } = await import(${JSON.stringify(join(root, 'web/src/runtime.js'))});
     const bytes = readFileSync(${JSON.stringify(path)});
     const heapBefore = runtime().HEAPU8.buffer.byteLength;

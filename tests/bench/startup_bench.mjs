@@ -9,8 +9,8 @@
 //
 // Each sample is a fresh page that measures, with performance.now() (0.1 ms resolution: the page
 // is not cross-origin isolated), three steps:
-//   import   `await import('/web/src/index.js')`: the package's modules, the .wasm fetched,
-//            compiled and instantiated (web/src/runtime.js awaits it at the top level);
+//   import   `await import('/web/src/index.js')` then `await mk.ready()`: the package's modules,
+//            the .wasm fetched, compiled and instantiated;
 //   build    the model: nn.sequential({ fc1: nn.linear(3, 5) }, { seed: 1 }) as in the README,
 //            or load() of the same model saved as a .mkp file, fetched from the server;
 //   predict  the first model.forward([[1, 2, 3]]).
@@ -52,7 +52,8 @@ const log = (line) => process.stderr.write(`${line}\n`);
 if (!ensureWasmBuilt(log)) process.exit(1);
 
 // The reference: the same model in Node, and its .mkp file for the `load` variant.
-const mk = await import('../../web/src/index.js');
+const mk = await import('../../web/src/node.js');
+await mk.ready();
 const reference = mk.nn.sequential({ fc1: mk.nn.linear(3, 5) }, { seed: 1 });
 const expected = Array.from(reference.forward([[1, 2, 3]]).data);
 const mkpBytes = reference.toBytes();
@@ -74,6 +75,7 @@ const page = (build) => `<!doctype html>
 <script type="module">
   const t0 = performance.now();
   const mk = await import('/web/src/index.js');
+  await mk.ready();
   const t1 = performance.now();
   const model = ${builds[build].code};
   const t2 = performance.now();

@@ -6,8 +6,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Model } from '../../web/src/index.js';
+import { Model, ready } from '../../web/src/node.js';
 import { startServer, browserMissing, ensureWasmBuilt, launch, openPage, assertNoErrors } from './harness.mjs';
+
+await ready();
 const skip = browserMissing() ?? false;
 
 // Large enough that every layer is split over the threads (parallel.hpp: ≥ 64K multiply-adds).

@@ -1,10 +1,11 @@
 // worker.js — a module worker that uses the package on its own: builds a model, saves it to
 // IndexedDB, loads it back and posts the prediction (and bytes) to the page.
-import { nn, save, load } from '/web/src/index.js';
+import { ready, nn, save, load } from '/web/src/index.js';
 
 self.onmessage = async (event) => {
   const { seed, name, input } = event.data;
   try {
+    await ready();
     const model = nn.sequential(nn.linear(3, 5), nn.relu(), nn.linear(5, 2), { seed });
     const info = await save(model, `indexeddb://${name}`, { metadata: { from: 'worker' } });
     const loaded = await load(`indexeddb://${name}`);

@@ -9,7 +9,9 @@ import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { Model, ModelError } from '../../web/src/index.js';
+import { ready, Model, ModelError } from '../../web/src/node.js';
+
+await ready(); // the WebAssembly module, before the synchronous API
 
 const CLI = new URL('../../build/native/modelkeep', import.meta.url).pathname;
 const SPEC = '0=Linear(37,23),1=ReLU,2=Linear(23,9)';

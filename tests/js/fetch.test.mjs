@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 
-import { nn, ModelError, load, loadBytes } from '../../web/src/index.js';
+import { ready, nn, ModelError, load, loadBytes } from '../../web/src/node.js';
+
+await ready(); // the WebAssembly module, before the synchronous API
 
 const page = '<!doctype html>\n<html><head><title>app</title></head><body><div id="app"></div></body></html>\n';
 const model = nn.sequential(nn.linear(3, 5), { seed: 7 });

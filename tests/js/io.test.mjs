@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
+  ready,
   nn,
   ModelError,
   save,
@@ -17,7 +18,7 @@ import {
   moveModel,
   removeModel,
   onModelsChange,
-} from '../../web/src/index.js';
+} from '../../web/src/node.js';
 import { backends } from '../../web/src/io.js';
 import {
   checkName,
@@ -28,6 +29,8 @@ import {
   openSync,
   storeClosed,
 } from '../../web/src/storage.js';
+
+await ready(); // the WebAssembly module, before the synchronous API
 
 /** A second backend in a few lines: the store contract kept in a Map (atomic by construction). */
 async function openMemoryStore() {

@@ -6,7 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
+import { ready } from '../../web/src/node.js';
 import { runtime } from '../../web/src/runtime.js';
+
+await ready();
 
 const leanUrl = new URL('../../web/dist-lean/', import.meta.url);
 const { default: createLean } = await import(new URL('modelkeep_wasm.mjs', leanUrl));

@@ -7,9 +7,11 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { nn, Model, ModelError, save, load, fileInfo } from '../../web/src/index.js';
+import { ready, nn, Model, ModelError, save, load, fileInfo } from '../../web/src/node.js';
 import { fromChunks, encode } from '../../web/src/model.js';
 import { runtime } from '../../web/src/runtime.js';
+
+await ready(); // the WebAssembly module, before the synchronous API
 
 const CLI = new URL('../../build/native/modelkeep', import.meta.url).pathname;
 

@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { nn, ModelError, save, load, listModels, modelInfo } from '../../web/src/index.js';
+import { ready, nn, ModelError, save, load, listModels, modelInfo } from '../../web/src/node.js';
+
+await ready(); // the WebAssembly module, before the synchronous API
 
 async function rejectsUnavailable(promise) {
   await assert.rejects(promise, (err) => {

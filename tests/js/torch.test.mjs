@@ -10,8 +10,10 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { nn, Model, ModelError, save, load, fileInfo } from '../../web/src/index.js';
+import { ready, nn, Model, ModelError, save, load, fileInfo } from '../../web/src/node.js';
 import { runtime } from '../../web/src/runtime.js';
+
+await ready(); // the WebAssembly module, before the synchronous API
 
 const DIR = new URL('../torch/', import.meta.url).pathname;
 const MARKER = '/tmp/modelkeep_pwned_marker';

@@ -151,7 +151,7 @@ test('npm install /path/to/checkout: the directory installs and imports by name'
   assert.ok(existsSync(join(linked, 'node_modules', 'modelkeep', 'web', 'dist', 'modelkeep_wasm.wasm')));
   writeFileSync(
     join(linked, 'node.mjs'),
-    `import { nn } from 'modelkeep';\nconsole.log(nn.sequential(nn.linear(3, 5), { seed: 1 }).forward([[1, 2, 3]]).shape.join());\n`,
+    `import { ready, nn } from 'modelkeep';\nawait ready();\nconsole.log(nn.sequential(nn.linear(3, 5), { seed: 1 }).forward([[1, 2, 3]]).shape.join());\n`,
   );
   assert.equal(execFileSync(process.execPath, ['node.mjs'], { cwd: linked }).toString().trim(), '1,5');
 });

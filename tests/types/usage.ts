@@ -1,6 +1,7 @@
 // Compiled by `tsc --noEmit` in npm test: the declarations in web/index.d.ts
 // describe the API as documented (a wrong type here fails the build).
 import {
+  ready,
   nn,
   Model,
   ModelError,
@@ -16,6 +17,7 @@ import {
   requestPersistence,
   storageEstimate,
   type DType,
+  type ReadyOptions,
   type ModelInfo,
   type ExportInfo,
   type Output,
@@ -44,8 +46,22 @@ export function describeError(e: unknown): string {
 // @ts-expect-error not a code
 export const wrong = new ModelError('no_such_code', 'a ModelError takes only an ErrorCode');
 export const right = new ModelError('not_found', 'a JavaScript-only code');
+const e0 = () => new ModelError('not_ready', 'await ready() first');
 
 export async function tutorial(): Promise<number> {
+  const loaded: Promise<void> = ready();
+  await loaded;
+  // Where the .wasm is, for bundlers that do not copy it: a URL, a string, bytes or a Response.
+  const options: ReadyOptions[] = [
+    { wasm: new URL('https://example.test/modelkeep.wasm') },
+    { wasm: '/assets/modelkeep.wasm' },
+    { wasm: new Uint8Array(8) },
+    { wasm: new ArrayBuffer(8) },
+  ];
+  for (const o of options) await ready(o);
+  // @ts-expect-error a number is no .wasm
+  await ready({ wasm: 42 });
+  if (!(e0() instanceof ModelError) || e0().code !== 'not_ready') throw new Error('not_ready is an ErrorCode');
   const model: Model = nn.sequential(nn.linear(3, 5), nn.relu(), { seed: 1 });
   const y: Output = model.forward([[1, 2, 3]]);
   const flat: Output = model.forward(new Float32Array([1, 2, 3]), [1, 3]);

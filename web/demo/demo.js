@@ -3,6 +3,8 @@
 // code block shows, plus the few lines that put the result on the page.
 import * as mk from '../src/index.js';
 
+await mk.ready(); // the WebAssembly module, before the synchronous API (nn, forward, ...)
+
 const {
   nn,
   save,

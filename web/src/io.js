@@ -7,9 +7,8 @@
 //   a path or file:// URL         Node only
 // and, for load, File/Blob, ArrayBuffer and Uint8Array. The bytes are the same everywhere.
 import { ModelError, check } from './errors.js';
-import { readFile, writeFile } from './files.js';
 import { Model, encode, fromChunks, toUint8Array } from './model.js';
-import { isNode, runtime } from './runtime.js';
+import { currentPlatform, isNode, ready, runtime } from './runtime.js';
 import { openStore } from './store.js';
 
 /** URL scheme → async opener of its store (the contract in storage.js). A new backend is one line. */
@@ -33,7 +32,7 @@ function openBackend(scheme) {
 
 /** Must tell a Node user without IndexedDB the two ways that work there: a file, or a shim. */
 function inNode(scheme, e) {
-  if (!isNode || scheme !== 'indexeddb://' || e?.code !== 'storage_unavailable' || globalThis.indexedDB) return e;
+  if (!isNode() || scheme !== 'indexeddb://' || e?.code !== 'storage_unavailable' || globalThis.indexedDB) return e;
   const err = new ModelError(
     'storage_unavailable',
     `${scheme} needs IndexedDB, which Node does not have: in Node, save to a file path instead ` +
@@ -90,6 +89,7 @@ function publicInfo(info) {
  *   gives the same fields less `version` (no .mkp was written) plus `format` (index.d.ts ExportInfo)
  */
 export async function save(model, url, { dtype, metadata = {}, onProgress } = {}) {
+  await ready();
   const scheme = schemeOf(url);
   const format = !scheme && (typeof url === 'string' || url instanceof URL) ? exportFormat(url) : 'mkp';
   if (format !== 'mkp') {
@@ -156,8 +156,9 @@ async function write(bytes, url, info, onProgress) {
     onProgress?.({ loaded: bytes.length, total: bytes.length });
     return { ...info, bytes: bytes.length, dateSaved: new Date().toISOString() };
   }
-  if (isNode && (typeof url === 'string' || url instanceof URL)) {
-    await writeFile(url, bytes);
+  if (isNode() && (typeof url === 'string' || url instanceof URL)) {
+    // Read back before it replaces anything: the same bytes, and a file modelkeep can read.
+    await currentPlatform().writeFile(url, bytes, (back) => check(runtime().fileInfo(back, true)));
     onProgress?.({ loaded: bytes.length, total: bytes.length });
     return { ...info, bytes: bytes.length, dateSaved: new Date().toISOString() };
   }
@@ -187,6 +188,7 @@ async function readStream(body, total, onProgress) {
 
 /** The bytes behind any source load() accepts. */
 export async function loadBytes(source, { onProgress } = {}) {
+  await ready();
   if (source instanceof Uint8Array || source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
     return toUint8Array(source);
   }
@@ -199,8 +201,8 @@ export async function loadBytes(source, { onProgress } = {}) {
     const { store, name } = await locate(text);
     return store.get(name, { onProgress });
   }
-  if (isNode && (text.startsWith('file:') || !/^[a-z][a-z0-9+.-]*:/i.test(text))) {
-    const bytes = await readFile(text);
+  if (isNode() && (text.startsWith('file:') || !/^[a-z][a-z0-9+.-]*:/i.test(text))) {
+    const bytes = await currentPlatform().readFile(text);
     onProgress?.({ loaded: bytes.length, total: bytes.length });
     return bytes;
   }
@@ -256,6 +258,7 @@ function looksLikeHtml(bytes) {
  * @returns {Promise<Model>}
  */
 export async function load(source, { onProgress, architecture, assumeSequential, prefix, entry, weightDtype } = {}) {
+  await ready();
   const text = source instanceof URL ? source.href : source;
   // A stored model goes to wasm as its chunks, read in place: no joined copy of the file in JS.
   let chunks;
@@ -270,6 +273,7 @@ export async function load(source, { onProgress, architecture, assumeSequential,
 
 /** { 'indexeddb://name': { dateSaved, bytes, dtype, params, layers, metadata, ... } }, without reading weights. */
 export async function listModels() {
+  await ready();
   const out = {};
   for (const scheme of Object.keys(backends)) {
     const all = await (await openBackend(scheme)).list();
@@ -280,11 +284,13 @@ export async function listModels() {
 
 /** The info of one stored model, without reading its weights. */
 export async function modelInfo(url) {
+  await ready();
   const { store, name } = await locate(url);
   return publicInfo(await store.info(name));
 }
 
 export async function removeModel(url) {
+  await ready();
   const { store, name } = await locate(url);
   await store.remove(name);
 }
@@ -301,12 +307,14 @@ async function locatePair(from, to) {
 
 /** Copies a stored model (replacing the destination atomically). */
 export async function copyModel(from, to) {
+  await ready();
   const [store, source, destination] = await locatePair(from, to);
   await store.copy(source, destination);
 }
 
 /** Renames a stored model: copy then delete, in one transaction. */
 export async function moveModel(from, to) {
+  await ready();
   const [store, source, destination] = await locatePair(from, to);
   await store.move(source, destination);
 }
@@ -316,6 +324,7 @@ export async function moveModel(from, to) {
  * store) that changed; returns an unsubscribe function.
  */
 export async function onModelsChange(callback) {
+  await ready();
   const all = await Promise.all(Object.keys(backends).map(openBackend));
   const unsubscribes = all.map((store) => store.onChange(callback));
   return () => unsubscribes.forEach((unsubscribe) => unsubscribe());
