@@ -2,12 +2,13 @@
 // check-size.mjs — what a user's page downloads: a tiny app that imports { load, save } from
 // 'modelkeep' and predicts (model.forward), built by Vite as a user would build it, then every
 // emitted .js and .wasm gzip -9, against a budget; exits 1 over it. Run by `npm test` after the
-// wasm build; offline. The budget is a regression guard: today's 134.2 KiB for that app (the
-// .wasm 118.5, the minified JS bundle of package + loader + Vite's runtime 15.7; no node: stubs
-// since the browser entry reaches no node: module, −0.9) plus about 2 KiB of headroom — below the 135.4 it was before float text moved off the C
-// library's long-double printf and strtod (core/decimal.hpp, −6 KB), though the importer's
-// bounds, key prefixes and entries, inert values, escaped output and read-back writes came
-// since; the goal is 60 KB, and why it is not met is in docs/PERFORMANCE.md ("Download size").
+// wasm build; offline. The budget is a regression guard: today's 138.6 KiB for that app (the
+// .wasm 122.9, the minified JS bundle of package + loader + Vite's runtime 15.7; no node: stubs
+// since the browser entry reaches no node: module) plus about 1.5 KiB of headroom. The importer
+// in the page's module grew by 4.4 KiB with numpy arrays, torch 2.x's layouts, archives of torch
+// files and the integrity check without views; the next step moves the importer out of the page
+// (a module fetched on first use), toward the goal of 60 KB, and why it is not met yet is in
+// docs/PERFORMANCE.md ("Download size").
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'vite';
 
-const BUDGET = 136 * 1024;
+const BUDGET = 140 * 1024;
 const root = fileURLToPath(new URL('../', import.meta.url));
 const main = `import { load, save } from 'modelkeep';
 const model = await load('indexeddb://model');

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Model } from '../../web/src/index.js';
+import { ready, Model } from '../../web/src/node.js';
 import * as files from '../js/hostile_files.mjs';
 import { startServer, launch, openPage, assertNoErrors, browserMissing } from './harness.mjs';
 
@@ -32,6 +32,7 @@ const input = Array.from({ length: 8 }, (_, i) => Math.cos(i) * 3);
 let server;
 before(async () => {
   if (skip) return;
+  await ready();
   server = await startServer();
   for (const [name, shape] of Object.entries(shapes)) server.route(`/hostile/${name}.pt`, shape.make());
   server.route('/hostile/valid.pt', files.namedStateDict({ 'w.weight': [2, 2], 'w.bias': [2] }));

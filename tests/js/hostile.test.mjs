@@ -9,10 +9,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { Model, ModelError, load, fileInfo } from '../../web/src/index.js';
+import { ready, Model, ModelError, load, fileInfo } from '../../web/src/node.js';
 import { runtime } from '../../web/src/runtime.js';
 import createModelkeep from '../../web/dist/modelkeep_wasm.mjs';
 import * as files from './hostile_files.mjs';
+
+await ready(); // the WebAssembly module, before the synchronous API
 
 const MiB = 2 ** 20;
 const heap = (w = runtime()) => w.HEAPU8.buffer.byteLength;
