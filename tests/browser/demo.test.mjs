@@ -82,6 +82,20 @@ async function predict(page, input) {
   return values(page, 'output', 'y');
 }
 
+/**
+ * A duration as the page shows it: "< 0.1 ms" (below what the browser's clock resolves), or a
+ * positive number to at most 3 significant digits — never "0.000 ms".
+ */
+function assertDuration(shown, what) {
+  const m = / in (< 0\.01|< 0\.1|\d[\d.]*) ms/.exec(shown);
+  assert.ok(m, `${what}: no duration in "${shown}"`);
+  if (m[1].startsWith('<')) return;
+  const value = Number(m[1]);
+  const significant = m[1].replace('.', '').replace(/^0+/, '');
+  assert.ok(value > 0, `${what}: "${m[1]} ms" is not a positive duration`);
+  assert.ok(significant.length <= 3 || (Number.isInteger(value) && value >= 100), `${what}: "${m[1]} ms"`);
+}
+
 function assertClose(actual, want, tolerance, what) {
   assert.equal(actual.length, want.length, `${what}: length`);
   actual.forEach((v, i) =>
@@ -125,7 +139,8 @@ test(
         await click(page, 'save');
         await page.locator(byId('saved-bytes')).waitFor();
         assert.equal(await text(page, 'saved-bytes'), '148 bytes');
-        assert.match(await text(page, 'saved'), /indexeddb:\/\/tutorial as f32: 148 bytes in [\d.]+ ms/);
+        assert.match(await text(page, 'saved'), /indexeddb:\/\/tutorial as f32: 148 bytes in .+ ms/);
+        assertDuration(await text(page, 'saved'), 'save');
         assert.equal(await page.locator('progress#saveProgress').evaluate((p) => p.value), 1);
         await shot(page, '2-save');
 
@@ -161,7 +176,8 @@ test(
         ];
         const y2 = await predict(page, x2);
         assertClose(y2, [...expected(weight, bias, x2[0]), ...expected(weight, bias, x2[1])], 1e-5, 'y2');
-        assert.match(await text(page, 'predicted'), /shape \[2, 5\], computed in [\d.]+ ms/);
+        assert.match(await text(page, 'predicted'), /shape \[2, 5\], computed in .+ ms/);
+        assertDuration(await text(page, 'predicted'), 'predict');
         assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y');
         await shot(page, '5-predict');
 

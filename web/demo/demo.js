@@ -45,7 +45,17 @@ function el(tag, props = {}, ...children) {
 }
 
 const fmtValue = (v) => (Object.is(v, -0) ? 0 : v).toFixed(6);
-const fmtMs = (ms) => (ms < 1 ? `${ms.toFixed(3)} ms` : `${ms.toFixed(1)} ms`);
+/**
+ * A duration to 2–3 significant digits ("0.42 ms", "12.3 ms", "250 ms"). Browsers round
+ * performance.now() (to 0.1 ms unless the page is cross-origin isolated), so a measured 0 is
+ * "< 0.1 ms", never "0.000 ms".
+ */
+function fmtMs(ms) {
+  if (!(ms > 0)) return '< 0.1 ms';
+  if (ms < 0.01) return '< 0.01 ms';
+  if (ms >= 100) return `${Math.round(ms)} ms`;
+  return `${Number(ms.toPrecision(ms < 1 ? 2 : 3))} ms`;
+}
 
 function fmtBytes(n) {
   if (n < 1024) return `${n} bytes`;
