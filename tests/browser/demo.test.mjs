@@ -70,6 +70,22 @@ async function click(page, id) {
   await page.locator(byId(id)).click();
 }
 
+/**
+ * Answers the page's own dialog (a <dialog>, not window.confirm): waits for it, checks its title,
+ * optionally types in its field, presses the button `choice` ('cancel', 'replace', 'keep', ...),
+ * and waits for it to close. Returns the dialog's text.
+ */
+async function answer(page, choice, { title, input } = {}) {
+  const dialog = page.locator(byId('ask'));
+  await dialog.waitFor({ state: 'visible' });
+  const shown = await dialog.innerText();
+  if (title) assert.match(await text(page, 'ask-title'), title);
+  if (input !== undefined) await page.locator(byId('ask-input')).fill(input);
+  await page.locator(byId(`ask-${choice}`)).click();
+  await dialog.waitFor({ state: 'hidden' });
+  return shown;
+}
+
 /** y = W·x + b in doubles, from the weights the page showed before saving. */
 function expected(weight, bias, x) {
   return bias.map((b, i) => b + weight[i * 3] * x[0] + weight[i * 3 + 1] * x[1] + weight[i * 3 + 2] * x[2]);
@@ -215,7 +231,10 @@ test(
         // The same model as f16: loaded weights within f16's bound, biases still exact.
         await page.locator(byId('dtype')).selectOption('f16');
         await click(page, 'save');
+        // "tutorial" is stored: the page asks before writing over it.
+        assert.match(await answer(page, 'replace', { title: /“tutorial” is taken/ }), /Keep both \(as “tutorial-2”\)/);
         await page.locator(`${byId('saved')}:has-text("as f16")`).waitFor();
+        assert.match(await text(page, 'saved'), /replaced, as you chose/);
         const f16Bytes = Number((await text(page, 'saved-bytes')).split(' ')[0]);
         assert.ok(f16Bytes < 148, `f16 file (${f16Bytes} bytes) smaller than f32`);
         await click(page, 'load');
@@ -239,6 +258,7 @@ test(
           const before = await values(page, 'weights', 'fc1.weight');
           await page.locator(byId('dtype')).selectOption(dtype);
           await click(page, 'save');
+          await answer(page, 'replace');
           await page.locator(`${byId('saved')}:has-text("as ${dtype}")`).waitFor();
           await click(page, 'load');
           await page.locator(`${byId('compare')}:has-text("${dtype} bound")`).waitFor();
@@ -301,18 +321,24 @@ test(
         assert.match(await tutorial.innerText(), /Metadata\s+—/);
         assert.equal(await page.locator(byId('empty')).isVisible(), false);
 
-        // Duplicate, rename (a prompt), delete (a confirm: dismissed, then accepted).
+        // Duplicate and rename (the page's dialog asks for the name), delete (it asks: cancelled,
+        // then confirmed).
         await tutorial.getByRole('button', { name: 'Duplicate tutorial', exact: true }).click();
+        await page.locator(byId('ask')).waitFor();
+        assert.equal(await page.locator(byId('ask-input')).inputValue(), 'tutorial copy');
+        await answer(page, 'go', { title: /^Duplicate “tutorial”$/ });
         await waitNames(page, ['tutorial', 'tutorial copy']);
-        page.once('dialog', (d) => d.accept('renamed'));
         await card(page, 'tutorial copy').getByRole('button', { name: 'Rename tutorial copy', exact: true }).click();
+        await answer(page, 'go', { title: /^Rename “tutorial copy”$/, input: 'renamed' });
         await waitNames(page, ['renamed', 'tutorial']);
-        page.once('dialog', (d) => d.dismiss());
+        assert.match(await text(page, 'library-note'), /Renamed “tutorial copy” as “renamed”\./);
         await card(page, 'renamed').getByRole('button', { name: 'Delete renamed', exact: true }).click();
+        await answer(page, 'cancel', { title: /^Delete “renamed”\?$/ });
         await page.waitForTimeout(200);
         assert.deepEqual(await names(page), ['renamed', 'tutorial']);
-        page.once('dialog', (d) => d.accept());
+        assert.match(await text(page, 'library-note'), /Not deleted: “renamed” is kept/);
         await card(page, 'renamed').getByRole('button', { name: 'Delete renamed', exact: true }).click();
+        await answer(page, 'delete');
         await waitNames(page, ['tutorial']);
 
         // Download: the stored bytes as tutorial.mkp, starting with the magic \x89MKP.
@@ -341,6 +367,10 @@ test(
         assert.equal(await sizeOf(), String(bytes.length));
         await uploaded.getByLabel('Weights of uploaded').selectOption('int8');
         await uploaded.getByRole('button', { name: 'Re-save uploaded', exact: true }).click();
+        assert.match(
+          await answer(page, 'replace', { title: /^Re-save “uploaded” with int8 weights\?$/ }),
+          /int8 keeps fewer digits: once replaced, the f32 values are gone/,
+        );
         await page.waitForFunction(
           () =>
             document.querySelector('[data-testid="model-row"][data-name="uploaded"] [data-field="dtype"]')
@@ -367,8 +397,8 @@ test(
         // Another tab deletes a model: this tab's list follows (onModelsChange).
         const other = await openDemo(browser.context, { newTab: true });
         await waitNames(other.page, ['tutorial', 'uploaded']);
-        other.page.once('dialog', (d) => d.accept());
         await card(other.page, 'uploaded').getByRole('button', { name: 'Delete uploaded', exact: true }).click();
+        await answer(other.page, 'delete');
         await waitNames(page, ['tutorial']);
         assertNoErrors(other.errors);
         await other.page.close();
@@ -615,15 +645,16 @@ test(
         await waitNames(page, ['mlp_full', 'tutorial_full']);
         await shot(page, '12-import-assumed');
 
-        // tutorial_state.pt: a state dict. The SPEC comes prefilled from the tensors; a wrong one is
-        // a readable shape_mismatch; the right one loads.
+        // tutorial_state.pt: a state dict. A SPEC is suggested from the tensors — as a guess, beside an
+        // empty field; a wrong one is a readable shape_mismatch; the right one loads.
         const state = await torchCase('tutorial_state');
         await uploadFile(page, 'tutorial_state.pt');
         await page.locator(byId('import-form')).waitFor();
         assert.equal(await field(page, 'holds').innerText(), 'state dict');
         assert.equal(await page.locator(byId('import-assume')).count(), 0); // only for pickled modules
         assert.equal(await page.locator(byId('import-tree')).count(), 0);
-        assert.equal(await page.locator(byId('import-spec')).inputValue(), 'fc1=Linear(3,5)');
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '');
+        assert.equal(await text(page, 'import-suggestion'), 'fc1=Linear(3,5)');
         await page.locator(byId('import-spec')).fill('fc1=Linear(3,6)');
         await click(page, 'import-load');
         await page.locator(`${byId('alert')}:has-text("shape_mismatch")`).waitFor();
@@ -634,6 +665,7 @@ test(
         await page.locator(byId('import-result')).waitFor();
         assert.equal(await text(page, 'alert'), '');
         assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'architecture option');
+        assert.equal(await page.locator(byId('import-summary')).getAttribute('data-certain'), 'false');
         assertClose(await importPredict(page, rows(state.input)), state.output.data, 1e-5, 'tutorial_state y');
         await waitNames(page, ['mlp_full', 'tutorial_full', 'tutorial_state']);
 
@@ -643,7 +675,8 @@ test(
         await page.locator(byId('import-form')).waitFor();
         assert.equal(await field(page, 'format').innerText(), 'safetensors');
         assert.equal(await page.locator(byId('import-globals')).count(), 0);
-        assert.equal(await page.locator(byId('import-spec')).inputValue(), '0=Linear(8,16),2=Linear(16,4)');
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '');
+        assert.equal(await text(page, 'import-suggestion'), '0=Linear(8,16), 2=Linear(16,4)');
         await page.locator(byId('import-spec')).fill(st.spec);
         await click(page, 'import-load');
         await page.locator(byId('import-result')).waitFor();
@@ -743,6 +776,8 @@ test(
         await uploadFile(page, pt, 'from-pytorch.pt');
         await page.locator(byId('import-form')).waitFor();
         assert.equal(await field(page, 'holds').innerText(), 'state dict');
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '');
+        await click(page, 'import-use-suggestion');
         assert.equal(await page.locator(byId('import-spec')).inputValue(), 'fc1=Linear(3,5)');
         await click(page, 'import-load');
         await page.locator(byId('import-result')).waitFor();
