@@ -76,13 +76,17 @@ async function click(page, id) {
  * and waits for it to close. Returns the dialog's text.
  */
 async function answer(page, choice, { title, input } = {}) {
-  const dialog = page.locator(byId('ask'));
-  await dialog.waitFor({ state: 'visible' });
-  const shown = await dialog.innerText();
+  // One <dialog> asks every question: each opening has its own data-question number.
+  await page.locator(`${byId('ask')}[open]`).waitFor();
+  const question = await page.locator(byId('ask')).getAttribute('data-question');
+  const shown = await page.locator(byId('ask')).innerText();
   if (title) assert.match(await text(page, 'ask-title'), title);
   if (input !== undefined) await page.locator(byId('ask-input')).fill(input);
   await page.locator(byId(`ask-${choice}`)).click();
-  await dialog.waitFor({ state: 'hidden' });
+  await page.waitForFunction((n) => {
+    const dialog = document.querySelector('[data-testid="ask"]');
+    return !dialog.open || dialog.dataset.question !== n;
+  }, question);
   return shown;
 }
 
@@ -791,3 +795,453 @@ test(
       }
     }),
 );
+
+// ---- the demo never loses a model; nothing looks certain that is not; file text stays text -------
+
+/** Waits until the element's text matches `re` (what the page writes once a dialog has closed). */
+async function waitText(page, id, re) {
+  await page.waitForFunction(
+    ([selector, source, flags]) => new RegExp(source, flags).test(document.querySelector(selector)?.innerText ?? ''),
+    [byId(id), re.source, re.flags],
+    { timeout: 10_000 },
+  );
+}
+
+/** .mkp bytes of a model built in the page from a SPEC, with a fixed seed. */
+async function mkpBytes(page, spec, seed) {
+  const bytes = await page.evaluate(
+    async ([s, n]) => {
+      const mk = await import('/web/src/index.js');
+      if (mk.ready) await mk.ready();
+      const model = mk.Model.fromSpec(s, { seed: n });
+      try {
+        return Array.from(model.toBytes());
+      } finally {
+        model.dispose();
+      }
+    },
+    [spec, seed],
+  );
+  return Buffer.from(bytes);
+}
+
+/** The bytes stored as indexeddb://name (hex), read by the package in the page; null if none. */
+function storedHex(page, name) {
+  return page.evaluate(async (n) => {
+    const mk = await import('/web/src/index.js');
+    if (!(await mk.listModels())[`indexeddb://${n}`]) return null;
+    const bytes = await mk.loadBytes(`indexeddb://${n}`);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }, name);
+}
+
+/** A safetensors file of f32 tensors ({ name: { shape, data } }) and string metadata. */
+function safetensors(tensors, metadata = undefined) {
+  const header = metadata ? { __metadata__: metadata } : {};
+  const parts = [];
+  let offset = 0;
+  for (const [name, { shape, data }] of Object.entries(tensors)) {
+    const raw = Buffer.from(new Float32Array(data).buffer);
+    header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + raw.length] };
+    parts.push(raw);
+    offset += raw.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, json, ...parts]);
+}
+
+async function uploadAs(page, buffer, name) {
+  await page.locator(byId('upload')).setInputFiles({ name, mimeType: 'application/octet-stream', buffer });
+}
+
+test(
+  'the library never loses a model: same-name uploads and imports, rename and duplicate onto a taken name, delete — each asks, and Cancel changes nothing',
+  { skip, timeout: 90_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await page.locator(byId('empty')).waitFor();
+        const first = await mkpBytes(page, 'fc1=Linear(3,5)', 1);
+        const second = await mkpBytes(page, 'fc1=Linear(2,4),ReLU', 2);
+        assert.notDeepEqual(first, second);
+        const hex = (b) => b.toString('hex');
+        const arch = (name) => card(page, name).locator('[data-field="architecture"]').innerText();
+
+        // Two different files, both "model.mkp": the second asks before it writes over the first.
+        await uploadAs(page, first, 'model.mkp');
+        await waitNames(page, ['model']);
+        await uploadAs(page, second, 'model.mkp');
+        const question = await answer(page, 'cancel', { title: /^“model” is taken$/ });
+        assert.match(question, /Uploading “model\.mkp” would write over the model stored as “model”/);
+        assert.match(question, /Stored now as “model”: fc1=Linear\(3,5\), f32 weights, saved /);
+        assert.match(question, /Keep both \(as “model-2”\)/);
+        await page.locator(byId('not-stored')).waitFor();
+        assert.match(await text(page, 'not-stored'), /You cancelled, so the model stored as “model” is unchanged/);
+        assert.equal(await storedHex(page, 'model'), hex(first), 'the first upload is intact');
+        assert.deepEqual(await names(page), ['model']);
+        assert.equal(await text(page, 'alert'), '');
+
+        // Keep both: the second is stored as model-2, and the page says so.
+        await uploadAs(page, second, 'model.mkp');
+        await answer(page, 'keep');
+        await waitNames(page, ['model', 'model-2']);
+        assert.equal(await text(page, 'upload-url'), 'indexeddb://model-2');
+        assert.match(await text(page, 'upload-report'), /“model” was already taken: both kept/);
+        assert.equal(await storedHex(page, 'model'), hex(first));
+        assert.equal(await storedHex(page, 'model-2'), hex(second));
+
+        // Replace: only when chosen.
+        await uploadAs(page, second, 'model.mkp');
+        await answer(page, 'replace');
+        await page.waitForFunction(() =>
+          document
+            .querySelector('[data-testid="model-row"][data-name="model"] [data-field="architecture"]')
+            ?.textContent.includes('ReLU'),
+        );
+        assert.equal(await storedHex(page, 'model'), hex(second));
+        assert.match(await text(page, 'upload-report'), /replaced, as you chose/);
+
+        // A PyTorch import onto a taken name asks too; Cancel keeps the form, to load again.
+        await uploadFile(page, 'tutorial_state.pt', 'model.pt');
+        await page.locator(byId('import-form')).waitFor();
+        await click(page, 'import-use-suggestion');
+        await click(page, 'import-load');
+        await answer(page, 'cancel', { title: /^“model” is taken$/ });
+        await page.locator(byId('not-stored')).waitFor();
+        assert.equal(await storedHex(page, 'model'), hex(second), 'Cancel left "model" as it was');
+        assert.deepEqual(await names(page), ['model', 'model-2']);
+        await click(page, 'import-load');
+        assert.match(await answer(page, 'keep'), /Keep both \(as “model-3”\)/);
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await text(page, 'import-url'), 'indexeddb://model-3');
+        await waitNames(page, ['model', 'model-2', 'model-3']);
+        const imported = await storedHex(page, 'model-3');
+
+        // Rename onto a taken name: asked; Cancel leaves both as they were.
+        const rename = (name) => card(page, name).getByRole('button', { name: `Rename ${name}`, exact: true });
+        const duplicate = (name) => card(page, name).getByRole('button', { name: `Duplicate ${name}`, exact: true });
+        await rename('model-3').click();
+        await answer(page, 'go', { title: /^Rename “model-3”$/, input: 'model' });
+        assert.match(await answer(page, 'cancel', { title: /^“model” is taken$/ }), /Renaming “model-3” would write/);
+        await waitText(page, 'library-note', /Nothing changed: you cancelled/);
+        assert.deepEqual(await names(page), ['model', 'model-2', 'model-3']);
+        assert.equal(await storedHex(page, 'model'), hex(second));
+        assert.equal(await storedHex(page, 'model-3'), imported);
+        // Cancel at the first question (the name) changes nothing either.
+        await rename('model-3').click();
+        await answer(page, 'cancel', { input: 'elsewhere' });
+        await waitText(page, 'library-note', /Nothing changed: “model-3” is as it was/);
+        assert.deepEqual(await names(page), ['model', 'model-2', 'model-3']);
+
+        // Duplicate onto a taken name: asked; Cancel, then Keep both.
+        await duplicate('model-3').click();
+        await answer(page, 'go', { input: 'model' });
+        assert.match(await answer(page, 'cancel'), /Duplicating “model-3” would write/);
+        assert.deepEqual(await names(page), ['model', 'model-2', 'model-3']);
+        assert.equal(await storedHex(page, 'model'), hex(second));
+        await duplicate('model-3').click();
+        await answer(page, 'go', { input: 'model' });
+        assert.match(await answer(page, 'keep'), /Keep both \(as “model-4”\)/);
+        await waitNames(page, ['model', 'model-2', 'model-3', 'model-4']);
+        assert.equal(await storedHex(page, 'model-4'), imported);
+        assert.equal(await storedHex(page, 'model'), hex(second));
+        assert.match(await text(page, 'library-note'), /Duplicated “model-3” as “model-4” \(“model” was already taken/);
+
+        // Rename with Replace: model-2 now holds model-4's bytes, and model-4 is gone.
+        await rename('model-4').click();
+        await answer(page, 'go', { input: 'model-2' });
+        await answer(page, 'replace');
+        await waitNames(page, ['model', 'model-2', 'model-3']);
+        assert.equal(await storedHex(page, 'model-2'), imported);
+        assert.equal(await arch('model-2'), 'fc1=Linear(3,5)');
+
+        // Delete: Esc and Cancel keep it; only Delete removes it.
+        const remove = () => card(page, 'model-2').getByRole('button', { name: 'Delete model-2', exact: true }).click();
+        await remove();
+        await page.locator(byId('ask')).waitFor();
+        await page.keyboard.press('Escape');
+        await page.locator(byId('ask')).waitFor({ state: 'hidden' });
+        await remove();
+        assert.match(await answer(page, 'cancel', { title: /^Delete “model-2”\?$/ }), /cannot be had back/);
+        await page.waitForTimeout(200);
+        assert.deepEqual(await names(page), ['model', 'model-2', 'model-3']);
+        assert.equal(await storedHex(page, 'model-2'), imported);
+        await remove();
+        await answer(page, 'delete');
+        await waitNames(page, ['model', 'model-3']);
+
+        // The tutorial's Save asks too: Keep both stores tutorial-2, and step 4 loads that one.
+        await click(page, 'create');
+        await click(page, 'save');
+        await waitNames(page, ['model', 'model-3', 'tutorial']);
+        const saved = await storedHex(page, 'tutorial');
+        await click(page, 'create');
+        await click(page, 'save');
+        await answer(page, 'cancel');
+        await waitText(page, 'saved', /Not saved: you cancelled, so “tutorial” is unchanged/);
+        assert.equal(await storedHex(page, 'tutorial'), saved);
+        await click(page, 'save');
+        await answer(page, 'keep');
+        await waitNames(page, ['model', 'model-3', 'tutorial', 'tutorial-2']);
+        assert.match(await text(page, 'saved'), /indexeddb:\/\/tutorial-2 as f32/);
+        assert.equal(await storedHex(page, 'tutorial'), saved);
+        await click(page, 'load');
+        await page.locator(`${byId('compare')}[data-ok]`).waitFor();
+        assert.match(await text(page, 'loaded'), /indexeddb:\/\/tutorial-2/);
+        assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true');
+
+        // The questions are the page's own: window.confirm/prompt were never used.
+        assert.deepEqual(await a11yProblems(page), { skips: [], unnamed: 0, unlabelled: [] });
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
+
+test(
+  'a suggested architecture is a guess: not pre-filled, says what it cannot know, and a load with it does not claim to be right',
+  { skip, timeout: 60_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await page.locator(byId('empty')).waitFor();
+        const st = await torchCase('mlp_safetensors');
+
+        await uploadFile(page, 'mlp.safetensors');
+        await page.locator(byId('import-form')).waitFor();
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '');
+        const guess = await text(page, 'import-guess');
+        assert.match(guess, /A guess from the tensor names and shapes/);
+        assert.match(guess, /cannot know[\s\S]*activations \(ReLU, GELU, Tanh, …\)[\s\S]*between the Linear layers/);
+        assert.equal(await page.locator(byId('import-load')).innerText(), 'Load with this architecture');
+        // Load with the field empty: nothing is taken for granted.
+        await click(page, 'import-load');
+        await page.locator(`${byId('alert')}:has-text("invalid_argument")`).waitFor();
+        assert.match(await text(page, 'import-form-error'), /take the guess above/);
+        assert.deepEqual(await names(page), []);
+
+        // The guess, taken as it is: loaded and stored, but not "✓", and the page says why.
+        await click(page, 'import-use-suggestion');
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '0=Linear(8,16),2=Linear(16,4)');
+        await click(page, 'import-load');
+        await page.locator(byId('import-result')).waitFor();
+        const summary = page.locator(byId('import-summary'));
+        assert.equal(await summary.getAttribute('data-certain'), 'false');
+        const said = await summary.innerText();
+        assert.doesNotMatch(said, /✓/);
+        assert.match(said, /Loaded with the architecture you confirmed, and stored as indexeddb:\/\/mlp\./);
+        assert.match(said, /outputs are only right if this matches the network that was trained/);
+        assert.match(said, /the suggested architecture, unchanged: it runs no activation between its layers/);
+        // ... and rightly so: without the ReLU the outputs are not PyTorch's.
+        const wrong = await importPredict(page, rows(st.input));
+        assert.ok(
+          wrong.some((v, i) => Math.abs(v - st.output.data[i]) > 1e-3),
+          'the guess (no ReLU) gives other outputs than the trained network',
+        );
+
+        // The SPEC with the ReLU (the user's edit): PyTorch's outputs. Still the user's word, so no "✓".
+        await uploadFile(page, 'mlp.safetensors');
+        await page.locator(byId('import-spec')).fill(st.spec);
+        await click(page, 'import-load');
+        await answer(page, 'keep');
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await summary.getAttribute('data-certain'), 'false');
+        assert.doesNotMatch(await summary.innerText(), /suggested architecture, unchanged/);
+        assertClose(await importPredict(page, rows(st.input)), st.output.data, 1e-5, 'mlp with the ReLU');
+
+        // A file that says what runs (an nn.Sequential) is certain.
+        await uploadFile(page, 'mlp_full.pt');
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await summary.getAttribute('data-certain'), 'true');
+        assert.match(await summary.innerText(), /^✓ Loaded and stored as indexeddb:\/\/mlp_full\.$/);
+        await shot(page, '15-import-guess');
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
+
+/** The rows of the key table: [model key, shape, file key, shape, status]. */
+function keyRows(page) {
+  return page.$$eval(`${byId('key-table')} tbody tr`, (trs) =>
+    trs.map((tr) => [...[...tr.cells].slice(0, 4).map((td) => td.textContent), tr.dataset.status]),
+  );
+}
+
+test(
+  "a strict load that fails shows the architecture's keys beside the file's, and the likely fix",
+  { skip, timeout: 60_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await page.locator(byId('empty')).waitFor();
+        // A state dict saved from a DataParallel model: every key starts with "module.".
+        const weight = Array.from({ length: 15 }, (_, i) => (i - 7) / 10);
+        const bias = [0.5, -0.25, 0, 1, -1];
+        const file = safetensors({
+          'module.fc1.weight': { shape: [5, 3], data: weight },
+          'module.fc1.bias': { shape: [5], data: bias },
+        });
+        await uploadAs(page, file, 'parallel.safetensors');
+        await page.locator(byId('import-form')).waitFor();
+        await page.locator(byId('import-spec')).fill('fc1=Linear(3,5)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('alert')}:has-text("missing_key")`).waitFor();
+        await page.locator(byId('key-table')).waitFor();
+        assert.deepEqual(await keyRows(page), [
+          ['fc1.weight', '5×3', 'module.fc1.weight', '5×3', 'prefixed'],
+          ['fc1.bias', '5', 'module.fc1.bias', '5', 'prefixed'],
+        ]);
+        assert.match(await text(page, 'key-fix'), /Likely fix: the file's keys carry the prefix “module\.”/);
+        assert.deepEqual(await names(page), []);
+        await shot(page, '16-import-keys');
+        // The fix, one click: loaded with { prefix: 'module.' }, and it computes W·x + b.
+        await click(page, 'key-fix-prefix');
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await page.locator(byId('import-prefix')).count(), 0);
+        assert.match(await page.locator(`${byId('import-result')} pre`).innerText(), /prefix: 'module\.'/);
+        const x = [1, -2, 0.5];
+        assertClose(
+          await importPredict(page, [x]),
+          linear({ shape: [5, 3], data: weight }, { data: bias }, x),
+          1e-6,
+          'y',
+        );
+        await waitNames(page, ['parallel']);
+
+        // Other layer names than the file's: missing and unexpected keys, row by row.
+        const state = 'tutorial_state.pt';
+        await uploadFile(page, state);
+        await page.locator(byId('import-spec')).fill('a=Linear(3,5)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('alert')}:has-text("missing_key")`).waitFor();
+        assert.deepEqual(await keyRows(page), [
+          ['a.weight', '5×3', '—', '', 'missing'],
+          ['a.bias', '5', '—', '', 'missing'],
+          ['—', '', 'fc1.weight', '5×3', 'unexpected'],
+          ['—', '', 'fc1.bias', '5', 'unexpected'],
+        ]);
+        assert.match(await text(page, 'key-fix'), /name the layers in the SPEC as the file's keys are named/);
+        // A layer too many: its keys are missing from the file.
+        await page.locator(byId('import-spec')).fill('fc1=Linear(3,5),ReLU,fc2=Linear(5,2)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('import-form-error')} ${byId('key-table')}`).waitFor();
+        assert.deepEqual(await keyRows(page), [
+          ['fc1.weight', '5×3', 'fc1.weight', '5×3', 'match'],
+          ['fc1.bias', '5', 'fc1.bias', '5', 'match'],
+          ['fc2.weight', '2×5', '—', '', 'missing'],
+          ['fc2.bias', '2', '—', '', 'missing'],
+        ]);
+        // Wrong sizes: shape_mismatch, the two shapes side by side.
+        await page.locator(byId('import-spec')).fill('fc1=Linear(3,6)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('alert')}:has-text("shape_mismatch")`).waitFor();
+        assert.deepEqual(await keyRows(page), [
+          ['fc1.weight', '6×3', 'fc1.weight', '5×3', 'shape'],
+          ['fc1.bias', '6', 'fc1.bias', '5', 'shape'],
+        ]);
+        assert.match(await text(page, 'key-fix'), /Linear\(in, out\) has a weight of out×in/);
+        assert.deepEqual(await names(page), ['parallel']);
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
+
+test(
+  'names and text from files and stored models are shown as text: no element made, no script run',
+  { skip, timeout: 60_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await page.locator(byId('empty')).waitFor();
+        const payload = (n) => `<img src=x onerror="window.__pwned=${n}">`;
+        // A stored model whose name holds markup, a control character and a right-to-left override,
+        // and whose metadata holds markup.
+        const name = `${payload(1)}\u0007bell\u202e`;
+        await page.evaluate(
+          async ([n, key, value]) => {
+            const mk = await import('/web/src/index.js');
+            if (mk.ready) await mk.ready();
+            const model = mk.Model.fromSpec('fc1=Linear(3,5)', { seed: 3 });
+            await mk.save(model, `indexeddb://${n}`, { metadata: { [key]: value } });
+            model.dispose();
+          },
+          [name, '<b>key</b>', `${payload(2)}\t<script>window.__pwned=22</script>`],
+        );
+        await page.locator('[data-testid="model-row"]').waitFor();
+        const row = page.locator('[data-testid="model-row"]');
+        assert.equal(await row.getAttribute('data-name'), name);
+        assert.equal(await row.locator('h3').textContent(), `${payload(1)}\\u0007bell\\u202e`);
+        assert.match(await row.innerText(), /<b>key<\/b>: <img src=x onerror="window\.__pwned=2">/);
+        // The dialogs show the name as text too.
+        await row.getByRole('button', { name: /^Delete / }).click();
+        await page.locator(byId('ask')).waitFor();
+        assert.equal(await text(page, 'ask-title'), `Delete “${payload(1)}\\u0007bell\\u202e”?`);
+        await answer(page, 'cancel');
+
+        // A file whose name, tensor names and metadata hold markup; the load error quotes them.
+        const file = safetensors(
+          {
+            [`${payload(4)}.weight`]: { shape: [5, 3], data: new Array(15).fill(0.5) },
+            [`${payload(4)}.bias`]: { shape: [5], data: new Array(5).fill(0) },
+          },
+          { '<script>': `${payload(5)}\u0007` },
+        );
+        await uploadAs(page, file, `${payload(3)}.safetensors`);
+        await page.locator(byId('import-form')).waitFor();
+        assert.match(
+          await page
+            .locator(`${byId('import')} h3`)
+            .first()
+            .textContent(),
+          /^What <img src=x onerror=/,
+        );
+        assert.deepEqual(await page.locator(`${byId('import-tensors')} tbody th`).allTextContents(), [
+          `${payload(4)}.weight`,
+          `${payload(4)}.bias`,
+        ]);
+        assert.match(await text(page, 'import-found'), /<script>: <img src=x onerror="window\.__pwned=5">\\u0007/);
+        await page.locator(byId('import-spec')).fill('fc1=Linear(3,5)');
+        await click(page, 'import-load');
+        await page.locator(byId('key-table')).waitFor();
+        assert.match(await text(page, 'alert'), /^unexpected_key|^missing_key/);
+        assert.match(await text(page, 'alert'), /<img src=x onerror=/);
+        assert.ok((await keyRows(page)).some((r) => r[2] === `${payload(4)}.weight`));
+        // A file refused outright: its name in the refusal is text as well.
+        await uploadAs(page, Buffer.from('not a model'), `${payload(6)}.pt`);
+        await page.locator(byId('upload-error')).waitFor();
+        assert.match(await text(page, 'upload-error'), /Not stored: “<img src=x onerror="window\.__pwned=6">\.pt”/);
+
+        await page.waitForTimeout(300); // an onerror would have fired by now
+        const made = await page.evaluate(() => ({
+          pwned: window.__pwned ?? null,
+          images: document.querySelectorAll('img').length,
+          scripts: [...document.querySelectorAll('script')].filter((s) => s.textContent.includes('pwned')).length,
+          bold: document.querySelectorAll('main b').length,
+        }));
+        assert.deepEqual(made, { pwned: null, images: 0, scripts: 0, bold: 0 });
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
+
+test('demo.js never writes markup from strings', async () => {
+  const source = await readFile(new URL('../../web/demo/demo.js', import.meta.url), 'utf8');
+  assert.doesNotMatch(source, /\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|createContextualFragment/);
+});

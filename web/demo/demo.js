@@ -32,7 +32,22 @@ let current = null;
 
 // ---- small helpers -------------------------------------------------------------------------
 
-/** Creates an element: el('td', { className: 'x', dataset: { value: '1' } }, 'text', child). */
+/**
+ * Control characters (but newline and tab) and bidirectional overrides as visible escapes
+ * ("\u0007", "\u202e"): a name from a file shows what it holds, and cannot reorder the text
+ * around it.
+ */
+const visible = (text) =>
+  text.replace(
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+
+/**
+ * Creates an element: el('td', { className: 'x', dataset: { value: '1' } }, 'text', child).
+ * Must: the only way this page puts text from files, stored models and errors on the page —
+ * strings become text nodes (through visible()), never markup; no innerHTML anywhere.
+ */
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
@@ -40,7 +55,8 @@ function el(tag, props = {}, ...children) {
     else if (key.startsWith('aria-') || key === 'scope') node.setAttribute(key, value);
     else node[key] = value;
   }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
+  for (const child of children)
+    if (child !== null && child !== undefined) node.append(typeof child === 'string' ? visible(child) : child);
   return node;
 }
 
@@ -107,6 +123,7 @@ const progressTo =
 // ---- asking before a stored model is replaced or removed --------------------------------------
 
 let asking = Promise.resolve();
+let questions = 0;
 
 /** A paragraph of a question: a string, or an array of strings and nodes. */
 const para = (parts) => el('p', {}, ...[parts].flat());
@@ -127,7 +144,7 @@ function ask({ title, message = [], choices, input = null }) {
       new Promise((resolve) => {
         const dialog = $('ask');
         const field = $('askInput');
-        $('askTitle').textContent = title;
+        $('askTitle').textContent = visible(title);
         $('askMessage').replaceChildren(...message.map(para));
         $('askField').hidden = !input;
         field.required = Boolean(input);
@@ -151,6 +168,7 @@ function ask({ title, message = [], choices, input = null }) {
           cancel,
         );
         dialog.returnValue = '';
+        dialog.dataset.question = String(++questions);
         dialog.addEventListener(
           'close',
           () => {
@@ -352,7 +370,9 @@ function showCurrent() {
     return;
   }
   const { model, source } = current;
-  $('current').textContent = `In memory: ${source} — ${fmtArch(model.architecture)}, ${model.paramCount} parameters.`;
+  $('current').textContent = visible(
+    `In memory: ${source} — ${fmtArch(model.architecture)}, ${model.paramCount} parameters.`,
+  );
   for (const [name, t] of Object.entries(model.stateDict())) weights.append(tensorTable(name, t));
 }
 
@@ -540,7 +560,7 @@ function showPrediction(model, source, input, note, output) {
   const start = performance.now();
   const y = model.forward(input);
   const ms = performance.now() - start;
-  note.textContent = `Output of ${source}: shape [${y.shape.join(', ')}], computed in ${fmtMs(ms)}.`;
+  note.textContent = visible(`Output of ${source}: shape [${y.shape.join(', ')}], computed in ${fmtMs(ms)}.`);
   // One row reads best as a column (and fits a phone); a batch as rows × outputs.
   const table =
     y.shape.length === 2 && y.shape[0] === 1
@@ -606,7 +626,7 @@ function modelCard(url, info) {
       ...field('Size', el('span', { dataset: { field: 'bytes', value: String(info.bytes) } }, fmtBytes(info.bytes))),
       ...field('Weights', el('span', { dataset: { field: 'dtype' } }, info.dtype)),
       ...field('Parameters', el('span', { dataset: { field: 'params' } }, String(info.params))),
-      ...field('Architecture', el('code', {}, fmtArch(info.architecture))),
+      ...field('Architecture', el('code', { dataset: { field: 'architecture' } }, fmtArch(info.architecture))),
       ...field('Metadata', meta.length ? meta.map(([k, v]) => `${k}: ${v}`).join(' · ') : '—'),
     ),
     el(
@@ -1224,20 +1244,25 @@ function keyComparison(err, options, fileTensors, retry) {
     expectedNote = `(could not be listed: ${e?.message ?? e})`;
   }
   const suggested = /\{ prefix: '([^']*)' \}/.exec(err.message)?.[1] ?? null;
-  const keyPrefix = options.prefix ?? suggested ?? '';
+  // A row per key: the model's key beside the file's key it was loaded from (with the prefix
+  // given), or would be with the prefix the message suggests.
+  const given = options.prefix ?? '';
   const file = new Map(fileTensors.map((t) => [t.name, t]));
   const used = new Set();
   const rows = [];
   for (const want of expected) {
-    const key = file.has(keyPrefix + want.name) ? keyPrefix + want.name : file.has(want.name) ? want.name : null;
+    const candidates = [[given + want.name, 'match']];
+    if (suggested !== null) candidates.push([suggested + want.name, 'prefixed']);
+    const [key, how] = candidates.find(([k]) => file.has(k) && !used.has(k)) ?? [null, 'missing'];
     if (key !== null) used.add(key);
     const have = key === null ? null : file.get(key);
-    const status = !have ? 'missing' : have.shape.join() === want.shape.join() ? 'match' : 'shape';
+    const status = have && have.shape.join() !== want.shape.join() ? 'shape' : how;
     rows.push({ want, have, status });
   }
   for (const t of fileTensors) if (!used.has(t.name)) rows.push({ want: null, have: t, status: 'unexpected' });
   const statusText = {
     match: '✓ matches',
+    prefixed: `✓ with the prefix “${suggested}”`,
     shape: '✗ other shape',
     missing: '✗ not in the file',
     unexpected: '✗ not in the model',
@@ -1254,7 +1279,11 @@ function keyComparison(err, options, fileTensors, retry) {
         el('td', {}, want ? shape(want.shape) : ''),
         el('td', {}, have ? el('code', {}, have.name) : '—'),
         el('td', {}, have ? shape(have.shape) : ''),
-        el('td', { className: `key-status ${status === 'match' ? 'good' : 'bad'}` }, statusText[status]),
+        el(
+          'td',
+          { className: `key-status ${status === 'match' || status === 'prefixed' ? 'good' : 'bad'}` },
+          statusText[status],
+        ),
       ),
     );
   const fix =
@@ -1277,9 +1306,7 @@ function keyComparison(err, options, fileTensors, retry) {
           err.code === 'shape_mismatch'
             ? "make each layer's sizes those of the file's tensors: Linear(in, out) has a weight of out×in."
             : "name the layers in the SPEC as the file's keys are named (fc1=Linear(3,5) for fc1.weight, " +
-                'fc1.bias), in the order they run' +
-                (keyPrefix ? '' : ", or give the prefix the file's keys share") +
-                '.',
+                'fc1.bias), in the order they run.',
         );
   return el(
     'div',
