@@ -875,6 +875,9 @@ test(
         await uploadAs(page, first, 'model.mkp');
         await waitNames(page, ['model']);
         await uploadAs(page, second, 'model.mkp');
+        await page.locator(`${byId('ask')}[open]`).waitFor();
+        await shot(page, '17-ask-replace');
+        assert.equal(await page.locator(byId('ask-input')).isVisible(), false, 'no name field when none is asked for');
         const question = await answer(page, 'cancel', { title: /^“model” is taken$/ });
         assert.match(question, /Uploading “model\.mkp” would write over the model stored as “model”/);
         assert.match(question, /Stored now as “model”: fc1=Linear\(3,5\), f32 weights, saved /);
