@@ -1154,6 +1154,14 @@ test(
           ['fc1.bias', '6', 'fc1.bias', '5', 'shape'],
         ]);
         assert.match(await text(page, 'key-fix'), /Linear\(in, out\) has a weight of out×in/);
+        // A SPEC too big to build just to list its keys: the file's keys alone, and why.
+        await page.locator(byId('import-spec')).fill('fc1=Linear(5000,5000)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('key-compare')}:has-text("25000000 Linear weights")`).waitFor();
+        assert.deepEqual(await keyRows(page), [
+          ['—', '', 'fc1.weight', '5×3', 'unknown'],
+          ['—', '', 'fc1.bias', '5', 'unknown'],
+        ]);
         assert.deepEqual(await names(page), ['parallel']);
         assertNoErrors(errors);
       } finally {

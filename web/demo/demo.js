@@ -1222,6 +1222,8 @@ function architectureForm(state, err) {
   return form;
 }
 
+const maxProbeWeights = 16 * 1024 * 1024;
+
 /** The codes of a strict load whose keys or shapes do not match the architecture's. */
 const keyErrors = new Set(['missing_key', 'unexpected_key', 'shape_mismatch']);
 
@@ -1233,7 +1235,12 @@ const keyErrors = new Set(['missing_key', 'unexpected_key', 'shape_mismatch']);
 function keyComparison(err, options, fileTensors, retry) {
   let expected = [];
   let expectedNote = null;
+  // Bounded before paid: the keys come from a model built from the SPEC, weights and all, so a
+  // SPEC of more than maxProbeWeights Linear weights is not built just to list them.
+  const weights = [...options.architecture.matchAll(/Linear\((\d+),\s*(\d+)/g)].reduce((n, m) => n + m[1] * m[2], 0);
   try {
+    if (weights > maxProbeWeights)
+      throw new Error(`the SPEC has ${weights} Linear weights; over ${maxProbeWeights}, they are not listed`);
     const probe = mk.Model.fromSpec(options.architecture);
     try {
       expected = Object.entries(probe.stateDict()).map(([name, t]) => ({ name, shape: [...t.shape] }));
@@ -1259,13 +1266,15 @@ function keyComparison(err, options, fileTensors, retry) {
     const status = have && have.shape.join() !== want.shape.join() ? 'shape' : how;
     rows.push({ want, have, status });
   }
-  for (const t of fileTensors) if (!used.has(t.name)) rows.push({ want: null, have: t, status: 'unexpected' });
+  const unmatched = expectedNote ? 'unknown' : 'unexpected'; // not listed: nothing to say of the file's keys
+  for (const t of fileTensors) if (!used.has(t.name)) rows.push({ want: null, have: t, status: unmatched });
   const statusText = {
     match: '✓ matches',
     prefixed: `✓ with the prefix “${suggested}”`,
     shape: '✗ other shape',
     missing: '✗ not in the file',
     unexpected: '✗ not in the model',
+    unknown: '',
   };
   const shape = (s) => s.join('×') || 'scalar';
   const shown = 200;
