@@ -969,7 +969,7 @@ test(
         await page.keyboard.press('Escape');
         await page.locator(byId('ask')).waitFor({ state: 'hidden' });
         await remove();
-        assert.match(await answer(page, 'cancel', { title: /^Delete “model-2”\?$/ }), /cannot be had back/);
+        assert.match(await answer(page, 'cancel', { title: /^Delete “model-2”\?$/ }), /this cannot be undone/);
         await page.waitForTimeout(200);
         assert.deepEqual(await names(page), ['model', 'model-2', 'model-3']);
         assert.equal(await storedHex(page, 'model-2'), imported);

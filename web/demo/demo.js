@@ -208,7 +208,7 @@ async function askReplace(name, models, { title, message }) {
       ...message,
       ['Stored now as “', el('strong', {}, name), `”: ${describeStored(models[prefix + name])}.`],
       [
-        'Replace writes over it, and it cannot be had back. Keep both stores the new one as “',
+        'Replace writes over it: this cannot be undone. Keep both stores the new one as “',
         el('strong', {}, free),
         '”.',
       ],
@@ -652,7 +652,7 @@ function modelCard(url, info) {
 
 /** A line above the library's cards: what the last action did (or did not do). */
 function libraryNote(...parts) {
-  $('libraryNote').replaceChildren(...parts);
+  $('libraryNote').replaceChildren(el('span', {}, ...parts));
 }
 
 /** Saves the stored model again with `dtype` weights: over itself, or beside it, as the user chooses. */
@@ -661,12 +661,12 @@ async function resaveStored(url, dtype) {
   const models = await listModels();
   const info = models[url];
   if (!info) throw new ModelError('not_found', `“${name}” is no longer stored (another tab?)`);
-  const lossy = { f32: 0, f16: 1, bf16: 1, int8: 2 };
   const place = await askReplace(name, models, {
     title: `Re-save “${name}” with ${dtype} weights?`,
     message: [
       `Its weights are stored as ${info.dtype}.` +
-        (lossy[dtype] > lossy[info.dtype] || (lossy[dtype] && dtype !== info.dtype)
+        // Only f32 holds every value of the others exactly.
+        (dtype !== 'f32' && dtype !== info.dtype
           ? ` ${dtype} keeps fewer digits: once replaced, the ${info.dtype} values are gone.`
           : ''),
     ],
@@ -733,7 +733,7 @@ async function deleteStored(url) {
     title: `Delete “${name}”?`,
     message: [
       ...(info ? [`${describeStored(info)}.`] : []),
-      'It is removed from this browser and cannot be had back. Download it first to keep a copy.',
+      'It is removed from this browser: this cannot be undone. Download it first to keep a copy.',
     ],
     choices: [{ value: 'delete', label: 'Delete', danger: true }],
   });
