@@ -15,6 +15,7 @@ case "${1:-}" in
   --lean) preset=wasm-lean ;;
   *) echo "usage: scripts/build-wasm.sh [--threads | --lean]"; exit 2 ;;
 esac
+bash scripts/clean-stale-builds.sh
 export NODE_PATH=/usr/share/nodejs  # Debian's emscripten finds acorn there
 emcmake cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset"

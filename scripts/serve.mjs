@@ -21,7 +21,26 @@ const mimeTypes = {
   '.css': 'text/css; charset=utf-8',
   '.map': 'application/json; charset=utf-8',
   '.txt': 'text/plain; charset=utf-8',
+  // Markdown as text, so that a link to docs/API.md shows the file instead of downloading it.
+  '.md': 'text/markdown; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
 };
+
+/** Text for HTML: the five characters that could open markup, as entities. */
+const escapeHtml = (text) =>
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+
+/** The page of a 404: what was asked for (escaped), and where the demo is. */
+function notFoundPage(pathname) {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Not found</title></head>
+<body><h1>Not found</h1>
+<p>Nothing is served at <code>${escapeHtml(pathname)}</code>.</p>
+<p>The modelkeep demo is at <a href="/web/demo/">/web/demo/</a>; the API reference at
+<a href="/docs/API.md">/docs/API.md</a>.</p></body></html>
+`;
+}
 
 /** The MIME type served for a file name. */
 export function mimeType(path) {
@@ -56,15 +75,22 @@ export async function startServer({
       res.writeHead(status, { 'cache-control': cacheControl, ...isolation, ...headers });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
+    const text = { 'content-type': 'text/plain; charset=utf-8' };
+    const notFound = (path) => send(404, notFoundPage(path), { 'content-type': 'text/html; charset=utf-8' });
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(405, 'method not allowed', { allow: 'GET, HEAD' });
+      send(405, 'method not allowed', { allow: 'GET, HEAD', ...text });
       return;
     }
     let pathname;
     try {
       pathname = decodeURIComponent(new URL(req.url, 'http://localhost').pathname);
     } catch {
-      send(400, 'bad request');
+      send(400, 'bad request', text);
+      return;
+    }
+    if (pathname === '/') {
+      // The repository root has no page of its own: the demo is what `npm start` is for.
+      send(302, 'the demo is at /web/demo/', { location: '/web/demo/', ...text });
       return;
     }
     const extra = routes.get(pathname);
@@ -73,31 +99,37 @@ export async function startServer({
       return;
     }
     if (pathname.includes('\0')) {
-      send(400, 'bad request');
+      send(400, 'bad request', text);
       return;
     }
     if (threads) pathname = pathname.replace(/^\/web\/dist\//, '/web/dist-threads/');
     const file = resolve(rootDir, `.${pathname}`);
     if (file !== rootDir && !file.startsWith(rootDir + sep)) {
-      send(403, 'forbidden');
+      send(403, 'forbidden', text);
       return;
     }
     try {
       let path = file;
       let info = await stat(path);
-      if (info.isDirectory() && pathname.endsWith('/')) {
+      if (info.isDirectory()) {
         // a folder's index.html; never a listing
         path = resolve(file, 'index.html');
         info = await stat(path);
+        if (info.isFile() && !pathname.endsWith('/')) {
+          // /web/demo → /web/demo/, so that the page's relative links resolve inside the folder
+          const to = `/${encodeURI(pathname).replace(/^\/+/, '')}/`; // one leading slash: never //host
+          send(301, `moved to ${to}`, { location: to, ...text });
+          return;
+        }
       }
       if (!info.isFile()) {
-        send(404, 'not found');
+        notFound(pathname);
         return;
       }
       const body = await readFile(path);
       send(200, body, { 'content-type': mimeType(path), 'content-length': String(body.length) });
     } catch {
-      send(404, 'not found');
+      notFound(pathname);
     }
   });
 

@@ -56,3 +56,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "modelkeep setup: npm install"
   npm install --no-audit --no-fund
 fi
+
+# A copied checkout carries the original's build/ folders, which CMake refuses to configure from
+# here: remove those (said on stderr) so that the builds that follow start afresh.
+bash scripts/clean-stale-builds.sh

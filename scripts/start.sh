@@ -4,6 +4,7 @@
 # interrupted; the server prints the demo's URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/clean-stale-builds.sh
 cmake --preset native >/dev/null
 cmake --build --preset native --target modelkeep_cli
 bash scripts/build-wasm.sh

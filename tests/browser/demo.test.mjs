@@ -70,6 +70,26 @@ async function click(page, id) {
   await page.locator(byId(id)).click();
 }
 
+/**
+ * Answers the page's own dialog (a <dialog>, not window.confirm): waits for it, checks its title,
+ * optionally types in its field, presses the button `choice` ('cancel', 'replace', 'keep', ...),
+ * and waits for it to close. Returns the dialog's text.
+ */
+async function answer(page, choice, { title, input } = {}) {
+  // One <dialog> asks every question: each opening has its own data-question number.
+  await page.locator(`${byId('ask')}[open]`).waitFor();
+  const question = await page.locator(byId('ask')).getAttribute('data-question');
+  const shown = await page.locator(byId('ask')).innerText();
+  if (title) assert.match(await text(page, 'ask-title'), title);
+  if (input !== undefined) await page.locator(byId('ask-input')).fill(input);
+  await page.locator(byId(`ask-${choice}`)).click();
+  await page.waitForFunction((n) => {
+    const dialog = document.querySelector('[data-testid="ask"]');
+    return !dialog.open || dialog.dataset.question !== n;
+  }, question);
+  return shown;
+}
+
 /** y = W·x + b in doubles, from the weights the page showed before saving. */
 function expected(weight, bias, x) {
   return bias.map((b, i) => b + weight[i * 3] * x[0] + weight[i * 3 + 1] * x[1] + weight[i * 3 + 2] * x[2]);
@@ -80,6 +100,20 @@ async function predict(page, input) {
   await click(page, 'predict');
   await page.waitForFunction(() => document.querySelector('[data-testid="output"] td') !== null);
   return values(page, 'output', 'y');
+}
+
+/**
+ * A duration as the page shows it: "< 0.1 ms" (below what the browser's clock resolves), or a
+ * positive number to at most 3 significant digits — never "0.000 ms".
+ */
+function assertDuration(shown, what) {
+  const m = / in (< 0\.01|< 0\.1|\d[\d.]*) ms/.exec(shown);
+  assert.ok(m, `${what}: no duration in "${shown}"`);
+  if (m[1].startsWith('<')) return;
+  const value = Number(m[1]);
+  const significant = m[1].replace('.', '').replace(/^0+/, '');
+  assert.ok(value > 0, `${what}: "${m[1]} ms" is not a positive duration`);
+  assert.ok(significant.length <= 3 || (Number.isInteger(value) && value >= 100), `${what}: "${m[1]} ms"`);
 }
 
 function assertClose(actual, want, tolerance, what) {
@@ -125,7 +159,8 @@ test(
         await click(page, 'save');
         await page.locator(byId('saved-bytes')).waitFor();
         assert.equal(await text(page, 'saved-bytes'), '148 bytes');
-        assert.match(await text(page, 'saved'), /indexeddb:\/\/tutorial as f32: 148 bytes in [\d.]+ ms/);
+        assert.match(await text(page, 'saved'), /indexeddb:\/\/tutorial as f32: 148 bytes in .+ ms/);
+        assertDuration(await text(page, 'saved'), 'save');
         assert.equal(await page.locator('progress#saveProgress').evaluate((p) => p.value), 1);
         await shot(page, '2-save');
 
@@ -161,7 +196,8 @@ test(
         ];
         const y2 = await predict(page, x2);
         assertClose(y2, [...expected(weight, bias, x2[0]), ...expected(weight, bias, x2[1])], 1e-5, 'y2');
-        assert.match(await text(page, 'predicted'), /shape \[2, 5\], computed in [\d.]+ ms/);
+        assert.match(await text(page, 'predicted'), /shape \[2, 5\], computed in .+ ms/);
+        assertDuration(await text(page, 'predicted'), 'predict');
         assertClose(await predict(page, [x]), expected(weight, bias, x), 1e-5, 'y');
         await shot(page, '5-predict');
 
@@ -199,7 +235,10 @@ test(
         // The same model as f16: loaded weights within f16's bound, biases still exact.
         await page.locator(byId('dtype')).selectOption('f16');
         await click(page, 'save');
+        // "tutorial" is stored: the page asks before writing over it.
+        assert.match(await answer(page, 'replace', { title: /“tutorial” is taken/ }), /Keep both \(as “tutorial-2”\)/);
         await page.locator(`${byId('saved')}:has-text("as f16")`).waitFor();
+        assert.match(await text(page, 'saved'), /replaced, as you chose/);
         const f16Bytes = Number((await text(page, 'saved-bytes')).split(' ')[0]);
         assert.ok(f16Bytes < 148, `f16 file (${f16Bytes} bytes) smaller than f32`);
         await click(page, 'load');
@@ -223,6 +262,7 @@ test(
           const before = await values(page, 'weights', 'fc1.weight');
           await page.locator(byId('dtype')).selectOption(dtype);
           await click(page, 'save');
+          await answer(page, 'replace');
           await page.locator(`${byId('saved')}:has-text("as ${dtype}")`).waitFor();
           await click(page, 'load');
           await page.locator(`${byId('compare')}:has-text("${dtype} bound")`).waitFor();
@@ -285,18 +325,24 @@ test(
         assert.match(await tutorial.innerText(), /Metadata\s+—/);
         assert.equal(await page.locator(byId('empty')).isVisible(), false);
 
-        // Duplicate, rename (a prompt), delete (a confirm: dismissed, then accepted).
+        // Duplicate and rename (the page's dialog asks for the name), delete (it asks: cancelled,
+        // then confirmed).
         await tutorial.getByRole('button', { name: 'Duplicate tutorial', exact: true }).click();
+        await page.locator(byId('ask')).waitFor();
+        assert.equal(await page.locator(byId('ask-input')).inputValue(), 'tutorial copy');
+        await answer(page, 'go', { title: /^Duplicate “tutorial”$/ });
         await waitNames(page, ['tutorial', 'tutorial copy']);
-        page.once('dialog', (d) => d.accept('renamed'));
         await card(page, 'tutorial copy').getByRole('button', { name: 'Rename tutorial copy', exact: true }).click();
+        await answer(page, 'go', { title: /^Rename “tutorial copy”$/, input: 'renamed' });
         await waitNames(page, ['renamed', 'tutorial']);
-        page.once('dialog', (d) => d.dismiss());
+        assert.match(await text(page, 'library-note'), /Renamed “tutorial copy” as “renamed”\./);
         await card(page, 'renamed').getByRole('button', { name: 'Delete renamed', exact: true }).click();
+        await answer(page, 'cancel', { title: /^Delete “renamed”\?$/ });
         await page.waitForTimeout(200);
         assert.deepEqual(await names(page), ['renamed', 'tutorial']);
-        page.once('dialog', (d) => d.accept());
+        assert.match(await text(page, 'library-note'), /Not deleted: “renamed” is kept/);
         await card(page, 'renamed').getByRole('button', { name: 'Delete renamed', exact: true }).click();
+        await answer(page, 'delete');
         await waitNames(page, ['tutorial']);
 
         // Download: the stored bytes as tutorial.mkp, starting with the magic \x89MKP.
@@ -325,6 +371,10 @@ test(
         assert.equal(await sizeOf(), String(bytes.length));
         await uploaded.getByLabel('Weights of uploaded').selectOption('int8');
         await uploaded.getByRole('button', { name: 'Re-save uploaded', exact: true }).click();
+        assert.match(
+          await answer(page, 'replace', { title: /^Re-save “uploaded” with int8 weights\?$/ }),
+          /int8 keeps fewer digits: once replaced, the f32 values are gone/,
+        );
         await page.waitForFunction(
           () =>
             document.querySelector('[data-testid="model-row"][data-name="uploaded"] [data-field="dtype"]')
@@ -351,8 +401,8 @@ test(
         // Another tab deletes a model: this tab's list follows (onModelsChange).
         const other = await openDemo(browser.context, { newTab: true });
         await waitNames(other.page, ['tutorial', 'uploaded']);
-        other.page.once('dialog', (d) => d.accept());
         await card(other.page, 'uploaded').getByRole('button', { name: 'Delete uploaded', exact: true }).click();
+        await answer(other.page, 'delete');
         await waitNames(page, ['tutorial']);
         assertNoErrors(other.errors);
         await other.page.close();
@@ -599,15 +649,16 @@ test(
         await waitNames(page, ['mlp_full', 'tutorial_full']);
         await shot(page, '12-import-assumed');
 
-        // tutorial_state.pt: a state dict. The SPEC comes prefilled from the tensors; a wrong one is
-        // a readable shape_mismatch; the right one loads.
+        // tutorial_state.pt: a state dict. A SPEC is suggested from the tensors — as a guess, beside an
+        // empty field; a wrong one is a readable shape_mismatch; the right one loads.
         const state = await torchCase('tutorial_state');
         await uploadFile(page, 'tutorial_state.pt');
         await page.locator(byId('import-form')).waitFor();
         assert.equal(await field(page, 'holds').innerText(), 'state dict');
         assert.equal(await page.locator(byId('import-assume')).count(), 0); // only for pickled modules
         assert.equal(await page.locator(byId('import-tree')).count(), 0);
-        assert.equal(await page.locator(byId('import-spec')).inputValue(), 'fc1=Linear(3,5)');
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '');
+        assert.equal(await text(page, 'import-suggestion'), 'fc1=Linear(3,5)');
         await page.locator(byId('import-spec')).fill('fc1=Linear(3,6)');
         await click(page, 'import-load');
         await page.locator(`${byId('alert')}:has-text("shape_mismatch")`).waitFor();
@@ -618,6 +669,7 @@ test(
         await page.locator(byId('import-result')).waitFor();
         assert.equal(await text(page, 'alert'), '');
         assert.equal(await page.locator(byId('import-from')).getAttribute('data-value'), 'architecture option');
+        assert.equal(await page.locator(byId('import-summary')).getAttribute('data-certain'), 'false');
         assertClose(await importPredict(page, rows(state.input)), state.output.data, 1e-5, 'tutorial_state y');
         await waitNames(page, ['mlp_full', 'tutorial_full', 'tutorial_state']);
 
@@ -627,7 +679,8 @@ test(
         await page.locator(byId('import-form')).waitFor();
         assert.equal(await field(page, 'format').innerText(), 'safetensors');
         assert.equal(await page.locator(byId('import-globals')).count(), 0);
-        assert.equal(await page.locator(byId('import-spec')).inputValue(), '0=Linear(8,16),2=Linear(16,4)');
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '');
+        assert.equal(await text(page, 'import-suggestion'), '0=Linear(8,16), 2=Linear(16,4)');
         await page.locator(byId('import-spec')).fill(st.spec);
         await click(page, 'import-load');
         await page.locator(byId('import-result')).waitFor();
@@ -727,6 +780,8 @@ test(
         await uploadFile(page, pt, 'from-pytorch.pt');
         await page.locator(byId('import-form')).waitFor();
         assert.equal(await field(page, 'holds').innerText(), 'state dict');
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '');
+        await click(page, 'import-use-suggestion');
         assert.equal(await page.locator(byId('import-spec')).inputValue(), 'fc1=Linear(3,5)');
         await click(page, 'import-load');
         await page.locator(byId('import-result')).waitFor();
@@ -740,3 +795,464 @@ test(
       }
     }),
 );
+
+// ---- the demo never loses a model; nothing looks certain that is not; file text stays text -------
+
+/** Waits until the element's text matches `re` (what the page writes once a dialog has closed). */
+async function waitText(page, id, re) {
+  await page.waitForFunction(
+    ([selector, source, flags]) => new RegExp(source, flags).test(document.querySelector(selector)?.innerText ?? ''),
+    [byId(id), re.source, re.flags],
+    { timeout: 10_000 },
+  );
+}
+
+/** .mkp bytes of a model built in the page from a SPEC, with a fixed seed. */
+async function mkpBytes(page, spec, seed) {
+  const bytes = await page.evaluate(
+    async ([s, n]) => {
+      const mk = await import('/web/src/index.js');
+      if (mk.ready) await mk.ready();
+      const model = mk.Model.fromSpec(s, { seed: n });
+      try {
+        return Array.from(model.toBytes());
+      } finally {
+        model.dispose();
+      }
+    },
+    [spec, seed],
+  );
+  return Buffer.from(bytes);
+}
+
+/** The bytes stored as indexeddb://name (hex), read by the package in the page; null if none. */
+function storedHex(page, name) {
+  return page.evaluate(async (n) => {
+    const mk = await import('/web/src/index.js');
+    if (!(await mk.listModels())[`indexeddb://${n}`]) return null;
+    const bytes = await mk.loadBytes(`indexeddb://${n}`);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }, name);
+}
+
+/** A safetensors file of f32 tensors ({ name: { shape, data } }) and string metadata. */
+function safetensors(tensors, metadata = undefined) {
+  const header = metadata ? { __metadata__: metadata } : {};
+  const parts = [];
+  let offset = 0;
+  for (const [name, { shape, data }] of Object.entries(tensors)) {
+    const raw = Buffer.from(new Float32Array(data).buffer);
+    header[name] = { dtype: 'F32', shape, data_offsets: [offset, offset + raw.length] };
+    parts.push(raw);
+    offset += raw.length;
+  }
+  const json = Buffer.from(JSON.stringify(header));
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([length, json, ...parts]);
+}
+
+async function uploadAs(page, buffer, name) {
+  await page.locator(byId('upload')).setInputFiles({ name, mimeType: 'application/octet-stream', buffer });
+}
+
+test(
+  'the library never loses a model: same-name uploads and imports, rename and duplicate onto a taken name, delete — each asks, and Cancel changes nothing',
+  { skip, timeout: 90_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await page.locator(byId('empty')).waitFor();
+        const first = await mkpBytes(page, 'fc1=Linear(3,5)', 1);
+        const second = await mkpBytes(page, 'fc1=Linear(2,4),ReLU', 2);
+        assert.notDeepEqual(first, second);
+        const hex = (b) => b.toString('hex');
+        const arch = (name) => card(page, name).locator('[data-field="architecture"]').innerText();
+
+        // Two different files, both "model.mkp": the second asks before it writes over the first.
+        await uploadAs(page, first, 'model.mkp');
+        await waitNames(page, ['model']);
+        await uploadAs(page, second, 'model.mkp');
+        await page.locator(`${byId('ask')}[open]`).waitFor();
+        await shot(page, '17-ask-replace');
+        assert.equal(await page.locator(byId('ask-input')).isVisible(), false, 'no name field when none is asked for');
+        const question = await answer(page, 'cancel', { title: /^“model” is taken$/ });
+        assert.match(question, /Uploading “model\.mkp” would write over the model stored as “model”/);
+        assert.match(question, /Stored now as “model”: fc1=Linear\(3,5\), f32 weights, saved /);
+        assert.match(question, /Keep both \(as “model-2”\)/);
+        await page.locator(byId('not-stored')).waitFor();
+        assert.match(await text(page, 'not-stored'), /You cancelled, so the model stored as “model” is unchanged/);
+        assert.equal(await storedHex(page, 'model'), hex(first), 'the first upload is intact');
+        assert.deepEqual(await names(page), ['model']);
+        assert.equal(await text(page, 'alert'), '');
+
+        // Keep both: the second is stored as model-2, and the page says so.
+        await uploadAs(page, second, 'model.mkp');
+        await answer(page, 'keep');
+        await waitNames(page, ['model', 'model-2']);
+        assert.equal(await text(page, 'upload-url'), 'indexeddb://model-2');
+        assert.match(await text(page, 'upload-report'), /“model” was already taken: both kept/);
+        assert.equal(await storedHex(page, 'model'), hex(first));
+        assert.equal(await storedHex(page, 'model-2'), hex(second));
+
+        // Replace: only when chosen.
+        await uploadAs(page, second, 'model.mkp');
+        await answer(page, 'replace');
+        await page.waitForFunction(() =>
+          document
+            .querySelector('[data-testid="model-row"][data-name="model"] [data-field="architecture"]')
+            ?.textContent.includes('ReLU'),
+        );
+        assert.equal(await storedHex(page, 'model'), hex(second));
+        assert.match(await text(page, 'upload-report'), /replaced, as you chose/);
+
+        // A PyTorch import onto a taken name asks too; Cancel keeps the form, to load again.
+        await uploadFile(page, 'tutorial_state.pt', 'model.pt');
+        await page.locator(byId('import-form')).waitFor();
+        await click(page, 'import-use-suggestion');
+        await click(page, 'import-load');
+        await answer(page, 'cancel', { title: /^“model” is taken$/ });
+        await page.locator(byId('not-stored')).waitFor();
+        assert.equal(await storedHex(page, 'model'), hex(second), 'Cancel left "model" as it was');
+        assert.deepEqual(await names(page), ['model', 'model-2']);
+        await click(page, 'import-load');
+        assert.match(await answer(page, 'keep'), /Keep both \(as “model-3”\)/);
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await text(page, 'import-url'), 'indexeddb://model-3');
+        await waitNames(page, ['model', 'model-2', 'model-3']);
+        const imported = await storedHex(page, 'model-3');
+
+        // Rename onto a taken name: asked; Cancel leaves both as they were.
+        const rename = (name) => card(page, name).getByRole('button', { name: `Rename ${name}`, exact: true });
+        const duplicate = (name) => card(page, name).getByRole('button', { name: `Duplicate ${name}`, exact: true });
+        await rename('model-3').click();
+        await answer(page, 'go', { title: /^Rename “model-3”$/, input: 'model' });
+        assert.match(await answer(page, 'cancel', { title: /^“model” is taken$/ }), /Renaming “model-3” would write/);
+        await waitText(page, 'library-note', /Nothing changed: you cancelled/);
+        assert.deepEqual(await names(page), ['model', 'model-2', 'model-3']);
+        assert.equal(await storedHex(page, 'model'), hex(second));
+        assert.equal(await storedHex(page, 'model-3'), imported);
+        // Cancel at the first question (the name) changes nothing either.
+        await rename('model-3').click();
+        await answer(page, 'cancel', { input: 'elsewhere' });
+        await waitText(page, 'library-note', /Nothing changed: “model-3” is as it was/);
+        assert.deepEqual(await names(page), ['model', 'model-2', 'model-3']);
+
+        // Duplicate onto a taken name: asked; Cancel, then Keep both.
+        await duplicate('model-3').click();
+        await answer(page, 'go', { input: 'model' });
+        assert.match(await answer(page, 'cancel'), /Duplicating “model-3” would write/);
+        assert.deepEqual(await names(page), ['model', 'model-2', 'model-3']);
+        assert.equal(await storedHex(page, 'model'), hex(second));
+        await duplicate('model-3').click();
+        await answer(page, 'go', { input: 'model' });
+        assert.match(await answer(page, 'keep'), /Keep both \(as “model-4”\)/);
+        await waitNames(page, ['model', 'model-2', 'model-3', 'model-4']);
+        assert.equal(await storedHex(page, 'model-4'), imported);
+        assert.equal(await storedHex(page, 'model'), hex(second));
+        assert.match(await text(page, 'library-note'), /Duplicated “model-3” as “model-4” \(“model” was already taken/);
+
+        // Rename with Replace: model-2 now holds model-4's bytes, and model-4 is gone.
+        await rename('model-4').click();
+        await answer(page, 'go', { input: 'model-2' });
+        await answer(page, 'replace');
+        await waitNames(page, ['model', 'model-2', 'model-3']);
+        assert.equal(await storedHex(page, 'model-2'), imported);
+        assert.equal(await arch('model-2'), 'fc1=Linear(3,5)');
+
+        // Delete: Esc and Cancel keep it; only Delete removes it.
+        const remove = () => card(page, 'model-2').getByRole('button', { name: 'Delete model-2', exact: true }).click();
+        await remove();
+        await page.locator(byId('ask')).waitFor();
+        await page.keyboard.press('Escape');
+        await page.locator(byId('ask')).waitFor({ state: 'hidden' });
+        await remove();
+        assert.match(await answer(page, 'cancel', { title: /^Delete “model-2”\?$/ }), /this cannot be undone/);
+        await page.waitForTimeout(200);
+        assert.deepEqual(await names(page), ['model', 'model-2', 'model-3']);
+        assert.equal(await storedHex(page, 'model-2'), imported);
+        await remove();
+        await answer(page, 'delete');
+        await waitNames(page, ['model', 'model-3']);
+
+        // The tutorial's Save asks too: Keep both stores tutorial-2, and step 4 loads that one.
+        await click(page, 'create');
+        await click(page, 'save');
+        await waitNames(page, ['model', 'model-3', 'tutorial']);
+        const saved = await storedHex(page, 'tutorial');
+        await click(page, 'create');
+        await click(page, 'save');
+        await answer(page, 'cancel');
+        await waitText(page, 'saved', /Not saved: you cancelled, so “tutorial” is unchanged/);
+        assert.equal(await storedHex(page, 'tutorial'), saved);
+        await click(page, 'save');
+        await answer(page, 'keep');
+        await waitNames(page, ['model', 'model-3', 'tutorial', 'tutorial-2']);
+        assert.match(await text(page, 'saved'), /indexeddb:\/\/tutorial-2 as f32/);
+        assert.equal(await storedHex(page, 'tutorial'), saved);
+        await click(page, 'load');
+        await page.locator(`${byId('compare')}[data-ok]`).waitFor();
+        assert.match(await text(page, 'loaded'), /indexeddb:\/\/tutorial-2/);
+        assert.equal(await page.locator(byId('compare')).getAttribute('data-ok'), 'true');
+
+        // The questions are the page's own: window.confirm/prompt were never used.
+        assert.deepEqual(await a11yProblems(page), { skips: [], unnamed: 0, unlabelled: [] });
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
+
+test(
+  'a suggested architecture is a guess: not pre-filled, says what it cannot know, and a load with it does not claim to be right',
+  { skip, timeout: 60_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await page.locator(byId('empty')).waitFor();
+        const st = await torchCase('mlp_safetensors');
+
+        await uploadFile(page, 'mlp.safetensors');
+        await page.locator(byId('import-form')).waitFor();
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '');
+        const guess = await text(page, 'import-guess');
+        assert.match(guess, /A guess from the tensor names and shapes/);
+        assert.match(guess, /cannot know[\s\S]*activations \(ReLU, GELU, Tanh, …\)[\s\S]*between the Linear layers/);
+        assert.equal(await page.locator(byId('import-load')).innerText(), 'Load with this architecture');
+        // Load with the field empty: nothing is taken for granted.
+        await click(page, 'import-load');
+        await page.locator(`${byId('alert')}:has-text("invalid_argument")`).waitFor();
+        assert.match(await text(page, 'import-form-error'), /take the guess above/);
+        assert.deepEqual(await names(page), []);
+
+        // The guess, taken as it is: loaded and stored, but not "✓", and the page says why.
+        await click(page, 'import-use-suggestion');
+        assert.equal(await page.locator(byId('import-spec')).inputValue(), '0=Linear(8,16),2=Linear(16,4)');
+        await click(page, 'import-load');
+        await page.locator(byId('import-result')).waitFor();
+        const summary = page.locator(byId('import-summary'));
+        assert.equal(await summary.getAttribute('data-certain'), 'false');
+        const said = await summary.innerText();
+        assert.doesNotMatch(said, /✓/);
+        assert.match(said, /Loaded with the architecture you confirmed, and stored as indexeddb:\/\/mlp\./);
+        assert.match(said, /outputs are only right if this matches the network that was trained/);
+        assert.match(said, /the suggested architecture, unchanged: it runs no activation between its layers/);
+        // ... and rightly so: without the ReLU the outputs are not PyTorch's.
+        const wrong = await importPredict(page, rows(st.input));
+        assert.ok(
+          wrong.some((v, i) => Math.abs(v - st.output.data[i]) > 1e-3),
+          'the guess (no ReLU) gives other outputs than the trained network',
+        );
+
+        // The SPEC with the ReLU (the user's edit): PyTorch's outputs. Still the user's word, so no "✓".
+        await uploadFile(page, 'mlp.safetensors');
+        await page.locator(byId('import-spec')).fill(st.spec);
+        await click(page, 'import-load');
+        await answer(page, 'keep');
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await summary.getAttribute('data-certain'), 'false');
+        assert.doesNotMatch(await summary.innerText(), /suggested architecture, unchanged/);
+        assertClose(await importPredict(page, rows(st.input)), st.output.data, 1e-5, 'mlp with the ReLU');
+
+        // A file that says what runs (an nn.Sequential) is certain.
+        await uploadFile(page, 'mlp_full.pt');
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await summary.getAttribute('data-certain'), 'true');
+        assert.match(await summary.innerText(), /^✓ Loaded and stored as indexeddb:\/\/mlp_full\.$/);
+        await shot(page, '15-import-guess');
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
+
+/** The rows of the key table: [model key, shape, file key, shape, status]. */
+function keyRows(page) {
+  return page.$$eval(`${byId('key-table')} tbody tr`, (trs) =>
+    trs.map((tr) => [...[...tr.cells].slice(0, 4).map((td) => td.textContent), tr.dataset.status]),
+  );
+}
+
+test(
+  "a strict load that fails shows the architecture's keys beside the file's, and the likely fix",
+  { skip, timeout: 60_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await page.locator(byId('empty')).waitFor();
+        // A state dict saved from a DataParallel model: every key starts with "module.".
+        const weight = Array.from({ length: 15 }, (_, i) => (i - 7) / 10);
+        const bias = [0.5, -0.25, 0, 1, -1];
+        const file = safetensors({
+          'module.fc1.weight': { shape: [5, 3], data: weight },
+          'module.fc1.bias': { shape: [5], data: bias },
+        });
+        await uploadAs(page, file, 'parallel.safetensors');
+        await page.locator(byId('import-form')).waitFor();
+        await page.locator(byId('import-spec')).fill('fc1=Linear(3,5)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('alert')}:has-text("missing_key")`).waitFor();
+        await page.locator(byId('key-table')).waitFor();
+        assert.deepEqual(await keyRows(page), [
+          ['fc1.weight', '5×3', 'module.fc1.weight', '5×3', 'prefixed'],
+          ['fc1.bias', '5', 'module.fc1.bias', '5', 'prefixed'],
+        ]);
+        assert.match(await text(page, 'key-fix'), /Likely fix: the file's keys carry the prefix “module\.”/);
+        assert.deepEqual(await names(page), []);
+        await shot(page, '16-import-keys');
+        // The fix, one click: loaded with { prefix: 'module.' }, and it computes W·x + b.
+        await click(page, 'key-fix-prefix');
+        await page.locator(byId('import-result')).waitFor();
+        assert.equal(await page.locator(byId('import-prefix')).count(), 0);
+        assert.match(await page.locator(`${byId('import-result')} pre`).innerText(), /prefix: 'module\.'/);
+        const x = [1, -2, 0.5];
+        assertClose(
+          await importPredict(page, [x]),
+          linear({ shape: [5, 3], data: weight }, { data: bias }, x),
+          1e-6,
+          'y',
+        );
+        await waitNames(page, ['parallel']);
+
+        // Other layer names than the file's: missing and unexpected keys, row by row.
+        const state = 'tutorial_state.pt';
+        await uploadFile(page, state);
+        await page.locator(byId('import-spec')).fill('a=Linear(3,5)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('alert')}:has-text("missing_key")`).waitFor();
+        assert.deepEqual(await keyRows(page), [
+          ['a.weight', '5×3', '—', '', 'missing'],
+          ['a.bias', '5', '—', '', 'missing'],
+          ['—', '', 'fc1.weight', '5×3', 'unexpected'],
+          ['—', '', 'fc1.bias', '5', 'unexpected'],
+        ]);
+        assert.match(await text(page, 'key-fix'), /name the layers in the SPEC as the file's keys are named/);
+        // A layer too many: its keys are missing from the file.
+        await page.locator(byId('import-spec')).fill('fc1=Linear(3,5),ReLU,fc2=Linear(5,2)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('import-form-error')} ${byId('key-table')}`).waitFor();
+        assert.deepEqual(await keyRows(page), [
+          ['fc1.weight', '5×3', 'fc1.weight', '5×3', 'match'],
+          ['fc1.bias', '5', 'fc1.bias', '5', 'match'],
+          ['fc2.weight', '2×5', '—', '', 'missing'],
+          ['fc2.bias', '2', '—', '', 'missing'],
+        ]);
+        // Wrong sizes: shape_mismatch, the two shapes side by side.
+        await page.locator(byId('import-spec')).fill('fc1=Linear(3,6)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('alert')}:has-text("shape_mismatch")`).waitFor();
+        assert.deepEqual(await keyRows(page), [
+          ['fc1.weight', '6×3', 'fc1.weight', '5×3', 'shape'],
+          ['fc1.bias', '6', 'fc1.bias', '5', 'shape'],
+        ]);
+        assert.match(await text(page, 'key-fix'), /Linear\(in, out\) has a weight of out×in/);
+        // A SPEC too big to build just to list its keys: the file's keys alone, and why.
+        await page.locator(byId('import-spec')).fill('fc1=Linear(5000,5000)');
+        await click(page, 'import-load');
+        await page.locator(`${byId('key-compare')}:has-text("25000000 Linear weights")`).waitFor();
+        assert.deepEqual(await keyRows(page), [
+          ['—', '', 'fc1.weight', '5×3', 'unknown'],
+          ['—', '', 'fc1.bias', '5', 'unknown'],
+        ]);
+        assert.deepEqual(await names(page), ['parallel']);
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
+
+test(
+  'names and text from files and stored models are shown as text: no element made, no script run',
+  { skip, timeout: 60_000 },
+  () =>
+    withProfile(async (dir) => {
+      const browser = await launch(dir);
+      try {
+        const { page, errors } = await openDemo(browser.context);
+        await page.locator(byId('empty')).waitFor();
+        const payload = (n) => `<img src=x onerror="window.__pwned=${n}">`;
+        // A stored model whose name holds markup, a control character and a right-to-left override,
+        // and whose metadata holds markup.
+        const name = `${payload(1)}\u0007bell\u202e`;
+        await page.evaluate(
+          async ([n, key, value]) => {
+            const mk = await import('/web/src/index.js');
+            if (mk.ready) await mk.ready();
+            const model = mk.Model.fromSpec('fc1=Linear(3,5)', { seed: 3 });
+            await mk.save(model, `indexeddb://${n}`, { metadata: { [key]: value } });
+            model.dispose();
+          },
+          [name, '<b>key</b>', `${payload(2)}\t<script>window.__pwned=22</script>`],
+        );
+        await page.locator('[data-testid="model-row"]').waitFor();
+        const row = page.locator('[data-testid="model-row"]');
+        assert.equal(await row.getAttribute('data-name'), name);
+        assert.equal(await row.locator('h3').textContent(), `${payload(1)}\\u0007bell\\u202e`);
+        assert.match(await row.innerText(), /<b>key<\/b>: <img src=x onerror="window\.__pwned=2">/);
+        // The dialogs show the name as text too.
+        await row.getByRole('button', { name: /^Delete / }).click();
+        await page.locator(byId('ask')).waitFor();
+        assert.equal(await text(page, 'ask-title'), `Delete “${payload(1)}\\u0007bell\\u202e”?`);
+        await answer(page, 'cancel');
+
+        // A file whose name, tensor names and metadata hold markup; the load error quotes them.
+        const file = safetensors(
+          {
+            [`${payload(4)}.weight`]: { shape: [5, 3], data: new Array(15).fill(0.5) },
+            [`${payload(4)}.bias`]: { shape: [5], data: new Array(5).fill(0) },
+          },
+          { '<script>': `${payload(5)}\u0007` },
+        );
+        await uploadAs(page, file, `${payload(3)}.safetensors`);
+        await page.locator(byId('import-form')).waitFor();
+        assert.match(
+          await page
+            .locator(`${byId('import')} h3`)
+            .first()
+            .textContent(),
+          /^What <img src=x onerror=/,
+        );
+        assert.deepEqual(await page.locator(`${byId('import-tensors')} tbody th`).allTextContents(), [
+          `${payload(4)}.weight`,
+          `${payload(4)}.bias`,
+        ]);
+        assert.match(await text(page, 'import-found'), /<script>: <img src=x onerror="window\.__pwned=5">\\u0007/);
+        await page.locator(byId('import-spec')).fill('fc1=Linear(3,5)');
+        await click(page, 'import-load');
+        await page.locator(byId('key-table')).waitFor();
+        assert.match(await text(page, 'alert'), /^unexpected_key|^missing_key/);
+        assert.match(await text(page, 'alert'), /<img src=x onerror=/);
+        assert.ok((await keyRows(page)).some((r) => r[2] === `${payload(4)}.weight`));
+        // A file refused outright: its name in the refusal is text as well.
+        await uploadAs(page, Buffer.from('not a model'), `${payload(6)}.pt`);
+        await page.locator(byId('upload-error')).waitFor();
+        assert.match(await text(page, 'upload-error'), /Not stored: “<img src=x onerror="window\.__pwned=6">\.pt”/);
+
+        await page.waitForTimeout(300); // an onerror would have fired by now
+        const made = await page.evaluate(() => ({
+          pwned: window.__pwned ?? null,
+          images: document.querySelectorAll('img').length,
+          scripts: [...document.querySelectorAll('script')].filter((s) => s.textContent.includes('pwned')).length,
+          bold: document.querySelectorAll('main b').length,
+        }));
+        assert.deepEqual(made, { pwned: null, images: 0, scripts: 0, bold: 0 });
+        assertNoErrors(errors);
+      } finally {
+        await browser.close();
+      }
+    }),
+);
+
+test('demo.js never writes markup from strings', async () => {
+  const source = await readFile(new URL('../../web/demo/demo.js', import.meta.url), 'utf8');
+  assert.doesNotMatch(source, /\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|createContextualFragment/);
+});

@@ -1,5 +1,5 @@
-// server.test.mjs — the static server the browser tests rely on: MIME types, no way out of the
-// repository root, extra routes.
+// server.test.mjs — the static server the browser tests rely on (and `npm start` serves the demo
+// with): MIME types, / and folders, helpful 404s, no way out of the repository root, extra routes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -43,6 +43,15 @@ test('serves on 127.0.0.1 with the right MIME types', async () => {
     ['/web/dist/modelkeep_wasm.mjs', /^text\/javascript/],
     ['/web/dist/modelkeep_wasm.wasm', /^application\/wasm$/],
     ['/tests/browser/page.html', /^text\/html/],
+    ['/web/demo/index.html', /^text\/html; charset=utf-8$/],
+    ['/web/demo/demo.js', /^text\/javascript; charset=utf-8$/],
+    ['/web/demo/demo.css', /^text\/css; charset=utf-8$/],
+    ['/scripts/serve.mjs', /^text\/javascript; charset=utf-8$/],
+    ['/package.json', /^application\/json; charset=utf-8$/],
+    ['/docs/demo.png', /^image\/png$/],
+    // Markdown is text: the demo's "API reference" link shows docs/API.md instead of downloading it.
+    ['/docs/API.md', /^text\/markdown; charset=utf-8$/],
+    ['/README.md', /^text\/markdown; charset=utf-8$/],
   ];
   for (const [path, type] of cases) {
     const r = await get(path);
@@ -51,6 +60,37 @@ test('serves on 127.0.0.1 with the right MIME types', async () => {
   }
   const wasm = await get('/web/dist/modelkeep_wasm.wasm');
   assert.deepEqual([...wasm.body.subarray(0, 4)], [0x00, 0x61, 0x73, 0x6d]);
+});
+
+test('/ leads to the demo, a folder to its index.html, and an unknown path to a page that says where the demo is', async () => {
+  const root = await get('/');
+  assert.equal(root.status, 302);
+  assert.equal(root.headers.location, '/web/demo/');
+  const demo = await get(root.headers.location);
+  assert.equal(demo.status, 200);
+  assert.match(demo.type, /^text\/html/);
+  assert.match(demo.body.toString(), /<title>modelkeep demo/);
+
+  // A folder without its slash: redirected, so that the page's relative links (demo.js) resolve.
+  const folder = await get('/web/demo');
+  assert.equal(folder.status, 301);
+  assert.equal(folder.headers.location, '/web/demo/');
+  // Never to another host: '/%2F/web/demo' is the folder web/demo here, but '///web/demo/' in a
+  // Location header would name the host "web".
+  const doubled = await get('/%2F/web/demo');
+  assert.equal(doubled.status, 301);
+  assert.equal(doubled.headers.location, '/web/demo/');
+
+  const missing = await get('/no/such/page.html');
+  assert.equal(missing.status, 404);
+  assert.match(missing.type, /^text\/html; charset=utf-8$/);
+  assert.match(missing.body.toString(), /Nothing is served at <code>\/no\/such\/page\.html<\/code>/);
+  assert.match(missing.body.toString(), /<a href="\/web\/demo\/">/);
+  // The path asked for is shown as text: no markup of the request's making reaches the page.
+  const hostile = await get('/%3Cscript%3Ealert(1)%3C/script%3E%22%27&');
+  assert.equal(hostile.status, 404);
+  assert.ok(!hostile.body.toString().includes('<script>'), 'the path is escaped');
+  assert.match(hostile.body.toString(), /&lt;script&gt;alert\(1\)&lt;\/script&gt;&quot;&#39;&amp;/);
 });
 
 test('never serves anything outside the repository root', async () => {

@@ -34,7 +34,22 @@ let current = null;
 
 // ---- small helpers -------------------------------------------------------------------------
 
-/** Creates an element: el('td', { className: 'x', dataset: { value: '1' } }, 'text', child). */
+/**
+ * Control characters (but newline and tab) and bidirectional overrides as visible escapes
+ * ("\u0007", "\u202e"): a name from a file shows what it holds, and cannot reorder the text
+ * around it.
+ */
+const visible = (text) =>
+  text.replace(
+    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+
+/**
+ * Creates an element: el('td', { className: 'x', dataset: { value: '1' } }, 'text', child).
+ * Must: the only way this page puts text from files, stored models and errors on the page —
+ * strings become text nodes (through visible()), never markup; no innerHTML anywhere.
+ */
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
@@ -42,12 +57,23 @@ function el(tag, props = {}, ...children) {
     else if (key.startsWith('aria-') || key === 'scope') node.setAttribute(key, value);
     else node[key] = value;
   }
-  node.append(...children.filter((c) => c !== null && c !== undefined));
+  for (const child of children)
+    if (child !== null && child !== undefined) node.append(typeof child === 'string' ? visible(child) : child);
   return node;
 }
 
 const fmtValue = (v) => (Object.is(v, -0) ? 0 : v).toFixed(6);
-const fmtMs = (ms) => (ms < 1 ? `${ms.toFixed(3)} ms` : `${ms.toFixed(1)} ms`);
+/**
+ * A duration to 2–3 significant digits ("0.42 ms", "12.3 ms", "250 ms"). Browsers round
+ * performance.now() (to 0.1 ms unless the page is cross-origin isolated), so a measured 0 is
+ * "< 0.1 ms", never "0.000 ms".
+ */
+function fmtMs(ms) {
+  if (!(ms > 0)) return '< 0.1 ms';
+  if (ms < 0.01) return '< 0.01 ms';
+  if (ms >= 100) return `${Math.round(ms)} ms`;
+  return `${Number(ms.toPrecision(ms < 1 ? 2 : 3))} ms`;
+}
 
 function fmtBytes(n) {
   if (n < 1024) return `${n} bytes`;
@@ -95,6 +121,130 @@ const progressTo =
   ({ loaded, total }) => {
     bar.value = total ? loaded / total : 1;
   };
+
+// ---- asking before a stored model is replaced or removed --------------------------------------
+
+let asking = Promise.resolve();
+let questions = 0;
+
+/** A paragraph of a question: a string, or an array of strings and nodes. */
+const para = (parts) => el('p', {}, ...[parts].flat());
+
+/**
+ * Asks in the page's <dialog>, one question at a time. Resolves to the value of the button
+ * pressed, or 'cancel' (its Cancel button, or Esc); with `input` ({ label, value }), to
+ * { choice, value } with the text typed.
+ * Must: every action that would replace or remove a stored model asks here first, and changes
+ * nothing on 'cancel'.
+ * @param {{ title: string, message?: Array<string | Array<string | Node>>,
+ *   choices: Array<{ value: string, label: string, danger?: boolean }>,
+ *   input?: { label: string, value: string } | null }} question
+ */
+function ask({ title, message = [], choices, input = null }) {
+  const question = asking.then(
+    () =>
+      new Promise((resolve) => {
+        const dialog = $('ask');
+        const field = $('askInput');
+        $('askTitle').textContent = visible(title);
+        $('askMessage').replaceChildren(...message.map(para));
+        $('askField').hidden = !input;
+        field.required = Boolean(input);
+        if (input) {
+          $('askLabel').textContent = input.label;
+          field.value = input.value;
+        }
+        const cancel = el(
+          'button',
+          { type: 'submit', value: 'cancel', formNoValidate: true, dataset: { testid: 'ask-cancel' } },
+          'Cancel',
+        );
+        $('askButtons').replaceChildren(
+          ...choices.map(({ value, label, danger }) =>
+            el(
+              'button',
+              { type: 'submit', value, className: danger ? 'danger' : '', dataset: { testid: `ask-${value}` } },
+              label,
+            ),
+          ),
+          cancel,
+        );
+        dialog.returnValue = '';
+        dialog.dataset.question = String(++questions);
+        dialog.addEventListener(
+          'close',
+          () => {
+            const choice = dialog.returnValue || 'cancel';
+            resolve(input ? { choice, value: field.value.trim() } : choice);
+          },
+          { once: true },
+        );
+        dialog.showModal();
+        if (input) field.select();
+        else cancel.focus(); // Enter on an unread question changes nothing
+      }),
+  );
+  asking = question.catch(() => {});
+  return question;
+}
+
+/** The first of name-2, name-3, ... that no stored model has. */
+function freeName(name, models) {
+  for (let i = 2; ; i++) if (!models[`${prefix}${name}-${i}`]) return `${name}-${i}`;
+}
+
+/** "fc1=Linear(3,5), f32 weights, saved 12/5/2026, 10:02:03": what a stored model is, in a line. */
+const describeStored = (info) =>
+  `${fmtArch(info.architecture ?? 'no architecture')}, ${info.dtype} weights, saved ` +
+  new Date(info.dateSaved).toLocaleString();
+
+/**
+ * Asks whether to replace the stored model `name`, keep both (the new one under a free name), or
+ * cancel. Resolves to { name, replaced: true }, { name: free, kept: name }, or null (cancelled).
+ */
+async function askReplace(name, models, { title, message }) {
+  const free = freeName(name, models);
+  const choice = await ask({
+    title,
+    message: [
+      ...message,
+      ['Stored now as “', el('strong', {}, name), `”: ${describeStored(models[prefix + name])}.`],
+      [
+        'Replace writes over it: this cannot be undone. Keep both stores the new one as “',
+        el('strong', {}, free),
+        '”.',
+      ],
+    ],
+    choices: [
+      { value: 'replace', label: 'Replace', danger: true },
+      { value: 'keep', label: `Keep both (as “${free}”)` },
+    ],
+  });
+  if (choice === 'replace') return { name, replaced: true };
+  if (choice === 'keep') return { name: free, kept: name };
+  return null;
+}
+
+/**
+ * Where to write a model meant to be stored as `name`: { name } when the name is free, else what
+ * the user chose (askReplace). `action` says what would write, e.g. 'Uploading “model.pt”'.
+ */
+async function placeFor(name, action) {
+  const models = await listModels();
+  if (!models[prefix + name]) return { name, replaced: false };
+  return askReplace(name, models, {
+    title: `“${name}” is taken`,
+    message: [`${action} would write over the model stored as “${name}”.`],
+  });
+}
+
+/** " (“model” exists: kept)" / " (replacing the model stored before)": what a placement did. */
+const placedText = (place) =>
+  place.kept
+    ? ` (“${place.kept}” was already taken: both kept)`
+    : place.replaced
+      ? ' (the model stored under that name before was replaced, as you chose)'
+      : '';
 
 // ---- tensors as tables ---------------------------------------------------------------------
 
@@ -222,7 +372,9 @@ function showCurrent() {
     return;
   }
   const { model, source } = current;
-  $('current').textContent = `In memory: ${source} — ${fmtArch(model.architecture)}, ${model.paramCount} parameters.`;
+  $('current').textContent = visible(
+    `In memory: ${source} — ${fmtArch(model.architecture)}, ${model.paramCount} parameters.`,
+  );
   for (const [name, t] of Object.entries(model.stateDict())) weights.append(tensorTable(name, t));
 }
 
@@ -248,10 +400,16 @@ async function saveModel() {
   const dtype = $('dtype').value;
   const bar = $('saveProgress');
   bar.value = 0;
+  const place = await placeFor(nameOf(tutorialUrl), `Saving the model in memory (${dtype})`);
+  if (!place) {
+    $('saved').textContent = `Not saved: you cancelled, so “${nameOf(tutorialUrl)}” is unchanged.`;
+    return;
+  }
+  const url = prefix + place.name;
   // The weights as they are now, kept in sessionStorage: they outlive the reload of step 3.
-  const copy = { url: tutorialUrl, dtype, tensors: plainStateDict(model) };
+  const copy = { url, dtype, tensors: plainStateDict(model), placed: placedText(place) };
   const start = performance.now();
-  const info = await save(model, tutorialUrl, {
+  const info = await save(model, url, {
     dtype,
     onProgress: progressTo(bar),
   });
@@ -284,7 +442,7 @@ function showSaved(copy) {
     ': ',
     el('strong', { dataset: { testid: 'saved-bytes' } }, `${copy.bytes} bytes`),
     ` in ${fmtMs(copy.ms)}`,
-    ` (${new Date(copy.dateSaved).toLocaleTimeString()}).`,
+    ` (${new Date(copy.dateSaved).toLocaleTimeString()})${copy.placed ?? ''}.`,
   );
 }
 
@@ -301,29 +459,31 @@ function showReloaded() {
 async function loadModel() {
   const bar = $('loadProgress');
   bar.value = 0;
+  // Where step 2 saved in this tab (tutorial, or tutorial-2 if the user kept both), else tutorial.
+  const url = readSaved()?.url ?? tutorialUrl;
   const start = performance.now();
-  const model = await load(tutorialUrl, { onProgress: progressTo(bar) });
+  const model = await load(url, { onProgress: progressTo(bar) });
   const ms = performance.now() - start;
-  setCurrent(model, tutorialUrl);
-  const info = await modelInfo(tutorialUrl);
+  setCurrent(model, url);
+  const info = await modelInfo(url);
   $('loaded').replaceChildren(
     'Loaded ',
-    el('code', {}, tutorialUrl),
+    el('code', {}, url),
     ` (${info.bytes} bytes, ${info.dtype}) `,
     `in ${fmtMs(ms)}, checksums verified; its weights are held as ${model.weightDtype} in memory ` +
       `(${fmtBytes(model.memoryBytes)}${model.weightDtype === 'f32' ? '' : ', decoded inside the kernels'}).`,
   );
-  showComparison(model, info.dtype, readSaved());
+  showComparison(model, url, info.dtype, readSaved());
 }
 
 /** The saved copy next to the loaded values, a mark per value, and a one-line summary. */
-function showComparison(model, dtype, copy) {
+function showComparison(model, url, dtype, copy) {
   const out = $('comparison');
   out.replaceChildren();
   const loaded = model.stateDict();
   const summary = $('compare');
   summary.className = 'summary';
-  if (!copy || copy.url !== tutorialUrl) {
+  if (!copy || copy.url !== url) {
     summary.textContent =
       'No copy of the saved weights in this tab (sessionStorage ends when the browser ' +
       'closes), so there is nothing to compare with: these are the weights read from IndexedDB.';
@@ -402,7 +562,7 @@ function showPrediction(model, source, input, note, output) {
   const start = performance.now();
   const y = model.forward(input);
   const ms = performance.now() - start;
-  note.textContent = `Output of ${source}: shape [${y.shape.join(', ')}], computed in ${fmtMs(ms)}.`;
+  note.textContent = visible(`Output of ${source}: shape [${y.shape.join(', ')}], computed in ${fmtMs(ms)}.`);
   // One row reads best as a column (and fits a phone); a batch as rows × outputs.
   const table =
     y.shape.length === 2 && y.shape[0] === 1
@@ -431,12 +591,12 @@ async function refreshLibrary() {
   const models = await listModels();
   if (token !== listToken) return;
   const entries = Object.entries(models).sort(([a], [b]) => a.localeCompare(b));
-  $('models').replaceChildren(...entries.map(([url, info]) => modelCard(url, info, models)));
+  $('models').replaceChildren(...entries.map(([url, info]) => modelCard(url, info)));
   $('empty').hidden = entries.length > 0;
   await refreshStorage();
 }
 
-function modelCard(url, info, models) {
+function modelCard(url, info) {
   const name = nameOf(url);
   const field = (term, ...value) => [el('dt', {}, term), el('dd', {}, ...value)];
   const meta = Object.entries(info.metadata ?? {});
@@ -468,7 +628,7 @@ function modelCard(url, info, models) {
       ...field('Size', el('span', { dataset: { field: 'bytes', value: String(info.bytes) } }, fmtBytes(info.bytes))),
       ...field('Weights', el('span', { dataset: { field: 'dtype' } }, info.dtype)),
       ...field('Parameters', el('span', { dataset: { field: 'params' } }, String(info.params))),
-      ...field('Architecture', el('code', {}, fmtArch(info.architecture))),
+      ...field('Architecture', el('code', { dataset: { field: 'architecture' } }, fmtArch(info.architecture))),
       ...field('Metadata', meta.length ? meta.map(([k, v]) => `${k}: ${v}`).join(' · ') : '—'),
     ),
     el(
@@ -477,8 +637,8 @@ function modelCard(url, info, models) {
       el('label', {}, 'Weights ', dtypeSelect),
       button('Re-save', () => resaveStored(url, dtypeSelect.value)),
       button('Load', () => useStored(url)),
-      button('Rename', () => renameStored(url, models)),
-      button('Duplicate', () => duplicateStored(url, models)),
+      button('Rename', () => renameStored(url)),
+      button('Duplicate', () => duplicateStored(url)),
       button('Delete', () => deleteStored(url)),
       button('Download', () => downloadStored(url)),
     ),
@@ -492,14 +652,38 @@ function modelCard(url, info, models) {
   );
 }
 
+/** A line above the library's cards: what the last action did (or did not do). */
+function libraryNote(...parts) {
+  $('libraryNote').replaceChildren(el('span', {}, ...parts));
+}
+
+/** Saves the stored model again with `dtype` weights: over itself, or beside it, as the user chooses. */
 async function resaveStored(url, dtype) {
+  const name = nameOf(url);
+  const models = await listModels();
+  const info = models[url];
+  if (!info) throw new ModelError('not_found', `“${name}” is no longer stored (another tab?)`);
+  const place = await askReplace(name, models, {
+    title: `Re-save “${name}” with ${dtype} weights?`,
+    message: [
+      `Its weights are stored as ${info.dtype}.` +
+        // Only f32 holds every value of the others exactly.
+        (dtype !== 'f32' && dtype !== info.dtype
+          ? ` ${dtype} keeps fewer digits: once replaced, the ${info.dtype} values are gone.`
+          : ''),
+    ],
+  });
+  if (!place) {
+    libraryNote(`Not re-saved: you cancelled, so “${name}” is unchanged.`);
+    return;
+  }
   const model = await load(url);
   try {
-    const { metadata } = await modelInfo(url);
-    await save(model, url, { dtype, metadata });
+    await save(model, prefix + place.name, { dtype, metadata: info.metadata });
   } finally {
     model.dispose();
   }
+  libraryNote(`Saved “${name}” with ${dtype} weights as “${place.name}”${placedText(place)}.`);
   await refreshLibrary();
 }
 
@@ -508,24 +692,59 @@ async function useStored(url) {
   $('current').scrollIntoView?.({ block: 'nearest' });
 }
 
-async function renameStored(url, models) {
-  const to = prompt(`Rename "${nameOf(url)}" to:`, nameOf(url))?.trim();
-  if (!to || to === nameOf(url)) return;
-  if (models[prefix + to] && !confirm(`"${to}" exists. Replace it?`)) return;
-  await moveModel(url, prefix + to);
+/**
+ * Rename and Duplicate: asks for the new name, then — when a model is stored under it — whether to
+ * replace that one, keep both, or cancel. `write` is moveModel or copyModel.
+ */
+async function storeAs(url, { verb, done, suggestion, write }) {
+  const from = nameOf(url);
+  const answer = await ask({
+    title: `${verb} “${from}”`,
+    choices: [{ value: 'go', label: verb }],
+    input: { label: 'New name', value: suggestion },
+  });
+  if (answer.choice !== 'go' || !answer.value || answer.value === from) {
+    libraryNote(`Nothing changed: “${from}” is as it was.`);
+    return;
+  }
+  const place = await placeFor(answer.value, `${verb === 'Rename' ? 'Renaming' : 'Duplicating'} “${from}”`);
+  if (!place) {
+    libraryNote(`Nothing changed: you cancelled, so “${from}” and “${answer.value}” are as they were.`);
+    return;
+  }
+  await write(url, prefix + place.name);
+  libraryNote(`${done} “${from}” as “${place.name}”${placedText(place)}.`);
   await refreshLibrary();
 }
 
-async function duplicateStored(url, models) {
-  let to = `${nameOf(url)} copy`;
-  for (let i = 2; models[prefix + to]; i++) to = `${nameOf(url)} copy ${i}`;
-  await copyModel(url, prefix + to);
-  await refreshLibrary();
+function renameStored(url) {
+  return storeAs(url, { verb: 'Rename', done: 'Renamed', suggestion: nameOf(url), write: moveModel });
+}
+
+async function duplicateStored(url) {
+  const models = await listModels();
+  let suggestion = `${nameOf(url)} copy`;
+  for (let i = 2; models[prefix + suggestion]; i++) suggestion = `${nameOf(url)} copy ${i}`;
+  return storeAs(url, { verb: 'Duplicate', done: 'Duplicated', suggestion, write: copyModel });
 }
 
 async function deleteStored(url) {
-  if (!confirm(`Delete "${nameOf(url)}" from this browser? This cannot be undone.`)) return;
+  const name = nameOf(url);
+  const info = (await listModels())[url];
+  const choice = await ask({
+    title: `Delete “${name}”?`,
+    message: [
+      ...(info ? [`${describeStored(info)}.`] : []),
+      'It is removed from this browser: this cannot be undone. Download it first to keep a copy.',
+    ],
+    choices: [{ value: 'delete', label: 'Delete', danger: true }],
+  });
+  if (choice !== 'delete') {
+    libraryNote(`Not deleted: “${name}” is kept.`);
+    return;
+  }
   await removeModel(url);
+  libraryNote(`Deleted “${name}”.`);
   await refreshLibrary();
 }
 
@@ -567,6 +786,16 @@ async function upload(file) {
   }
 }
 
+/** The note for an upload the user cancelled rather than replace a stored model. */
+function notStored(fileName, name) {
+  return el(
+    'div',
+    { className: 'report', dataset: { testid: 'not-stored' } },
+    el('h3', {}, `Not stored: “${fileName}”`),
+    el('p', {}, `You cancelled, so the model stored as “${name}” is unchanged.`),
+  );
+}
+
 /** An error box for a file that was not stored: the code, the message, and what it means. */
 function refusal(fileName, err) {
   const code = err instanceof ModelError ? err.code : (err?.name ?? 'Error');
@@ -598,7 +827,12 @@ async function uploadMkp(file, bytes) {
   const model = await load(bytes); // verifies both checksums before anything is stored
   try {
     const info = fileInfo(bytes);
-    const name = storedName(file.name);
+    const place = await placeFor(storedName(file.name), `Uploading “${file.name}”`);
+    if (!place) {
+      report.append(notStored(file.name, storedName(file.name)));
+      return;
+    }
+    const { name } = place;
     await save(bytes, prefix + name);
     const tensors = Object.entries(model.stateDict()).map(([key, t]) =>
       el('li', {}, el('code', {}, key), ` (${t.shape.join('×') || 'scalar'})`),
@@ -613,8 +847,8 @@ async function uploadMkp(file, bytes) {
           {},
           `${info.bytes} bytes, ${info.kind}, version ${info.version}, weights ${info.dtype}, ` +
             `${info.params} parameters. Stored as `,
-          el('code', {}, prefix + name),
-          '.',
+          el('code', { dataset: { testid: 'upload-url' } }, prefix + name),
+          `${placedText(place)}.`,
         ),
         el('p', {}, 'Architecture: ', el('code', { dataset: { testid: 'upload-arch' } }, fmtArch(info.architecture))),
         el('p', {}, 'Tensors:'),
@@ -824,14 +1058,24 @@ function architectureForm(state, err) {
   const isModule = info.holds.startsWith('module ');
   const suggestion = /e\.g\. "([^"]+)"/.exec(err.message)?.[1] ?? '';
   const id = `importSpec${++formCount}`;
+  // Never pre-filled: a SPEC in the box would read as the file's own, and load without a second look.
   const spec = el('input', {
     id,
     className: 'x-input',
-    value: suggestion,
+    value: '',
     spellcheck: false,
     autocomplete: 'off',
     placeholder: 'e.g. fc1=Linear(3,5),ReLU,fc2=Linear(5,2)',
     dataset: { testid: 'import-spec' },
+  });
+  const keyPrefix = el('input', {
+    id: `${id}-prefix`,
+    className: 'x-input prefix-input',
+    value: '',
+    spellcheck: false,
+    autocomplete: 'off',
+    placeholder: 'none (e.g. module.)',
+    dataset: { testid: 'import-prefix' },
   });
   const errors = el('div', { dataset: { testid: 'import-form-error' }, 'aria-live': 'polite' });
   let assume = null;
@@ -840,6 +1084,7 @@ function architectureForm(state, err) {
     assume = el('input', { type: 'checkbox', id: `${id}-assume`, dataset: { testid: 'import-assume' } });
     assume.addEventListener('change', () => {
       spec.disabled = assume.checked;
+      keyPrefix.disabled = assume.checked;
     });
     assumeBlock = el(
       'div',
@@ -858,15 +1103,48 @@ function architectureForm(state, err) {
       ),
     );
   }
-  const button = el('button', { type: 'submit', dataset: { testid: 'import-load' } }, 'Load');
+  const button = el('button', { type: 'submit', dataset: { testid: 'import-load' } }, 'Load with this architecture');
+  const useSuggestion = el(
+    'button',
+    {
+      type: 'button',
+      className: 'secondary',
+      dataset: { testid: 'import-use-suggestion' },
+      onclick: () => {
+        if (assume?.checked) assume.click();
+        spec.value = suggestion;
+        spec.focus();
+      },
+    },
+    'Use this guess',
+  );
+  const guess = suggestion
+    ? el(
+        'div',
+        { className: 'guess', dataset: { testid: 'import-guess' } },
+        el(
+          'p',
+          {},
+          el('strong', {}, 'A guess'),
+          ' from the tensor names and shapes: ',
+          el('code', { dataset: { testid: 'import-suggestion' } }, fmtArch(suggestion)),
+          ' ',
+          useSuggestion,
+        ),
+        el(
+          'p',
+          { className: 'warning' },
+          'It cannot know what the file does not hold: the activations (ReLU, GELU, Tanh, …) that forward() ' +
+            'runs between the Linear layers, or after the last one, leave no tensors. Add them where they run ' +
+            '(e.g. 0=Linear(8,16),ReLU,2=Linear(16,4)), or the outputs will be wrong.',
+        ),
+      )
+    : null;
   const specHint = el(
     'p',
     { className: 'note' },
-    suggestion
-      ? 'Suggested from the tensor names and shapes. If forward() runs activations between the layers, ' +
-          'add them where they run (e.g. 0=Linear(8,16),ReLU,2=Linear(16,4)).'
-      : 'The layers in the order forward() runs them, named like the tensors' +
-          (isModule ? ' (see the module tree above).' : '.'),
+    'The layers in the order forward() runs them, named like the tensors' +
+      (isModule ? ' (see the module tree above).' : '.'),
   );
   const form = el(
     'form',
@@ -874,6 +1152,7 @@ function architectureForm(state, err) {
     el('h4', {}, 'Which layers run?'),
     el('p', {}, `${capitalize(info.architectureNote)}: say what runs, and the weights are loaded into it.`),
     assumeBlock,
+    guess,
     el(
       'div',
       { className: 'controls' },
@@ -881,31 +1160,50 @@ function architectureForm(state, err) {
       spec,
     ),
     specHint,
+    el(
+      'div',
+      { className: 'controls' },
+      el('label', { htmlFor: keyPrefix.id }, 'Key prefix'),
+      keyPrefix,
+      el('span', { className: 'note' }, "taken off the file's keys: module. (DataParallel), model. (Lightning)"),
+    ),
     el('div', { className: 'controls' }, button),
     errors,
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
+  const submit = () => {
     button.disabled = true;
     run(async () => {
       errors.replaceChildren();
+      const architecture = spec.value.trim();
+      const options = assume?.checked
+        ? { assumeSequential: true }
+        : { architecture, ...(keyPrefix.value.trim() ? { prefix: keyPrefix.value.trim() } : {}) };
       try {
-        const options = assume?.checked ? { assumeSequential: true } : { architecture: spec.value.trim() };
         if (!options.assumeSequential && !options.architecture) {
           throw new ModelError(
             'invalid_argument',
             isModule
               ? 'enter an architecture (SPEC), or tick “Assume its forward() runs these children in order”'
-              : 'enter an architecture (SPEC)',
+              : suggestion
+                ? 'enter an architecture (SPEC), or take the guess above (“Use this guess”) once checked'
+                : 'enter an architecture (SPEC)',
           );
         }
-        await finishImport(state, await load(state.bytes, options), options);
+        const model = await load(state.bytes, options);
+        const fromSuggestion = architecture === suggestion && splitTop(suggestion).length > 1;
+        await finishImport(state, model, { ...options, fromSuggestion });
       } catch (e) {
         errors.replaceChildren(
           el(
             'div',
             { className: 'report error' },
             errorLine(e),
+            keyErrors.has(e?.code) && options.architecture
+              ? keyComparison(e, options, info.tensors, (fix) => {
+                  keyPrefix.value = fix;
+                  submit();
+                })
+              : null,
             el(
               'p',
               {},
@@ -918,8 +1216,139 @@ function architectureForm(state, err) {
         button.disabled = false;
       }
     });
+  };
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    submit();
   });
   return form;
+}
+
+const maxProbeWeights = 16 * 1024 * 1024;
+
+/** The codes of a strict load whose keys or shapes do not match the architecture's. */
+const keyErrors = new Set(['missing_key', 'unexpected_key', 'shape_mismatch']);
+
+/**
+ * A failed strict load, side by side: the keys (and shapes) the architecture expects, and the
+ * file's, a row per key, with the likely fix. `retry(prefix)` loads again with that key prefix.
+ * Every name is the file's: text nodes only.
+ */
+function keyComparison(err, options, fileTensors, retry) {
+  let expected = [];
+  let expectedNote = null;
+  // Bounded before paid: the keys come from a model built from the SPEC, weights and all, so a
+  // SPEC of more than maxProbeWeights Linear weights is not built just to list them.
+  const weights = [...options.architecture.matchAll(/Linear\((\d+),\s*(\d+)/g)].reduce((n, m) => n + m[1] * m[2], 0);
+  try {
+    if (weights > maxProbeWeights)
+      throw new Error(`the SPEC has ${weights} Linear weights; over ${maxProbeWeights}, they are not listed`);
+    const probe = mk.Model.fromSpec(options.architecture);
+    try {
+      expected = Object.entries(probe.stateDict()).map(([name, t]) => ({ name, shape: [...t.shape] }));
+    } finally {
+      probe.dispose();
+    }
+  } catch (e) {
+    expectedNote = `(could not be listed: ${e?.message ?? e})`;
+  }
+  const suggested = /\{ prefix: '([^']*)' \}/.exec(err.message)?.[1] ?? null;
+  // A row per key: the model's key beside the file's key it was loaded from (with the prefix
+  // given), or would be with the prefix the message suggests.
+  const given = options.prefix ?? '';
+  const file = new Map(fileTensors.map((t) => [t.name, t]));
+  const used = new Set();
+  const rows = [];
+  for (const want of expected) {
+    const candidates = [[given + want.name, 'match']];
+    if (suggested !== null) candidates.push([suggested + want.name, 'prefixed']);
+    const [key, how] = candidates.find(([k]) => file.has(k) && !used.has(k)) ?? [null, 'missing'];
+    if (key !== null) used.add(key);
+    const have = key === null ? null : file.get(key);
+    const status = have && have.shape.join() !== want.shape.join() ? 'shape' : how;
+    rows.push({ want, have, status });
+  }
+  const unmatched = expectedNote ? 'unknown' : 'unexpected'; // not listed: nothing to say of the file's keys
+  for (const t of fileTensors) if (!used.has(t.name)) rows.push({ want: null, have: t, status: unmatched });
+  const statusText = {
+    match: '✓ matches',
+    prefixed: `✓ with the prefix “${suggested}”`,
+    shape: '✗ other shape',
+    missing: '✗ not in the file',
+    unexpected: '✗ not in the model',
+    unknown: '',
+  };
+  const shape = (s) => s.join('×') || 'scalar';
+  const shown = 200;
+  const body = rows
+    .slice(0, shown)
+    .map(({ want, have, status }) =>
+      el(
+        'tr',
+        { dataset: { status } },
+        el('td', {}, want ? el('code', {}, want.name) : '—'),
+        el('td', {}, want ? shape(want.shape) : ''),
+        el('td', {}, have ? el('code', {}, have.name) : '—'),
+        el('td', {}, have ? shape(have.shape) : ''),
+        el(
+          'td',
+          { className: `key-status ${status === 'match' || status === 'prefixed' ? 'good' : 'bad'}` },
+          statusText[status],
+        ),
+      ),
+    );
+  const fix =
+    suggested !== null && options.prefix !== suggested
+      ? el(
+          'p',
+          { dataset: { testid: 'key-fix' } },
+          el('strong', {}, 'Likely fix: '),
+          `the file's keys carry the prefix “${suggested}” (DataParallel, Lightning, torch.compile…): load with that prefix. `,
+          el(
+            'button',
+            { type: 'button', dataset: { testid: 'key-fix-prefix' }, onclick: () => retry(suggested) },
+            `Load with prefix “${suggested}”`,
+          ),
+        )
+      : el(
+          'p',
+          { dataset: { testid: 'key-fix' } },
+          el('strong', {}, 'Likely fix: '),
+          err.code === 'shape_mismatch'
+            ? "make each layer's sizes those of the file's tensors: Linear(in, out) has a weight of out×in."
+            : "name the layers in the SPEC as the file's keys are named (fc1=Linear(3,5) for fc1.weight, " +
+                'fc1.bias), in the order they run.',
+        );
+  return el(
+    'div',
+    { className: 'key-compare', dataset: { testid: 'key-compare' } },
+    fix,
+    el(
+      'div',
+      { className: 'table-wrap' },
+      el(
+        'table',
+        { className: 'list keys', dataset: { testid: 'key-table' } },
+        el('caption', {}, 'The architecture’s keys beside the file’s'),
+        el(
+          'thead',
+          {},
+          el(
+            'tr',
+            {},
+            el('th', { scope: 'col' }, 'the model expects'),
+            el('th', { scope: 'col' }, 'shape'),
+            el('th', { scope: 'col' }, 'the file has'),
+            el('th', { scope: 'col' }, 'shape'),
+            el('th', { scope: 'col' }, ''),
+          ),
+        ),
+        el('tbody', {}, ...body),
+      ),
+    ),
+    expectedNote ? el('p', { className: 'note' }, `The model's keys ${expectedNote}.`) : null,
+    rows.length > shown ? el('p', { className: 'note' }, `… and ${rows.length - shown} more keys`) : null,
+  );
 }
 
 /** The width of the first layer's input (for a first input to try), or null. */
@@ -931,16 +1360,61 @@ function inputWidth(model) {
   return null;
 }
 
+/**
+ * The headline of an import. Certain only when the file itself says what runs; an architecture
+ * the user gave (typed, or the suggestion taken) or assumed is theirs to vouch for, and the page
+ * says so rather than "✓".
+ */
+function resultSummary(from, url, place, options) {
+  const stored = ['stored as ', el('code', { dataset: { testid: 'import-url' } }, url), placedText(place)];
+  if (from === 'file' || from === 'module tree')
+    return el(
+      'p',
+      { className: 'summary good', dataset: { testid: 'import-summary', certain: 'true' } },
+      '✓ Loaded and ',
+      ...stored,
+      '.',
+    );
+  const what =
+    from === 'assume_sequential'
+      ? 'on your assumption that forward() runs the children in order'
+      : 'with the architecture you confirmed';
+  return el(
+    'div',
+    { className: 'summary unsure', dataset: { testid: 'import-summary', certain: 'false' } },
+    el('p', {}, `Loaded ${what}, and `, ...stored, '.'),
+    el(
+      'p',
+      { className: 'warning' },
+      'Its outputs are only right if this matches the network that was trained — the activations ' +
+        'between the Linear layers included: the file holds weights, not what runs between them.' +
+        (options.fromSuggestion
+          ? ' This is the suggested architecture, unchanged: it runs no activation between its layers.'
+          : ''),
+    ),
+  );
+}
+
 /** Stores the imported model, shows it, and runs a first prediction. */
 async function finishImport(state, model, options) {
-  const { file, name, next } = state;
-  const url = prefix + name;
+  const { file, next } = state;
+  let place;
   try {
-    await save(model, url, { metadata: { source: file.name } });
+    place = await placeFor(state.name, `Storing “${file.name}”`);
+    if (place) await save(model, prefix + place.name, { metadata: { source: file.name } });
   } catch (err) {
     model.dispose();
     throw err;
   }
+  if (!place) {
+    // Nothing stored; the file and any form stay, to load again (and be asked again).
+    model.dispose();
+    state.cancelled ??= el('div');
+    state.cancelled.replaceChildren(notStored(file.name, state.name));
+    next.append(state.cancelled);
+    return;
+  }
+  const url = prefix + place.name;
   disposeImported();
   imported = model;
   state.bytes = null;
@@ -976,14 +1450,14 @@ async function finishImport(state, model, options) {
   const optionText = options.assumeSequential
     ? ', { assumeSequential: true }'
     : options.architecture
-      ? `, { architecture: '${options.architecture}' }`
+      ? `, { architecture: '${options.architecture}'${options.prefix ? `, prefix: '${options.prefix}'` : ''} }`
       : '';
   const field = (term, ...value) => [el('dt', {}, term), el('dd', {}, ...value)];
   next.replaceChildren(
     el(
       'div',
       { className: 'import-result', dataset: { testid: 'import-result' } },
-      el('p', { className: 'summary good' }, '✓ Loaded and stored as ', el('code', {}, url), '.'),
+      resultSummary(source.architectureFrom, url, place, options),
       el(
         'div',
         { className: 'pair' },
