@@ -1,5 +1,7 @@
 #include "model.hpp"
 
+#include "spec.hpp"
+
 #include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
@@ -80,17 +82,85 @@ static std::string join(const std::vector<std::string>& v, std::size_t most = 20
     return s;
 }
 
-// What a strict load's key error adds: the likely fix when the file's keys carry
-// a prefix the model's lack, and otherwise the keys the file has, beside the model's.
-static std::string key_advice(const LoadReport& report, const StateDict& sd) {
+static bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// The SPEC with each layer named as the file names it, when the file's tensors,
+// grouped by layer in file order, match the model's layer by layer (parameter
+// names and shapes): "" otherwise.
+static std::string renamed_spec(const std::vector<LayerSpec>& specs, const StateDict& sd) {
+    // The file's layers: a key's last component off, in order of first appearance.
+    std::vector<std::string> groups;
+    std::unordered_map<std::string, std::size_t> group_of;
+    for (const auto& kv : sd) {
+        const std::size_t dot = kv.first.rfind('.');
+        const std::string g = dot == std::string::npos ? std::string() : kv.first.substr(0, dot);
+        if (group_of.emplace(g, groups.size()).second) groups.push_back(g);
+    }
+    std::unordered_map<std::string, const Tensor*> tensors;
+    for (const auto& kv : sd) tensors.emplace(kv.first, &kv.second);
+    std::vector<LayerSpec> renamed = specs;
+    std::size_t next = 0;
+    for (LayerSpec& s : renamed) {
+        const std::vector<ParamInfo> params = layer_params(s);
+        if (params.empty()) continue;
+        if (next == groups.size()) return "";
+        const std::string& g = groups[next++];
+        for (const ParamInfo& p : params) {
+            const auto it = tensors.find(param_key(g, p.name));
+            if (it == tensors.end() || shape_of(*it->second) != p.shape) return "";
+        }
+        s.name = g;
+    }
+    if (next != groups.size()) return "";
+    return format_spec(renamed);
+}
+
+// What a strict load's key error adds: the model's keys and the file's side by
+// side, each with its shape, and the likely fix — a prefix on the file's keys,
+// one on the model's, or layers named otherwise.
+static std::string key_advice(const std::vector<LayerSpec>& specs, const LoadReport& report, const StateDict& sd) {
+    std::string fix;
     const std::string prefix = key_prefix(report);
-    if (!prefix.empty())
-        return ". The file's keys carry the prefix '" + prefix +
-               "' (DataParallel, Lightning, torch.compile...): " + "load with that prefix (--prefix " + prefix +
-               ", { prefix: '" + prefix + "' })";
-    std::vector<std::string> file_keys;
-    for (const auto& kv : sd) file_keys.push_back(kv.first);
-    return ". The file has: " + join(file_keys);
+    if (!prefix.empty()) {
+        fix = "the file's keys carry the prefix '" + prefix +
+              "' (DataParallel, Lightning, torch.compile...): load with that prefix (--prefix " + prefix +
+              ", { prefix: '" + prefix + "' })";
+    } else if (!report.missing_keys.empty() && !sd.empty()) {
+        // The model's keys carry a prefix the file's lack: every missing key is P + a file key.
+        std::unordered_map<std::string, bool> in_file;
+        for (const auto& kv : sd) in_file.emplace(kv.first, true);
+        const std::string& first = report.missing_keys[0];
+        for (const auto& kv : sd) {
+            if (first.size() <= kv.first.size() || !ends_with(first, kv.first)) continue;
+            const std::string p = first.substr(0, first.size() - kv.first.size());
+            if (p.back() != '.') continue;
+            bool all = true;
+            for (const std::string& k : report.missing_keys)
+                all = all && k.compare(0, p.size(), p) == 0 && in_file.count(k.substr(p.size()));
+            if (all) {
+                fix =
+                    "the model's layer names start with '" + p + "', which the file's keys lack: drop it from the SPEC";
+                break;
+            }
+        }
+    }
+    if (fix.empty()) {
+        const std::string spec = renamed_spec(specs, sd);
+        if (!spec.empty())
+            fix =
+                "the file's tensors match the model's layer by layer under other names: name the layers as the file "
+                "does: " +
+                spec;
+    }
+    std::vector<std::string> model_keys, file_keys;
+    for (const LayerSpec& s : specs)
+        for (const ParamInfo& p : layer_params(s))
+            model_keys.push_back(param_key(s.name, p.name) + " " + shape_to_string(p.shape));
+    for (const auto& kv : sd) file_keys.push_back(kv.first + " " + shape_to_string(shape_of(kv.second)));
+    return ". The model expects: " + join(model_keys) + ". The file has: " + join(file_keys) +
+           (fix.empty() ? std::string() : ". Likely fix: " + fix);
 }
 
 std::uint64_t param_count(const std::vector<LayerSpec>& specs) {
@@ -148,9 +218,10 @@ Status match_state_dict(const std::vector<LayerSpec>& specs, const StateDict& sd
         if (!used[i]) report.unexpected_keys.push_back(sd[i].first);
     if (!mismatches.empty()) return error(Code::shape_mismatch, "size mismatch for " + join(mismatches));
     if (strict && !report.missing_keys.empty())
-        return error(Code::missing_key, "missing keys: " + join(report.missing_keys) + key_advice(report, sd));
+        return error(Code::missing_key, "missing keys: " + join(report.missing_keys) + key_advice(specs, report, sd));
     if (strict && !report.unexpected_keys.empty())
-        return error(Code::unexpected_key, "unexpected keys: " + join(report.unexpected_keys) + key_advice(report, sd));
+        return error(Code::unexpected_key,
+                     "unexpected keys: " + join(report.unexpected_keys) + key_advice(specs, report, sd));
     return Status::success();
 }
 

@@ -801,7 +801,11 @@ TEST_F(Cli, ThePrefixOptionAndTheRootLayer) {
     EXPECT_EQ(root.out, named.out);
     // The key error names what the file has, and --prefix needs --arch.
     const Result missing = fails({"predict", pt, "--arch", "Linear(3,5)", "--input", x}, 1, "missing_key");
-    EXPECT_NE(missing.err.find("The file has: fc1.weight, fc1.bias"), std::string::npos) << missing.err;
+    EXPECT_NE(missing.err.find("The file has: fc1.weight (5, 3), fc1.bias (5,)"), std::string::npos) << missing.err;
+    EXPECT_NE(missing.err.find("Likely fix: the file's tensors match the model's layer by layer under other names: "
+                               "name the layers as the file does: fc1=Linear(3,5)"),
+              std::string::npos)
+        << missing.err;
     const Result usage = run({"predict", pt, "--prefix", "fc1.", "--input", x});
     EXPECT_EQ(usage.code, 2);
     EXPECT_NE(usage.err.find("--prefix needs a prefix, and goes with --arch"), std::string::npos) << usage.err;

@@ -347,5 +347,33 @@ TEST(Model, AStrictLoadSaysWhatTheFileHasAndTheLikelyPrefix) {
     // Unrelated keys: no prefix, and the message lists what the file has.
     st = m.load_state_dict({{"a.weight", zeros({4, 3})}, {"b.bias", zeros({2})}}, true, report);
     EXPECT_EQ(key_prefix(report), "");
-    EXPECT_NE(st.message().find("The file has: a.weight, b.bias"), std::string::npos) << st.message();
+    EXPECT_NE(st.message().find("The file has: a.weight (4, 3), b.bias (2,)"), std::string::npos) << st.message();
+    EXPECT_EQ(st.message().find("Likely fix"), std::string::npos) << st.message();
+}
+
+TEST(Model, KeyErrorsShowBothSidesAndTheLikelyFix) {
+    Sequential m = mkt::make_model("fc1=Linear(3,4),ReLU,fc2=Linear(4,2)");
+    const StateDict sd = m.state_dict();
+    LoadReport report;
+    // The same layers, named by position: the file's names are the fix (a SPEC to paste).
+    Sequential positional = mkt::make_model("Linear(3,4),ReLU,Linear(4,2)");
+    Status st = positional.load_state_dict(sd, true, report);
+    EXPECT_EQ(st.code(), Code::missing_key);
+    EXPECT_NE(st.message().find("The model expects: 0.weight (4, 3), 0.bias (4,), 2.weight (2, 4), 2.bias (2,)"),
+              std::string::npos)
+        << st.message();
+    EXPECT_NE(st.message().find("The file has: fc1.weight (4, 3), fc1.bias (4,), fc2.weight (2, 4), fc2.bias (2,)"),
+              std::string::npos)
+        << st.message();
+    EXPECT_NE(st.message().find("name the layers as the file does: fc1=Linear(3,4),1=ReLU,fc2=Linear(4,2)"),
+              std::string::npos)
+        << st.message();
+    // A prefix in the SPEC the file lacks.
+    Sequential prefixed = mkt::make_model("model.fc1=Linear(3,4),ReLU,model.fc2=Linear(4,2)");
+    st = prefixed.load_state_dict(sd, true, report);
+    EXPECT_NE(st.message().find("start with 'model.', which the file's keys lack"), std::string::npos) << st.message();
+    // Other shapes: no rename is offered.
+    Sequential wider = mkt::make_model("Linear(3,5),ReLU,Linear(5,2)");
+    st = wider.load_state_dict(sd, true, report);
+    EXPECT_EQ(st.message().find("Likely fix"), std::string::npos) << st.message();
 }

@@ -1314,10 +1314,12 @@ function keyComparison(err, options, fileTensors, retry) {
           'p',
           { dataset: { testid: 'key-fix' } },
           el('strong', {}, 'Likely fix: '),
-          err.code === 'shape_mismatch'
-            ? "make each layer's sizes those of the file's tensors: Linear(in, out) has a weight of out×in."
-            : "name the layers in the SPEC as the file's keys are named (fc1=Linear(3,5) for fc1.weight, " +
-                'fc1.bias), in the order they run.',
+          // The core's own fix when it found one (a SPEC named as the file is, a prefix to drop).
+          /Likely fix: (.*)$/s.exec(err.message)?.[1] ??
+            (err.code === 'shape_mismatch'
+              ? "make each layer's sizes those of the file's tensors: Linear(in, out) has a weight of out×in."
+              : "name the layers in the SPEC as the file's keys are named (fc1=Linear(3,5) for fc1.weight, " +
+                'fc1.bias), in the order they run.'),
         );
   return el(
     'div',
