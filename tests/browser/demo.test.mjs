@@ -1134,7 +1134,8 @@ test(
           ['—', '', 'fc1.weight', '5×3', 'unexpected'],
           ['—', '', 'fc1.bias', '5', 'unexpected'],
         ]);
-        assert.match(await text(page, 'key-fix'), /name the layers in the SPEC as the file's keys are named/);
+        // The core's fix: the same layers under the file's names, a SPEC to paste.
+        assert.match(await text(page, 'key-fix'), /Likely fix: .*name the layers as the file does: fc1=Linear\(3,5\)/);
         // A layer too many: its keys are missing from the file.
         await page.locator(byId('import-spec')).fill('fc1=Linear(3,5),ReLU,fc2=Linear(5,2)');
         await click(page, 'import-load');
