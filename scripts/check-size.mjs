@@ -2,11 +2,12 @@
 // check-size.mjs — what a user's page downloads: a tiny app that imports { load, save } from
 // 'modelkeep' and predicts (model.forward), built by Vite as a user would build it, then every
 // emitted .js and .wasm gzip -9, against a budget; exits 1 over it. Run by `npm test` after the
-// wasm build; offline. The budget is a regression guard: today's 138.6 KiB for that app (the
-// .wasm 122.9, the minified JS bundle of package + loader + Vite's runtime 15.7; no node: stubs
-// since the browser entry reaches no node: module) plus about 1.5 KiB of headroom. The importer
+// wasm build; offline. The budget is a regression guard: today's 140.0 KiB for that app (the
+// .wasm 124.3, the minified JS bundle of package + loader + Vite's runtime 15.7; no node: stubs
+// since the browser entry reaches no node: module) plus about 2 KiB of headroom. The importer
 // in the page's module grew by 4.4 KiB with numpy arrays, torch 2.x's layouts, archives of torch
-// files and the integrity check without views; the next step moves the importer out of the page
+// files and the integrity check without views, and the key errors' side-by-side listing and
+// likely fix added 1.4 KiB; the next step moves the importer out of the page
 // (a module fetched on first use), toward the goal of 60 KB, and why it is not met yet is in
 // docs/PERFORMANCE.md ("Download size").
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'vite';
 
-const BUDGET = 140 * 1024;
+const BUDGET = 142 * 1024;
 const root = fileURLToPath(new URL('../', import.meta.url));
 const main = `import { load, save } from 'modelkeep';
 const model = await load('indexeddb://model');

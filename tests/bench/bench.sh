@@ -7,6 +7,8 @@
 #   5. forward pass vs TF.js and ORT (tests/bench/forward_bench.mjs: Node, Chromium, and Chromium
 #      cross-origin isolated with the pthreads build)                   → build/bench/forward.json
 #   6. import → first prediction in Chromium (tests/bench/startup_bench.mjs) → build/bench/startup.json
+#   7. the machine's limits beside modelkeep in one page: a reference SIMD128 sgemm and a
+#      streaming read (tests/bench/limits_bench.mjs, tests/bench/ref_kernels.c)
 # then collects every JSON written by this run into build/bench/results.json and the Markdown
 # reports into build/bench/results.md.
 #
@@ -66,6 +68,7 @@ run browser "$out/browser.md" node tests/bench/browser_bench.mjs "${quick[@]}"
 run import "$out/import.md" node tests/bench/import_bench.mjs
 run forward "$out/forward.md" node tests/bench/forward_bench.mjs "${quick[@]}"
 run startup "$out/startup.md" node tests/bench/startup_bench.mjs "${quick[@]}"
+run limits "$out/limits.md" node tests/bench/limits_bench.mjs
 
 step "summary → $out/results.json, $out/results.md"
 BENCH_STARTED=$started BENCH_LOAD_BEFORE=$load_before BENCH_STEPS=$steps_file BENCH_QUICK=${#quick[@]} \
