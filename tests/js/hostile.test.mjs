@@ -452,3 +452,35 @@ test('every other text of a file reaches messages escaped', async () => {
 test('after all of it, the module still works', async () => {
   await assertAlive('the end');
 });
+
+// ---- archives that hold torch files (Stable-Baselines3's model.zip) ------------------------------
+
+test('a zip that holds torch files names them, and { entry } loads the one chosen', async () => {
+  const policy = files.namedStateDict({ 'w.weight': [2, 2], 'w.bias': [2] });
+  const text = (s) => new TextEncoder().encode(s);
+  const sb3 = files.zip([
+    { name: 'data', data: text('{}') },
+    { name: 'policy.pth', data: policy },
+    { name: 'policy.optimizer.pth', data: policy },
+    { name: '_stable_baselines3_version', data: text('2.3.0') },
+  ]);
+  await assert.rejects(
+    load(sb3, { architecture: 'w=Linear(2,2)' }),
+    (e) =>
+      e instanceof ModelError &&
+      e.code === 'unknown_format' &&
+      e.message.includes('holds model files: policy.pth, policy.optimizer.pth') &&
+      e.message.includes("{ entry: 'NAME' }"),
+  );
+  const model = await load(sb3, { architecture: 'w=Linear(2,2)', entry: 'policy.pth' });
+  try {
+    // every weight 0.5 and bias 0.5: y = 0.5 * (x0 + x1) + 0.5
+    assert.deepEqual(Array.from(model.forward([[1, 3]]).data), [2.5, 2.5]);
+  } finally {
+    model.dispose();
+  }
+  await assert.rejects(
+    load(sb3, { architecture: 'w=Linear(2,2)', entry: 'value.pth' }),
+    (e) => e.code === 'unknown_format',
+  );
+});
