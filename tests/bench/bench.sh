@@ -9,6 +9,8 @@
 #   6. import → first prediction in Chromium (tests/bench/startup_bench.mjs) → build/bench/startup.json
 #   7. the machine's limits beside modelkeep in one page: a reference SIMD128 sgemm and a
 #      streaming read (tests/bench/limits_bench.mjs, tests/bench/ref_kernels.c)
+#   8. a bundled app's download and navigation → first prediction, cold, for modelkeep, TF.js
+#      (cpu, wasm) and ORT beside an empty page (tests/bench/app_bench.mjs) → build/bench/app.json
 # then collects every JSON written by this run into build/bench/results.json and the Markdown
 # reports into build/bench/results.md.
 #
@@ -69,6 +71,7 @@ run import "$out/import.md" node tests/bench/import_bench.mjs
 run forward "$out/forward.md" node tests/bench/forward_bench.mjs "${quick[@]}"
 run startup "$out/startup.md" node tests/bench/startup_bench.mjs "${quick[@]}"
 run limits "$out/limits.md" node tests/bench/limits_bench.mjs
+run app "$out/app.md" node tests/bench/app_bench.mjs
 
 step "summary → $out/results.json, $out/results.md"
 BENCH_STARTED=$started BENCH_LOAD_BEFORE=$load_before BENCH_STEPS=$steps_file BENCH_QUICK=${#quick[@]} \
