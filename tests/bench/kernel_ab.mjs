@@ -3,16 +3,19 @@
 // timed round by round, one build after the other, medians. For a kernel
 // change, where the run-to-run noise of this VM exceeds the difference.
 //   cp -r web /tmp/old-web   (before the change; after it, rebuild web/dist)
-//   node tests/bench/kernel_ab.mjs /tmp/old-web web [--rounds=9]
+//   node tests/bench/kernel_ab.mjs /tmp/old-web web [--rounds=9] [--dtypes=f32,int8]
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 const [oldDir, newDir] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 if (!oldDir || !newDir) {
-  console.error('usage: node tests/bench/kernel_ab.mjs OLD_WEB_DIR NEW_WEB_DIR [--rounds=N]');
+  console.error('usage: node tests/bench/kernel_ab.mjs OLD_WEB_DIR NEW_WEB_DIR [--rounds=N] [--dtypes=f32,...]');
   process.exit(2);
 }
 const rounds = Number((process.argv.find((a) => a.startsWith('--rounds=')) ?? '--rounds=9').slice(9));
+const dtypes = (process.argv.find((a) => a.startsWith('--dtypes=')) ?? '--dtypes=f32,f16,bf16,int8')
+  .slice(9)
+  .split(',');
 const load = async (dir) => {
   const mk = await import(pathToFileURL(resolve(dir, 'src/node.js')).href);
   await mk.ready();
@@ -40,7 +43,7 @@ for (const c of cases) {
     sd[`${2 * i}.bias`] = { shape: [out], data: new Float32Array(out).map(() => rand() * 0.1) };
     flops += 2 * inF * out;
   }
-  for (const dtype of ['f32', 'f16', 'bf16', 'int8']) {
+  for (const dtype of dtypes) {
     const models = {};
     for (const [k, mk] of Object.entries(builds)) {
       models[k] = mk.Model.fromSpec(spec.join(','), { seed: 1 });
