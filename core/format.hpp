@@ -178,6 +178,7 @@ struct PlannedTensor {
     const Tensor* tensor = nullptr;
     const CompactWeight* compact = nullptr;
     std::vector<float> scales;  // stored int8 (unless compact int8 as it is): each row's scale
+    bool packed = false;        // tensor holds a Linear weight in the kernels' layout (packed.hpp)
 };
 
 /// A file laid out but not written: everything checked, the header built and

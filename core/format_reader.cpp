@@ -12,6 +12,7 @@
 #include "compact.hpp"
 #include "crc32.hpp"
 #include "format.hpp"
+#include "packed.hpp"
 #include "spec.hpp"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the format reader assumes a little-endian host");
@@ -662,7 +663,7 @@ Status read_model_as(const ByteSource& source, const std::string& architecture, 
 }
 
 std::uint64_t read_bytes(const FileInfo& info, bool as_model) {
-    std::uint64_t tensors = 0, largest_f16 = 0, chunk = 0;
+    std::uint64_t tensors = 0, largest_f16 = 0, chunk = 0, pack = 0;
     const auto through_chunk = [&](std::uint64_t bytes) {
         chunk = std::max(chunk, std::min<std::uint64_t>(bytes, read_chunk_bytes));
     };
@@ -676,12 +677,14 @@ std::uint64_t read_bytes(const FileInfo& info, bool as_model) {
         } else {
             tensors += e * 4;
             if (t.dtype != DType::f32) through_chunk(t.bytes);
+            if (as_model && info.kind == FileKind::model && t.shape.size() == 2)  // packed once read (packed.hpp)
+                pack = std::max(pack, pack_scratch_bytes(std::size_t(t.shape[0]), std::size_t(t.shape[1])));
         }
     }
     // Bookkeeping (measured, tests/test_import.cpp): what the header parse builds,
     // each tensor's slot and name, a few fixed tables.
     const std::uint64_t bookkeeping = info.header_bytes * 64 + info.tensors.size() * 1024 + (16 << 10);
-    return tensors + largest_f16 + chunk + bookkeeping;
+    return tensors + largest_f16 + chunk + pack + bookkeeping;
 }
 
 // The pointer + size overloads: the same reader over the bytes in memory (a

@@ -7,6 +7,7 @@
 
 #include "crc32.hpp"
 #include "format.hpp"
+#include "packed.hpp"
 
 namespace modelkeep {
 
@@ -89,10 +90,19 @@ struct Item {
     const Tensor* tensor;
     DType dtype;
     const CompactWeight* compact = nullptr;
+    bool packed = false;  // tensor is in the kernels' layout (packed.hpp)
 
     Shape shape() const { return compact ? Shape{compact->rows, compact->cols} : shape_of(*tensor); }
     bool compact_as_is() const { return compact && compact->dtype == dtype; }
 };
+
+// A packed weight's (out, in) rows (packed.hpp).
+Tensor rows_of(const Tensor& packed) {
+    const std::size_t rows = packed.shape()[0], cols = packed.shape()[1];
+    Tensor t(Shape{rows, cols});
+    unpack_weight_rows(packed.data(), rows, cols, 0, rows, t.data());
+    return t;
+}
 
 // Each row's int8 scale of x (rows × cols); false if a value is NaN or infinite.
 bool int8_scales(const float* x, std::size_t rows, std::size_t cols, std::vector<float>& scales) {
@@ -206,10 +216,12 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
     // int8 scales now: they precede the values in the file, and a value int8
     // cannot store is an error before anything is written.
     for (const Item& it : items) {
-        PlannedTensor t{it.tensor, it.compact, {}};
+        PlannedTensor t{it.tensor, it.compact, {}, it.packed};
         if (it.dtype == DType::int8 && !it.compact_as_is() && info.tensors[p.tensors.size()].bytes) {
-            const Tensor expanded = it.compact ? expand_weight(*it.compact) : Tensor();
-            const Tensor& x = it.compact ? expanded : *it.tensor;
+            const Tensor expanded = it.compact  ? expand_weight(*it.compact)
+                                    : it.packed ? rows_of(*it.tensor)
+                                                : Tensor();
+            const Tensor& x = it.compact || it.packed ? expanded : *it.tensor;
             const std::size_t rows = x.dimension() >= 2 ? x.shape()[0] : 1;
             if (!int8_scales(x.data(), rows, x.size() / rows, t.scales))
                 return error(Code::invalid_argument,
@@ -285,8 +297,17 @@ void Emitter::tensor(const TensorInfo& info, const PlannedTensor& t) {
         }
         return;
     }
-    const Tensor expanded = compact ? expand_weight(*compact) : Tensor();
-    const Tensor& x = compact ? expanded : *t.tensor;
+    if (t.packed && info.dtype == DType::f32) {  // the rows, unpacked a scratch-full at a time
+        const std::size_t rows = t.tensor->shape()[0], cols = t.tensor->shape()[1], cap = scratch_.size() / 4;
+        for (std::size_t first = 0; first < rows * cols; first += cap) {
+            const std::size_t n = std::min(cap, rows * cols - first);
+            unpack_weight_range(t.tensor->data(), rows, cols, first, n, reinterpret_cast<float*>(scratch_.data()));
+            bytes(scratch_.data(), n * 4);
+        }
+        return;
+    }
+    const Tensor expanded = compact ? expand_weight(*compact) : t.packed ? rows_of(*t.tensor) : Tensor();
+    const Tensor& x = compact || t.packed ? expanded : *t.tensor;
     const float* v = x.data();
     const std::size_t n = x.size();
     switch (info.dtype) {
@@ -347,7 +368,7 @@ std::vector<Item> model_items(const Sequential& model, std::vector<std::string>&
             names.push_back(param_key(layer.spec.name, infos[i].name));
             const Param& p = layer.params[i];
             items.push_back({nullptr, p.is_compact() ? nullptr : &p.values(), dtype_for(options, infos[i].shape.size()),
-                             p.is_compact() ? &p.compact() : nullptr});
+                             p.is_compact() ? &p.compact() : nullptr, p.is_packed()});
         }
     }
     for (std::size_t i = 0; i < items.size(); ++i) items[i].name = &names[i];  // names no longer moves
@@ -391,6 +412,11 @@ std::uint64_t emit_bytes(const WritePlan& plan, std::size_t scratch_bytes) {
     std::uint64_t scratch = std::max<std::size_t>(scratch_bytes, 8), expansion = 0;
     for (std::size_t i = 0; i < plan.tensors.size(); ++i) {
         const CompactWeight* c = plan.tensors[i].compact;
+        if (plan.tensors[i].packed && plan.info.tensors[i].bytes) {
+            const Tensor& w = *plan.tensors[i].tensor;
+            if (plan.info.tensors[i].dtype != DType::f32)  // f32: through the scratch (Emitter::tensor)
+                expansion = std::max<std::uint64_t>(expansion, std::uint64_t(w.size()) * sizeof(float));
+        }
         if (!c || !plan.info.tensors[i].bytes) continue;
         if (c->dtype != plan.info.tensors[i].dtype)
             expansion = std::max<std::uint64_t>(expansion, std::uint64_t(c->rows) * c->cols * sizeof(float));

@@ -102,6 +102,14 @@ struct F32Row {
 constexpr std::uint32_t f16_field_mask = 0x8FFFE000u;
 constexpr float f16_rebias = 5.192296858534828e33f;  // 2^112
 
+// SIMD128 operations per 16 f16 weights in the GEMV (dot over F16Row<false>):
+// 4 widening loads (i32x4.load16x4_s), 4 shifts, 4 masks — 12 to decode —
+// then 4 input loads, 4 multiplies, 4 adds: 24, against 16 for float32 (4 + 4
+// loads, 4 multiplies, 4 adds) and 20 for bf16 (widening load + shift). No
+// exact decode in fewer was found: a 32-bit lane holding two halves gives the
+// odd one in 2 operations (shr_s 3, mask) but the even one needs 3 (shl 16
+// first), so 8 weights cost 1 load + 5 against 2 loads + 4 here. Without
+// SIMD128 half-float conversion or FMA, f16 is bound by this decoder.
 // Rebias = false gives w · 2^-112 (the fields alone): the caller multiplies
 // the input by 2^112 instead, once per row rather than once per weight. Both
 // scalings are exact (no overflow for |x| < 2^16), so every product, and so
@@ -216,16 +224,16 @@ void blocked_panels(const float* A, const Pack& pack, const float* bias, float* 
         for (std::size_t k0 = 0; k0 < K; k0 += KC) {
             const std::size_t kc = std::min(KC, K - k0);
             const bool last = k0 + kc == K;
-            pack(j0, nr, k0, kc, panel);
+            const float* P = pack(j0, nr, k0, kc, panel);  // panel, or the weight's own pre-packed one
             for (std::size_t i = 0; i < M; i += MR) {
                 const std::size_t mr = std::min(MR, M - i);
                 std::fill(acc, acc + MR * NR, 0.0f);
                 const float* a = A + i * K + k0;
                 switch (mr) {
-                    case 4: micro_kernel<4>(a, K, panel, kc, acc); break;
-                    case 3: micro_kernel<3>(a, K, panel, kc, acc); break;
-                    case 2: micro_kernel<2>(a, K, panel, kc, acc); break;
-                    default: micro_kernel<1>(a, K, panel, kc, acc); break;
+                    case 4: micro_kernel<4>(a, K, P, kc, acc); break;
+                    case 3: micro_kernel<3>(a, K, P, kc, acc); break;
+                    case 2: micro_kernel<2>(a, K, P, kc, acc); break;
+                    default: micro_kernel<1>(a, K, P, kc, acc); break;
                 }
                 for (std::size_t r = 0; r < mr; ++r) {
                     float* c = C + (i + r) * N + j0;
@@ -238,7 +246,8 @@ void blocked_panels(const float* A, const Pack& pack, const float* bias, float* 
 }
 
 // C = act(A · Bᵀ + bias) through packed panels: pack(j0, nr, k0, kc, panel)
-// writes B[j0 : j0+nr, k0 : k0+kc] transposed into panel (kc × NR), zero-padded.
+// returns B[j0 : j0+nr, k0 : k0+kc] transposed (kc × NR, zero-padded): written
+// into panel, or where a pre-packed weight already holds it.
 // The last K block adds its tile into C and applies act to it there. The
 // panels are split over the threads (parallel.hpp), each with its own scratch.
 template <class Pack>
@@ -260,7 +269,7 @@ inline void pad_panel(std::size_t nr, std::size_t kc, float* panel) {
 // as expand_weight decodes it, never more than one panel at a time.
 struct CompactPack {
     const CompactWeight& w;
-    void operator()(std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) const {
+    const float* operator()(std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) const {
         float row[KC];
         for (std::size_t j = 0; j < nr; ++j) {
             const std::size_t base = (j0 + j) * w.cols + k0;
@@ -285,6 +294,7 @@ struct CompactPack {
             for (std::size_t k = 0; k < kc; ++k) panel[k * NR + j] = row[k];
         }
         pad_panel(nr, kc, panel);
+        return panel;
     }
 
     static void decode_f16(const std::uint16_t* h, std::size_t n, float* out) {
@@ -358,7 +368,14 @@ bool quantize_row_i16(const float* a, std::size_t K, std::int16_t* qa, std::int1
     return true;
 }
 
-// Σ_k qa[k] · q[k] over [k0, k1) for four rows (exact int32).
+// Σ_k qa[k] · q[k] over [k0, k1) for four rows (exact int32). SIMD128
+// operations per 16 int8 weights of a row: 1 load, 3 shifts (i16x8.shl 8 +
+// shr_s 8 sign-extend the even bytes, shr_s 8 the odd ones), 2
+// i32x4.dot_i16x8_s, 2 adds: 8, plus the two input halves (xe, xo: even-k and
+// odd-k values, deinterleaved once per row by quantize_row_i16) loaded once
+// for the four rows: 8.5 in all, against 16 for float32. i16x8.extend_low/
+// high_i8x16_s would split the bytes in 2 operations instead of 3, but pairs
+// k with k + 8 (a layout or input order to match; not tried here).
 inline void int8_block4(const std::int16_t* qa, const std::int16_t* xs, const std::int8_t* const q[4], std::size_t k0,
                         std::size_t k1, std::int32_t out[4]) {
     std::size_t k = k0;
@@ -438,8 +455,105 @@ void matmul_nt_blocked(const float* A, const float* B, const float* bias, float*
     const auto pack = [&](std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) {
         for (std::size_t k = 0; k < kc; ++k)
             for (std::size_t j = 0; j < NR; ++j) panel[k * NR + j] = j < nr ? B[(j0 + j) * K + k0 + k] : 0.0f;
+        return static_cast<const float*>(panel);
     };
     blocked(A, pack, bias, C, M, N, K, act);
+}
+
+namespace {
+
+// One input row against the pre-packed panel P (K, 8) of a float32 weight
+// (packed.hpp): out[j] = Σ_k a[k] · P[k][j]. The weights are one sequential
+// stream and each pass makes eight outputs, with no horizontal sums: per 16
+// weights (two k) 2 input splats, 4 weight loads, 4 multiplies, 4 adds — 14
+// SIMD128 operations where the row-wise dot product needs 16. Four k in flight
+// (eight accumulators) keep the adders busy.
+inline void panel_dot(const float* a, const float* P, std::size_t K, float* out) {
+    std::size_t k = 0;
+#if defined(__wasm_simd128__)
+    v128_t s[8];
+    for (auto& v : s) v = wasm_f32x4_splat(0.0f);
+    for (; k + 4 <= K; k += 4)
+        for (std::size_t u = 0; u < 4; ++u) {
+            const v128_t x = wasm_v128_load32_splat(a + k + u);
+            s[2 * u] = wasm_f32x4_add(s[2 * u], wasm_f32x4_mul(x, wasm_v128_load(P + (k + u) * NR)));
+            s[2 * u + 1] = wasm_f32x4_add(s[2 * u + 1], wasm_f32x4_mul(x, wasm_v128_load(P + (k + u) * NR + 4)));
+        }
+    v128_t c0 = wasm_f32x4_add(wasm_f32x4_add(s[0], s[2]), wasm_f32x4_add(s[4], s[6]));
+    v128_t c1 = wasm_f32x4_add(wasm_f32x4_add(s[1], s[3]), wasm_f32x4_add(s[5], s[7]));
+    for (; k < K; ++k) {
+        const v128_t x = wasm_f32x4_splat(a[k]);
+        c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(x, wasm_v128_load(P + k * NR)));
+        c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(x, wasm_v128_load(P + k * NR + 4)));
+    }
+    wasm_v128_store(out, c0);
+    wasm_v128_store(out + 4, c1);
+#else
+    float s[4][NR] = {};
+    for (; k + 4 <= K; k += 4)
+        for (std::size_t u = 0; u < 4; ++u)
+            for (std::size_t j = 0; j < NR; ++j) s[u][j] += a[k + u] * P[(k + u) * NR + j];
+    for (std::size_t j = 0; j < NR; ++j) out[j] = (s[0][j] + s[1][j]) + (s[2][j] + s[3][j]);
+    for (; k < K; ++k)
+        for (std::size_t j = 0; j < NR; ++j) out[j] += a[k] * P[k * NR + j];
+#endif
+}
+
+// C = act(A · Wᵀ + bias) for a few rows of A, W pre-packed: panel by panel,
+// each panel read once for all the rows; the last, narrower block (N % 8
+// rows, packed (K, nr)) by a plain loop.
+void gemv_packed(const float* A, const float* W, const float* bias, float* C, std::size_t M, std::size_t N,
+                 std::size_t K, Activation act) {
+    parallel_for((N + NR - 1) / NR, M * N * K, 1, [&](std::size_t p0, std::size_t p1) {
+        const std::size_t j_begin = p0 * NR, j_end = std::min(N, p1 * NR);
+        for (std::size_t j0 = j_begin; j0 < j_end; j0 += NR) {
+            const std::size_t nr = std::min(NR, N - j0);
+            const float* P = W + j0 * K;
+            for (std::size_t i = 0; i < M; ++i) {
+                const float* a = A + i * K;
+                float* c = C + i * N + j0;
+                alignas(16) float out[NR];
+                if (nr == NR) {
+                    panel_dot(a, P, K, out);
+                } else {
+                    for (std::size_t j = 0; j < nr; ++j) out[j] = 0.0f;
+                    for (std::size_t k = 0; k < K; ++k)
+                        for (std::size_t j = 0; j < nr; ++j) out[j] += a[k] * P[k * nr + j];
+                }
+                for (std::size_t j = 0; j < nr; ++j) c[j] = bias ? out[j] + bias[j0 + j] : out[j];
+            }
+        }
+        for (std::size_t i = 0; i < M; ++i) act.apply(C + i * N + j_begin, j_end - j_begin);
+    });
+}
+
+}  // namespace
+
+void matmul_nt_packed(const float* A, const float* W, const float* bias, float* C, std::size_t M, std::size_t N,
+                      std::size_t K, Activation act) {
+    if (g_kernel == Kernel::reference) {
+        // The plain loop, reading the packed layout (packed.hpp) element by element.
+        for (std::size_t i = 0; i < M; ++i)
+            for (std::size_t j = 0; j < N; ++j) {
+                const std::size_t b = j / NR * NR, nr = std::min(NR, N - b);
+                float acc = 0.0f;
+                for (std::size_t k = 0; k < K; ++k) acc += A[i * K + k] * W[b * K + k * nr + (j - b)];
+                C[i * N + j] = bias ? acc + bias[j] : acc;
+                act.apply(C + i * N + j, 1);
+            }
+    } else if (M < gemv_max_rows) {
+        gemv_packed(A, W, bias, C, M, N, K, act);
+    } else {
+        // Full panels are read where they are; only the last, narrower block is
+        // copied (zero-padded) into the stack panel.
+        const auto pack = [&](std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) {
+            if (nr == NR) return W + j0 * K + k0 * NR;
+            for (std::size_t k = 0; k < kc; ++k)
+                for (std::size_t j = 0; j < NR; ++j) panel[k * NR + j] = j < nr ? W[j0 * K + (k0 + k) * nr + j] : 0.0f;
+            return static_cast<const float*>(panel);
+        };
+        blocked(A, pack, bias, C, M, N, K, act);
+    }
 }
 
 void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M,

@@ -38,6 +38,13 @@ constexpr std::size_t gemv_max_rows = 4;
 void matmul_nt_blocked(const float* A, const float* B, const float* bias, float* C, std::size_t M, std::size_t N,
                        std::size_t K, Activation act = {});
 
+/// The same product with B pre-packed (packed.hpp: k-major panels of 8 rows
+/// of B): the GEMM reads the panels where they are (no per-call packing), the
+/// GEMV (below gemv_max_rows rows) streams them 8 outputs at a time. Under
+/// Kernel::reference, the plain loop over the packed layout.
+void matmul_nt_packed(const float* A, const float* B, const float* bias, float* C, std::size_t M, std::size_t N,
+                      std::size_t K, Activation act = {});
+
 /// C (M, N) = A (M, K) · Wᵀ (+ bias) with W held compact (N = W.rows,
 /// K = W.cols). Reference: W expanded to float32, then matmul_nt_ref.
 void matmul_nt_compact_ref(const float* A, const CompactWeight& W, const float* bias, float* C, std::size_t M,

@@ -211,6 +211,7 @@ Layer make_layer(const LayerSpec& spec, Rng& rng) {
         }
         layer.params.emplace_back(std::move(t));
     }
+    if (spec.kind == LayerKind::linear) layer.params[0].pack();  // laid out for the kernels once, here
     return layer;
 }
 
@@ -258,8 +259,12 @@ Status layer_forward(const Layer& layer, const Tensor& x, Tensor& y, Activation 
         case LayerKind::linear: {  // weight, bias
             const Param& w = layer.params[0];
             const Tensor* bias = s.bias ? param(1) : nullptr;
+            // Must: a Linear's float32 weight is packed (make_layer and Sequential::from_parts pack it,
+            // Param::assign and set_dtype keep it so), so the row kernels are not linked into the wasm.
+            if (!w.is_compact() && !w.is_packed())
+                return error(Code::invalid_argument, "layer '" + s.name + "': its weight is not packed");
             st = w.is_compact() ? linear_forward(x, w.compact(), bias, y, then)
-                                : linear_forward(x, w.values(), bias, y, then);
+                                : linear_forward_packed(x, w.values(), bias, y, then);
             then = {};  // applied by the kernel
             break;
         }

@@ -14,6 +14,9 @@ namespace modelkeep {
 /// y's storage is reused when it already holds as many values; y must not be x.
 Status linear_forward(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& y, Activation act = {});
 
+/// The same with the float32 weight (out, in) in the packed layout (packed.hpp).
+Status linear_forward_packed(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& y, Activation act = {});
+
 /// The same with the weight (out, in) held compact (f16, bf16 or int8).
 Status linear_forward(const Tensor& x, const CompactWeight& weight, const Tensor* bias, Tensor& y, Activation act = {});
 

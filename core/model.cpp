@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "gemm.hpp"
+#include "packed.hpp"
 
 namespace modelkeep {
 
@@ -49,6 +50,7 @@ Sequential Sequential::from_parts(const std::vector<LayerSpec>& specs, std::vect
     for (const LayerSpec& spec : specs) {
         Layer layer{spec, {}};
         for (std::size_t i = layer_params(spec).size(); i > 0; --i) layer.params.push_back(std::move(params[next++]));
+        if (spec.kind == LayerKind::linear) layer.params[0].pack();  // float32: laid out for the kernels (packed.hpp)
         model.layers_.push_back(std::move(layer));
     }
     return model;
@@ -185,7 +187,12 @@ constexpr std::uint64_t layer_overhead = sizeof(Layer) + 1024, tensor_overhead =
 std::uint64_t model_bytes(const std::vector<LayerSpec>& specs) {
     std::uint64_t tensors = 0;
     for (const LayerSpec& s : specs) tensors += layer_params(s).size();
-    return state_elements(specs) * sizeof(float) + specs.size() * layer_overhead + tensors * tensor_overhead;
+    // Packing a Linear weight (packed.hpp) holds one block of it twice, for a moment.
+    std::uint64_t pack = 0;
+    for (const LayerSpec& s : specs)
+        if (s.kind == LayerKind::linear)
+            pack = std::max(pack, pack_scratch_bytes(std::size_t(s.out_features), std::size_t(s.in_features)));
+    return state_elements(specs) * sizeof(float) + specs.size() * layer_overhead + tensors * tensor_overhead + pack;
 }
 
 Status match_state_dict(const std::vector<LayerSpec>& specs, const StateDict& sd, bool strict, LoadReport& report,
@@ -353,10 +360,14 @@ void Sequential::set_weight_dtype(DType dtype, std::vector<std::string>* unchang
 
 std::uint64_t Sequential::state_dict_bytes() const {
     // The values; per tensor its slot and key; per layer its parameter list, made on the way.
-    std::uint64_t bytes = layers_.size() * 1024;
+    std::uint64_t bytes = layers_.size() * 1024, rows = 0;
     for (const auto& [key, shape] : state_dict_shapes())
         bytes += numel(shape) * sizeof(float) + sizeof(NamedTensor) + key.size() + 64;
-    return bytes;
+    // A packed or compact weight's rows are made in a scratch, one weight at a time (for_each_tensor).
+    for (const Layer& layer : layers_)
+        for (const Param& p : layer.params)
+            if (p.is_packed() || p.is_compact()) rows = std::max(rows, numel(p.shape()) * sizeof(float));
+    return bytes + rows;
 }
 
 std::uint64_t Sequential::set_weight_dtype_bytes(DType dtype) const {

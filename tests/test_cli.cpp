@@ -387,7 +387,8 @@ TEST_F(Cli, ConvertToEachDtypeThenPredict) {
     const Bytes original = read_bytes(path("tiny.mkp"));
     Sequential model;
     ASSERT_TRUE(read_model(original.data(), original.size(), model).ok());
-    const Tensor& w = model.layers()[0].params[0].values();  // (5, 3)
+    Tensor rows;
+    const Tensor& w = model.layers()[0].params[0].f32(rows);  // (5, 3)
     const std::vector<float> x = {1.0f, -2.0f, 3.0f};
     const Tensor base = core_predict(original, {1, 3}, x);
 

@@ -9,6 +9,7 @@
 
 #include "alloc_tracking.hpp"
 #include "fixtures.hpp"
+#include "packed.hpp"
 #include "parallel.hpp"
 
 using namespace modelkeep;
@@ -307,7 +308,8 @@ TEST(Model, MemoryOfCreateStateDictAndDtypeChanges) {
         const std::uint64_t values = (300 * 400 + 400 + 400 * 500 + 500) * 4;
         EXPECT_LE(scope.peak(), model_bytes(specs));
         EXPECT_GE(scope.peak(), values);
-        EXPECT_LE(model_bytes(specs), values + 8192);
+        // and packing a weight (packed.hpp) holds one 8-row block of it twice, for a moment.
+        EXPECT_LE(model_bytes(specs), values + 8192 + pack_scratch_bytes(500, 400));
     }
     {
         const mkt::AllocScope scope;

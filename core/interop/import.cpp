@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "decimal.hpp"
+#include "packed.hpp"
 #include "safetensors.hpp"
 #include "spec.hpp"
 
@@ -257,10 +258,14 @@ std::uint64_t import_bytes(const SourceInfo& info, const ImportOptions& options,
     // largest buffer, and bookkeeping (measured, tests/test_import.cpp): the
     // values a parse builds take up to about 45 times the bytes parsed; each
     // tensor has its slot, name and record; and a few fixed tables.
-    std::uint64_t tensors = 0;
-    for (const SourceTensor& t : info.tensors) tensors += numel(t.shape) * 4;
+    std::uint64_t tensors = 0, pack = 0;
+    for (const SourceTensor& t : info.tensors) {
+        tensors += numel(t.shape) * 4;
+        if (need_model && t.shape.size() == 2)  // a Linear weight is packed once imported (packed.hpp)
+            pack = std::max(pack, pack_scratch_bytes(std::size_t(t.shape[0]), std::size_t(t.shape[1])));
+    }
     const std::uint64_t bookkeeping = info.structure_bytes * 64 + info.tensors.size() * 1024 + (16 << 10);
-    return tensors + info.buffer_bytes + bookkeeping;
+    return tensors + info.buffer_bytes + bookkeeping + pack;
 }
 
 std::uint64_t export_bytes(ExportFormat format, const std::vector<std::pair<std::string, Shape>>& tensors,

@@ -10,6 +10,7 @@
 #include "gemm.hpp"
 #include "import.hpp"
 #include "model.hpp"
+#include "packed.hpp"
 #include "safetensors.hpp"
 #include "spec.hpp"
 #include "torch_file.hpp"
@@ -51,6 +52,28 @@ void forward(benchmark::State& state, const char* spec, Kernel kernel) {
     set_kernel(Kernel::blocked);
     state.counters["GFLOP/s"] = benchmark::Counter(
         flops_per_sample(m) * double(batch) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
+// One Linear's product, the weight as rows (matmul_nt: the row GEMV, or the
+// GEMM packing panels on every call) or pre-packed (matmul_nt_packed): the
+// same shapes side by side, args (M, N, K, packed).
+void kernel(benchmark::State& state) {
+    const std::size_t M = std::size_t(state.range(0)), N = std::size_t(state.range(1)), K = std::size_t(state.range(2));
+    const bool packed = state.range(3) != 0;
+    std::vector<float> A(M * K), W(N * K), bias(N), C(M * N);
+    for (std::size_t i = 0; i < A.size(); ++i) A[i] = float(i % 13) * 0.1f;
+    for (std::size_t i = 0; i < W.size(); ++i) W[i] = float(i % 7) * 0.01f;
+    if (packed) pack_weight(W.data(), N, K);
+    for (auto _ : state) {
+        if (packed)
+            matmul_nt_packed(A.data(), W.data(), bias.data(), C.data(), M, N, K);
+        else
+            matmul_nt(A.data(), W.data(), bias.data(), C.data(), M, N, K);
+        benchmark::DoNotOptimize(C.data());
+    }
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(2.0 * double(M * N * K) * double(state.iterations()) / 1e9, benchmark::Counter::kIsRate);
+    state.SetLabel(packed ? "pre-packed" : "rows");
 }
 
 const Sequential& big_model() {
@@ -157,6 +180,12 @@ BENCHMARK_CAPTURE(forward, mnist_reference, mnist, Kernel::reference)->Arg(1)->A
 BENCHMARK_CAPTURE(forward, mnist_blocked, mnist, Kernel::blocked)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(forward, big_reference, big, Kernel::reference)->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(forward, big_blocked, big, Kernel::blocked)->Arg(1)->Arg(32)->Unit(benchmark::kMillisecond);
+BENCHMARK(kernel)
+    ->ArgsProduct({{1}, {512}, {784}, {0, 1}})
+    ->ArgsProduct({{64}, {512}, {784}, {0, 1}})
+    ->ArgsProduct({{1}, {4096}, {4096}, {0, 1}})
+    ->ArgsProduct({{32}, {4096}, {4096}, {0, 1}})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(write_file)->DenseRange(1, 4)->Unit(benchmark::kMillisecond);
 BENCHMARK(read_file_bench)->DenseRange(1, 4)->Unit(benchmark::kMillisecond);
 BENCHMARK(copy_baseline)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond);

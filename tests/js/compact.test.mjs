@@ -52,8 +52,15 @@ test("every dtype: compact in memory, the float32 kernels' results on the decode
         for (const v of want) scale = Math.max(scale, Math.abs(v));
         for (let i = 0; i < want.length; i++)
           assert.ok(Math.abs(got[i] - want[i]) <= 2e-3 * scale, `${dtype} b${batch} [${i}]`);
+      } else if (batch < 4) {
+        // The f16/bf16 GEMV sums each weight row in order; the float32 one reads pre-packed
+        // panels (core/packed.hpp) and sums in another order: equal up to float rounding.
+        let scale = 1;
+        for (const v of want) scale = Math.max(scale, Math.abs(v));
+        for (let i = 0; i < want.length; i++)
+          assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * scale, `${dtype} b${batch} [${i}]`);
       } else {
-        assert.deepEqual(got, want, `${dtype} b${batch}`); // bit for bit
+        assert.deepEqual(got, want, `${dtype} b${batch}`); // bit for bit: the same panels, the same GEMM
       }
     }
     m.setWeightDtype('f32');
