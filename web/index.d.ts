@@ -28,13 +28,28 @@ export interface ReadyOptions {
    * `modelkeep/modelkeep.wasm` next to the bundle and pass its URL. Used by the call that loads.
    */
   wasm?: WasmSource;
+  /**
+   * The importer's .wasm (PyTorch / safetensors), for the same bundlers: copy
+   * `modelkeep/importer.wasm` next to the bundle and pass its URL. Remembered until the importer
+   * is first loaded (by `importer: true`, or the first .pt / .safetensors file).
+   */
+  importerWasm?: WasmSource;
+  /**
+   * Also load the importer module now (a second .wasm, ~130 KB gzipped), so that the synchronous
+   * calls that need it work: fileInfo, Model.fromBytes and loadStateDict on a .pt or .safetensors
+   * file, toBytes({ format: 'pt' | 'safetensors' }). They throw 'not_ready' until then. The async
+   * load() and save() fetch it themselves on first use; .mkp files never need it.
+   */
+  importer?: boolean;
 }
 
 /**
- * Loads and instantiates the WebAssembly module, once (like tf.ready()): later calls resolve at
- * once; a load that failed is tried again by the next call. Await it before the synchronous API
+ * Loads and instantiates the core WebAssembly module, once (like tf.ready()): later calls resolve
+ * at once; a load that failed is tried again by the next call. Await it before the synchronous API
  * (nn.sequential, Model.fromSpec, Model.fromBytes, fileInfo, ...), which throws ModelError
  * 'not_ready' until it has resolved; every async function (load, save, listModels, ...) awaits it.
+ * The importer (PyTorch / safetensors) is a second module, loaded on first use or by
+ * `ready({ importer: true })`.
  */
 export function ready(options?: ReadyOptions): Promise<void>;
 
