@@ -398,15 +398,17 @@ export class Model {
           handle.delete();
           throw e;
         }
+        let mkp;
         try {
           r = other.load(chunks, ...args);
-          const mkp = r.ok ? other.toBytes(other.weightDtype(), {}, false, 0) : r;
-          if (mkp.ok) {
-            const moved = handle.load(mkp.bytes, '', false, '', '');
-            if (!moved.ok) r = moved;
-          } else r = mkp;
+          mkp = r.ok ? other.toBytes(other.weightDtype(), {}, false, 0) : r;
         } finally {
-          other.delete();
+          other.delete(); // before the core decodes: the importer's memory is free for the next file
+        }
+        if (!mkp.ok) r = mkp;
+        else {
+          const moved = handle.load(mkp.bytes, '', false, '', '');
+          if (!moved.ok) r = moved;
         }
       }
       if (!r.ok) {
