@@ -1,6 +1,7 @@
 // The two WebAssembly modules (runtime.js): the default import loads only the lean core
 // (web/dist/, .mkp files only); the importer (web/dist-importer/) is fetched on the first
-// PyTorch / safetensors file, once, and the model moves to the core as .mkp bytes. Synchronous
+// PyTorch / safetensors file, once, and the imported model stays there; a core model exported to
+// .pt / .safetensors moves to the importer as .mkp bytes. Synchronous
 // calls that need it throw not_ready, naming the fix, until it is loaded. At the module level,
 // the core builds, saves, loads and runs .mkp models exactly as the importer module does, and
 // refuses every other format, and exports to one, with needs_importer — the module staying usable.
@@ -112,15 +113,20 @@ test('once the importer is loaded, the synchronous calls work through it', async
   const other = nn.sequential(nn.linear(3, 5).named('fc1'), { seed: 5 });
   other.loadStateDict(pt);
   assert.deepEqual(other.forward([[1, 2, 3]]).data, model.forward([[1, 2, 3]]).data);
-  // Exports: the model goes to the importer as .mkp bytes and comes back as the same weights.
-  for (const format of ['pt', 'safetensors']) {
-    const bytes = model.toBytes({ format });
-    assert.equal(fileInfo(bytes).format, format === 'pt' ? 'torch-zip' : 'safetensors');
-    const again = Model.fromBytes(bytes, { architecture: tutorial });
-    assert.deepEqual(again.forward([[1, 2, 3]]).data, model.forward([[1, 2, 3]]).data, format);
-    again.dispose();
+  // Exports: a model of the core goes to the importer as .mkp bytes; an imported one is there.
+  for (const source of [other, model]) {
+    for (const format of ['pt', 'safetensors']) {
+      const bytes = source.toBytes({ format });
+      assert.equal(fileInfo(bytes).format, format === 'pt' ? 'torch-zip' : 'safetensors');
+      const again = Model.fromBytes(bytes, { architecture: tutorial });
+      assert.deepEqual(again.forward([[1, 2, 3]]).data, source.forward([[1, 2, 3]]).data, format);
+      again.dispose();
+    }
   }
-  for (const m of [model, other]) m.dispose();
+  // An imported model saves as .mkp, which the core reads.
+  const mkp = Model.fromBytes(model.toBytes({ dtype: 'f32' }));
+  assert.deepEqual(mkp.forward([[1, 2, 3]]).data, model.forward([[1, 2, 3]]).data);
+  for (const m of [model, other, mkp]) m.dispose();
 });
 
 // ---- the two modules side by side, below the JS layer ----------------------------------------

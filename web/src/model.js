@@ -25,9 +25,11 @@ export let encode;
 export let fromChunks;
 
 // Files other than .mkp (PyTorch, safetensors) and exports to them are the importer module's
-// (runtime.js): the core answers them needs_importer, and the model then moves between the two
-// modules as .mkp bytes — lossless, in the model's own weight dtype. A synchronous call throws
-// not_ready until the importer is loaded; withImporter() loads it and calls again.
+// (runtime.js): the core answers them needs_importer. A model imported there stays there (a
+// Model's handle may live in either module: both have the same methods); a model of the core
+// exported to .pt / .safetensors moves to the importer as .mkp bytes — lossless, in the model's
+// own weight dtype. A synchronous call throws not_ready until the importer is loaded;
+// withImporter() loads it and calls again.
 const wantsImporter = Symbol('wantsImporter');
 
 /** The importer module, or not_ready (naming `what` and the fix) when it is not loaded yet. */
@@ -387,29 +389,15 @@ export class Model {
         throw new ModelError('invalid_argument', 'a file in chunks must be an array of Uint8Arrays');
       }
       const args = [architecture ?? '', Boolean(assumeSequential), prefix ?? '', entry ?? ''];
-      const handle = new (runtime().ModelHandle)();
+      let handle = new (runtime().ModelHandle)();
       let r = handle.load(chunks, ...args);
       if (!r.ok && r.code === 'needs_importer') {
-        // Imported in the importer module, then moved here as .mkp bytes in the model's dtype.
-        let other;
-        try {
-          other = new (importer('reading a PyTorch or safetensors file (load, Model.fromBytes)').ModelHandle)();
-        } catch (e) {
-          handle.delete();
-          throw e;
-        }
-        let mkp;
-        try {
-          r = other.load(chunks, ...args);
-          mkp = r.ok ? other.toBytes(other.weightDtype(), {}, false, 0) : r;
-        } finally {
-          other.delete(); // before the core decodes: the importer's memory is free for the next file
-        }
-        if (!mkp.ok) r = mkp;
-        else {
-          const moved = handle.load(mkp.bytes, '', false, '', '');
-          if (!moved.ok) r = moved;
-        }
+        // Imported in the importer module, where the model then stays: its handle has every
+        // method the core's has, and a move to the core (.mkp bytes) would cost a second copy
+        // of the weights and an encode + decode (measured: docs/PERFORMANCE.md).
+        handle.delete();
+        handle = new (importer('reading a PyTorch or safetensors file (load, Model.fromBytes)').ModelHandle)();
+        r = handle.load(chunks, ...args);
       }
       if (!r.ok) {
         handle.delete();

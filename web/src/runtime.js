@@ -1,8 +1,8 @@
 // runtime.js — the WebAssembly modules, each loaded once, on demand: a small registry keyed by
 // name. 'core' (web/dist/): the lean module, .mkp read/write and forward, which ready() loads;
 // 'importer' (web/dist-importer/, through importer.js): the same plus the PyTorch / safetensors
-// importer and exporter, fetched on first use only (io.js and model.js move a model between the
-// two as .mkp bytes; docs/ARCHITECTURE.md "Two modules"). Knows no platform: the entry a
+// importer and exporter, fetched on first use only (model.js routes the calls that need it;
+// docs/ARCHITECTURE.md "Two modules"). Knows no platform: the entry a
 // user imports (index.js for browsers and bundlers, node.js for Node, chosen by package.json's
 // "exports" conditions) registers one with usePlatform(), which says how a .wasm's bytes are
 // found. No top-level await, no node: import here (bundlers must be able to build it for any
@@ -120,7 +120,7 @@ export async function ready({ wasm, importerWasm, importer = false } = {}) {
 export function runtime(name = 'core') {
   const m = loaded.get(name);
   if (m) return m;
-  if (name === 'importer') throw needsImporter('this');
+  if (name === 'importer') throw needsImporter("runtime('importer')");
   throw new ModelError(
     'not_ready',
     `modelkeep's WebAssembly module is not loaded yet: await ready() first ` +
