@@ -217,7 +217,8 @@ export class Model {
    * A model from the bytes of a .mkp, PyTorch (.pt: zip or legacy) or safetensors file, detected
    * from the bytes; nothing in a file is ever executed. Files that hold weights but not what runs
    * need `architecture` (a SPEC) or, for a pickled custom module, `assumeSequential`
-   * (ModelError 'needs_architecture' otherwise).
+   * (ModelError 'needs_architecture' otherwise). A PyTorch or safetensors file needs the importer
+   * module: 'not_ready' until `await ready({ importer: true })` (the async load() fetches it).
    */
   static fromBytes(bytes: Uint8Array | ArrayBuffer, options?: ImportOptions): Model;
   /** Where a loaded model came from; null for models built in the page. */
@@ -230,7 +231,11 @@ export class Model {
       Record<string, { shape: number[]; data: ArrayLike<number> }> | Map<string, Tensor> | Uint8Array | ArrayBuffer,
     options?: { strict?: boolean },
   ): LoadReport;
-  /** .mkp bytes; or the state dict as 'safetensors' / 'pt' (torch.load(path, weights_only=True) loads it). */
+  /**
+   * .mkp bytes; or the state dict as 'safetensors' / 'pt' (torch.load(path, weights_only=True) loads
+   * it), which needs the importer module: 'not_ready' until `await ready({ importer: true })` (the
+   * async save() fetches it).
+   */
   toBytes(options?: {
     format?: 'mkp' | 'safetensors' | 'pt';
     dtype?: DType;
@@ -354,6 +359,10 @@ export interface SourceFileInfo {
   metadata: Record<string, string>;
   bytes: number;
 }
+/**
+ * What a file holds, without decoding the weights. A PyTorch or safetensors file needs the importer
+ * module: 'not_ready' until `await ready({ importer: true })`.
+ */
 export function fileInfo(bytes: Uint8Array | ArrayBuffer, options?: { checkData?: boolean }): FileInfo | SourceFileInfo;
 export function requestPersistence(): Promise<boolean>;
 export function storageEstimate(): Promise<{ usage: number; quota: number } | null>;
