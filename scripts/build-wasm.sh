@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Builds the WebAssembly module of the npm package into web/dist/ (emcmake + the
-# `wasm` preset) and prints its size. With --threads: the optional pthreads
-# build into web/dist-threads/ instead (the `wasm-threads` preset; for pages
-# served cross-origin isolated, docs/API.md "Threads"). With --lean: the module
-# without the PyTorch / safetensors importer into web/dist-lean/ (the
-# `wasm-lean` preset; .mkp files only).
+# Builds the WebAssembly modules of the npm package (emcmake + a preset each) and prints their
+# sizes and a size breakdown (scripts/wasm-size.mjs): the lean core into web/dist/ (the `wasm`
+# preset: .mkp files only; what ready() loads) and the module with the PyTorch / safetensors
+# importer into web/dist-importer/ (the `wasm-importer` preset; fetched on first use).
+# With --threads: the optional pthreads build into web/dist-threads/ instead (the `wasm-threads`
+# preset, importer included; for pages served cross-origin isolated, docs/API.md "Threads").
+# With --core or --importer: that one module only.
 set -euo pipefail
 exec 1>&2  # progress goes to stderr, so that `npm pack --json` stays parseable
 cd "$(dirname "$0")/.."
-preset=wasm
 case "${1:-}" in
-  "") ;;
-  --threads) preset=wasm-threads ;;
-  --lean) preset=wasm-lean ;;
-  *) echo "usage: scripts/build-wasm.sh [--threads | --lean]"; exit 2 ;;
+  "") presets="wasm wasm-importer" ;;
+  --core) presets=wasm ;;
+  --importer) presets=wasm-importer ;;
+  --threads) presets=wasm-threads ;;
+  *) echo "usage: scripts/build-wasm.sh [--core | --importer | --threads]"; exit 2 ;;
 esac
 bash scripts/clean-stale-builds.sh
 export NODE_PATH=/usr/share/nodejs  # Debian's emscripten finds acorn there
-emcmake cmake --preset "$preset" >/dev/null
-cmake --build --preset "$preset"
+for preset in $presets; do
+  echo "== $preset"
+  emcmake cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset"
+done

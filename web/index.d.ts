@@ -28,13 +28,28 @@ export interface ReadyOptions {
    * `modelkeep/modelkeep.wasm` next to the bundle and pass its URL. Used by the call that loads.
    */
   wasm?: WasmSource;
+  /**
+   * The importer's .wasm (PyTorch / safetensors), for the same bundlers: copy
+   * `modelkeep/importer.wasm` next to the bundle and pass its URL. Remembered until the importer
+   * is first loaded (by `importer: true`, or the first .pt / .safetensors file).
+   */
+  importerWasm?: WasmSource;
+  /**
+   * Also load the importer module now (a second .wasm, ~130 KB gzipped), so that the synchronous
+   * calls that need it work: fileInfo, Model.fromBytes and loadStateDict on a .pt or .safetensors
+   * file, toBytes({ format: 'pt' | 'safetensors' }). They throw 'not_ready' until then. The async
+   * load() and save() fetch it themselves on first use; .mkp files never need it.
+   */
+  importer?: boolean;
 }
 
 /**
- * Loads and instantiates the WebAssembly module, once (like tf.ready()): later calls resolve at
- * once; a load that failed is tried again by the next call. Await it before the synchronous API
+ * Loads and instantiates the core WebAssembly module, once (like tf.ready()): later calls resolve
+ * at once; a load that failed is tried again by the next call. Await it before the synchronous API
  * (nn.sequential, Model.fromSpec, Model.fromBytes, fileInfo, ...), which throws ModelError
  * 'not_ready' until it has resolved; every async function (load, save, listModels, ...) awaits it.
+ * The importer (PyTorch / safetensors) is a second module, loaded on first use or by
+ * `ready({ importer: true })`.
  */
 export function ready(options?: ReadyOptions): Promise<void>;
 
@@ -202,7 +217,8 @@ export class Model {
    * A model from the bytes of a .mkp, PyTorch (.pt: zip or legacy) or safetensors file, detected
    * from the bytes; nothing in a file is ever executed. Files that hold weights but not what runs
    * need `architecture` (a SPEC) or, for a pickled custom module, `assumeSequential`
-   * (ModelError 'needs_architecture' otherwise).
+   * (ModelError 'needs_architecture' otherwise). A PyTorch or safetensors file needs the importer
+   * module: 'not_ready' until `await ready({ importer: true })` (the async load() fetches it).
    */
   static fromBytes(bytes: Uint8Array | ArrayBuffer, options?: ImportOptions): Model;
   /** Where a loaded model came from; null for models built in the page. */
@@ -215,7 +231,11 @@ export class Model {
       Record<string, { shape: number[]; data: ArrayLike<number> }> | Map<string, Tensor> | Uint8Array | ArrayBuffer,
     options?: { strict?: boolean },
   ): LoadReport;
-  /** .mkp bytes; or the state dict as 'safetensors' / 'pt' (torch.load(path, weights_only=True) loads it). */
+  /**
+   * .mkp bytes; or the state dict as 'safetensors' / 'pt' (torch.load(path, weights_only=True) loads
+   * it), which needs the importer module: 'not_ready' until `await ready({ importer: true })` (the
+   * async save() fetches it).
+   */
   toBytes(options?: {
     format?: 'mkp' | 'safetensors' | 'pt';
     dtype?: DType;
@@ -339,6 +359,10 @@ export interface SourceFileInfo {
   metadata: Record<string, string>;
   bytes: number;
 }
+/**
+ * What a file holds, without decoding the weights. A PyTorch or safetensors file needs the importer
+ * module: 'not_ready' until `await ready({ importer: true })`.
+ */
 export function fileInfo(bytes: Uint8Array | ArrayBuffer, options?: { checkData?: boolean }): FileInfo | SourceFileInfo;
 export function requestPersistence(): Promise<boolean>;
 export function storageEstimate(): Promise<{ usage: number; quota: number } | null>;

@@ -9,7 +9,9 @@
 // load(bytes, { architecture }) (bytes already in memory: the import alone) in Node and in
 // headless Chromium, each run in a fresh wasm instance (a new page; in Node a new process) so
 // that the WebAssembly memory after the import is the import's peak (wasm memory only
-// grows). Prints a Markdown table; writes build/bench/import.json.
+// grows; both modules' memories: the import runs in the importer module, and the model then
+// moves to the core as .mkp bytes, docs/ARCHITECTURE.md "Two modules"). Prints a Markdown
+// table; writes build/bench/import.json.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -64,14 +66,15 @@ function nodeRun(path) {
   const script = `
     import { readFileSync } from 'node:fs';
     const { load, ready } = await import(${JSON.stringify(join(root, 'web/src/node.js'))});
-    await ready();
+    await ready({ importer: true }); // both modules loaded first: the time is the import's alone
     const { runtime } = await import(${JSON.stringify(join(root, 'web/src/runtime.js'))});
+    const heap = () => runtime().HEAPU8.buffer.byteLength + runtime('importer').HEAPU8.buffer.byteLength;
     const bytes = readFileSync(${JSON.stringify(path)});
-    const heapBefore = runtime().HEAPU8.buffer.byteLength;
+    const heapBefore = heap();
     const t0 = performance.now();
     const m = await load(bytes, { architecture: ${JSON.stringify(arch)} });
     const ms = performance.now() - t0;
-    const heapAfter = runtime().HEAPU8.buffer.byteLength;
+    const heapAfter = heap();
     m.dispose();
     const t1 = performance.now();
     (await load(bytes, { architecture: ${JSON.stringify(arch)} })).dispose();
@@ -94,11 +97,13 @@ async function browserRun(context, base, file) {
     async ({ url, arch, weightBytes }) => {
       const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
       const { runtime } = await import('/web/src/runtime.js');
-      const heapBefore = runtime().HEAPU8.buffer.byteLength;
+      await window.mk.ready({ importer: true }); // both modules loaded first: the time is the import's alone
+      const heap = () => runtime().HEAPU8.buffer.byteLength + runtime('importer').HEAPU8.buffer.byteLength;
+      const heapBefore = heap();
       const t0 = performance.now();
       const m = await window.mk.load(bytes, { architecture: arch });
       const ms = performance.now() - t0;
-      const heapAfter = runtime().HEAPU8.buffer.byteLength;
+      const heapAfter = heap();
       m.dispose();
       const t1 = performance.now();
       (await window.mk.load(bytes, { architecture: arch })).dispose();

@@ -33,15 +33,15 @@ export function browserMissing() {
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
- * Builds web/dist (scripts/build-wasm.sh, progress on stderr) when the .wasm or its loader is
+ * Builds web/dist and web/dist-importer (scripts/build-wasm.sh, progress on stderr) when a .wasm or its loader is
  * missing — for benchmarks and tests run on their own, outside npm run bench / npm test; with
  * threads, web/dist-threads (scripts/build-wasm.sh --threads). False if the build failed.
  */
 export function ensureWasmBuilt(log = (line) => process.stderr.write(`${line}\n`), { threads = false } = {}) {
-  const dir = threads ? 'web/dist-threads' : 'web/dist';
+  const dirs = threads ? ['web/dist-threads'] : ['web/dist', 'web/dist-importer'];
   const files = ['modelkeep_wasm.wasm', 'modelkeep_wasm.mjs', ...(threads ? ['modelkeep_wasm.worker.js'] : [])];
-  if (files.every((f) => existsSync(join(root, dir, f)))) return true;
-  log(`${dir} is missing: building it with scripts/build-wasm.sh${threads ? ' --threads' : ''}`);
+  if (dirs.every((dir) => files.every((f) => existsSync(join(root, dir, f))))) return true;
+  log(`${dirs.join(' or ')} is missing: building with scripts/build-wasm.sh${threads ? ' --threads' : ''}`);
   const args = ['scripts/build-wasm.sh', ...(threads ? ['--threads'] : [])];
   return spawnSync('bash', args, { cwd: root, stdio: ['ignore', 2, 2] }).status === 0;
 }

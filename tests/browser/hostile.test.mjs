@@ -53,8 +53,9 @@ test('the attack shapes are refused in the page, which stays alive', { skip, tim
     const results = await page.evaluate(
       async ({ names, spec, input }) => {
         const { runtime } = await import('/web/src/runtime.js');
-        const { Model, fileInfo, load } = window.mk;
-        const heap = () => runtime().HEAPU8.buffer.byteLength;
+        const { Model, fileInfo, load, ready } = window.mk;
+        await ready({ importer: true }); // PyTorch files: the importer module reads them (fileInfo is synchronous)
+        const heap = () => runtime().HEAPU8.buffer.byteLength + runtime('importer').HEAPU8.buffer.byteLength;
         const alive = async () => {
           const model = Model.fromSpec(spec, { seed: 5 });
           const y = Array.from(model.forward(Float32Array.from(input), [2, 4]).data);

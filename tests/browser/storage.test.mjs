@@ -754,7 +754,7 @@ function cliMissing() {
 }
 
 test(
-  '8. a module Web Worker builds, saves and loads a model; its prediction matches the page',
+  '8. a module Web Worker builds, saves and loads a model, and uses the importer; its prediction matches the page',
   { skip, timeout: 30_000 },
   () =>
     withBrowser(undefined, async ({ context }) => {
@@ -794,6 +794,7 @@ test(
       assert.ok(r.result.ok, `worker failed: ${r.result.code} ${r.result.message}`);
       assert.deepEqual(r.result.shape, r.shape);
       assert.deepEqual(r.result.data, r.y, 'worker and page predict bit-identically');
+      assert.deepEqual(r.result.fromPt, r.y, 'the importer module in the worker: through a .pt and back');
       assert.deepEqual(r.yStored, r.y);
       assert.deepEqual(r.result.bytes, r.bytes, 'same seed, same bytes in the worker');
       assert.deepEqual(r.result.loadedBytes, r.bytes);

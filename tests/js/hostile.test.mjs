@@ -11,14 +11,15 @@ import { readFileSync } from 'node:fs';
 
 import { ready, Model, ModelError, load, fileInfo } from '../../web/src/node.js';
 import { runtime } from '../../web/src/runtime.js';
-import createModelkeep from '../../web/dist/modelkeep_wasm.mjs';
+import createModelkeep from '../../web/dist-importer/modelkeep_wasm.mjs';
 import * as files from './hostile_files.mjs';
 
-await ready(); // the WebAssembly module, before the synchronous API
+await ready({ importer: true }); // both WebAssembly modules, before the synchronous API (.pt files)
 
 const MiB = 2 ** 20;
-const heap = (w = runtime()) => w.HEAPU8.buffer.byteLength;
-const wasmBinary = readFileSync(new URL('../../web/dist/modelkeep_wasm.wasm', import.meta.url));
+// A module's heap; by default both the package's (the core, and the importer that reads these files).
+const heap = (w) => (w ? w.HEAPU8.buffer.byteLength : heap(runtime()) + heap(runtime('importer')));
+const wasmBinary = readFileSync(new URL('../../web/dist-importer/modelkeep_wasm.wasm', import.meta.url));
 
 // What a small model computes before any attack: it must compute the same after each.
 const spec = 'a=Linear(4,8),b=GELU,c=Linear(8,3)';

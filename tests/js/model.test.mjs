@@ -11,7 +11,7 @@ import { ready, nn, Model, ModelError, save, load, fileInfo } from '../../web/sr
 import { fromChunks, encode } from '../../web/src/model.js';
 import { runtime } from '../../web/src/runtime.js';
 
-await ready(); // the WebAssembly module, before the synchronous API
+await ready({ importer: true }); // both WebAssembly modules, before the synchronous API (.pt files)
 
 const CLI = new URL('../../build/native/modelkeep', import.meta.url).pathname;
 

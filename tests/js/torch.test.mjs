@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { ready, nn, Model, ModelError, save, load, fileInfo } from '../../web/src/node.js';
 import { runtime } from '../../web/src/runtime.js';
 
-await ready(); // the WebAssembly module, before the synchronous API
+await ready({ importer: true }); // both WebAssembly modules, before the synchronous API (.pt files)
 
 const DIR = new URL('../torch/', import.meta.url).pathname;
 const MARKER = '/tmp/modelkeep_pwned_marker';
@@ -139,7 +139,7 @@ test("valid files give torch's tensors, say what they hold, and run as their cas
 
 // The tensors of any readable file, as the wasm side reads them (loadStateDict's source).
 function readRaw(bytes) {
-  const r = runtime().readTensors(new Uint8Array(bytes));
+  const r = runtime('importer').readTensors(new Uint8Array(bytes));
   if (!r.ok) throw new ModelError(r.code, r.message);
   return r.stateDict;
 }

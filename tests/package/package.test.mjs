@@ -37,9 +37,13 @@ let browser;
 
 /**
  * What every app runs, without top-level await (Vite 5 and 6 builds refuse it by default). `wasm`:
- * the ready() options for bundlers that do not copy the .wasm (the app copies modelkeep.wasm).
+ * the ready() options for bundlers that do not copy the .wasm (the app copies modelkeep.wasm and
+ * importer.wasm). Last, it loads the same model from .pt bytes: the importer module, fetched then
+ * (its chunk and its .wasm, which the bundler must have emitted too).
  */
 const appCode = (readyOptions = '') => `import { ready, nn, save, load, listModels } from 'modelkeep';
+
+const pt = new Uint8Array([${ptBytes().join(',')}]);
 
 async function main() {
   await ready(${readyOptions});
@@ -48,17 +52,34 @@ async function main() {
   const again = await load('indexeddb://scratch');
   const y = again.forward([[1, 2, 3]]);
   const list = await listModels();
-  document.body.dataset.result = JSON.stringify({ data: Array.from(y.data), listed: Object.keys(list) });
+  const fromPt = (await load(pt, { architecture: '0=Linear(3,5)' })).forward([[1, 2, 3]]);
+  document.body.dataset.result = JSON.stringify({
+    data: Array.from(y.data),
+    listed: Object.keys(list),
+    fromPt: Array.from(fromPt.data),
+  });
 }
 main().catch((e) => {
   document.body.dataset.result = JSON.stringify({ error: String(e) });
   throw e;
 });
 `;
-const copiedWasm = "{ wasm: new URL('./modelkeep.wasm', import.meta.url) }";
+const copiedWasm =
+  "{ wasm: new URL('./modelkeep.wasm', import.meta.url), importerWasm: new URL('./importer.wasm', import.meta.url) }";
 
 const html = (script) =>
   `<!doctype html><meta charset="utf-8"><title>app</title><link rel="icon" href="data:,">\n${script}\n`;
+
+/** The app's model (seed 42) as a PyTorch file, written in Node. */
+let ptData;
+function ptBytes() {
+  if (!ptData) {
+    const m = nn.sequential(nn.linear(3, 5), { seed: 42 });
+    ptData = Array.from(m.toBytes({ format: 'pt' }));
+    m.dispose();
+  }
+  return ptData;
+}
 
 let expectedData;
 function expected() {
@@ -74,7 +95,7 @@ function expected() {
 const versionOf = (name) => JSON.parse(readFileSync(join(modules, name, 'package.json'), 'utf8')).version;
 
 before(async () => {
-  await ready();
+  await ready({ importer: true });
   dir = mkdtempSync(join(tmpdir(), 'modelkeep-pack-'));
   const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: repo }).toString();
   const tarball = join(dir, JSON.parse(out)[0].filename);
@@ -107,6 +128,9 @@ test('the tarball holds the sources, the wasm build and the types, and nothing e
     'web/src/store.js',
     'web/dist/modelkeep_wasm.wasm',
     'web/dist/modelkeep_wasm.mjs',
+    'web/dist-importer/modelkeep_wasm.wasm',
+    'web/dist-importer/modelkeep_wasm.mjs',
+    'web/src/importer.js',
     'web/index.d.ts',
     'README.md',
   ])
@@ -159,6 +183,7 @@ async function runBuilt(root, path = '/index.html') {
 
 function checkResult(result) {
   assert.deepEqual(result.data, expected());
+  assert.deepEqual(result.fromPt, expected(), 'the .pt through the importer module');
   assert.deepEqual(result.listed, ['indexeddb://scratch']);
 }
 
@@ -210,9 +235,10 @@ for (const [label, pkg] of vites) {
     const outDir = join(folder, 'dist');
     assert.ok(existsSync(join(outDir, 'index.html')), log);
     checkBuild(outDir, log);
-    assert.ok(
-      readdirSync(join(outDir, 'assets')).some((f) => f.endsWith('.wasm')),
-      'Vite copied the .wasm (new URL(..., import.meta.url))',
+    assert.equal(
+      readdirSync(join(outDir, 'assets')).filter((f) => f.endsWith('.wasm')).length,
+      2,
+      "Vite copied both .wasm (the core's and the importer's: new URL(..., import.meta.url))",
     );
     checkResult(await runBuilt(outDir));
   });
@@ -292,18 +318,23 @@ webpack({ mode: 'production' }, (err, stats) => {
   writeFileSync(join(outDir, 'index.html'), html('<script src="./main.js"></script>'));
   checkBuild(outDir, log);
   assert.ok(
-    readdirSync(outDir).some((f) => f.endsWith('.wasm')),
-    'webpack emitted the .wasm',
+    readdirSync(outDir).filter((f) => f.endsWith('.wasm')).length === 2,
+    "webpack emitted both .wasm (the core's and the importer's)",
   );
   checkResult(await runBuilt(outDir));
 });
 
-/** Copies the package's .wasm (the modelkeep/modelkeep.wasm export) next to a bundle, as README says. */
+/**
+ * Copies the package's two .wasm (the modelkeep/modelkeep.wasm and modelkeep/importer.wasm
+ * exports) next to a bundle, as README says.
+ */
 function copyWasm(outDir) {
-  const wasm = join(app, 'node_modules', 'modelkeep', 'web', 'dist', 'modelkeep_wasm.wasm');
-  const exported = JSON.parse(readFileSync(join(app, 'node_modules', 'modelkeep', 'package.json'), 'utf8')).exports;
+  const installed = join(app, 'node_modules', 'modelkeep');
+  const exported = JSON.parse(readFileSync(join(installed, 'package.json'), 'utf8')).exports;
   assert.equal(exported['./modelkeep.wasm'], './web/dist/modelkeep_wasm.wasm');
-  copyFileSync(wasm, join(outDir, 'modelkeep.wasm'));
+  assert.equal(exported['./importer.wasm'], './web/dist-importer/modelkeep_wasm.wasm');
+  copyFileSync(join(installed, exported['./modelkeep.wasm']), join(outDir, 'modelkeep.wasm'));
+  copyFileSync(join(installed, exported['./importer.wasm']), join(outDir, 'importer.wasm'));
 }
 
 test(

@@ -58,6 +58,8 @@ test('npm pack --dry-run lists what the README links and what users import', () 
     'web/src/index.js',
     'web/dist/modelkeep_wasm.wasm',
     'web/dist/modelkeep_wasm.mjs',
+    'web/dist-importer/modelkeep_wasm.wasm',
+    'web/dist-importer/modelkeep_wasm.mjs',
   ])
     assert.ok(files.includes(f), `${f} is not packed: ${files.join(', ')}`);
   assert.deepEqual([...files].sort(), walk(join(unpacked, 'package')).sort(), 'the dry run lists the tarball');

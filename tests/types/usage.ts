@@ -57,10 +57,14 @@ export async function tutorial(): Promise<number> {
     { wasm: '/assets/modelkeep.wasm' },
     { wasm: new Uint8Array(8) },
     { wasm: new ArrayBuffer(8) },
+    { importer: true },
+    { wasm: '/assets/modelkeep.wasm', importerWasm: new URL('https://example.test/importer.wasm') },
   ];
   for (const o of options) await ready(o);
   // @ts-expect-error a number is no .wasm
   await ready({ wasm: 42 });
+  // @ts-expect-error importer is a boolean
+  await ready({ importer: 'yes' });
   if (!(e0() instanceof ModelError) || e0().code !== 'not_ready') throw new Error('not_ready is an ErrorCode');
   const model: Model = nn.sequential(nn.linear(3, 5), nn.relu(), { seed: 1 });
   const y: Output = model.forward([[1, 2, 3]]);

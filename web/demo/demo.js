@@ -777,12 +777,27 @@ async function upload(file) {
   report.replaceChildren();
   try {
     const bytes = await loadBytes(file);
-    const info = fileInfo(bytes); // reads the header (and, for a pickle, every opcode); no weights
+    const info = await describe(bytes);
     if (info.format === 'modelkeep') await uploadMkp(file, bytes);
     else await importFile(file, bytes, info);
   } catch (err) {
     report.append(refusal(file.name, err));
     throw err;
+  }
+}
+
+/**
+ * fileInfo(bytes): reads the header (and, for a pickle, every opcode); no weights. A PyTorch or
+ * safetensors file needs the importer module, which the page fetches here, on the first such file
+ * (fileInfo is synchronous: not_ready until then).
+ */
+async function describe(bytes) {
+  try {
+    return fileInfo(bytes);
+  } catch (err) {
+    if (err?.code !== 'not_ready') throw err;
+    await mk.ready({ importer: true });
+    return fileInfo(bytes);
   }
 }
 

@@ -7,8 +7,8 @@
 //   a path or file:// URL         Node only
 // and, for load, File/Blob, ArrayBuffer and Uint8Array. The bytes are the same everywhere.
 import { ModelError, check } from './errors.js';
-import { Model, encode, fromChunks, toUint8Array } from './model.js';
-import { currentPlatform, isNode, ready, runtime } from './runtime.js';
+import { Model, encode, fromChunks, toUint8Array, withImporter } from './model.js';
+import { currentPlatform, isNode, loadedModule, needsImporter, ready, runtime } from './runtime.js';
 import { openStore } from './store.js';
 
 /** URL scheme → async opener of its store (the contract in storage.js). A new backend is one line. */
@@ -96,7 +96,7 @@ export async function save(model, url, { dtype, metadata = {}, onProgress } = {}
     if (!(model instanceof Model)) {
       throw new ModelError('invalid_argument', `saving as .${format} needs a Model, not bytes`);
     }
-    const bytes = model.toBytes({ format, dtype, metadata });
+    const bytes = await withImporter(() => model.toBytes({ format, dtype, metadata }));
     const stored = dtype ?? (model.weightDtype === 'int8' ? 'f32' : model.weightDtype);
     const info = {
       format,
@@ -118,7 +118,14 @@ export async function save(model, url, { dtype, metadata = {}, onProgress } = {}
     info: raw,
   } = model instanceof Model
     ? encode(model, { dtype, metadata, chunkBytes })
-    : { bytes: toUint8Array(model), info: check(runtime().fileInfo(toUint8Array(model), false)) };
+    : { bytes: toUint8Array(model), info: runtime().fileInfo(toUint8Array(model), false) };
+  if (raw.code === 'needs_importer') {
+    throw new ModelError(
+      'invalid_argument',
+      `save() stores modelkeep bytes; these are not a .mkp file: load() it into a Model first`,
+    );
+  }
+  check(raw);
   if (raw.format !== 'modelkeep') {
     throw new ModelError(
       'invalid_argument',
@@ -158,7 +165,9 @@ async function write(bytes, url, info, onProgress) {
   }
   if (isNode() && (typeof url === 'string' || url instanceof URL)) {
     // Read back before it replaces anything: the same bytes, and a file modelkeep can read.
-    await currentPlatform().writeFile(url, bytes, (back) => check(runtime().fileInfo(back, true)));
+    // (A .pt or .safetensors export is read back by the importer, loaded for the export.)
+    const reader = info.format ? (loadedModule('importer') ?? runtime()) : runtime();
+    await currentPlatform().writeFile(url, bytes, (back) => check(reader.fileInfo(back, true)));
     onProgress?.({ loaded: bytes.length, total: bytes.length });
     return { ...info, bytes: bytes.length, dateSaved: new Date().toISOString() };
   }
@@ -268,7 +277,8 @@ export async function load(source, { onProgress, architecture, assumeSequential,
   } else {
     chunks = [await loadBytes(source, { onProgress })];
   }
-  return fromChunks(chunks, { architecture, assumeSequential, prefix, entry, weightDtype });
+  // A file other than .mkp: the importer module, fetched once on first use (runtime.js).
+  return withImporter(() => fromChunks(chunks, { architecture, assumeSequential, prefix, entry, weightDtype }));
 }
 
 /** { 'indexeddb://name': { dateSaved, bytes, dtype, params, layers, metadata, ... } }, without reading weights. */
@@ -336,10 +346,18 @@ export async function onModelsChange(callback) {
  * verified too (checksum_mismatch). For PyTorch and safetensors files: { format, holds,
  * architecture (null unless the file defines one), architectureNote, moduleTree, globals,
  * tensors: [{ name, dtype, shape }], metadata, bytes }; with `checkData`, every tensor is read.
+ * Those need the importer module: not_ready until ready({ importer: true }) (or a load() of such
+ * a file) has loaded it.
  */
 export function fileInfo(bytes, { checkData = false } = {}) {
   const u8 = toUint8Array(bytes);
-  const i = check(runtime().fileInfo(u8, checkData));
+  let i = runtime().fileInfo(u8, checkData);
+  if (i.code === 'needs_importer') {
+    const m = loadedModule('importer');
+    if (!m) throw needsImporter('fileInfo() of a file that is not .mkp (PyTorch, safetensors)');
+    i = m.fileInfo(u8, checkData);
+  }
+  check(i);
   if (i.format !== 'modelkeep') {
     const { ok, elements, layers, dataChecked, ...rest } = i;
     return { ...rest, layers: layers.map((l) => l.spec), bytes: u8.length };

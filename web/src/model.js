@@ -1,7 +1,7 @@
 // model.js — Model (a Sequential living in wasm memory, owned by exactly one JS
 // object) and the `nn` builders that describe layers the way PyTorch names them.
 import { ModelError, check } from './errors.js';
-import { runtime } from './runtime.js';
+import { loadedModule, module, needsImporter, runtime } from './runtime.js';
 
 // Safety net for models that are never disposed; dispose() is still the rule.
 const registry =
@@ -23,6 +23,39 @@ export let encode;
  * in place: JavaScript never joins them into a second copy of the file. Set by Model's static block.
  */
 export let fromChunks;
+
+// Files other than .mkp (PyTorch, safetensors) and exports to them are the importer module's
+// (runtime.js): the core answers them needs_importer. A model imported there stays there (a
+// Model's handle may live in either module: both have the same methods); a model of the core
+// exported to .pt / .safetensors moves to the importer as .mkp bytes — lossless, in the model's
+// own weight dtype. A synchronous call throws not_ready until the importer is loaded;
+// withImporter() loads it and calls again.
+const wantsImporter = Symbol('wantsImporter');
+
+/** The importer module, or not_ready (naming `what` and the fix) when it is not loaded yet. */
+function importer(what) {
+  const m = loadedModule('importer');
+  if (m) return m;
+  const e = needsImporter(what);
+  e[wantsImporter] = true;
+  throw e;
+}
+
+/** r, unless the core refused it for the importer: then `other(importer module)`. */
+function orImporter(r, what, other) {
+  return !r.ok && r.code === 'needs_importer' ? other(importer(what)) : r;
+}
+
+/** fn(), and when it needs the importer module: the importer loaded (once), then fn() again. */
+export async function withImporter(fn) {
+  try {
+    return fn();
+  } catch (e) {
+    if (!e?.[wantsImporter]) throw e;
+  }
+  await module('importer');
+  return fn();
+}
 
 /** A layer description: its SPEC text and an optional child name. */
 export class Layer {
@@ -290,7 +323,11 @@ export class Model {
   loadStateDict(stateDict, { strict = true } = {}) {
     let entries;
     if (stateDict instanceof Uint8Array || stateDict instanceof ArrayBuffer) {
-      entries = check(runtime().readTensors(toUint8Array(stateDict))).stateDict;
+      const u8 = toUint8Array(stateDict);
+      const r = orImporter(runtime().readTensors(u8), 'loadStateDict() of a PyTorch or safetensors file', (m) =>
+        m.readTensors(u8),
+      );
+      entries = check(r).stateDict;
     } else {
       const pairs = stateDict instanceof Map ? [...stateDict] : Object.entries(stateDict ?? {});
       entries = pairs.map(([name, t]) => ({
@@ -316,7 +353,22 @@ export class Model {
     }
     const { dtype = this.weightDtype === 'int8' ? 'f32' : this.weightDtype, metadata = {} } = options;
     checkMetadata(metadata);
-    return check(this.#live().exportBytes(format, String(dtype), metadata ?? {})).bytes;
+    const r = orImporter(
+      this.#live().exportBytes(format, String(dtype), metadata ?? {}),
+      `toBytes({ format: '${format}' })`,
+      (m) => {
+        // This model, as .mkp bytes in its own dtype, into the importer's memory for the export.
+        const mkp = encode(this, { dtype: this.weightDtype }).bytes;
+        const handle = new m.ModelHandle();
+        try {
+          check(handle.load(mkp, '', false, '', ''));
+          return handle.exportBytes(format, String(dtype), metadata ?? {});
+        } finally {
+          handle.delete();
+        }
+      },
+    );
+    return check(r).bytes;
   }
 
   static {
@@ -336,8 +388,17 @@ export class Model {
       if (!Array.isArray(chunks) || !chunks.every((c) => c instanceof Uint8Array)) {
         throw new ModelError('invalid_argument', 'a file in chunks must be an array of Uint8Arrays');
       }
-      const handle = new (runtime().ModelHandle)();
-      const r = handle.load(chunks, architecture ?? '', Boolean(assumeSequential), prefix ?? '', entry ?? '');
+      const args = [architecture ?? '', Boolean(assumeSequential), prefix ?? '', entry ?? ''];
+      let handle = new (runtime().ModelHandle)();
+      let r = handle.load(chunks, ...args);
+      if (!r.ok && r.code === 'needs_importer') {
+        // Imported in the importer module, where the model then stays: its handle has every
+        // method the core's has, and a move to the core (.mkp bytes) would cost a second copy
+        // of the weights and an encode + decode (measured: docs/PERFORMANCE.md).
+        handle.delete();
+        handle = new (importer('reading a PyTorch or safetensors file (load, Model.fromBytes)').ModelHandle)();
+        r = handle.load(chunks, ...args);
+      }
       if (!r.ok) {
         handle.delete();
         check(r);

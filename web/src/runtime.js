@@ -1,5 +1,8 @@
 // runtime.js — the WebAssembly modules, each loaded once, on demand: a small registry keyed by
-// name ('core' today: .mkp read/write, forward, the importer). Knows no platform: the entry a
+// name. 'core' (web/dist/): the lean module, .mkp read/write and forward, which ready() loads;
+// 'importer' (web/dist-importer/, through importer.js): the same plus the PyTorch / safetensors
+// importer and exporter, fetched on first use only (model.js routes the calls that need it;
+// docs/ARCHITECTURE.md "Two modules"). Knows no platform: the entry a
 // user imports (index.js for browsers and bundlers, node.js for Node, chosen by package.json's
 // "exports" conditions) registers one with usePlatform(), which says how a .wasm's bytes are
 // found. No top-level await, no node: import here (bundlers must be able to build it for any
@@ -10,12 +13,17 @@ import createModelkeep from '../dist/modelkeep_wasm.mjs';
 import { ModelError } from './errors.js';
 
 /**
- * name → { factory: () => Promise<Emscripten factory>, wasm: URL of its .wasm }. A module
- * fetched on first use is one more line here, its factory a dynamic import().
+ * name → () => Promise of { factory: Emscripten factory, wasm: URL of its .wasm }. A module
+ * fetched on first use is a dynamic import() of a file that holds both (importer.js): its .wasm's
+ * URL must stay out of the page's own chunk, so that a bundler emits it apart.
  */
 const builds = {
-  core: { factory: async () => createModelkeep, wasm: new URL('../dist/modelkeep_wasm.wasm', import.meta.url) },
+  core: async () => ({ factory: createModelkeep, wasm: new URL('../dist/modelkeep_wasm.wasm', import.meta.url) }),
+  importer: () => import('./importer.js'),
 };
+
+/** name → where its .wasm is, as ready({ importerWasm }) said, for a module loaded later. */
+const locations = new Map();
 
 /** name → the loaded module, once ready. */
 const loaded = new Map();
@@ -55,7 +63,7 @@ export function module(name = 'core', { wasm } = {}) {
   if (!build) return Promise.reject(new ModelError('invalid_argument', `no WebAssembly module named '${name}'`));
   let promise = loading.get(name);
   if (!promise) {
-    promise = instantiate(build, wasm ?? build.wasm).then(
+    promise = instantiate(build, wasm ?? locations.get(name)).then(
       (m) => {
         loaded.set(name, m);
         return m;
@@ -70,20 +78,23 @@ export function module(name = 'core', { wasm } = {}) {
   return promise;
 }
 
-async function instantiate(build, wasm) {
+async function instantiate(build, given) {
   if (!platform) {
     throw new ModelError('not_ready', "modelkeep has no platform: import 'modelkeep', not one of its files");
   }
-  const factory = await build.factory();
+  let wasm = given;
   try {
-    return await factory(await platform.moduleOptions(wasm, wasm === build.wasm));
+    const { factory, wasm: own } = await build();
+    wasm ??= own;
+    return await factory(await platform.moduleOptions(wasm, wasm === own));
   } catch (e) {
     if (e instanceof ModelError) throw e;
     const where = wasm instanceof URL || typeof wasm === 'string' ? ` from ${String(wasm)}` : '';
     const err = new ModelError(
       'network_error',
       `cannot load modelkeep's WebAssembly module${where}: ${e?.message ?? e} (a bundler that does not ` +
-        `copy the .wasm: copy modelkeep/modelkeep.wasm next to your bundle and call ready({ wasm: URL }))`,
+        `copy the .wasm: copy modelkeep/modelkeep.wasm next to your bundle and call ready({ wasm: URL }); ` +
+        `for the importer, modelkeep/importer.wasm and ready({ importerWasm: URL }))`,
     );
     err.cause = e;
     throw err;
@@ -93,21 +104,50 @@ async function instantiate(build, wasm) {
 /**
  * Resolves once the core module is loaded (and instantiated), the way tf.ready() does; memoised.
  * Every async function awaits it; call it before the synchronous API (nn.sequential, forward, ...).
- * @param {{ wasm?: URL | string | ArrayBuffer | ArrayBufferView | Response }} [options]
+ * `wasm`: where the core's .wasm is. `importerWasm`: where the importer's .wasm is, remembered
+ * for its first load. `importer: true`: load the importer now too, so that the synchronous
+ * functions that need it (fileInfo, Model.fromBytes, loadStateDict and toBytes on .pt or
+ * .safetensors) work; the async ones (load, save) fetch it themselves on first use.
+ * @param {{ wasm?: WasmSource, importerWasm?: WasmSource, importer?: boolean }} [options]
+ *   WasmSource: URL | string | ArrayBuffer | ArrayBufferView | Response
  */
-export async function ready(options) {
-  await module('core', options);
+export async function ready({ wasm, importerWasm, importer = false } = {}) {
+  if (importerWasm !== undefined && !loading.has('importer')) locations.set('importer', importerWasm);
+  await Promise.all([module('core', { wasm }), importer ? module('importer') : null]);
 }
 
 /** The loaded module `name`, synchronously; not_ready when ready() has not resolved yet. */
 export function runtime(name = 'core') {
   const m = loaded.get(name);
   if (m) return m;
-  const which = name === 'core' ? '' : ` '${name}'`;
+  if (name === 'importer') throw needsImporter("runtime('importer')");
   throw new ModelError(
     'not_ready',
-    `modelkeep's WebAssembly module${which} is not loaded yet: await ready() first ` +
+    `modelkeep's WebAssembly module is not loaded yet: await ready() first ` +
       `(import { ready } from 'modelkeep'; await ready();), or use an async function such as load() first`,
+  );
+}
+
+/** The module `name` if it is loaded, else undefined (loads nothing). */
+export function loadedModule(name) {
+  return loaded.get(name);
+}
+
+/** The names of the modules loaded so far, in load order ('core', then 'importer' once used). */
+export function loadedModules() {
+  return [...loaded.keys()];
+}
+
+/**
+ * not_ready for a synchronous call that needs the importer module before it is loaded: `what`
+ * names the call ('fileInfo() of a PyTorch file'), the message names the fix.
+ */
+export function needsImporter(what) {
+  return new ModelError(
+    'not_ready',
+    `${what} needs modelkeep's importer (PyTorch / safetensors), a second WebAssembly module that is ` +
+      `not loaded yet: await ready({ importer: true }) first, or use the async load() / save(), which ` +
+      `fetch it on first use`,
   );
 }
 
