@@ -297,24 +297,35 @@ export async function openStore(options = {}) {
       if (!counts.every((n) => Number.isSafeInteger(n) && n >= 0)) {
         throw corrupt(name, 'the info record has no valid byte or chunk count');
       }
+      // Every chunk asked for at once (IndexedDB answers in order, without a round trip to this
+      // code between two of them, as a cursor would need), and the chunks under the name counted:
+      // a gap, a stray past the count and a short chunk are all corrupt_record.
+      const chunks = tx.objectStore('chunks');
+      const stored = promisify(chunks.count(rangeOf(IDBKeyRange, name)));
       const out = [];
       let loaded = 0;
-      const cursorRequest = tx.objectStore('chunks').openCursor(rangeOf(IDBKeyRange, name));
-      for (let cursor = await promisify(cursorRequest); cursor; cursor = await promisify(cursorRequest)) {
-        const chunk = cursor.value;
-        const index = out.length;
-        if (cursor.key[1] !== index) throw corrupt(name, `chunk ${index} of ${count} is missing`);
-        if (!(chunk instanceof ArrayBuffer)) throw corrupt(name, `chunk ${index} is not bytes`);
-        if (index >= count || loaded + chunk.byteLength > total) {
-          throw corrupt(name, `the chunks hold more than the ${total} bytes recorded`);
-        }
-        out.push(new Uint8Array(chunk)); // a view: the chunk as IndexedDB gave it, not a copy
-        loaded += chunk.byteLength;
-        onProgress?.({ loaded, total });
-        cursor.continue();
+      const parts = [];
+      for (let index = 0; index < count; index++) {
+        parts.push(
+          promisify(chunks.get([name, index])).then((chunk) => {
+            if (chunk === undefined) throw corrupt(name, `chunk ${index} of ${count} is missing`);
+            if (!(chunk instanceof ArrayBuffer)) throw corrupt(name, `chunk ${index} is not bytes`);
+            if (loaded + chunk.byteLength > total) {
+              throw corrupt(name, `the chunks hold more than the ${total} bytes recorded`);
+            }
+            out[index] = new Uint8Array(chunk); // a view: the chunk as IndexedDB gave it, not a copy
+            loaded += chunk.byteLength;
+            onProgress?.({ loaded, total });
+          }),
+        );
       }
-      if (out.length !== count || loaded !== total) {
-        throw corrupt(name, `found ${out.length} chunks / ${loaded} bytes, the info record says ${count} / ${total}`);
+      await Promise.all(parts);
+      const found = await stored;
+      if (found !== count) {
+        throw corrupt(name, `found ${found} chunks / ${loaded} bytes, the info record says ${count} / ${total}`);
+      }
+      if (loaded !== total) {
+        throw corrupt(name, `found ${count} chunks / ${loaded} bytes, the info record says ${count} / ${total}`);
       }
       return out;
     });
