@@ -668,3 +668,28 @@ TEST(TorchFiles, BytesAfterThePickleAndEntriesOfWhatIsNoCheckpoint) {
     EXPECT_EQ(entry.code(), Code::missing_key);
     EXPECT_NE(entry.message().find("holds a state dict, not a checkpoint"), std::string::npos) << entry.message();
 }
+
+TEST(TorchBombs, SmallRecordsAndThePickleAreBoundedBeforeTheyAreInflated) {
+    // A `version` record of 32 MiB of spaces, deflated to a few KiB: "3" after trimming, but
+    // refused by its declared size before anything is inflated; the same for data.pkl.
+    P p;
+    p.op('}').stop();
+    std::vector<std::uint8_t> spaces(std::size_t(32) << 20, ' ');
+    spaces[0] = '3';
+    std::vector<mkt::Member> members = {{"archive/data.pkl", p.b}, {"archive/version", spaces}};
+    members[1].method = 8;
+    const auto version = mkt::build_zip(members).bytes;
+    ASSERT_LT(version.size(), std::size_t(1) << 20);
+    const Refusal r = refuse(version);
+    expect_cheap(r, Code::limit_exceeded, "deflated version record");
+    SourceInfo info;
+    EXPECT_NE(read_source(version.data(), version.size(), info).message().find("record 'archive/version'"),
+              std::string::npos);
+    // data.pkl padded with 32 MiB after its STOP and deflated: over the file's inflation budget.
+    std::vector<std::uint8_t> padded = p.b;
+    padded.resize(std::size_t(32) << 20, 0);
+    std::vector<mkt::Member> pkl = {{"archive/data.pkl", padded}, {"archive/version", {'3', '\n'}}};
+    pkl[0].method = 8;
+    const auto pickle_bomb = mkt::build_zip(pkl).bytes;
+    expect_cheap(refuse(pickle_bomb), Code::limit_exceeded, "deflated data.pkl");
+}

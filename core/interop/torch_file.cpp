@@ -446,6 +446,21 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
 Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out,
                    const std::string& wanted);
 
+// A record read whole, its declared size checked before anything is read or
+// inflated: at most `cap` bytes, and a deflated one within the file's inflation
+// budget (a few compressed bytes may declare gigabytes).
+Status read_record(const ByteSource& source, const ZipEntry& e, std::uint64_t cap, std::vector<std::uint8_t>& out) {
+    if (e.size > cap)
+        return error(Code::limit_exceeded, "record '" + e.name + "' is " + std::to_string(e.size) + " bytes (at most " +
+                                               std::to_string(cap) + ")");
+    if (e.method != 0 && e.size > max_inflated_bytes(source.size()))
+        return error(Code::limit_exceeded, "record '" + e.name + "' inflates to " + std::to_string(e.size) +
+                                               " bytes, more than the " +
+                                               std::to_string(max_inflated_bytes(source.size())) + " a file of " +
+                                               std::to_string(source.size()) + " bytes may inflate to");
+    return zip_read(source, e, out);
+}
+
 bool model_file_name(const std::string& name) {
     for (const char* ext : {".pt", ".pth", ".ckpt", ".bin", ".tar"})
         if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0)
@@ -474,13 +489,8 @@ Status read_member(const ByteSource& source, bool with_values, TorchFile& out, c
                 : (wanted.empty() ? std::string() : "the archive has no member '" + escape_text(wanted) + "'; ") +
                       "a zip archive that is not a torch.save file but holds model files: " + models +
                       "; choose one with the entry option (CLI --entry NAME, JS { entry: 'NAME' })");
-    if (member->size > max_inflated_bytes(source.size()) || member->size > std::uint64_t(SIZE_MAX))
-        return error(Code::limit_exceeded, "member '" + escape_text(wanted) + "' inflates to " +
-                                               std::to_string(member->size) + " bytes, more than the " +
-                                               std::to_string(max_inflated_bytes(source.size())) + " a file of " +
-                                               std::to_string(source.size()) + " bytes may inflate to");
     std::vector<std::uint8_t> bytes;
-    MK_TRY(zip_read(source, *member, bytes));
+    MK_TRY(read_record(source, *member, std::uint64_t(SIZE_MAX), bytes));
     const MemorySource inner(bytes.data(), bytes.size());
     std::uint8_t head[4] = {0, 0, 0, 0};
     if (bytes.size() >= 4) std::memcpy(head, bytes.data(), 4);
@@ -523,34 +533,34 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
     }
     if (!pkl) return error(Code::unknown_format, "a zip archive without " + root + "data.pkl: not a torch.save file");
     std::vector<std::uint8_t> buf;
+    std::string text;
+    const auto text_record = [&](const ZipEntry& e) {
+        MK_TRY(read_record(source, e, 64, buf));
+        text.assign(buf.begin(), buf.end());
+        return Status();
+    };
     if (version) {
-        MK_TRY(zip_read(source, *version, buf));
-        std::string v(buf.begin(), buf.end());
-        while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) v.pop_back();
-        if (v != "1" && v != "2" && v != "3")
+        MK_TRY(text_record(*version));
+        while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+        if (text != "1" && text != "2" && text != "3")
             return error(Code::unsupported_version,
-                         "torch archive version '" + escape_text(v.substr(0, 20)) + "' (1 to 3 are read)");
+                         "torch archive version '" + escape_text(text.substr(0, 20)) + "' (1 to 3 are read)");
     }
     // torch 2.7+: .format_version "1" (storage records in numeric order; nothing
     // else changes for a reader that looks records up by name).
     if (format_version) {
-        MK_TRY(zip_read(source, *format_version, buf));
-        const std::string v(buf.begin(), buf.end());
-        if (v != "1")
+        MK_TRY(text_record(*format_version));
+        if (text != "1")
             return error(Code::unsupported_version,
-                         "torch archive .format_version '" + escape_text(v.substr(0, 20)) + "' (1 is read)");
+                         "torch archive .format_version '" + escape_text(text.substr(0, 20)) + "' (1 is read)");
     }
     if (byteorder) {
-        MK_TRY(zip_read(source, *byteorder, buf));
-        const std::string order(buf.begin(), buf.end());
-        if (order != "little")
+        MK_TRY(text_record(*byteorder));
+        if (text != "little")
             return error(Code::unsupported_byteorder,
-                         "the archive's byteorder is '" + escape_text(order.substr(0, 20)) + "', not little");
+                         "the archive's byteorder is '" + escape_text(text.substr(0, 20)) + "', not little");
     }
-    if (pkl->size > max_pickle_bytes)
-        return error(Code::limit_exceeded, "data.pkl is " + std::to_string(pkl->size) + " bytes (at most " +
-                                               std::to_string(max_pickle_bytes) + ")");
-    MK_TRY(zip_read(source, *pkl, buf));
+    MK_TRY(read_record(source, *pkl, max_pickle_bytes, buf));
     out.pickle_bytes = pkl->size;
     Unpickled u;
     MK_TRY(unpickle(buf.data(), buf.size(), false, u));
