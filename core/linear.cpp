@@ -24,16 +24,6 @@ Status prepare(const Tensor& x, std::size_t out, std::size_t in, const Tensor* b
 
 }  // namespace
 
-Status linear_forward(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& y, Activation act) {
-    if (weight.dimension() != 2)
-        return error(Code::shape_mismatch, "linear weight must be 2-D, got " + shape_to_string(shape_of(weight)));
-    const std::size_t out = weight.shape()[0], in = weight.shape()[1];
-    std::size_t rows = 0;
-    MK_TRY(prepare(x, out, in, bias, y, rows));
-    matmul_nt(x.data(), weight.data(), bias ? bias->data() : nullptr, y.data(), rows, out, in, act);
-    return Status::success();
-}
-
 Status linear_forward_packed(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& y, Activation act) {
     if (weight.dimension() != 2)
         return error(Code::shape_mismatch, "linear weight must be 2-D, got " + shape_to_string(shape_of(weight)));

@@ -9,12 +9,10 @@
 
 namespace modelkeep {
 
-/// x is (*, in), weight is (out, in), bias is (out,) or null → y is (*, out).
-/// Checks the shapes (shape_mismatch naming what disagrees) before computing.
-/// y's storage is reused when it already holds as many values; y must not be x.
-Status linear_forward(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& y, Activation act = {});
-
-/// The same with the float32 weight (out, in) in the packed layout (packed.hpp).
+/// x is (*, in), weight is the float32 (out, in) in the packed layout
+/// (packed.hpp), bias is (out,) or null → y is (*, out). Checks the shapes
+/// (shape_mismatch naming what disagrees) before computing. y's storage is
+/// reused when it already holds as many values; y must not be x.
 Status linear_forward_packed(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& y, Activation act = {});
 
 /// The same with the weight (out, in) held compact (f16, bf16 or int8).
