@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // wasm-size.mjs — where a .wasm's bytes go: the size of each section, the code by origin
-// (modelkeep, xtensor, libc++, Embind, libc, other) and the largest functions, named from the
+// (modelkeep, the C ABI bindings, xtensor, libc++, Embind, libc, other) and the largest functions, named from the
 // symbol map that `emcc --emit-symbol-map` writes (index:name per line). Run after every wasm
 // build (wasm/CMakeLists.txt) so that a regression shows where it is. Reads the binary itself:
 // no tool beyond Node (c++filt, when installed, demangles the names).
@@ -111,6 +111,7 @@ for (const s of sections) console.log(`  section ${s.name.padEnd(24)} ${kib(s.si
 if (names.size) {
   const origin = (n = '') => {
     if (/emscripten::|embind|_embind_|EmscriptenBindingInitializer/.test(n)) return 'Embind';
+    if (/^mk_|^\(anonymous namespace\)::(Json|Args|Js|ModelHandle)|^ModelHandle/.test(n)) return 'bindings';
     if (/\bxt::|\bxtl::/.test(n)) return 'xtensor';
     if (/modelkeep::|ModelHandle|^\(anonymous namespace\)::|JsSource|JsSink/.test(n)) return 'modelkeep';
     if (/\bstd::|__cxxabiv1|^operator (new|delete)|__cxa_/.test(n)) return 'libc++';

@@ -1,20 +1,45 @@
-// bindings.cpp — the whole binding surface between the core and JavaScript
-// (Embind). Small and data-only: strings, numbers, typed arrays in; plain
-// objects and freshly copied typed arrays out. No exception or abort is
-// reachable from any input: every failure comes back as
-// { ok: false, code, message } and the JS layer throws a ModelError.
-#include <emscripten/bind.h>
-#include <emscripten/val.h>
+// bindings.cpp — the whole binding surface between the core and JavaScript: a
+// plain C ABI (no Embind: it cost a quarter of the lean module, docs/
+// PERFORMANCE.md "Download size"), wrapped by web/src/abi.js, which gives the
+// rest of the package the methods it calls.
+//
+// The conventions, all of them:
+// - A call that answers with data returns a pointer to a NUL-terminated JSON
+//   text, { "ok": true, ... } or { "ok": false, "code", "message" }, valid until
+//   the next call (one buffer, `answer`). abi.js parses it.
+// - A call that returns a float* (forward, state dict entries) returns null on
+//   failure, with the failure's JSON at mk_answer().
+// - Strings and metadata come in one "args" block written by abi.js: each
+//   string is a little-endian u32 byte length then its UTF-8 bytes; metadata is
+//   a u32 count then that many key and value strings.
+// - Shapes go both ways through mk_dims(): up to 9 doubles (in: the dims; out:
+//   the rank then the dims).
+// - A file is read where JavaScript holds it (a Uint8Array or the chunks the
+//   IndexedDB store keeps): the core asks for byte ranges through the import
+//   mk_js_read, which copies each straight into wasm memory, so a load never
+//   holds the file twice. A file being written is built in JavaScript the same
+//   way: mk_js_sink sizes it, mk_js_write copies each range the writer emits.
+// - Float data in is written by abi.js into memory the call hands out. Data
+//   out is copied by abi.js during the call, through the import mk_js_take
+//   (each tensor of a state dict: some exist only while it is produced, such
+//   as a packed weight's (out, in) rows), or right after it (forward's output).
+// No exception or abort is reachable from any input: every allocation sized by
+// input is reserved first (reserve), and every failure is a Status.
+#include <emscripten/em_js.h>
+#include <emscripten/emscripten.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "format.hpp"
+#include "json_string.hpp"
 #include "model.hpp"
 #include "parallel.hpp"
 #include "spec.hpp"
@@ -24,241 +49,277 @@
 #include "torch_file.hpp"
 #endif
 
-using emscripten::val;
+// The imports (web/src/abi.js defines what they do, on the module object).
+// clang-format off
+EM_JS(void, mk_js_read, (void* dst, double offset, std::size_t n), { Module["mkRead"](dst >>> 0, offset, n >>> 0); });
+EM_JS(void, mk_js_sink, (double total, double chunk), { Module["mkSink"](total, chunk); });
+EM_JS(void, mk_js_write, (const void* src, double offset, std::size_t n), { Module["mkWrite"](src >>> 0, offset, n >>> 0); });
+EM_JS(void, mk_js_take, (const void* data, double n), { Module["mkTake"](data >>> 0, n); });
+// clang-format on
+
 using namespace modelkeep;
 
 namespace {
 
-val fail(const Status& st) {
-    val out = val::object();
-    out.set("ok", false);
-    out.set("code", std::string(code_name(st.code())));
-    out.set("message", st.message());
-    return out;
-}
+// ---- answers -------------------------------------------------------------
 
-val success() {
-    val out = val::object();
-    out.set("ok", true);
-    return out;
-}
+std::string answer;  // the JSON text of the last call
 
-// A JS-owned copy of n floats (the wasm heap may grow and move; views would dangle).
-val float_array(const float* data, std::size_t n) {
-    return val::global("Float32Array").new_(emscripten::typed_memory_view(n, data));
-}
-
-#if MODELKEEP_INTEROP
-val byte_array(const std::vector<std::uint8_t>& bytes) {
-    return val::global("Uint8Array").new_(emscripten::typed_memory_view(bytes.size(), bytes.data()));
-}
-#endif
-
-val shape_array(const Shape& shape) {
-    val out = val::array();
-    for (std::size_t d : shape) out.call<void>("push", double(d));
-    return out;
-}
-
-// A JS array's length as text ("3", not "3.000000").
-std::string count_text(double n) { return std::to_string(std::uint64_t(n)); }
-
-// Reads a JS array of non-negative integers as a Shape; false if it is not one.
-bool read_shape(const val& js, Shape& shape) {
-    if (!js.isArray()) return false;
-    const unsigned n = js["length"].as<unsigned>();
-    if (n > max_rank) return false;
-    shape.clear();
-    for (unsigned i = 0; i < n; ++i) {
-        const val d = js[i];
-        if (!d.isNumber()) return false;
-        const double v = d.as<double>();
-        if (!(v >= 0 && v <= double(max_tensor_elements)) || v != double(std::uint64_t(v))) return false;
-        shape.push_back(std::size_t(v));
+// A JSON object being written into `answer`.
+class Json {
+public:
+    explicit Json(std::string& out) : out_(out) {}
+    Json& key(const char* k) {
+        out_ += first_ ? "" : ",";
+        first_ = false;
+        out_ += '"';
+        out_ += k;
+        out_ += "\":";
+        return *this;
     }
-    return true;
+    Json& str(const char* k, const std::string& v) {
+        key(k);
+        json::append_string(out_, v);
+        return *this;
+    }
+    Json& num(const char* k, double v) {
+        key(k);
+        number(out_, v);
+        return *this;
+    }
+    Json& boolean(const char* k, bool v) {
+        key(k);
+        out_ += v ? "true" : "false";
+        return *this;
+    }
+    Json& raw(const char* k, const std::string& v) {
+        key(k);
+        out_ += v;
+        return *this;
+    }
+    /// A count as JSON: exactly below 2^53; above, to about 16 digits with an
+    /// exponent (no printf: its float formatting is a large part of libc).
+    static void number(std::string& out, double v) {
+        if (!(v >= 0)) v = 0;  // every number here is a count, a size or an address
+        int exponent = 0;
+        for (; v >= 9007199254740992.0; ++exponent) v /= 10;
+        out += std::to_string(std::uint64_t(v));
+        if (exponent) out += "e" + std::to_string(exponent);
+    }
+
+private:
+    std::string& out_;
+    bool first_ = true;
+};
+
+// {"ok":true, then fields: begins `answer` and returns the object to fill.
+Json success() {
+    answer = "{";
+    Json j(answer);
+    j.boolean("ok", true);
+    return j;
 }
 
-val layers_array(const std::vector<LayerSpec>& specs) {
-    val out = val::array();
+const char* done() {
+    answer += '}';
+    return answer.c_str();
+}
+
+const char* fail(const Status& st) {
+    answer = "{";
+    Json(answer).boolean("ok", false).str("code", code_name(st.code())).str("message", st.message());
+    return done();
+}
+
+const char* ok() {
+    success();
+    return done();
+}
+
+std::string string_array(const std::vector<std::string>& items) {
+    std::string out = "[";
+    for (const std::string& s : items) {
+        if (out.size() > 1) out += ',';
+        json::append_string(out, s);
+    }
+    return out + "]";
+}
+
+std::string shape_array(const Shape& shape) {
+    std::string out = "[";
+    for (std::size_t d : shape) {
+        if (out.size() > 1) out += ',';
+        out += std::to_string(d);
+    }
+    return out + "]";
+}
+
+std::string metadata_object(const Metadata& metadata) {
+    std::string out = "{";
+    for (const auto& [k, v] : metadata) {
+        if (out.size() > 1) out += ',';
+        json::append_string(out, k);
+        out += ':';
+        json::append_string(out, v);
+    }
+    return out + "}";
+}
+
+std::string layers_array(const std::vector<LayerSpec>& specs) {
+    std::string out = "[";
     for (const LayerSpec& s : specs) {
-        val layer = val::object();
-        layer.set("name", s.name);
-        layer.set("kind", std::string(layer_kind_name(s.kind)));
-        layer.set("spec", format_layer(s));
-        out.call<void>("push", layer);
+        out += out.size() > 1 ? ",{" : "{";
+        Json(out).str("name", s.name).str("kind", layer_kind_name(s.kind)).str("spec", format_layer(s));
+        out += '}';
     }
+    return out + "]";
+}
+
+// A string or null.
+std::string string_or_null(bool present, const std::string& s) {
+    if (!present) return "null";
+    std::string out;
+    json::append_string(out, s);
     return out;
 }
 
-val info_object(const FileInfo& info) {
-    val out = success();
-    out.set("version", std::to_string(info.major) + "." + std::to_string(info.minor));
-    out.set("kind", std::string(info.kind == FileKind::model ? "model" : "state_dict"));
-    out.set("bytes", double(info.file_bytes));
-    out.set("headerBytes", double(info.header_bytes));
-    out.set("params", double(info.param_count));
-    out.set("architecture", info.kind == FileKind::model ? val(format_spec(info.layers)) : val::null());
-    out.set("layers", layers_array(info.layers));
-    val tensors = val::array();
+// fileInfo's fields of a .mkp file, into the object j.
+void info_fields(Json& j, const FileInfo& info) {
+    j.str("version", std::to_string(info.major) + "." + std::to_string(info.minor))
+        .str("kind", info.kind == FileKind::model ? "model" : "state_dict")
+        .num("bytes", double(info.file_bytes))
+        .num("headerBytes", double(info.header_bytes))
+        .num("params", double(info.param_count))
+        .raw("architecture", string_or_null(info.kind == FileKind::model, format_spec(info.layers)))
+        .raw("layers", layers_array(info.layers));
+    std::string tensors = "[";
     std::uint64_t biggest = 0;
     std::string dtype = "f32";
     for (const TensorInfo& t : info.tensors) {
-        val tensor = val::object();
-        tensor.set("name", t.name);
-        tensor.set("dtype", std::string(dtype_name(t.dtype)));
-        tensor.set("shape", shape_array(t.shape));
-        tensor.set("bytes", double(t.bytes));
-        tensor.set("offset", double(t.offset));
-        tensors.call<void>("push", tensor);
+        tensors += tensors.size() > 1 ? ",{" : "{";
+        Json(tensors)
+            .str("name", t.name)
+            .str("dtype", dtype_name(t.dtype))
+            .raw("shape", shape_array(t.shape))
+            .num("bytes", double(t.bytes))
+            .num("offset", double(t.offset));
+        tensors += '}';
         if (t.bytes > biggest) {  // the file's dtype: that of its largest tensor
             biggest = t.bytes;
             dtype = dtype_name(t.dtype);
         }
     }
-    out.set("tensors", tensors);
-    out.set("dtype", dtype);
-    val metadata = val::object();
-    for (const auto& [k, v] : info.metadata) metadata.set(k, v);
-    out.set("metadata", metadata);
-    out.set("dataChecked", info.data_checked);
-    out.set("format", std::string("modelkeep"));
-    return out;
+    j.raw("tensors", tensors + "]")
+        .str("dtype", dtype)
+        .raw("metadata", metadata_object(info.metadata))
+        .boolean("dataChecked", info.data_checked)
+        .str("format", "modelkeep");
 }
-
-#if MODELKEEP_INTEROP
-val metadata_object(const Metadata& metadata) {
-    val out = val::object();
-    for (const auto& [k, v] : metadata) out.set(k, v);
-    return out;
-}
-#endif
 
 #if MODELKEEP_INTEROP
 // What a PyTorch or safetensors file holds (fileInfo for formats other than .mkp).
-val source_object(const SourceInfo& info) {
-    val out = success();
-    out.set("format", std::string(file_format_name(info.format)));
-    out.set("holds", info.source);
-    out.set("architecture", info.has_layers ? val(format_spec(info.layers)) : val::null());
-    out.set("architectureNote", info.arch_note);
-    out.set("moduleTree", info.has_module ? val(describe_module(info.module)) : val::null());
-    out.set("layers", layers_array(info.layers));
-    val globals = val::array();
-    for (const auto& g : info.globals) globals.call<void>("push", g);
-    val entries = val::array();
-    for (const auto& e : info.entries) entries.call<void>("push", e);
-    out.set("entries", entries);
-    out.set("globals", globals);
-    val tensors = val::array();
+void source_fields(Json& j, const SourceInfo& info) {
+    j.str("format", file_format_name(info.format))
+        .str("holds", info.source)
+        .raw("architecture", string_or_null(info.has_layers, format_spec(info.layers)))
+        .str("architectureNote", info.arch_note)
+        .raw("moduleTree", string_or_null(info.has_module, info.has_module ? describe_module(info.module) : ""))
+        .raw("layers", layers_array(info.layers))
+        .raw("entries", string_array(info.entries))
+        .raw("globals", string_array(info.globals));
+    std::string tensors = "[";
     double elements = 0;
     for (const SourceTensor& t : info.tensors) {
-        val tensor = val::object();
-        tensor.set("name", t.name);
-        tensor.set("dtype", t.dtype);
-        tensor.set("shape", shape_array(t.shape));
-        tensors.call<void>("push", tensor);
+        tensors += tensors.size() > 1 ? ",{" : "{";
+        Json(tensors).str("name", t.name).str("dtype", t.dtype).raw("shape", shape_array(t.shape));
+        tensors += '}';
         double e = 1;
         for (std::size_t d : t.shape) e *= double(d);
         elements += e;
     }
-    out.set("tensors", tensors);
-    out.set("elements", elements);
-    out.set("metadata", metadata_object(info.metadata));
-    return out;
+    j.raw("tensors", tensors + "]").num("elements", elements).raw("metadata", metadata_object(info.metadata));
 }
 #endif
 
-// Metadata from a plain JS object of strings (the JS layer validates types).
-Status read_metadata(const val& js, Metadata& out) {
-    out.clear();
-    if (js.isUndefined() || js.isNull()) return Status::success();
-    const val entries = val::global("Object").call<val>("entries", js);
-    const unsigned n = entries["length"].as<unsigned>();
-    if (n > max_metadata_entries)
-        return error(Code::limit_exceeded,
-                     std::to_string(n) + " metadata entries, over the cap of " + std::to_string(max_metadata_entries));
-    for (unsigned i = 0; i < n; ++i) {
-        const val kv = entries[i];
-        if (!kv[1].isString()) return error(Code::invalid_argument, "metadata values must be strings");
-        out.emplace_back(kv[0].as<std::string>(), kv[1].as<std::string>());
-    }
-    return Status::success();
-}
+// ---- arguments -----------------------------------------------------------
 
-// A file held by JavaScript: a Uint8Array, or the Uint8Arrays of its chunks
-// in order (as the IndexedDB store keeps it). Readers copy only the ranges
-// they ask for, straight into wasm memory, so a load never holds the file
-// twice, and JavaScript need not join the chunks into one array first.
-class JsSource final : public ByteSource {
+// The strings of an args block, in order (see the conventions at the top).
+class Args {
 public:
-    explicit JsSource(const val& file) {
-        if (!file.isArray()) {
-            add(file);
-            return;
-        }
-        const unsigned n = file["length"].as<unsigned>();
-        for (unsigned i = 0; i < n; ++i) add(file[i]);
+    explicit Args(const std::uint8_t* p) : p_(p) {}
+    std::string str() {
+        std::uint32_t n;
+        std::memcpy(&n, p_, 4);
+        std::string s(reinterpret_cast<const char*>(p_ + 4), n);
+        p_ += 4 + std::size_t(n);
+        return s;
     }
-    std::uint64_t size() const override { return size_; }
-    void read(std::uint64_t offset, void* dst, std::size_t n) const override {
-        auto* out = static_cast<std::uint8_t*>(dst);
-        // The chunk holding `offset`: the last one starting at or before it.
-        std::size_t i = std::size_t(std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin()) - 1;
-        for (; n && i < chunks_.size(); ++i) {
-            const std::uint64_t begin = offset - starts_[i];
-            const std::size_t take = std::size_t(std::min<std::uint64_t>(n, lengths_[i] - begin));
-            const val part = chunks_[i].call<val>("subarray", double(begin), double(begin + take));
-            val(emscripten::typed_memory_view(take, out)).call<void>("set", part);
-            out += take;
-            offset += take;
-            n -= take;
+    /// Metadata (the JS layer checked that every value is a string).
+    Status metadata(Metadata& out) {
+        std::uint32_t n;
+        std::memcpy(&n, p_, 4);
+        p_ += 4;
+        out.clear();
+        if (n > max_metadata_entries)
+            return error(Code::limit_exceeded, std::to_string(n) + " metadata entries, over the cap of " +
+                                                   std::to_string(max_metadata_entries));
+        for (std::uint32_t i = 0; i < n; ++i) {
+            std::string k = str();
+            out.emplace_back(std::move(k), str());
         }
+        return Status::success();
     }
 
 private:
-    void add(const val& chunk) {
-        chunks_.push_back(chunk);
-        starts_.push_back(size_);
-        lengths_.push_back(std::uint64_t(chunk["length"].as<double>()));
-        size_ += lengths_.back();
-    }
-
-    std::vector<val> chunks_;
-    std::vector<std::uint64_t> starts_, lengths_;  // of each chunk, in the file
-    std::uint64_t size_ = 0;
+    const std::uint8_t* p_;
 };
 
-// A file being built in JavaScript: one Uint8Array, or (chunk_bytes > 0) a
-// list of Uint8Arrays of chunk_bytes each, the last one shorter — the chunks
-// the IndexedDB store keeps, which it can then store without copying. Each
-// range the writer emits is copied straight from wasm memory into its place,
-// so the file is never whole in wasm memory and is copied once.
-class JsSink final : public ByteSink {
+double dims[9];  // mk_dims(): shapes in and out
+
+// The shape abi.js wrote into dims (rank entries); false if it is not one.
+bool read_shape(int rank, Shape& shape) {
+    if (rank < 0 || rank > int(max_rank)) return false;
+    shape.clear();
+    for (int i = 0; i < rank; ++i) {
+        const double v = dims[i];
+        if (!(v >= 0 && v <= double(max_tensor_elements)) || v != std::floor(v)) return false;
+        shape.push_back(std::size_t(v));
+    }
+    return true;
+}
+
+void write_shape(const Shape& shape) {
+    dims[0] = double(shape.size());
+    for (std::size_t i = 0; i < shape.size() && i < 8; ++i) dims[i + 1] = double(shape[i]);
+}
+
+// A count as text ("3", not "3.000000").
+std::string count_text(double n) { return std::to_string(std::uint64_t(n)); }
+
+// ---- files ---------------------------------------------------------------
+
+// A file held by JavaScript (abi.js's current source), read by ranges.
+class JsSource final : public ByteSource {
 public:
-    JsSink(std::uint64_t total, std::uint64_t chunk_bytes)
-        : chunk_(chunk_bytes ? chunk_bytes : std::max<std::uint64_t>(total, 1)) {
-        const val u8 = val::global("Uint8Array");
-        for (std::uint64_t at = 0; at < total || chunks_.empty(); at += chunk_)
-            chunks_.push_back(u8.new_(double(std::min(chunk_, total - at))));
+    explicit JsSource(double size) : size_(std::uint64_t(size)) {}
+    std::uint64_t size() const override { return size_; }
+    void read(std::uint64_t offset, void* dst, std::size_t n) const override {
+        if (n) mk_js_read(dst, double(offset), n);
     }
-    void write(std::uint64_t offset, const void* data, std::size_t n) override {
-        const auto* p = static_cast<const std::uint8_t*>(data);
-        while (n) {
-            const std::size_t i = std::size_t(offset / chunk_);
-            const std::uint64_t within = offset - i * chunk_;
-            const std::size_t take = std::size_t(std::min<std::uint64_t>(n, chunk_ - within));
-            chunks_[i].call<void>("set", val(emscripten::typed_memory_view(take, p)), double(within));
-            p += take;
-            offset += take;
-            n -= take;
-        }
-    }
-    const std::vector<val>& chunks() const { return chunks_; }
 
 private:
-    std::uint64_t chunk_;
-    std::vector<val> chunks_;
+    std::uint64_t size_;
+};
+
+// A file being built in JavaScript: one Uint8Array, or (chunk_bytes > 0) a list
+// of Uint8Arrays of chunk_bytes each, the last one shorter — the chunks the
+// IndexedDB store keeps, which it can then store without copying.
+class JsSink final : public ByteSink {
+public:
+    JsSink(std::uint64_t total, std::uint64_t chunk_bytes) { mk_js_sink(double(total), double(chunk_bytes)); }
+    void write(std::uint64_t offset, const void* data, std::size_t n) override {
+        if (n) mk_js_write(data, double(offset), n);
+    }
 };
 
 // A .mkp file (its magic), from its first 4 bytes only.
@@ -277,19 +338,6 @@ Status not_mkp() {
                  "reads no other format (its PyTorch / safetensors importer is left out)");
 }
 #endif
-
-// t resized to `shape` (in place when it holds as many values) and filled
-// straight from a JS array-like of numbers (one copy).
-void fill_from_js(const val& data, const Shape& shape, Tensor& t) {
-    t.resize(shape);
-    if (t.size()) val(emscripten::typed_memory_view(t.size(), t.data())).call<void>("set", data);
-}
-
-Tensor tensor_from_js(const val& data, const Shape& shape) {
-    Tensor t;
-    fill_from_js(data, shape, t);
-    return t;
-}
 
 // With -fno-exceptions a failed `new` aborts the whole module, so every
 // allocation whose size comes from input is tried first with malloc (which,
@@ -321,262 +369,29 @@ Status reserve_to_read(const ByteSource& file) {
 }
 #endif
 
+// A state dict being passed in (mk_sd_begin, mk_sd_add, then mk_sd_load).
+StateDict pending;
+std::size_t pending_total = 0;
+
+// [{ name, shape }] of the tensors `each` produces, whose values JavaScript
+// copies as each is produced (mk_js_take), in the same order.
+template <typename Each>
+std::string tensor_list(Each&& each) {
+    std::string out = "[";
+    each([&](const std::string& name, const Tensor& t) {
+        mk_js_take(t.data(), double(t.size()) * 4);
+        out += out.size() > 1 ? ",{" : "{";
+        Json(out).str("name", name).raw("shape", shape_array(shape_of(t)));
+        out += '}';
+    });
+    return out + "]";
+}
+
 }  // namespace
 
-/// A Sequential owned by exactly one JS Model object (which calls delete()).
-/// JS creates an empty handle, then fills it with init() or load().
-class ModelHandle {
-public:
-    /// SPEC + seed → { ok } or a failure; the handle holds the new model.
-    val init(const std::string& spec, double seed) {
-        std::vector<LayerSpec> specs;
-        Status st = parse_spec(spec, specs);
-        if (!st.ok()) return fail(st);
-        if (!(seed >= 0 && seed <= 9007199254740991.0))
-            return fail(error(Code::invalid_argument, "seed must be an integer in [0, 2^53)"));
-        st = validate_specs(specs);
-        if (st.ok()) st = reserve(double(model_bytes(specs)), "the model");
-        if (!st.ok()) return fail(st);
-        st = Sequential::create(specs, std::uint64_t(seed), model_);
-        warm_ = {};
-        if (!st.ok()) return fail(st);
-        return success();
-    }
-
-    /// Any readable file (.mkp, torch zip or legacy, safetensors) as a
-    /// Uint8Array or an array of its chunks (JsSource) → { ok, format, holds,
-    /// architectureFrom, ... } or a failure. architecture (a SPEC, or "") and
-    /// assumeSequential say what runs when the file does not (needs_architecture
-    /// otherwise); prefix (or "") keeps only the file's keys under it, prefix off,
-    /// for an architecture; entry (or "") names a torch checkpoint's model entry. Without the importer (the lean
-    /// build), .mkp files only (needs_importer otherwise).
-    val load(const val& bytes, const std::string& architecture, bool assume_sequential, const std::string& prefix,
-             const std::string& entry) {
-        const JsSource file(bytes);
-        if (is_mkp(file)) {
-            // The header alone sizes the work; the reader then streams the data once.
-            FileInfo info;
-            Status st = read_info(file, false, info);
-            if (st.ok()) st = reserve(double(read_bytes(info, architecture.empty())), "the model");
-            Sequential model;
-            if (st.ok()) st = read_model_as(file, architecture, model, info, prefix);
-            if (!st.ok()) return fail(st);
-            model_ = std::move(model);
-            warm_ = {};
-            val out = info_object(info);
-            out.set("holds", std::string(info.kind == FileKind::model ? "model" : "state dict"));
-            out.set("architectureFrom", std::string(architecture.empty() ? "file" : "architecture option"));
-            return out;
-        }
-#if MODELKEEP_INTEROP
-        // The structure alone sizes the work; import_file then reads everything (CRCs once).
-        SourceInfo source;
-        ImportOptions options;
-        options.architecture = architecture;
-        options.assume_sequential = assume_sequential;
-        options.prefix = prefix;
-        options.entry = entry;
-        Status st = reserve_to_read(file);
-        if (st.ok()) st = read_source(file, source, entry);
-        if (st.ok()) st = reserve(double(import_bytes(source, options, true)), "the model");
-        if (!st.ok()) return fail(st);
-        Imported in;
-        st = import_file(file, options, true, in);
-        if (!st.ok()) return fail(st);
-        model_ = std::move(in.model);
-        warm_ = {};
-        val out = source_object(in.info);
-        out.set("holds", in.info.source);
-        out.set("architectureFrom", in.arch_from);
-        return out;
-#else
-        (void)assume_sequential, (void)entry;
-        return fail(not_mkp());
-#endif
-    }
-
-    /// format: 'safetensors' | 'pt', dtype: 'f32' | 'f16' | 'bf16' → { ok, bytes } (a state dict).
-    val export_bytes(const std::string& format, const std::string& dtype, const val& metadata) const {
-#if MODELKEEP_INTEROP
-        DType d;
-        if (!parse_dtype(dtype, d) || d == DType::int8)
-            return fail(error(Code::invalid_argument,
-                              "dtype '" + dtype + "' is not one of f32, f16, bf16 (" + format + " has no int8 form)"));
-        if (format != "safetensors" && format != "pt")
-            return fail(error(Code::invalid_argument, "export format '" + format + "' is not safetensors or pt"));
-        const ExportFormat f = format == "pt" ? ExportFormat::torch : ExportFormat::safetensors;
-        Metadata meta;
-        Status st = read_metadata(metadata, meta);
-        // The state dict's copy, then the file.
-        if (st.ok())
-            st = reserve(double(model_.state_dict_bytes() + modelkeep::export_bytes(f, model_.state_dict_shapes(), d)),
-                         "the file");
-        if (!st.ok()) return fail(st);
-        std::vector<std::uint8_t> bytes;
-        st = f == ExportFormat::safetensors ? write_safetensors(model_.state_dict(), meta, d, bytes)
-                                            : write_torch(model_.state_dict(), d, bytes);
-        if (!st.ok()) return fail(st);
-        val out = success();
-        out.set("bytes", byte_array(bytes));
-        return out;
-#else
-        (void)format, (void)dtype, (void)metadata;
-        return fail(error(Code::needs_importer,
-                          "exporting to .pt or .safetensors needs the importer, which this "
-                          "build of modelkeep leaves out"));
-#endif
-    }
-
-    /// data: Float32Array, shape: number[] → { ok, shape, data } or a failure.
-    /// The input, the layers' outputs and the result stay in wasm memory for
-    /// the next call: one on the same shape allocates nothing there.
-    val forward(const val& data, const val& shape_js) {
-        Shape shape;
-        if (!read_shape(shape_js, shape))
-            return fail(error(Code::invalid_input, "shape must be an array of at most 8 non-negative integers"));
-        std::uint64_t numel = 0;
-        Status st = checked_numel(shape, numel, "input");
-        if (!st.ok()) return fail(st);
-        if (data["length"].as<double>() != double(numel))
-            return fail(error(Code::shape_mismatch, "input has " + count_text(data["length"].as<double>()) +
-                                                        " values but shape " + shape_to_string(shape) + " holds " +
-                                                        std::to_string(numel)));
-        if (!warm_.ready || shape != warm_.shape) {
-            // A new shape: the last one's tensors go, then room for the input
-            // and what the forward allocates (model.hpp).
-            warm_ = {};
-            st = reserve(double(numel) * 4 + double(model_.forward_bytes(shape)), "this input");
-            if (!st.ok()) return fail(st);
-        }
-        fill_from_js(data, shape, warm_.input);
-        st = model_.forward(warm_.input, warm_.output, warm_.buffers);
-        if (!st.ok()) {
-            warm_ = {};
-            return fail(st);
-        }
-        warm_.shape = shape;
-        warm_.ready = true;
-        val out = success();
-        out.set("shape", shape_array(shape_of(warm_.output)));
-        out.set("data", float_array(warm_.output.data(), warm_.output.size()));
-        return out;
-    }
-
-    /// dtype: 'f32' | 'f16' | 'bf16' | 'int8', metadata: { [k]: string }, stateDict: bool
-    /// → the file's info object (as fileInfo gives) with its `bytes`.
-    /// dtype, metadata, state_dict (no architecture) → { ok, ...info, bytes }, or
-    /// with chunk_bytes > 0 { ok, ...info, chunks: [Uint8Array of chunk_bytes, …] }.
-    val to_bytes(const std::string& dtype, const val& metadata, bool state_dict, double chunk_bytes) const {
-        WriteOptions opt;
-        if (!parse_dtype(dtype, opt.dtype))
-            return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16, int8"));
-        Status st = read_metadata(metadata, opt.metadata);
-        if (!st.ok()) return fail(st);
-        // A state dict is written from a copy of the tensors; a model straight from its own.
-        StateDict copy;
-        if (state_dict) {
-            st = reserve(double(model_.state_dict_bytes()), "the state dict");
-            if (!st.ok()) return fail(st);
-            copy = model_.state_dict();
-        }
-        WritePlan plan;
-        st = state_dict ? plan_state_dict(copy, opt, plan) : plan_model(model_, opt, plan);
-        // The file itself is built in JavaScript; wasm memory holds the scratch and at most one expanded weight.
-        if (st.ok()) st = reserve(double(emit_bytes(plan)), "the file");
-        if (!st.ok()) return fail(st);
-        if (!(chunk_bytes >= 0 && chunk_bytes <= 9007199254740991.0))
-            return fail(error(Code::invalid_argument, "chunkBytes must be a non-negative integer"));
-        JsSink sink(plan.info.file_bytes, std::uint64_t(chunk_bytes));
-        emit_file(plan, sink);
-        val out = info_object(plan.info);
-        if (chunk_bytes > 0) {
-            val list = val::array();
-            for (const val& c : sink.chunks()) list.call<void>("push", c);
-            out.set("chunks", list);
-        } else {
-            out.set("bytes", sink.chunks()[0]);
-        }
-        return out;
-    }
-
-    /// [{ name, shape, data }] in PyTorch's order.
-    val state_dict() const {
-        val out = val::array();
-        model_.for_each_tensor([&](const std::string& key, const Tensor& t) {
-            val entry = val::object();
-            entry.set("name", key);
-            entry.set("shape", shape_array(shape_of(t)));
-            entry.set("data", float_array(t.data(), t.size()));
-            out.call<void>("push", entry);
-        });
-        return out;
-    }
-
-    /// entries: [{ name, shape, data: Float32Array }] → { ok, missingKeys, unexpectedKeys } or a failure.
-    val load_state_dict(const val& entries, bool strict) {
-        if (!entries.isArray()) return fail(error(Code::invalid_input, "a state dict must be an array of entries"));
-        const unsigned n = entries["length"].as<unsigned>();
-        if (n > max_tensors)
-            return fail(error(Code::limit_exceeded,
-                              std::to_string(n) + " tensors, over the cap of " + std::to_string(max_tensors)));
-        StateDict sd;
-        for (unsigned i = 0; i < n; ++i) {
-            const val e = entries[i];
-            Shape shape;
-            if (!e["name"].isString() || !read_shape(e["shape"], shape))
-                return fail(error(Code::invalid_input,
-                                  "state dict entry " + std::to_string(i) + " needs a string name and a shape array"));
-            const std::string name = e["name"].as<std::string>();
-            std::uint64_t numel = 0;
-            Status st = checked_numel(shape, numel, "tensor '" + name + "'");
-            if (!st.ok()) return fail(st);
-            if (e["data"]["length"].as<double>() != double(numel))
-                return fail(error(Code::shape_mismatch, "tensor '" + name + "' has " +
-                                                            count_text(e["data"]["length"].as<double>()) +
-                                                            " values but shape " + shape_to_string(shape)));
-            st = reserve(double(numel) * 4, "tensor '" + name + "'");
-            if (!st.ok()) return fail(st);
-            sd.emplace_back(name, tensor_from_js(e["data"], shape));
-        }
-        LoadReport report;
-        const Status st = model_.load_state_dict(sd, strict, report);
-        if (!st.ok()) return fail(st);
-        val out = success();
-        val missing = val::array(), unexpected = val::array();
-        for (const auto& k : report.missing_keys) missing.call<void>("push", k);
-        for (const auto& k : report.unexpected_keys) unexpected.call<void>("push", k);
-        out.set("missingKeys", missing);
-        out.set("unexpectedKeys", unexpected);
-        return out;
-    }
-
-    /// dtype: 'f32' | 'f16' | 'bf16' | 'int8' → { ok, unchanged: [layer names] }:
-    /// every Linear weight held in that dtype (compact.hpp), except those it
-    /// cannot hold (NaN/inf, or beyond f16's range), which stay as they were.
-    val set_weight_dtype(const std::string& dtype) {
-        DType d;
-        if (!parse_dtype(dtype, d))
-            return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16, int8"));
-        const Status st = reserve(double(model_.set_weight_dtype_bytes(d)), "changing the weights' dtype");
-        if (!st.ok()) return fail(st);
-        std::vector<std::string> unchanged;
-        model_.set_weight_dtype(d, &unchanged);
-        val names = val::array();
-        for (const std::string& n : unchanged) names.call<void>("push", n);
-        val out = success();
-        out.set("unchanged", names);
-        return out;
-    }
-
-    std::string weight_dtype() const { return dtype_name(model_.weight_dtype()); }
-    double memory_bytes() const { return double(model_.memory_bytes()); }
-
-    std::string architecture() const { return format_spec(model_.specs()); }
-    val layers() const { return layers_array(model_.specs()); }
-    double param_count() const { return double(model_.param_count()); }
-
-private:
-    Sequential model_;
+/// A Sequential owned by exactly one JS Model object (which calls mk_model_delete).
+struct ModelHandle {
+    Sequential model;
     // What forward keeps between calls, for inputs of `shape`; emptied
     // whenever the model is replaced or the shape changes.
     struct Warm {
@@ -584,22 +399,306 @@ private:
         Shape shape;
         Tensor input, output;
         ForwardBuffers buffers;
-    } warm_;
+    } warm;
 };
 
-namespace {
+extern "C" {
 
-/// Bytes of any readable file → its info object without decoding weights
-/// (.mkp: the header; torch: the pickle and the storages' sizes; safetensors:
-/// the header). check_data also reads every value (CRCs, conversions; a .mkp
-/// file is streamed through one chunk, no tensor is allocated).
-val file_info(const val& u8, bool check_data) {
-    const JsSource file(u8);
+EMSCRIPTEN_KEEPALIVE void* mk_alloc(std::size_t n) { return std::malloc(n); }
+EMSCRIPTEN_KEEPALIVE void mk_free(void* p) { std::free(p); }
+EMSCRIPTEN_KEEPALIVE double* mk_dims() { return dims; }
+EMSCRIPTEN_KEEPALIVE const char* mk_answer() { return answer.c_str(); }
+
+EMSCRIPTEN_KEEPALIVE ModelHandle* mk_model_new() { return new (std::nothrow) ModelHandle(); }
+EMSCRIPTEN_KEEPALIVE void mk_model_delete(ModelHandle* h) { delete h; }
+
+/// args: SPEC. → ok; the handle holds the new model, with PyTorch's initialisation from `seed`.
+EMSCRIPTEN_KEEPALIVE const char* mk_model_init(ModelHandle* h, const std::uint8_t* args, double seed) {
+    std::vector<LayerSpec> specs;
+    Status st = parse_spec(Args(args).str(), specs);
+    if (!st.ok()) return fail(st);
+    if (!(seed >= 0 && seed <= 9007199254740991.0))
+        return fail(error(Code::invalid_argument, "seed must be an integer in [0, 2^53)"));
+    st = validate_specs(specs);
+    if (st.ok()) st = reserve(double(model_bytes(specs)), "the model");
+    if (!st.ok()) return fail(st);
+    st = Sequential::create(specs, std::uint64_t(seed), h->model);
+    h->warm = {};
+    if (!st.ok()) return fail(st);
+    return ok();
+}
+
+/// Any readable file of `size` bytes (.mkp, torch zip or legacy, safetensors; the
+/// current source) → { ok, format, holds, architectureFrom, ...info }. args:
+/// architecture (a SPEC, or ""), prefix (or ""), entry (or ""). architecture and
+/// assume_sequential say what runs when the file does not (needs_architecture
+/// otherwise); prefix keeps only the file's keys under it, prefix off, for an
+/// architecture; entry names a torch checkpoint's model entry. Without the
+/// importer (the lean build), .mkp files only (needs_importer otherwise).
+EMSCRIPTEN_KEEPALIVE const char* mk_model_load(ModelHandle* h, double size, const std::uint8_t* args,
+                                               int assume_sequential) {
+    const JsSource file(size);
+    Args a(args);
+    const std::string architecture = a.str(), prefix = a.str(), entry = a.str();
+    if (is_mkp(file)) {
+        // The header alone sizes the work; the reader then streams the data once.
+        FileInfo info;
+        Status st = read_info(file, false, info);
+        if (st.ok()) st = reserve(double(read_bytes(info, architecture.empty())), "the model");
+        Sequential model;
+        if (st.ok()) st = read_model_as(file, architecture, model, info, prefix);
+        if (!st.ok()) return fail(st);
+        h->model = std::move(model);
+        h->warm = {};
+        Json j = success();
+        info_fields(j, info);
+        j.str("holds", info.kind == FileKind::model ? "model" : "state dict")
+            .str("architectureFrom", architecture.empty() ? "file" : "architecture option");
+        return done();
+    }
+#if MODELKEEP_INTEROP
+    // The structure alone sizes the work; import_file then reads everything (CRCs once).
+    SourceInfo source;
+    ImportOptions options;
+    options.architecture = architecture;
+    options.assume_sequential = assume_sequential != 0;
+    options.prefix = prefix;
+    options.entry = entry;
+    Status st = reserve_to_read(file);
+    if (st.ok()) st = read_source(file, source, entry);
+    if (st.ok()) st = reserve(double(import_bytes(source, options, true)), "the model");
+    if (!st.ok()) return fail(st);
+    Imported in;
+    st = import_file(file, options, true, in);
+    if (!st.ok()) return fail(st);
+    h->model = std::move(in.model);
+    h->warm = {};
+    Json j = success();
+    source_fields(j, in.info);
+    j.str("holds", in.info.source).str("architectureFrom", in.arch_from);
+    return done();
+#else
+    (void)assume_sequential;
+    return fail(not_mkp());
+#endif
+}
+
+/// args: format ('safetensors' | 'pt'), dtype ('f32' | 'f16' | 'bf16'), metadata
+/// → ok, the state dict's file copied to JavaScript (mk_js_take).
+EMSCRIPTEN_KEEPALIVE const char* mk_model_export(ModelHandle* h, const std::uint8_t* args) {
+    Args a(args);
+    const std::string format = a.str(), dtype = a.str();
+#if MODELKEEP_INTEROP
+    DType d;
+    if (!parse_dtype(dtype, d) || d == DType::int8)
+        return fail(error(Code::invalid_argument,
+                          "dtype '" + dtype + "' is not one of f32, f16, bf16 (" + format + " has no int8 form)"));
+    if (format != "safetensors" && format != "pt")
+        return fail(error(Code::invalid_argument, "export format '" + format + "' is not safetensors or pt"));
+    const ExportFormat f = format == "pt" ? ExportFormat::torch : ExportFormat::safetensors;
+    Metadata meta;
+    Status st = a.metadata(meta);
+    // The state dict's copy, then the file.
+    if (st.ok())
+        st = reserve(double(h->model.state_dict_bytes() + modelkeep::export_bytes(f, h->model.state_dict_shapes(), d)),
+                     "the file");
+    if (!st.ok()) return fail(st);
+    std::vector<std::uint8_t> bytes;
+    st = f == ExportFormat::safetensors ? write_safetensors(h->model.state_dict(), meta, d, bytes)
+                                        : write_torch(h->model.state_dict(), d, bytes);
+    if (!st.ok()) return fail(st);
+    mk_js_take(bytes.data(), double(bytes.size()));
+    return ok();
+#else
+    (void)h;
+    return fail(error(Code::needs_importer, "exporting to ." + (format == "pt" ? format : std::string("safetensors")) +
+                                                " needs the importer, which this build of modelkeep leaves out"));
+#endif
+}
+
+/// Step 1 of forward: the input's shape (rank dims in mk_dims()) and its
+/// `length` values → where abi.js writes them (the model's warm input), or null
+/// with the failure at mk_answer(). The input, the layers' outputs and the
+/// result stay in wasm memory for the next call: one on the same shape
+/// allocates nothing there.
+EMSCRIPTEN_KEEPALIVE float* mk_forward_input(ModelHandle* h, int rank, double length) {
+    Shape shape;
+    if (!read_shape(rank, shape)) {
+        fail(error(Code::invalid_input, "shape must be an array of at most 8 non-negative integers"));
+        return nullptr;
+    }
+    std::uint64_t numel = 0;
+    Status st = checked_numel(shape, numel, "input");
+    if (st.ok() && length != double(numel))
+        st = error(Code::shape_mismatch, "input has " + count_text(length) + " values but shape " +
+                                             shape_to_string(shape) + " holds " + std::to_string(numel));
+    ModelHandle::Warm& warm = h->warm;
+    if (st.ok() && (!warm.ready || shape != warm.shape)) {
+        // A new shape: the last one's tensors go, then room for the input
+        // and what the forward allocates (model.hpp).
+        warm = {};
+        st = reserve(double(numel) * 4 + double(h->model.forward_bytes(shape)), "this input");
+    }
+    if (!st.ok()) {
+        fail(st);
+        return nullptr;
+    }
+    warm.input.resize(shape);
+    warm.shape = shape;
+    return warm.input.data();
+}
+
+/// Step 2: runs the model on the input step 1 took → the output's values (its
+/// shape in mk_dims(): rank, then dims), or null with the failure at mk_answer().
+EMSCRIPTEN_KEEPALIVE const float* mk_forward_run(ModelHandle* h) {
+    ModelHandle::Warm& warm = h->warm;
+    const Status st = h->model.forward(warm.input, warm.output, warm.buffers);
+    if (!st.ok()) {
+        warm = {};
+        fail(st);
+        return nullptr;
+    }
+    warm.ready = true;
+    write_shape(shape_of(warm.output));
+    return warm.output.data();
+}
+
+/// args: dtype ('f32' | 'f16' | 'bf16' | 'int8'), metadata; state_dict: no
+/// architecture → { ok, ...info } once the file has gone to mk_js_sink /
+/// mk_js_write (chunk_bytes > 0: in chunks of that many bytes).
+EMSCRIPTEN_KEEPALIVE const char* mk_model_to_bytes(ModelHandle* h, const std::uint8_t* args, int state_dict,
+                                                   double chunk_bytes) {
+    Args a(args);
+    const std::string dtype = a.str();
+    WriteOptions opt;
+    if (!parse_dtype(dtype, opt.dtype))
+        return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16, int8"));
+    Status st = a.metadata(opt.metadata);
+    if (!st.ok()) return fail(st);
+    if (!(chunk_bytes >= 0 && chunk_bytes <= 9007199254740991.0) || chunk_bytes != std::floor(chunk_bytes))
+        return fail(error(Code::invalid_argument, "chunkBytes must be a non-negative integer"));
+    // A state dict is written from a copy of the tensors; a model straight from its own.
+    StateDict copy;
+    if (state_dict) {
+        st = reserve(double(h->model.state_dict_bytes()), "the state dict");
+        if (!st.ok()) return fail(st);
+        copy = h->model.state_dict();
+    }
+    WritePlan plan;
+    st = state_dict ? plan_state_dict(copy, opt, plan) : plan_model(h->model, opt, plan);
+    // The file itself is built in JavaScript; wasm memory holds the scratch and at most one expanded weight.
+    if (st.ok()) st = reserve(double(emit_bytes(plan)), "the file");
+    if (!st.ok()) return fail(st);
+    JsSink sink(plan.info.file_bytes, std::uint64_t(chunk_bytes));
+    emit_file(plan, sink);
+    Json j = success();
+    info_fields(j, plan.info);
+    return done();
+}
+
+/// → { ok, stateDict: [{ name, shape }] } in PyTorch's order, each tensor's
+/// values copied to JavaScript (mk_js_take).
+EMSCRIPTEN_KEEPALIVE const char* mk_state_dict(ModelHandle* h) {
+    const std::string list = tensor_list([&](auto&& add) { h->model.for_each_tensor(add); });
+    success().raw("stateDict", list);
+    return done();
+}
+
+/// A state dict being passed in: mk_sd_begin(n entries), then mk_sd_add for
+/// each, then mk_sd_load. → ok, or limit_exceeded.
+EMSCRIPTEN_KEEPALIVE const char* mk_sd_begin(double n) {
+    pending.clear();
+    pending_total = 0;
+    if (!(n <= double(max_tensors)))
+        return fail(
+            error(Code::limit_exceeded, count_text(n) + " tensors, over the cap of " + std::to_string(max_tensors)));
+    pending_total = std::size_t(n);
+    return ok();
+}
+
+/// args: the entry's name; its shape in mk_dims() (rank dims); `length` values
+/// → where abi.js writes them, or null with the failure at mk_answer().
+EMSCRIPTEN_KEEPALIVE float* mk_sd_add(const std::uint8_t* args, int rank, double length) {
+    const std::string name = Args(args).str();
+    Shape shape;
+    Status st;
+    if (pending.size() >= pending_total)
+        st = error(Code::invalid_argument, "more state dict entries than mk_sd_begin announced");
+    else if (!read_shape(rank, shape))
+        st = error(Code::invalid_input,
+                   "state dict entry " + std::to_string(pending.size()) + " needs a string name and a shape array");
+    std::uint64_t numel = 0;
+    if (st.ok()) st = checked_numel(shape, numel, "tensor '" + name + "'");
+    if (st.ok() && length != double(numel))
+        st = error(Code::shape_mismatch,
+                   "tensor '" + name + "' has " + count_text(length) + " values but shape " + shape_to_string(shape));
+    if (st.ok()) st = reserve(double(numel) * 4, "tensor '" + name + "'");
+    if (!st.ok()) {
+        pending.clear();
+        fail(st);
+        return nullptr;
+    }
+    Tensor t;
+    t.resize(shape);
+    pending.emplace_back(name, std::move(t));
+    return pending.back().second.data();
+}
+
+/// The entries passed in → { ok, missingKeys, unexpectedKeys } or a failure
+/// (nothing changes then).
+EMSCRIPTEN_KEEPALIVE const char* mk_sd_load(ModelHandle* h, int strict) {
+    StateDict sd = std::move(pending);
+    pending.clear();
+    LoadReport report;
+    const Status st = h->model.load_state_dict(sd, strict != 0, report);
+    if (!st.ok()) return fail(st);
+    success()
+        .raw("missingKeys", string_array(report.missing_keys))
+        .raw("unexpectedKeys", string_array(report.unexpected_keys));
+    return done();
+}
+
+/// args: dtype ('f32' | 'f16' | 'bf16' | 'int8') → { ok, unchanged: [layer names] }:
+/// every Linear weight held in that dtype (compact.hpp), except those it
+/// cannot hold (NaN/inf, or beyond f16's range), which stay as they were.
+EMSCRIPTEN_KEEPALIVE const char* mk_set_weight_dtype(ModelHandle* h, const std::uint8_t* args) {
+    const std::string dtype = Args(args).str();
+    DType d;
+    if (!parse_dtype(dtype, d))
+        return fail(error(Code::invalid_argument, "dtype '" + dtype + "' is not one of f32, f16, bf16, int8"));
+    const Status st = reserve(double(h->model.set_weight_dtype_bytes(d)), "changing the weights' dtype");
+    if (!st.ok()) return fail(st);
+    std::vector<std::string> unchanged;
+    h->model.set_weight_dtype(d, &unchanged);
+    success().raw("unchanged", string_array(unchanged));
+    return done();
+}
+
+/// → { ok, architecture, layers, weightDtype, memoryBytes, paramCount }.
+EMSCRIPTEN_KEEPALIVE const char* mk_model_describe(ModelHandle* h) {
+    success()
+        .str("architecture", format_spec(h->model.specs()))
+        .raw("layers", layers_array(h->model.specs()))
+        .str("weightDtype", dtype_name(h->model.weight_dtype()))
+        .num("memoryBytes", double(h->model.memory_bytes()))
+        .num("paramCount", double(h->model.param_count()));
+    return done();
+}
+
+/// Any readable file of `size` bytes (the current source) → its info object
+/// without decoding weights (.mkp: the header; torch: the pickle and the
+/// storages' sizes; safetensors: the header). check_data also reads every
+/// value (CRCs, conversions; a .mkp file is streamed through one chunk, no
+/// tensor is allocated).
+EMSCRIPTEN_KEEPALIVE const char* mk_file_info(double size, int check_data) {
+    const JsSource file(size);
     if (is_mkp(file)) {
         FileInfo info;
-        const Status st = read_info(file, check_data, info);
+        const Status st = read_info(file, check_data != 0, info);
         if (!st.ok()) return fail(st);
-        return info_object(info);
+        Json j = success();
+        info_fields(j, info);
+        return done();
     }
 #if MODELKEEP_INTEROP
     SourceInfo source;
@@ -611,27 +710,20 @@ val file_info(const val& u8, bool check_data) {
         if (st.ok()) st = check_source(file);
     }
     if (!st.ok()) return fail(st);
-    val out = source_object(source);
-    out.set("dataChecked", check_data);
-    return out;
+    Json j = success();
+    source_fields(j, source);
+    j.boolean("dataChecked", check_data != 0);
+    return done();
 #else
-    (void)check_data;
     return fail(not_mkp());
 #endif
 }
 
-/// Bytes of any readable file → { ok, format, stateDict: [{ name, shape, data }] }.
-val read_tensors(const val& u8) {
-    const JsSource file(u8);
-    val entries = val::array();
-    auto add = [&](const std::string& name, const Tensor& t) {
-        val e = val::object();
-        e.set("name", name);
-        e.set("shape", shape_array(shape_of(t)));
-        e.set("data", float_array(t.data(), t.size()));
-        entries.call<void>("push", e);
-    };
-    val out = success();
+/// Any readable file of `size` bytes (the current source) → { ok, format,
+/// stateDict: [{ name, shape }] }, each tensor's values copied to JavaScript
+/// (mk_js_take).
+EMSCRIPTEN_KEEPALIVE const char* mk_read_tensors(double size) {
+    const JsSource file(size);
     if (is_mkp(file)) {
         FileInfo info;
         Status st = read_info(file, false, info);
@@ -639,10 +731,11 @@ val read_tensors(const val& u8) {
         LoadedFile loaded;
         if (st.ok()) st = read_file(file, loaded);
         if (!st.ok()) return fail(st);
-        for (const auto& [name, t] : loaded.tensors) add(name, t);
-        out.set("format", std::string("modelkeep"));
-        out.set("stateDict", entries);
-        return out;
+        const std::string list = tensor_list([&](auto&& add) {
+            for (const auto& [name, t] : loaded.tensors) add(name, t);
+        });
+        success().str("format", "modelkeep").raw("stateDict", list);
+        return done();
     }
 #if MODELKEEP_INTEROP
     SourceInfo source;
@@ -653,39 +746,20 @@ val read_tensors(const val& u8) {
     Imported in;
     st = import_file(file, ImportOptions(), false, in);
     if (!st.ok()) return fail(st);
-    if (in.has_model)
-        in.model.for_each_tensor(add);
-    else
-        for (const auto& [name, t] : in.tensors) add(name, t);
-    out.set("format", std::string(file_format_name(in.info.format)));
-    out.set("stateDict", entries);
-    return out;
+    const std::string list = tensor_list([&](auto&& add) {
+        if (in.has_model)
+            in.model.for_each_tensor(add);
+        else
+            for (const auto& [name, t] : in.tensors) add(name, t);
+    });
+    success().str("format", file_format_name(in.info.format)).raw("stateDict", list);
+    return done();
 #else
     return fail(not_mkp());
 #endif
 }
 
-}  // namespace
+/// Threads the kernels use: 1, or up to 4 in the pthreads build (parallel.hpp).
+EMSCRIPTEN_KEEPALIVE int mk_thread_count() { return int(thread_count()); }
 
-EMSCRIPTEN_BINDINGS(modelkeep) {
-    emscripten::class_<ModelHandle>("ModelHandle")
-        .constructor<>()
-        .function("init", &ModelHandle::init)
-        .function("load", &ModelHandle::load)
-        .function("forward", &ModelHandle::forward)
-        .function("toBytes", &ModelHandle::to_bytes)
-        .function("exportBytes", &ModelHandle::export_bytes)
-        .function("stateDict", &ModelHandle::state_dict)
-        .function("loadStateDict", &ModelHandle::load_state_dict)
-        .function("architecture", &ModelHandle::architecture)
-        .function("layers", &ModelHandle::layers)
-        .function("paramCount", &ModelHandle::param_count)
-        .function("setWeightDtype", &ModelHandle::set_weight_dtype)
-        .function("weightDtype", &ModelHandle::weight_dtype)
-        .function("memoryBytes", &ModelHandle::memory_bytes);
-    emscripten::function("fileInfo", &file_info);
-    emscripten::function("readTensors", &read_tensors);
-    // Threads the kernels use: 1, or up to 4 in the pthreads build (parallel.hpp).
-    emscripten::function(
-        "threadCount", +[]() { return double(thread_count()); });
-}
+}  // extern "C"

@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { ready, Model, ModelError, load, fileInfo } from '../../web/src/node.js';
 import { runtime } from '../../web/src/runtime.js';
 import createModelkeep from '../../web/dist-importer/modelkeep_wasm.mjs';
+import { wrap } from '../../web/src/abi.js';
 import * as files from './hostile_files.mjs';
 
 await ready({ importer: true }); // both WebAssembly modules, before the synchronous API (.pt files)
@@ -92,7 +93,7 @@ async function refused(fn, { code, message, size }, what) {
  * the two calls the package makes (fileInfo, ModelHandle.load as load() does), each a code.
  */
 async function freshPeak(bytes, architecture) {
-  const w = await createModelkeep({ wasmBinary });
+  const w = wrap(await createModelkeep({ wasmBinary }));
   const start = heap(w);
   const info = w.fileInfo(bytes, true);
   const handle = new w.ModelHandle();

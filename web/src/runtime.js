@@ -10,6 +10,7 @@
 // load, so that the next call tries again; never call into a module before it is ready (the
 // synchronous API throws not_ready instead).
 import createModelkeep from '../dist/modelkeep_wasm.mjs';
+import { wrap } from './abi.js';
 import { ModelError } from './errors.js';
 
 /**
@@ -86,7 +87,7 @@ async function instantiate(build, given) {
   try {
     const { factory, wasm: own } = await build();
     wasm ??= own;
-    return await factory(await platform.moduleOptions(wasm, wasm === own));
+    return wrap(await factory(await platform.moduleOptions(wasm, wasm === own)));
   } catch (e) {
     if (e instanceof ModelError) throw e;
     const where = wasm instanceof URL || typeof wasm === 'string' ? ` from ${String(wasm)}` : '';
