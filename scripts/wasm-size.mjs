@@ -109,7 +109,10 @@ const kib = (n) => `${(n / 1024).toFixed(1).padStart(6)} KiB`;
 console.log(`size breakdown of ${wasmPath}: ${kib(bytes.length)}`);
 for (const s of sections) console.log(`  section ${s.name.padEnd(24)} ${kib(s.size)}`);
 if (names.size) {
-  const origin = (n = '') => {
+  // By the function's own qualified name (before its parameter list, which names the types of
+  // its arguments: a modelkeep function taking a Tensor is not xtensor's).
+  const origin = (full = '') => {
+    const n = full.replace(/\(.*$/s, '') || full;
     if (/emscripten::|embind|_embind_|EmscriptenBindingInitializer/.test(n)) return 'Embind';
     if (/^mk_|^\(anonymous namespace\)::(Json|Args|Js|ModelHandle)|^ModelHandle/.test(n)) return 'bindings';
     if (/\bxt::|\bxtl::/.test(n)) return 'xtensor';
