@@ -1,4 +1,4 @@
-// format.hpp — the modelkeep file format (.mkp), version 1.0: its reader and
+// format.hpp — the modelkeep file format (.mkp), version 1.2: its reader and
 // writer. docs/FORMAT.md is the normative text; this is its summary.
 //
 //  1. All fixed-size integers and floats are little-endian; floats are IEEE-754
@@ -10,20 +10,24 @@
 //     hold \n and \t but no other control character (bad_name).
 //  2. A file is: the fixed header (20 bytes), the sections (up to header_len),
 //     then the tensor data, each tensor preceded by the zero padding that aligns
-//     it. Nothing follows the last tensor.
+//     it, then (1.2) the data of the optional sections with data, aligned alike.
+//     Nothing follows.
 //  3. Fixed header:   off size field
 //                      0   4   magic 89 4D 4B 50 ("\x89MKP")
 //                      4   1   major version = 1   (a reader rejects any other major)
-//                      5   1   minor version = 0, or 1 for a root layer (§7) (a reader accepts any minor)
-//                      6   1   kind: 1 = full model, 2 = state dict
-//                      7   1   align_log2 in [2, 12]: tensor data alignment (writer: 4, 16 bytes)
-//                      8   4   header_crc: CRC-32 of bytes [0, 8) ++ [12, header_len)
+//                      5   1   minor version = 0, 1 for a root layer (§7), 2 with a section with data (a reader accepts
+//                      any minor) 6   1   kind: 1 = full model, 2 = state dict 7   1   align_log2 in [2, 12]: tensor
+//                      data alignment (writer: 4, 16 bytes) 8   4   header_crc: CRC-32 of bytes [0, 8) ++ [12,
+//                      header_len)
 //                     12   4   header_len: 20 ≤ header_len ≤ 16 MiB
 //                     16   4   data_crc: CRC-32 of bytes [header_len, end of file)
 //  4. Sections fill [20, header_len) exactly: each is a tag byte, a varint
 //     payload length and the payload, which its parser must consume exactly.
 //     Tags strictly increase. Tags 0–127 must be known to the reader
 //     (unknown_section); tags 128–255 are optional and skipped when unknown.
+//     Tags 192–255 (1.2) are optional sections *with data*: the payload starts
+//     with a varint data_bytes, and that many bytes follow the tensor data
+//     (§6); a reader that does not know the tag skips the payload and the data.
 //       tag 1 METADATA (optional): varint count ≤ 1024, then count × (key string
 //             of 1–256 bytes, value string ≤ 1 MiB); keys unique.
 //       tag 2 LAYERS: present iff kind = 1. varint count ≤ 4096, then layer records (§7).
@@ -34,7 +38,9 @@
 //     rows × f32 scale (finite, ≥ 0) followed by numel × int8 q; value = q·scale.
 //  6. Data: pos = header_len; for each tensor in table order with a non-zero byte
 //     size, pos = align_up(pos, 2^align_log2), the tensor occupies [pos, pos+bytes),
-//     pos += bytes. The file ends exactly at pos. Padding bytes are zero.
+//     pos += bytes; then for each section with data, in tag order, the same with
+//     its data_bytes. The file ends exactly at pos. Padding bytes are zero, and
+//     data_crc covers all of it.
 //  7. Layer record: name string (segments of [A-Za-z0-9_] joined by '.', ≤ 255
 //     bytes, unique; or, 1.1, empty: the root, the model's only layer, whose
 //     tensor names have no prefix), kind u8, then per kind: 1 Linear: in varint, out varint,
@@ -80,6 +86,9 @@ constexpr std::uint8_t format_major = 1;
 /// The newest minor version this writer writes: 1 when a model's only layer is
 /// the root (an empty layer name, §7), which readers before 1.1 refuse; 0 otherwise.
 constexpr std::uint8_t format_minor = 1;
+/// The newest minor version this reader implements: 2, optional sections with
+/// data (§4.7), which it skips, as it knows none of them yet.
+constexpr std::uint8_t format_reader_minor = 2;
 constexpr std::size_t fixed_header_bytes = 20;
 constexpr std::size_t max_header_bytes = 16u << 20;
 constexpr std::size_t max_tensors = 65536;
@@ -93,6 +102,16 @@ constexpr std::size_t read_chunk_bytes = 1u << 20;
 enum class FileKind : std::uint8_t { model = 1, state_dict = 2 };
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+/// The first tag of an optional section with data (§4.7): its payload starts
+/// with the varint byte length of its data, which follows the tensor data.
+constexpr std::uint8_t first_data_section_tag = 192;
+
+/// Where an optional section's data is (§6): [offset, offset + bytes).
+struct SectionData {
+    std::uint8_t tag = 0;
+    std::uint64_t offset = 0, bytes = 0;
+};
 
 struct TensorInfo {
     std::string name;
@@ -111,6 +130,9 @@ struct FileInfo {
     Metadata metadata;
     std::vector<LayerSpec> layers;  // full models only
     std::vector<TensorInfo> tensors;
+    /// The optional sections with data, in tag order (none a reader knows yet:
+    /// each is skipped, its data read through the CRC and padding checks only).
+    std::vector<SectionData> section_data;
     /// Parameter elements: for a model, sum(p.numel() for p in parameters())
     /// (buffers excluded); for a state dict, all elements.
     std::uint64_t param_count = 0;

@@ -369,7 +369,13 @@ Status read_sections(const std::vector<std::uint8_t>& header, FileInfo& info) {
                 if (tag < 128)
                     return error(Code::unknown_section,
                                  "required section " + std::to_string(tag) + " is unknown to this reader (format " +
-                                     std::to_string(format_major) + "." + std::to_string(format_minor) + ")");
+                                     std::to_string(format_major) + "." + std::to_string(format_reader_minor) + ")");
+                if (tag >= first_data_section_tag) {  // optional with data (§4.7): its data is skipped too
+                    c.section = "section " + std::to_string(tag);
+                    std::uint64_t bytes = 0;
+                    MK_TRY(c.varint(bytes, "data length"));
+                    info.section_data.push_back({tag, 0, bytes});
+                }
                 c.pos = c.end;  // optional: skip
         }
         if (c.pos != c.end)
@@ -402,9 +408,22 @@ Status lay_out_data(FileInfo& info) {
                                               std::to_string(at) + ") but the file is only " + std::to_string(size) +
                                               " bytes");
     }
+    for (SectionData& d : info.section_data) {  // then each optional section's data, in tag order
+        if (d.bytes == 0) {
+            d.offset = at;
+            continue;
+        }
+        at = (at + align - 1) & ~(align - 1);
+        d.offset = at;
+        if (at > size || d.bytes > size - at)
+            return error(Code::truncated, "section " + std::to_string(d.tag) + " declares " + std::to_string(d.bytes) +
+                                              " bytes of data from byte " + std::to_string(at) +
+                                              " but the file is only " + std::to_string(size) + " bytes");
+        at += d.bytes;
+    }
     if (at < size)
-        return error(Code::trailing_bytes, std::to_string(size - at) + " bytes after the last tensor (which ends at " +
-                                               std::to_string(at) + ")");
+        return error(Code::trailing_bytes,
+                     std::to_string(size - at) + " bytes after the data (which ends at " + std::to_string(at) + ")");
     return Status::success();
 }
 
@@ -583,6 +602,20 @@ Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t w
             read_tensor(in, t, params ? &params->emplace_back() : nullptr, keep_compact && (*keep_compact)[i]);
         if (bad_scale.ok()) bad_scale = st;
         prev_end = t.offset + t.bytes;
+    }
+    for (const SectionData& d : info.section_data) {  // unknown to this reader: checked, not kept
+        if (d.bytes == 0) continue;
+        const std::uint8_t* pad = in.chunk(prev_end, std::size_t(d.offset - prev_end));
+        for (std::uint64_t b = prev_end; b < d.offset; ++b)
+            if (pad[b - prev_end] != 0)
+                return error(Code::bad_padding, "padding byte " + std::to_string(b) + " before the data of section " +
+                                                    std::to_string(d.tag) + " is not zero");
+        for (std::uint64_t at = d.offset; at < d.offset + d.bytes;) {
+            const std::size_t n = std::size_t(std::min<std::uint64_t>(d.offset + d.bytes - at, read_chunk_bytes));
+            in.chunk(at, n);
+            at += n;
+        }
+        prev_end = d.offset + d.bytes;
     }
     if (in.crc() != want_data_crc)
         return error(Code::checksum_mismatch, "data CRC-32 is " + hex32(in.crc()) + " but the header says " +

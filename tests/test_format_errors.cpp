@@ -192,8 +192,66 @@ TEST(FormatErrors, UnknownRequiredSectionButOptionalSkipped) {
     FileSpec optional;
     optional.kind = 2;
     optional.minor = 3;
-    optional.sections = Writer().raw(tensors).section(200, {1, 2, 3}).b;
+    optional.sections = Writer().raw(tensors).section(150, {1, 2, 3}).b;
     EXPECT_TRUE(info_of(mkt::build_file(optional)).ok());
+}
+
+namespace {
+
+// A state dict holding "w" = [1.5, -2] and, when `data` is given, an unknown optional section
+// with data (tag 200, §4.7): payload = varint data_bytes + `extra`, then `data` after the
+// tensor's, aligned to 16 (or `pad` bytes of padding as given).
+Bytes with_section_data(const Bytes& data, std::uint64_t data_bytes, const Bytes& extra = {},
+                        const Bytes* pad = nullptr) {
+    FileSpec f;
+    f.kind = 2;
+    Writer payload;
+    payload.varint(data_bytes).raw(extra);
+    f.sections = Writer().section(3, mkt::one_tensor("w", 1, {2})).section(200, payload.b).b;
+    f.data = padded(f, floats({1.5f, -2.0f}));
+    const std::size_t end = 20 + f.sections.size() + f.data.size();
+    if (pad)
+        f.data.insert(f.data.end(), pad->begin(), pad->end());
+    else if (data_bytes)
+        f.data.resize(f.data.size() + (((end + 15) & ~std::size_t(15)) - end), 0);
+    f.data.insert(f.data.end(), data.begin(), data.end());
+    return mkt::build_file(f);
+}
+
+}  // namespace
+
+// 1.2: a reader skips an optional section with data it does not know — its payload and its
+// data region after the tensors — and checks that region like the rest: padding, CRC, size.
+TEST(FormatErrors, UnknownSectionWithDataIsSkippedAndChecked) {
+    const Bytes data = {9, 8, 7, 6, 5};
+    const Bytes ok = with_section_data(data, 5, {42, 43});
+    FileInfo info;
+    ASSERT_TRUE(mkt::read_info_both(ok, true, info).ok());
+    ASSERT_EQ(info.section_data.size(), 1u);
+    EXPECT_EQ(info.section_data[0].tag, 200);
+    EXPECT_EQ(info.section_data[0].bytes, 5u);
+    EXPECT_EQ(info.section_data[0].offset % 16, 0u);
+    EXPECT_EQ(info.section_data[0].offset + 5, ok.size());
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), ok.end() - 5));
+    LoadedFile loaded;
+    ASSERT_TRUE(mkt::read_file_both(ok, loaded).ok());
+    ASSERT_EQ(loaded.tensors.size(), 1u);
+    EXPECT_EQ(loaded.tensors[0].second(1), -2.0f);
+
+    EXPECT_TRUE(info_of(with_section_data({}, 0)).ok());         // no data: no padding either
+    EXPECT_CODE(with_section_data({9, 8, 7, 6}, 5), truncated);  // a byte short
+    EXPECT_CODE(with_section_data({9, 8, 7, 6, 5, 4}, 5), trailing_bytes);
+    EXPECT_CODE(with_section_data({}, std::uint64_t(1) << 63), truncated);  // no overflow
+    const Bytes bad_pad = {0, 0, 1, 0, 0, 0, 0, 0};
+    EXPECT_CODE(with_section_data(data, 5, {}, &bad_pad), bad_padding);
+    Bytes flipped = ok;
+    flipped.back() ^= 1;
+    EXPECT_CODE(flipped, checksum_mismatch);  // the data CRC covers the section's data
+
+    FileSpec empty_payload;  // the payload must at least hold data_bytes
+    empty_payload.kind = 2;
+    empty_payload.sections = Writer().section(3, mkt::one_tensor("w", 1, {0})).section(200, {}).b;
+    EXPECT_CODE(mkt::build_file(empty_payload), bad_section);
 }
 
 TEST(FormatErrors, UnknownKindAndBadAlignment) {
