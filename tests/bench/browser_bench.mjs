@@ -48,6 +48,8 @@ const memoryModels = quick ? allModels.slice(0, 1) : allModels;
 /** The peers (the order rotates from round to round). `info: true` rows are for context only. */
 const peers = [
   { key: 'modelkeep', label: 'modelkeep' },
+  // The chunking decision, measured (issue 15): the same store with one value per model.
+  { key: 'modelkeepOne', label: 'modelkeep, one value per model (chunkBytes 1 GiB)', info: true },
   { key: 'raw', label: 'raw IndexedDB (strict)' },
   { key: 'rawRelaxed', label: 'raw IndexedDB (relaxed)', info: true },
   { key: 'tfjs', label: 'TensorFlow.js 4.22 (cpu)' },
@@ -151,7 +153,10 @@ const pageHtml = `<!doctype html>
 <script type="module">
   import * as mk from '/web/src/index.js';
   import { openStore } from '/web/src/store.js';
+  import { backends } from '/web/src/io.js';
   await mk.ready();
+  // The store with one value per model, under a scheme of its own (the modelkeepOne peer).
+  backends['idbone://'] = () => openStore({ chunkBytes: 2 ** 30 });
 
   const S = {};  // state of the current model: mk model, input, reference output, file bytes
   let store = null;  // store.js opened directly, for the breakdown (shares io.js's connection)
@@ -229,8 +234,8 @@ const pageHtml = `<!doctype html>
     },
 
     // ---- modelkeep ----
-    async modelkeepRun(name, { load: withLoad = true, parts: withParts = false } = {}) {
-      const url = 'indexeddb://' + name;
+    async modelkeepRun(name, { load: withLoad = true, parts: withParts = false, scheme = 'indexeddb://' } = {}) {
+      const url = scheme + name;
       collect();
       let t = now();
       await mk.save(S.model, url, { dtype: 'f32' });
@@ -444,6 +449,10 @@ async function runSlot(page, model, peer, round, failures) {
   if (raw) await page.evaluate(() => window.bench.rawOpen());
   const once = (opts) => {
     if (peer.key === 'modelkeep') return page.evaluate(([n, o]) => window.bench.modelkeepRun(n, o), [name, opts]);
+    if (peer.key === 'modelkeepOne') {
+      const o = { ...opts, parts: false, scheme: 'idbone://' };
+      return page.evaluate(([n, o]) => window.bench.modelkeepRun(n, o), [name, o]);
+    }
     if (peer.key === 'tfjs') return page.evaluate(([n, o]) => window.bench.tfRun(n, o), [name, opts]);
     return page.evaluate(([n, d, o]) => window.bench.rawRun(n, d, o), [name, durability, opts]);
   };
@@ -701,7 +710,8 @@ function report(storage, sizes) {
   p();
   p(
     "¹ for context only: the same raw put with `durability: 'relaxed'`, which is what TF.js gets: it asks " +
-      "for no durability, and Chromium's default is relaxed since version 121.",
+      "for no durability, and Chromium's default is relaxed since version 121; and modelkeep's store " +
+      'keeping each model as one value instead of 8 MiB chunks (the chunking decision).',
   );
   p();
   p('| model | save modelkeep/raw | load modelkeep/raw | save TF.js/modelkeep | load TF.js/modelkeep |');
