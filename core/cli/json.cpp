@@ -30,6 +30,14 @@ public:
         return Status::success();
     }
 
+    /// A JSON object whose every member is a nested array (parse_object).
+    Status run_object(std::vector<NamedArray>& out) {
+        std::vector<NamedArray> members;
+        if (!parse_object(members)) return error(Code::invalid_input, "input JSON at " + err_);
+        out = std::move(members);
+        return Status::success();
+    }
+
 private:
     const std::string& s_;
     const std::uint64_t max_numbers_;
@@ -39,6 +47,7 @@ private:
     std::vector<std::uint64_t> dims_;   // per depth: length of the first array closed there (0: none yet)
     std::vector<std::uint64_t> count_;  // per open array: elements so far
     std::vector<float> data_;
+    std::uint64_t earlier_ = 0;  // numbers in the object's earlier members (parse_object)
 
     bool at_end() const { return pos_ >= s_.size(); }
     void skip_space() {
@@ -104,6 +113,65 @@ private:
         if (!parse_array()) return false;
         skip_space();
         if (!at_end()) return fail("unexpected " + found() + " after the closing ']'", pos_);
+        return true;
+    }
+
+    // {"key": [...], ...}: each member's array parsed as parse() parses one,
+    // the numbers of all of them counted against max_numbers_ together.
+    bool parse_object(std::vector<NamedArray>& out) {
+        skip_space();
+        if (at_end() || s_[pos_] != '{') return fail_value("'{'");
+        ++pos_;
+        for (;;) {
+            skip_space();
+            if (!at_end() && s_[pos_] == '}' && out.empty())
+                return fail("empty object: expected \"x\" and \"y\"", pos_);
+            NamedArray m;
+            if (!key(m.key)) return false;
+            for (const NamedArray& o : out)
+                if (o.key == m.key) return fail("key \"" + m.key + "\" appears twice", pos_);
+            skip_space();
+            if (at_end() || s_[pos_] != ':') return fail("expected ':', found " + found(), pos_);
+            ++pos_;
+            skip_space();
+            if (at_end() || s_[pos_] != '[') return fail_value("an array of numbers");
+            rank_known_ = false;
+            dims_.clear();
+            count_.clear();
+            data_.clear();
+            if (!parse_array()) return false;
+            earlier_ += data_.size();
+            m.shape.assign(dims_.begin(), dims_.end());
+            m.data = std::move(data_);
+            data_ = {};
+            out.push_back(std::move(m));
+            skip_space();
+            if (!at_end() && s_[pos_] == ',') {
+                ++pos_;
+                continue;
+            }
+            if (at_end() || s_[pos_] != '}') return fail("expected ',' or '}', found " + found(), pos_);
+            ++pos_;
+            skip_space();
+            if (!at_end()) return fail("unexpected " + found() + " after the closing '}'", pos_);
+            return true;
+        }
+    }
+
+    // A member name: a JSON string of printable ASCII without escapes (the
+    // keys this parser is for are plain words).
+    bool key(std::string& out) {
+        if (at_end() || s_[pos_] != '"') return fail("expected a key in double quotes, found " + found(), pos_);
+        const std::size_t start = ++pos_;
+        while (!at_end() && s_[pos_] != '"') {
+            const unsigned char c = static_cast<unsigned char>(s_[pos_]);
+            if (c == '\\' || c < 0x20 || c >= 0x7f) return fail("keys are plain ASCII words without escapes", pos_);
+            if (pos_ - start >= 64) return fail("a key longer than 64 characters", start);
+            ++pos_;
+        }
+        if (at_end()) return fail("unexpected end of input inside a key", start);
+        out = s_.substr(start, pos_ - start);
+        ++pos_;
         return true;
     }
 
@@ -193,7 +261,8 @@ private:
                             " deep, but the first number is nested " + std::to_string(dims_.size()) + " deep",
                         pos_);
         }
-        if (data_.size() >= max_numbers_) return fail("more than " + std::to_string(max_numbers_) + " numbers", pos_);
+        if (earlier_ + data_.size() >= max_numbers_)
+            return fail("more than " + std::to_string(max_numbers_) + " numbers", pos_);
         float v = 0;
         if (!number(v)) return false;
         data_.push_back(v);
@@ -269,6 +338,10 @@ private:
 
 Status parse_array(const std::string& text, Shape& shape, std::vector<float>& data, std::uint64_t max_numbers) {
     return Parser(text, max_numbers).run(shape, data);
+}
+
+Status parse_object(const std::string& text, std::vector<NamedArray>& out, std::uint64_t max_numbers) {
+    return Parser(text, max_numbers).run_object(out);
 }
 
 std::string quote(const std::string& s) {

@@ -25,6 +25,20 @@ namespace json {
 Status parse_array(const std::string& text, Shape& shape, std::vector<float>& data,
                    std::uint64_t max_numbers = max_tensor_elements);
 
+/// One member of an object parse_object read: its key and its array.
+struct NamedArray {
+    std::string key;
+    Shape shape;
+    std::vector<float> data;
+};
+
+/// Parses a JSON object whose every member is a nested array of numbers as
+/// parse_array reads one, e.g. {"x": [[1, 2], [3, 4]], "y": [0, 1]}; the
+/// members in file order. Keys are plain ASCII words in double quotes (no
+/// escapes), each at most once. max_numbers bounds all the arrays together.
+Status parse_object(const std::string& text, std::vector<NamedArray>& out,
+                    std::uint64_t max_numbers = max_tensor_elements);
+
 /// append_string (json_string.hpp) into a new string.
 std::string quote(const std::string& s);
 
