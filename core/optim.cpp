@@ -72,6 +72,33 @@ OptimizerOptions rmsprop_options() {
     return o;
 }
 
+std::vector<const char*> state_keys(const OptimizerOptions& o) {
+    switch (o.kind) {
+        case OptimizerKind::sgd: return {"momentum_buffer"};
+        case OptimizerKind::adam:
+        case OptimizerKind::adamw:
+            if (o.amsgrad) return {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+            return {"step", "exp_avg", "exp_avg_sq"};
+        case OptimizerKind::rmsprop: {
+            std::vector<const char*> keys = {"step", "square_avg"};
+            if (o.momentum > 0.0) keys.push_back("momentum_buffer");
+            if (o.centered) keys.push_back("grad_avg");
+            return keys;
+        }
+    }
+    return {};
+}
+
+std::vector<float>* state_buffer(ParamState& st, const std::string& key) {
+    if (key == "momentum_buffer") return &st.momentum_buffer;
+    if (key == "exp_avg") return &st.exp_avg;
+    if (key == "exp_avg_sq") return &st.exp_avg_sq;
+    if (key == "max_exp_avg_sq") return &st.max_exp_avg_sq;
+    if (key == "square_avg") return &st.square_avg;
+    if (key == "grad_avg") return &st.grad_avg;
+    return nullptr;
+}
+
 Status validate_options(const OptimizerOptions& o) {
     // PyTorch's checks are `not 0.0 <= x`, which NaN fails too.
     if (!(o.lr >= 0.0)) return bad("lr", o.lr, "must be >= 0");

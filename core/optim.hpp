@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "status.hpp"
@@ -83,6 +84,16 @@ struct ParamState {
     std::vector<float> square_avg;       // RMSprop
     std::vector<float> grad_avg;         // RMSprop, centered
 };
+
+/// The keys of PyTorch's optimizer.state[p] for these options, in PyTorch's order: SGD
+/// "momentum_buffer" (None without momentum); Adam, AdamW "step", "exp_avg", "exp_avg_sq"
+/// (+ "max_exp_avg_sq" with amsgrad); RMSprop "step", "square_avg" (+ "momentum_buffer" with
+/// momentum > 0, + "grad_avg" when centered). For mapping a state_dict onto ParamState.
+std::vector<const char*> state_keys(const OptimizerOptions& options);
+
+/// The buffer of `state` that PyTorch names `key`; nullptr for "step" (an integer) and for
+/// names that are not buffers.
+std::vector<float>* state_buffer(ParamState& state, const std::string& key);
 
 class Optimizer {
 public:

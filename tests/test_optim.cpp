@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -40,6 +41,14 @@ OptimizerOptions options_of(const mkt::TrainingCase& c) {
 }
 
 constexpr int steps = 5;
+
+// "param<i>", "param<i>_<k>", "grad<i>_<k>": the run's data, not the optimizer's state.
+bool is_step_data(const std::string& label) {
+    auto digit_after = [&](const char* prefix, std::size_t n) {
+        return label.compare(0, n, prefix) == 0 && label.size() > n && std::isdigit((unsigned char)label[n]);
+    };
+    return digit_after("param", 5) || digit_after("grad", 4);
+}
 
 struct OptimRun {
     std::vector<Tensor> params, grads;
@@ -114,6 +123,24 @@ TEST(OptimGolden, EveryOptimizerAndOptionMatchesPyTorchBitForBit) {
             }
         }
         expect_final_state(c, r);
+    }
+}
+
+TEST(OptimGolden, StateKeysAreTorchsInItsOrder) {
+    // The final state's tensors are written in optimizer.state[p].items() order, after the
+    // params and grads; a None momentum_buffer (SGD without momentum) is left out.
+    const auto cases = mkt::load_training_cases("optim");
+    for (const auto& c : cases) {
+        const OptimizerOptions o = options_of(c);
+        std::vector<std::string> torch_keys;
+        for (const std::string& label : c.tensor_order)
+            if (label.back() == '0' && !is_step_data(label)) torch_keys.push_back(label.substr(0, label.size() - 1));
+        std::vector<std::string> ours;
+        for (const char* k : state_keys(o))
+            if (!(o.kind == OptimizerKind::sgd && o.momentum == 0.0)) ours.push_back(k);
+        EXPECT_EQ(ours, torch_keys) << c.name;
+        ParamState st;
+        for (const std::string& k : ours) EXPECT_EQ(state_buffer(st, k) == nullptr, k == "step") << k;
     }
 }
 

@@ -23,6 +23,7 @@ struct TrainingCase {
     std::string name;
     std::map<std::string, std::string> opts;
     std::map<std::string, modelkeep::Tensor> tensors;
+    std::vector<std::string> tensor_order;  // labels as the file lists them
     std::map<std::string, std::vector<double>> doubles;
 
     bool has(const std::string& key) const { return opts.count(key) != 0; }
@@ -111,6 +112,7 @@ inline std::vector<TrainingCase> load_training_cases(const std::string& file) {
             read_values(n, [&](const std::string& tok) { vals.push_back(parse_hex32(tok)); });
             vals.resize(n);
             c.tensors[label] = modelkeep::from_data(shape, vals.data());
+            c.tensor_order.push_back(label);
         } else if (word == "double") {
             std::string label;
             std::size_t n = 0;
