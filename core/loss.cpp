@@ -388,29 +388,23 @@ Status cross_entropy_loss(const Tensor& input, const std::vector<std::int64_t>& 
     const float nll_scale = smoothing ? a : 1.0f;
     const float gr = -(red == Reduction::mean ? nll_scale / total_weight : nll_scale);
     const float sg = smoothing ? -(red == Reduction::mean ? b / total_weight : b) : 0.0f;
-    for (std::size_t s = 0; s < l.samples(); ++s) {
+    // d loss / d log_softmax of class j at sample s: the smoothing term -(ε/C)/denominator · w_j
+    // on every class, plus NLL's w_t · gr on the target (autograd adds the two branches).
+    auto upstream = [&](std::size_t s, std::size_t j) {
         const std::int64_t t = target[s];
-        const bool ignored = t == options.ignore_index;
+        if (t == options.ignore_index) return 0.0f;
+        const float from_smooth = w ? sg * w[j] : sg;
+        if (std::int64_t(j) != t) return from_smooth;
+        const float from_nll = w ? w[t] * gr : gr;
+        return smoothing ? from_nll + from_smooth : from_nll;
+    };
+    for (std::size_t s = 0; s < l.samples(); ++s) {
         double sum = 0.0;
-        for (std::size_t j = 0; j < l.c; ++j) {
-            float go = 0.0f;
-            if (!ignored) {
-                const float from_smooth = w ? sg * w[j] : sg;
-                go = from_smooth;
-                if (std::int64_t(j) == t) go = (w ? w[t] * gr : gr) + (smoothing ? from_smooth : 0.0f);
-            }
-            sum += double(go);
-        }
+        for (std::size_t j = 0; j < l.c; ++j) sum += double(upstream(s, j));
         const float sf = float(sum);
         for (std::size_t j = 0; j < l.c; ++j) {
             const std::size_t i = l.at(s, j);
-            float go = 0.0f;
-            if (!ignored) {
-                const float from_smooth = w ? sg * w[j] : sg;
-                go = from_smooth;
-                if (std::int64_t(j) == t) go = (w ? w[t] * gr : gr) + (smoothing ? from_smooth : 0.0f);
-            }
-            g[i] = go - std::exp(g[i]) * sf;
+            g[i] = upstream(s, j) - std::exp(g[i]) * sf;  // log_softmax backward: g - exp(ls) · Σ g
         }
     }
     return Status::success();
