@@ -109,7 +109,10 @@ export type CoreErrorCode =
   | 'bad_header_json'
   | 'bad_offsets'
   // builds
-  | 'needs_importer';
+  | 'needs_importer'
+  // training (docs/TRAINING.md)
+  | 'invalid_hyperparameter'
+  | 'target_out_of_range';
 
 /** The codes only the JavaScript layer throws: docs/API.md "Errors". */
 export type JsErrorCode =
