@@ -65,7 +65,9 @@ namespace modelkeep {
     X(bad_header_json)          /* a safetensors header is not UTF-8 JSON of the expected shape */                \
     X(bad_offsets)              /* safetensors data_offsets overlap, leave holes or run backwards */              \
     /* --- builds --- */                                                                                          \
-    X(needs_importer) /* a PyTorch / safetensors file (or export) in a build without the importer */
+    X(needs_importer) /* a PyTorch / safetensors file (or export) in a build without the importer */              \
+    /* --- training --- */                                                                                        \
+    X(needs_f32) /* training a model that holds compact (f16/bf16/int8) weights: set_weight_dtype(f32) first */
 
 enum class Code : int {
 #define MODELKEEP_X(name) name,
