@@ -8,12 +8,16 @@ namespace modelkeep {
 
 namespace {
 
-// dst (cols, rows) = srcᵀ, src (rows, cols) row-major; dst resized in place.
-void transpose_into(const float* src, std::size_t rows, std::size_t cols, Tensor& dst) {
-    if (dst.dimension() != 2 || dst.shape()[0] != cols || dst.shape()[1] != rows) dst.resize({cols, rows});
-    float* d = dst.data();
+// dst (cols, rows) = srcᵀ, src (rows, cols) row-major.
+void transpose_into(const float* src, std::size_t rows, std::size_t cols, float* dst) {
     for (std::size_t r = 0; r < rows; ++r)
-        for (std::size_t c = 0; c < cols; ++c) d[c * rows + r] = src[r * cols + c];
+        for (std::size_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+}
+
+// scratch holding at least n floats (only grown, so a warm call allocates nothing).
+float* at_least(std::vector<float>& scratch, std::size_t n) {
+    if (scratch.size() < n) scratch.resize(n);
+    return scratch.data();
 }
 
 float sigmoid1(float v) {
@@ -53,22 +57,25 @@ void linear_grad_bias(const float* g, float* gb, std::size_t rows, std::size_t o
 }
 
 void linear_grad_weight(const float* x, const float* g, float* gw, std::size_t rows, std::size_t out, std::size_t in,
-                        Tensor& xt, Tensor& gt) {
+                        std::vector<float>& scratch) {
     if (rows == 0) {
         for (std::size_t i = 0; i < out * in; ++i) gw[i] = 0.0f;
         return;
     }
+    float* gt = at_least(scratch, (out + in) * rows);
+    float* xt = gt + out * rows;
     transpose_into(g, rows, out, gt);  // (out, rows)
     transpose_into(x, rows, in, xt);   // (in, rows)
     // gw (out, in) = gt (out, rows) · xtᵀ, xt held (in, rows): matmul_nt's B layout.
-    matmul_nt(gt.data(), xt.data(), nullptr, gw, out, in, rows);
+    matmul_nt(gt, xt, nullptr, gw, out, in, rows);
 }
 
 void linear_grad_input(const float* g, const float* w, float* gx, std::size_t rows, std::size_t out, std::size_t in,
-                       Tensor& wt) {
+                       std::vector<float>& scratch) {
+    float* wt = at_least(scratch, in * out);
     transpose_into(w, out, in, wt);  // (in, out)
     // gx (rows, in) = g (rows, out) · wtᵀ, wt held (in, out).
-    matmul_nt(g, wt.data(), nullptr, gx, rows, in, out);
+    matmul_nt(g, wt, nullptr, gx, rows, in, out);
 }
 
 // ---- element-wise activations ---------------------------------------------------------

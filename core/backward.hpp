@@ -2,8 +2,8 @@
 // the forwards that keep what backward needs (LayerNorm's and BatchNorm1d's
 // normalised x̂ and 1/σ, Dropout's mask) and the backward of every layer kind.
 // Each takes raw row-major arrays whose shapes the caller (train.cpp) checked;
-// nothing here allocates but the transposed copies the fast Linear products
-// make into buffers the caller keeps. The Sequential walk is train.hpp.
+// nothing here allocates but the scratch of the fast Linear products, which
+// the caller keeps and which only grows. The Sequential walk is train.hpp.
 //
 // Notation: g is the gradient of the loss with respect to the layer's output,
 // gx with respect to its input; "rows" is the product of every dim but the
@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "activation.hpp"
 #include "tensor.hpp"
@@ -30,12 +31,13 @@ void linear_grad_input_ref(const float* g, const float* w, float* gx, std::size_
 void linear_grad_bias(const float* g, float* gb, std::size_t rows, std::size_t out);
 
 /// gw = gᵀ · x through the GEMM kernels (matmul_nt on gᵀ (out, rows) and xᵀ (in, rows),
-/// transposed into gt and xt, resized in place).
+/// transposed into `scratch`, which only grows: layers of every shape share it
+/// without allocating once it holds the largest).
 void linear_grad_weight(const float* x, const float* g, float* gw, std::size_t rows, std::size_t out, std::size_t in,
-                        Tensor& xt, Tensor& gt);
-/// gx = g · W through the GEMM kernels (matmul_nt on g and Wᵀ (in, out), transposed into wt).
+                        std::vector<float>& scratch);
+/// gx = g · W through the GEMM kernels (matmul_nt on g and Wᵀ (in, out), transposed into scratch).
 void linear_grad_input(const float* g, const float* w, float* gx, std::size_t rows, std::size_t out, std::size_t in,
-                       Tensor& wt);
+                       std::vector<float>& scratch);
 
 // ---- element-wise activations -----------------------------------------------------
 

@@ -42,6 +42,12 @@ void fit(Tensor& t, const Shape& shape) {
     if (t.dimension() != shape.size() || !std::equal(shape.begin(), shape.end(), t.shape().begin())) t.resize(shape);
 }
 
+// t resized to src's shape.
+void fit_like(Tensor& t, const Tensor& src) {
+    if (t.dimension() != src.dimension() || !std::equal(src.shape().begin(), src.shape().end(), t.shape().begin()))
+        t.resize(src.shape());
+}
+
 void fit1(Tensor& t, std::size_t n) {
     if (t.dimension() != 1 || t.shape()[0] != n) t.resize({n});
 }
@@ -93,6 +99,7 @@ Status train_forward(Sequential& model, const Tensor& x, Tensor& y, TrainBuffers
         b.rstd.resize(n);
         b.weight.resize(n);
         b.batch_stats.resize(n);
+        b.grad.resize(n);
     }
     set_shape(b.shape_in, x);
     fit(b.input, b.shape_in);
@@ -236,7 +243,7 @@ Status backward(const Sequential& model, const Tensor& grad_y, TrainBuffers& b, 
         const Tensor& in = i == 0 ? b.input : b.out[i - 1];
         const Tensor& out = b.out[i];
         const bool need_gx = i > 0 || input_grad;
-        Tensor& gx = i == 0 ? grads.input : b.grad[i & 1];  // never *g: that is grad[(i + 1) & 1] or grad_y
+        Tensor& gx = i == 0 ? grads.input : b.grad[i];  // never *g: that is grad[i + 1] or grad_y
         if (need_gx) {
             set_shape(b.shape_in, in);
             fit(gx, b.shape_in);
@@ -264,11 +271,11 @@ Status backward(const Sequential& model, const Tensor& grad_y, TrainBuffers& b, 
                 break;
             case LayerKind::linear: {
                 const std::size_t o = std::size_t(s.out_features), k = std::size_t(s.in_features);
-                linear_grad_weight(in.data(), g->data(), pg[0].data(), rows, o, k, b.t0, b.t1);
+                linear_grad_weight(in.data(), g->data(), pg[0].data(), rows, o, k, b.scratch);
                 if (s.bias) linear_grad_bias(g->data(), pg[1].data(), rows, o);
                 if (need_gx)
                     linear_grad_input(g->data(), weight_rows(layer.params[0], b.weight[i]).data(), gx.data(), rows, o,
-                                      k, b.t0);
+                                      k, b.scratch);
                 break;
             }
             case LayerKind::softmax:
@@ -317,9 +324,7 @@ Status parameters_of(const Sequential& model, std::vector<Tensor>& values) {
             if (p.is_packed()) {
                 (void)p.f32(values[at]);  // unpacked into values[at], resized in place
             } else {
-                Shape s;
-                set_shape(s, p.values());
-                fit(values[at], s);
+                fit_like(values[at], p.values());
                 copy_values(p.values(), values[at]);
             }
         }

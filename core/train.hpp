@@ -60,8 +60,8 @@ struct TrainBuffers {
     std::vector<Tensor> weight;             // a packed Linear weight as (out, in) rows
     std::vector<std::uint8_t> batch_stats;  // BatchNorm1d normalised with the batch's statistics
     Tensor batch_mean, batch_var;           // BatchNorm1d's, for the running-stat update
-    Tensor grad[2];                         // the gradient between layers, alternately
-    Tensor t0, t1;                          // transposes for the Linear products
+    std::vector<Tensor> grad;               // ∂loss/∂(each layer's input), by layer (layer 0's: Grads::input)
+    std::vector<float> scratch;             // the Linear products' transposes (only grown)
     Shape shape_in, shape_out;              // the layer's shapes (kept: no allocation when warm)
     bool recorded = false;                  // a train_forward succeeded since the last change
 };
