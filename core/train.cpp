@@ -98,7 +98,8 @@ Status train_forward(Sequential& model, const Tensor& x, Tensor& y, TrainBuffers
         b.saved.resize(n);
         b.rstd.resize(n);
         b.weight.resize(n);
-        b.batch_stats.resize(n);
+        b.kinds.resize(n);
+        b.batch_mode.resize(n);
         b.grad.resize(n);
     }
     set_shape(b.shape_in, x);
@@ -112,6 +113,8 @@ Status train_forward(Sequential& model, const Tensor& x, Tensor& y, TrainBuffers
         if (!layer_output_shape(s, b.shape_in, b.shape_out)) return misfit(layer, in);
         Tensor& out = b.out[i];
         fit(out, b.shape_out);
+        b.kinds[i] = s.kind;
+        b.batch_mode[i] = 0;
         const std::size_t last = b.shape_in.empty() ? 0 : b.shape_in.back();
         const std::size_t rows = last ? in.size() / last : 0;
         Activation act;
@@ -128,6 +131,7 @@ Status train_forward(Sequential& model, const Tensor& x, Tensor& y, TrainBuffers
                 act.apply(out.data(), out.size());
                 break;
             case LayerKind::dropout:
+                b.batch_mode[i] = b.training;
                 if (b.training) {
                     fit(b.saved[i], b.shape_out);
                     dropout_forward(in.data(), out.data(), b.saved[i].data(), in.size(), s.p, b.rng);
@@ -164,7 +168,7 @@ Status train_forward(Sequential& model, const Tensor& x, Tensor& y, TrainBuffers
                 const float* bias = s.affine ? layer.params[1].values().data() : nullptr;
                 const std::size_t stats = s.affine ? 2 : 0;  // running_mean, running_var, num_batches_tracked
                 const bool batch = b.training || !s.track_running_stats;
-                b.batch_stats[i] = batch;
+                b.batch_mode[i] = batch;
                 if (batch) {
                     if (N * L <= 1)
                         return error(Code::shape_mismatch,
@@ -242,6 +246,13 @@ Status backward(const Sequential& model, const Tensor& grad_y, TrainBuffers& b, 
         }
         const Tensor& in = i == 0 ? b.input : b.out[i - 1];
         const Tensor& out = b.out[i];
+        // Must: the model train_forward ran (what it saved is read by these shapes).
+        set_shape(b.shape_in, in);
+        if (b.kinds[i] != s.kind || !layer_output_shape(s, b.shape_in, b.shape_out) ||
+            b.shape_out.size() != out.dimension() ||
+            !std::equal(b.shape_out.begin(), b.shape_out.end(), out.shape().begin()))
+            return error(Code::invalid_argument,
+                         layer_label(s) + " is not the layer train_forward ran: backward needs the same model");
         const bool need_gx = i > 0 || input_grad;
         Tensor& gx = i == 0 ? grads.input : b.grad[i];  // never *g: that is grad[i + 1] or grad_y
         if (need_gx) {
@@ -264,7 +275,7 @@ Status backward(const Sequential& model, const Tensor& grad_y, TrainBuffers& b, 
                 break;
             case LayerKind::dropout:
                 if (!need_gx) break;
-                if (b.training)
+                if (b.batch_mode[i])
                     dropout_backward(g->data(), b.saved[i].data(), gx.data(), in.size());
                 else
                     copy_values(*g, gx);
@@ -296,9 +307,9 @@ Status backward(const Sequential& model, const Tensor& grad_y, TrainBuffers& b, 
                 std::size_t N, C, L;
                 bn_dims(in, N, C, L);
                 batch_norm_backward(g->data(), b.saved[i].data(), b.rstd[i].data(),
-                                    s.affine ? layer.params[0].values().data() : nullptr, N, C, L,
-                                    b.batch_stats[i] != 0, need_gx ? gx.data() : nullptr,
-                                    s.affine ? pg[0].data() : nullptr, s.affine ? pg[1].data() : nullptr);
+                                    s.affine ? layer.params[0].values().data() : nullptr, N, C, L, b.batch_mode[i] != 0,
+                                    need_gx ? gx.data() : nullptr, s.affine ? pg[0].data() : nullptr,
+                                    s.affine ? pg[1].data() : nullptr);
                 break;
             }
         }

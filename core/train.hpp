@@ -53,17 +53,18 @@ struct TrainBuffers {
     void seed(std::uint64_t seed) { rng.seed(seed); }
 
     // Filled by train_forward, read by backward (by layer index).
-    Tensor input;                           // x
-    std::vector<Tensor> out;                // each layer's output
-    std::vector<Tensor> saved;              // Dropout's mask, LayerNorm's / BatchNorm1d's x̂
-    std::vector<Tensor> rstd;               // LayerNorm's 1/σ per row, BatchNorm1d's per channel
-    std::vector<Tensor> weight;             // a packed Linear weight as (out, in) rows
-    std::vector<std::uint8_t> batch_stats;  // BatchNorm1d normalised with the batch's statistics
-    Tensor batch_mean, batch_var;           // BatchNorm1d's, for the running-stat update
-    std::vector<Tensor> grad;               // ∂loss/∂(each layer's input), by layer (layer 0's: Grads::input)
-    std::vector<float> scratch;             // the Linear products' transposes (only grown)
-    Shape shape_in, shape_out;              // the layer's shapes (kept: no allocation when warm)
-    bool recorded = false;                  // a train_forward succeeded since the last change
+    Tensor input;                          // x
+    std::vector<Tensor> out;               // each layer's output
+    std::vector<Tensor> saved;             // Dropout's mask, LayerNorm's / BatchNorm1d's x̂
+    std::vector<Tensor> rstd;              // LayerNorm's 1/σ per row, BatchNorm1d's per channel
+    std::vector<Tensor> weight;            // a packed Linear weight as (out, in) rows
+    std::vector<LayerKind> kinds;          // the layers recorded (backward checks the model against them)
+    std::vector<std::uint8_t> batch_mode;  // Dropout drew a mask; BatchNorm1d used the batch's statistics
+    Tensor batch_mean, batch_var;          // BatchNorm1d's, for the running-stat update
+    std::vector<Tensor> grad;              // ∂loss/∂(each layer's input), by layer (layer 0's: Grads::input)
+    std::vector<float> scratch;            // the Linear products' transposes (only grown)
+    Shape shape_in, shape_out;             // the layer's shapes (kept: no allocation when warm)
+    bool recorded = false;                 // a train_forward succeeded since the last change
 };
 
 /// The gradients backward gives: one per parameter (running stats are buffers,

@@ -596,6 +596,44 @@ TEST(Train, Errors) {
         EXPECT_TRUE(std::equal(before[i].second.begin(), before[i].second.end(), after[i].second.begin()));
 }
 
+// backward reads what train_forward recorded: another model, a mode flipped in
+// between, an empty batch or non-finite values never read past a buffer.
+TEST(Train, BackwardFollowsTheRecord) {
+    Sequential a = mkt::make_model("Linear(4,6),Dropout(0.5),Linear(6,2)");
+    Sequential b = mkt::make_model("Linear(4,6),ReLU,Linear(6,2)");
+    Sequential c = mkt::make_model("Linear(4,5),Dropout(0.5),Linear(5,2)");
+    Tensor x = zeros({3, 4}), y;
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = float(i) - 5.0f;
+    TrainBuffers t;
+    Grads grads;
+    ASSERT_TRUE(train_forward(a, x, y, t).ok());
+    EXPECT_EQ(backward(b, zeros({3, 2}), t, grads).code(), Code::invalid_argument);
+    EXPECT_EQ(backward(c, zeros({3, 2}), t, grads).code(), Code::invalid_argument);
+    // Recorded in eval mode (no mask drawn), differentiated after switching to training.
+    t.training = false;
+    ASSERT_TRUE(train_forward(a, x, y, t).ok());
+    t.training = true;
+    Tensor g = zeros({3, 2});
+    g.fill(1.0f);
+    ASSERT_TRUE(backward(a, g, t, grads, true).ok());
+    Grads eval_grads;
+    t.training = false;
+    ASSERT_TRUE(train_forward(a, x, y, t).ok());
+    ASSERT_TRUE(backward(a, g, t, eval_grads, true).ok());
+    EXPECT_TRUE(std::equal(grads.input.begin(), grads.input.end(), eval_grads.input.begin()));
+    // An empty batch, and NaN / infinity: values out, no crash.
+    Sequential all = mkt::make_model("Linear(4,6),LayerNorm(6),GELU,Softmax,Linear(6,3),LogSoftmax");
+    ASSERT_TRUE(train_forward(all, zeros({0, 4}), y, t).ok());
+    EXPECT_EQ(shape_of(y), (Shape{0, 3}));
+    ASSERT_TRUE(backward(all, zeros({0, 3}), t, grads, true).ok());
+    EXPECT_EQ(shape_of(grads.input), (Shape{0, 4}));
+    for (float v : grads.values[0]) EXPECT_EQ(v, 0.0f);
+    x.data()[0] = NAN;
+    x.data()[1] = INFINITY;
+    ASSERT_TRUE(train_forward(all, x, y, t).ok());
+    ASSERT_TRUE(backward(all, zeros({3, 3}), t, grads, true).ok());
+}
+
 // ---- parameters out and back in ---------------------------------------------------------
 
 TEST(Train, ParametersRoundTripAndRepack) {
