@@ -385,7 +385,8 @@ TEST(Train, FiniteDifferences) {
         {"Linear(4,5,bias=false),BatchNorm1d(5,affine=false),Identity,Linear(5,3),"
          "BatchNorm1d(3,track_running_stats=false)",
          {6, 4}},
-        {"BatchNorm1d(3,eps=0.001),Flatten,Linear(15,4)", {4, 3, 5}},  // BatchNorm1d over (N, C, L)
+        {"BatchNorm1d(3,eps=0.001),Flatten,Linear(15,4)", {4, 3, 5}},                      // BatchNorm1d over (N, C, L)
+        {"Flatten(0,1),Linear(5,4),LayerNorm(4,bias=false),Tanh,Linear(4,2)", {2, 3, 5}},  // no torch 1.13 fixture
     };
     for (const auto& c : cases)
         for (const bool training : {true, false}) {
