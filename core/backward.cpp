@@ -14,9 +14,13 @@ void transpose_into(const float* src, std::size_t rows, std::size_t cols, float*
         for (std::size_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
 }
 
-// scratch holding at least n floats (only grown, so a warm call allocates nothing).
+// scratch holding at least n floats (only grown, so a warm call allocates
+// nothing; to n exactly: resize alone may double the capacity).
 float* at_least(std::vector<float>& scratch, std::size_t n) {
-    if (scratch.size() < n) scratch.resize(n);
+    if (scratch.size() < n) {
+        scratch.reserve(n);
+        scratch.resize(n);
+    }
     return scratch.data();
 }
 

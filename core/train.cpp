@@ -176,14 +176,18 @@ Status train_forward(Sequential& model, const Tensor& x, Tensor& y, TrainBuffers
                                          " (BatchNorm1d) normalises with the batch's statistics, which needs more "
                                          "than 1 value per channel; got input " +
                                          shape_to_string(b.shape_in));
-                    fit1(b.batch_mean, C);
-                    fit1(b.batch_var, C);
+                    if (b.scratch.size() < 2 * C) {  // grown to 2C exactly (resize alone may double)
+                        b.scratch.reserve(2 * C);
+                        b.scratch.resize(2 * C);
+                    }
+                    float* mean = b.scratch.data();
+                    float* var = mean + C;
                     batch_norm_train(in.data(), N, C, L, s.eps, w, bias, out.data(), b.saved[i].data(),
-                                     b.rstd[i].data(), b.batch_mean.data(), b.batch_var.data());
+                                     b.rstd[i].data(), mean, var);
                     if (b.training && s.track_running_stats)
-                        batch_norm_update_stats(
-                            b.batch_mean.data(), b.batch_var.data(), C, b.momentum, layer.params[stats].values().data(),
-                            layer.params[stats + 1].values().data(), layer.params[stats + 2].values().data());
+                        batch_norm_update_stats(mean, var, C, b.momentum, layer.params[stats].values().data(),
+                                                layer.params[stats + 1].values().data(),
+                                                layer.params[stats + 2].values().data());
                 } else {
                     batch_norm_eval(in.data(), N, C, L, s.eps, w, bias, layer.params[stats].values().data(),
                                     layer.params[stats + 1].values().data(), out.data(), b.saved[i].data(),
@@ -321,6 +325,75 @@ Status backward(const Sequential& model, const Tensor& grad_y, TrainBuffers& b, 
         copy_values(grad_y, grads.input);
     }
     return Status::success();
+}
+
+std::uint64_t train_bytes(const Sequential& model, const Shape& x) {
+    constexpr std::uint64_t f = sizeof(float);
+    const std::vector<Layer>& layers = model.layers();
+    const std::uint64_t n = layers.size();
+    // The per-layer slots (out, saved, rstd, weight, grad; kinds, modes), each empty
+    // tensor holding one value; the input's copy; the two shape vectors.
+    std::uint64_t bytes =
+        n * (5 * (sizeof(Tensor) + f) + sizeof(LayerKind) + 1) + numel(x) * f + 2 * max_rank * sizeof(std::size_t);
+    // The grow-only scratch, in floats: its sizes asked for, in the order asked
+    // (BatchNorm1d's in the forward, layer by layer; the Linear products' in the backward, last layer first).
+    std::vector<std::uint64_t> forward_asks, backward_asks;
+    Shape cur = x, next;
+    bool first = true;
+    for (const Layer& layer : layers) {
+        const LayerSpec& s = layer.spec;
+        if (!layer_output_shape(s, cur, next)) break;
+        const std::uint64_t out = numel(next) * f;
+        const std::uint64_t last = cur.empty() ? 0 : cur.back();
+        const std::uint64_t rows = last ? numel(cur) / last : 0;
+        bytes += out + numel(cur) * f;  // the output; the input's gradient (layer 0's: Grads::input)
+        // The parameters' gradients, each with its key and slot (an empty tensor's value first).
+        for (std::size_t k = 0; k < parameter_count(s); ++k)
+            bytes += numel(layer.params[k].shape()) * f + sizeof(Tensor) + f + sizeof(std::string) + s.name.size() + 32;
+        switch (s.kind) {
+            case LayerKind::dropout: bytes += out; break;  // the mask (training mode)
+            case LayerKind::layer_norm: bytes += out + rows * f; break;
+            case LayerKind::batch_norm1d: {
+                const std::uint64_t C = s.in_features;
+                bytes += out + C * f;
+                forward_asks.push_back(2 * C);
+                break;
+            }
+            case LayerKind::linear: {
+                const std::uint64_t o = s.out_features, k = s.in_features;
+                if (layer.params[0].is_packed()) bytes += o * k * f;  // the weight's rows
+                backward_asks.push_back(k * o);                       // the input's gradient, asked second
+                backward_asks.push_back((o + k) * rows);              // the weight's, asked first
+                break;
+            }
+            case LayerKind::relu:
+            case LayerKind::leaky_relu:
+            case LayerKind::sigmoid:
+            case LayerKind::tanh:
+            case LayerKind::gelu:
+            case LayerKind::silu:
+            case LayerKind::softmax:
+            case LayerKind::log_softmax:
+            case LayerKind::identity:
+            case LayerKind::flatten: break;
+        }
+        cur.swap(next);
+        first = false;
+    }
+    if (first) bytes += numel(x) * f;  // no layer ran: Grads::input is x's shape all the same
+    // The key list grows by doubling (the old beside the new), and each layer's
+    // layer_params (names, shapes) is held for a moment while its keys are made.
+    std::uint64_t params = 0;
+    for (const Layer& layer : layers) params += parameter_count(layer.spec);
+    bytes += params * sizeof(std::string) + 512;
+    // The scratch at its peak: when it grows, the old storage beside the new.
+    std::uint64_t held = 0, scratch = 0;
+    const auto ask = [&](std::uint64_t want) {
+        if (want > held) scratch = std::max(scratch, held + want), held = want;
+    };
+    for (const std::uint64_t want : forward_asks) ask(want);
+    for (std::size_t i = backward_asks.size(); i-- > 0;) ask(backward_asks[i]);
+    return bytes + numel(cur) * f + scratch * f;  // y, and the scratch
 }
 
 Status parameters_of(const Sequential& model, std::vector<Tensor>& values) {

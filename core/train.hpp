@@ -60,9 +60,9 @@ struct TrainBuffers {
     std::vector<Tensor> weight;            // a packed Linear weight as (out, in) rows
     std::vector<LayerKind> kinds;          // the layers recorded (backward checks the model against them)
     std::vector<std::uint8_t> batch_mode;  // Dropout drew a mask; BatchNorm1d used the batch's statistics
-    Tensor batch_mean, batch_var;          // BatchNorm1d's, for the running-stat update
     std::vector<Tensor> grad;              // ∂loss/∂(each layer's input), by layer (layer 0's: Grads::input)
-    std::vector<float> scratch;            // the Linear products' transposes (only grown)
+    std::vector<float> scratch;            // BatchNorm1d's batch mean and variance, the Linear products'
+                                           // transposes (only grown: layers of every shape share it)
     Shape shape_in, shape_out;             // the layer's shapes (kept: no allocation when warm)
     bool recorded = false;                 // a train_forward succeeded since the last change
 };
@@ -93,6 +93,15 @@ Status train_forward(Sequential& model, const Tensor& x, Tensor& y, TrainBuffers
 /// invalid_argument (no train_forward recorded).
 Status backward(const Sequential& model, const Tensor& grad_y, TrainBuffers& buffers, Grads& grads,
                 bool input_grad = false);
+
+/// The most memory train_forward(x) then backward(.., input_grad = true) hold
+/// for an input of shape x, starting from empty TrainBuffers and Grads and an
+/// empty y: every saved output, mask, x̂ and unpacked weight, every gradient
+/// (and its key), the scratch, y — beyond x and the model. For a caller that
+/// reserves memory first (the bindings). A shape the model does not take counts
+/// up to that layer (the forward stops there). Exact but for a few bytes per
+/// tensor (an empty tensor holds one value) and the keys' string storage.
+std::uint64_t train_bytes(const Sequential& model, const Shape& x);
 
 /// The parameters (buffers excluded) in state_dict order as float32 in PyTorch's
 /// layout (a Linear weight (out, in) rows), copied into `values` (resized in place):

@@ -728,7 +728,8 @@ TEST(Train, SgdLowersTheLoss) {
 TEST(Train, WarmStepAllocatesNothing) {
     const char* spec =
         "Flatten,Linear(12,20),BatchNorm1d(20),ReLU,Dropout(0.3),LayerNorm(20),GELU,Linear(20,20),"
-        "LeakyReLU(0.1),Sigmoid,Tanh,SiLU,GELU(tanh),Identity,Linear(20,7,bias=false),LogSoftmax,Softmax";
+        "LeakyReLU(0.1),Sigmoid,Tanh,SiLU,GELU(tanh),Identity,Linear(20,7,bias=false),BatchNorm1d(7),LogSoftmax,"
+        "Softmax";
     Sequential m = mkt::make_model(spec);
     Tensor x = zeros({9, 3, 4}), g = zeros({9, 7});
     Rng rng(8);
@@ -771,6 +772,51 @@ TEST(Train, WarmStepAllocatesNothing) {
         EXPECT_EQ(scope.news(), 3);
         EXPECT_LE(scope.peak(), pack_scratch_bytes(20, 20));
     }).join();
+}
+
+// train_bytes predicts the memory of a cold step (train_forward, then backward
+// with the input's gradient) from empty buffers, for a binding that reserves first.
+TEST(Train, TrainBytesBoundsAColdStep) {
+    const struct {
+        const char* spec;
+        Shape x;
+    } cases[] = {
+        {"Linear(4,6),ReLU,Linear(6,3)", {5, 4}},
+        {"Linear(30,40),BatchNorm1d(40),Dropout(0.2),LayerNorm(40),GELU,Linear(40,7,bias=false),LogSoftmax", {16, 30}},
+        {"Flatten,Linear(12,20),BatchNorm1d(20),Tanh,Linear(20,20),BatchNorm1d(20),Softmax", {9, 3, 4}},
+        {"BatchNorm1d(3,eps=0.001),Flatten,Linear(15,4)", {4, 3, 5}},
+        {"Linear(300,200),SiLU,Linear(200,10)", {64, 300}},
+        {"Linear(300,200),SiLU,Linear(200,10)", {1, 300}},
+        {"Identity", {3, 4}},
+    };
+    for (const auto& c : cases)
+        for (const bool training : {true, false}) {
+            const Sequential m = mkt::make_model(c.spec);
+            Sequential model = m;
+            const Tensor x = zeros(c.x);
+            const std::uint64_t predicted = train_bytes(model, c.x);
+            std::uint64_t peak = 0, bytes = 0;
+            std::thread([&] {
+                TrainBuffers t;
+                t.training = training;
+                Grads grads;
+                Tensor y, g;
+                {
+                    const mkt::AllocScope scope;
+                    ASSERT_TRUE(train_forward(model, x, y, t).ok());
+                    bytes = scope.peak();
+                }
+                g = y;
+                const mkt::AllocScope scope;
+                ASSERT_TRUE(train_forward(model, x, y, t).ok());  // warm: nothing more
+                ASSERT_TRUE(backward(model, g, t, grads, true).ok());
+                peak = bytes + scope.peak();
+            }).join();
+            const std::string where = std::string(c.spec) + (training ? " train" : " eval");
+            EXPECT_LE(peak, predicted) << where;
+            // Within a few bytes per tensor and the keys (and, in eval, the masks not drawn).
+            EXPECT_GE(peak * 1.05 + 2048, double(predicted)) << where << ": " << peak << " of " << predicted;
+        }
 }
 
 // ---- the inference path -------------------------------------------------------------------
