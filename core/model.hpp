@@ -79,6 +79,11 @@ public:
     static Status create(const std::vector<LayerSpec>& specs, std::uint64_t seed, Sequential& out);
 
     const std::vector<Layer>& layers() const { return layers_; }
+    /// The layers for a trainer that changes their tensors in place (train.hpp:
+    /// BatchNorm1d's running stats, load_parameters after an optimizer step).
+    /// Must: a float32 Linear weight stays packed (param.hpp): new (out, in) rows go
+    /// in through Param::assign or load_parameters, never into values() as rows.
+    std::vector<Layer>& mutable_layers() { return layers_; }
     std::vector<LayerSpec> specs() const;
 
     /// Every tensor, copied, with its full key.

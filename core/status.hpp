@@ -66,9 +66,10 @@ namespace modelkeep {
     X(bad_offsets)              /* safetensors data_offsets overlap, leave holes or run backwards */              \
     /* --- builds --- */                                                                                          \
     X(needs_importer) /* a PyTorch / safetensors file (or export) in a build without the importer */              \
-    /* --- training (loss.hpp, optim.hpp, lr_scheduler.hpp) --- */                                                \
+    /* --- training (loss.hpp, optim.hpp, lr_scheduler.hpp, train.hpp) --- */                                     \
     X(invalid_hyperparameter) /* an optimizer, schedule or loss option out of range (lr < 0, ...) */              \
-    X(target_out_of_range)    /* a class index not in [0, C) nor ignore_index; a BCELoss input not in [0, 1] */
+    X(target_out_of_range)    /* a class index not in [0, C) nor ignore_index; a BCELoss input not in [0, 1] */   \
+    X(needs_f32) /* training a model that holds compact (f16/bf16/int8) weights: set_weight_dtype(f32) first */
 
 enum class Code : int {
 #define MODELKEEP_X(name) name,

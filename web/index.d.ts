@@ -112,7 +112,8 @@ export type CoreErrorCode =
   | 'needs_importer'
   // training (docs/TRAINING.md)
   | 'invalid_hyperparameter'
-  | 'target_out_of_range';
+  | 'target_out_of_range'
+  | 'needs_f32';
 
 /** The codes only the JavaScript layer throws: docs/API.md "Errors". */
 export type JsErrorCode =
