@@ -177,13 +177,60 @@ inline float dot(const float* a, const Row& w, std::size_t K) {
     return out;
 }
 
+// dot() over two weight rows at once, each with its own four partial sums in
+// exactly dot()'s order (so the same floats), the input loads shared: per 16
+// weights of a row 2 input loads instead of 4. Two rows, not four: 8
+// accumulators + 4 inputs + the decode temporaries fit x64's 16 vector
+// registers, 16 accumulators would spill. Natively: dot() twice.
+template <class Row>
+inline void dot2(const float* a, const Row& w0, const Row& w1, std::size_t K, float out[2]) {
+#if defined(__wasm_simd128__)
+    std::size_t k = 0;
+    v128_t s0 = wasm_f32x4_splat(0.0f), s1 = s0, s2 = s0, s3 = s0, t0 = s0, t1 = s0, t2 = s0, t3 = s0;
+    for (; k + 16 <= K; k += 16) {
+        const v128_t a0 = wasm_v128_load(a + k), a1 = wasm_v128_load(a + k + 4);
+        s0 = wasm_f32x4_add(s0, wasm_f32x4_mul(a0, w0.vec(k)));
+        t0 = wasm_f32x4_add(t0, wasm_f32x4_mul(a0, w1.vec(k)));
+        s1 = wasm_f32x4_add(s1, wasm_f32x4_mul(a1, w0.vec(k + 4)));
+        t1 = wasm_f32x4_add(t1, wasm_f32x4_mul(a1, w1.vec(k + 4)));
+        const v128_t a2 = wasm_v128_load(a + k + 8), a3 = wasm_v128_load(a + k + 12);
+        s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(a2, w0.vec(k + 8)));
+        t2 = wasm_f32x4_add(t2, wasm_f32x4_mul(a2, w1.vec(k + 8)));
+        s3 = wasm_f32x4_add(s3, wasm_f32x4_mul(a3, w0.vec(k + 12)));
+        t3 = wasm_f32x4_add(t3, wasm_f32x4_mul(a3, w1.vec(k + 12)));
+    }
+    const v128_t v = wasm_f32x4_add(wasm_f32x4_add(s0, s1), wasm_f32x4_add(s2, s3));
+    const v128_t u = wasm_f32x4_add(wasm_f32x4_add(t0, t1), wasm_f32x4_add(t2, t3));
+    float o0 = wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) + wasm_f32x4_extract_lane(v, 2) +
+               wasm_f32x4_extract_lane(v, 3);
+    float o1 = wasm_f32x4_extract_lane(u, 0) + wasm_f32x4_extract_lane(u, 1) + wasm_f32x4_extract_lane(u, 2) +
+               wasm_f32x4_extract_lane(u, 3);
+    for (; k < K; ++k) {
+        o0 += a[k] * w0.at(k);
+        o1 += a[k] * w1.at(k);
+    }
+    out[0] = o0;
+    out[1] = o1;
+#else
+    out[0] = dot(a, w0, K);
+    out[1] = dot(a, w1, K);
+#endif
+}
+
 // c[j] = act(a · W[j] + bias[j]) for j in [j0, j1): one input row against
-// weight rows of type T read through Row; the epilogue runs on the range as
-// soon as it is complete (in L1).
+// weight rows of type T read through Row, two rows per pass (dot2); the
+// epilogue runs on the range as soon as it is complete (in L1).
 template <class Row, class T>
 void gemv_range(const float* a, const T* B, const float* bias, float* c, std::size_t j0, std::size_t j1, std::size_t K,
                 Activation act) {
-    for (std::size_t j = j0; j < j1; ++j) {
+    std::size_t j = j0;
+    for (; j + 2 <= j1; j += 2) {
+        float y[2];
+        dot2(a, Row{B + j * K}, Row{B + (j + 1) * K}, K, y);
+        c[j] = bias ? y[0] + bias[j] : y[0];
+        c[j + 1] = bias ? y[1] + bias[j + 1] : y[1];
+    }
+    for (; j < j1; ++j) {
         const float y = dot(a, Row{B + j * K}, K);
         c[j] = bias ? y + bias[j] : y;
     }
@@ -258,53 +305,82 @@ void blocked(const float* A, const Pack& pack, const float* bias, float* C, std:
     });
 }
 
-// Zero-pads the panel's columns nr..NR.
-inline void pad_panel(std::size_t nr, std::size_t kc, float* panel) {
-    for (std::size_t k = 0; k < kc; ++k)
-        for (std::size_t j = nr; j < NR; ++j) panel[k * NR + j] = 0.0f;
-}
-
-// A compact weight's rows decoded a KC-long piece at a time (in registers on
-// wasm), then written into the panel's columns: the weight is decoded exactly
-// as expand_weight decodes it, never more than one panel at a time.
+// A compact weight's rows [j0, j0 + nr), columns [k0, k0 + kc), decoded
+// exactly as expand_weight decodes them into the panel (kc × NR, columns nr..NR
+// zero): never more than one panel at a time. With SIMD128, four columns of
+// four rows at a time: each row's four values decoded in a register (f16: 4
+// operations, bf16: 2, int8: 5), the 4 × 4 block transposed in registers (8
+// shuffles) and stored as four panel rows — no scalar scatter.
 struct CompactPack {
     const CompactWeight& w;
-    const float* operator()(std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) const {
-        float row[KC];
-        for (std::size_t j = 0; j < nr; ++j) {
-            const std::size_t base = (j0 + j) * w.cols + k0;
-            switch (w.dtype) {
-                case DType::f16:
-                    decode_f16(w.half.data() + base, kc, row);
-                    if (!w.sub_start.empty())  // the subnormals, where `half` holds ±0
-                        for (std::uint32_t i = w.sub_start[j0 + j]; i < w.sub_start[j0 + j + 1]; ++i)
-                            if (w.sub_col[i] >= k0 && w.sub_col[i] < k0 + kc)
-                                row[w.sub_col[i] - k0] = f16_to_f32(w.sub_half[i]);
-                    break;
-                case DType::bf16:
-                    for (std::size_t k = 0; k < kc; ++k) row[k] = bf16_to_f32(w.half[base + k]);
-                    break;
-                case DType::int8: {
-                    const float scale = w.scale[j0 + j];
-                    for (std::size_t k = 0; k < kc; ++k) row[k] = float(w.q[base + k]) * scale;
-                    break;
-                }
-                case DType::f32: break;
-            }
-            for (std::size_t k = 0; k < kc; ++k) panel[k * NR + j] = row[k];
+
+#if defined(__wasm_simd128__)
+    // Four decoded values of weight row r at column k (k + 4 <= cols).
+    template <DType D>
+    v128_t quad(std::size_t r, std::size_t k) const {
+        const std::size_t at = r * w.cols + k;
+        if (D == DType::f16) return F16Row<true>{w.half.data() + at}.vec(0);
+        if (D == DType::bf16) return BF16Row{w.half.data() + at}.vec(0);
+        const v128_t b = wasm_v128_load32_zero(w.q.data() + at);
+        const v128_t i = wasm_i32x4_extend_low_i16x8(wasm_i16x8_extend_low_i8x16(b));
+        return wasm_f32x4_mul(wasm_f32x4_convert_i32x4(i), wasm_f32x4_splat(w.scale[r]));
+    }
+#endif
+
+    float at(std::size_t r, std::size_t k) const {
+        const std::size_t i = r * w.cols + k;
+        switch (w.dtype) {
+            case DType::f16: return F16Row<true>::fields(w.half[i]) * f16_rebias;
+            case DType::bf16: return bf16_to_f32(w.half[i]);
+            case DType::int8: return float(w.q[i]) * w.scale[r];
+            case DType::f32: break;
         }
-        pad_panel(nr, kc, panel);
-        return panel;
+        return 0.0f;
     }
 
-    static void decode_f16(const std::uint16_t* h, std::size_t n, float* out) {
+    // Columns [0, kc & ~3) of the panel (SIMD128; nothing natively): returns
+    // the first column left.
+    template <DType D>
+    std::size_t quads(std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) const {
         std::size_t k = 0;
 #if defined(__wasm_simd128__)
-        for (; k + 4 <= n; k += 4) {
-            wasm_v128_store(out + k, F16Row<true>{h}.vec(k));
-        }
+        for (; k + 4 <= kc; k += 4)
+            for (std::size_t g = 0; g < NR; g += 4) {
+                v128_t v[4];
+                for (std::size_t r = 0; r < 4; ++r)
+                    v[r] = g + r < nr ? quad<D>(j0 + g + r, k0 + k) : wasm_f32x4_splat(0.0f);
+                const v128_t t0 = wasm_i32x4_shuffle(v[0], v[1], 0, 4, 1, 5);
+                const v128_t t1 = wasm_i32x4_shuffle(v[2], v[3], 0, 4, 1, 5);
+                const v128_t t2 = wasm_i32x4_shuffle(v[0], v[1], 2, 6, 3, 7);
+                const v128_t t3 = wasm_i32x4_shuffle(v[2], v[3], 2, 6, 3, 7);
+                float* p = panel + k * NR + g;
+                wasm_v128_store(p, wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5));
+                wasm_v128_store(p + NR, wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+                wasm_v128_store(p + 2 * NR, wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5));
+                wasm_v128_store(p + 3 * NR, wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7));
+            }
+#else
+        (void)j0, (void)nr, (void)k0, (void)kc, (void)panel;
 #endif
-        for (; k < n; ++k) out[k] = F16Row<true>::fields(h[k]) * f16_rebias;
+        return k;
+    }
+
+    const float* operator()(std::size_t j0, std::size_t nr, std::size_t k0, std::size_t kc, float* panel) const {
+        std::size_t k = 0;
+        switch (w.dtype) {
+            case DType::f16: k = quads<DType::f16>(j0, nr, k0, kc, panel); break;
+            case DType::bf16: k = quads<DType::bf16>(j0, nr, k0, kc, panel); break;
+            case DType::int8: k = quads<DType::int8>(j0, nr, k0, kc, panel); break;
+            case DType::f32: break;
+        }
+        for (; k < kc; ++k)
+            for (std::size_t j = 0; j < NR; ++j) panel[k * NR + j] = j < nr ? at(j0 + j, k0 + k) : 0.0f;
+        if (!w.sub_start.empty())  // f16 subnormals, where `half` holds ±0
+            for (std::size_t j = 0; j < nr; ++j)
+                for (std::uint32_t i = w.sub_start[j0 + j]; i < w.sub_start[j0 + j + 1]; ++i)
+                    if (w.sub_col[i] >= k0 && w.sub_col[i] < k0 + kc)
+                        panel[(w.sub_col[i] - k0) * NR + j] = f16_to_f32(w.sub_half[i]);
+        return panel;
     }
 };
 
@@ -346,10 +422,8 @@ void gemv_f16(const float* A, const CompactWeight& w, const float* bias, float* 
 // float sums instead (NaN in, NaN out, as in float32).
 constexpr std::size_t int8_block = 512;
 
-// qa of one row; false if the row is not finite. With SIMD128 the full groups
-// of 16 are also stored deinterleaved (8 even-k then 8 odd-k values) in xs,
-// matching the even/odd halves the kernel splits 16 int8 weights into.
-bool quantize_row_i16(const float* a, std::size_t K, std::int16_t* qa, std::int16_t* xs, float& s_a) {
+// qa of one row; false if the row is not finite.
+bool quantize_row_i16(const float* a, std::size_t K, std::int16_t* qa, float& s_a) {
     float amax = 0.0f;
     for (std::size_t k = 0; k < K; ++k) {
         if (!std::isfinite(a[k])) return false;
@@ -360,43 +434,33 @@ bool quantize_row_i16(const float* a, std::size_t K, std::int16_t* qa, std::int1
         long v = s_a > 0.0f ? std::lround(a[k] / s_a) : 0;
         qa[k] = std::int16_t(std::clamp(v, -32767L, 32767L));
     }
-    for (std::size_t g = 0; g + 16 <= K; g += 16)
-        for (std::size_t l = 0; l < 8; ++l) {
-            xs[g + l] = qa[g + 2 * l];
-            xs[g + 8 + l] = qa[g + 2 * l + 1];
-        }
     return true;
 }
 
 // Σ_k qa[k] · q[k] over [k0, k1) for four rows (exact int32). SIMD128
-// operations per 16 int8 weights of a row: 1 load, 3 shifts (i16x8.shl 8 +
-// shr_s 8 sign-extend the even bytes, shr_s 8 the odd ones), 2
-// i32x4.dot_i16x8_s, 2 adds: 8, plus the two input halves (xe, xo: even-k and
-// odd-k values, deinterleaved once per row by quantize_row_i16) loaded once
-// for the four rows: 8.5 in all, against 16 for float32. i16x8.extend_low/
-// high_i8x16_s would split the bytes in 2 operations instead of 3, but pairs
-// k with k + 8 (a layout or input order to match; not tried here).
-inline void int8_block4(const std::int16_t* qa, const std::int16_t* xs, const std::int8_t* const q[4], std::size_t k0,
-                        std::size_t k1, std::int32_t out[4]) {
+// operations per 16 int8 weights of a row (docs/KERNELS.md): 1 load, 2
+// sign-extensions to int16 (i16x8.extend_low/high_i8x16_s: weights k..k+7
+// and k+8..k+15, the input's own order), 2 i32x4.dot_i16x8_s, 2 adds: 7, plus
+// the two int16 input vectors loaded once for the four rows: 7.5 in all,
+// against 16 for float32.
+inline void int8_block4(const std::int16_t* qa, const std::int8_t* const q[4], std::size_t k0, std::size_t k1,
+                        std::int32_t out[4]) {
     std::size_t k = k0;
     for (int r = 0; r < 4; ++r) out[r] = 0;
 #if defined(__wasm_simd128__)
     v128_t s[4];
     for (auto& v : s) v = wasm_i32x4_splat(0);
     for (; k + 16 <= k1; k += 16) {
-        const v128_t xe = wasm_v128_load(xs + k), xo = wasm_v128_load(xs + k + 8);
+        const v128_t xl = wasm_v128_load(qa + k), xh = wasm_v128_load(qa + k + 8);
         for (int r = 0; r < 4; ++r) {
             const v128_t w = wasm_v128_load(q[r] + k);
-            const v128_t we = wasm_i16x8_shr(wasm_i16x8_shl(w, 8), 8);  // even bytes, sign-extended
-            const v128_t wo = wasm_i16x8_shr(w, 8);                     // odd bytes
-            s[r] = wasm_i32x4_add(s[r], wasm_i32x4_add(wasm_i32x4_dot_i16x8(we, xe), wasm_i32x4_dot_i16x8(wo, xo)));
+            const v128_t lo = wasm_i16x8_extend_low_i8x16(w), hi = wasm_i16x8_extend_high_i8x16(w);
+            s[r] = wasm_i32x4_add(s[r], wasm_i32x4_add(wasm_i32x4_dot_i16x8(lo, xl), wasm_i32x4_dot_i16x8(hi, xh)));
         }
     }
     for (int r = 0; r < 4; ++r)
         out[r] = wasm_i32x4_extract_lane(s[r], 0) + wasm_i32x4_extract_lane(s[r], 1) +
                  wasm_i32x4_extract_lane(s[r], 2) + wasm_i32x4_extract_lane(s[r], 3);
-#else
-    (void)xs;
 #endif
     for (; k < k1; ++k)
         for (int r = 0; r < 4; ++r) out[r] += std::int32_t(qa[k]) * std::int32_t(q[r][k]);
@@ -404,8 +468,8 @@ inline void int8_block4(const std::int16_t* qa, const std::int16_t* xs, const st
 
 // c[j] = act(s_a · scale[j] · Σ_blocks float(qa · q[j]) + bias[j]) for j in
 // [j_begin, j_end), four weight rows at a time (j_begin a multiple of 4).
-void int8_rows(const std::int16_t* qa, const std::int16_t* xs, float s_a, const CompactWeight& w, const float* bias,
-               float* c, std::size_t j_begin, std::size_t j_end, Activation act) {
+void int8_rows(const std::int16_t* qa, float s_a, const CompactWeight& w, const float* bias, float* c,
+               std::size_t j_begin, std::size_t j_end, Activation act) {
     const std::size_t K = w.cols;
     for (std::size_t j = j_begin; j < j_end; j += 4) {
         const std::size_t n = std::min<std::size_t>(4, j_end - j);
@@ -414,7 +478,7 @@ void int8_rows(const std::int16_t* qa, const std::int16_t* xs, float s_a, const 
         float acc[4] = {0, 0, 0, 0};
         for (std::size_t k0 = 0; k0 < K; k0 += int8_block) {
             std::int32_t part[4];
-            int8_block4(qa, xs, q, k0, std::min(K, k0 + int8_block), part);
+            int8_block4(qa, q, k0, std::min(K, k0 + int8_block), part);
             for (int r = 0; r < 4; ++r) acc[r] += float(part[r]);
         }
         for (std::size_t r = 0; r < n; ++r) {
@@ -427,13 +491,12 @@ void int8_rows(const std::int16_t* qa, const std::int16_t* xs, float s_a, const 
 
 void gemv_int8(const float* A, const CompactWeight& w, const float* bias, float* C, std::size_t M, Activation act) {
     const std::size_t N = w.rows, K = w.cols;
-    thread_local std::vector<std::int16_t> qa_buffer, xs_buffer;
+    thread_local std::vector<std::int16_t> qa_buffer;
     std::int16_t* qa = scratch(qa_buffer, K);
-    std::int16_t* xs = scratch(xs_buffer, K);
     for (std::size_t i = 0; i < M; ++i) {
         float* c = C + i * N;
         float s_a;
-        if (!quantize_row_i16(A + i * K, K, qa, xs, s_a)) {
+        if (!quantize_row_i16(A + i * K, K, qa, s_a)) {
             // The reference's sums, decoding one weight at a time.
             for (std::size_t j = 0; j < N; ++j) {
                 float acc = 0.0f;
@@ -443,8 +506,7 @@ void gemv_int8(const float* A, const CompactWeight& w, const float* bias, float*
             act.apply(c, N);
             continue;
         }
-        parallel_for(N, N * K, 4,
-                     [&](std::size_t j0, std::size_t j1) { int8_rows(qa, xs, s_a, w, bias, c, j0, j1, act); });
+        parallel_for(N, N * K, 4, [&](std::size_t j0, std::size_t j1) { int8_rows(qa, s_a, w, bias, c, j0, j1, act); });
     }
 }
 
@@ -582,8 +644,8 @@ std::uint64_t matmul_scratch_bytes(std::size_t M, std::size_t K, DType dtype) {
     switch (dtype) {
         case DType::f32:
         case DType::bf16: return 0;
-        case DType::f16: return std::uint64_t(K) * sizeof(float);              // gemv_f16: scaled
-        case DType::int8: return std::uint64_t(K) * 2 * sizeof(std::int16_t);  // gemv_int8: qa, xs
+        case DType::f16: return std::uint64_t(K) * sizeof(float);          // gemv_f16: scaled
+        case DType::int8: return std::uint64_t(K) * sizeof(std::int16_t);  // gemv_int8: qa
     }
     return 0;
 }
