@@ -1,4 +1,5 @@
-// gemm.cpp — see gemm.hpp. Two fast paths beside the reference loop:
+// gemm.cpp — see gemm.hpp; layouts and instruction counts per 16 weights in
+// docs/KERNELS.md. Two fast paths beside the reference loop:
 //   a few rows (batch 1-3): each output is a dot product streamed over one
 //     weight row (GEMV: the weights are read once per input row, in order,
 //     no packing);
@@ -102,14 +103,15 @@ struct F32Row {
 constexpr std::uint32_t f16_field_mask = 0x8FFFE000u;
 constexpr float f16_rebias = 5.192296858534828e33f;  // 2^112
 
-// SIMD128 operations per 16 f16 weights in the GEMV (dot over F16Row<false>):
-// 4 widening loads (i32x4.load16x4_s), 4 shifts, 4 masks — 12 to decode —
-// then 4 input loads, 4 multiplies, 4 adds: 24, against 16 for float32 (4 + 4
-// loads, 4 multiplies, 4 adds) and 20 for bf16 (widening load + shift). No
-// exact decode in fewer was found: a 32-bit lane holding two halves gives the
-// odd one in 2 operations (shr_s 3, mask) but the even one needs 3 (shl 16
-// first), so 8 weights cost 1 load + 5 against 2 loads + 4 here. Without
-// SIMD128 half-float conversion or FMA, f16 is bound by this decoder.
+// SIMD128 operations per 16 f16 weights in the GEMV (dot2 over F16Row<false>;
+// docs/KERNELS.md): 4 widening loads (i32x4.load16x4_s), 4 shifts, 4 masks —
+// 12 to decode — then 4 input loads shared by two rows (2), 4 multiplies, 4
+// adds: 22, against 14 for float32 (packed panels) and 18 for bf16 (widening
+// load + shift). No exact decode in fewer was found: a 32-bit lane holding two
+// halves gives the odd one in 2 operations (shr_s 3, mask) but the even one
+// needs 3 (shl 16 first), so 8 weights cost 1 load + 5 against 2 loads + 4
+// here. Without SIMD128 half-float conversion or FMA, f16 is bound by this
+// decoder.
 // Rebias = false gives w · 2^-112 (the fields alone): the caller multiplies
 // the input by 2^112 instead, once per row rather than once per weight. Both
 // scalings are exact (no overflow for |x| < 2^16), so every product, and so
