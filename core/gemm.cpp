@@ -51,37 +51,45 @@ constexpr std::size_t NR = 8;    // columns of C per panel: two SSE vectors (mea
 constexpr std::size_t MR = 4;    // rows of C per micro-kernel
 constexpr std::size_t KC = 256;  // K block: an 8 × 256 panel (8 KiB) stays in L1
 
-// acc (MR × NR) += A rows [i, i+mr) × packed panel P (kc × NR), k in [0, kc).
-// A is (M, K) with row stride K, already offset to the block's first column.
+// The tile c (mr × NR, row stride ldc) += A rows [i, i+mr) × packed panel P
+// (kc × NR), k in [0, kc): the tile is loaded into registers, accumulated
+// there for the whole K block and stored back, as a plain register-blocked
+// sgemm does (tests/bench/ref_kernels.c). A is (M, K) with row stride lda,
+// already offset to the block's first column.
 template <std::size_t mr>
-inline void micro_kernel(const float* A, std::size_t lda, const float* P, std::size_t kc, float* acc) {
+inline void micro_kernel(const float* A, std::size_t lda, const float* P, std::size_t kc, float* c, std::size_t ldc) {
 #if defined(__wasm_simd128__)
     // Two f32x4 accumulators per row (NR = 8): 8 live vectors at mr = 4.
     v128_t c0[mr], c1[mr];
-    for (std::size_t r = 0; r < mr; ++r) c0[r] = c1[r] = wasm_f32x4_splat(0.0f);
+    const float* a[mr];
+    for (std::size_t r = 0; r < mr; ++r) {
+        c0[r] = wasm_v128_load(c + r * ldc);
+        c1[r] = wasm_v128_load(c + r * ldc + 4);
+        a[r] = A + r * lda;
+    }
     for (std::size_t k = 0; k < kc; ++k) {
         const v128_t p0 = wasm_v128_load(P + k * NR), p1 = wasm_v128_load(P + k * NR + 4);
         for (std::size_t r = 0; r < mr; ++r) {
-            const v128_t a = wasm_f32x4_splat(A[r * lda + k]);
-            c0[r] = wasm_f32x4_add(c0[r], wasm_f32x4_mul(a, p0));
-            c1[r] = wasm_f32x4_add(c1[r], wasm_f32x4_mul(a, p1));
+            const v128_t x = wasm_v128_load32_splat(a[r] + k);
+            c0[r] = wasm_f32x4_add(c0[r], wasm_f32x4_mul(x, p0));
+            c1[r] = wasm_f32x4_add(c1[r], wasm_f32x4_mul(x, p1));
         }
     }
     for (std::size_t r = 0; r < mr; ++r) {
-        wasm_v128_store(acc + r * NR, wasm_f32x4_add(wasm_v128_load(acc + r * NR), c0[r]));
-        wasm_v128_store(acc + r * NR + 4, wasm_f32x4_add(wasm_v128_load(acc + r * NR + 4), c1[r]));
+        wasm_v128_store(c + r * ldc, c0[r]);
+        wasm_v128_store(c + r * ldc + 4, c1[r]);
     }
 #else
-    float c[mr][NR] = {};
+    float t[mr][NR] = {};
     for (std::size_t k = 0; k < kc; ++k) {
         const float* p = P + k * NR;
         for (std::size_t r = 0; r < mr; ++r) {
-            const float a = A[r * lda + k];
-            for (std::size_t j = 0; j < NR; ++j) c[r][j] += a * p[j];
+            const float x = A[r * lda + k];
+            for (std::size_t j = 0; j < NR; ++j) t[r][j] += x * p[j];
         }
     }
     for (std::size_t r = 0; r < mr; ++r)
-        for (std::size_t j = 0; j < NR; ++j) acc[r * NR + j] += c[r][j];
+        for (std::size_t j = 0; j < NR; ++j) c[r * ldc + j] += t[r][j];
 #endif
 }
 
@@ -263,7 +271,7 @@ template <class Pack>
 void blocked_panels(const float* A, const Pack& pack, const float* bias, float* C, std::size_t M, std::size_t N,
                     std::size_t K, Activation act, std::size_t j_begin, std::size_t j_end) {
     alignas(16) float panel[KC * NR];  // 8 KiB: on the stack, not the heap
-    alignas(16) float acc[MR * NR];
+    alignas(16) float edge[MR * NR];   // a narrow panel's tile (nr < NR columns of C)
     for (std::size_t j0 = j_begin; j0 < j_end; j0 += NR) {
         const std::size_t nr = std::min(NR, N - j0);
         for (std::size_t i = 0; i < M; ++i) {
@@ -276,18 +284,27 @@ void blocked_panels(const float* A, const Pack& pack, const float* bias, float* 
             const float* P = pack(j0, nr, k0, kc, panel);  // panel, or the weight's own pre-packed one
             for (std::size_t i = 0; i < M; i += MR) {
                 const std::size_t mr = std::min(MR, M - i);
-                std::fill(acc, acc + MR * NR, 0.0f);
                 const float* a = A + i * K + k0;
+                // A full panel accumulates in C itself; a narrow one in `edge`, copied in and out.
+                float* c = C + i * N + j0;
+                std::size_t ldc = N;
+                if (nr < NR) {
+                    for (std::size_t r = 0; r < mr; ++r)
+                        for (std::size_t j = 0; j < NR; ++j) edge[r * NR + j] = j < nr ? c[r * N + j] : 0.0f;
+                    c = edge;
+                    ldc = NR;
+                }
                 switch (mr) {
-                    case 4: micro_kernel<4>(a, K, P, kc, acc); break;
-                    case 3: micro_kernel<3>(a, K, P, kc, acc); break;
-                    case 2: micro_kernel<2>(a, K, P, kc, acc); break;
-                    default: micro_kernel<1>(a, K, P, kc, acc); break;
+                    case 4: micro_kernel<4>(a, K, P, kc, c, ldc); break;
+                    case 3: micro_kernel<3>(a, K, P, kc, c, ldc); break;
+                    case 2: micro_kernel<2>(a, K, P, kc, c, ldc); break;
+                    default: micro_kernel<1>(a, K, P, kc, c, ldc); break;
                 }
                 for (std::size_t r = 0; r < mr; ++r) {
-                    float* c = C + (i + r) * N + j0;
-                    for (std::size_t j = 0; j < nr; ++j) c[j] += acc[r * NR + j];
-                    if (last) act.apply(c, nr);
+                    float* out = C + (i + r) * N + j0;
+                    if (nr < NR)
+                        for (std::size_t j = 0; j < nr; ++j) out[j] = edge[r * NR + j];
+                    if (last) act.apply(out, nr);
                 }
             }
         }
