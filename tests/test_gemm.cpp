@@ -94,7 +94,7 @@ TEST(Gemm, PackedMatchesReference) {
                 ++cases;
             }
     EXPECT_GT(cases, 1000);
-    // Large K, batch 1: the GEMV's four k in flight and its tail.
+    // Large K, batch 1: the GEMV's k in flight, its odd-K tail and the panel pairs (19 = 2 · 8 + 3).
     const std::size_t N = 19, K = 20001;
     std::vector<float> A(K), B(N * K), ref(N), got(N);
     for (auto& v : A) v = rng.uniform(-1, 1);
