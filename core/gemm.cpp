@@ -113,8 +113,8 @@ constexpr float f16_rebias = 5.192296858534828e33f;  // 2^112
 
 // SIMD128 operations per 16 f16 weights in the GEMV (dot2 over F16Row<false>;
 // docs/KERNELS.md): 4 widening loads (i32x4.load16x4_s), 4 shifts, 4 masks —
-// 12 to decode — then 4 input loads shared by two rows (2), 4 multiplies, 4
-// adds: 22, against 14 for float32 (packed panels) and 18 for bf16 (widening
+// 12 to decode — then 4 input loads shared by four rows (1), 4 multiplies, 4
+// adds: 21, against 13 for float32 (packed panels) and 17 for bf16 (widening
 // load + shift). No exact decode in fewer was found: a 32-bit lane holding two
 // halves gives the odd one in 2 operations (shr_s 3, mask) but the even one
 // needs 3 (shl 16 first), so 8 weights cost 1 load + 5 against 2 loads + 4
@@ -189,9 +189,7 @@ inline float dot(const float* a, const Row& w, std::size_t K) {
 
 // dot() over two weight rows at once, each with its own four partial sums in
 // exactly dot()'s order (so the same floats), the input loads shared: per 16
-// weights of a row 2 input loads instead of 4. Two rows, not four: 8
-// accumulators + 4 inputs + the decode temporaries fit x64's 16 vector
-// registers, 16 accumulators would spill. Natively: dot() twice.
+// weights of a row 2 input loads instead of 4. Natively: dot() twice.
 template <class Row>
 inline void dot2(const float* a, const Row& w0, const Row& w1, std::size_t K, float out[2]) {
 #if defined(__wasm_simd128__)
@@ -227,13 +225,49 @@ inline void dot2(const float* a, const Row& w0, const Row& w1, std::size_t K, fl
 #endif
 }
 
+// The same over four rows: 1 input load per 16 weights of a row. Its 16
+// accumulators exceed x64's vector registers (V8 spills some to the stack, an
+// L1 round trip), yet measured 1.07-1.24x faster than dot2 on the 100 MB MLP
+// at batch 1 (docs/KERNELS.md): four weight streams in flight instead of two.
+template <class Row>
+inline void dot4(const float* a, const Row* w, std::size_t K, float out[4]) {
+#if defined(__wasm_simd128__)
+    std::size_t k = 0;
+    v128_t s[4][4];
+    for (auto& r : s)
+        for (auto& v : r) v = wasm_f32x4_splat(0.0f);
+    for (; k + 16 <= K; k += 16)
+        for (std::size_t q = 0; q < 4; ++q) {
+            const v128_t x = wasm_v128_load(a + k + 4 * q);
+            for (std::size_t r = 0; r < 4; ++r)
+                s[r][q] = wasm_f32x4_add(s[r][q], wasm_f32x4_mul(x, w[r].vec(k + 4 * q)));
+        }
+    for (std::size_t r = 0; r < 4; ++r) {
+        const v128_t v = wasm_f32x4_add(wasm_f32x4_add(s[r][0], s[r][1]), wasm_f32x4_add(s[r][2], s[r][3]));
+        float o = wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) + wasm_f32x4_extract_lane(v, 2) +
+                  wasm_f32x4_extract_lane(v, 3);
+        for (std::size_t t = k; t < K; ++t) o += a[t] * w[r].at(t);
+        out[r] = o;
+    }
+#else
+    for (std::size_t r = 0; r < 4; ++r) out[r] = dot(a, w[r], K);
+#endif
+}
+
 // c[j] = act(a · W[j] + bias[j]) for j in [j0, j1): one input row against
-// weight rows of type T read through Row, two rows per pass (dot2); the
+// weight rows of type T read through Row, four rows per pass (dot4, then dot2
+// and dot for the rest: the same floats whichever); the
 // epilogue runs on the range as soon as it is complete (in L1).
 template <class Row, class T>
 void gemv_range(const float* a, const T* B, const float* bias, float* c, std::size_t j0, std::size_t j1, std::size_t K,
                 Activation act) {
     std::size_t j = j0;
+    for (; j + 4 <= j1; j += 4) {
+        float y[4];
+        const Row w[4] = {Row{B + j * K}, Row{B + (j + 1) * K}, Row{B + (j + 2) * K}, Row{B + (j + 3) * K}};
+        dot4(a, w, K, y);
+        for (std::size_t r = 0; r < 4; ++r) c[j + r] = bias ? y[r] + bias[j + r] : y[r];
+    }
     for (; j + 2 <= j1; j += 2) {
         float y[2];
         dot2(a, Row{B + j * K}, Row{B + (j + 1) * K}, K, y);
