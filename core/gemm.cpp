@@ -660,6 +660,34 @@ inline void panel_dot2(const float* a, const float* P0, const float* P1, std::si
 #endif
 }
 
+// panel_dot over four adjacent full panels (32 outputs, four weight streams) at
+// once: one k per step, eight accumulators; per 16 weights 0.5 splat, 4
+// loads, 4 multiplies, 4 adds. out[j] = Σ_k in order (the reference loop's
+// sums, bit for bit); natively the same. Measured 1.11-1.17x faster than two
+// panels per pass on the 100 MB MLP at batch 1 (docs/KERNELS.md).
+inline void panel_dot4(const float* a, const float* P, std::size_t K, float* out) {
+    const std::size_t stride = K * NR;  // from one panel to the next
+#if defined(__wasm_simd128__)
+    v128_t s[8];
+    for (auto& v : s) v = wasm_f32x4_splat(0.0f);
+    for (std::size_t k = 0; k < K; ++k) {
+        const v128_t x = wasm_v128_load32_splat(a + k);
+        for (std::size_t q = 0; q < 4; ++q) {
+            const float* p = P + q * stride + k * NR;
+            s[2 * q] = wasm_f32x4_add(s[2 * q], wasm_f32x4_mul(x, wasm_v128_load(p)));
+            s[2 * q + 1] = wasm_f32x4_add(s[2 * q + 1], wasm_f32x4_mul(x, wasm_v128_load(p + 4)));
+        }
+    }
+    for (std::size_t q = 0; q < 8; ++q) wasm_v128_store(out + 4 * q, s[q]);
+#else
+    float s[4 * NR] = {};
+    for (std::size_t k = 0; k < K; ++k)
+        for (std::size_t q = 0; q < 4; ++q)
+            for (std::size_t j = 0; j < NR; ++j) s[q * NR + j] += a[k] * P[q * stride + k * NR + j];
+    for (std::size_t j = 0; j < 4 * NR; ++j) out[j] = s[j];
+#endif
+}
+
 // C = act(A · Wᵀ + bias) for a few rows of A, W pre-packed: panel by panel,
 // each panel read once for all the rows; the last, narrower block (N % 8
 // rows, packed (K, nr)) by a plain loop.
@@ -668,6 +696,13 @@ void gemv_packed(const float* A, const float* W, const float* bias, float* C, st
     parallel_for((N + NR - 1) / NR, M * N * K, 1, [&](std::size_t p0, std::size_t p1) {
         const std::size_t j_begin = p0 * NR, j_end = std::min(N, p1 * NR);
         std::size_t j0 = j_begin;
+        for (; j0 + 4 * NR <= j_end; j0 += 4 * NR)  // four full panels per pass
+            for (std::size_t i = 0; i < M; ++i) {
+                alignas(16) float out[4 * NR];
+                panel_dot4(A + i * K, W + j0 * K, K, out);
+                float* c = C + i * N + j0;
+                for (std::size_t j = 0; j < 4 * NR; ++j) c[j] = bias ? out[j] + bias[j0 + j] : out[j];
+            }
         for (; j0 + 2 * NR <= j_end; j0 += 2 * NR)  // two full panels per pass
             for (std::size_t i = 0; i < M; ++i) {
                 alignas(16) float out[2 * NR];
