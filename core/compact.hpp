@@ -3,6 +3,8 @@
 // int8 with one float32 scale per row (1 byte per weight; value = q · scale,
 // the file format's int8, dtype.hpp). Never expanded in memory: the GEMV
 // kernels decode in registers and the GEMM packs a cache-sized panel at a time.
+// The (out, in) rows are also the kernels' layout (docs/KERNELS.md: why, and
+// the instruction counts of each dtype's kernel).
 //
 // From float32, a weight holding NaN or inf, or for f16 any |w| > 65504 (f16's
 // inf and NaN are not decoded by the kernels), is not compacted:

@@ -11,6 +11,8 @@
 // Every kernel ends with an epilogue: C = act(C + bias), the activation that
 // follows a Linear applied to each output as it is written (while it is in
 // registers or L1), with the same float result as applying it afterwards.
+// docs/KERNELS.md: what each kernel reads and its SIMD128 operations per 16
+// weights.
 #pragma once
 
 #include <cstddef>

@@ -94,7 +94,7 @@ TEST(Gemm, PackedMatchesReference) {
                 ++cases;
             }
     EXPECT_GT(cases, 1000);
-    // Large K, batch 1: the GEMV's four k in flight and its tail.
+    // Large K, batch 1: the GEMV's k in flight, its odd-K tail and the panel pairs (19 = 2 · 8 + 3).
     const std::size_t N = 19, K = 20001;
     std::vector<float> A(K), B(N * K), ref(N), got(N);
     for (auto& v : A) v = rng.uniform(-1, 1);
@@ -222,6 +222,46 @@ TEST(Gemm, CompactF16AndBf16AreBitIdenticalToTheirExpansion) {
                 }
     EXPECT_GT(cases, 1000);
     EXPECT_GT(with_subnormals, 50);
+}
+
+TEST(Gemm, CompactKernelsMatchTheirReferenceOnAwkwardShapes) {
+    // Every compact kernel (the two-row f16/bf16 GEMV, the four-row int8 GEMV,
+    // the GEMM on panels decoded four columns of four rows at a time) against
+    // the plain loop on the expansion, with out and in off every tile (1, 3,
+    // 17, 33, 1000: odd row pairs, narrow panels, K tails of 1-3 and of 1-15).
+    // Within float rounding of Σ|a·w| (int8 below gemv_max_rows rows: plus
+    // the documented input quantisation bound, Σ|w|·max|a|/65534).
+    Rng rng(26);
+    const std::size_t sizes[] = {1, 3, 17, 33, 1000};
+    int cases = 0;
+    for (DType dtype : {DType::f16, DType::bf16, DType::int8})
+        for (std::size_t M : {1, 2, 3, 4, 5, 33})
+            for (std::size_t N : sizes)
+                for (std::size_t K : sizes) {
+                    if (M * N * K > 4000000) continue;
+                    const CompactCase c = compact_case(rng, dtype, M, N, K, 2);
+                    ASSERT_TRUE(c.w.active());
+                    std::vector<float> ref(M * N), got(M * N);
+                    matmul_nt_compact_ref(c.A.data(), c.w, c.bias.data(), ref.data(), M);
+                    matmul_nt_compact(c.A.data(), c.w, c.bias.data(), got.data(), M);
+                    for (std::size_t i = 0; i < M; ++i) {
+                        float amax = 0;
+                        for (std::size_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(c.A[i * K + k]));
+                        for (std::size_t j = 0; j < N; ++j) {
+                            double wsum = 0, dot = 0;
+                            for (std::size_t k = 0; k < K; ++k) {
+                                wsum += std::fabs(c.B.data()[j * K + k]);
+                                dot += std::fabs(c.B.data()[j * K + k] * c.A[i * K + k]);
+                            }
+                            double bound = 2e-7 * (dot + std::fabs(c.bias[j])) * std::sqrt(double(K) + 1);
+                            if (dtype == DType::int8 && M < gemv_max_rows) bound += wsum * amax / 65534.0;
+                            ASSERT_LE(std::fabs(double(got[i * N + j]) - ref[i * N + j]), bound)
+                                << dtype_name(dtype) << " " << M << "x" << N << "x" << K << " at " << i << "," << j;
+                        }
+                    }
+                    ++cases;
+                }
+    EXPECT_EQ(cases, 3 * 6 * 5 * 5 - 3 * 2);  // (33, 1000, 1000) skipped for each dtype and M = 5, 33
 }
 
 TEST(Gemm, CompactF16DecodesEveryFiniteValue) {

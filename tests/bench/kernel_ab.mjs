@@ -3,7 +3,8 @@
 // timed round by round, one build after the other, medians. For a kernel
 // change, where the run-to-run noise of this VM exceeds the difference.
 //   cp -r web /tmp/old-web   (before the change; after it, rebuild web/dist)
-//   node tests/bench/kernel_ab.mjs /tmp/old-web web [--rounds=9] [--dtypes=f32,int8]
+//   node tests/bench/kernel_ab.mjs /tmp/old-web web [--rounds=9] [--dtypes=f32,int8] [--batches=1]
+// (--batches=1: the batch-1 cases only; --batches=32,64: the others)
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -16,6 +17,8 @@ const rounds = Number((process.argv.find((a) => a.startsWith('--rounds=')) ?? '-
 const dtypes = (process.argv.find((a) => a.startsWith('--dtypes=')) ?? '--dtypes=f32,f16,bf16,int8')
   .slice(9)
   .split(',');
+const batchArg = process.argv.find((a) => a.startsWith('--batches='));
+const onlyBatches = batchArg ? batchArg.slice(10).split(',').map(Number) : null;
 const load = async (dir) => {
   const mk = await import(pathToFileURL(resolve(dir, 'src/node.js')).href);
   await mk.ready();
@@ -51,6 +54,7 @@ for (const c of cases) {
       if (dtype !== 'f32') models[k].setWeightDtype(dtype);
     }
     for (const batch of c.batches) {
+      if (onlyBatches && !onlyBatches.includes(batch)) continue;
       const x = new Float32Array(batch * c.sizes[0]).map(() => rand());
       const shape = [batch, c.sizes[0]];
       const a = models.old.forward(x, shape).data,
