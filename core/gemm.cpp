@@ -80,7 +80,11 @@ inline void micro_kernel(const float* A, std::size_t lda, const float* P, std::s
         wasm_v128_store(c + r * ldc + 4, c1[r]);
     }
 #else
-    float t[mr][NR] = {};
+    // The same sums in the same order as the SIMD128 path (the tile starts from C), so that the
+    // native build and wasm give the same bits (tests/js/compact.test.mjs checks it).
+    float t[mr][NR];
+    for (std::size_t r = 0; r < mr; ++r)
+        for (std::size_t j = 0; j < NR; ++j) t[r][j] = c[r * ldc + j];
     for (std::size_t k = 0; k < kc; ++k) {
         const float* p = P + k * NR;
         for (std::size_t r = 0; r < mr; ++r) {
@@ -89,7 +93,7 @@ inline void micro_kernel(const float* A, std::size_t lda, const float* P, std::s
         }
     }
     for (std::size_t r = 0; r < mr; ++r)
-        for (std::size_t j = 0; j < NR; ++j) c[r * ldc + j] += t[r][j];
+        for (std::size_t j = 0; j < NR; ++j) c[r * ldc + j] = t[r][j];
 #endif
 }
 
