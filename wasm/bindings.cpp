@@ -100,7 +100,9 @@ public:
     /// A count as JSON: exactly below 2^53; above, to about 16 digits with an
     /// exponent (no printf: its float formatting is a large part of libc).
     static void number(std::string& out, double v) {
-        if (!(v >= 0)) v = 0;  // every number here is a count, a size or an address
+        // Every number here is a count or a size; NaN and infinity (which no caller gives) are
+        // written as 0 rather than trapping or looping below.
+        if (!(v >= 0) || !std::isfinite(v)) v = 0;
         int exponent = 0;
         for (; v >= 9007199254740992.0; ++exponent) v /= 10;
         out += std::to_string(std::uint64_t(v));
@@ -294,7 +296,11 @@ void write_shape(const Shape& shape) {
 }
 
 // A count as text ("3", not "3.000000").
-std::string count_text(double n) { return std::to_string(std::uint64_t(n)); }
+// Must not convert NaN or a value out of range: in wasm that conversion traps (the module aborts).
+std::string count_text(double n) {
+    return n >= 0 && n < 18446744073709551616.0 ? std::to_string(std::uint64_t(n))
+                                                : std::string("an invalid number of");
+}
 
 // ---- files ---------------------------------------------------------------
 
