@@ -55,12 +55,12 @@
 namespace modelkeep {
 
 /// The losses, by PyTorch's class names.
-#define MODELKEEP_LOSSES(X)                                                      \
-    X(mse, "MSELoss")                                                            \
-    X(l1, "L1Loss")                                                              \
-    X(smooth_l1, "SmoothL1Loss")                                                 \
-    X(huber, "HuberLoss") X(cross_entropy, "CrossEntropyLoss") X(nll, "NLLLoss") \
-        X(bce_with_logits, "BCEWithLogitsLoss") X(bce, "BCELoss")
+#define MODELKEEP_LOSSES(X)      \
+    X(mse, "MSELoss")            \
+    X(l1, "L1Loss")              \
+    X(smooth_l1, "SmoothL1Loss") \
+    X(huber, "HuberLoss")        \
+    X(cross_entropy, "CrossEntropyLoss") X(nll, "NLLLoss") X(bce_with_logits, "BCEWithLogitsLoss") X(bce, "BCELoss")
 
 enum class LossKind {
 #define MODELKEEP_X(name, torch_name) name,
