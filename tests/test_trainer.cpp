@@ -258,8 +258,9 @@ TEST_P(TrainerResume, IsBitExact) {
 INSTANTIATE_TEST_SUITE_P(Optimizers, TrainerResume, ::testing::Values(0, 1));
 
 // A warm fit_batch (and train_batch) allocates nothing: the batch is gathered into
-// kept tensors, the gradients and the optimizer state exist, and the new weights go
-// straight into the packed layout (store_parameters).
+// kept tensors (the short last batch into a second set), the gradients and the
+// optimizer state exist, and the new weights go straight into the packed layout
+// (store_parameters).
 TEST(Trainer, WarmFitBatchAllocatesNothing) {
     for (const int which : {0, 1}) {
         Sequential m = mkt::make_model("Linear(20,32),BatchNorm1d(32),ReLU,Dropout(0.2),Linear(32,10)");
@@ -267,7 +268,8 @@ TEST(Trainer, WarmFitBatchAllocatesNothing) {
         o.batch_size = 16;
         Trainer t;
         ASSERT_TRUE(Trainer::create(m, o, t).ok());
-        ASSERT_TRUE(t.set_data(random_tensor({64, 20}, 1), class_targets(64, 10, 2)).ok());  // 4 equal batches
+        // 60 samples: 3 batches of 16 and a short one of 12 (its own buffers, swapped in).
+        ASSERT_TRUE(t.set_data(random_tensor({60, 20}, 1), class_targets(60, 10, 2)).ok());
         BatchResult r;
         for (int i = 0; i < 5; ++i) ASSERT_TRUE(t.fit_batch(r).ok());  // warm, and across an epoch's start
         {
