@@ -1,6 +1,7 @@
 // checkpoint.hpp — a training checkpoint in one .mkp file: the model (as
 // format.hpp writes it) plus the optional TRAINING section with data (tag 192,
-// docs/FORMAT.md §4.7 and §9), which holds a TrainingState (trainer.hpp).
+// docs/FORMAT.md §4.7 and §4.8; the grammar opens checkpoint.cpp), which holds
+// a TrainingState (trainer.hpp).
 //
 // Compatibility: every 1.x reader accepts any minor version, and a reader of
 // 1.2 that does not know tag 192 skips it (after its padding, size and CRC
