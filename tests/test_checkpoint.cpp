@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "checkpoint.hpp"
+#include "counting_source.hpp"
 #include "crc32.hpp"
 #include "fixtures.hpp"
 #include "format_paths.hpp"
@@ -272,6 +273,26 @@ TEST(Checkpoint, ParamsWithoutStateYetRoundTrip) {
     ASSERT_TRUE(read_both(file, back, got, has).ok());
     EXPECT_TRUE(has);
     expect_same_state(s, got);
+}
+
+// From a source outside memory (as JavaScript holds a file): one pass, each byte read
+// once, and the same state as from memory.
+TEST(Checkpoint, ReadsFromASourceInOnePass) {
+    const Sequential m = mkt::tiny_model();
+    const TrainingState s = full_state(m, adam_amsgrad());
+    Bytes file;
+    ASSERT_TRUE(write_checkpoint(m, s, WriteOptions{}, file).ok());
+    const mkt::CountingSource source(file);
+    Sequential back;
+    TrainingState got;
+    bool has = false;
+    FileInfo info;
+    ASSERT_TRUE(read_checkpoint(source, back, got, has, nullptr, &info).ok());
+    ASSERT_TRUE(has);
+    expect_same_state(s, got);
+    EXPECT_EQ(source.most_reads_of_a_byte(), 1u);
+    EXPECT_EQ(source.unread_bytes(), 0u);
+    EXPECT_GE(read_bytes(info, true, true), read_bytes(info, true) + info.section_data[0].bytes);
 }
 
 // The compatibility rule: a checkpoint is the model file too.
