@@ -40,6 +40,13 @@ Status plan_checkpoint(const Sequential& model, const TrainingState& state, cons
 Status write_checkpoint(const Sequential& model, const TrainingState& state, const WriteOptions& options,
                         std::vector<std::uint8_t>& out);
 
+/// The most memory read_checkpoint holds at once for a file read_info described
+/// as `info`, read from a source outside memory: read_bytes(info, true, true)
+/// (the model, the section's payload and raw data) plus the decoded state (its
+/// buffers, as many bytes as the raw data, and what the payload decodes to,
+/// bounded by the header's size).
+std::uint64_t read_checkpoint_bytes(const FileInfo& info);
+
 /// read_model, plus the TRAINING section when the file has one (has_training);
 /// without one, `state` is untouched and has_training false.
 Status read_checkpoint(const ByteSource& source, Sequential& model, TrainingState& state, bool& has_training,
