@@ -383,7 +383,7 @@ void sgd_group(P& p, const std::function<void(P&)>& extra = {}, const std::vecto
     p.str("momentum");
     flt(p, 0.9);
     p.str("dampening").int1(0).str("weight_decay").int1(0);
-    p.str("nesterov").op(0x89).str("maximize").op(0x89).str("foreach").op('N');
+    p.str("nesterov").op(0x89).str("maximize").op(0x89);
     if (extra) extra(p);
     p.str("params").op(']').op('(');
     for (int id : ids) p.int1(id);
@@ -624,7 +624,25 @@ TEST(TorchCheckpoint, RefusesInconsistentStructure) {
                                 p.int1(0).op('}').op('(').str("momentum_buffer").op('N').op('u');
                             },
                             [](P& p) { sgd_group(p); }),
-                        Code::bad_pickle, "parameter 0 twice"));
+                        Code::duplicate_name, "parameter 0 twice"));
+    // A repeated key: Python keeps the last value, a reader that took the first would differ.
+    EXPECT_TRUE(refused(crafted(sgd_state,
+                                [](P& p) {
+                                    sgd_group(p, [](P& q) {
+                                        q.str("lr");
+                                        flt(q, 0.5);
+                                    });
+                                }),
+                        Code::duplicate_name, "has 'lr' twice"));
+    EXPECT_TRUE(refused(crafted(
+                            [](P& p) {
+                                p.int1(1).op('}').op('(').str("momentum_buffer").op('N');
+                                p.str("momentum_buffer");
+                                tensor(p, "3", {2});
+                                p.op('u');
+                            },
+                            [](P& p) { sgd_group(p); }),
+                        Code::duplicate_name, "has 'momentum_buffer' twice"));
     // A state entry that is not a dict; a group that is not a dict; no 'state'.
     EXPECT_TRUE(refused(crafted([](P& p) { p.int1(0).int1(3); }, [](P& p) { sgd_group(p); }), Code::bad_pickle,
                         "['state'][0] is an int"));

@@ -220,6 +220,12 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
                       Parsed& parsed) {
     parsed.first_ref = refs.size();
     if (root.kind != Kind::dict) return Status();  // a bare state dict: weights only
+    // Python keeps a repeated key's last value, this reader's get() its first: refused.
+    for (const char* key : {"epoch", "loss", "optimizer_state_dict"}) {
+        int count = 0;
+        for (const auto& e : root.entries) count += e.first->kind == Kind::string && e.first->text == key;
+        if (count > 1) return error(Code::duplicate_name, std::string("the checkpoint has '") + key + "' twice");
+    }
     if (const Value* epoch = root.get("epoch"); epoch && epoch->kind == Kind::integer) {
         out.has_epoch = true;
         out.epoch = epoch->integer;
@@ -255,6 +261,8 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
     for (const auto& e : group.entries) {
         if (e.first->kind != Kind::string)
             return error(Code::bad_pickle, std::string(group_name) + " has a non-string key");
+        if ((e.first->text == "params" && g.params) || g.get(e.first->text.c_str()))
+            return error(Code::duplicate_name, std::string(group_name) + " has '" + e.first->text + "' twice");
         if (e.first->text == "params")
             g.params = e.second.get();
         else
@@ -290,7 +298,7 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
                                                ", not a parameter id in [0, " + std::to_string(n) + ")");
         const std::size_t i = std::size_t(e.first->integer);
         if (parsed.has_entry[i])
-            return error(Code::bad_pickle,
+            return error(Code::duplicate_name,
                          "optimizer_state_dict['state'] has parameter " + std::to_string(i) + " twice");
         parsed.has_entry[i] = true;
         const std::string where = "optimizer_state_dict['state'][" + std::to_string(i) + "]";
@@ -302,9 +310,13 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
             if (o.kind == OptimizerKind::sgd) continue;
             return unsupported(where + " lacks '" + key + "'");
         }
-        for (const auto& kv : entry.entries) {
+        for (std::size_t k = 0; k < entry.entries.size(); ++k) {
+            const auto& kv = entry.entries[k];
             if (kv.first->kind != Kind::string) return error(Code::bad_pickle, where + " has a non-string key");
             const std::string& key = kv.first->text;
+            for (std::size_t j = 0; j < k; ++j)
+                if (entry.entries[j].first->text == key)
+                    return error(Code::duplicate_name, where + " has '" + key + "' twice");
             const Value& v = *kv.second;
             bool used = false;
             for (const char* k : wanted) used = used || key == k;
