@@ -667,6 +667,14 @@ TEST(TorchCheckpoint, RefusesInconsistentStructure) {
                                 p.str("params").op(']').op('(').int1(0).int1(1).op('e').op('u');
                             }),
                         Code::shape_mismatch, "(3, 2) but the parameter's other state is (2, 3)"));
+    // A group of very many keys is refused before they are compared.
+    EXPECT_TRUE(refused(crafted(sgd_state,
+                                [](P& p) {
+                                    sgd_group(p, [](P& q) {
+                                        for (int i = 0; i < 60; ++i) q.str("k" + std::to_string(i)).int1(0);
+                                    });
+                                }),
+                        Code::limit_exceeded, "keys (at most 64)"));
     // A buffer of another size than its parameter: read, then refused against the model.
     TorchCheckpoint ck;
     const auto small = [](P& p) {
@@ -715,4 +723,35 @@ TEST(TorchCheckpoint, EveryTruncationAndByteFlipOfAWrittenCheckpointIsAnErrorOrA
         TorchCheckpoint ck;
         (void)read_file(flipped, &hint, ck);  // an error or (a changed value) a file: never a crash
     }
+}
+
+TEST(TorchCheckpoint, WeightsOnlyCheckpointAndTensorLoss) {
+    // {'model_state_dict': OrderedDict(w), 'loss': tensor(0.25) (saved without .item()), 'note': 'x'}
+    P p;
+    p.op('}').op('(').str("model_state_dict");
+    p.global("collections", "OrderedDict").op(')').op('R').op('(').str("w");
+    tensor(p, "0", {2, 3});
+    p.op('u').str("loss");
+    tensor(p, "1", {});
+    p.str("note").str("x").op('u').stop();
+    std::vector<std::uint8_t> loss(4);
+    const float quarter = 0.25f;
+    std::memcpy(loss.data(), &quarter, 4);
+    const auto bytes = mkt::build_zip({{"archive/data.pkl", p.b},
+                                       {"archive/data/0", f32_bytes(6)},
+                                       {"archive/data/1", loss},
+                                       {"archive/version", {'3', '\n'}}})
+                           .bytes;
+    TorchCheckpoint ck;
+    const Status st = read_crafted(bytes, ck);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    EXPECT_FALSE(ck.has_optimizer);
+    EXPECT_FALSE(ck.has_epoch);
+    EXPECT_TRUE(ck.has_loss);
+    EXPECT_EQ(ck.loss, 0.25);
+    ASSERT_EQ(ck.model.size(), 1u);  // the loss tensor is not the model's
+    EXPECT_EQ(ck.metadata, (Metadata{{"note", "x"}, {"loss", "0.25"}}));
+    TrainingState state;  // no optimizer state to continue
+    Sequential model;
+    EXPECT_EQ(torch_training_state(ck, model, state).code(), Code::invalid_argument);
 }

@@ -16,6 +16,7 @@ namespace {
 using Kind = Value::Kind;
 
 const char* const group_name = "optimizer_state_dict['param_groups'][0]";
+constexpr std::size_t max_group_keys = 64;
 
 Status unsupported(const std::string& message) { return error(Code::invalid_argument, message); }
 
@@ -257,6 +258,10 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
                            " param groups; modelkeep continues one (one set of options for every parameter)");
     const Value& group = *groups->items[0];
     if (group.kind != Kind::dict) return error(Code::bad_pickle, std::string(group_name) + " is not a dict");
+    // torch's groups have about a dozen keys: a cap keeps the repeat check below cheap.
+    if (group.entries.size() > max_group_keys)
+        return error(Code::limit_exceeded, std::string(group_name) + " has " + std::to_string(group.entries.size()) +
+                                               " keys (at most " + std::to_string(max_group_keys) + ")");
     Group g;
     for (const auto& e : group.entries) {
         if (e.first->kind != Kind::string)
@@ -314,17 +319,18 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
             const auto& kv = entry.entries[k];
             if (kv.first->kind != Kind::string) return error(Code::bad_pickle, where + " has a non-string key");
             const std::string& key = kv.first->text;
-            for (std::size_t j = 0; j < k; ++j)
-                if (entry.entries[j].first->text == key)
-                    return error(Code::duplicate_name, where + " has '" + key + "' twice");
             const Value& v = *kv.second;
             bool used = false;
-            for (const char* k : wanted) used = used || key == k;
+            for (const char* name : wanted) used = used || key == name;
             const bool unused_known =
                 !used && (o.kind == OptimizerKind::adam || o.kind == OptimizerKind::adamw) && key == "max_exp_avg_sq";
             if (!used && !unused_known)
                 return unsupported(where + " has '" + key + "', which " + optimizer_name(o.kind) +
                                    " with these options does not keep");
+            // Known keys only get here (at most five distinct): a repeat is found within six.
+            for (std::size_t j = 0; j < k; ++j)
+                if (entry.entries[j].first->text == key)
+                    return error(Code::duplicate_name, where + " has '" + key + "' twice");
             if (unused_known) continue;
             if (key == "step") {
                 if (v.kind == Kind::integer || v.kind == Kind::floating) {
