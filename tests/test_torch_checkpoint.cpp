@@ -344,3 +344,414 @@ TEST(TorchCheckpoint, PyTorchContinuesWrittenCheckpoints) {
     EXPECT_NE(bad_status, 0) << bad;
     EXPECT_NE(bad.find("FAIL"), std::string::npos) << bad;
 }
+
+// ---- hand-made checkpoints, hostile ones above all ----
+
+namespace {
+
+using mkt::P;
+
+void flt(P& p, double v) {  // BINFLOAT
+    std::uint64_t u = 0;
+    std::memcpy(&u, &v, 8);
+    p.op('G');
+    for (int i = 7; i >= 0; --i) p.op(std::uint8_t(u >> (8 * i)));
+}
+
+// _rebuild_tensor_v2 of a dense tensor of `storage` (torch.<storage>, numel = its size).
+void tensor(P& p, const std::string& key, const std::vector<std::uint64_t>& shape,
+            const std::string& storage = "FloatStorage") {
+    std::uint64_t numel = 1;
+    for (std::uint64_t d : shape) numel *= d;
+    p.global("torch._utils", "_rebuild_tensor_v2").op('(');
+    p.op('(').str("storage").global("torch", storage).str(key).str("cpu").long1(std::int64_t(numel)).op('t').op('Q');
+    p.int1(0).op('(');
+    for (std::uint64_t d : shape) p.long1(std::int64_t(d));
+    p.op('t').op('(');
+    std::vector<std::uint64_t> stride(shape.size());
+    std::uint64_t step = 1;
+    for (std::size_t k = shape.size(); k-- > 0;) stride[k] = step, step *= shape[k];
+    for (std::uint64_t s : stride) p.long1(std::int64_t(s));
+    p.op('t').op(0x89).global("collections", "OrderedDict").op(')').op('R').op('t').op('R');
+}
+
+// The options of an SGD group; `extra` adds keys before 'params'.
+void sgd_group(P& p, const std::function<void(P&)>& extra = {}, const std::vector<int>& ids = {0, 1}) {
+    p.op('}').op('(');
+    p.str("lr");
+    flt(p, 0.1);
+    p.str("momentum");
+    flt(p, 0.9);
+    p.str("dampening").int1(0).str("weight_decay").int1(0);
+    p.str("nesterov").op(0x89).str("maximize").op(0x89);
+    if (extra) extra(p);
+    p.str("params").op(']').op('(');
+    for (int id : ids) p.int1(id);
+    p.op('e').op('u');
+}
+
+// SGD state: momentum buffers of the parameters' shapes (storages "2", "3").
+void sgd_state(P& p) {
+    p.int1(0).op('}').op('(').str("momentum_buffer");
+    tensor(p, "2", {2, 3});
+    p.op('u').int1(1).op('}').op('(').str("momentum_buffer");
+    tensor(p, "3", {2});
+    p.op('u');
+}
+
+// {'epoch': 7, 'model_state_dict': OrderedDict(w (2, 3), b (2,)),
+//  'optimizer_state_dict': {'state': {<state>}, 'param_groups': [<groups>]}, 'loss': 0.5}
+std::vector<std::uint8_t> crafted(const std::function<void(P&)>& state, const std::function<void(P&)>& groups,
+                                  std::vector<std::pair<std::string, std::vector<std::uint8_t>>> storages = {}) {
+    P p;
+    p.op('}').op('(').str("epoch").int1(7).str("model_state_dict");
+    p.global("collections", "OrderedDict").op(')').op('R').op('(').str("w");
+    tensor(p, "0", {2, 3});
+    p.str("b");
+    tensor(p, "1", {2});
+    p.op('u');
+    p.str("optimizer_state_dict").op('}').op('(').str("state").op('}').op('(');
+    state(p);
+    p.op('u').str("param_groups").op(']').op('(');
+    groups(p);
+    p.op('e').op('u');
+    p.str("loss");
+    flt(p, 0.5);
+    p.op('u').stop();
+    const auto floats = [](std::size_t n, float base) {
+        std::vector<std::uint8_t> b(n * 4);
+        for (std::size_t i = 0; i < n; ++i) {
+            const float v = base + float(i);
+            std::memcpy(&b[i * 4], &v, 4);
+        }
+        return b;
+    };
+    std::vector<mkt::Member> members = {{"archive/data.pkl", p.b},
+                                        {"archive/data/0", floats(6, 1)},
+                                        {"archive/data/1", floats(2, 10)},
+                                        {"archive/data/2", floats(6, 20)},
+                                        {"archive/data/3", floats(2, 30)}};
+    for (auto& [key, bytes] : storages) members.push_back({"archive/data/" + key, bytes});
+    members.push_back({"archive/version", {'3', '\n'}});
+    return mkt::build_zip(members).bytes;
+}
+
+Status read_crafted(const std::vector<std::uint8_t>& bytes, TorchCheckpoint& ck,
+                    const OptimizerOptions* hint = nullptr) {
+    return read_file(bytes, hint, ck);
+}
+
+::testing::AssertionResult refused(const std::vector<std::uint8_t>& bytes, Code code, const std::string& words,
+                                   const OptimizerOptions* hint = nullptr) {
+    TorchCheckpoint ck;
+    const Status st = read_crafted(bytes, ck, hint);
+    if (st.code() != code || st.message().find(words) == std::string::npos)
+        return ::testing::AssertionFailure()
+               << "got " << st.to_string() << ", wanted " << code_name(code) << " with '" << words << "'";
+    return ::testing::AssertionSuccess();
+}
+
+std::vector<std::uint8_t> f32_bytes(std::size_t n) { return std::vector<std::uint8_t>(n * 4, 0); }
+
+}  // namespace
+
+TEST(TorchCheckpoint, CraftedValidCheckpointReads) {
+    // The builder makes what the reader takes: the refusals below differ from this in one thing.
+    TorchCheckpoint ck;
+    const Status st = read_crafted(crafted(sgd_state, [](P& p) { sgd_group(p); }), ck);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    EXPECT_EQ(ck.optimizer.kind, OptimizerKind::sgd);
+    EXPECT_EQ(ck.optimizer.lr, 0.1);
+    EXPECT_EQ(ck.optimizer.momentum, 0.9);
+    ASSERT_EQ(ck.params.size(), 2u);
+    EXPECT_TRUE(ck.params[0].has_momentum_buffer);
+    EXPECT_EQ(ck.params[0].momentum_buffer, (std::vector<float>{20, 21, 22, 23, 24, 25}));
+    EXPECT_EQ(ck.params[1].momentum_buffer, (std::vector<float>{30, 31}));
+    EXPECT_EQ(ck.epoch, 7);
+    EXPECT_EQ(ck.loss, 0.5);
+    ASSERT_EQ(ck.model.size(), 2u);
+    EXPECT_EQ(ck.model[0].first, "w");
+    std::vector<Tensor> params = {ck.model[0].second, ck.model[1].second};
+    EXPECT_TRUE(check_torch_optimizer_state(ck, params).ok());
+    // A parameter without state (never stepped), foreach=True, an lr scheduler's
+    // initial_lr and torch 2.6's param_names are all harmless.
+    const auto harmless = [](P& p) {
+        sgd_group(p, [](P& q) {
+            q.str("foreach").op(0x88).str("initial_lr");
+            flt(q, 0.2);
+            q.str("param_names").op(']').op('(').str("w").str("b").op('e');
+            q.str("differentiable").op(0x89).str("fused").op('N');
+        });
+    };
+    const Status st2 = read_crafted(crafted([](P&) {}, harmless), ck);
+    ASSERT_TRUE(st2.ok()) << st2.to_string();
+    EXPECT_TRUE(ck.has_initial_lr);
+    EXPECT_EQ(ck.initial_lr, 0.2);
+    EXPECT_EQ(ck.params[0].step, 0);
+    EXPECT_FALSE(ck.params[0].has_momentum_buffer);
+}
+
+TEST(TorchCheckpoint, RefusesWhatCannotContinueFaithfully) {
+    const auto group = [](std::function<void(P&)> extra) { return [extra](P& p) { sgd_group(p, extra); }; };
+    // Several param groups.
+    EXPECT_TRUE(refused(crafted(sgd_state,
+                                [](P& p) {
+                                    sgd_group(p, {}, {0});
+                                    sgd_group(p, {}, {1});
+                                }),
+                        Code::invalid_argument, "2 param groups"));
+    // An unknown state key (Adamax's), a state key of another optimizer.
+    EXPECT_TRUE(refused(crafted(
+                            [](P& p) {
+                                p.int1(0).op('}').op('(').str("exp_inf");
+                                tensor(p, "2", {2, 3});
+                                p.op('u');
+                            },
+                            group({})),
+                        Code::invalid_argument, "has 'exp_inf'"));
+    // Group options that change the math, or that modelkeep does not have.
+    EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("capturable").op(0x88); })), Code::invalid_argument,
+                        "['capturable'] is True"));
+    EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("differentiable").op(0x88); })),
+                        Code::invalid_argument, "['differentiable'] is True"));
+    EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("fused").op(0x88); })), Code::invalid_argument,
+                        "['fused'] is True"));
+    EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("lr_decay").int1(0); })), Code::invalid_argument,
+                        "has 'lr_decay'"));
+    // A tensor learning rate (torch 2.x allows one).
+    EXPECT_TRUE(refused(crafted(sgd_state,
+                                [](P& p) {
+                                    p.op('}').op('(').str("lr");
+                                    tensor(p, "4", {});
+                                    p.str("momentum").int1(0).str("dampening").int1(0).str("weight_decay").int1(0);
+                                    p.str("nesterov").op(0x89).str("maximize").op(0x89);
+                                    p.str("params").op(']').op('(').int1(0).int1(1).op('e').op('u');
+                                },
+                                {{"4", f32_bytes(1)}}),
+                        Code::invalid_argument, "['lr'] is a tensor"));
+    // Not one of the four optimizers (Adagrad's keys).
+    EXPECT_TRUE(refused(crafted([](P&) {},
+                                [](P& p) {
+                                    p.op('}').op('(').str("lr");
+                                    flt(p, 0.01);
+                                    p.str("lr_decay").int1(0).str("weight_decay").int1(0);
+                                    p.str("params").op(']').op('(').int1(0).int1(1).op('e').op('u');
+                                }),
+                        Code::invalid_argument, "not SGD, Adam, AdamW or RMSprop"));
+    // An option out of range: PyTorch's constructor check.
+    EXPECT_TRUE(refused(crafted(sgd_state,
+                                [](P& p) {
+                                    p.op('}').op('(').str("lr");
+                                    flt(p, -1.0);
+                                    p.str("momentum").int1(0).str("dampening").int1(0).str("weight_decay").int1(0);
+                                    p.str("nesterov").op(0x89).str("maximize").op(0x89);
+                                    p.str("params").op(']').op('(').int1(0).int1(1).op('e').op('u');
+                                }),
+                        Code::invalid_hyperparameter, "lr"));
+    // Non-float32 state.
+    EXPECT_TRUE(refused(crafted(
+                            [](P& p) {
+                                p.int1(0).op('}').op('(').str("momentum_buffer");
+                                tensor(p, "5", {2, 3}, "DoubleStorage");
+                                p.op('u');
+                            },
+                            group({}), {{"5", std::vector<std::uint8_t>(48, 0)}}),
+                        Code::unsupported_tensor, "float64"));
+    // Adam's step must be a whole number >= 0.
+    const OptimizerOptions adam = kind_of("adam");
+    const auto adam_group = [](P& p) {
+        p.op('}').op('(').str("lr");
+        flt(p, 0.001);
+        p.str("betas").op('(');
+        flt(p, 0.9);
+        flt(p, 0.999);
+        p.op('t').str("eps");
+        flt(p, 1e-8);
+        p.str("weight_decay").int1(0).str("amsgrad").op(0x89).str("maximize").op(0x89);
+        p.str("params").op(']').op('(').int1(0).int1(1).op('e').op('u');
+    };
+    const auto adam_state = [](double step) {
+        return [step](P& p) {
+            p.int1(0).op('}').op('(').str("step");
+            flt(p, step);
+            p.str("exp_avg");
+            tensor(p, "2", {2, 3});
+            p.str("exp_avg_sq");
+            tensor(p, "2", {2, 3});
+            p.op('u');
+        };
+    };
+    TorchCheckpoint ck;
+    const Status fine = read_crafted(crafted(adam_state(3.0), adam_group), ck, &adam);
+    ASSERT_TRUE(fine.ok()) << fine.to_string();
+    EXPECT_EQ(ck.params[0].step, 3);
+    EXPECT_TRUE(refused(crafted(adam_state(2.5), adam_group), Code::invalid_argument, "not a whole number", &adam));
+    EXPECT_TRUE(refused(crafted(adam_state(-1.0), adam_group), Code::invalid_argument, "not a whole number", &adam));
+    // Adam's state without exp_avg_sq.
+    EXPECT_TRUE(refused(crafted(
+                            [](P& p) {
+                                p.int1(0).op('}').op('(').str("step").int1(1).str("exp_avg");
+                                tensor(p, "2", {2, 3});
+                                p.op('u');
+                            },
+                            adam_group),
+                        Code::invalid_argument, "lacks 'exp_avg_sq'", &adam));
+}
+
+TEST(TorchCheckpoint, RefusesInconsistentStructure) {
+    // params ids out of range, out of order; state keys out of range or twice.
+    EXPECT_TRUE(refused(crafted(sgd_state,
+                                [](P& p) {
+                                    sgd_group(p, {}, {0, 5});
+                                }),
+                        Code::bad_pickle, "['params'][1] is 5"));
+    EXPECT_TRUE(refused(crafted(sgd_state,
+                                [](P& p) {
+                                    sgd_group(p, {}, {1, 0});
+                                }),
+                        Code::bad_pickle, "['params'][0] is 1"));
+    EXPECT_TRUE(refused(crafted(
+                            [](P& p) {
+                                p.int1(7).op('}').op('(').str("momentum_buffer");
+                                tensor(p, "2", {2, 3});
+                                p.op('u');
+                            },
+                            [](P& p) { sgd_group(p); }),
+                        Code::bad_pickle, "has key 7, not a parameter id in [0, 2)"));
+    EXPECT_TRUE(refused(crafted(
+                            [](P& p) {
+                                sgd_state(p);
+                                p.int1(0).op('}').op('(').str("momentum_buffer").op('N').op('u');
+                            },
+                            [](P& p) { sgd_group(p); }),
+                        Code::duplicate_name, "parameter 0 twice"));
+    // A repeated key: Python keeps the last value, a reader that took the first would differ.
+    EXPECT_TRUE(refused(crafted(sgd_state,
+                                [](P& p) {
+                                    sgd_group(p, [](P& q) {
+                                        q.str("lr");
+                                        flt(q, 0.5);
+                                    });
+                                }),
+                        Code::duplicate_name, "has 'lr' twice"));
+    EXPECT_TRUE(refused(crafted(
+                            [](P& p) {
+                                p.int1(1).op('}').op('(').str("momentum_buffer").op('N');
+                                p.str("momentum_buffer");
+                                tensor(p, "3", {2});
+                                p.op('u');
+                            },
+                            [](P& p) { sgd_group(p); }),
+                        Code::duplicate_name, "has 'momentum_buffer' twice"));
+    // A state entry that is not a dict; a group that is not a dict; no 'state'.
+    EXPECT_TRUE(refused(crafted([](P& p) { p.int1(0).int1(3); }, [](P& p) { sgd_group(p); }), Code::bad_pickle,
+                        "['state'][0] is an int"));
+    EXPECT_TRUE(refused(crafted(sgd_state, [](P& p) { p.int1(1); }), Code::bad_pickle, "is not a dict"));
+    // Buffers of one parameter that disagree (RMSprop centered: square_avg and grad_avg).
+    EXPECT_TRUE(refused(crafted(
+                            [](P& p) {
+                                p.int1(0).op('}').op('(').str("step").int1(2).str("square_avg");
+                                tensor(p, "2", {2, 3});
+                                p.str("grad_avg");
+                                tensor(p, "2", {3, 2});
+                                p.op('u');
+                            },
+                            [](P& p) {
+                                p.op('}').op('(').str("lr");
+                                flt(p, 0.01);
+                                p.str("momentum").int1(0).str("alpha");
+                                flt(p, 0.99);
+                                p.str("eps");
+                                flt(p, 1e-8);
+                                p.str("centered").op(0x88).str("weight_decay").int1(0).str("maximize").op(0x89);
+                                p.str("params").op(']').op('(').int1(0).int1(1).op('e').op('u');
+                            }),
+                        Code::shape_mismatch, "(3, 2) but the parameter's other state is (2, 3)"));
+    // A group of very many keys is refused before they are compared.
+    EXPECT_TRUE(refused(crafted(sgd_state,
+                                [](P& p) {
+                                    sgd_group(p, [](P& q) {
+                                        for (int i = 0; i < 60; ++i) q.str("k" + std::to_string(i)).int1(0);
+                                    });
+                                }),
+                        Code::limit_exceeded, "keys (at most 64)"));
+    // A buffer of another size than its parameter: read, then refused against the model.
+    TorchCheckpoint ck;
+    const auto small = [](P& p) {
+        p.int1(1).op('}').op('(').str("momentum_buffer");
+        tensor(p, "6", {3});
+        p.op('u');
+    };
+    const Status read = read_crafted(crafted(small, [](P& p) { sgd_group(p); }, {{"6", f32_bytes(3)}}), ck);
+    ASSERT_TRUE(read.ok()) << read.to_string();
+    const std::vector<Tensor> params = {ck.model[0].second, ck.model[1].second};
+    const Status st = check_torch_optimizer_state(ck, params);
+    EXPECT_EQ(st.code(), Code::shape_mismatch);
+    EXPECT_NE(st.message().find("parameter 1 is (3,) but the parameter is (2,)"), std::string::npos) << st.message();
+    // Huge shapes are refused before anything is allocated (the reader's caps).
+    const auto huge = [](P& p) {
+        p.int1(0).op('}').op('(').str("momentum_buffer");
+        p.global("torch._utils", "_rebuild_tensor_v2").op('(');
+        p.op('(').str("storage").global("torch", "FloatStorage").str("2").str("cpu").int1(6).op('t').op('Q');
+        p.int1(0).op('(').long1(std::int64_t(1) << 40).long1(std::int64_t(1) << 40).op('t');
+        p.op('(').int1(0).int1(0).op('t').op(0x89).global("collections", "OrderedDict").op(')').op('R').op('t');
+        p.op('R').op('u');
+    };
+    TorchCheckpoint big;
+    const Status hs = read_crafted(crafted(huge, [](P& p) { sgd_group(p); }), big);
+    EXPECT_TRUE(hs.code() == Code::size_overflow || hs.code() == Code::limit_exceeded) << hs.to_string();
+}
+
+TEST(TorchCheckpoint, EveryTruncationAndByteFlipOfAWrittenCheckpointIsAnErrorOrAFile) {
+    const auto cases = mkt::load_training_cases("checkpoint");
+    ASSERT_FALSE(cases.empty());
+    Continued run;
+    continue_case(cases.back(), run);  // RMSprop: every kind of entry (int step, tensors, initial_lr)
+    if (HasFatalFailure()) return;
+    std::vector<std::uint8_t> bytes;
+    ASSERT_TRUE(write_torch_checkpoint(run.model, state_after(run), bytes).ok());
+    const OptimizerOptions hint = kind_of(cases.back().word("optimizer"));
+    std::size_t refused_count = 0;
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+        TorchCheckpoint ck;
+        refused_count += !read_file(std::vector<std::uint8_t>(bytes.begin(), bytes.begin() + long(n)), &hint, ck).ok();
+    }
+    EXPECT_EQ(refused_count, bytes.size());  // every truncation
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        std::vector<std::uint8_t> flipped = bytes;
+        flipped[i] ^= 0x5a;
+        TorchCheckpoint ck;
+        (void)read_file(flipped, &hint, ck);  // an error or (a changed value) a file: never a crash
+    }
+}
+
+TEST(TorchCheckpoint, WeightsOnlyCheckpointAndTensorLoss) {
+    // {'model_state_dict': OrderedDict(w), 'loss': tensor(0.25) (saved without .item()), 'note': 'x'}
+    P p;
+    p.op('}').op('(').str("model_state_dict");
+    p.global("collections", "OrderedDict").op(')').op('R').op('(').str("w");
+    tensor(p, "0", {2, 3});
+    p.op('u').str("loss");
+    tensor(p, "1", {});
+    p.str("note").str("x").op('u').stop();
+    std::vector<std::uint8_t> loss(4);
+    const float quarter = 0.25f;
+    std::memcpy(loss.data(), &quarter, 4);
+    const auto bytes = mkt::build_zip({{"archive/data.pkl", p.b},
+                                       {"archive/data/0", f32_bytes(6)},
+                                       {"archive/data/1", loss},
+                                       {"archive/version", {'3', '\n'}}})
+                           .bytes;
+    TorchCheckpoint ck;
+    const Status st = read_crafted(bytes, ck);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    EXPECT_FALSE(ck.has_optimizer);
+    EXPECT_FALSE(ck.has_epoch);
+    EXPECT_TRUE(ck.has_loss);
+    EXPECT_EQ(ck.loss, 0.25);
+    ASSERT_EQ(ck.model.size(), 1u);  // the loss tensor is not the model's
+    EXPECT_EQ(ck.metadata, (Metadata{{"note", "x"}, {"loss", "0.25"}}));
+    TrainingState state;  // no optimizer state to continue
+    Sequential model;
+    EXPECT_EQ(torch_training_state(ck, model, state).code(), Code::invalid_argument);
+}

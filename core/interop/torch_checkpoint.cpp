@@ -16,6 +16,7 @@ namespace {
 using Kind = Value::Kind;
 
 const char* const group_name = "optimizer_state_dict['param_groups'][0]";
+constexpr std::size_t max_group_keys = 64;
 
 Status unsupported(const std::string& message) { return error(Code::invalid_argument, message); }
 
@@ -220,6 +221,12 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
                       Parsed& parsed) {
     parsed.first_ref = refs.size();
     if (root.kind != Kind::dict) return Status();  // a bare state dict: weights only
+    // Python keeps a repeated key's last value, this reader's get() its first: refused.
+    for (const char* key : {"epoch", "loss", "optimizer_state_dict"}) {
+        int count = 0;
+        for (const auto& e : root.entries) count += e.first->kind == Kind::string && e.first->text == key;
+        if (count > 1) return error(Code::duplicate_name, std::string("the checkpoint has '") + key + "' twice");
+    }
     if (const Value* epoch = root.get("epoch"); epoch && epoch->kind == Kind::integer) {
         out.has_epoch = true;
         out.epoch = epoch->integer;
@@ -251,10 +258,16 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
                            " param groups; modelkeep continues one (one set of options for every parameter)");
     const Value& group = *groups->items[0];
     if (group.kind != Kind::dict) return error(Code::bad_pickle, std::string(group_name) + " is not a dict");
+    // torch's groups have about a dozen keys: a cap keeps the repeat check below cheap.
+    if (group.entries.size() > max_group_keys)
+        return error(Code::limit_exceeded, std::string(group_name) + " has " + std::to_string(group.entries.size()) +
+                                               " keys (at most " + std::to_string(max_group_keys) + ")");
     Group g;
     for (const auto& e : group.entries) {
         if (e.first->kind != Kind::string)
             return error(Code::bad_pickle, std::string(group_name) + " has a non-string key");
+        if ((e.first->text == "params" && g.params) || g.get(e.first->text.c_str()))
+            return error(Code::duplicate_name, std::string(group_name) + " has '" + e.first->text + "' twice");
         if (e.first->text == "params")
             g.params = e.second.get();
         else
@@ -290,7 +303,7 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
                                                ", not a parameter id in [0, " + std::to_string(n) + ")");
         const std::size_t i = std::size_t(e.first->integer);
         if (parsed.has_entry[i])
-            return error(Code::bad_pickle,
+            return error(Code::duplicate_name,
                          "optimizer_state_dict['state'] has parameter " + std::to_string(i) + " twice");
         parsed.has_entry[i] = true;
         const std::string where = "optimizer_state_dict['state'][" + std::to_string(i) + "]";
@@ -302,17 +315,22 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
             if (o.kind == OptimizerKind::sgd) continue;
             return unsupported(where + " lacks '" + key + "'");
         }
-        for (const auto& kv : entry.entries) {
+        for (std::size_t k = 0; k < entry.entries.size(); ++k) {
+            const auto& kv = entry.entries[k];
             if (kv.first->kind != Kind::string) return error(Code::bad_pickle, where + " has a non-string key");
             const std::string& key = kv.first->text;
             const Value& v = *kv.second;
             bool used = false;
-            for (const char* k : wanted) used = used || key == k;
+            for (const char* name : wanted) used = used || key == name;
             const bool unused_known =
                 !used && (o.kind == OptimizerKind::adam || o.kind == OptimizerKind::adamw) && key == "max_exp_avg_sq";
             if (!used && !unused_known)
                 return unsupported(where + " has '" + key + "', which " + optimizer_name(o.kind) +
                                    " with these options does not keep");
+            // Known keys only get here (at most five distinct): a repeat is found within six.
+            for (std::size_t j = 0; j < k; ++j)
+                if (entry.entries[j].first->text == key)
+                    return error(Code::duplicate_name, where + " has '" + key + "' twice");
             if (unused_known) continue;
             if (key == "step") {
                 if (v.kind == Kind::integer || v.kind == Kind::floating) {

@@ -10,50 +10,65 @@
 // tensors without the buffers (train.hpp's parameters_of order).
 //
 // Reading (read_torch_checkpoint), through torch_file.hpp's inert reader (its
-// pickle, memory and value caps; nothing is executed), every rule a refusal
-// with one code:
+// pickle, memory, tensor-count and view caps; nothing is executed; the
+// optimizer's tensors are read with the model's, in the same budget). Each
+// rule is a refusal with one code:
 //  1. The model is the state dict torch_file.hpp chooses ('model_state_dict'
-//     first); a file without 'optimizer_state_dict' is read as weights (and
-//     epoch/loss) only: has_optimizer false.
+//     first). A file without 'optimizer_state_dict' is read as weights (and
+//     epoch/loss) only: has_optimizer false. 'epoch', 'loss' or
+//     'optimizer_state_dict' twice in the checkpoint: duplicate_name (Python
+//     keeps a repeated key's last value).
 //  2. 'optimizer_state_dict' must be a dict of exactly 'state' (a dict) and
-//     'param_groups' (a list), else bad_pickle. One param group only; several:
+//     'param_groups' (a list): bad_pickle. One param group only; several:
 //     invalid_argument (modelkeep has one set of options for all parameters).
+//     A group of more than 64 keys: limit_exceeded; a key twice: duplicate_name.
 //  3. The group's 'params' must be the ints 0, 1, ..., n-1 in order (n <=
-//     max_tensors), and 'state' keys ints in [0, n), each once: bad_pickle.
-//     'param_names' (torch >= 2.6), if present, must be n strings (not compared).
+//     max_tensors, else limit_exceeded), and 'state' keys ints in [0, n):
+//     bad_pickle; a parameter twice in 'state': duplicate_name. 'param_names'
+//     (torch >= 2.6), if present, must be n strings (bad_pickle; not compared).
 //  4. The optimizer is recognised from the group's keys (the class is not in
-//     the file): SGD has 'momentum', 'dampening', 'nesterov'; RMSprop 'alpha',
+//     the file): SGD has 'dampening' or 'nesterov'; RMSprop 'alpha' or
 //     'centered'; Adam and AdamW 'betas' and 'amsgrad' with the same keys, told
-//     apart only by 'decoupled_weight_decay' (torch >= 2.7: true is AdamW) or by
+//     apart only by 'decoupled_weight_decay' (torch >= 2.7: True is AdamW) or by
 //     kind_hint (its kind only; the options come from the file). Without either:
-//     invalid_argument asking to name it (--optimizer adam or adamw). A hint of
-//     another kind than the keys say: invalid_argument. Adamax, NAdam, RAdam,
-//     Adagrad, ... (other keys, or no 'amsgrad'): invalid_argument.
-//  5. Every key of the group must be known for that optimizer: the options
-//     (lr, momentum, dampening, weight_decay, nesterov, betas, eps, amsgrad,
-//     alpha, centered, maximize: each required, numbers as int or float, flags
-//     as bool), 'params', and these accepted with their harmless values only:
-//     'foreach' (None/False/True: the same math here), 'capturable' False,
-//     'differentiable' False, 'fused' None/False, 'initial_lr' (a number, set by
-//     an lr scheduler: kept in initial_lr), 'param_names'. Anything else, a
-//     tensor lr or beta, capturable/differentiable/fused true: invalid_argument.
-//     Values out of range: invalid_hyperparameter (validate_options).
-//  6. Each state entry is a dict of the optimizer's own keys (optim.hpp's
-//     state_keys): SGD 'momentum_buffer' (a tensor, or None: no buffer yet;
-//     ignored when momentum is 0); Adam/AdamW 'step', 'exp_avg', 'exp_avg_sq',
-//     'max_exp_avg_sq' (amsgrad; an unused one is dropped); RMSprop 'step',
-//     'square_avg', 'momentum_buffer' (momentum > 0), 'grad_avg' (centered).
-//     A required key missing or an unknown key: invalid_argument. 'step' is a
-//     0-d tensor (float32 or int64) or an int, a whole number >= 0 (else
-//     invalid_argument). SGD stores no step: a parameter with state gets step 1.
-//     A parameter without an entry has never been stepped: step 0, no buffers.
-//  7. State tensors must be float32 (unsupported_tensor otherwise; tensors of
-//     other kinds as the reader refuses them); all buffers of one parameter
-//     hold the same shape (shape_mismatch).
-//  8. 'epoch': an int → has_epoch. 'loss': an int, a float or a 0-d tensor →
-//     has_loss. Every scalar entry (and a tensor loss) is kept as text in
-//     metadata, 'epoch' excepted.
-// The fit to a model (count and sizes: shape_mismatch) is check_torch_optimizer_state's.
+//     invalid_argument asking to name it (--optimizer adam or --optimizer adamw).
+//     A hint of another kind than the file's: invalid_argument. 'betas' without
+//     'amsgrad' (Adamax, NAdam, RAdam) or none of these keys (Adagrad, ...):
+//     invalid_argument.
+//  5. Every key of the group must be known for that optimizer: its options
+//     (SGD lr, momentum, dampening, weight_decay, nesterov, maximize; Adam/AdamW
+//     lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay;
+//     RMSprop lr, momentum, alpha, eps, centered, weight_decay, maximize), each
+//     required (missing: invalid_argument), numbers int or float and flags bool
+//     (else bad_pickle), a tensor lr or beta (torch 2.x) invalid_argument; plus
+//     'params' and these, accepted with their harmless values only: 'foreach'
+//     (None/False/True: the same values), 'capturable' False, 'differentiable'
+//     False, 'fused' None/False, 'initial_lr' (a number set by an lr scheduler:
+//     kept in initial_lr), 'param_names'. Any other key, or capturable /
+//     differentiable / fused True: invalid_argument. Values out of range (lr < 0,
+//     beta >= 1, nesterov without momentum, ...): invalid_hyperparameter
+//     (optim.hpp's validate_options).
+//  6. Each state entry is a dict (bad_pickle) of the optimizer's own keys
+//     (optim.hpp's state_keys): SGD 'momentum_buffer' (a tensor, or None: no
+//     buffer yet; dropped when momentum is 0; may be absent); Adam/AdamW 'step',
+//     'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq' (with amsgrad; without, it is
+//     dropped); RMSprop 'step', 'square_avg', 'momentum_buffer' (momentum > 0),
+//     'grad_avg' (centered). A required key missing, or a key the optimizer
+//     with these options does not keep: invalid_argument; a key twice:
+//     duplicate_name; a buffer that is not a tensor: bad_pickle. 'step' is an
+//     int, a float or a 0-d float32/int64 tensor holding a whole number >= 0
+//     (else invalid_argument; another dtype unsupported_tensor). SGD stores no
+//     step: a parameter with an entry gets step 1. A parameter without an entry
+//     was never stepped: step 0, no buffers (Optimizer::set_state: zeros).
+//  7. State buffers must be float32 (unsupported_tensor; what the reader refuses
+//     of any tensor — huge shapes size_overflow / limit_exceeded, views out of
+//     bounds, missing storages — keeps its codes); all buffers of one parameter
+//     have one shape (shape_mismatch).
+//  8. 'epoch': an int → has_epoch. 'loss': an int, a float, or a tensor of one
+//     value → has_loss. Every scalar entry (and a tensor loss) is kept as text
+//     in metadata, 'epoch' excepted when it is an int.
+// The fit to the model is check_torch_optimizer_state's: as many parameters as
+// the model's parameters_of, each state of its parameter's shape (shape_mismatch).
 //
 // Writing (write_torch_checkpoint): a torch zip (torch_file.hpp's writer, pickle
 // protocol 2) of the dict {'epoch': int, 'model_state_dict': OrderedDict of
