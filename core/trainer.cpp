@@ -292,6 +292,25 @@ void Trainer::draw_permutation() {
     perm_ready_ = true;
 }
 
+void Trainer::swap_slot() {
+    // The generator, the mode and the momentum stay with the trainer; the recorded
+    // forward and the shaped tensors change places (moves: no allocation).
+    const DropoutRng rng = buffers_.rng;
+    const bool training = buffers_.training;
+    const float momentum = buffers_.momentum;
+    std::swap(buffers_, other_.buffers);
+    buffers_.rng = rng;
+    buffers_.training = training;
+    buffers_.momentum = momentum;
+    std::swap(y_, other_.y);
+    std::swap(loss_, other_.loss);
+    std::swap(loss_grad_, other_.loss_grad);
+    std::swap(batch_x_, other_.batch_x);
+    std::swap(batch_t_, other_.batch_t);
+    forwarded_ = loss_ready_ = false;
+    short_active_ = !short_active_;
+}
+
 Status Trainer::fit_batch(BatchResult& result) {
     if (model_ == nullptr) return not_created();
     const std::size_t n = samples();
@@ -304,6 +323,7 @@ Status Trainer::fit_batch(BatchResult& result) {
     const std::size_t first = std::size_t(batch_) * options_.batch_size;
     const std::size_t m = std::min(options_.batch_size, n - first);
     const std::size_t row = data_x_.size() / n, trow = data_t_.size() / n;
+    if ((m != options_.batch_size) != short_active_) swap_slot();
     batch_shape_[0] = m;
     target_shape_[0] = m;
     fit(batch_x_, batch_shape_);

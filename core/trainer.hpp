@@ -32,7 +32,9 @@
 // Memory: create() allocates the parameters' float32 copy, the gradients and the
 // optimizer's state once; a warm train_batch / fit_batch on an already-seen batch
 // shape allocates nothing (the loss, the recorded forward and the gradients are
-// resized in place; the new weights are written back with load_parameters).
+// resized in place; the new weights are written back with store_parameters, straight
+// into the packed layout). fit_batch keeps a second set of buffers for an epoch's
+// short last batch, so a warm epoch allocates nothing either.
 //
 // Randomness: one seed makes a run repeatable: the dropout masks (TrainBuffers'
 // DropoutRng) and the shuffling (a second generator, seeded from the same seed)
@@ -55,11 +57,12 @@
 namespace modelkeep {
 
 /// The losses, by PyTorch's class names.
-#define MODELKEEP_LOSSES(X)                                                                                   \
-    X(mse, "MSELoss")                                                                                         \
-    X(l1, "L1Loss")                                                                                           \
-    X(smooth_l1, "SmoothL1Loss") X(huber, "HuberLoss") X(cross_entropy, "CrossEntropyLoss") X(nll, "NLLLoss") \
-        X(bce_with_logits, "BCEWithLogitsLoss") X(bce, "BCELoss")
+#define MODELKEEP_LOSSES(X)      \
+    X(mse, "MSELoss")            \
+    X(l1, "L1Loss")              \
+    X(smooth_l1, "SmoothL1Loss") \
+    X(huber, "HuberLoss")        \
+    X(cross_entropy, "CrossEntropyLoss") X(nll, "NLLLoss") X(bce_with_logits, "BCEWithLogitsLoss") X(bce, "BCELoss")
 
 enum class LossKind {
 #define MODELKEEP_X(name, torch_name) name,
@@ -239,6 +242,15 @@ private:
     std::vector<std::uint32_t> perm_;
     Tensor data_x_, data_t_, batch_x_, batch_t_;
     Shape batch_shape_, target_shape_;
+    // fit_batch's short last batch runs in a second set of buffers, swapped in and
+    // out, so that alternating between the two batch shapes allocates nothing.
+    struct Slot {
+        TrainBuffers buffers;
+        Tensor y, loss, loss_grad, batch_x, batch_t;
+    };
+    Slot other_;
+    bool short_active_ = false;
+    void swap_slot();
 
     ForwardBuffers eval_buffers_;  // evaluate: the inference path
     Tensor eval_x_, eval_t_, eval_y_, eval_loss_, eval_grad_;

@@ -258,8 +258,9 @@ TEST_P(TrainerResume, IsBitExact) {
 INSTANTIATE_TEST_SUITE_P(Optimizers, TrainerResume, ::testing::Values(0, 1));
 
 // A warm fit_batch (and train_batch) allocates nothing: the batch is gathered into
-// kept tensors, the gradients and the optimizer state exist, and the new weights go
-// straight into the packed layout (store_parameters).
+// kept tensors (the short last batch into a second set), the gradients and the
+// optimizer state exist, and the new weights go straight into the packed layout
+// (store_parameters).
 TEST(Trainer, WarmFitBatchAllocatesNothing) {
     for (const int which : {0, 1}) {
         Sequential m = mkt::make_model("Linear(20,32),BatchNorm1d(32),ReLU,Dropout(0.2),Linear(32,10)");
@@ -267,7 +268,8 @@ TEST(Trainer, WarmFitBatchAllocatesNothing) {
         o.batch_size = 16;
         Trainer t;
         ASSERT_TRUE(Trainer::create(m, o, t).ok());
-        ASSERT_TRUE(t.set_data(random_tensor({64, 20}, 1), class_targets(64, 10, 2)).ok());  // 4 equal batches
+        // 60 samples: 3 batches of 16 and a short one of 12 (its own buffers, swapped in).
+        ASSERT_TRUE(t.set_data(random_tensor({60, 20}, 1), class_targets(60, 10, 2)).ok());
         BatchResult r;
         for (int i = 0; i < 5; ++i) ASSERT_TRUE(t.fit_batch(r).ok());  // warm, and across an epoch's start
         {
@@ -636,5 +638,60 @@ TEST(TrainOptions, TextRoundTrips) {
         EXPECT_EQ(a.start_factor, b.start_factor);
         EXPECT_EQ(a.end_factor, b.end_factor);
         EXPECT_EQ(a.total_iters, b.total_iters);
+    }
+}
+
+// PyTorch's loop (tests/golden/trainer/mlp.txt, make_trainer_golden.py): every step's
+// loss and the final weights. Not bit-exact: the gradients' sums run in another order
+// than PyTorch's (docs/TRAINING.md, Numerics), and each step feeds the next. Bound:
+// within trainer_tolerance of the tensor's largest magnitude (the worst seen over the
+// cases is printed; the optimizers themselves are bit-exact, test_optim.cpp).
+TEST(Trainer, MatchesPyTorchsLoop) {
+    constexpr double trainer_tolerance = 1e-5;
+    // The reader of make_training_golden.py's format looks under golden/training/.
+    const std::vector<mkt::TrainingCase> cases = mkt::load_training_cases("../trainer/mlp");
+    ASSERT_EQ(cases.size(), 3u);
+    for (const mkt::TrainingCase& c : cases) {
+        Sequential m = mkt::make_model("Linear(4,8),Tanh,Linear(8,3)");
+        std::vector<Tensor> values(4);
+        for (std::size_t i = 0; i < 4; ++i) values[i] = c.tensor("param" + std::to_string(i));
+        ASSERT_TRUE(load_parameters(m, values).ok());
+        TrainerOptions o;
+        ASSERT_TRUE(parse_optimizer(c.word("optimizer") + "(lr=1)", o.optimizer).ok());  // lr: below
+        o.optimizer.lr = c.number("lr", 0);
+        o.optimizer.momentum = c.number("momentum", 0);
+        o.optimizer.nesterov = c.flag("nesterov");
+        o.optimizer.weight_decay = c.number("weight_decay", 0);
+        ASSERT_TRUE(parse_loss(c.word("loss"), o.loss).ok());
+        o.batch_size = std::size_t(c.number("batch_size", 0));
+        o.max_grad_norm = c.number("max_grad_norm", 0);
+        o.shuffle = false;
+        if (c.has("step_size")) {
+            o.has_scheduler = true;
+            o.scheduler = step_lr_options(std::int64_t(c.number("step_size", 1)), c.number("gamma", 0.1));
+        }
+        Trainer t;
+        ASSERT_TRUE(Trainer::create(m, o, t).ok()) << c.name;
+        ASSERT_TRUE(t.set_data(c.tensor("x"), c.tensor("target")).ok());
+        const Tensor& want = c.tensor("loss");
+        Tensor losses = zeros({want.size()});
+        BatchResult r;
+        for (std::size_t k = 0; k < want.size(); ++k) {
+            ASSERT_TRUE(t.fit_batch(r).ok()) << c.name;
+            losses(k) = r.loss;
+        }
+        EXPECT_EQ(t.state().epoch, std::int64_t(c.number("epochs", 0))) << c.name;
+        EXPECT_TRUE(mkt::close_to(c.name + " loss", losses, want, 0, trainer_tolerance));
+        ASSERT_TRUE(parameters_of(m, values).ok());
+        double worst = 0;
+        for (std::size_t i = 0; i < 4; ++i) {
+            const Tensor& final = c.tensor("final" + std::to_string(i));
+            EXPECT_TRUE(mkt::close_to(c.name + " final" + std::to_string(i), values[i], final, 0, trainer_tolerance));
+            double scale = 0;
+            for (float v : final) scale = std::max(scale, double(std::fabs(v)));
+            for (std::size_t k = 0; k < final.size(); ++k)
+                worst = std::max(worst, std::fabs(double(values[i].data()[k]) - final.data()[k]) / scale);
+        }
+        std::printf("%s: worst final weight %.3g of the tensor's scale\n", c.name.c_str(), worst);
     }
 }
