@@ -175,8 +175,9 @@ EMSCRIPTEN_KEEPALIVE const char* mk_trainer_load(ModelHandle* h, double size) {
             error(Code::bad_magic, "a training checkpoint is a modelkeep (.mkp) file; these bytes are not one"));
     FileInfo info;
     Status st = read_info(file, false, info);
-    // The model, then the section's state, which is at most the file's size in floats.
-    if (st.ok()) st = reserve(double(read_bytes(info, true)) + double(info.file_bytes), "the checkpoint");
+    // The model and the sections as read_model holds them, then the state parsed from the
+    // TRAINING section's bytes (no more than the file holds).
+    if (st.ok()) st = reserve(double(read_bytes(info, true, true)) + double(info.file_bytes), "the checkpoint");
     Sequential model;
     TrainingState state;
     bool has_training = false;

@@ -333,6 +333,84 @@ test('fit yields to the event loop (a macrotask) while it runs', async () => {
   model.dispose();
 });
 
+/** A hex float as make_training_golden.py writes it ('-0x1.2d9d48p-3', float.hex()). */
+function hexFloat(text) {
+  const m = /^([+-]?)0x([0-9a-f]+)(?:\.([0-9a-f]*))?p([+-]?\d+)$/i.exec(text);
+  if (!m) throw new Error(`not a hex float: ${text}`);
+  const digits = m[3] ?? '';
+  const v = parseInt(m[2] + digits, 16) * 2 ** (Number(m[4]) - 4 * digits.length);
+  return m[1] === '-' ? -v : v;
+}
+
+/** The cases of a make_training_golden.py file: [{ name, opts: Map, tensors: Map(label → { shape, data }) }]. */
+function goldenCases(text) {
+  const cases = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const [word, ...rest] = lines[i].trim().split(/\s+/);
+    if (word === 'case') cases.push({ name: rest[0], opts: new Map(), tensors: new Map() });
+    else if (word === 'opt') cases.at(-1).opts.set(rest[0], rest[1]);
+    else if (word === 'tensor') {
+      const shape = rest.slice(2, 2 + Number(rest[1])).map(Number);
+      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      let at = 0;
+      while (at < data.length) for (const v of lines[++i].trim().split(/\s+/)) data[at++] = hexFloat(v);
+      cases.at(-1).tensors.set(rest[0], { shape, data });
+    }
+  }
+  return cases;
+}
+
+/** Fails naming the first value of `ours` farther than rel × the largest |value| of `torch`. */
+function assertClose(what, ours, torch, rel) {
+  const scale = Math.max(...Array.from(torch, Math.abs));
+  for (let i = 0; i < torch.length; i++) {
+    assert.ok(Math.abs(ours[i] - torch[i]) <= rel * scale, `${what}[${i}]: ours ${ours[i]}, torch ${torch[i]}`);
+  }
+}
+
+test("golden: the wasm trainer follows PyTorch's loop (tests/golden/trainer/mlp.txt)", async (t) => {
+  const file = new URL('../golden/trainer/mlp.txt', import.meta.url);
+  if (!existsSync(file)) {
+    t.skip('tests/golden/trainer/mlp.txt is not in this tree yet (written by make_trainer_golden.py)');
+    return;
+  }
+  const cases = goldenCases(readFileSync(file, 'utf8'));
+  assert.ok(cases.length >= 3);
+  // As tests/test_trainer.cpp: not bit-exact (the gradients' sums run in another order than
+  // PyTorch's, and each step feeds the next), within 1e-5 of each tensor's largest magnitude.
+  const tolerance = 1e-5;
+  for (const c of cases) {
+    const opt = (k) => c.opts.get(k);
+    const num = (k) => hexFloat(opt(k));
+    const model = nn.sequential(nn.linear(4, 8), nn.tanh(), nn.linear(8, 3), { seed: 1 });
+    const keys = ['0.weight', '0.bias', '2.weight', '2.bias'];
+    model.loadStateDict(Object.fromEntries(keys.map((k, i) => [k, c.tensors.get(`param${i}`)])));
+    const optimizer = { type: opt('optimizer'), lr: num('lr') };
+    for (const k of ['momentum', 'weight_decay']) if (c.opts.has(k)) optimizer[k] = num(k);
+    if (c.opts.has('nesterov')) optimizer.nesterov = opt('nesterov') === 'true';
+    const trainer = await Trainer.create(model, {
+      optimizer,
+      loss: opt('loss'),
+      scheduler: c.opts.has('step_size') ? { type: 'step_lr', step_size: num('step_size'), gamma: num('gamma') } : null,
+      maxGradNorm: num('max_grad_norm'),
+      batchSize: num('batch_size'),
+      shuffle: false,
+      seed: 0,
+    });
+    const losses = [];
+    await trainer.fit(c.tensors.get('x'), c.tensors.get('target'), {
+      epochs: num('epochs'),
+      onBatchEnd: ({ loss }) => losses.push(loss),
+    });
+    assertClose(`${c.name} loss`, losses, c.tensors.get('loss').data, tolerance);
+    const sd = model.stateDict();
+    keys.forEach((k, i) => assertClose(`${c.name} ${k}`, sd[k].data, c.tensors.get(`final${i}`).data, tolerance));
+    trainer.dispose();
+    model.dispose();
+  }
+});
+
 test('a Web Worker driver: serveTrainer / connectTrainer over worker_threads', async () => {
   const entry = new URL('../../web/src/node.js', import.meta.url).href;
   const worker = new Worker(
