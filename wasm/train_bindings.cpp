@@ -306,21 +306,22 @@ EMSCRIPTEN_KEEPALIVE int mk_trainer_evaluate(TrainerHandle* t) {
     return 1;
 }
 
-/// → { ok, epoch, batch, steps, lr, training, lastLoss, samples, batchesPerEpoch,
-/// optimizer, loss, scheduler (texts; null: none), schedulerPerBatch, maxGradNorm, seed,
-/// batchSize, shuffle, metadata }.
-EMSCRIPTEN_KEEPALIVE const char* mk_trainer_state(TrainerHandle* t) {
-    const Trainer& tr = t->trainer;
+/// → { ok, lr, training, lastLoss, samples, batchesPerEpoch, optimizer, loss, scheduler
+/// (texts; null: none), schedulerPerBatch, maxGradNorm, seed, batchSize, shuffle, metadata }
+/// and, with counters, epoch, batch, steps — which cost a copy of the whole TrainingState
+/// (state(): the optimizer's buffers too), as the trainer exposes them there only.
+EMSCRIPTEN_KEEPALIVE const char* mk_trainer_state(TrainerHandle* t, int counters) {
+    Trainer& tr = t->trainer;
     const TrainerOptions& o = tr.options();
-    // state() copies the optimizer's buffers; the counters are all this needs of it.
-    const Status st = reserve(trainer_bytes(t->trainer.model()), "the trainer's state");
-    if (!st.ok()) return fail(st);
-    const TrainingState s = tr.state();
-    success()
-        .num("epoch", double(s.epoch))
-        .num("batch", double(s.batch))
-        .num("steps", double(s.steps))
-        .raw("lr", json_double(tr.lr()))
+    TrainingState s;
+    if (counters) {
+        const Status st = reserve(trainer_bytes(tr.model()), "the trainer's state");
+        if (!st.ok()) return fail(st);
+        s = tr.state();
+    }
+    Json j = success();
+    if (counters) j.num("epoch", double(s.epoch)).num("batch", double(s.batch)).num("steps", double(s.steps));
+    j.raw("lr", json_double(tr.lr()))
         .boolean("training", tr.training())
         .raw("lastLoss", json_double(tr.last_loss()))
         .num("samples", double(tr.samples()))
@@ -333,7 +334,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_trainer_state(TrainerHandle* t) {
         .num("seed", double(o.seed))
         .num("batchSize", double(o.batch_size))
         .boolean("shuffle", o.shuffle)
-        .raw("metadata", metadata_object(s.metadata));
+        .raw("metadata", metadata_object(tr.metadata()));
     return done();
 }
 

@@ -263,6 +263,58 @@ test('save(trainer, url) without training saves the model; a .pt checkpoint is u
   model.dispose();
 });
 
+test('a damaged checkpoint is a typed error, never a crash: every truncation, every byte flipped', async () => {
+  const model = net();
+  const trainer = await Trainer.create(model, {
+    ...options,
+    optimizer: 'adam(lr=0.01, amsgrad=true)',
+    scheduler: 'step_lr(step_size=2)',
+  });
+  const { x, y } = dataset(10, 8);
+  await trainer.fit(x, y, { epochs: 1 });
+  trainer.metadata = { note: 'hostile' };
+  const good = trainer.toBytes();
+  for (let n = 0; n < good.length; n++) {
+    await assert.rejects(Trainer.fromBytes(good.subarray(0, n)), (e) => e instanceof ModelError, `truncated to ${n}`);
+  }
+  let refused = 0;
+  for (let i = 0; i < good.length; i++) {
+    const bad = good.slice();
+    bad[i] ^= 0x5a;
+    try {
+      (await Trainer.fromBytes(bad)).dispose();
+    } catch (e) {
+      assert.ok(e instanceof ModelError, `byte ${i}: ${e}`);
+      refused++;
+    }
+  }
+  // Every byte is under a CRC, a magic or a check (checkpoint.hpp): none loads.
+  assert.equal(refused, good.length);
+  // The module lives on: the good bytes still resume.
+  const back = await Trainer.fromBytes(good);
+  assert.deepEqual(back.state().steps, trainer.state().steps);
+  back.dispose();
+  trainer.dispose();
+  model.dispose();
+});
+
+test('save(trainer, indexeddb://…, { training: true }) stores the checkpoint in chunks; load resumes it', async () => {
+  await import('fake-indexeddb/auto');
+  const model = net();
+  const trainer = await Trainer.create(model, { ...options, seed: 9 });
+  trainer.trainBatch([[1, 2, 3, 4]], [1]);
+  const info = await save(trainer, 'indexeddb://run', { training: true, metadata: { file: 'meta' } });
+  assert.equal(info.training, true);
+  assert.deepEqual(info.metadata, { file: 'meta' });
+  const back = await load('indexeddb://run', { training: true });
+  assert.ok(weights(back.model).equals(weights(model)));
+  assert.equal(back.steps, 1);
+  assert.ok(Buffer.from(back.toBytes()).equals(Buffer.from(trainer.toBytes())));
+  back.dispose();
+  trainer.dispose();
+  model.dispose();
+});
+
 test('errors: needs_f32, invalid_hyperparameter, target_out_of_range, disposed; the trainer stays usable', async () => {
   const compact = net();
   compact.setWeightDtype('f16');

@@ -254,8 +254,9 @@ function trainerClass(m) {
       const r = numbers(raw._mk_trainer_evaluate(this.#p), 3);
       return Array.isArray(r) ? { ok: true, loss: r[0], accuracy: r[1], samples: r[2] } : r;
     }
-    state() {
-      return answer(raw._mk_trainer_state(this.#p));
+    /** counters: also epoch, batch, steps (a copy of the whole training state in wasm). */
+    state(counters) {
+      return answer(raw._mk_trainer_state(this.#p, counters ? 1 : 0));
     }
     setLr(lr) {
       return answer(raw._mk_trainer_set_lr(this.#p, lr));
@@ -402,8 +403,13 @@ export class Trainer {
    * shuffle, metadata } (the option texts canonical: they parse to the same options).
    */
   state() {
-    const { ok, ...s } = check(this.#live(false).state());
+    const { ok, ...s } = check(this.#live(false).state(true));
     return s;
+  }
+
+  /** state() without the counters, which cost a copy of the optimizer state in wasm. */
+  #options() {
+    return check(this.#live(false).state(false));
   }
 
   /** optimizer.zero_grad() */
@@ -463,12 +469,12 @@ export class Trainer {
   }
 
   get training() {
-    return this.state().training;
+    return this.#options().training;
   }
 
   /** The optimizer's learning rate now (a schedule changes it). */
   get lr() {
-    return this.state().lr;
+    return this.#options().lr;
   }
 
   set lr(lr) {
@@ -488,7 +494,7 @@ export class Trainer {
 
   /** The user's strings, saved in the checkpoint: { loss: '0.25', ... }. */
   get metadata() {
-    return this.state().metadata;
+    return this.#options().metadata;
   }
 
   set metadata(metadata) {
