@@ -344,6 +344,20 @@ test('errors: needs_f32, invalid_hyperparameter, target_out_of_range, disposed; 
   assert.throws(() => trainer.trainBatch([[1, 2, 3, 4]], [7]), { code: 'target_out_of_range' });
   assert.throws(() => trainer.trainBatch([[1, 2, 3]], [1]), { code: 'shape_mismatch' });
   assert.throws(() => trainer.forward(new Float32Array(4)), { code: 'invalid_input' });
+  // The bindings check a shape against the values before anything is allocated.
+  assert.throws(() => trainer.forward(new Float32Array(4), [2, 4]), { code: 'shape_mismatch' });
+  assert.throws(() => trainer.forward(new Float32Array(4), [2 ** 27, 2 ** 27]), { code: 'size_overflow' });
+  assert.throws(() => trainer.forward(new Float32Array(4), [1, 1, 1, 1, 1, 1, 1, 1, 4]), { code: 'invalid_input' });
+  assert.throws(() => trainer.trainBatch([[1, 2, 3, 4]], [1, 2]), { code: 'shape_mismatch' });
+  // PyTorch's order: a loss needs a forward, backward a loss.
+  const fresh = await Trainer.create(model, options);
+  assert.throws(() => fresh.loss([1]), { code: 'invalid_argument' });
+  fresh.forward([[1, 2, 3, 4]]);
+  assert.throws(() => fresh.backward(), { code: 'invalid_argument' });
+  fresh.dispose();
+  await assert.rejects(trainer.fit([[1, 2, 3, 4]], [1], { yieldEvery: -1 }), { code: 'invalid_argument' });
+  await assert.rejects(trainer.fit([[1, 2, 3, 4]], [1], { batchSize: 5 }), { code: 'invalid_argument' });
+  await assert.rejects(trainer.fit([[1, 2, 3, 4]], [1, 2]), { code: 'shape_mismatch' });
   assert.throws(() => (trainer.lr = -1), { code: 'invalid_hyperparameter' });
   assert.throws(() => (trainer.metadata = { n: 1 }), { code: 'invalid_argument' });
   // Still usable after each failure.

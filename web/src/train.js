@@ -551,6 +551,12 @@ export class Trainer {
     if (!(typeof validationSplit === 'number' && validationSplit >= 0 && validationSplit < 1)) {
       throw new ModelError('invalid_argument', `validationSplit must be in [0, 1), got ${String(validationSplit)}`);
     }
+    if (!(typeof yieldEvery === 'number' && yieldEvery >= 0)) {
+      throw new ModelError(
+        'invalid_argument',
+        `yieldEvery must be a number of milliseconds >= 0, got ${String(yieldEvery)}`,
+      );
+    }
     if (!Array.isArray(metrics) || metrics.some((m) => m !== 'accuracy' && m !== 'acc')) {
       throw new ModelError('invalid_argument', "metrics may hold 'accuracy' only");
     }
