@@ -287,6 +287,15 @@ function trainerClass(m) {
   return TrainerHandle;
 }
 
+/**
+ * The module that trains: the importer, loaded once; or the core itself when it has the trainer
+ * (the pthreads build, which includes the importer, docs/API.md "Threads").
+ */
+async function trainingModule() {
+  const core = await module('core');
+  return typeof core.abi.raw._mk_trainer_create === 'function' ? core : module('importer');
+}
+
 /** A Model being trained. Create with Trainer.create(model, options) or load(url, { training: true }). */
 export class Trainer {
   #handle;
@@ -313,7 +322,7 @@ export class Trainer {
     if (!(model instanceof Model)) throw new ModelError('invalid_argument', 'Trainer.create takes a Model');
     if (model.disposed) throw new ModelError('disposed', 'this model was disposed');
     const args = trainerOptions(options);
-    const m = await module('importer');
+    const m = await trainingModule();
     if (model.disposed) throw new ModelError('disposed', 'this model was disposed');
     if (model.weightDtype !== 'f32') {
       // Checked before the move: a compact model stays where it is.
@@ -334,7 +343,7 @@ export class Trainer {
    * file holds a plain model.
    */
   static async fromChunks(chunks) {
-    const m = await module('importer');
+    const m = await trainingModule();
     const handle = new m.ModelHandle();
     try {
       const r = check(trainerClass(m).load(handle.address, chunks));
