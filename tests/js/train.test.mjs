@@ -375,16 +375,40 @@ test('errors: needs_f32, invalid_hyperparameter, target_out_of_range, disposed; 
   trainer.dispose(); // twice is fine
 });
 
-test('warm batches leave the wasm heap as it was (a weak check of no allocation per batch)', async () => {
-  // The bindings expose no malloc counter: this checks that the memory does not grow over many
-  // warm batches (the core's allocation tests, tests/test_trainer.cpp, count every operator new).
-  const { x, y } = dataset(64, 5);
-  const model = nn.sequential(nn.linear(4, 64), nn.relu(), nn.linear(64, 3), { seed: 2 });
-  const trainer = await Trainer.create(model, { ...options, shuffle: true, batchSize: 8 });
-  await trainer.fit(x, y, { epochs: 1 });
-  const heap = loadedModule('importer').HEAPU8.length;
-  await trainer.fit(x, y, { epochs: 40 });
-  assert.equal(loadedModule('importer').HEAPU8.length, heap);
+test('a warm batch makes no allocation in wasm (operator new counted), nor grows the heap', async () => {
+  const { x, y } = dataset(68, 5); // 8 batches of 8 and a short one of 4 per epoch
+  const model = nn.sequential(nn.linear(4, 64), nn.relu(), nn.dropout(0.1), nn.linear(64, 3), { seed: 2 });
+  const trainer = await Trainer.create(model, { ...options, optimizer: 'adam', shuffle: true, batchSize: 8 });
+  const m = loadedModule('importer');
+  const news = () => m.abi.raw._mk_new_count();
+  await trainer.fit(x, y, { epochs: 1 }); // warms every batch shape
+  // Counted at each batch's end: from one batch to the next (across epochs too) nothing.
+  const counts = [];
+  const heap = m.HEAPU8.length;
+  await trainer.fit(x, y, { epochs: 20, onBatchEnd: () => counts.push(news()) });
+  assert.equal(counts.length, 20 * 9);
+  assert.deepEqual(new Set(counts.slice(1).map((c, i) => c - counts[i])), new Set([0]));
+  assert.equal(m.HEAPU8.length, heap);
+  let before;
+  // The step calls on a shape seen before allocate nothing either.
+  const xb = rows(x, 0, 8);
+  const yb = rows(y, 0, 8);
+  const steps = () => {
+    trainer.zeroGrad();
+    trainer.forward(xb);
+    trainer.loss(yb);
+    trainer.backward();
+    trainer.step();
+  };
+  trainer.trainBatch(xb, yb);
+  steps(); // the first forward sizes its output
+  before = news();
+  for (let i = 0; i < 50; i++) trainer.trainBatch(xb, yb);
+  for (let i = 0; i < 10; i++) steps();
+  assert.equal(news() - before, 0);
+  // The counter counts: a new shape allocates.
+  trainer.trainBatch(rows(x, 0, 3), rows(y, 0, 3));
+  assert.ok(news() > before);
   trainer.dispose();
   model.dispose();
 });
