@@ -17,7 +17,8 @@
 // Every allocation sized by input is reserved first (reserve: out_of_memory, never
 // an abort), by the core's figures: Sequential::state_dict_bytes for the trainer's
 // copies (parameters, gradients, at most three optimizer buffers each),
-// train_bytes for a recorded forward and backward, emit_bytes for a file.
+// train_bytes for a recorded forward and backward, emit_bytes for a file, read_checkpoint_bytes
+// for a checkpoint read.
 #include <emscripten/emscripten.h>
 
 #include <cmath>
@@ -212,9 +213,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_trainer_load(ModelHandle* h, double size) {
             error(Code::bad_magic, "a training checkpoint is a modelkeep (.mkp) file; these bytes are not one"));
     FileInfo info;
     Status st = read_info(file, false, info);
-    // The model and the sections as read_model holds them, then the state parsed from the
-    // TRAINING section's bytes (no more than the file holds).
-    if (st.ok()) st = reserve(double(read_bytes(info, true, true)) + double(info.file_bytes), "the checkpoint");
+    if (st.ok()) st = reserve(double(read_checkpoint_bytes(info)), "the checkpoint");
     Sequential model;
     TrainingState state;
     bool has_training = false;
