@@ -563,3 +563,15 @@ test('a Web Worker driver: serveTrainer / connectTrainer over worker_threads', a
     await worker.terminate();
   }
 });
+
+test('a trainer worker that fails rejects every call (disposed), none hangs', async () => {
+  const worker = new Worker('throw new Error("no trainer here")', { eval: true });
+  const remote = connectTrainer(worker);
+  const pending = remote.state();
+  await assert.rejects(
+    pending,
+    (e) => e instanceof ModelError && e.code === 'disposed' && /no trainer here/.test(e.message),
+  );
+  await assert.rejects(remote.create({ spec: 'Linear(4,3)' }), { code: 'disposed' });
+  await worker.terminate();
+});
