@@ -333,6 +333,9 @@ test('errors: needs_f32, invalid_hyperparameter, target_out_of_range, disposed; 
     { maxGradNorm: -1 },
     { shuffle: 'yes' },
     { learningRate: 0.1 }, // not an option
+    { optimizer: { type: 'adam', 'lr=5, eps': 1 } }, // not a keyword
+    { optimizer: { type: 'adam', lr: Infinity } },
+    { optimizer: { type: 'adam', lr: '0.1' } }, // a string that is no name
   ]) {
     await assert.rejects(Trainer.create(model, { ...options, ...bad }), (e) => {
       assert.ok(e instanceof ModelError, JSON.stringify(bad));

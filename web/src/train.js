@@ -62,7 +62,10 @@ export function optionText(what, v) {
     if (!/^[A-Za-z_]+$/.test(type)) throw bad(`${what} type must be a name such as 'adam', got '${type}'`);
     const args = Object.entries(rest)
       .filter(([, x]) => x !== undefined)
-      .map(([k, x]) => `${snake(k)}=${valueText(k, x)}`);
+      .map(([k, x]) => {
+        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw bad(`${what} option '${k}' is not a keyword name`);
+        return `${snake(k)}=${valueText(k, x)}`;
+      });
     return args.length ? `${type}(${args.join(', ')})` : type;
   }
   throw bad(`${what} must be a string such as 'adam(lr=0.01)' or an object { type: 'adam', lr: 0.01 }`);
