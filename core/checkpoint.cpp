@@ -53,6 +53,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "decimal.hpp"
 #include "utf8.hpp"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the checkpoint reader assumes a little-endian host");
@@ -256,7 +257,7 @@ Status check_metadata(const Metadata& m) {
 
 Status bad_loss(const char* option, double v, const char* rule) {
     return error(Code::invalid_hyperparameter, std::string("TRAINING section: loss option ") + option + " is " +
-                                                   std::to_string(v) + " (" + rule + ")");
+                                                   format_double(v) + " (" + rule + ")");
 }
 
 // Everything a state must satisfy against `model` (spec §3 but the byte-level
@@ -279,7 +280,7 @@ Status check_state(const Sequential& model, const TrainingState& s) {
     }
     if (!(o.max_grad_norm >= 0.0))
         return error(Code::invalid_hyperparameter,
-                     "TRAINING section: max_grad_norm is " + std::to_string(o.max_grad_norm) + " (must be >= 0)");
+                     "TRAINING section: max_grad_norm is " + format_double(o.max_grad_norm) + " (must be >= 0)");
     if (o.batch_size == 0) return error(Code::invalid_hyperparameter, "TRAINING section: batch_size is 0");
     if (s.epoch < 0 || s.batch < 0 || s.steps < 0) return malformed("a counter (epoch, batch, steps) is negative");
     MK_TRY(check_metadata(s.metadata));

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "decimal.hpp"
+
 namespace modelkeep {
 
 namespace {
@@ -150,8 +152,7 @@ Status Trainer::loss_of(const Tensor& y, const Tensor& target, Tensor& loss, Ten
             const float v = target.data()[i];
             // Integral and within what an int64 holds exactly (the loss checks [0, C)).
             if (!(std::floor(v) == v) || std::fabs(v) > 9.0e15f)
-                return error(Code::target_out_of_range, "target value " + std::to_string(i) + " is " +
-                                                            std::to_string(v) +
+                return error(Code::target_out_of_range, "target value " + std::to_string(i) + " is " + format_float(v) +
                                                             ": a class index must be an integral number");
             classes_[i] = std::int64_t(v);
         }
