@@ -185,8 +185,8 @@ function readConfig() {
   };
 }
 
-/** The settings a trainer is made with: a change in any of them means a new training. */
-const trainerKey = (c) => JSON.stringify([c.data, c.net, c.optimizer, c.lr]);
+/** The settings a trainer is made with (the batch size is saved with it): a change in any means a new training. */
+const trainerKey = (c) => JSON.stringify([c.data, c.net, c.optimizer, c.lr, c.batchSize]);
 
 function applyConfig(c) {
   $('dataset').value = c.data.kind;
@@ -529,7 +529,8 @@ async function redrawBoundary({ force = false } = {}) {
   play.predicting = true;
   play.boundaryWanted = false;
   try {
-    const out = await call(play.remote.predict(grid, [gridSize * gridSize, 2]));
+    // a copy: the remote trainer transfers the typed arrays it is given (they are detached here)
+    const out = await call(play.remote.predict(grid.slice(), [gridSize * gridSize, 2]));
     paintGrid(out.data);
     play.boundary = true;
     play.lastBoundary = performance.now();
@@ -562,7 +563,8 @@ async function newTrainer(c) {
       spec,
       optimizer: optimizerText(c),
       loss: 'cross_entropy',
-      seed: c.data.seed,
+      modelSeed: c.data.seed, // the initial weights
+      seed: c.data.seed, // the shuffling
       batchSize: c.batchSize,
       shuffle: true,
     }),
@@ -590,7 +592,7 @@ async function syncState() {
 async function train() {
   const c = readConfig();
   if (play.key === null || trainerKey(c) !== play.key) await newTrainer(c);
-  play.config = { ...play.config, batchSize: c.batchSize, epochs: c.epochs };
+  play.config = { ...play.config, epochs: c.epochs };
   const { x, y, n } = play.data;
   const controller = new AbortController();
   play.controller = controller;
@@ -598,15 +600,15 @@ async function train() {
   $('saved').textContent = '';
   const start = play.epoch;
   $('status').textContent = `Training in the worker: epochs ${start + 1} to ${start + c.epochs}…`;
+  let result;
   try {
-    await call(
+    // copies: the remote trainer transfers the typed arrays it is given (they are detached here)
+    result = await call(
       play.remote.fit(
-        { data: x, shape: [n, 2] },
-        { data: y, shape: [n] },
+        { data: x.slice(), shape: [n, 2] },
+        { data: y.slice(), shape: [n] },
         {
           epochs: c.epochs,
-          batchSize: c.batchSize,
-          shuffle: true,
           validationSplit,
           metrics: ['accuracy'],
           signal: controller.signal,
@@ -625,19 +627,23 @@ async function train() {
         },
       ),
     );
-    $('status').textContent = `Trained to epoch ${play.epoch}. Train again to go on, or Save.`;
   } catch (err) {
     if (!(controller.signal.aborted && isAbort(err))) throw err;
-    $('status').textContent = `Stopped at epoch ${play.epoch}. Train goes on from here; Save keeps it.`;
+    result = { stopped: true };
   } finally {
     play.controller = null;
     setButtons();
   }
   $('progressNote').textContent = '';
   const state = await syncState();
-  // the curves hold completed epochs only: a stop mid-epoch drops that epoch's partial batches
+  // the curves hold completed epochs only (a stopped epoch is finished by the next Train)
   if (Number.isInteger(state?.epoch) && play.history.length > state.epoch) play.history.length = state.epoch;
   drawCurves();
+  // fit resolves with stopped: true when the signal stopped it (or rejects with an AbortError)
+  $('status').textContent =
+    result?.stopped || controller.signal.aborted
+      ? `Stopped at epoch ${play.epoch}${state?.batch ? ` (and ${state.batch} batches of the next)` : ''}. Train goes on from here; Save keeps it.`
+      : `Trained to epoch ${play.epoch}. Train again to go on, or Save.`;
   await redrawBoundary({ force: true });
 }
 
@@ -936,6 +942,7 @@ async function trainCsv() {
       spec: specOf(f, [32], 'ReLU', outputs),
       optimizer: 'adam(lr=0.01)',
       loss: classification ? 'cross_entropy' : 'mse',
+      modelSeed: 1,
       seed: 1,
       batchSize: 32,
       shuffle: true,
@@ -964,8 +971,6 @@ async function trainCsv() {
         classification ? { data: y, shape: [n] } : { data: y, shape: [n, 1] },
         {
           epochs,
-          batchSize: 32,
-          shuffle: true,
           validationSplit,
           metrics: classification ? ['accuracy'] : [],
           signal: controller.signal,
@@ -984,19 +989,17 @@ async function trainCsv() {
       ),
       csv.failed,
     ]);
-    drawCsvCurve();
-    show();
   } catch (err) {
     if (!(controller.signal.aborted && isAbort(err))) throw err;
-    drawCsvCurve();
-    show();
-    $('csvResult').append(' Stopped.');
   } finally {
     csv.controller = null;
     $('csvTrain').disabled = false;
     $('csvStop').disabled = true;
     $('csvFile').disabled = false;
   }
+  drawCsvCurve();
+  show();
+  if (controller.signal.aborted) $('csvResult').append(' Stopped.');
 }
 
 // ---- wiring --------------------------------------------------------------------------------------
