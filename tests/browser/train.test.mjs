@@ -83,6 +83,17 @@ test(
     await openPlayground(page);
     assert.equal(await points(page, 'loss-curve'), 0);
 
+    // Nothing saved yet, and a bad field: each a readable message in the page, nothing started.
+    await page.locator(byId('resume')).click();
+    await page.locator('#alertBox').waitFor({ state: 'visible' });
+    assert.match(await text(page, 'alert'), /^not_found: nothing saved yet/);
+    await page.locator(byId('hidden')).fill('16, x');
+    await page.locator(byId('train')).click();
+    await page.waitForFunction(() => /hidden layers/.test(document.querySelector('[data-testid="alert"]').textContent));
+    assert.match(await text(page, 'alert'), /^invalid_argument: hidden layers: at most 6 whole numbers/);
+    assert.equal(await training(page), false);
+    await page.locator(byId('hidden')).fill('16, 16');
+
     await page.locator(byId('dataset')).selectOption('spirals');
     await page.locator(byId('epochs')).fill('10000'); // far more than the test waits for: Stop ends it
     await page.locator(byId('train')).click();

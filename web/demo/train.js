@@ -139,7 +139,7 @@ function shuffleRows(x, y, xw, yw, rand) {
 }
 
 /** Rows from the validation split on: fit's validationSplit takes the last ones, as Keras does. */
-const trainRows = (n) => Math.floor(n * (1 - validationSplit));
+const trainRows = (n) => n - Math.floor(n * validationSplit);
 
 // ---- the settings ----------------------------------------------------------------------------
 
@@ -702,7 +702,12 @@ function parseSaved(metadata) {
 async function resume() {
   if (play.key !== null) await call(play.remote.dispose());
   play.key = null;
-  await call(play.remote.load(checkpointUrl));
+  try {
+    await call(play.remote.load(checkpointUrl));
+  } catch (err) {
+    if (err?.code !== 'not_found') throw err;
+    throw new ModelError('not_found', `nothing saved yet under '${checkpointUrl}': Train, then Save, then Resume`);
+  }
   const state = await call(play.remote.state());
   const { c, history } = parseSaved(state?.metadata);
   applyConfig(c);
