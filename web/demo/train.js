@@ -185,6 +185,14 @@ function readConfig() {
   };
 }
 
+function readConfigOrNull() {
+  try {
+    return readConfig();
+  } catch {
+    return null;
+  }
+}
+
 /** The settings a trainer is made with (the batch size is saved with it): a change in any means a new training. */
 const trainerKey = (c) => JSON.stringify([c.data, c.net, c.optimizer, c.lr, c.batchSize]);
 
@@ -503,43 +511,60 @@ function setButtons() {
 function previewData() {
   try {
     const c = readConfig();
-    if (play.key !== null && trainerKey(c) === play.key) return;
     play.data = generate(c.data);
+    if (play.key !== null && trainerKey(c) === play.key) {
+      // back to the settings of the trainer in the worker: its boundary again
+      $('progressNote').textContent = '';
+      redrawBoundary({ force: true }).catch(showError);
+      return;
+    }
     if (play.key !== null) {
       $('progressNote').textContent = 'The settings changed: Train starts a new network (the curves start over).';
     }
-    play.boundary = play.key !== null && trainerKey(c) === play.key && play.boundary;
+    play.boundary = false;
     drawPlot();
   } catch {
     // the error shows on Train
   }
 }
 
-/** Asks the worker for the grid's predictions, at most one call at a time, and repaints. */
+let boundaryTimer = null;
+
+/**
+ * Asks the worker for the grid's predictions and repaints: at most one call in flight, at most
+ * one every 150 ms (the latest wish wins), whatever the epoch rate.
+ */
 async function redrawBoundary({ force = false } = {}) {
   if (play.key === null) return;
   if (play.predicting) {
     play.boundaryWanted = true;
     return;
   }
-  if (!force && performance.now() - play.lastBoundary < 150) {
-    play.boundaryWanted = true;
+  const wait = 150 - (performance.now() - play.lastBoundary);
+  if (!force && wait > 0) {
+    boundaryTimer ??= setTimeout(() => {
+      boundaryTimer = null;
+      redrawBoundary().catch(showError);
+    }, wait);
     return;
   }
   play.predicting = true;
   play.boundaryWanted = false;
+  const key = play.key;
   try {
     // a copy: the remote trainer transfers the typed arrays it is given (they are detached here)
     const out = await call(play.remote.predict(grid.slice(), [gridSize * gridSize, 2]));
+    play.lastBoundary = performance.now();
+    const c = readConfigOrNull();
+    if (play.key !== key || !c || trainerKey(c) !== key) return; // another network (or settings) since
     paintGrid(out.data);
     play.boundary = true;
-    play.lastBoundary = performance.now();
     $('plot').dataset.boundaries = String(Number($('plot').dataset.boundaries ?? 0) + 1);
     drawPlot();
   } finally {
     play.predicting = false;
   }
-  if (play.boundaryWanted) setTimeout(() => redrawBoundary().catch(showError), 150);
+  if (play.boundaryWanted) redrawBoundary().catch(showError);
 }
 
 let drawPending = false;
