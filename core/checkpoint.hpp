@@ -11,7 +11,7 @@
 // whole section (sizes, counts, enum values, option ranges through the same
 // checks as create) before any state is handed back; bound every count by the
 // section's own size before allocating; give one Status code per failure
-// (corrupt_file for a malformed section; shape_mismatch when its parameter
+// (bad_section for a malformed section, naming the field; shape_mismatch when its parameter
 // states do not fit the model).
 #pragma once
 

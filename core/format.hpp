@@ -83,11 +83,13 @@ namespace modelkeep {
 
 constexpr std::uint8_t format_magic[4] = {0x89, 'M', 'K', 'P'};
 constexpr std::uint8_t format_major = 1;
-/// The newest minor version this writer writes: 1 when a model's only layer is
-/// the root (an empty layer name, §7), which readers before 1.1 refuse; 0 otherwise.
+/// The minor version this writer writes for a root layer (an empty layer name,
+/// §7), which readers before 1.1 refuse; 0 otherwise, and 2 (format_data_minor)
+/// when the file has an optional section with data.
 constexpr std::uint8_t format_minor = 1;
+constexpr std::uint8_t format_data_minor = 2;
 /// The newest minor version this reader implements: 2, optional sections with
-/// data (§4.7), which it skips, as it knows none of them yet.
+/// data (§4.7), which it skips unless a caller knows them (read_model's sections).
 constexpr std::uint8_t format_reader_minor = 2;
 constexpr std::size_t fixed_header_bytes = 20;
 constexpr std::size_t max_header_bytes = 16u << 20;
@@ -113,6 +115,30 @@ struct SectionData {
     std::uint64_t offset = 0, bytes = 0;
 };
 
+/// An optional section with data (§4.7) as read_model hands it back to a
+/// caller that knows its tag: set `tag`, read; `present` says whether the file
+/// had it. The format layer does not interpret either part.
+struct SectionContent {
+    std::uint8_t tag = 0;
+    bool present = false;
+    std::vector<std::uint8_t> payload;  // the section's payload after its data_bytes varint
+    std::vector<std::uint8_t> data;     // its data_bytes bytes of data (read with the data CRC)
+};
+
+/// One piece of an optional section's data to write: `bytes` bytes at `data`,
+/// which must stay valid and unchanged until the file is emitted.
+struct DataPiece {
+    const void* data = nullptr;
+    std::size_t bytes = 0;
+};
+
+/// An optional section with data (§4.7) to write.
+struct ExtraSection {
+    std::uint8_t tag = 0;               // 192–255; a list's tags strictly increase
+    std::vector<std::uint8_t> payload;  // what follows the data_bytes varint the writer puts first
+    std::vector<DataPiece> data;        // the data in order, emitted as it is; data_bytes is their sum
+};
+
 struct TensorInfo {
     std::string name;
     DType dtype = DType::f32;
@@ -130,8 +156,9 @@ struct FileInfo {
     Metadata metadata;
     std::vector<LayerSpec> layers;  // full models only
     std::vector<TensorInfo> tensors;
-    /// The optional sections with data, in tag order (none a reader knows yet:
-    /// each is skipped, its data read through the CRC and padding checks only).
+    /// The optional sections with data, in tag order. Each is skipped (its data
+    /// read through the CRC and padding checks only) unless a caller of
+    /// read_model asked for its tag (SectionContent).
     std::vector<SectionData> section_data;
     /// Parameter elements: for a model, sum(p.numel() for p in parameters())
     /// (buffers excluded); for a state dict, all elements.
@@ -159,7 +186,13 @@ Status read_file(const std::uint8_t* data, std::size_t size, LoadedFile& out);
 /// dict gives wrong_kind with a hint to use load_state_dict, before any data is read).
 /// Linear weights stored f16, bf16 or int8 stay compact in memory (compact.hpp).
 /// `file`, if given, receives the file's info (data_checked set).
-Status read_model(const ByteSource& source, Sequential& model, Metadata* metadata = nullptr, FileInfo* file = nullptr);
+/// `sections`, if given, lists the optional sections with data the caller knows
+/// (their `tag` set, increasing): each the file has is filled (present, payload,
+/// data — the data read in the same single pass, under the data CRC, allocated
+/// only after the whole structure checked out); the others are skipped as
+/// usual. On failure none is filled (each is reset).
+Status read_model(const ByteSource& source, Sequential& model, Metadata* metadata = nullptr, FileInfo* file = nullptr,
+                  std::vector<SectionContent>* sections = nullptr);
 Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model, Metadata* metadata = nullptr);
 
 /// The most memory read_model (as_model) or read_file holds at once for a
@@ -168,7 +201,9 @@ Status read_model(const std::uint8_t* data, std::size_t size, Sequential& model,
 /// f16, bf16 or int8 compact (an f16 weight holding inf/NaN is expanded beside
 /// its halves: the largest such transient is counted) — the reader's chunk
 /// where values are decoded, and bookkeeping. For a caller that reserves first.
-std::uint64_t read_bytes(const FileInfo& info, bool as_model);
+/// With sections, also every optional section's payload and data, as
+/// read_model holds them when asked for all of them.
+std::uint64_t read_bytes(const FileInfo& info, bool as_model, bool with_sections = false);
 
 /// A model from a .mkp file: the file's own (read_model: compact weights
 /// kept) or, given `architecture` (a SPEC), that model holding the file's
@@ -187,6 +222,9 @@ struct WriteOptions {
     DType dtype = DType::f32;
     Metadata metadata;
     unsigned align_log2 = 4;
+    /// Optional sections with data (§4.7), written after the TENSORS section and
+    /// their data after the tensors'; any makes the file format 1.2.
+    std::vector<ExtraSection> sections;
 };
 
 /// The writer's scratch: values stored narrower than float32 are converted at
@@ -210,6 +248,7 @@ struct WritePlan {
     FileInfo info;                       // as read_info would report the file (data_checked false)
     std::vector<std::uint8_t> header;    // bytes [0, info.header_bytes); header_crc and data_crc still zero
     std::vector<PlannedTensor> tensors;  // one per info.tensors entry
+    std::vector<std::vector<DataPiece>> section_pieces;  // one per info.section_data entry
 };
 
 /// Plans a full model (architecture + every tensor) or named tensors only. Every

@@ -319,8 +319,9 @@ Status read_fixed_header(const ByteSource& source, FileInfo& info, std::vector<s
 }
 
 // Step 3: the sections (§4) filling [20, header_len): tags strictly
-// increasing, each payload consumed exactly, optional ones skipped.
-Status read_sections(const std::vector<std::uint8_t>& header, FileInfo& info) {
+// increasing, each payload consumed exactly, optional ones skipped — but the
+// payload of a section with data whose tag is in `wanted` is kept there.
+Status read_sections(const std::vector<std::uint8_t>& header, FileInfo& info, std::vector<SectionContent>* wanted) {
     const std::uint8_t* data = header.data();
     const std::size_t header_len = header.size();
     std::size_t pos = fixed_header_bytes;
@@ -375,6 +376,12 @@ Status read_sections(const std::vector<std::uint8_t>& header, FileInfo& info) {
                     std::uint64_t bytes = 0;
                     MK_TRY(c.varint(bytes, "data length"));
                     info.section_data.push_back({tag, 0, bytes});
+                    if (wanted)  // bounded by the header, already read
+                        for (SectionContent& w : *wanted)
+                            if (w.tag == tag) {
+                                w.present = true;
+                                w.payload.assign(data + c.pos, data + c.end);
+                            }
                 }
                 c.pos = c.end;  // optional: skip
         }
@@ -430,11 +437,12 @@ Status lay_out_data(FileInfo& info) {
 // Everything but the tensor data, in named steps, so that every tensor has its
 // place in the file before any is allocated. want_data_crc: the data CRC the
 // header promises.
-Status read_header(const ByteSource& source, FileInfo& info, std::uint32_t& want_data_crc) {
+Status read_header(const ByteSource& source, FileInfo& info, std::uint32_t& want_data_crc,
+                   std::vector<SectionContent>* wanted = nullptr) {
     info = FileInfo{};
     std::vector<std::uint8_t> header;
     MK_TRY(read_fixed_header(source, info, header, want_data_crc));  // steps 1 and 2
-    MK_TRY(read_sections(header, info));                             // step 3
+    MK_TRY(read_sections(header, info, wanted));                     // step 3
     if (info.kind == FileKind::model) {                              // step 4: layers against tensors (§8)
         MK_TRY(check_architecture(info));
         info.param_count = param_count(info.layers);
@@ -580,9 +588,12 @@ Status read_tensor(DataStream& in, const TensorInfo& t, Param* out, bool keep_co
 // whole-file check would — and with `params`, every tensor read as it is
 // reached. On failure `params` holds nothing to use. With keep_compact (one
 // flag per tensor), tensor i with keep_compact[i] that is stored narrower than
-// float32 is held compact (read_tensor).
+// float32 is held compact (read_tensor). The data of a section in `wanted`
+// (present) is read into its own vector (its size already checked against
+// the file's by lay_out_data); any other section's data is checked, not kept.
 Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t want_data_crc,
-                 std::vector<Param>* params, const std::vector<bool>* keep_compact = nullptr) {
+                 std::vector<Param>* params, const std::vector<bool>* keep_compact = nullptr,
+                 std::vector<SectionContent>* wanted = nullptr) {
     DataStream in(source);
     Status bad_scale;  // the first one, reported after the CRC
     if (params) params->reserve(info.tensors.size());
@@ -603,13 +614,23 @@ Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t w
         if (bad_scale.ok()) bad_scale = st;
         prev_end = t.offset + t.bytes;
     }
-    for (const SectionData& d : info.section_data) {  // unknown to this reader: checked, not kept
+    for (const SectionData& d : info.section_data) {
         if (d.bytes == 0) continue;
+        SectionContent* keep = nullptr;
+        if (wanted)
+            for (SectionContent& w : *wanted)
+                if (w.tag == d.tag && w.present) keep = &w;
         const std::uint8_t* pad = in.chunk(prev_end, std::size_t(d.offset - prev_end));
         for (std::uint64_t b = prev_end; b < d.offset; ++b)
             if (pad[b - prev_end] != 0)
                 return error(Code::bad_padding, "padding byte " + std::to_string(b) + " before the data of section " +
                                                     std::to_string(d.tag) + " is not zero");
+        if (keep) {  // allocated only now, filled straight from the source
+            keep->data.resize(std::size_t(d.bytes));
+            in.into(d.offset, keep->data.data(), std::size_t(d.bytes));
+            prev_end = d.offset + d.bytes;
+            continue;
+        }
         for (std::uint64_t at = d.offset; at < d.offset + d.bytes;) {
             const std::size_t n = std::size_t(std::min<std::uint64_t>(d.offset + d.bytes - at, read_chunk_bytes));
             in.chunk(at, n);
@@ -650,10 +671,18 @@ Status read_file(const ByteSource& source, LoadedFile& out) {
     return Status::success();
 }
 
-Status read_model(const ByteSource& source, Sequential& model, Metadata* metadata, FileInfo* file) {
+Status read_model(const ByteSource& source, Sequential& model, Metadata* metadata, FileInfo* file,
+                  std::vector<SectionContent>* sections) {
+    std::vector<SectionContent> wanted;  // filled here, handed back only on success
+    if (sections) {
+        for (SectionContent& s : *sections) {
+            wanted.push_back(SectionContent{s.tag, false, {}, {}});
+            s = SectionContent{s.tag, false, {}, {}};
+        }
+    }
     FileInfo info;
     std::uint32_t want_data_crc = 0;
-    MK_TRY(read_header(source, info, want_data_crc));
+    MK_TRY(read_header(source, info, want_data_crc, sections ? &wanted : nullptr));
     if (info.kind != FileKind::model)
         return error(Code::wrong_kind,
                      "the file is a state dict without an architecture: build the model "
@@ -665,9 +694,10 @@ Status read_model(const ByteSource& source, Sequential& model, Metadata* metadat
         for (std::size_t i = 0; i < n; ++i) keep_compact.push_back(s.kind == LayerKind::linear && i == 0);
     }
     std::vector<Param> params;
-    MK_TRY(read_data(source, info, want_data_crc, &params, &keep_compact));
+    MK_TRY(read_data(source, info, want_data_crc, &params, &keep_compact, sections ? &wanted : nullptr));
     model = Sequential::from_parts(info.layers, std::move(params));
     info.data_checked = true;
+    if (sections) *sections = std::move(wanted);
     if (metadata) *metadata = info.metadata;
     if (file) *file = std::move(info);
     return Status::success();
@@ -695,7 +725,7 @@ Status read_model_as(const ByteSource& source, const std::string& architecture, 
     return Status::success();
 }
 
-std::uint64_t read_bytes(const FileInfo& info, bool as_model) {
+std::uint64_t read_bytes(const FileInfo& info, bool as_model, bool with_sections) {
     std::uint64_t tensors = 0, largest_f16 = 0, chunk = 0, pack = 0;
     const auto through_chunk = [&](std::uint64_t bytes) {
         chunk = std::max(chunk, std::min<std::uint64_t>(bytes, read_chunk_bytes));
@@ -717,7 +747,10 @@ std::uint64_t read_bytes(const FileInfo& info, bool as_model) {
     // Bookkeeping (measured, tests/test_import.cpp): what the header parse builds,
     // each tensor's slot and name, a few fixed tables.
     const std::uint64_t bookkeeping = info.header_bytes * 64 + info.tensors.size() * 1024 + (16 << 10);
-    return tensors + largest_f16 + chunk + pack + bookkeeping;
+    std::uint64_t sections = 0;  // read_model's SectionContent: each payload (< the header) and data
+    if (with_sections)
+        for (const SectionData& d : info.section_data) sections += d.bytes + info.header_bytes;
+    return tensors + largest_f16 + chunk + pack + bookkeeping + sections;
 }
 
 // The pointer + size overloads: the same reader over the bytes in memory (a

@@ -195,6 +195,32 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
         }
         section(head, 3, payload);
     }
+    int last_tag = first_data_section_tag - 1;
+    for (const ExtraSection& x : opt.sections) {  // §4.7: varint data_bytes, then the caller's payload
+        if (int(x.tag) <= last_tag)
+            return error(Code::bad_section,
+                         "optional section with data " + std::to_string(x.tag) +
+                             (x.tag < first_data_section_tag ? " is below tag 192" : " is out of order or repeated"));
+        last_tag = x.tag;
+        std::uint64_t bytes = 0;
+        for (const DataPiece& piece : x.data) {
+            if (piece.bytes > UINT64_MAX - bytes)
+                return error(Code::size_overflow, "section " + std::to_string(x.tag) + "'s data overflows");
+            bytes += piece.bytes;
+        }
+        if (x.payload.size() > max_header_bytes)  // checked again below, with the rest of the header
+            return error(Code::header_too_large, "section " + std::to_string(x.tag) + "'s payload is " +
+                                                     std::to_string(x.payload.size()) + " bytes");
+        std::vector<std::uint8_t> payload;
+        payload.reserve(10 + x.payload.size());
+        Bytes w{payload};
+        w.varint(bytes);
+        payload.insert(payload.end(), x.payload.begin(), x.payload.end());
+        section(head, x.tag, payload);
+        info.section_data.push_back({x.tag, 0, bytes});
+        p.section_pieces.push_back(x.data);
+    }
+    if (!opt.sections.empty()) info.minor = format_data_minor;
     if (head.size() > max_header_bytes)
         return error(Code::header_too_large, "the header would be " + std::to_string(head.size()) +
                                                  " bytes, over the cap of " + std::to_string(max_header_bytes));
@@ -208,6 +234,15 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
             total = t.offset + t.bytes;
         } else {
             t.offset = total;
+        }
+    for (SectionData& d : info.section_data)  // then each section's data, in tag order
+        if (d.bytes) {
+            d.offset = (total + align - 1) & ~(align - 1);
+            if (d.offset < total || d.bytes > UINT64_MAX - d.offset)
+                return error(Code::size_overflow, "the file would not fit in memory");
+            total = d.offset + d.bytes;
+        } else {
+            d.offset = total;
         }
     if (total > SIZE_MAX) return error(Code::size_overflow, "the file would not fit in memory");
     info.header_bytes = head.size();
@@ -401,6 +436,13 @@ void emit_file(const WritePlan& plan, ByteSink& sink, std::size_t scratch_bytes)
         if (!t.bytes) continue;
         data.zeros_to(t.offset);
         data.tensor(t, plan.tensors[i]);
+    }
+    for (std::size_t i = 0; i < plan.section_pieces.size(); ++i) {  // as they are: no scratch
+        const SectionData& d = plan.info.section_data[i];
+        if (!d.bytes) continue;
+        data.zeros_to(d.offset);
+        for (const DataPiece& piece : plan.section_pieces[i])
+            if (piece.bytes) data.bytes(piece.data, piece.bytes);
     }
     std::vector<std::uint8_t> header = plan.header;
     put_u32_at(header, 16, data.crc());

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "gemm.hpp"
+#include "packed.hpp"
 
 namespace modelkeep {
 
@@ -415,7 +416,20 @@ Status parameters_of(const Sequential& model, std::vector<Tensor>& values) {
     return Status::success();
 }
 
-Status load_parameters(Sequential& model, const std::vector<Tensor>& values) {
+namespace {
+
+// rows (rows, cols) row-major → packed (packed.hpp's layout), out of place: the
+// inverse of unpack_weight_rows over every row.
+void pack_rows_into(const float* in, std::size_t rows, std::size_t cols, float* packed) {
+    for (std::size_t r = 0; r < rows; ++r) {
+        const std::size_t b = r / panel_rows * panel_rows, nr = std::min(panel_rows, rows - b), j = r - b;
+        float* p = packed + b * cols + j;
+        const float* row = in + r * cols;
+        for (std::size_t k = 0; k < cols; ++k) p[k * nr] = row[k];
+    }
+}
+
+Status load_parameters_impl(Sequential& model, const std::vector<Tensor>& values, bool direct) {
     MK_TRY(check_trainable(model));
     std::size_t total = 0;
     for (const Layer& layer : model.layers()) total += parameter_count(layer.spec);
@@ -437,7 +451,10 @@ Status load_parameters(Sequential& model, const std::vector<Tensor>& values) {
     for (Layer& layer : model.mutable_layers())
         for (std::size_t k = 0; k < parameter_count(layer.spec); ++k, ++at) {
             Param& p = layer.params[k];
-            if (p.is_packed()) {
+            if (p.is_packed() && direct) {
+                const Tensor& w = p.values();
+                pack_rows_into(values[at].data(), w.shape()[0], w.shape()[1], p.values().data());
+            } else if (p.is_packed()) {
                 // The old storage takes the new rows, then goes back in to be packed in place.
                 Tensor storage = std::move(p.values());
                 copy_values(values[at], storage);
@@ -447,6 +464,16 @@ Status load_parameters(Sequential& model, const std::vector<Tensor>& values) {
             }
         }
     return Status::success();
+}
+
+}  // namespace
+
+Status load_parameters(Sequential& model, const std::vector<Tensor>& values) {
+    return load_parameters_impl(model, values, false);
+}
+
+Status store_parameters(Sequential& model, const std::vector<Tensor>& values) {
+    return load_parameters_impl(model, values, true);
 }
 
 }  // namespace modelkeep

@@ -116,4 +116,10 @@ Status parameters_of(const Sequential& model, std::vector<Tensor>& values);
 /// shape_mismatch (and nothing changed) if a count or shape differs; needs_f32.
 Status load_parameters(Sequential& model, const std::vector<Tensor>& values);
 
+/// load_parameters without the transient block: each packed Linear weight's new
+/// rows are written straight into its packed layout (the same floats, bit for
+/// bit, as re-packing). Allocates nothing (on success); the same errors. The
+/// trainer's call after every step.
+Status store_parameters(Sequential& model, const std::vector<Tensor>& values);
+
 }  // namespace modelkeep

@@ -32,7 +32,9 @@
 // Memory: create() allocates the parameters' float32 copy, the gradients and the
 // optimizer's state once; a warm train_batch / fit_batch on an already-seen batch
 // shape allocates nothing (the loss, the recorded forward and the gradients are
-// resized in place; the new weights are written back with load_parameters).
+// resized in place; the new weights are written back with store_parameters, straight
+// into the packed layout). fit_batch keeps a second set of buffers for an epoch's
+// short last batch, so a warm epoch allocates nothing either.
 //
 // Randomness: one seed makes a run repeatable: the dropout masks (TrainBuffers'
 // DropoutRng) and the shuffling (a second generator, seeded from the same seed)
@@ -55,10 +57,12 @@
 namespace modelkeep {
 
 /// The losses, by PyTorch's class names.
-#define MODELKEEP_LOSSES(X)                                                                                 \
-    X(mse, "MSELoss")                                                                                       \
-    X(l1, "L1Loss") X(smooth_l1, "SmoothL1Loss") X(huber, "HuberLoss") X(cross_entropy, "CrossEntropyLoss") \
-        X(nll, "NLLLoss") X(bce_with_logits, "BCEWithLogitsLoss") X(bce, "BCELoss")
+#define MODELKEEP_LOSSES(X)      \
+    X(mse, "MSELoss")            \
+    X(l1, "L1Loss")              \
+    X(smooth_l1, "SmoothL1Loss") \
+    X(huber, "HuberLoss")        \
+    X(cross_entropy, "CrossEntropyLoss") X(nll, "NLLLoss") X(bce_with_logits, "BCEWithLogitsLoss") X(bce, "BCELoss")
 
 enum class LossKind {
 #define MODELKEEP_X(name, torch_name) name,
@@ -68,6 +72,13 @@ enum class LossKind {
 
 /// "MSELoss", "CrossEntropyLoss", ...
 const char* loss_name(LossKind kind);
+
+struct LossOptions;
+/// PyTorch's checks of a loss's options (label_smoothing in [0, 1], beta >= 0,
+/// delta > 0), and an option the loss does not have left at its default:
+/// invalid_hyperparameter naming it. (A weight's length is checked against the
+/// classes at the first loss: shape_mismatch.)
+Status validate_loss(const LossOptions& options);
 
 /// A loss and its options, PyTorch's names and defaults; an option a loss does not
 /// have is ignored (and must keep its default).
@@ -133,6 +144,12 @@ struct Evaluation {
 class Trainer {
 public:
     Trainer() = default;
+    // The optimizer holds pointers into the trainer's own tensors: a move keeps them
+    // valid (the storage moves with it), a copy would not.
+    Trainer(const Trainer&) = delete;
+    Trainer& operator=(const Trainer&) = delete;
+    Trainer(Trainer&&) = default;
+    Trainer& operator=(Trainer&&) = default;
 
     /// A trainer for `model` (which must outlive it and not change shape): checks that
     /// it is trainable (check_trainable: needs_f32) and the options
@@ -196,11 +213,47 @@ public:
     const std::vector<std::string>& parameter_names() const;
 
 private:
+    // y, target → loss and grad (∂loss/∂y; of the mean for reduction none), its value.
+    Status loss_of(const Tensor& y, const Tensor& target, Tensor& loss, Tensor& grad, float& value);
+    Status run_forward(const Tensor& x);
+    void draw_permutation();
+
     Sequential* model_ = nullptr;
     TrainerOptions options_;
-    // The rest is the implementation's (trainer.cpp); declared there or here as needed.
     float last_loss_ = 0.0f;
     Metadata metadata_;
+
+    Optimizer optimizer_;
+    LrScheduler scheduler_;
+    TrainBuffers buffers_;           // the recorded forward, the dropout generator
+    Grads grads_;                    // one backward's gradients
+    std::vector<Tensor> values_;     // the parameters, float32 (out, in): what the optimizer steps
+    std::vector<Tensor> gradients_;  // the accumulated gradients (zero_grad zeroes them)
+    std::vector<GradRef> grad_refs_;
+    std::vector<std::string> names_;
+    Tensor y_, loss_, loss_grad_;        // the last forward's output, its loss and ∂loss/∂y
+    std::vector<std::int64_t> classes_;  // class-index targets as integers
+    Tensor weight_, pos_weight_;         // the loss's weights as tensors (empty: none)
+    bool forwarded_ = false, loss_ready_ = false, have_grads_ = false;
+
+    std::int64_t epoch_ = 0, batch_ = 0, steps_ = 0;
+    std::uint64_t shuffle_start_ = 0;  // the shuffling generator's state at the current epoch's start
+    bool perm_ready_ = false;          // perm_ is the current epoch's
+    std::vector<std::uint32_t> perm_;
+    Tensor data_x_, data_t_, batch_x_, batch_t_;
+    Shape batch_shape_, target_shape_;
+    // fit_batch's short last batch runs in a second set of buffers, swapped in and
+    // out, so that alternating between the two batch shapes allocates nothing.
+    struct Slot {
+        TrainBuffers buffers;
+        Tensor y, loss, loss_grad, batch_x, batch_t;
+    };
+    Slot other_;
+    bool short_active_ = false;
+    void swap_slot();
+
+    ForwardBuffers eval_buffers_;  // evaluate: the inference path
+    Tensor eval_x_, eval_t_, eval_y_, eval_loss_, eval_grad_;
 };
 
 // ---- options as text (the CLI's --optimizer / --loss, the JS API's strings) ----

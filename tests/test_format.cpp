@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "fixtures.hpp"
 #include "format_paths.hpp"
@@ -302,4 +303,116 @@ TEST(Format, ARootLayerModelIsVersion11AndReadsBack) {
     EXPECT_EQ(back.state_dict()[0].second, m.state_dict()[0].second);
     // Every other model stays 1.0.
     EXPECT_EQ(mkt::write_model_bytes(mkt::make_model("fc1=Linear(3,2)"), DType::f32)[5], 0);
+}
+
+// 1.2: optional sections with data written from (pointer, size) pieces: the header
+// lists them in tag order, the data follows the tensors aligned and under the data CRC,
+// and read_model hands back the payload and data of the tags a caller asks for.
+TEST(Format, SectionsWithDataRoundTrip) {
+    const Sequential m = mkt::tiny_model();
+    const std::vector<std::uint8_t> a = {1, 2, 3}, b = {4, 5, 6, 7, 8};
+    std::vector<float> big(1000);
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = float(i) * 0.5f - 3.0f;
+    WriteOptions opt;
+    opt.sections.push_back({192, {9, 9}, {{a.data(), a.size()}, {b.data(), b.size()}}});
+    opt.sections.push_back({200, {}, {}});  // no data: no padding either
+    opt.sections.push_back({230, {7}, {{big.data(), big.size() * 4}}});
+    WritePlan plan;
+    ASSERT_TRUE(plan_model(m, opt, plan).ok());
+    EXPECT_EQ(plan.info.minor, format_data_minor);
+    EXPECT_LT(emit_bytes(plan, 64), 4000u);  // the data is emitted from its pieces, not copied
+    Bytes file;
+    ASSERT_TRUE(write_model(m, opt, file).ok());
+    EXPECT_EQ(file.size(), plan.info.file_bytes);
+
+    FileInfo info;
+    ASSERT_TRUE(mkt::read_info_both(file, true, info).ok());
+    ASSERT_EQ(info.section_data.size(), 3u);
+    EXPECT_EQ(info.minor, 2);
+    EXPECT_EQ(info.section_data[0].tag, 192);
+    EXPECT_EQ(info.section_data[0].bytes, 8u);
+    EXPECT_EQ(info.section_data[0].offset % 16, 0u);
+    EXPECT_EQ(info.section_data[1].bytes, 0u);
+    EXPECT_EQ(info.section_data[2].offset % 16, 0u);
+    EXPECT_EQ(info.section_data[2].offset + 4000, file.size());
+    for (std::size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(info.section_data[i].offset, plan.info.section_data[i].offset);
+        EXPECT_EQ(info.section_data[i].bytes, plan.info.section_data[i].bytes);
+    }
+
+    // The plain-model path (a reader that knows none of the tags) reads the same model.
+    Sequential plain;
+    ASSERT_TRUE(read_model(file.data(), file.size(), plain).ok());
+    EXPECT_TRUE(mkt::same_state_dict(plain.state_dict(), m.state_dict()));
+    Bytes model_only;
+    ASSERT_TRUE(write_model(m, WriteOptions{}, model_only).ok());
+    FileInfo model_info;
+    ASSERT_TRUE(read_info(model_only.data(), model_only.size(), false, model_info).ok());
+    EXPECT_TRUE(std::equal(model_only.begin() + 20, model_only.begin() + model_info.header_bytes, file.begin() + 20))
+        << "the model's sections come first, unchanged";
+    ASSERT_EQ(info.tensors.size(), model_info.tensors.size());
+    for (std::size_t i = 0; i < info.tensors.size(); ++i) {  // and each tensor's stored bytes
+        ASSERT_EQ(info.tensors[i].bytes, model_info.tensors[i].bytes);
+        EXPECT_TRUE(std::equal(model_only.begin() + model_info.tensors[i].offset,
+                               model_only.begin() + model_info.tensors[i].offset + model_info.tensors[i].bytes,
+                               file.begin() + info.tensors[i].offset));
+    }
+
+    // Asking for 192 and 230 (and 250, which is absent).
+    std::vector<SectionContent> want(3);
+    want[0].tag = 192;
+    want[1].tag = 230;
+    want[2].tag = 250;
+    want[2].present = true;  // reset by the reader
+    Sequential back;
+    FileInfo back_info;
+    ASSERT_TRUE(read_model(MemorySource(file.data(), file.size()), back, nullptr, &back_info, &want).ok());
+    EXPECT_TRUE(mkt::same_state_dict(back.state_dict(), m.state_dict()));
+    ASSERT_TRUE(want[0].present);
+    EXPECT_EQ(want[0].payload, (std::vector<std::uint8_t>{9, 9}));
+    EXPECT_EQ(want[0].data, (std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+    ASSERT_TRUE(want[1].present);
+    EXPECT_EQ(want[1].payload, (std::vector<std::uint8_t>{7}));
+    ASSERT_EQ(want[1].data.size(), 4000u);
+    EXPECT_EQ(std::memcmp(want[1].data.data(), big.data(), 4000), 0);
+    EXPECT_FALSE(want[2].present);
+    EXPECT_GE(read_bytes(back_info, true, true), read_bytes(back_info, true) + 8 + 4000);
+
+    // Writing without sections stays 1.0 (the lowest minor that holds the file).
+    EXPECT_EQ(model_only[5], 0);
+}
+
+TEST(Format, SectionsWithDataRefusedTags) {
+    const Sequential m = mkt::tiny_model();
+    Bytes out;
+    for (const std::vector<std::uint8_t>& tags : {std::vector<std::uint8_t>{191}, {200, 200}, {210, 200}, {128}, {3}}) {
+        WriteOptions opt;
+        for (std::uint8_t t : tags) opt.sections.push_back({t, {}, {}});
+        const Status st = write_model(m, opt, out);
+        EXPECT_EQ(st.code(), Code::bad_section) << st.to_string();
+    }
+}
+
+// A failed read hands back no section: corrupt data (CRC) and a truncated file.
+TEST(Format, SectionsWithDataFailedReadFillsNothing) {
+    const Sequential m = mkt::tiny_model();
+    const std::vector<std::uint8_t> a(100, 7);
+    WriteOptions opt;
+    opt.sections.push_back({192, {1}, {{a.data(), a.size()}}});
+    Bytes file;
+    ASSERT_TRUE(write_model(m, opt, file).ok());
+    Bytes flipped = file;
+    flipped[flipped.size() - 3] ^= 0x10;
+    Bytes cut(file.begin(), file.end() - 1);
+    for (const Bytes* b : {&flipped, &cut}) {
+        std::vector<SectionContent> want(1);
+        want[0].tag = 192;
+        Sequential back;
+        const Status st = read_model(MemorySource(b->data(), b->size()), back, nullptr, nullptr, &want);
+        EXPECT_FALSE(st.ok());
+        EXPECT_EQ(st.code(), b == &flipped ? Code::checksum_mismatch : Code::truncated) << st.to_string();
+        EXPECT_FALSE(want[0].present);
+        EXPECT_TRUE(want[0].payload.empty());
+        EXPECT_TRUE(want[0].data.empty());
+    }
 }

@@ -467,3 +467,48 @@ TEST(FormatErrors, EveryCodeHasADistinctName) {
         EXPECT_TRUE(names.insert(n).second) << n;
     }
 }
+
+// Sections with data the writer emits (1.2), read by a caller that knows the tag: every
+// truncation is an error, a flipped data byte is checksum_mismatch, a non-zero padding
+// byte (CRCs fixed) bad_padding, a payload without data_bytes bad_section — and the
+// caller's section is never filled on failure.
+TEST(FormatErrors, KnownSectionWithDataTruncationAndCorruption) {
+    const Sequential m = mkt::make_model("fc=Linear(2,3)");  // 36 bytes of tensor data: padding follows
+    const std::vector<std::uint8_t> data = {1, 2, 3, 4, 5, 6, 7};
+    WriteOptions opt;
+    opt.sections.push_back({200, {42}, {{data.data(), data.size()}}});
+    Bytes file;
+    ASSERT_TRUE(write_model(m, opt, file).ok());
+    auto read = [](const Bytes& b, std::vector<SectionContent>& want) {
+        want.assign(1, SectionContent{});
+        want[0].tag = 200;
+        Sequential back;
+        const Bytes exact(b);
+        return read_model(MemorySource(exact.data(), exact.size()), back, nullptr, nullptr, &want);
+    };
+    std::vector<SectionContent> want;
+    ASSERT_TRUE(read(file, want).ok());
+    ASSERT_TRUE(want[0].present);
+    EXPECT_EQ(want[0].data, data);
+    for (std::size_t n = 0; n < file.size(); ++n) {
+        const Status st = read(Bytes(file.begin(), file.begin() + n), want);
+        EXPECT_FALSE(st.ok()) << n;
+        EXPECT_FALSE(want[0].present) << n;
+    }
+    FileInfo info;
+    ASSERT_TRUE(read_info(file.data(), file.size(), false, info).ok());
+    const std::uint64_t at = info.section_data[0].offset;
+    ASSERT_GT(at, info.tensors.back().offset + info.tensors.back().bytes) << "the test needs padding";
+    Bytes flipped = file;
+    flipped[at + 3] ^= 0x40;
+    EXPECT_EQ(read(flipped, want).code(), Code::checksum_mismatch);
+    EXPECT_FALSE(want[0].present);
+    Bytes bad_pad = file;
+    bad_pad[at - 1] = 1;
+    const std::uint32_t crc = crc32(bad_pad.data() + info.header_bytes, bad_pad.size() - info.header_bytes);
+    for (int i = 0; i < 4; ++i) bad_pad[16 + i] = std::uint8_t(crc >> (8 * i));
+    const std::uint32_t hcrc = crc32_update(crc32(bad_pad.data(), 8), bad_pad.data() + 12, info.header_bytes - 12);
+    for (int i = 0; i < 4; ++i) bad_pad[8 + i] = std::uint8_t(hcrc >> (8 * i));
+    EXPECT_EQ(read(bad_pad, want).code(), Code::bad_padding);
+    EXPECT_FALSE(want[0].present);
+}

@@ -293,6 +293,8 @@ export interface ModelInfo {
   metadata: Record<string, string>;
   bytes: number;
   dateSaved?: string;
+  /** A training checkpoint (saved with { training: true }): the model plus its TRAINING section. */
+  training?: true;
 }
 
 export type Source = string | URL | Uint8Array | ArrayBuffer | Blob;
@@ -312,26 +314,45 @@ export interface SaveOptions {
   dtype?: DType;
   metadata?: Record<string, string>;
   onProgress?: (p: Progress) => void;
+  /**
+   * Save a Trainer as its checkpoint (a .mkp: the model in float32 plus its TRAINING section),
+   * which load(url, { training: true }) resumes. Without it, a Trainer saves its model.
+   */
+  training?: boolean;
 }
 
+/**
+ * A Trainer's checkpoint, to any target but a .pt / .pth / .safetensors name (unsupported for now:
+ * 'invalid_argument').
+ */
+export function save(
+  trainer: Trainer,
+  url: string | URL,
+  options: SaveOptions & { training: true },
+): Promise<ModelInfo>;
 /** Into a store (indexeddb://name): always a .mkp, whatever the name ends with. */
 export function save(
-  model: Model | Uint8Array,
+  model: Model | Trainer | Uint8Array,
   url: `indexeddb://${string}`,
   options?: SaveOptions,
 ): Promise<ModelInfo>;
 /** A name ending .pt, .pth or .safetensors exports the state dict in that format. */
 export function save(
-  model: Model,
+  model: Model | Trainer,
   url: `${string}.pt` | `${string}.pth` | `${string}.safetensors`,
   options?: SaveOptions,
 ): Promise<ExportInfo>;
 /** indexeddb://name, downloads://name, or (Node) a path / file:// URL. */
 export function save(
-  model: Model | Uint8Array,
+  model: Model | Trainer | Uint8Array,
   url: string | URL,
   options?: SaveOptions,
 ): Promise<ModelInfo | ExportInfo>;
+/**
+ * A Trainer resumed from a checkpoint (save(trainer, url, { training: true })); 'wrong_kind' for a
+ * file without training state. The same as Trainer.load(source).
+ */
+export function load(source: Source, options: { training: true; onProgress?: (p: Progress) => void }): Promise<Trainer>;
 export function load(source: Source, options?: ImportOptions & { onProgress?: (p: Progress) => void }): Promise<Model>;
 export function loadBytes(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Uint8Array>;
 export function listModels(): Promise<Record<string, ModelInfo>>;
@@ -370,3 +391,186 @@ export interface SourceFileInfo {
 export function fileInfo(bytes: Uint8Array | ArrayBuffer, options?: { checkData?: boolean }): FileInfo | SourceFileInfo;
 export function requestPersistence(): Promise<boolean>;
 export function storageEstimate(): Promise<{ usage: number; quota: number } | null>;
+
+// ---- Training (docs/API.md "Training") ----
+
+/** A tensor argument: nested arrays, or { data, shape } (flat values, row-major). */
+export type TensorInput =
+  number[] | number[][] | number[][][] | { data: Float32Array | ArrayLike<number>; shape: number[] };
+
+/**
+ * An optimizer, loss or schedule: text ('adam(lr=0.01, betas=(0.9, 0.99))', 'cross_entropy(label_smoothing=0.1)',
+ * 'step_lr(step_size=10, gamma=0.1)'; PyTorch's class names work too) or an object with the same keyword
+ * names ({ type: 'adam', lr: 0.01, betas: [0.9, 0.99], weightDecay: 0 }; camelCase becomes snake_case).
+ */
+export type OptionSpec = string | { type: string; [option: string]: number | boolean | string | number[] | undefined };
+
+export interface TrainerOptions {
+  /** 'sgd(lr=…)', 'adam', 'adamw', 'rmsprop' and their options; default 'adam' (lr 1e-3). */
+  optimizer?: OptionSpec;
+  /** 'mse' (default), 'l1', 'smooth_l1', 'huber', 'cross_entropy', 'nll', 'bce_with_logits', 'bce'. */
+  loss?: OptionSpec;
+  /** 'step_lr', 'cosine_annealing_lr', 'linear_lr'; default none. */
+  scheduler?: OptionSpec | null;
+  /** A schedule step after every optimizer step instead of every epoch. */
+  schedulerPerBatch?: boolean;
+  /** > 0: clip_grad_norm_(max_norm, 2) before each step. Default 0: none. */
+  maxGradNorm?: number;
+  /** Dropout masks and shuffling (an integer in [0, 2^53)); default random. */
+  seed?: number;
+  /** fit's batch size (default 32); saved with the trainer. */
+  batchSize?: number;
+  /** fit: a new permutation each epoch (default true); saved with the trainer. */
+  shuffle?: boolean;
+}
+
+export interface TrainerState {
+  /** Epochs completed, the batches done of the current one, optimizer steps in all. */
+  epoch: number;
+  batch: number;
+  steps: number;
+  lr: number;
+  training: boolean;
+  /** The last step's loss; null before any. */
+  lastLoss: number | null;
+  /** The data set of the last fit (0: none) and its batches per epoch. */
+  samples: number;
+  batchesPerEpoch: number;
+  /** The options, canonical text (they parse to the same options). */
+  optimizer: string;
+  loss: string;
+  scheduler: string | null;
+  schedulerPerBatch: boolean;
+  maxGradNorm: number;
+  seed: number;
+  batchSize: number;
+  shuffle: boolean;
+  metadata: Record<string, string>;
+}
+
+export interface BatchLogs {
+  epoch: number;
+  batch: number;
+  batches: number;
+  loss: number;
+}
+
+export interface EpochLogs {
+  epoch: number;
+  loss: number;
+  accuracy?: number | null;
+  valLoss?: number;
+  valAccuracy?: number | null;
+}
+
+export interface FitOptions {
+  /** Epochs more to train (default 1); an epoch an abort interrupted is finished first and counts. */
+  epochs?: number;
+  /** The trainer's own (Trainer.create); given here, it must be the same. */
+  batchSize?: number;
+  shuffle?: boolean;
+  /** The last fraction of the samples (before shuffling) held out for valLoss / valAccuracy. */
+  validationSplit?: number;
+  validationData?: [TensorInput, TensorInput];
+  /** 'accuracy': each epoch's accuracy on the training data (and the validation data), in eval mode. */
+  metrics?: Array<'accuracy' | 'acc'>;
+  onBatchEnd?: (logs: BatchLogs) => void | Promise<void>;
+  onEpochEnd?: (logs: EpochLogs) => void | Promise<void>;
+  /** Stops between batches: fit resolves with stopped: true; the trainer continues from there. */
+  signal?: AbortSignal;
+  /** Milliseconds of work between yields to the event loop (a macrotask); default 16. */
+  yieldEvery?: number;
+}
+
+export interface History {
+  /** The epochs completed by this fit. */
+  epoch: number[];
+  history: { loss: number[]; accuracy?: Array<number | null>; valLoss?: number[]; valAccuracy?: Array<number | null> };
+  stopped: boolean;
+}
+
+export interface Evaluation {
+  loss: number;
+  /** null for the regression losses. */
+  accuracy: number | null;
+}
+
+/** A Model being trained (PyTorch's loop: core/trainer.hpp); it lives in the importer module. */
+export class Trainer {
+  /**
+   * A trainer for `model` (float32 weights: 'needs_f32' otherwise). Loads the importer module once; a
+   * model of the core module moves there (lossless; the same Model object keeps working).
+   * Bad options: 'invalid_hyperparameter'.
+   */
+  static create(model: Model, options?: TrainerOptions): Promise<Trainer>;
+  /** A trainer resumed from a checkpoint: load(source, { training: true }). */
+  static load(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Trainer>;
+  /** A trainer resumed from a checkpoint's bytes. */
+  static fromBytes(bytes: Uint8Array | ArrayBuffer): Promise<Trainer>;
+  /** The Model being trained: its weights are the trained ones after every step. */
+  readonly model: Model;
+  state(): TrainerState;
+  zeroGrad(): void;
+  /** The recorded forward (train or eval mode, per `training`). */
+  forward(input: TensorInput): Output;
+  forward(input: Float32Array | ArrayLike<number>, shape: number[]): Output;
+  /** The loss of the last forward: class indices (cross_entropy, nll) or values. */
+  loss(target: TensorInput): number;
+  loss(target: Float32Array | ArrayLike<number>, shape: number[]): number;
+  backward(): void;
+  step(): void;
+  /** A per-epoch schedule step and epoch + 1, for a hand-written loop. */
+  endEpoch(): void;
+  /** zeroGrad, forward, loss, backward, step → the loss. */
+  trainBatch(
+    x: TensorInput | Float32Array,
+    target: TensorInput | Float32Array,
+    shapes?: { xShape?: number[]; targetShape?: number[] },
+  ): number;
+  train(): void;
+  eval(): void;
+  readonly training: boolean;
+  lr: number;
+  readonly epoch: number;
+  readonly steps: number;
+  /** Saved in the checkpoint. */
+  metadata: Record<string, string>;
+  fit(x: TensorInput, y: TensorInput, options?: FitOptions): Promise<History>;
+  evaluate(x: TensorInput, y: TensorInput): Evaluation;
+  /** The checkpoint as .mkp bytes (the model plus its TRAINING section). */
+  toBytes(options?: { metadata?: Record<string, string> }): Uint8Array;
+  readonly disposed: boolean;
+  /** Frees the trainer; a model that load() made for it is disposed too, one given to create() is not. */
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+/** In a Web Worker (or Node's worker_threads, scope: parentPort): serves one trainer to the page. */
+export function serveTrainer(scope?: unknown): void;
+
+/** The page's side of serveTrainer: each call rejects with the worker's ModelError. */
+export interface RemoteTrainer {
+  /** A model from a SPEC (modelSeed: its initialisation), bytes or a URL, and a trainer for it. */
+  create(
+    options: ({ spec: string; modelSeed?: number } | { bytes: Uint8Array | ArrayBuffer } | { url: string }) &
+      TrainerOptions,
+  ): Promise<TrainerState>;
+  /** A trainer resumed from a checkpoint. */
+  load(source: string | Uint8Array | ArrayBuffer): Promise<TrainerState>;
+  /** Typed arrays in { data, shape } tensors are transferred (detached here). */
+  fit(x: TensorInput, y: TensorInput, options?: FitOptions): Promise<History>;
+  evaluate(x: TensorInput, y: TensorInput): Promise<Evaluation>;
+  predict(input: TensorInput): Promise<Output>;
+  predict(input: Float32Array | ArrayLike<number>, shape: number[]): Promise<Output>;
+  stateDict(): Promise<StateDict>;
+  save(url: string, options?: SaveOptions): Promise<ModelInfo>;
+  toBytes(options?: { metadata?: Record<string, string> }): Promise<Uint8Array>;
+  state(): Promise<TrainerState>;
+  setMetadata(metadata: Record<string, string>): Promise<Record<string, string>>;
+  setLr(lr: number): Promise<number>;
+  dispose(): Promise<void>;
+}
+
+export function connectTrainer(
+  worker: Worker | { postMessage(message: unknown, transfer?: unknown[]): void },
+): RemoteTrainer;

@@ -14,6 +14,13 @@ import {
   removeModel,
   onModelsChange,
   fileInfo,
+  Trainer,
+  serveTrainer,
+  connectTrainer,
+  type TrainerState,
+  type History,
+  type Evaluation,
+  type EpochLogs,
   requestPersistence,
   storageEstimate,
   type DType,
@@ -151,5 +158,67 @@ export async function tutorial(): Promise<number> {
     exportedAs.length +
     exportedLayers.length +
     described2.length
+  );
+}
+
+/** Training (docs/API.md "Training"): the step calls, fit, checkpoints, the Worker driver. */
+export async function training(model: Model, worker: Worker): Promise<number> {
+  const trainer: Trainer = await Trainer.create(model, {
+    optimizer: { type: 'adam', lr: 0.01, betas: [0.9, 0.99] },
+    loss: 'cross_entropy(label_smoothing=0.1)',
+    scheduler: 'step_lr(step_size=10, gamma=0.5)',
+    batchSize: 16,
+    seed: 1,
+  });
+  // @ts-expect-error batchSize is a number
+  await Trainer.create(model, { batchSize: '16' });
+  trainer.zeroGrad();
+  const y: Output = trainer.forward([[1, 2, 3]]);
+  const loss: number = trainer.loss([2]);
+  trainer.backward();
+  trainer.step();
+  const batchLoss: number = trainer.trainBatch(new Float32Array(6), [0, 1], { xShape: [2, 3] });
+  trainer.lr = 0.005;
+  trainer.metadata = { run: 'a' };
+  trainer.eval();
+  trainer.train();
+  const controller = new AbortController();
+  const epochs: EpochLogs[] = [];
+  const history: History = await trainer.fit([[1, 2, 3]], [1], {
+    epochs: 2,
+    validationSplit: 0.1,
+    metrics: ['accuracy'],
+    onBatchEnd: ({ loss: l }) => void l,
+    onEpochEnd: (logs) => void epochs.push(logs),
+    signal: controller.signal,
+  });
+  const evaluation: Evaluation = trainer.evaluate({ data: new Float32Array(3), shape: [1, 3] }, [1]);
+  const saved: ModelInfo = await save(trainer, 'indexeddb://run', { training: true });
+  const resumed: Trainer = await load('indexeddb://run', { training: true });
+  const again: Trainer = await Trainer.load('indexeddb://run');
+  const state: TrainerState = resumed.state();
+  const bytes: Uint8Array = trainer.toBytes({ metadata: { note: 'x' } });
+  const remote = connectTrainer(worker);
+  await remote.create({ spec: 'Linear(3,2)', optimizer: 'sgd(lr=0.1)', loss: 'cross_entropy' });
+  const remoteHistory: History = await remote.fit({ data: new Float32Array(3), shape: [1, 3] }, [1], { epochs: 1 });
+  const remoteState: TrainerState = await remote.state();
+  await remote.save('indexeddb://remote', { training: true });
+  await remote.dispose();
+  if (typeof self !== 'undefined' && false) serveTrainer();
+  for (const t of [trainer, resumed, again]) t.dispose();
+  return (
+    y.data.length +
+    loss +
+    batchLoss +
+    history.epoch.length +
+    (history.stopped ? 1 : 0) +
+    (evaluation.accuracy ?? 0) +
+    saved.params +
+    state.steps +
+    trainer.epoch +
+    trainer.steps +
+    bytes.length +
+    remoteHistory.history.loss.length +
+    remoteState.epoch
   );
 }

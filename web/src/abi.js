@@ -1,6 +1,7 @@
 // abi.js — the JavaScript side of wasm/bindings.cpp's C ABI (its conventions are at the top of
 // that file): wrap(module) gives the rest of the package the calls it makes on a module —
 // ModelHandle (init, load, forward, toBytes, exportBytes, stateDict, loadStateDict, ...),
+// `abi` (what train.js's TrainerHandle needs of the module: wasm/train_bindings.cpp's calls),
 // fileInfo, readTensors, threadCount — each answering a plain object, { ok: true, ... } or
 // { ok: false, code, message }, that errors.js's check() turns into a ModelError. Both modules
 // (the lean core and the importer) have the same ABI and are wrapped alike.
@@ -216,6 +217,10 @@ export function wrap(raw) {
     memoryBytes() {
       return this.#describe().memoryBytes;
     }
+    /** @internal the address, for TrainerHandle (same module only) */
+    get address() {
+      return this.#p;
+    }
     delete() {
       raw._mk_model_delete(this.#p);
       this.#p = 0;
@@ -224,6 +229,22 @@ export function wrap(raw) {
 
   return {
     ModelHandle,
+    /** What train.js builds its TrainerHandle from (the importer's training calls). */
+    abi: {
+      raw,
+      withArgs,
+      withSource,
+      answer,
+      lastAnswer,
+      putShape,
+      dimsAt,
+      /** The file the last call wrote (mkSink / mkWrite), handed over once. */
+      takeSink: () => {
+        const s = sink;
+        sink = null;
+        return s;
+      },
+    },
     /** Any readable file → its info object (checkData: every value read and checked too). */
     fileInfo: (file, checkData) => withSource(file, (size) => answer(raw._mk_file_info(size, checkData ? 1 : 0))),
     /** Any readable file → { ok, format, stateDict: [{ name, shape, data }] }. */

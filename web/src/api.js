@@ -3,6 +3,8 @@
 export { ModelError } from './errors.js';
 export { ready } from './runtime.js';
 export { Model, Layer, nn } from './model.js';
+export { Trainer } from './train.js';
+export { serveTrainer, connectTrainer } from './worker.js';
 export {
   save,
   load,

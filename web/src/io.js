@@ -6,10 +6,24 @@
 //   https://… or a relative URL   fetched, streamed with byte-level progress (load only)
 //   a path or file:// URL         Node only
 // and, for load, File/Blob, ArrayBuffer and Uint8Array. The bytes are the same everywhere.
+// A Trainer (train.js) saves as its model, or with { training: true } as a checkpoint (the model
+// plus its TRAINING section), which load(…, { training: true }) resumes as a Trainer.
 import { ModelError, check } from './errors.js';
 import { Model, encode, fromChunks, toUint8Array, withImporter } from './model.js';
 import { currentPlatform, isNode, loadedModule, needsImporter, ready, runtime } from './runtime.js';
 import { openStore } from './store.js';
+
+/** The key of a Trainer's checkpoint encoder (train.js), which save() looks for. */
+const checkpointOf = Symbol.for('modelkeep.checkpoint');
+
+/**
+ * chunks → Promise of a Trainer resumed from them: set by train.js (useTrainer) when it is loaded,
+ * so that a page that never trains does not carry it.
+ */
+let resumeTrainer = null;
+export function useTrainer(resume) {
+  resumeTrainer = resume;
+}
 
 /** URL scheme → async opener of its store (the contract in storage.js). A new backend is one line. */
 export const backends = { 'indexeddb://': openStore };
@@ -70,6 +84,7 @@ function describe(i) {
     architecture: i.architecture,
     layers: i.layers.map((l) => l.spec),
     metadata: i.metadata,
+    ...(i.training ? { training: true } : {}),
   };
 }
 
@@ -82,17 +97,22 @@ function publicInfo(info) {
  * Saves a model (or bytes of a .mkp file).
  * @param {Model | Uint8Array} model
  * @param {string} url indexeddb://name, downloads://name, or (Node) a path / file:// URL
- * @param {{ dtype?: string, metadata?: Record<string,string>, onProgress?: (p: {loaded:number,total:number}) => void }} [options]
+ * @param {{ dtype?: string, metadata?: Record<string,string>, onProgress?: (p: {loaded:number,total:number}) => void, training?: boolean }} [options]
+ *   training: save a Trainer as its checkpoint (the model plus its TRAINING section; .mkp only)
  *   dtype: how weights are stored, by default as the model holds them (model.weightDtype)
  * @returns {Promise<object>} the saved info: a .mkp's ModelInfo ({ kind, version, dtype, params,
  *   architecture, layers, metadata, bytes, dateSaved }); a state dict exported as .pt / .safetensors
  *   gives the same fields less `version` (no .mkp was written) plus `format` (index.d.ts ExportInfo)
  */
-export async function save(model, url, { dtype, metadata = {}, onProgress } = {}) {
+export async function save(model, url, { dtype, metadata = {}, onProgress, training = false } = {}) {
   await ready();
   const scheme = schemeOf(url);
   const format = !scheme && (typeof url === 'string' || url instanceof URL) ? exportFormat(url) : 'mkp';
-  if (format !== 'mkp') {
+  // A Trainer (train.js): its checkpoint with { training: true } (which checks format and dtype), else its model.
+  const checkpoint = model?.[checkpointOf];
+  if (training && !checkpoint) throw new ModelError('invalid_argument', '{ training: true } saves a Trainer');
+  if (checkpoint && !training) model = model.model;
+  if (format !== 'mkp' && !training) {
     if (!(model instanceof Model)) {
       throw new ModelError('invalid_argument', `saving as .${format} needs a Model, not bytes`);
     }
@@ -111,14 +131,16 @@ export async function save(model, url, { dtype, metadata = {}, onProgress } = {}
   }
   // A model's info comes with its bytes; bytes from elsewhere are read (and checked) once.
   // Into a store, a model is written by wasm straight into the chunks the store keeps.
-  const chunkBytes = model instanceof Model && scheme ? (await openBackend(scheme)).chunkBytes : 0;
+  const chunkBytes = (model instanceof Model || training) && scheme ? (await openBackend(scheme)).chunkBytes : 0;
   const {
     bytes,
     chunks,
     info: raw,
-  } = model instanceof Model
-    ? encode(model, { dtype, metadata, chunkBytes })
-    : { bytes: toUint8Array(model), info: runtime().fileInfo(toUint8Array(model), false) };
+  } = training
+    ? model[checkpointOf]({ metadata, chunkBytes, format, dtype })
+    : model instanceof Model
+      ? encode(model, { dtype, metadata, chunkBytes })
+      : { bytes: toUint8Array(model), info: runtime().fileInfo(toUint8Array(model), false) };
   if (raw.code === 'needs_importer') {
     throw new ModelError(
       'invalid_argument',
@@ -266,7 +288,10 @@ function looksLikeHtml(bytes) {
  * `weightDtype` holds the weights in that dtype once loaded (see Model#setWeightDtype).
  * @returns {Promise<Model>}
  */
-export async function load(source, { onProgress, architecture, assumeSequential, prefix, entry, weightDtype } = {}) {
+export async function load(
+  source,
+  { onProgress, architecture, assumeSequential, prefix, entry, weightDtype, training = false } = {},
+) {
   await ready();
   const text = source instanceof URL ? source.href : source;
   // A stored model goes to wasm as its chunks, read in place: no joined copy of the file in JS.
@@ -276,6 +301,11 @@ export async function load(source, { onProgress, architecture, assumeSequential,
     chunks = await store.getChunks(name, { onProgress });
   } else {
     chunks = [await loadBytes(source, { onProgress })];
+  }
+  // A training checkpoint: a Trainer (train.js registers how; the importer module is loaded there).
+  if (training) {
+    if (!resumeTrainer) throw new ModelError('not_ready', "{ training: true } needs modelkeep's Trainer: import it");
+    return resumeTrainer(chunks, { architecture, assumeSequential, prefix, entry, weightDtype });
   }
   // A file other than .mkp: the importer module, fetched once on first use (runtime.js).
   return withImporter(() => fromChunks(chunks, { architecture, assumeSequential, prefix, entry, weightDtype }));

@@ -24,6 +24,14 @@ export let encode;
  */
 export let fromChunks;
 
+/**
+ * inImporter(model, importer module) → the model's handle in the importer module (train.js: the
+ * trainer lives there). A model of the core moves there first as .mkp bytes in its own dtype
+ * (lossless); the Model object keeps working, its handle now the importer's (the core's is freed).
+ * Set by Model's static block.
+ */
+export let inImporter;
+
 // Files other than .mkp (PyTorch, safetensors) and exports to them are the importer module's
 // (runtime.js): the core answers them needs_importer. A model imported there stays there (a
 // Model's handle may live in either module: both have the same methods); a model of the core
@@ -215,7 +223,7 @@ export const nn = {
 };
 
 /** Flattens nested arrays into a Float32Array, checking they are rectangular. */
-function fromNested(input) {
+export function fromNested(input) {
   const shape = [];
   for (let v = input; Array.isArray(v); v = v[0]) shape.push(v.length);
   const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
@@ -414,6 +422,22 @@ export class Model {
         }
       }
       return model;
+    };
+
+    inImporter = (model, m) => {
+      const handle = model.#live();
+      if (handle instanceof m.ModelHandle) return handle;
+      const moved = new m.ModelHandle();
+      const r = moved.load([encode(model, { dtype: model.weightDtype }).bytes], '', false, '', '');
+      if (!r.ok) {
+        moved.delete();
+        check(r);
+      }
+      registry?.unregister(model);
+      handle.delete();
+      model.#handle = moved;
+      registry?.register(model, moved, model);
+      return moved;
     };
 
     // The bytes and the file's info in one call (io.js's save needs both).

@@ -1,0 +1,470 @@
+// Training from JavaScript (web/src/train.js, worker.js; wasm/train_bindings.cpp): the step calls
+// and fit train the same weights; fit reports progress, stops on an abort between batches and
+// continues bit-identically; a checkpoint saved and loaded continues bit-identically; a model of
+// the core moves to the importer and keeps working; each failure is its typed ModelError.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { ready, nn, Model, ModelError, Trainer, save, load, connectTrainer } from '../../web/src/node.js';
+import { loadedModule, loadedModules } from '../../web/src/runtime.js';
+
+await ready();
+const dir = mkdtempSync(join(tmpdir(), 'modelkeep-train-'));
+
+/** A repeatable classification set: n samples of 4 features, 3 classes. */
+function dataset(n, seed) {
+  let s = seed;
+  const rnd = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const x = new Float32Array(n * 4).map(() => rnd() * 2 - 1);
+  const y = new Float32Array(n).map((_, i) => (x[i * 4] + x[i * 4 + 1] > 0 ? 1 : x[i * 4 + 2] > 0.3 ? 2 : 0));
+  return { x: { data: x, shape: [n, 4] }, y: { data: y, shape: [n] } };
+}
+
+const net = () => nn.sequential(nn.linear(4, 8), nn.relu(), nn.linear(8, 3), { seed: 7 });
+
+/** The model's weights as one byte string, to compare bit for bit. */
+function weights(model) {
+  const parts = Object.values(model.stateDict()).map((t) =>
+    Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+  );
+  return Buffer.concat(parts);
+}
+
+/** Samples [begin, end) of a { data, shape } tensor. */
+function rows(t, begin, end) {
+  const per = t.shape.slice(1).reduce((a, b) => a * b, 1);
+  return { data: t.data.slice(begin * per, end * per), shape: [end - begin, ...t.shape.slice(1)] };
+}
+
+const options = {
+  optimizer: 'sgd(lr=0.1, momentum=0.9)',
+  loss: 'cross_entropy',
+  batchSize: 4,
+  shuffle: false,
+  seed: 3,
+};
+
+test('the step calls, trainBatch and fit train the same weights on the same batches', async () => {
+  const { x, y } = dataset(10, 1);
+  const [a, b, c] = [net(), net(), net()];
+  const [ta, tb, tc] = await Promise.all([a, b, c].map((m) => Trainer.create(m, options)));
+  const stepLosses = [];
+  const batchLosses = [];
+  for (let begin = 0; begin < 10; begin += 4) {
+    const end = Math.min(begin + 4, 10);
+    ta.zeroGrad();
+    const out = ta.forward(rows(x, begin, end));
+    assert.deepEqual(out.shape, [end - begin, 3]);
+    stepLosses.push(ta.loss(rows(y, begin, end)));
+    ta.backward();
+    ta.step();
+    batchLosses.push(tb.trainBatch(rows(x, begin, end), rows(y, begin, end)));
+  }
+  ta.endEpoch();
+  tb.endEpoch();
+  const fitLosses = [];
+  const history = await tc.fit(x, y, { epochs: 1, onBatchEnd: ({ loss }) => fitLosses.push(loss) });
+  assert.deepEqual(batchLosses, stepLosses);
+  assert.deepEqual(fitLosses, stepLosses);
+  assert.ok(weights(a).equals(weights(b)));
+  assert.ok(weights(a).equals(weights(c)));
+  assert.ok(!weights(a).equals(weights(net())), 'training changed the weights');
+  for (const t of [ta, tb, tc]) {
+    assert.equal(t.epoch, 1);
+    assert.equal(t.steps, 3);
+  }
+  assert.deepEqual(history.epoch, [0]);
+  assert.equal(history.stopped, false);
+  // The epoch's loss: the batches' losses weighted by their samples.
+  const mean = (stepLosses[0] * 4 + stepLosses[1] * 4 + stepLosses[2] * 2) / 10;
+  assert.ok(Math.abs(history.history.loss[0] - mean) < 1e-6);
+  for (const t of [ta, tb, tc]) t.dispose();
+  for (const m of [a, b, c]) m.dispose();
+});
+
+test('a model of the core moves to the importer for training; the same Model object keeps working', async () => {
+  const model = net();
+  const before = model.forward([[1, 2, 3, 4]]).data;
+  const trainer = await Trainer.create(model, options);
+  assert.ok(loadedModules().includes('importer'));
+  assert.equal(trainer.model, model);
+  assert.deepEqual(model.forward([[1, 2, 3, 4]]).data, before, 'the move is lossless');
+  trainer.trainBatch([[1, 2, 3, 4]], [2]);
+  assert.notDeepEqual(model.forward([[1, 2, 3, 4]]).data, before, 'the model holds the trained weights');
+  // A model already in the importer is used where it is.
+  const again = await Trainer.create(model, options);
+  assert.equal(again.model, model);
+  again.dispose();
+  trainer.dispose();
+  assert.equal(model.disposed, false, 'a model given to create stays the caller’s');
+  model.dispose();
+});
+
+test('fit reports progress per batch and per epoch, with validation and accuracy', async () => {
+  const { x, y } = dataset(20, 2);
+  const model = net();
+  const trainer = await Trainer.create(model, {
+    ...options,
+    optimizer: { type: 'adam', lr: 0.01, betas: [0.9, 0.99] },
+  });
+  assert.match(trainer.state().optimizer, /^adam\(lr=0\.01/i);
+  const batches = [];
+  const epochs = [];
+  const history = await trainer.fit(x, y, {
+    epochs: 3,
+    validationSplit: 0.2,
+    metrics: ['accuracy'],
+    onBatchEnd: (b) => batches.push(b),
+    onEpochEnd: (e) => epochs.push(e),
+  });
+  // 16 training samples in batches of 4: 4 batches per epoch.
+  assert.equal(batches.length, 12);
+  assert.deepEqual(
+    batches.map((b) => [b.epoch, b.batch, b.batches]),
+    [0, 1, 2].flatMap((e) => [0, 1, 2, 3].map((i) => [e, i, 4])),
+  );
+  assert.deepEqual(history.epoch, [0, 1, 2]);
+  assert.deepEqual(Object.keys(history.history).sort(), ['accuracy', 'loss', 'valAccuracy', 'valLoss']);
+  for (const [k, values] of Object.entries(history.history)) {
+    assert.equal(values.length, 3, k);
+    for (const v of values) assert.ok(Number.isFinite(v) && v >= 0, `${k}: ${v}`);
+  }
+  assert.deepEqual(
+    epochs.map((e) => e.loss),
+    history.history.loss,
+  );
+  // valLoss is evaluate() on the last 20% of the samples.
+  const v = trainer.evaluate(rows(x, 16, 20), rows(y, 16, 20));
+  assert.equal(v.loss, history.history.valLoss[2]);
+  assert.equal(v.accuracy, history.history.valAccuracy[2]);
+  // A regression loss has no accuracy.
+  const reg = await Trainer.create(nn.sequential(nn.linear(4, 1), { seed: 1 }), { loss: 'mse', seed: 1 });
+  assert.equal(reg.evaluate(x, { data: new Float32Array(20), shape: [20, 1] }).accuracy, null);
+  reg.model.dispose();
+  reg.dispose();
+  trainer.dispose();
+  model.dispose();
+});
+
+test('an abort stops fit between batches; the next fit continues bit-identically', async () => {
+  const { x, y } = dataset(22, 3);
+  const shuffled = {
+    ...options,
+    shuffle: true,
+    optimizer: 'adam(lr=0.01)',
+    scheduler: 'step_lr(step_size=1, gamma=0.5)',
+  };
+  const whole = net();
+  const t1 = await Trainer.create(whole, shuffled);
+  await t1.fit(x, y, { epochs: 2 });
+
+  const parts = net();
+  const t2 = await Trainer.create(parts, shuffled);
+  const controller = new AbortController();
+  let seen = 0;
+  const first = await t2.fit(x, y, {
+    epochs: 2,
+    signal: controller.signal,
+    onBatchEnd: () => {
+      if (++seen === 3) controller.abort();
+    },
+  });
+  assert.equal(first.stopped, true);
+  assert.equal(t2.steps, 3, 'stopped after the batch that aborted');
+  assert.equal(t2.epoch, 0);
+  assert.deepEqual(first.epoch, []);
+  // An aborted signal stops before any batch.
+  assert.equal((await t2.fit(x, y, { signal: controller.signal })).stopped, true);
+  assert.equal(t2.steps, 3);
+  // The interrupted epoch is finished first and counts as one of the epochs.
+  const rest = await t2.fit(x, y, { epochs: 2 });
+  assert.deepEqual(rest.epoch, [0, 1]);
+  assert.equal(t2.epoch, 2);
+  assert.equal(t2.steps, t1.steps);
+  assert.equal(t2.lr, t1.lr);
+  assert.ok(weights(parts).equals(weights(whole)));
+  for (const t of [t1, t2]) t.dispose();
+  for (const m of [whole, parts]) m.dispose();
+});
+
+test('save(trainer, path, { training: true }) → load → continue: bit-identical to a run that never stopped', async () => {
+  const { x, y } = dataset(18, 4);
+  const run = { ...options, shuffle: true, optimizer: 'adamw(lr=0.02, amsgrad=true)', maxGradNorm: 1 };
+  const whole = net();
+  const t1 = await Trainer.create(whole, run);
+  await t1.fit(x, y, { epochs: 3 });
+
+  const first = net();
+  const t2 = await Trainer.create(first, run);
+  const controller = new AbortController();
+  let seen = 0;
+  await t2.fit(x, y, { epochs: 3, signal: controller.signal, onBatchEnd: () => ++seen === 7 && controller.abort() });
+  t2.metadata = { note: 'mid-epoch', loss: '0.5' };
+  const path = join(dir, 'run.mkp');
+  const info = await save(t2, path, { training: true });
+  assert.equal(info.training, true);
+  assert.equal(info.kind, 'model');
+  // The checkpoint is a model file too: load() without training gives the model.
+  const plain = await load(path);
+  assert.ok(weights(plain).equals(weights(first)));
+  plain.dispose();
+
+  const t3 = await load(path, { training: true });
+  assert.ok(t3 instanceof Trainer);
+  assert.deepEqual(t3.metadata, { note: 'mid-epoch', loss: '0.5' });
+  const s2 = t2.state();
+  const s3 = t3.state();
+  for (const k of ['epoch', 'batch', 'steps', 'lr', 'optimizer', 'loss', 'seed', 'batchSize', 'shuffle', 'maxGradNorm'])
+    assert.deepEqual(s3[k], s2[k], k);
+  await t3.fit(x, y, { epochs: 3 });
+  assert.ok(weights(t3.model).equals(weights(whole)));
+
+  // toBytes → Trainer.fromBytes, the same.
+  const t4 = await Trainer.fromBytes(t2.toBytes());
+  await t4.fit(x, y, { epochs: 3 });
+  assert.ok(weights(t4.model).equals(weights(whole)));
+  // A trainer that load() made owns its model.
+  const owned = t4.model;
+  t4.dispose();
+  assert.equal(owned.disposed, true);
+  for (const t of [t1, t2, t3]) t.dispose();
+  for (const m of [whole, first]) m.dispose();
+});
+
+test('save(trainer, url) without training saves the model; a .pt checkpoint is unsupported for now', async () => {
+  const model = net();
+  const trainer = await Trainer.create(model, options);
+  trainer.trainBatch([[1, 2, 3, 4]], [1]);
+  const path = join(dir, 'model.mkp');
+  const info = await save(trainer, path);
+  assert.equal(info.training, undefined);
+  const back = await load(path);
+  assert.ok(weights(back).equals(weights(model)));
+  await assert.rejects(load(path, { training: true }), (e) => {
+    assert.equal(e.code, 'wrong_kind');
+    assert.match(e.message, /Trainer\.create/);
+    return true;
+  });
+  await assert.rejects(save(trainer, join(dir, 'x.pt'), { training: true }), (e) => {
+    assert.equal(e.code, 'invalid_argument');
+    assert.match(e.message, /unsupported/);
+    return true;
+  });
+  await assert.rejects(save(model, join(dir, 'y.mkp'), { training: true }), { code: 'invalid_argument' });
+  assert.ok(!existsSync(join(dir, 'x.pt')) && !existsSync(join(dir, 'y.mkp')));
+  back.dispose();
+  trainer.dispose();
+  model.dispose();
+});
+
+test('errors: needs_f32, invalid_hyperparameter, target_out_of_range, disposed; the trainer stays usable', async () => {
+  const compact = net();
+  compact.setWeightDtype('f16');
+  await assert.rejects(Trainer.create(compact, options), { code: 'needs_f32' });
+  compact.dispose();
+
+  const model = net();
+  for (const bad of [
+    { optimizer: 'adam(lr=-1)' },
+    { optimizer: 'nosuch' },
+    { optimizer: { type: 'sgd' } }, // sgd's lr is required
+    { loss: 'cross_entropy(label_smoothing=2)' },
+    { scheduler: 'step_lr' }, // step_size is required
+    { batchSize: 0 },
+    { batchSize: 1.5 },
+    { maxGradNorm: -1 },
+    { shuffle: 'yes' },
+    { learningRate: 0.1 }, // not an option
+  ]) {
+    await assert.rejects(Trainer.create(model, { ...options, ...bad }), (e) => {
+      assert.ok(e instanceof ModelError, JSON.stringify(bad));
+      assert.equal(e.code, 'invalid_hyperparameter', JSON.stringify(bad));
+      return true;
+    });
+  }
+  const trainer = await Trainer.create(model, options);
+  assert.throws(() => trainer.trainBatch([[1, 2, 3, 4]], [7]), { code: 'target_out_of_range' });
+  assert.throws(() => trainer.trainBatch([[1, 2, 3]], [1]), { code: 'shape_mismatch' });
+  assert.throws(() => trainer.forward(new Float32Array(4)), { code: 'invalid_input' });
+  assert.throws(() => (trainer.lr = -1), { code: 'invalid_hyperparameter' });
+  assert.throws(() => (trainer.metadata = { n: 1 }), { code: 'invalid_argument' });
+  // Still usable after each failure.
+  assert.ok(Number.isFinite(trainer.trainBatch([[1, 2, 3, 4]], [2])));
+  trainer.lr = 0.05;
+  assert.equal(trainer.lr, 0.05);
+  trainer.eval();
+  assert.equal(trainer.training, false);
+  trainer.train();
+  assert.equal(trainer.training, true);
+  model.dispose();
+  assert.throws(() => trainer.step(), { code: 'disposed' });
+  trainer.dispose();
+  assert.throws(() => trainer.state(), { code: 'disposed' });
+  trainer.dispose(); // twice is fine
+});
+
+test('warm batches leave the wasm heap as it was (a weak check of no allocation per batch)', async () => {
+  // The bindings expose no malloc counter: this checks that the memory does not grow over many
+  // warm batches (the core's allocation tests, tests/test_trainer.cpp, count every operator new).
+  const { x, y } = dataset(64, 5);
+  const model = nn.sequential(nn.linear(4, 64), nn.relu(), nn.linear(64, 3), { seed: 2 });
+  const trainer = await Trainer.create(model, { ...options, shuffle: true, batchSize: 8 });
+  await trainer.fit(x, y, { epochs: 1 });
+  const heap = loadedModule('importer').HEAPU8.length;
+  await trainer.fit(x, y, { epochs: 40 });
+  assert.equal(loadedModule('importer').HEAPU8.length, heap);
+  trainer.dispose();
+  model.dispose();
+});
+
+test('fit yields to the event loop (a macrotask) while it runs', async () => {
+  const { x, y } = dataset(64, 6);
+  const model = net();
+  const trainer = await Trainer.create(model, { ...options, batchSize: 1 });
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 0);
+  await trainer.fit(x, y, { epochs: 10, yieldEvery: 0 });
+  clearInterval(timer);
+  assert.ok(ticks > 0, 'a timer ran during fit');
+  trainer.dispose();
+  model.dispose();
+});
+
+/** A hex float as make_training_golden.py writes it ('-0x1.2d9d48p-3', float.hex()). */
+function hexFloat(text) {
+  const m = /^([+-]?)0x([0-9a-f]+)(?:\.([0-9a-f]*))?p([+-]?\d+)$/i.exec(text);
+  if (!m) throw new Error(`not a hex float: ${text}`);
+  const digits = m[3] ?? '';
+  const v = parseInt(m[2] + digits, 16) * 2 ** (Number(m[4]) - 4 * digits.length);
+  return m[1] === '-' ? -v : v;
+}
+
+/** The cases of a make_training_golden.py file: [{ name, opts: Map, tensors: Map(label → { shape, data }) }]. */
+function goldenCases(text) {
+  const cases = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const [word, ...rest] = lines[i].trim().split(/\s+/);
+    if (word === 'case') cases.push({ name: rest[0], opts: new Map(), tensors: new Map() });
+    else if (word === 'opt') cases.at(-1).opts.set(rest[0], rest[1]);
+    else if (word === 'tensor') {
+      const shape = rest.slice(2, 2 + Number(rest[1])).map(Number);
+      const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+      let at = 0;
+      while (at < data.length) for (const v of lines[++i].trim().split(/\s+/)) data[at++] = hexFloat(v);
+      cases.at(-1).tensors.set(rest[0], { shape, data });
+    }
+  }
+  return cases;
+}
+
+/** Fails naming the first value of `ours` farther than rel × the largest |value| of `torch`. */
+function assertClose(what, ours, torch, rel) {
+  const scale = Math.max(...Array.from(torch, Math.abs));
+  for (let i = 0; i < torch.length; i++) {
+    assert.ok(Math.abs(ours[i] - torch[i]) <= rel * scale, `${what}[${i}]: ours ${ours[i]}, torch ${torch[i]}`);
+  }
+}
+
+test("golden: the wasm trainer follows PyTorch's loop (tests/golden/trainer/mlp.txt)", async (t) => {
+  const file = new URL('../golden/trainer/mlp.txt', import.meta.url);
+  if (!existsSync(file)) {
+    t.skip('tests/golden/trainer/mlp.txt is not in this tree yet (written by make_trainer_golden.py)');
+    return;
+  }
+  const cases = goldenCases(readFileSync(file, 'utf8'));
+  assert.ok(cases.length >= 3);
+  // As tests/test_trainer.cpp: not bit-exact (the gradients' sums run in another order than
+  // PyTorch's, and each step feeds the next), within 1e-5 of each tensor's largest magnitude.
+  const tolerance = 1e-5;
+  for (const c of cases) {
+    const opt = (k) => c.opts.get(k);
+    const num = (k) => hexFloat(opt(k));
+    const model = nn.sequential(nn.linear(4, 8), nn.tanh(), nn.linear(8, 3), { seed: 1 });
+    const keys = ['0.weight', '0.bias', '2.weight', '2.bias'];
+    model.loadStateDict(Object.fromEntries(keys.map((k, i) => [k, c.tensors.get(`param${i}`)])));
+    const optimizer = { type: opt('optimizer'), lr: num('lr') };
+    for (const k of ['momentum', 'weight_decay']) if (c.opts.has(k)) optimizer[k] = num(k);
+    if (c.opts.has('nesterov')) optimizer.nesterov = opt('nesterov') === 'true';
+    const trainer = await Trainer.create(model, {
+      optimizer,
+      loss: opt('loss'),
+      scheduler: c.opts.has('step_size') ? { type: 'step_lr', step_size: num('step_size'), gamma: num('gamma') } : null,
+      maxGradNorm: num('max_grad_norm'),
+      batchSize: num('batch_size'),
+      shuffle: false,
+      seed: 0,
+    });
+    const losses = [];
+    await trainer.fit(c.tensors.get('x'), c.tensors.get('target'), {
+      epochs: num('epochs'),
+      onBatchEnd: ({ loss }) => losses.push(loss),
+    });
+    assertClose(`${c.name} loss`, losses, c.tensors.get('loss').data, tolerance);
+    const sd = model.stateDict();
+    keys.forEach((k, i) => assertClose(`${c.name} ${k}`, sd[k].data, c.tensors.get(`final${i}`).data, tolerance));
+    trainer.dispose();
+    model.dispose();
+  }
+});
+
+test('a Web Worker driver: serveTrainer / connectTrainer over worker_threads', async () => {
+  const entry = new URL('../../web/src/node.js', import.meta.url).href;
+  const worker = new Worker(
+    `const { parentPort } = require('node:worker_threads');
+     import(${JSON.stringify(entry)}).then((m) => m.serveTrainer(parentPort));`,
+    { eval: true },
+  );
+  try {
+    const remote = connectTrainer(worker);
+    const state = await remote.create({ spec: 'Linear(4,8),ReLU,Linear(8,3)', modelSeed: 7, ...options });
+    assert.equal(state.epoch, 0);
+    assert.equal(state.batchSize, 4);
+    const { x, y } = dataset(12, 7);
+    const epochs = [];
+    const history = await remote.fit(rows(x, 0, 12), rows(y, 0, 12), { epochs: 2, onEpochEnd: (e) => epochs.push(e) });
+    assert.deepEqual(history.epoch, [0, 1]);
+    assert.deepEqual(
+      epochs.map((e) => e.epoch),
+      [0, 1],
+    );
+    // The same run in this thread gives the same weights.
+    const local = net();
+    const t = await Trainer.create(local, options);
+    await t.fit(x, y, { epochs: 2 });
+    const sd = await remote.stateDict();
+    assert.ok(Buffer.concat(Object.values(sd).map((e) => Buffer.from(e.data.buffer))).equals(weights(local)));
+    const out = await remote.predict([[1, 2, 3, 4]]);
+    assert.deepEqual(out.data, local.forward([[1, 2, 3, 4]]).data);
+    // An abort from the page stops the worker's fit between batches.
+    const controller = new AbortController();
+    let batches = 0;
+    const stopped = await remote.fit(rows(x, 0, 12), rows(y, 0, 12), {
+      epochs: 100,
+      signal: controller.signal,
+      onBatchEnd: () => ++batches === 2 && controller.abort(),
+    });
+    assert.equal(stopped.stopped, true);
+    assert.ok((await remote.state()).epoch < 100);
+    assert.deepEqual(await remote.setMetadata({ run: 'w' }), { run: 'w' });
+    const path = join(dir, 'worker.mkp');
+    await remote.save(path, { training: true });
+    const resumed = await Trainer.load(path);
+    assert.deepEqual(resumed.metadata, { run: 'w' });
+    assert.equal(resumed.steps, (await remote.state()).steps);
+    await assert.rejects(remote.create({ spec: 'Linear(4,3)', optimizer: 'adam(lr=-1)' }), {
+      name: 'ModelError',
+      code: 'invalid_hyperparameter',
+    });
+    await remote.dispose();
+    await assert.rejects(remote.state(), { code: 'invalid_argument' });
+    resumed.dispose();
+    t.dispose();
+    local.dispose();
+  } finally {
+    await worker.terminate();
+  }
+});
