@@ -142,7 +142,11 @@ test(
     await shot(page, 'train-stopped');
 
     await page.locator(byId('save')).click();
-    await page.waitForFunction(() => document.querySelector('[data-testid="saved"]').textContent !== '');
+    await page.waitForFunction(
+      () =>
+        document.querySelector('[data-testid="saved"]').textContent !== '' ||
+        !document.getElementById('alertBox').hidden,
+    );
     assert.equal(await page.locator('#alertBox').isHidden(), true, `save failed: ${await text(page, 'alert')}`);
     assert.match(await text(page, 'saved'), new RegExp(`at epoch ${epochs} \\(${steps} steps\\)`));
 

@@ -23,6 +23,9 @@ const tints = [
   [170, 199, 246],
 ];
 
+const maxEpochs = 20_000; // the curves a checkpoint keeps: about 40 bytes an epoch (historyText)
+const maxHistoryBytes = 1_000_000; // under the format's 1 MiB per metadata value
+
 const $ = (id) => document.getElementById(id);
 
 // ---- small helpers -------------------------------------------------------------------------
@@ -61,6 +64,8 @@ async function run(action) {
 
 const onClick = (id, action) => $(id).addEventListener('click', () => run(action));
 const fmtLoss = (v) => (Number.isFinite(v) ? v.toFixed(4) : '–');
+/** A recorded value: 5 significant digits, as the checkpoint keeps it (NaN when missing). */
+const round = (v) => (Number.isFinite(v) ? Number(v.toPrecision(5)) : NaN);
 const fmtPct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : '–');
 const isAbort = (err) => err?.name === 'AbortError' || err?.code === 'aborted';
 
@@ -343,11 +348,12 @@ function drawPlot() {
  * (1-based), the y axis from 0 to `top` (or the largest value). The values also go into the
  * canvas's data-values (JSON, the first series) and data-points (its count) for tests and tools.
  */
-function drawCurve(canvas, series, { top, format, empty = 'No epochs yet: press Train.' }) {
+function drawCurve(canvas, series, { top, format, empty = 'No epochs yet: press Train.', record = true }) {
   const { ctx, w, h } = context(canvas);
   const first = series[0].values;
   canvas.dataset.points = String(first.length);
-  canvas.dataset.values = JSON.stringify(first.map((v) => (Number.isFinite(v) ? Number(v.toPrecision(7)) : null)));
+  // (not while training: thousands of values each frame would cost the page its frames)
+  if (record) canvas.dataset.values = JSON.stringify(first.map((v) => (Number.isFinite(v) ? v : null)));
   ctx.clearRect(0, 0, w, h);
   ctx.font = '12px system-ui, sans-serif';
   const left = 48;
@@ -356,8 +362,9 @@ function drawCurve(canvas, series, { top, format, empty = 'No epochs yet: press 
   const bottom = 24;
   const pw = w - left - right;
   const ph = h - topPad - bottom;
-  const all = series.flatMap((s) => s.values).filter(Number.isFinite);
-  const yMax = top ?? Math.max(1e-6, ...all) * 1.08;
+  let largest = 1e-6;
+  for (const s of series) for (const v of s.values) if (v > largest) largest = v;
+  const yMax = top ?? largest * 1.08;
   const count = Math.max(...series.map((s) => s.values.length));
   const xMax = Math.max(count, 2);
   const xAt = (i) => left + (count <= 1 ? 0 : (i / (xMax - 1)) * pw);
@@ -397,12 +404,17 @@ function drawCurve(canvas, series, { top, format, empty = 'No epochs yet: press 
     ctx.setLineDash(s.dashed ? [6, 4] : []);
     ctx.beginPath();
     let started = false;
-    s.values.forEach((v, i) => {
-      if (!Number.isFinite(v)) return;
-      if (started) ctx.lineTo(xAt(i), yAt(v));
-      else ctx.moveTo(xAt(i), yAt(v));
-      started = true;
-    });
+    // at most about one point per pixel column, and always the last one
+    const step = Math.max(1, Math.floor(s.values.length / pw));
+    const last = s.values.length - 1;
+    for (let i = 0; i <= last; i = i === last ? last + 1 : Math.min(i + step, last)) {
+      const v = s.values[i];
+      if (Number.isFinite(v)) {
+        if (started) ctx.lineTo(xAt(i), yAt(v));
+        else ctx.moveTo(xAt(i), yAt(v));
+        started = true;
+      }
+    }
     ctx.stroke();
     ctx.setLineDash([]);
     if (s.values.length === 1 && Number.isFinite(s.values[0])) {
@@ -416,7 +428,7 @@ function drawCurve(canvas, series, { top, format, empty = 'No epochs yet: press 
 const trainColour = '#0b57d0';
 const valColour = '#c2410c';
 
-function drawCurves() {
+function drawCurves({ record = true } = {}) {
   const hist = play.history;
   const pick = (key) => hist.map((p) => p[key] ?? NaN);
   drawCurve(
@@ -425,7 +437,7 @@ function drawCurves() {
       { values: pick('loss'), colour: trainColour },
       { values: pick('valLoss'), colour: valColour, dashed: true },
     ],
-    { format: (v) => v.toFixed(2) },
+    { format: (v) => v.toFixed(2), record },
   );
   drawCurve(
     $('accCurve'),
@@ -433,7 +445,7 @@ function drawCurves() {
       { values: pick('accuracy'), colour: trainColour },
       { values: pick('valAccuracy'), colour: valColour, dashed: true },
     ],
-    { top: 1, format: (v) => `${Math.round(v * 100)}%` },
+    { top: 1, format: (v) => `${Math.round(v * 100)}%`, record },
   );
 }
 
@@ -447,6 +459,7 @@ const play = {
   history: [], // per completed epoch: { epoch, loss, accuracy, valLoss, valAccuracy }
   epoch: 0,
   steps: 0,
+  batch: 0, // batches done of the current epoch (after a stop)
   controller: null, // while fit runs
   boundary: false, // a boundary has been painted
   predicting: false,
@@ -575,7 +588,7 @@ function scheduleDraw() {
   requestAnimationFrame(() => {
     drawPending = false;
     setCounters();
-    drawCurves();
+    drawCurves({ record: false });
   });
 }
 
@@ -600,6 +613,7 @@ async function newTrainer(c) {
   play.history = [];
   play.epoch = 0;
   play.steps = 0;
+  play.batch = 0;
   play.boundary = false;
   setCounters();
   drawCurves();
@@ -610,6 +624,7 @@ async function syncState() {
   const state = await call(play.remote.state());
   if (Number.isInteger(state?.epoch)) play.epoch = state.epoch;
   if (Number.isInteger(state?.steps)) play.steps = state.steps;
+  play.batch = Number.isInteger(state?.batch) ? state.batch : 0;
   setCounters();
   return state;
 }
@@ -618,13 +633,25 @@ async function train() {
   const c = readConfig();
   if (play.key === null || trainerKey(c) !== play.key) await newTrainer(c);
   play.config = { ...play.config, epochs: c.epochs };
+  const epochs = Math.min(c.epochs, maxEpochs - play.epoch);
+  if (epochs <= 0) {
+    throw new ModelError(
+      'limit_exceeded',
+      `this run has ${play.epoch} epochs, the most the playground keeps the curves of: Start over for a new run`,
+    );
+  }
   const { x, y, n } = play.data;
   const controller = new AbortController();
   play.controller = controller;
   setButtons();
   $('saved').textContent = '';
   const start = play.epoch;
-  $('status').textContent = `Training in the worker: epochs ${start + 1} to ${start + c.epochs}…`;
+  // Steps counted from the epochs (no per-batch message: at hundreds of epochs a second they
+  // would keep this thread busy for nothing): each epoch is `batches` steps, the first one less
+  // the batches a stop left done.
+  const batches = Math.ceil(trainRows(n) / c.batchSize);
+  const steps0 = play.steps - play.batch;
+  $('status').textContent = `Training in the worker: epochs ${start + 1} to ${start + epochs}…`;
   let result;
   try {
     // copies: the remote trainer transfers the typed arrays it is given (they are detached here)
@@ -633,19 +660,20 @@ async function train() {
         { data: x.slice(), shape: [n, 2] },
         { data: y.slice(), shape: [n] },
         {
-          epochs: c.epochs,
+          epochs,
           validationSplit,
           metrics: ['accuracy'],
           signal: controller.signal,
-          onBatchEnd({ batch, batches, loss }) {
-            play.steps += 1;
-            $('steps').textContent = String(play.steps);
-            $('progressNote').textContent =
-              `Epoch ${play.epoch + 1}: batch ${batch + 1} of ${batches}, batch loss ${fmtLoss(loss)}`;
-          },
           onEpochEnd({ loss, accuracy, valLoss, valAccuracy }) {
             play.epoch += 1;
-            play.history.push({ epoch: play.epoch, loss, accuracy, valLoss, valAccuracy });
+            play.steps = steps0 + (play.epoch - start) * batches;
+            play.history.push({
+              epoch: play.epoch,
+              loss: round(loss),
+              accuracy: round(accuracy),
+              valLoss: round(valLoss),
+              valAccuracy: round(valAccuracy),
+            });
             scheduleDraw();
             redrawBoundary().catch(showError);
           },
@@ -667,7 +695,7 @@ async function train() {
   // fit resolves with stopped: true when the signal stopped it (or rejects with an AbortError)
   $('status').textContent =
     result?.stopped || controller.signal.aborted
-      ? `Stopped at epoch ${play.epoch}${state?.batch ? ` (and ${state.batch} batches of the next)` : ''}. Train goes on from here; Save keeps it.`
+      ? `Stopped at epoch ${play.epoch}${state?.batch ? ` (and ${state.batch} batch${state.batch === 1 ? '' : 'es'} of the next)` : ''}. Train goes on from here; Save keeps it.`
       : `Trained to epoch ${play.epoch}. Train again to go on, or Save.`;
   await redrawBoundary({ force: true });
 }
@@ -679,6 +707,13 @@ function stop() {
 
 async function saveCheckpoint() {
   const c = play.config;
+  const history = historyText(play.history);
+  if (history.length > maxHistoryBytes) {
+    throw new ModelError(
+      'limit_exceeded',
+      `the curves of ${play.history.length} epochs take ${history.length} bytes, more than a checkpoint's metadata value holds (1 MiB): Start over for a new run`,
+    );
+  }
   await call(
     play.remote.setMetadata({
       playground: JSON.stringify({
@@ -689,7 +724,7 @@ async function saveCheckpoint() {
         batchSize: c.batchSize,
         epochs: c.epochs,
       }),
-      history: JSON.stringify(play.history),
+      history,
     }),
   );
   await call(play.remote.save(checkpointUrl, { training: true }));
@@ -705,17 +740,42 @@ async function saveCheckpoint() {
   $('status').textContent = `Saved at epoch ${play.epoch}.`;
 }
 
+const series = ['loss', 'accuracy', 'valLoss', 'valAccuracy'];
+
+/**
+ * The curves as a checkpoint's metadata keeps them: one array per series, 5 significant digits
+ * (as recorded), null for a missing value — about 40 bytes an epoch.
+ */
+function historyText(history) {
+  const columns = { epochs: history.length };
+  for (const k of series) columns[k] = history.map((p) => (Number.isFinite(p[k]) ? p[k] : null));
+  return JSON.stringify(columns);
+}
+
+/** historyText's JSON → the curves, or null if it is not that. */
+function historyFrom(columns) {
+  const n = columns?.epochs;
+  if (!Number.isInteger(n) || n < 0 || series.some((k) => !Array.isArray(columns[k]) || columns[k].length !== n)) {
+    return null;
+  }
+  return Array.from({ length: n }, (_, i) => {
+    const p = { epoch: i + 1 };
+    for (const k of series) p[k] = typeof columns[k][i] === 'number' ? columns[k][i] : NaN;
+    return p;
+  });
+}
+
 /** Parses a checkpoint's metadata written by saveCheckpoint; a readable error otherwise. */
 function parseSaved(metadata) {
   let c;
   let history;
   try {
     c = JSON.parse(metadata?.playground);
-    history = JSON.parse(metadata?.history);
+    history = historyFrom(JSON.parse(metadata?.history));
   } catch {
     c = null;
   }
-  if (!c?.data || !c?.net || !Array.isArray(history)) {
+  if (!c?.data || !c?.net || !history) {
     throw new ModelError(
       'invalid_argument',
       `'${checkpointUrl}' is not a checkpoint of this playground (no settings or curves in its metadata)`,
@@ -739,15 +799,10 @@ async function resume() {
   play.config = readConfig();
   play.key = trainerKey(play.config);
   play.data = generate(c.data);
-  play.history = history.map((p) => ({
-    epoch: p.epoch,
-    loss: p.loss ?? NaN,
-    accuracy: p.accuracy ?? NaN,
-    valLoss: p.valLoss ?? NaN,
-    valAccuracy: p.valAccuracy ?? NaN,
-  }));
+  play.history = history;
   play.epoch = Number.isInteger(state?.epoch) ? state.epoch : history.length;
   play.steps = Number.isInteger(state?.steps) ? state.steps : 0;
+  play.batch = Number.isInteger(state?.batch) ? state.batch : 0;
   play.boundary = false;
   setCounters();
   drawCurves();
@@ -764,6 +819,7 @@ async function startOver() {
   play.history = [];
   play.epoch = 0;
   play.steps = 0;
+  play.batch = 0;
   play.boundary = false;
   previewData();
   setCounters();
