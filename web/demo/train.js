@@ -245,11 +245,11 @@ function showCode() {
   }
   layers.push(`nn.linear(${last}, 2)`);
   $('code').textContent =
-    `const model = nn.sequential(\n  ${layers.join('\n  ')});\n` +
+    `const model = nn.sequential(\n  ${layers.join('\n  ')},\n  { seed: ${c.data.seed} });\n` +
     `const trainer = await Trainer.create(model, {\n  optimizer: '${optimizerText(c)}',\n` +
-    `  loss: 'cross_entropy', seed: ${c.data.seed} });\n` +
-    `await trainer.fit(x, y, { epochs: ${c.epochs}, batchSize: ${c.batchSize},\n` +
-    `  shuffle: true, validationSplit: ${validationSplit} });`;
+    `  loss: 'cross_entropy', batchSize: ${c.batchSize}, shuffle: true, seed: ${c.data.seed} });\n` +
+    `await trainer.fit(x, y, { epochs: ${c.epochs},\n` +
+    `  validationSplit: ${validationSplit}, metrics: ['accuracy'] });`;
 }
 
 // ---- drawing ---------------------------------------------------------------------------------
