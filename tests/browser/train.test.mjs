@@ -2,8 +2,8 @@
 // spirals trained in the Worker while the page keeps drawing frames and answering clicks, Stop,
 // Save to IndexedDB, a real page reload on the same profile, Resume — the epoch counter and the
 // curves continue where they stopped, the earlier points unchanged — and the CSV path (a
-// regression learnt from a generated file; files over the bounds refused readably). Screenshots
-// at desktop and phone widths: build/screenshots/train-*.png.
+// classification and a regression learnt from generated files; files over the bounds refused
+// readably). Screenshots at desktop and phone widths: build/screenshots/train-*.png.
 // Run: node --test tests/browser/train.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -204,55 +204,78 @@ function regressionCsv() {
   return `${lines.join('\n')}\n`;
 }
 
-test('bring your data: a CSV regression trains; classes detected; bounds refused readably', { skip }, async () => {
-  const page = await browser.context.newPage();
-  const errors = watchErrors(page);
-  await openPlayground(page);
-  const upload = (name, body) =>
-    page.locator(byId('csv-file')).setInputFiles({ name, mimeType: 'text/csv', buffer: Buffer.from(body) });
-
-  // too many rows: refused before any parse of the values, with the limit named
-  await upload('big.csv', '1,2\n'.repeat(100_001));
-  await page.locator('#alertBox').waitFor({ state: 'visible' });
-  assert.match(await text(page, 'alert'), /has 100,001 rows of data; the limit is 100,000/);
-  // a cell that is not a number: the line and the column named
-  await upload('bad.csv', `x,y\n${'1,2\n'.repeat(12)}3,oops\n`);
-  await page.waitForFunction(() =>
-    /line 14, column 2/.test(document.querySelector('[data-testid="alert"]').textContent),
-  );
-
-  // a few whole numbers as the target: classes
-  await upload('classes.csv', Array.from({ length: 40 }, (_, i) => `${i / 10},${i % 3}`).join('\n'));
-  await page.locator(byId('csv-task')).waitFor({ state: 'visible' });
-  assert.equal(await page.locator('#alertBox').isHidden(), true);
-  assert.equal(await page.locator(byId('csv-task')).getAttribute('data-task'), 'classification');
-  assert.match(await text(page, 'csv-task'), /3 classes \(0, 1, 2\)/);
-
-  await upload('linear.csv', regressionCsv());
-  await page.waitForFunction(() =>
-    /linear\.csv/.test(document.querySelector('[data-testid="csv-summary"]').textContent),
-  );
-  assert.match(await text(page, 'csv-summary'), /300 rows, 4 columns, a header line/);
-  assert.equal(await page.locator(byId('csv-target')).inputValue(), '3', 'the last column is the target');
-  assert.equal(await page.locator(byId('csv-task')).getAttribute('data-task'), 'regression');
-  await page.locator(byId('csv-epochs')).fill('15');
-  await page.locator(byId('csv-train')).click();
+/** Waits until the CSV training has drawn `epochs` epochs and ended, or the alert shows an error. */
+async function waitCsv(page, epochs) {
   await page.waitForFunction(
-    () =>
-      (Number(document.querySelector('[data-testid="csv-curve"]').dataset.points) === 15 &&
+    (n) =>
+      (Number(document.querySelector('[data-testid="csv-curve"]').dataset.points) === n &&
         !document.querySelector('[data-testid="csv-train"]').disabled) ||
       !document.getElementById('alertBox').hidden,
-    null,
+    epochs,
     { timeout: 30_000 },
   );
   assert.equal(await page.locator('#alertBox').isHidden(), true, `CSV training failed: ${await text(page, 'alert')}`);
-  const losses = await curve(page, 'csv-curve');
-  assert.equal(losses.length, 15);
-  assert.ok(losses.at(-1) < losses[0], `the loss went down: ${losses[0]} → ${losses.at(-1)}`);
-  // standardised target: 1 is what predicting the mean scores; a linear target is learnt far below it
-  assert.ok(losses.at(-1) < 0.2, `final training MSE ${losses.at(-1)}`);
-  assert.match(await text(page, 'csv-result'), /^Epoch 15: training loss \d\.\d{4}, validation loss \d\.\d{4}\.$/);
-  await shot(page, 'train-csv');
-  assertNoErrors(errors);
-  await page.close();
-});
+}
+
+test(
+  'bring your data: a CSV classification and a CSV regression train; bounds refused readably',
+  { skip },
+  async () => {
+    const page = await browser.context.newPage();
+    const errors = watchErrors(page);
+    await openPlayground(page);
+    const upload = (name, body) =>
+      page.locator(byId('csv-file')).setInputFiles({ name, mimeType: 'text/csv', buffer: Buffer.from(body) });
+
+    // too many rows: refused before any parse of the values, with the limit named
+    await upload('big.csv', '1,2\n'.repeat(100_001));
+    await page.locator('#alertBox').waitFor({ state: 'visible' });
+    assert.match(await text(page, 'alert'), /has 100,001 rows of data; the limit is 100,000/);
+    // a cell that is not a number: the line and the column named
+    await upload('bad.csv', `x,y\n${'1,2\n'.repeat(12)}3,oops\n`);
+    await page.waitForFunction(() =>
+      /line 14, column 2/.test(document.querySelector('[data-testid="alert"]').textContent),
+    );
+
+    // a few whole numbers as the target: classes
+    // a few whole numbers as the target: classes (here, which third of [-1.5, 1.5] the first column is in)
+    const rows = Array.from({ length: 90 }, (_, i) => {
+      const a = ((i * 37) % 90) / 30 - 1.5;
+      return `${a.toFixed(3)},${((i * 7) % 10) / 10},${a < -0.5 ? 0 : a < 0.5 ? 1 : 2}`;
+    });
+    await upload('classes.csv', rows.join('\n'));
+    await page.locator(byId('csv-task')).waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#alertBox').isHidden(), true);
+    assert.match(await text(page, 'csv-summary'), /90 rows, 3 columns, no header line/);
+    assert.equal(await page.locator(byId('csv-task')).getAttribute('data-task'), 'classification');
+    assert.match(await text(page, 'csv-task'), /3 classes \(0, 1, 2\)/);
+    await page.locator(byId('csv-epochs')).fill('30');
+    await page.locator(byId('csv-train')).click();
+    await waitCsv(page, 30);
+    const classLosses = await curve(page, 'csv-curve');
+    assert.ok(classLosses.at(-1) < classLosses[0], `the loss went down: ${classLosses[0]} → ${classLosses.at(-1)}`);
+    const shown = /validation accuracy (\d+(?:\.\d)?)%\.$/.exec(await text(page, 'csv-result'));
+    assert.ok(shown, await text(page, 'csv-result'));
+    assert.ok(Number(shown[1]) >= 60, `validation accuracy ${shown[1]}% on three separable classes`);
+
+    await upload('linear.csv', regressionCsv());
+    await page.waitForFunction(() =>
+      /linear\.csv/.test(document.querySelector('[data-testid="csv-summary"]').textContent),
+    );
+    assert.match(await text(page, 'csv-summary'), /300 rows, 4 columns, a header line/);
+    assert.equal(await page.locator(byId('csv-target')).inputValue(), '3', 'the last column is the target');
+    assert.equal(await page.locator(byId('csv-task')).getAttribute('data-task'), 'regression');
+    await page.locator(byId('csv-epochs')).fill('15');
+    await page.locator(byId('csv-train')).click();
+    await waitCsv(page, 15);
+    const losses = await curve(page, 'csv-curve');
+    assert.equal(losses.length, 15);
+    assert.ok(losses.at(-1) < losses[0], `the loss went down: ${losses[0]} → ${losses.at(-1)}`);
+    // standardised target: 1 is what predicting the mean scores; a linear target is learnt far below it
+    assert.ok(losses.at(-1) < 0.2, `final training MSE ${losses.at(-1)}`);
+    assert.match(await text(page, 'csv-result'), /^Epoch 15: training loss \d\.\d{4}, validation loss \d\.\d{4}\.$/);
+    await shot(page, 'train-csv');
+    assertNoErrors(errors);
+    await page.close();
+  },
+);
