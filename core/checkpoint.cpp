@@ -536,6 +536,16 @@ Status write_checkpoint(const Sequential& model, const TrainingState& state, con
     return Status::success();
 }
 
+std::uint64_t read_checkpoint_bytes(const FileInfo& info) {
+    std::uint64_t data = 0;
+    for (const SectionData& d : info.section_data)
+        if (d.tag == training_section_tag) data = d.bytes;
+    // Per payload byte at most: a ParamState per 3 bytes, a metadata entry (two
+    // strings, a key in check_state's set) per 3 bytes, a loss weight per 4.
+    const std::uint64_t per_payload_byte = sizeof(ParamState) / 3 + 64;
+    return read_bytes(info, true, true) + data + info.header_bytes * per_payload_byte + (64 << 10);
+}
+
 Status read_checkpoint(const ByteSource& source, Sequential& model, TrainingState& state, bool& has_training,
                        Metadata* metadata, FileInfo* file) {
     std::vector<SectionContent> sections(1);

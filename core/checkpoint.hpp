@@ -1,6 +1,7 @@
 // checkpoint.hpp — a training checkpoint in one .mkp file: the model (as
 // format.hpp writes it) plus the optional TRAINING section with data (tag 192,
-// docs/FORMAT.md §4.7 and §9), which holds a TrainingState (trainer.hpp).
+// docs/FORMAT.md §4.7 and §4.8; the grammar opens checkpoint.cpp), which holds
+// a TrainingState (trainer.hpp).
 //
 // Compatibility: every 1.x reader accepts any minor version, and a reader of
 // 1.2 that does not know tag 192 skips it (after its padding, size and CRC
@@ -38,6 +39,13 @@ Status plan_checkpoint(const Sequential& model, const TrainingState& state, cons
 /// plan + emit into `out`.
 Status write_checkpoint(const Sequential& model, const TrainingState& state, const WriteOptions& options,
                         std::vector<std::uint8_t>& out);
+
+/// The most memory read_checkpoint holds at once for a file read_info described
+/// as `info`, read from a source outside memory: read_bytes(info, true, true)
+/// (the model, the section's payload and raw data) plus the decoded state (its
+/// buffers, as many bytes as the raw data, and what the payload decodes to,
+/// bounded by the header's size).
+std::uint64_t read_checkpoint_bytes(const FileInfo& info);
 
 /// read_model, plus the TRAINING section when the file has one (has_training);
 /// without one, `state` is untouched and has_training false.

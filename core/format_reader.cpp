@@ -625,7 +625,10 @@ Status read_data(const ByteSource& source, const FileInfo& info, std::uint32_t w
             if (pad[b - prev_end] != 0)
                 return error(Code::bad_padding, "padding byte " + std::to_string(b) + " before the data of section " +
                                                     std::to_string(d.tag) + " is not zero");
-        if (keep) {  // allocated only now, filled straight from the source
+        if (keep) {                  // allocated only now, filled straight from the source
+            if (d.bytes > SIZE_MAX)  // a 32-bit (wasm) build
+                return error(Code::size_overflow, "section " + std::to_string(d.tag) + "'s " + std::to_string(d.bytes) +
+                                                      " bytes of data do not fit in memory");
             keep->data.resize(std::size_t(d.bytes));
             in.into(d.offset, keep->data.data(), std::size_t(d.bytes));
             prev_end = d.offset + d.bytes;

@@ -8,7 +8,9 @@
 #include <cstring>
 #include <limits>
 
+#include "alloc_tracking.hpp"
 #include "checkpoint.hpp"
+#include "counting_source.hpp"
 #include "crc32.hpp"
 #include "fixtures.hpp"
 #include "format_paths.hpp"
@@ -271,6 +273,60 @@ TEST(Checkpoint, ParamsWithoutStateYetRoundTrip) {
     bool has = false;
     ASSERT_TRUE(read_both(file, back, got, has).ok());
     EXPECT_TRUE(has);
+    expect_same_state(s, got);
+}
+
+// From a source outside memory (as JavaScript holds a file): one pass, each byte read
+// once, and the same state as from memory.
+TEST(Checkpoint, ReadsFromASourceInOnePass) {
+    const Sequential m = mkt::tiny_model();
+    const TrainingState s = full_state(m, adam_amsgrad());
+    Bytes file;
+    ASSERT_TRUE(write_checkpoint(m, s, WriteOptions{}, file).ok());
+    const mkt::CountingSource source(file);
+    Sequential back;
+    TrainingState got;
+    bool has = false;
+    FileInfo info;
+    ASSERT_TRUE(read_checkpoint(source, back, got, has, nullptr, &info).ok());
+    ASSERT_TRUE(has);
+    expect_same_state(s, got);
+    EXPECT_EQ(source.most_reads_of_a_byte(), 1u);
+    EXPECT_EQ(source.unread_bytes(), 0u);
+    EXPECT_GE(read_bytes(info, true, true), read_bytes(info, true) + info.section_data[0].bytes);
+}
+
+// Memory: emitting holds at most emit_bytes (the buffers are written from the state,
+// not copied); reading holds at most read_checkpoint_bytes.
+TEST(Checkpoint, MemoryIsWhatTheBoundsSay) {
+    const Sequential m = mkt::make_model("fc1=Linear(64,128),act=ReLU,fc2=Linear(128,32)");
+    const TrainingState s = full_state(m, adam_amsgrad());  // ~3 × 12.4k floats of state
+    WritePlan plan;
+    ASSERT_TRUE(plan_checkpoint(m, s, WriteOptions{}, plan).ok());
+    ASSERT_GT(plan.info.section_data[0].bytes, 100000u);
+    Bytes file(std::size_t(plan.info.file_bytes));
+    MemorySink sink(file.data());
+    const std::uint64_t predicted = emit_bytes(plan, 4096);
+    {
+        const mkt::AllocScope scope;
+        emit_file(plan, sink, 4096);
+        EXPECT_LE(scope.peak(), predicted);
+    }
+    EXPECT_LT(predicted, plan.info.section_data[0].bytes);
+    FileInfo info;
+    ASSERT_TRUE(read_info(file.data(), file.size(), false, info).ok());
+    const mkt::CountingSource source(file);
+    Sequential back;
+    TrainingState got;
+    bool has = false;
+    std::uint64_t peak = 0;
+    {
+        const mkt::AllocScope scope;
+        ASSERT_TRUE(read_checkpoint(source, back, got, has).ok());
+        peak = scope.peak();
+    }
+    EXPECT_LE(peak, read_checkpoint_bytes(info));
+    EXPECT_GE(peak, 2 * info.section_data[0].bytes);  // the raw data and the decoded buffers, at once
     expect_same_state(s, got);
 }
 

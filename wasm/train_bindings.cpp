@@ -17,11 +17,13 @@
 // Every allocation sized by input is reserved first (reserve: out_of_memory, never
 // an abort), by the core's figures: Sequential::state_dict_bytes for the trainer's
 // copies (parameters, gradients, at most three optimizer buffers each),
-// train_bytes for a recorded forward and backward, emit_bytes for a file.
+// train_bytes for a recorded forward and backward, emit_bytes for a file, read_checkpoint_bytes
+// for a checkpoint read.
 #include <emscripten/emscripten.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <new>
 #include <string>
@@ -36,6 +38,29 @@
 using namespace modelkeep;
 using namespace mk_abi;
 
+// Every operator new of this module, counted (mk_new_count): tests/js/train.test.mjs checks
+// that a warm batch makes none, as tests/alloc_tracking.hpp does natively. The same behaviour
+// as libc++'s (with exceptions off: malloc, abort on failure, which reserve() keeps unreachable
+// from input) plus one increment.
+namespace {
+double new_count = 0;
+}  // namespace
+void* operator new(std::size_t n) {
+    ++new_count;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    std::abort();
+}
+void* operator new[](std::size_t n) { return operator new(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+    ++new_count;
+    return std::malloc(n ? n : 1);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return operator new(n, std::nothrow); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+
 namespace {
 
 /// A Trainer owned by exactly one JS Trainer object (which calls mk_trainer_delete).
@@ -44,7 +69,13 @@ struct TrainerHandle {
     Tensor x, target, y;  // staged input and target; the last forward's output
     Shape ready_shape;    // the x shape whose forward + backward memory was reserved
     bool ready = false;
+    Shape shape;  // scratch: a staged shape (kept, so that a warm call allocates nothing)
 };
+
+// The tensor's shape equals `shape` (no Shape made: a warm call allocates nothing).
+bool same_shape(const Tensor& t, const Shape& shape) {
+    return t.dimension() == shape.size() && std::equal(shape.begin(), shape.end(), t.shape().begin());
+}
 
 // What a trainer holds besides the model: the parameters' float32 copy, their gradients
 // and up to three optimizer buffers each (Adam with amsgrad, RMSprop centered with momentum).
@@ -100,10 +131,10 @@ TrainerHandle* new_trainer(const Sequential& model, Make&& make) {
     return t;
 }
 
-// Stages `length` values of `shape` (rank dims in mk_dims()) into `t`, reserving
-// `extra` bytes beside them when the shape is new → where abi.js writes them, or null.
-float* stage(Tensor& t, int rank, double length, const char* what, double extra) {
-    Shape shape;
+// Stages `length` values of a shape (rank dims in mk_dims()) into `t`, reserving `extra`
+// bytes beside them when the shape is new → where abi.js writes them, or null.
+float* stage(TrainerHandle* h, Tensor& t, int rank, double length, const char* what, double extra) {
+    Shape& shape = h->shape;
     Status st;
     if (!read_shape(rank, shape))
         st = error(Code::invalid_input,
@@ -113,12 +144,13 @@ float* stage(Tensor& t, int rank, double length, const char* what, double extra)
     if (st.ok() && length != double(numel))
         st = error(Code::shape_mismatch, std::string(what) + " has " + count_text(length) + " values but shape " +
                                              shape_to_string(shape) + " holds " + std::to_string(numel));
-    if (st.ok() && shape != shape_of(t)) st = reserve(double(numel) * 4 + extra, what);
+    const bool same = st.ok() && same_shape(t, shape);
+    if (st.ok() && !same) st = reserve(double(numel) * 4 + extra, what);
     if (!st.ok()) {
         fail(st);
         return nullptr;
     }
-    t.resize(shape);
+    if (!same) t.resize(shape);
     return t.data();
 }
 
@@ -138,6 +170,12 @@ Status ready_for(TrainerHandle* t, const Shape& shape) {
     t->ready = true;
     t->ready_shape = shape;
     return Status::success();
+}
+
+// ready_for the staged x (no Shape made when it is the shape already reserved for).
+Status ready_for_x(TrainerHandle* t) {
+    if (t->ready && same_shape(t->x, t->ready_shape)) return Status::success();
+    return ready_for(t, shape_of(t->x));
 }
 
 int failed(const Status& st) {
@@ -175,9 +213,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_trainer_load(ModelHandle* h, double size) {
             error(Code::bad_magic, "a training checkpoint is a modelkeep (.mkp) file; these bytes are not one"));
     FileInfo info;
     Status st = read_info(file, false, info);
-    // The model and the sections as read_model holds them, then the state parsed from the
-    // TRAINING section's bytes (no more than the file holds).
-    if (st.ok()) st = reserve(double(read_bytes(info, true, true)) + double(info.file_bytes), "the checkpoint");
+    if (st.ok()) st = reserve(double(read_checkpoint_bytes(info)), "the checkpoint");
     Sequential model;
     TrainingState state;
     bool has_training = false;
@@ -208,27 +244,32 @@ EMSCRIPTEN_KEEPALIVE TrainerHandle* mk_trainer_resume(ModelHandle* h) {
 
 EMSCRIPTEN_KEEPALIVE void mk_trainer_delete(TrainerHandle* t) { delete t; }
 
+/// How many times operator new ran in this module so far (for tests).
+EMSCRIPTEN_KEEPALIVE double mk_new_count() { return new_count; }
+
 /// Staging: x's shape (rank dims in mk_dims()) and `length` values → where abi.js writes them.
 EMSCRIPTEN_KEEPALIVE float* mk_trainer_x(TrainerHandle* t, int rank, double length) {
-    return stage(t->x, rank, length, "input", 0);
+    return stage(t, t->x, rank, length, "input", 0);
 }
 
 /// Staging: the target's shape and `length` values → where abi.js writes them.
 EMSCRIPTEN_KEEPALIVE float* mk_trainer_target(TrainerHandle* t, int rank, double length) {
-    return stage(t->target, rank, length, "target", 0);
+    return stage(t, t->target, rank, length, "target", 0);
 }
 
 EMSCRIPTEN_KEEPALIVE void mk_trainer_zero_grad(TrainerHandle* t) { t->trainer.zero_grad(); }
 
 /// The recorded forward of the staged x → the output's values (shape in mk_dims()), or null.
 EMSCRIPTEN_KEEPALIVE const float* mk_trainer_forward(TrainerHandle* t) {
-    Status st = ready_for(t, shape_of(t->x));
+    Status st = ready_for_x(t);
     if (st.ok()) st = t->trainer.forward(t->x, t->y);
     if (!st.ok()) {
         fail(st);
         return nullptr;
     }
-    write_shape(shape_of(t->y));
+    // The output's shape into mk_dims() (rank, then the dims), with no Shape made.
+    dims[0] = double(t->y.dimension());
+    for (std::size_t i = 0; i < t->y.dimension() && i < 8; ++i) dims[i + 1] = double(t->y.shape()[i]);
     return t->y.data();
 }
 
@@ -256,7 +297,7 @@ EMSCRIPTEN_KEEPALIVE void mk_trainer_end_epoch(TrainerHandle* t) { t->trainer.en
 /// zero_grad, forward, loss, backward, step on the staged x and target → 1, the loss in
 /// mk_dims()[0]; or 0.
 EMSCRIPTEN_KEEPALIVE int mk_trainer_train_batch(TrainerHandle* t) {
-    Status st = ready_for(t, shape_of(t->x));
+    Status st = ready_for_x(t);
     float loss = 0;
     if (st.ok()) st = t->trainer.train_batch(t->x, t->target, loss);
     if (!st.ok()) return failed(st);
@@ -306,21 +347,22 @@ EMSCRIPTEN_KEEPALIVE int mk_trainer_evaluate(TrainerHandle* t) {
     return 1;
 }
 
-/// → { ok, epoch, batch, steps, lr, training, lastLoss, samples, batchesPerEpoch,
-/// optimizer, loss, scheduler (texts; null: none), schedulerPerBatch, maxGradNorm, seed,
-/// batchSize, shuffle, metadata }.
-EMSCRIPTEN_KEEPALIVE const char* mk_trainer_state(TrainerHandle* t) {
-    const Trainer& tr = t->trainer;
+/// → { ok, lr, training, lastLoss, samples, batchesPerEpoch, optimizer, loss, scheduler
+/// (texts; null: none), schedulerPerBatch, maxGradNorm, seed, batchSize, shuffle, metadata }
+/// and, with counters, epoch, batch, steps — which cost a copy of the whole TrainingState
+/// (state(): the optimizer's buffers too), as the trainer exposes them there only.
+EMSCRIPTEN_KEEPALIVE const char* mk_trainer_state(TrainerHandle* t, int counters) {
+    Trainer& tr = t->trainer;
     const TrainerOptions& o = tr.options();
-    // state() copies the optimizer's buffers; the counters are all this needs of it.
-    const Status st = reserve(trainer_bytes(t->trainer.model()), "the trainer's state");
-    if (!st.ok()) return fail(st);
-    const TrainingState s = tr.state();
-    success()
-        .num("epoch", double(s.epoch))
-        .num("batch", double(s.batch))
-        .num("steps", double(s.steps))
-        .raw("lr", json_double(tr.lr()))
+    TrainingState s;
+    if (counters) {
+        const Status st = reserve(trainer_bytes(tr.model()), "the trainer's state");
+        if (!st.ok()) return fail(st);
+        s = tr.state();
+    }
+    Json j = success();
+    if (counters) j.num("epoch", double(s.epoch)).num("batch", double(s.batch)).num("steps", double(s.steps));
+    j.raw("lr", json_double(tr.lr()))
         .boolean("training", tr.training())
         .raw("lastLoss", json_double(tr.last_loss()))
         .num("samples", double(tr.samples()))
@@ -333,7 +375,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_trainer_state(TrainerHandle* t) {
         .num("seed", double(o.seed))
         .num("batchSize", double(o.batch_size))
         .boolean("shuffle", o.shuffle)
-        .raw("metadata", metadata_object(s.metadata));
+        .raw("metadata", metadata_object(tr.metadata()));
     return done();
 }
 

@@ -254,8 +254,9 @@ function trainerClass(m) {
       const r = numbers(raw._mk_trainer_evaluate(this.#p), 3);
       return Array.isArray(r) ? { ok: true, loss: r[0], accuracy: r[1], samples: r[2] } : r;
     }
-    state() {
-      return answer(raw._mk_trainer_state(this.#p));
+    /** counters: also epoch, batch, steps (a copy of the whole training state in wasm). */
+    state(counters) {
+      return answer(raw._mk_trainer_state(this.#p, counters ? 1 : 0));
     }
     setLr(lr) {
       return answer(raw._mk_trainer_set_lr(this.#p, lr));
@@ -286,6 +287,15 @@ function trainerClass(m) {
   return TrainerHandle;
 }
 
+/**
+ * The module that trains: the importer, loaded once; or the core itself when it has the trainer
+ * (the pthreads build, which includes the importer, docs/API.md "Threads").
+ */
+async function trainingModule() {
+  const core = await module('core');
+  return typeof core.abi.raw._mk_trainer_create === 'function' ? core : module('importer');
+}
+
 /** A Model being trained. Create with Trainer.create(model, options) or load(url, { training: true }). */
 export class Trainer {
   #handle;
@@ -312,7 +322,7 @@ export class Trainer {
     if (!(model instanceof Model)) throw new ModelError('invalid_argument', 'Trainer.create takes a Model');
     if (model.disposed) throw new ModelError('disposed', 'this model was disposed');
     const args = trainerOptions(options);
-    const m = await module('importer');
+    const m = await trainingModule();
     if (model.disposed) throw new ModelError('disposed', 'this model was disposed');
     if (model.weightDtype !== 'f32') {
       // Checked before the move: a compact model stays where it is.
@@ -333,7 +343,7 @@ export class Trainer {
    * file holds a plain model.
    */
   static async fromChunks(chunks) {
-    const m = await module('importer');
+    const m = await trainingModule();
     const handle = new m.ModelHandle();
     try {
       const r = check(trainerClass(m).load(handle.address, chunks));
@@ -402,8 +412,13 @@ export class Trainer {
    * shuffle, metadata } (the option texts canonical: they parse to the same options).
    */
   state() {
-    const { ok, ...s } = check(this.#live(false).state());
+    const { ok, ...s } = check(this.#live(false).state(true));
     return s;
+  }
+
+  /** state() without the counters, which cost a copy of the optimizer state in wasm. */
+  #options() {
+    return check(this.#live(false).state(false));
   }
 
   /** optimizer.zero_grad() */
@@ -463,12 +478,12 @@ export class Trainer {
   }
 
   get training() {
-    return this.state().training;
+    return this.#options().training;
   }
 
   /** The optimizer's learning rate now (a schedule changes it). */
   get lr() {
-    return this.state().lr;
+    return this.#options().lr;
   }
 
   set lr(lr) {
@@ -488,7 +503,7 @@ export class Trainer {
 
   /** The user's strings, saved in the checkpoint: { loss: '0.25', ... }. */
   get metadata() {
-    return this.state().metadata;
+    return this.#options().metadata;
   }
 
   set metadata(metadata) {
@@ -544,6 +559,12 @@ export class Trainer {
     }
     if (!(typeof validationSplit === 'number' && validationSplit >= 0 && validationSplit < 1)) {
       throw new ModelError('invalid_argument', `validationSplit must be in [0, 1), got ${String(validationSplit)}`);
+    }
+    if (!(typeof yieldEvery === 'number' && yieldEvery >= 0)) {
+      throw new ModelError(
+        'invalid_argument',
+        `yieldEvery must be a number of milliseconds >= 0, got ${String(yieldEvery)}`,
+      );
     }
     if (!Array.isArray(metrics) || metrics.some((m) => m !== 'accuracy' && m !== 'acc')) {
       throw new ModelError('invalid_argument', "metrics may hold 'accuracy' only");

@@ -49,15 +49,22 @@ function transferables(v, out = []) {
  */
 export function serveTrainer(scope = globalThis) {
   let trainer = null;
+  let owned = null; // the model create() made for the trainer, disposed with it
   const running = new Map(); // id → AbortController of a fit under way
 
   const live = () => {
     if (!trainer) throw new ModelError('invalid_argument', 'no trainer yet: call create() or load() first');
     return trainer;
   };
-  const replace = (next) => {
+  const release = () => {
     trainer?.dispose();
+    owned?.dispose();
+    trainer = owned = null;
+  };
+  const replace = (next, model = null) => {
+    release();
     trainer = next;
+    owned = model;
     return trainer.state();
   };
 
@@ -72,14 +79,7 @@ export function serveTrainer(scope = globalThis) {
           ? Model.fromSpec(spec, modelSeed === undefined ? {} : { seed: modelSeed })
           : await load(bytes ?? url);
       try {
-        const t = await Trainer.create(model, options);
-        // The trainer owns this model: dispose both together.
-        const dispose = t.dispose.bind(t);
-        t.dispose = () => {
-          dispose();
-          model.dispose();
-        };
-        return replace(t);
+        return replace(await Trainer.create(model, options), model);
       } catch (e) {
         model.dispose();
         throw e;
@@ -120,10 +120,7 @@ export function serveTrainer(scope = globalThis) {
       live().lr = lr;
       return live().lr;
     },
-    dispose() {
-      trainer?.dispose();
-      trainer = null;
-    },
+    dispose: release,
   };
 
   const post = (message) => scope.postMessage(message, transferables(message));
