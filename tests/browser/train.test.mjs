@@ -95,6 +95,7 @@ test(
     await page.locator(byId('hidden')).fill('16, 16');
 
     await page.locator(byId('dataset')).selectOption('spirals');
+    await page.locator(byId('pace')).selectOption('full'); // one fit of many epochs, stopped in the worker
     await page.locator(byId('epochs')).fill('10000'); // far more than the test waits for: Stop ends it
     await page.locator(byId('train')).click();
     await waitEpochs(page, 3);
@@ -170,6 +171,8 @@ test(
     assert.deepEqual(await curve(page, 'loss-curve'), losses, 'the curves are redrawn from the checkpoint');
     assert.deepEqual(await curve(page, 'accuracy-curve'), accuracies);
 
+    assert.equal(await page.locator(byId('pace')).inputValue(), 'full', 'the settings come back with the checkpoint');
+    await page.locator(byId('pace')).selectOption('frame'); // a fit of one epoch per frame
     await page.locator(byId('epochs')).fill('3');
     await page.locator(byId('train')).click();
     await waitEpochs(page, epochs + 3);

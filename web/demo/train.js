@@ -187,6 +187,7 @@ function readConfig() {
     lr: numberField('lr', 'the learning rate', { min: 1e-5, max: 1 }),
     batchSize: numberField('batchSize', 'the batch size', { min: 1, max: 1024, integer: true }),
     epochs: numberField('epochs', 'the epochs per run', { min: 1, max: 10000, integer: true }),
+    pace: $('pace').value,
   };
 }
 
@@ -212,6 +213,7 @@ function applyConfig(c) {
   $('lr').value = c.lr;
   $('batchSize').value = c.batchSize;
   $('epochs').value = c.epochs;
+  if (c.pace) $('pace').value = c.pace;
 }
 
 /** "Linear(2,16),ReLU,Linear(16,16),ReLU,Linear(16,2)" (docs/SPEC.md). */
@@ -514,6 +516,7 @@ function setButtons() {
     'lr',
     'batchSize',
     'epochs',
+    'pace',
   ]) {
     $(id).disabled = busy;
   }
@@ -632,7 +635,7 @@ async function syncState() {
 async function train() {
   const c = readConfig();
   if (play.key === null || trainerKey(c) !== play.key) await newTrainer(c);
-  play.config = { ...play.config, epochs: c.epochs };
+  play.config = { ...play.config, epochs: c.epochs, pace: c.pace };
   const epochs = Math.min(c.epochs, maxEpochs - play.epoch);
   if (epochs <= 0) {
     throw new ModelError(
@@ -652,34 +655,41 @@ async function train() {
   const batches = Math.ceil(trainRows(n) / c.batchSize);
   const steps0 = play.steps - play.batch;
   $('status').textContent = `Training in the worker: epochs ${start + 1} to ${start + epochs}…`;
+  const options = {
+    validationSplit,
+    metrics: ['accuracy'],
+    signal: controller.signal,
+    onEpochEnd({ loss, accuracy, valLoss, valAccuracy }) {
+      play.epoch += 1;
+      play.steps = steps0 + (play.epoch - start) * batches;
+      play.history.push({
+        epoch: play.epoch,
+        loss: round(loss),
+        accuracy: round(accuracy),
+        valLoss: round(valLoss),
+        valAccuracy: round(valAccuracy),
+      });
+      scheduleDraw();
+      redrawBoundary().catch(showError);
+    },
+  };
+  // copies: the remote trainer transfers the typed arrays it is given (they are detached here)
+  const fit = (k) =>
+    call(
+      play.remote.fit({ data: x.slice(), shape: [n, 2] }, { data: y.slice(), shape: [n] }, { ...options, epochs: k }),
+    );
   let result;
   try {
-    // copies: the remote trainer transfers the typed arrays it is given (they are detached here)
-    result = await call(
-      play.remote.fit(
-        { data: x.slice(), shape: [n, 2] },
-        { data: y.slice(), shape: [n] },
-        {
-          epochs,
-          validationSplit,
-          metrics: ['accuracy'],
-          signal: controller.signal,
-          onEpochEnd({ loss, accuracy, valLoss, valAccuracy }) {
-            play.epoch += 1;
-            play.steps = steps0 + (play.epoch - start) * batches;
-            play.history.push({
-              epoch: play.epoch,
-              loss: round(loss),
-              accuracy: round(accuracy),
-              valLoss: round(valLoss),
-              valAccuracy: round(valAccuracy),
-            });
-            scheduleDraw();
-            redrawBoundary().catch(showError);
-          },
-        },
-      ),
-    );
+    if (c.pace === 'full') {
+      result = await fit(epochs);
+    } else {
+      // one epoch per frame, to watch it learn: a fit of one epoch, then the next frame
+      result = { stopped: false };
+      for (let i = 0; i < epochs && !result?.stopped && !controller.signal.aborted; i++) {
+        result = await fit(1);
+        await new Promise((resolve) => requestAnimationFrame(resolve));
+      }
+    }
   } catch (err) {
     if (!(controller.signal.aborted && isAbort(err))) throw err;
     result = { stopped: true };
@@ -717,6 +727,7 @@ async function saveCheckpoint() {
   await call(
     play.remote.setMetadata({
       playground: JSON.stringify({
+        pace: c.pace,
         data: c.data,
         net: c.net,
         optimizer: c.optimizer,
@@ -1120,6 +1131,7 @@ function start() {
     'lr',
     'batchSize',
     'epochs',
+    'pace',
   ]) {
     $(id).addEventListener('input', () => {
       showCode();
