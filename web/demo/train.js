@@ -634,20 +634,30 @@ async function syncState() {
 
 async function train() {
   const c = readConfig();
-  if (play.key === null || trainerKey(c) !== play.key) await newTrainer(c);
-  play.config = { ...play.config, epochs: c.epochs, pace: c.pace };
-  const epochs = Math.min(c.epochs, maxEpochs - play.epoch);
-  if (epochs <= 0) {
+  const fresh = play.key === null || trainerKey(c) !== play.key;
+  if (!fresh && play.epoch >= maxEpochs) {
     throw new ModelError(
       'limit_exceeded',
       `this run has ${play.epoch} epochs, the most the playground keeps the curves of: Start over for a new run`,
     );
   }
-  const { x, y, n } = play.data;
   const controller = new AbortController();
-  play.controller = controller;
+  play.controller = controller; // busy from here: the buttons and the settings wait
   setButtons();
   $('saved').textContent = '';
+  if (fresh) {
+    $('status').textContent = 'Creating the network in the worker…';
+    try {
+      await newTrainer(c);
+    } catch (err) {
+      play.controller = null;
+      setButtons();
+      throw err;
+    }
+  }
+  play.config = { ...play.config, epochs: c.epochs, pace: c.pace };
+  const epochs = Math.min(c.epochs, maxEpochs - play.epoch);
+  const { x, y, n } = play.data;
   const start = play.epoch;
   // Steps counted from the epochs (no per-batch message: at hundreds of epochs a second they
   // would keep this thread busy for nothing): each epoch is `batches` steps, the first one less
