@@ -333,6 +333,9 @@ test('errors: needs_f32, invalid_hyperparameter, target_out_of_range, disposed; 
     { maxGradNorm: -1 },
     { shuffle: 'yes' },
     { learningRate: 0.1 }, // not an option
+    { optimizer: { type: 'adam', 'lr=5, eps': 1 } }, // not a keyword
+    { optimizer: { type: 'adam', lr: Infinity } },
+    { optimizer: { type: 'adam', lr: '0.1' } }, // a string that is no name
   ]) {
     await assert.rejects(Trainer.create(model, { ...options, ...bad }), (e) => {
       assert.ok(e instanceof ModelError, JSON.stringify(bad));
@@ -562,4 +565,16 @@ test('a Web Worker driver: serveTrainer / connectTrainer over worker_threads', a
   } finally {
     await worker.terminate();
   }
+});
+
+test('a trainer worker that fails rejects every call (disposed), none hangs', async () => {
+  const worker = new Worker('throw new Error("no trainer here")', { eval: true });
+  const remote = connectTrainer(worker);
+  const pending = remote.state();
+  await assert.rejects(
+    pending,
+    (e) => e instanceof ModelError && e.code === 'disposed' && /no trainer here/.test(e.message),
+  );
+  await assert.rejects(remote.create({ spec: 'Linear(4,3)' }), { code: 'disposed' });
+  await worker.terminate();
 });

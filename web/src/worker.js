@@ -18,7 +18,7 @@
 // detached by fit/evaluate/predict (pass copies to keep them). Works with a browser Worker (scope:
 // self) and Node's worker_threads (scope: parentPort; the page side: the Worker).
 // Must: answer every request exactly once; keep serving after any error; stop a fit between
-// batches when the page aborts it.
+// batches when the page aborts it; reject (code 'disposed') every call to a worker that failed.
 import { ModelError, check } from './errors.js';
 import { load, save } from './io.js';
 import { Model } from './model.js';
@@ -149,6 +149,16 @@ export function serveTrainer(scope = globalThis) {
 export function connectTrainer(worker) {
   let next = 1;
   const calls = new Map(); // id → { resolve, reject, events }
+  // A worker that fails (its script does not load, or throws outside a call) answers nothing
+  // more: every call under way and every later one rejects.
+  let failed = null;
+  const onError = (e) => {
+    failed = new ModelError('disposed', `the trainer's worker failed: ${e?.message ?? e}`);
+    for (const call of calls.values()) call.reject(failed);
+    calls.clear();
+  };
+  if (typeof worker.addEventListener === 'function') worker.addEventListener('error', onError);
+  else worker.on?.('error', onError);
 
   listen(worker, (message) => {
     const call = calls.get(message?.id);
@@ -168,6 +178,7 @@ export function connectTrainer(worker) {
 
   const request = (method, args, events = null) => {
     const id = next++;
+    if (failed) return [id, Promise.reject(failed)];
     const promise = new Promise((resolve, reject) => calls.set(id, { resolve, reject, events }));
     worker.postMessage({ id, method, args }, transferables(args));
     return [id, promise];
