@@ -3,11 +3,4 @@
 // predict, save, state, setMetadata, dispose). Everything heavy runs here, none of it on the page.
 import { serveTrainer } from '../src/index.js';
 
-// Chromium runs scheduler.yield()'s continuations before the tasks already queued, the page's
-// messages included: a fit that yields with it would see neither Stop nor a predict for the
-// boundary until it ends. Without it, fit yields through plain tasks, which take turns with them.
-if (typeof globalThis.scheduler?.yield === 'function') {
-  Object.defineProperty(globalThis.scheduler, 'yield', { value: undefined, configurable: true });
-}
-
 serveTrainer(self);

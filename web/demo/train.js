@@ -463,6 +463,7 @@ const play = {
   steps: 0,
   batch: 0, // batches done of the current epoch (after a stop)
   controller: null, // while fit runs
+  working: false, // while a save, a resume or a start over runs
   boundary: false, // a boundary has been painted
   predicting: false,
   boundaryWanted: false,
@@ -498,10 +499,11 @@ function setCounters() {
 }
 
 function setButtons() {
-  const busy = play.controller !== null;
+  const training = play.controller !== null;
+  const busy = training || play.working;
   const ready = document.body.dataset.ready === 'true';
   $('train').disabled = !ready || busy;
-  $('stop').disabled = !busy;
+  $('stop').disabled = !training;
   $('save').disabled = !ready || busy || play.key === null;
   $('resume').disabled = !ready || busy;
   $('reset').disabled = !ready || busy || play.key === null;
@@ -520,7 +522,20 @@ function setButtons() {
   ]) {
     $(id).disabled = busy;
   }
-  document.body.dataset.training = String(busy);
+  document.body.dataset.training = String(training);
+  document.body.dataset.busy = String(busy);
+}
+
+/** Runs a Save, Resume or Start over with the buttons and the settings waiting for it. */
+async function working(action) {
+  play.working = true;
+  setButtons();
+  try {
+    await action();
+  } finally {
+    play.working = false;
+    setButtons();
+  }
 }
 
 /** Shows the data of the settings (a new training starts only on Train). */
@@ -689,34 +704,38 @@ async function train() {
       play.remote.fit({ data: x.slice(), shape: [n, 2] }, { data: y.slice(), shape: [n] }, { ...options, epochs: k }),
     );
   let result;
+  // busy until the counters, the curves and the status say how the run ended
   try {
-    if (c.pace === 'full') {
-      result = await fit(epochs);
-    } else {
-      // one epoch per frame, to watch it learn: a fit of one epoch, then the next frame
-      result = { stopped: false };
-      for (let i = 0; i < epochs && !result?.stopped && !controller.signal.aborted; i++) {
-        result = await fit(1);
-        await new Promise((resolve) => requestAnimationFrame(resolve));
+    try {
+      if (c.pace === 'full') {
+        result = await fit(epochs);
+      } else {
+        // one epoch per frame, to watch it learn: a fit of one epoch, then the next frame
+        result = { stopped: false };
+        for (let i = 0; i < epochs && !result?.stopped && !controller.signal.aborted; i++) {
+          result = await fit(1);
+          await new Promise((resolve) => requestAnimationFrame(resolve));
+        }
       }
+    } catch (err) {
+      // fit resolves with stopped: true when the signal stopped it (or rejects with an AbortError)
+      if (!(controller.signal.aborted && isAbort(err))) throw err;
+      result = { stopped: true };
     }
-  } catch (err) {
-    if (!(controller.signal.aborted && isAbort(err))) throw err;
-    result = { stopped: true };
+    $('progressNote').textContent = '';
+    const state = await syncState();
+    // the curves hold completed epochs only (a stopped epoch is finished by the next Train)
+    if (Number.isInteger(state?.epoch) && play.history.length > state.epoch) play.history.length = state.epoch;
+    drawCurves();
+    const partial = state?.batch ? ` (and ${state.batch} batch${state.batch === 1 ? '' : 'es'} of the next)` : '';
+    $('status').textContent =
+      result?.stopped || controller.signal.aborted
+        ? `Stopped at epoch ${play.epoch}${partial}. Train goes on from here; Save keeps it.`
+        : `Trained to epoch ${play.epoch}. Train again to go on, or Save.`;
   } finally {
     play.controller = null;
     setButtons();
   }
-  $('progressNote').textContent = '';
-  const state = await syncState();
-  // the curves hold completed epochs only (a stopped epoch is finished by the next Train)
-  if (Number.isInteger(state?.epoch) && play.history.length > state.epoch) play.history.length = state.epoch;
-  drawCurves();
-  // fit resolves with stopped: true when the signal stopped it (or rejects with an AbortError)
-  $('status').textContent =
-    result?.stopped || controller.signal.aborted
-      ? `Stopped at epoch ${play.epoch}${state?.batch ? ` (and ${state.batch} batch${state.batch === 1 ? '' : 'es'} of the next)` : ''}. Train goes on from here; Save keeps it.`
-      : `Trained to epoch ${play.epoch}. Train again to go on, or Save.`;
   await redrawBoundary({ force: true });
 }
 
@@ -1126,9 +1145,9 @@ function start() {
   addEventListener('unhandledrejection', (event) => showError(event.reason));
   onClick('train', train);
   onClick('stop', stop);
-  onClick('save', saveCheckpoint);
-  onClick('resume', resume);
-  onClick('reset', startOver);
+  onClick('save', () => working(saveCheckpoint));
+  onClick('resume', () => working(resume));
+  onClick('reset', () => working(startOver));
   $('reload').addEventListener('click', () => location.reload());
   for (const id of [
     'dataset',
