@@ -226,7 +226,13 @@ test(
   async () => {
     const page = await browser.context.newPage();
     const errors = watchErrors(page);
-    await openPlayground(page);
+    // the demo links here, and the playground back
+    await page.setViewportSize(sizes.desktop);
+    await page.goto(`${server.url}/web/demo/index.html`);
+    await page.locator(byId('to-train')).click();
+    await waitReady(page);
+    assert.match(page.url(), /\/web\/demo\/train\.html$/);
+    assert.equal(await page.locator(byId('to-demo')).getAttribute('href'), 'index.html');
     const upload = (name, body) =>
       page.locator(byId('csv-file')).setInputFiles({ name, mimeType: 'text/csv', buffer: Buffer.from(body) });
 
