@@ -236,6 +236,14 @@ test(
     const upload = (name, body) =>
       page.locator(byId('csv-file')).setInputFiles({ name, mimeType: 'text/csv', buffer: Buffer.from(body) });
 
+    // too many bytes: refused before the file is read
+    await upload('huge.csv', Buffer.alloc(5 * 1024 * 1024 + 1, '1,2\n'));
+    await page.locator('#alertBox').waitFor({ state: 'visible' });
+    assert.match(
+      await text(page, 'alert'),
+      /^invalid_argument: “huge\.csv” is 5\.0 MB; files up to 5 MB are accepted$/,
+    );
+    await page.locator(byId('dismiss')).click();
     // too many rows: refused before any parse of the values, with the limit named
     await upload('big.csv', '1,2\n'.repeat(100_001));
     await page.locator('#alertBox').waitFor({ state: 'visible' });

@@ -815,7 +815,7 @@ function parseSaved(metadata) {
   } catch {
     c = null;
   }
-  if (!c?.data || !c?.net || !history) {
+  if (!c?.data || !Array.isArray(c?.net?.hidden) || !history) {
     throw new ModelError(
       'invalid_argument',
       `'${checkpointUrl}' is not a checkpoint of this playground (no settings or curves in its metadata)`,
@@ -874,7 +874,7 @@ const csv = {
   worker: null,
   remote: null,
   failed: null,
-  table: null, // { header, rows: Float64Array[] per column, n }
+  table: null, // parseCsv's { header, columns, n }
   controller: null,
   history: [],
   task: null,
