@@ -16,12 +16,16 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint.hpp"
+#include "cli/dataset.hpp"
 #include "cli/json.hpp"
 #include "format.hpp"
 #include "model.hpp"
 #include "safetensors.hpp"
 #include "spec.hpp"
+#include "torch_checkpoint.hpp"
 #include "torch_file.hpp"
+#include "trainer.hpp"
 
 using namespace modelkeep;
 
@@ -194,7 +198,7 @@ TEST_F(Cli, HelpDocumentsEveryCommandAndOption) {
     EXPECT_EQ(ok({"-h"}).out, r.out);
     EXPECT_EQ(ok({"help"}).out, r.out);
 
-    for (const std::string cmd : {"init", "inspect", "predict", "convert"}) {
+    for (const std::string cmd : {"init", "inspect", "predict", "convert", "train"}) {
         const Result h = ok({"help", cmd});
         EXPECT_EQ(h.out.rfind("Usage: modelkeep " + cmd + " ", 0), 0u) << h.out;
         EXPECT_EQ(ok({cmd, "--help"}).out, h.out);
@@ -314,7 +318,7 @@ TEST_F(Cli, InspectJsonHasStableFields) {
         std::to_string(info.tensors[0].offset) +
         "},{\"name\":\"fc1.bias\",\"dtype\":\"f32\",\"shape\":[5],\"bytes\":20,\"offset\":" +
         std::to_string(info.tensors[1].offset) +
-        "}],\"metadata\":{\"author\":\"me\",\"note\":\"a \\\"quoted\\\"\\nline\"},"
+        "}],\"training\":null,\"metadata\":{\"author\":\"me\",\"note\":\"a \\\"quoted\\\"\\nline\"},"
         "\"integrity\":{\"ok\":true,\"code\":\"ok\",\"message\":\"\"}}\n";
     EXPECT_EQ(ok({"inspect", "tiny.mkp", "--json"}).out, expected);
     EXPECT_EQ(ok({"inspect", "--json", "tiny.mkp"}).out, expected);
@@ -810,4 +814,214 @@ TEST_F(Cli, ThePrefixOptionAndTheRootLayer) {
     const Result usage = run({"predict", pt, "--prefix", "fc1.", "--input", x});
     EXPECT_EQ(usage.code, 2);
     EXPECT_NE(usage.err.find("--prefix needs a prefix, and goes with --arch"), std::string::npos) << usage.err;
+}
+
+// ---------------------------------------------------------------- train
+
+namespace {
+
+// Two interleaved spirals, 2 features and a class 0/1 per row, with a header: the same
+// numbers every run (no generator), awkward enough that the loss takes epochs to fall.
+std::string spirals_csv(int n) {
+    std::string csv = "x0,x1,label\n";
+    for (int i = 0; i < n; ++i) {
+        const int c = i % 2;
+        const double r = 0.1 + 2.0 * double(i) / double(n);
+        const double t = 2.5 * r + c * 3.14159265358979;
+        csv += std::to_string(r * std::cos(t)) + "," + std::to_string(r * std::sin(t)) + "," + std::to_string(c) + "\n";
+    }
+    return csv;
+}
+
+const char* const train_spec = "Linear(2,12),Tanh,Dropout(0.1),Linear(12,2)";
+
+// The mean losses of the "epoch E/N: loss L" lines of train's stderr.
+std::vector<double> epoch_losses(const std::string& err) {
+    std::vector<double> losses;
+    for (std::size_t at = err.find(": loss "); at != std::string::npos; at = err.find(": loss ", at + 1))
+        losses.push_back(std::strtod(err.c_str() + at + 7, nullptr));
+    return losses;
+}
+
+}  // namespace
+
+TEST_F(Cli, TrainThenResumeIsBitIdenticalToOneRun) {
+    write_bytes(path("d.csv"), [] {
+        const std::string s = spirals_csv(120);
+        return Bytes(s.begin(), s.end());
+    }());
+    // One run of 4 epochs, and 2 + 2 through a checkpoint: the same file, byte for byte.
+    const Result full = run({"train", train_spec, "--data", "d.csv", "--loss", "cross_entropy", "--optimizer",
+                             "adam(lr=0.05)", "--scheduler", "step_lr(step_size=2, gamma=0.5)", "--epochs", "4",
+                             "--batch-size", "16", "--seed", "7", "--out", "full.mkp"});
+    ASSERT_EQ(full.code, 0) << full.err;
+    EXPECT_TRUE(contains(full.out, "wrote full.mkp: modelkeep checkpoint at epoch 4, step 32")) << full.out;
+    const std::vector<double> losses = epoch_losses(full.err);
+    ASSERT_EQ(losses.size(), 4u) << full.err;
+    EXPECT_LT(losses.back(), losses.front()) << full.err;
+    EXPECT_TRUE(contains(full.err, "epoch 4/4: loss ")) << full.err;
+    EXPECT_TRUE(contains(full.err, ", accuracy ")) << full.err;
+
+    const Result half = run({"train", train_spec, "--data", "d.csv", "--loss", "cross_entropy", "--optimizer",
+                             "adam(lr=0.05)", "--scheduler", "step_lr(step_size=2, gamma=0.5)", "--epochs", "2",
+                             "--batch-size", "16", "--seed", "7", "--out", "half.mkp"});
+    ASSERT_EQ(half.code, 0) << half.err;
+    const Result rest =
+        run({"train", train_spec, "--data", "d.csv", "--epochs", "2", "--resume", "half.mkp", "--out", "rest.mkp"});
+    ASSERT_EQ(rest.code, 0) << rest.err;
+    EXPECT_TRUE(contains(rest.err, "training 'half.mkp' (epoch 2, step 16)")) << rest.err;
+    EXPECT_EQ(read_bytes(path("rest.mkp")), read_bytes(path("full.mkp")));
+    EXPECT_EQ(epoch_losses(rest.err), std::vector<double>(losses.begin() + 2, losses.end()));
+
+    // What the core's Trainer gives in-process on the same data and options: the same weights and state.
+    Dataset data;
+    const std::string csv = spirals_csv(120);
+    ASSERT_TRUE(read_dataset(csv, "", data).ok());
+    std::vector<LayerSpec> specs;
+    ASSERT_TRUE(parse_spec(train_spec, specs).ok());
+    Sequential model;
+    ASSERT_TRUE(Sequential::create(specs, 7, model).ok());
+    TrainerOptions options;
+    ASSERT_TRUE(parse_optimizer("adam(lr=0.05)", options.optimizer).ok());
+    ASSERT_TRUE(parse_loss("cross_entropy", options.loss).ok());
+    ASSERT_TRUE(parse_scheduler("step_lr(step_size=2, gamma=0.5)", options.scheduler).ok());
+    options.has_scheduler = true;
+    options.batch_size = 16;
+    options.seed = 7;
+    Trainer trainer;
+    ASSERT_TRUE(Trainer::create(model, options, trainer).ok());
+    ASSERT_TRUE(trainer.set_data(data.x, data.y).ok());
+    while (trainer.state().epoch < 4) {
+        BatchResult r;
+        ASSERT_TRUE(trainer.fit_batch(r).ok());
+    }
+    const Bytes file = read_bytes(path("full.mkp"));
+    Sequential saved;
+    TrainingState state;
+    bool has_training = false;
+    ASSERT_TRUE(read_checkpoint(MemorySource(file.data(), file.size()), saved, state, has_training).ok());
+    ASSERT_TRUE(has_training);
+    const StateDict want = model.state_dict(), got = saved.state_dict();
+    ASSERT_EQ(want.size(), got.size());
+    for (std::size_t i = 0; i < want.size(); ++i)
+        EXPECT_EQ(std::memcmp(want[i].second.data(), got[i].second.data(), want[i].second.size() * 4), 0)
+            << want[i].first;
+    EXPECT_EQ(state.steps, trainer.state().steps);
+    EXPECT_EQ(state.params[0].exp_avg, trainer.state().params[0].exp_avg);
+    EXPECT_EQ(state.scheduler.lr, 0.05 * 0.5 * 0.5);
+
+    // inspect shows the training section, in text and JSON.
+    const Result text = ok({"inspect", "full.mkp"});
+    EXPECT_TRUE(contains(text.out, "training:")) << text.out;
+    EXPECT_TRUE(contains(text.out, "adam(lr=0.05")) << text.out;
+    EXPECT_TRUE(contains(text.out, "step_lr(step_size=2")) << text.out;
+    EXPECT_TRUE(contains(text.out, "4 epochs done, 32 steps in all")) << text.out;
+    const Result json = ok({"inspect", "full.mkp", "--json"});
+    EXPECT_TRUE(contains(json.out, "\"training\":{\"optimizer\":\"adam(lr=0.05")) << json.out;
+    EXPECT_TRUE(contains(json.out, "\"epoch\":4,\"batch\":0,\"steps\":32")) << json.out;
+    EXPECT_TRUE(contains(ok({"inspect", "half.mkp", "--json"}).out, "\"steps\":16"));
+    ok({"init", "Linear(2,2)", "plain.mkp"});
+    EXPECT_TRUE(contains(ok({"inspect", "plain.mkp", "--json"}).out, "\"training\":null"));
+    // A checkpoint is a model file: predict runs it.
+    EXPECT_TRUE(contains(ok({"predict", "full.mkp", "--input", "[[0.5, -0.5]]"}).out, "\"shape\":[1,2]"));
+    EXPECT_TRUE(tmp_leftovers().empty());
+}
+
+TEST_F(Cli, TrainWritesAndResumesPyTorchCheckpoints) {
+    const std::string csv = spirals_csv(64);
+    write_bytes(path("d.csv"), Bytes(csv.begin(), csv.end()));
+    const Result a = run({"train", train_spec, "--data", "d.csv", "--loss", "cross_entropy", "--optimizer",
+                          "sgd(lr=0.1, momentum=0.9)", "--epochs", "2", "--batch-size", "16", "--out", "a.pt"});
+    ASSERT_EQ(a.code, 0) << a.err;
+    EXPECT_TRUE(contains(a.out, "wrote a.pt: PyTorch general checkpoint at epoch 2, step 8")) << a.out;
+    const Bytes pt = read_bytes(path("a.pt"));
+    TorchCheckpoint ck;
+    const Status st = read_torch_checkpoint(MemorySource(pt.data(), pt.size()), nullptr, ck);
+    ASSERT_TRUE(st.ok()) << st.to_string();
+    ASSERT_TRUE(ck.has_optimizer && ck.has_epoch && ck.has_loss);
+    EXPECT_EQ(ck.optimizer.kind, OptimizerKind::sgd);
+    EXPECT_EQ(ck.optimizer.momentum, 0.9);
+    EXPECT_EQ(ck.epoch, 2);
+    EXPECT_EQ(ck.params.size(), 4u);
+    EXPECT_TRUE(ck.params[0].has_momentum_buffer);
+
+    // Continued from the .pt (MODEL gives the architecture): the optimizer's state is the file's.
+    const Result b = run({"train", train_spec, "--data", "d.csv", "--loss", "cross_entropy", "--epochs", "1",
+                          "--batch-size", "16", "--resume", "a.pt", "--out", "b.mkp"});
+    ASSERT_EQ(b.code, 0) << b.err;
+    EXPECT_TRUE(contains(b.err, "(PyTorch checkpoint, epoch 2)")) << b.err;
+    EXPECT_TRUE(contains(b.err, "sgd(lr=0.1, momentum=0.9")) << b.err;
+    const Bytes mkp = read_bytes(path("b.mkp"));
+    Sequential model;
+    TrainingState state;
+    bool has_training = false;
+    ASSERT_TRUE(read_checkpoint(MemorySource(mkp.data(), mkp.size()), model, state, has_training).ok());
+    EXPECT_EQ(state.epoch, 3);
+    EXPECT_EQ(state.options.optimizer.kind, OptimizerKind::sgd);
+
+    // Adam and AdamW keep the same state: the file cannot say which, --optimizer must.
+    ASSERT_EQ(
+        run({"train", train_spec, "--data", "d.csv", "--loss", "cross_entropy", "--epochs", "1", "--out", "adam.pt"})
+            .code,
+        0);
+    fails({"train", train_spec, "--data", "d.csv", "--loss", "cross_entropy", "--epochs", "1", "--resume", "adam.pt",
+           "--out", "c.mkp"},
+          1, "invalid_argument");
+    const Result c = run({"train", train_spec, "--data", "d.csv", "--loss", "cross_entropy", "--optimizer", "adamw",
+                          "--epochs", "1", "--resume", "adam.pt", "--out", "c.mkp"});
+    EXPECT_EQ(c.code, 0) << c.err;
+    EXPECT_TRUE(contains(c.err, "warning: --optimizer adamw(")) << c.err;  // its defaults differ from the file's
+    EXPECT_TRUE(tmp_leftovers().empty());
+}
+
+TEST_F(Cli, TrainRefusesWhatItCannotTrain) {
+    const std::string csv = spirals_csv(32);
+    write_bytes(path("d.csv"), Bytes(csv.begin(), csv.end()));
+    write_bytes(path("bad.csv"), [] {
+        const std::string s = "1,2,0\n3,4,5\n";  // class 5 of 2
+        return Bytes(s.begin(), s.end());
+    }());
+    fails({"train", train_spec, "--loss", "mse", "--epochs", "1", "--out", "o.mkp"}, 2, "usage");
+    fails({"train", train_spec, "--data", "d.csv", "--epochs", "1", "--out", "o.mkp"}, 2, "usage");
+    fails({"train", train_spec, "--data", "d.csv", "--loss", "mse", "--epochs", "x", "--out", "o.mkp"}, 2, "usage");
+    fails({"train", train_spec, "--data", "d.csv", "--loss", "mse", "--epochs", "1", "--out", "o.safetensors"}, 2,
+          "usage");
+    fails({"train", train_spec, "--data", "d.csv", "--loss", "mse", "--epochs", "1", "--shuffle", "yes", "--out",
+           "o.mkp"},
+          2, "usage");
+    fails({"train", train_spec, "--data", "none.csv", "--loss", "cross_entropy", "--epochs", "1", "--out", "o.mkp"}, 1,
+          "io_error");
+    fails({"train", train_spec, "--data", "d.csv", "--loss", "cross_entropy", "--optimizer", "adam(lr=-1)", "--epochs",
+           "1", "--out", "o.mkp"},
+          1, "invalid_hyperparameter");
+    fails({"train", train_spec, "--data", "d.csv", "--loss", "kl_div", "--epochs", "1", "--out", "o.mkp"}, 1,
+          "invalid_hyperparameter");
+    const Result bad =
+        run({"train", train_spec, "--data", "bad.csv", "--loss", "cross_entropy", "--epochs", "1", "--out", "o.mkp"});
+    EXPECT_EQ(bad.code, 1);
+    EXPECT_TRUE(contains(bad.err, "\nmodelkeep: target_out_of_range: ")) << bad.err;
+    // Found at the first batch, after the line that says what trains.
+    const Result wide =
+        run({"train", "Linear(3,2)", "--data", "d.csv", "--loss", "cross_entropy", "--epochs", "1", "--out", "o.mkp"});
+    EXPECT_EQ(wide.code, 1);
+    EXPECT_TRUE(contains(wide.err, "\nmodelkeep: shape_mismatch: layer '0': linear expects input (*, 3)")) << wide.err;
+    // Compact weights are for inference.
+    ok({"init", "Linear(2,2)", "h.mkp", "--dtype", "f16"});
+    const Result f16 =
+        fails({"train", "h.mkp", "--data", "d.csv", "--loss", "cross_entropy", "--epochs", "1", "--out", "o.mkp"}, 1,
+              "needs_f32");
+    EXPECT_TRUE(contains(f16.err, "f32")) << f16.err;
+    // --resume needs a checkpoint of the same architecture.
+    ok({"init", train_spec, "plain.mkp"});
+    fails({"train", train_spec, "--data", "d.csv", "--epochs", "1", "--resume", "plain.mkp", "--out", "o.mkp"}, 1,
+          "wrong_kind");
+    ASSERT_EQ(
+        run({"train", train_spec, "--data", "d.csv", "--loss", "cross_entropy", "--epochs", "1", "--out", "ck.mkp"})
+            .code,
+        0);
+    fails({"train", "Linear(2,2)", "--data", "d.csv", "--epochs", "1", "--resume", "ck.mkp", "--out", "o.mkp"}, 1,
+          "arch_mismatch");
+    // Nothing was written by a failed run.
+    EXPECT_FALSE(fs::exists(path("o.mkp")));
+    EXPECT_TRUE(tmp_leftovers().empty());
 }

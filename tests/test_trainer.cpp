@@ -695,3 +695,33 @@ TEST(Trainer, MatchesPyTorchsLoop) {
         std::printf("%s: worst final weight %.3g of the tensor's scale\n", c.name.c_str(), worst);
     }
 }
+
+// Shuffling draws a permutation: one batch of every sample gives the unshuffled loss
+// and step (up to the sums' order), smaller batches another run.
+TEST(Trainer, ShuffleIsAPermutation) {
+    const Tensor x = random_tensor({20, 3}, 1), y = random_tensor({20, 2}, 2);
+    auto run = [&](bool shuffle, std::size_t batch_size, std::int64_t steps, float& loss) {
+        Sequential m = mkt::make_model("Linear(3,2)");
+        TrainerOptions o;
+        o.optimizer = sgd_options(0.1);
+        o.loss.kind = LossKind::mse;
+        o.shuffle = shuffle;
+        o.batch_size = batch_size;
+        o.seed = 4;
+        Trainer t;
+        EXPECT_TRUE(Trainer::create(m, o, t).ok());
+        EXPECT_TRUE(t.set_data(x, y).ok());
+        BatchResult r;
+        for (std::int64_t i = 0; i < steps; ++i) EXPECT_TRUE(t.fit_batch(r).ok());
+        loss = r.loss;
+        std::vector<Tensor> values;
+        EXPECT_TRUE(parameters_of(m, values).ok());
+        return values;
+    };
+    float plain = 0, shuffled = 0;
+    const std::vector<Tensor> a = run(false, 20, 3, plain), b = run(true, 20, 3, shuffled);
+    EXPECT_NEAR(shuffled, plain, 1e-6 * std::fabs(plain));
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(mkt::close_to("param", b[i], a[i], 0, 1e-6));
+    const std::vector<Tensor> c = run(false, 5, 4, plain), d = run(true, 5, 4, shuffled);
+    EXPECT_FALSE(same_bits(c[0], d[0]));
+}

@@ -47,6 +47,7 @@ Usage:
   modelkeep predict FILE [--arch SPEC [--prefix P] | --assume-sequential] [--entry NAME] --input JSON|@PATH|-
   modelkeep convert IN OUT [--arch SPEC [--prefix P] | --assume-sequential] [--entry NAME] [--dtype DTYPE] [--state-dict]
                     [--meta KEY=VALUE]...
+  modelkeep train MODEL --data FILE --loss LOSS [--optimizer OPT] --epochs N --out OUT [options]
   modelkeep help [COMMAND|spec]
   modelkeep --version
 
@@ -57,6 +58,8 @@ Commands:
   predict   run a model on a JSON array and print its output as JSON
   convert   turn any readable file into a .mkp model or state dict, or a state dict into
             .safetensors or .pt (chosen by OUT's extension)
+  train     train a model on JSON or CSV data (PyTorch's losses, optimizers, schedules)
+            and write a checkpoint that resumes exactly (.mkp) or a PyTorch one (.pt)
 
 FILE and IN may be a modelkeep .mkp, a PyTorch torch.save file (zip or pre-1.6 legacy:
 state dicts, checkpoints, whole modules) or a safetensors file; the format is detected from
@@ -123,15 +126,18 @@ fields format, holds, entries, architecture, architecture_note, module_tree, glo
 Shows what a .mkp file holds: format version, kind (full model or state dict), data
 alignment, header and file sizes, the architecture (the canonical SPEC of the whole model and
 of each layer), every tensor (name, dtype, shape, stored bytes, offset), the parameter count,
-the metadata, and the integrity check (header and data CRC-32, padding, int8 scales).
-When the header is readable but the check fails, everything else is still shown, the failure
+the metadata, the training section of a checkpoint that `train` wrote (optimizer, loss,
+schedule, counters, batches; read and checked whole, as --resume reads it), and the
+integrity check (header and data CRC-32, padding, int8 scales). When the header is readable but the check fails, everything else is still shown, the failure
 is reported on standard error too, and the exit status is 1.
 
 Options:
   --json       print one JSON object instead, with the fields: version ("1.0"), kind
                ("model" or "state_dict"), align, header_bytes, file_bytes, param_count,
                architecture (the SPEC; null for a state dict), layers [{name, kind, spec}],
-               tensors [{name, dtype, shape, bytes, offset}], metadata {KEY: VALUE},
+               tensors [{name, dtype, shape, bytes, offset}], training (null, or {optimizer,
+               loss, scheduler, scheduler_per_batch, epoch, batch, steps, batch_size,
+               shuffle, seed, max_grad_norm, training, metadata}), metadata {KEY: VALUE},
                integrity {ok, code, message}
   -h, --help   show this help
 
@@ -222,6 +228,64 @@ Examples:
   modelkeep convert tiny.mkp weights.mkp --state-dict --meta source=tiny.mkp
   modelkeep convert model.pt model.mkp --assume-sequential
   modelkeep convert tiny.mkp tiny.pt
+)~";
+
+constexpr const char* train =
+    R"~(Usage: modelkeep train MODEL --data FILE --loss LOSS [--optimizer OPT] --epochs N --out OUT
+                       [--batch-size B] [--shuffle true|false] [--seed N] [--scheduler SCHED
+                       [--scheduler-per-batch]] [--max-grad-norm X] [--target NAME]
+                       [--resume CKPT] [--arch SPEC [--prefix P] | --assume-sequential]
+                       [--entry NAME] [--meta KEY=VALUE]...
+
+Trains MODEL with PyTorch's loop (zero_grad, forward in train() mode, loss, backward,
+clip_grad_norm_, optimizer.step(), scheduler.step()) for N epochs of FILE's samples and
+writes OUT: a .mkp model with a training section (optimizer state, schedule, counters,
+random generators), which --resume continues bit-identically, or a .pt PyTorch general
+checkpoint {'epoch', 'model_state_dict', 'optimizer_state_dict', 'loss'}. Progress goes to
+standard error, one line per epoch (the mean loss of its batches; for the class losses the
+accuracy over FILE in eval() mode).
+
+MODEL is a model file when a file of that name exists (.mkp, or a PyTorch / safetensors
+file with --arch / --assume-sequential, as for predict), else a SPEC ('modelkeep help
+spec'), initialised as PyTorch does from --seed. Models with f16, bf16 or int8 weights
+cannot be trained (needs_f32): convert them to f32 first.
+
+Options:
+  --data FILE           JSON {"x": [[...], ...], "y": [...] or [[...], ...]}, or CSV: one
+                        sample per row, a header row optional, the target the last column
+  --target NAME         CSV: the target column, by its header name
+  --loss LOSS           mse, l1, smooth_l1(beta=1), huber(delta=1), cross_entropy(
+                        label_smoothing=0, ignore_index=-100, weight=[...]), nll,
+                        bce_with_logits(pos_weight=[...]), bce; each takes reduction=
+                        mean|sum|none; PyTorch's class names work too (CrossEntropyLoss).
+                        Class losses take class indices as targets
+  --optimizer OPT       adam(lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
+                        amsgrad=false) (the default), adamw(...), sgd(lr=0.1, momentum=0.9,
+                        dampening=0, nesterov=false, weight_decay=0), rmsprop(lr=0.01,
+                        alpha=0.99, momentum=0, centered=false); maximize=true for any
+  --scheduler SCHED     step_lr(step_size=10, gamma=0.1), cosine_annealing_lr(T_max=100,
+                        eta_min=0), linear_lr(start_factor=0.333, end_factor=1,
+                        total_iters=5); stepped per epoch, or per batch with
+                        --scheduler-per-batch
+  --max-grad-norm X     clip_grad_norm_(max_norm=X) before each step
+  --epochs N            N more epochs (a checkpoint taken mid-epoch finishes its epoch first)
+  --batch-size B        samples per step (default 32); the last batch may be smaller
+  --shuffle true|false  a new order every epoch (default true)
+  --seed N              the initialisation, the shuffling and the dropout masks (default 0)
+  --resume CKPT         continue a .mkp checkpoint that train wrote: its optimizer, options,
+                        counters and generators win over the options given (a warning says
+                        which are ignored); MODEL must have its architecture
+  --out OUT             .mkp (modelkeep checkpoint) or .pt (PyTorch general checkpoint);
+                        written atomically, after it reads back
+  --meta KEY=VALUE      metadata of the .mkp file (repeatable)
+  -h, --help            show this help
+
+Examples:
+  modelkeep train 'Linear(2,16),ReLU,Linear(16,2)' --data moons.csv --loss cross_entropy \
+      --optimizer 'adam(lr=0.01)' --epochs 20 --seed 1 --out moons.mkp
+  modelkeep train 'Linear(2,16),ReLU,Linear(16,2)' --data moons.csv --epochs 10 \
+      --resume moons.mkp --out moons-30.mkp
+  modelkeep inspect moons-30.mkp
 )~";
 
 }  // namespace cli_help

@@ -1,10 +1,12 @@
-// main.cpp — the `modelkeep` command-line tool: init, inspect, predict and
-// convert .mkp, PyTorch (.pt) and safetensors files. Argument parsing, file I/O and printing live here; all
+// main.cpp — the `modelkeep` command-line tool: init, inspect, predict,
+// convert and train .mkp, PyTorch (.pt) and safetensors files. Argument parsing, file I/O and printing live here; all
 // the real work is the core's. Exit status: 0 ok, 1 data/format/I-O error, 2 usage.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -17,8 +19,11 @@
 #include <utility>
 #include <vector>
 
+#include "checkpoint.hpp"
+#include "cli/dataset.hpp"
 #include "cli/help.hpp"
 #include "cli/json.hpp"
+#include "decimal.hpp"
 #include "dtype.hpp"
 #include "format.hpp"
 #include "import.hpp"
@@ -27,7 +32,9 @@
 #include "spec.hpp"
 #include "status.hpp"
 #include "tensor.hpp"
+#include "torch_checkpoint.hpp"
 #include "torch_file.hpp"
+#include "trainer.hpp"
 #include "utf8.hpp"
 
 namespace modelkeep {
@@ -419,7 +426,58 @@ std::string json_tail(const Metadata& metadata, const Status& integrity) {
 
 const char* kind_name(FileKind kind) { return kind == FileKind::model ? "model" : "state_dict"; }
 
-void print_inspect_text(const std::string& path, const FileInfo& info, const Status& integrity) {
+// A checkpoint's TRAINING section (checkpoint.hpp), as inspect shows it.
+struct TrainingView {
+    bool present = false;  // the file has the section and it reads
+    TrainingState state;
+};
+
+std::string scheduler_line(const TrainerOptions& o) {
+    return o.has_scheduler ? scheduler_text(o.scheduler) + (o.scheduler_per_batch ? " per batch" : " per epoch")
+                           : "none";
+}
+
+void print_training_text(const TrainingView& t) {
+    if (!t.present) return;
+    const TrainingState& s = t.state;
+    const TrainerOptions& o = s.options;
+    std::cout << "\ntraining:\n";
+    field("  optimizer", optimizer_text(o.optimizer));
+    field("  loss", loss_text(o.loss));
+    field("  scheduler", scheduler_line(o));
+    field("  progress", plural(std::uint64_t(s.epoch), "epoch") + " done" +
+                            (s.batch > 0 ? " and " + std::to_string(s.batch) + " batches of the next" : "") + ", " +
+                            plural(std::uint64_t(s.steps), "step") + " in all");
+    field("  batches",
+          "size " + std::to_string(o.batch_size) + (o.shuffle ? ", shuffled" : ", in order") + ", seed " +
+              std::to_string(o.seed) +
+              (o.max_grad_norm > 0 ? ", gradients clipped at " + format_float(float(o.max_grad_norm)) : ""));
+    field("  mode", s.training ? "train()" : "eval()");
+    std::string meta;
+    for (const auto& [k, v] : s.metadata) meta += (meta.empty() ? "" : ", ") + escape_text(k) + "=" + escape_text(v);
+    field("  metadata", meta.empty() ? "none" : meta);
+}
+
+std::string training_json(const TrainingView& t) {
+    if (!t.present) return "null";
+    const TrainingState& s = t.state;
+    const TrainerOptions& o = s.options;
+    std::string j = "{\"optimizer\":" + json::quote(optimizer_text(o.optimizer));
+    j += ",\"loss\":" + json::quote(loss_text(o.loss));
+    j += ",\"scheduler\":" + (o.has_scheduler ? json::quote(scheduler_text(o.scheduler)) : "null");
+    j += ",\"scheduler_per_batch\":" + std::string(o.scheduler_per_batch ? "true" : "false");
+    j += ",\"epoch\":" + std::to_string(s.epoch) + ",\"batch\":" + std::to_string(s.batch) +
+         ",\"steps\":" + std::to_string(s.steps);
+    j += ",\"batch_size\":" + std::to_string(o.batch_size) + ",\"shuffle\":" + (o.shuffle ? "true" : "false") +
+         ",\"seed\":" + std::to_string(o.seed) + ",\"max_grad_norm\":" + json::number(float(o.max_grad_norm));
+    j += ",\"training\":" + std::string(s.training ? "true" : "false") + ",\"metadata\":{";
+    for (std::size_t i = 0; i < s.metadata.size(); ++i)
+        j += std::string(i ? "," : "") + json::quote(s.metadata[i].first) + ":" + json::quote(s.metadata[i].second);
+    return j + "}}";
+}
+
+void print_inspect_text(const std::string& path, const FileInfo& info, const TrainingView& training,
+                        const Status& integrity) {
     field("file", path);
     field("version", std::to_string(info.major) + "." + std::to_string(info.minor));
     field("kind", info.kind == FileKind::model ? "full model" : "state dict (tensors only)");
@@ -444,13 +502,14 @@ void print_inspect_text(const std::string& path, const FileInfo& info, const Sta
     print_table(rows, {false, false, false, true, true});
 
     print_metadata(info.metadata);
+    print_training_text(training);
 
     std::cout << "\n";
     field("integrity", integrity.ok() ? "ok (header and data CRC-32, padding and int8 scales verified)"
                                       : "FAILED: " + integrity.to_string());
 }
 
-void print_inspect_json(const FileInfo& info, const Status& integrity) {
+void print_inspect_json(const FileInfo& info, const TrainingView& training, const Status& integrity) {
     std::string j = "{\"version\":\"" + std::to_string(info.major) + "." + std::to_string(info.minor) + "\"";
     j += ",\"kind\":\"" + std::string(kind_name(info.kind)) + "\"";
     j += ",\"align\":" + std::to_string(std::uint64_t(1) << info.align_log2);
@@ -472,7 +531,8 @@ void print_inspect_json(const FileInfo& info, const Status& integrity) {
         for (std::size_t d = 0; d < t.shape.size(); ++d) j += (d ? "," : "") + std::to_string(t.shape[d]);
         j += "],\"bytes\":" + std::to_string(t.bytes) + ",\"offset\":" + std::to_string(t.offset) + "}";
     }
-    j += "]" + json_tail(info.metadata, integrity);
+    j += "],\"training\":" + training_json(training);
+    j += json_tail(info.metadata, integrity);
     std::cout << j << "\n";
 }
 
@@ -602,12 +662,21 @@ int cmd_inspect(const std::vector<std::string>& argv) {
     st = read_info(bytes.data(), bytes.size(), false, info);
     if (!st.ok()) return report(st);
     FileInfo checked;
-    const Status integrity = read_info(bytes.data(), bytes.size(), true, checked);
+    Status integrity = read_info(bytes.data(), bytes.size(), true, checked);
+    // A checkpoint's training section is read (and checked) whole, as --resume would.
+    TrainingView training;
+    bool has_section = false;
+    for (const SectionData& d : info.section_data) has_section = has_section || d.tag == training_section_tag;
+    if (integrity.ok() && has_section && info.kind == FileKind::model) {
+        Sequential model;
+        integrity = read_checkpoint(MemorySource(bytes.data(), bytes.size()), model, training.state, training.present);
+        if (!integrity.ok()) training.present = false;
+    }
 
     if (args.has("--json"))
-        print_inspect_json(info, integrity);
+        print_inspect_json(info, training, integrity);
     else
-        print_inspect_text(path, info, integrity);
+        print_inspect_text(path, info, training, integrity);
     std::cout.flush();
     if (!integrity.ok()) return report(integrity);
     return exit_ok;
@@ -768,6 +837,281 @@ int cmd_convert(const std::vector<std::string>& argv) {
     return exit_ok;
 }
 
+// ---------------------------------------------------------------- train
+
+// MODEL of `train`: a model file (any format import_file reads; PyTorch files
+// with --arch / --assume-sequential) when a file of that name exists, else a SPEC
+// initialised with `seed`.
+Status train_model(const std::string& model_arg, const ImportOptions& import_options, std::uint64_t seed,
+                   Sequential& model, std::string& what) {
+    if (std::FILE* f = std::fopen(model_arg.c_str(), "rb")) {
+        std::fclose(f);
+        std::vector<std::uint8_t> bytes;
+        MK_TRY(read_whole_file(model_arg, bytes));
+        Imported imported;
+        const Status st = import_file(bytes.data(), bytes.size(), import_options, true, imported);
+        if (st.code() == Code::needs_architecture)
+            return error(st.code(), st.message() + " — here: --arch SPEC" +
+                                        (contains_text(st.message(), "module tree") ? " or --assume-sequential" : ""));
+        MK_TRY(st);
+        model = std::move(imported.model);
+        what = "the weights of '" + model_arg + "'";
+        return Status::success();
+    }
+    std::vector<LayerSpec> specs;
+    MK_TRY(parse_spec(model_arg, specs));
+    what = "a new model (seed " + std::to_string(seed) + ")";
+    return Sequential::create(specs, seed, model);
+}
+
+// One line of progress on stderr: on a terminal rewritten in place during the
+// epoch, else one line per epoch.
+struct Progress {
+    bool tty = ::isatty(2) != 0;
+    void batch(const BatchResult& r, std::int64_t last_epoch) const {
+        if (!tty) return;
+        const int width = 24;
+        const int done = int(width * (r.batch + 1) / std::max<std::int64_t>(r.batches, 1));
+        std::cerr << "\repoch " << r.epoch + 1 << "/" << last_epoch << " [" << std::string(std::size_t(done), '#')
+                  << std::string(std::size_t(width - done), '.') << "] " << r.batch + 1 << "/" << r.batches << " loss "
+                  << format_float(r.loss) << "   " << std::flush;
+    }
+    void epoch(std::int64_t epoch, std::int64_t last_epoch, double loss, const Evaluation& ev) const {
+        if (tty) std::cerr << "\r";
+        std::cerr << "epoch " << epoch << "/" << last_epoch << ": loss " << format_float(float(loss));
+        if (!std::isnan(ev.accuracy)) std::cerr << ", accuracy " << format_float(float(ev.accuracy));
+        std::cerr << std::string(tty ? 20 : 0, ' ') << "\n";
+    }
+};
+
+int cmd_train(const std::vector<std::string>& argv) {
+    Args args;
+    std::string msg;
+    if (!parse_args(argv,
+                    {{"--data", true, false},
+                     {"--target", true, false},
+                     {"--loss", true, false},
+                     {"--optimizer", true, false},
+                     {"--scheduler", true, false},
+                     {"--scheduler-per-batch", false, false},
+                     {"--max-grad-norm", true, false},
+                     {"--epochs", true, false},
+                     {"--batch-size", true, false},
+                     {"--shuffle", true, false},
+                     {"--seed", true, false},
+                     {"--resume", true, false},
+                     {"--out", true, false},
+                     {"--meta", true, true},
+                     {"--arch", true, false},
+                     {"--prefix", true, false},
+                     {"--entry", true, false},
+                     {"--assume-sequential", false, false}},
+                    args, msg))
+        return usage_error("train", msg);
+    if (args.positional.size() != 1)
+        return usage_error("train", args.positional.empty()
+                                        ? "train needs MODEL (a SPEC or a model file)"
+                                        : "train takes one MODEL, got extra '" + args.positional[1] + "'");
+    ImportOptions import_options;
+    if (!get_import_options(args, import_options, msg)) return usage_error("train", msg);
+    const std::string* data_path = args.get("--data");
+    const std::string* out_path = args.get("--out");
+    const std::string* epochs_text = args.get("--epochs");
+    if (!data_path || !out_path || !epochs_text)
+        return usage_error("train", "train needs --data FILE, --epochs N and --out OUT");
+    std::uint64_t epochs = 0, seed = 0, batch_size = 32;
+    if (!parse_seed(*epochs_text, epochs) || epochs > 1000000)
+        return usage_error("train", "--epochs needs an integer from 0 to 1000000, got '" + *epochs_text + "'");
+    if (const std::string* s = args.get("--seed"); s && !parse_seed(*s, seed))
+        return usage_error("train", "--seed needs an integer from 0 to 18446744073709551615, got '" + *s + "'");
+    if (const std::string* s = args.get("--batch-size");
+        s && (!parse_seed(*s, batch_size) || batch_size == 0 || batch_size > max_tensor_elements))
+        return usage_error("train", "--batch-size needs an integer from 1 to 2^28, got '" + *s + "'");
+    bool shuffle = true;
+    if (const std::string* s = args.get("--shuffle")) {
+        if (*s != "true" && *s != "false")
+            return usage_error("train", "--shuffle takes true or false, got '" + *s + "'");
+        shuffle = *s == "true";
+    }
+    double max_norm = 0;
+    if (const std::string* s = args.get("--max-grad-norm")) {
+        char* end = nullptr;
+        max_norm = std::strtod(s->c_str(), &end);
+        if (s->empty() || *end != '\0' || !(max_norm >= 0) || std::isinf(max_norm))
+            return usage_error("train", "--max-grad-norm needs a number >= 0, got '" + *s + "'");
+    }
+    const OutFormat format = out_format(*out_path);
+    if (format == OutFormat::safetensors)
+        return usage_error("train",
+                           "--out must end in .mkp (a modelkeep checkpoint) or .pt (a PyTorch general checkpoint)");
+
+    TrainerOptions options;
+    options.seed = seed;
+    options.batch_size = std::size_t(batch_size);
+    options.shuffle = shuffle;
+    options.max_grad_norm = max_norm;
+    options.scheduler_per_batch = args.has("--scheduler-per-batch");
+    Status st;
+    if (const std::string* s = args.get("--optimizer"); s && !(st = parse_optimizer(*s, options.optimizer)).ok())
+        return report(st);
+    if (const std::string* s = args.get("--loss"); s && !(st = parse_loss(*s, options.loss)).ok()) return report(st);
+    if (const std::string* s = args.get("--scheduler")) {
+        if (!(st = parse_scheduler(*s, options.scheduler)).ok()) return report(st);
+        options.has_scheduler = true;
+    }
+
+    Sequential model;
+    std::string model_from;
+    st = train_model(args.positional[0], import_options, seed, model, model_from);
+    if (!st.ok()) return report(st);
+
+    Trainer trainer;
+    // The checkpoint's options win over those given (a continuation is exact only with them): say which
+    // are ignored.
+    auto warn = [](const std::string& what, const std::string& given, const std::string& kept) {
+        if (given != kept)
+            std::cerr << "modelkeep: warning: " << what << " " << given << " ignored: the checkpoint's " << kept
+                      << " continues\n";
+    };
+    const std::string* resume = args.get("--resume");
+    if (resume) {
+        std::vector<std::uint8_t> bytes;
+        if (!(st = read_whole_file(*resume, bytes)).ok()) return report(st);
+        const MemorySource source(bytes.data(), bytes.size());
+        const FileFormat resume_format = detect_format(bytes.data(), bytes.size());
+        if (resume_format == FileFormat::mkp) {
+            Sequential saved;
+            TrainingState state;
+            bool has_training = false;
+            if (!(st = read_checkpoint(source, saved, state, has_training)).ok()) return report(st);
+            if (!has_training)
+                return report(error(Code::wrong_kind, "'" + *resume +
+                                                          "' is a model without a training section: to start "
+                                                          "training from its weights, give it as MODEL instead"));
+            if (format_spec(saved.specs()) != format_spec(model.specs()))
+                return report(error(Code::arch_mismatch, "the checkpoint's architecture " + format_spec(saved.specs()) +
+                                                             " is not MODEL's " + format_spec(model.specs())));
+            if (args.has("--optimizer"))
+                warn("--optimizer", optimizer_text(options.optimizer), optimizer_text(state.options.optimizer));
+            if (args.has("--loss")) warn("--loss", loss_text(options.loss), loss_text(state.options.loss));
+            if (args.has("--batch-size"))
+                warn("--batch-size", std::to_string(batch_size), std::to_string(state.options.batch_size));
+            if (args.has("--shuffle"))
+                warn("--shuffle", shuffle ? "true" : "false", state.options.shuffle ? "true" : "false");
+            if (args.has("--seed")) warn("--seed", std::to_string(seed), std::to_string(state.options.seed));
+            model = std::move(saved);
+            st = Trainer::resume(model, state, trainer);
+            model_from = "'" + *resume + "' (epoch " + std::to_string(state.epoch) + ", step " +
+                         std::to_string(state.steps) + ")";
+        } else if (resume_format == FileFormat::torch_zip || resume_format == FileFormat::torch_legacy) {
+            // A PyTorch general checkpoint: MODEL gives the architecture, the file the weights and the
+            // optimizer; the loss, the batches and the generators are the options given.
+            if (!args.has("--loss")) return usage_error("train", "--resume with a PyTorch checkpoint needs --loss");
+            TorchCheckpoint ck;
+            if (!(st = read_torch_checkpoint(source, args.has("--optimizer") ? &options.optimizer : nullptr, ck)).ok())
+                return report(st);
+            if (!ck.has_optimizer)
+                return report(error(Code::wrong_kind, "'" + *resume +
+                                                          "' holds no optimizer_state_dict: to start training "
+                                                          "from its weights, give it as MODEL (with --arch)"));
+            Sequential loaded;
+            if (!(st = Sequential::from_state_dict(model.specs(), std::move(ck.model), loaded)).ok()) return report(st);
+            model = std::move(loaded);
+            if (args.has("--optimizer"))
+                warn("--optimizer", optimizer_text(options.optimizer), optimizer_text(ck.optimizer));
+            options.optimizer = ck.optimizer;
+            if (!(st = Trainer::create(model, options, trainer)).ok()) return report(st);
+            TrainingState state = trainer.state();
+            if (!(st = torch_training_state(ck, model, state)).ok()) return report(st);
+            st = Trainer::resume(model, state, trainer);
+            model_from = "'" + *resume + "' (PyTorch checkpoint" +
+                         (ck.has_epoch ? ", epoch " + std::to_string(ck.epoch) : std::string()) + ")";
+        } else {
+            return report(error(Code::unknown_format,
+                                "--resume reads a .mkp checkpoint that train wrote or a "
+                                "PyTorch general checkpoint (.pt)"));
+        }
+    } else {
+        if (!args.has("--loss")) return usage_error("train", "train needs --loss NAME (or --resume CKPT)");
+        st = Trainer::create(model, options, trainer);
+    }
+    if (!st.ok()) return report(st);
+
+    Dataset data;
+    {
+        std::vector<std::uint8_t> raw;
+        if (!(st = read_whole_file(*data_path, raw)).ok()) return report(st);
+        const std::string* target = args.get("--target");
+        st = read_dataset(std::string(raw.begin(), raw.end()), target ? *target : "", data);
+        if (!st.ok()) return report(st);
+    }
+    if (!(st = trainer.set_data(data.x, data.y)).ok()) return report(st);
+
+    std::cerr << "training " << model_from << ": " << format_spec(model.specs()) << "\n  "
+              << optimizer_text(trainer.options().optimizer) << ", " << loss_text(trainer.options().loss)
+              << ", batch size " << trainer.options().batch_size << ", " << plural(trainer.samples(), "sample") << "\n";
+    const Progress progress;
+    const std::int64_t first_epoch = trainer.state().epoch;
+    // N more epochs complete; a checkpoint taken mid-epoch finishes its epoch as the first of them.
+    const std::int64_t last_epoch = first_epoch + std::int64_t(epochs);
+    double loss_sum = 0;
+    std::size_t loss_samples = 0;
+    while (trainer.state().epoch < last_epoch) {
+        BatchResult r;
+        if (!(st = trainer.fit_batch(r)).ok()) return report(st);
+        const std::size_t n = std::min<std::size_t>(
+            trainer.options().batch_size, trainer.samples() - std::size_t(r.batch) * trainer.options().batch_size);
+        loss_sum += double(r.loss) * double(n);
+        loss_samples += n;
+        progress.batch(r, last_epoch);
+        if (!r.epoch_done) continue;
+        Evaluation ev;
+        if (!(st = trainer.evaluate(data.x, data.y, ev)).ok()) return report(st);
+        const double epoch_loss = loss_sum / double(std::max<std::size_t>(loss_samples, 1));
+        progress.epoch(r.epoch + 1, last_epoch, epoch_loss, ev);
+        trainer.metadata().clear();
+        trainer.metadata().emplace_back("loss", format_float(float(epoch_loss)));
+        if (!std::isnan(ev.accuracy)) trainer.metadata().emplace_back("accuracy", format_float(float(ev.accuracy)));
+        loss_sum = 0;
+        loss_samples = 0;
+    }
+
+    WriteOptions write_options;
+    if (!apply_meta(args, write_options.metadata, msg)) return usage_error("train", msg);
+    if (format == OutFormat::torch && !write_options.metadata.empty())
+        return usage_error("train", "--meta goes with a .mkp OUT (a PyTorch checkpoint keeps epoch and loss only)");
+    const TrainingState state = trainer.state();
+    std::vector<std::uint8_t> bytes;
+    st = format == OutFormat::torch ? write_torch_checkpoint(model, state, bytes)
+                                    : write_checkpoint(model, state, write_options, bytes);
+    if (!st.ok()) return report(not_written(*out_path, st));
+    {  // the training state must read back as written, before the file replaces anything
+        const MemorySource source(bytes.data(), bytes.size());
+        std::size_t params = 0;
+        if (format == OutFormat::torch) {
+            TorchCheckpoint back;
+            st = read_torch_checkpoint(source, &state.options.optimizer, back);
+            params = back.params.size();
+        } else {
+            Sequential back;
+            TrainingState got;
+            bool has_training = false;
+            st = read_checkpoint(source, back, got, has_training);
+            params = has_training && got.steps == state.steps && got.epoch == state.epoch ? got.params.size() : 0;
+        }
+        if (st.ok() && params != state.params.size())
+            st = error(Code::bad_section, "the optimizer state did not read back as written");
+        if (!st.ok()) return report(not_written(*out_path, st));
+    }
+    st = write_verified(*out_path, format, bytes, model.state_dict(),
+                        format == OutFormat::torch ? nullptr : &write_options.metadata);
+    if (!st.ok()) return report(st);
+    std::cout << "wrote " << escape_text(*out_path) << ": "
+              << (format == OutFormat::torch ? "PyTorch general checkpoint" : "modelkeep checkpoint") << " at epoch "
+              << state.epoch << ", step " << state.steps << ", " << plural(bytes.size(), "byte") << "\n";
+    return exit_ok;
+}
+
 // ---------------------------------------------------------------- dispatch
 
 struct Command {
@@ -775,8 +1119,11 @@ struct Command {
     int (*run)(const std::vector<std::string>&);
 };
 
-const Command commands[] = {
-    {"init", cmd_init}, {"inspect", cmd_inspect}, {"predict", cmd_predict}, {"convert", cmd_convert}};
+const Command commands[] = {{"init", cmd_init},
+                            {"inspect", cmd_inspect},
+                            {"predict", cmd_predict},
+                            {"convert", cmd_convert},
+                            {"train", cmd_train}};
 
 std::string command_help(const std::string& name) {
     if (name == "init")
@@ -784,6 +1131,7 @@ std::string command_help(const std::string& name) {
     if (name == "inspect") return cli_help::inspect;
     if (name == "predict") return cli_help::predict;
     if (name == "convert") return std::string(cli_help::convert) + cli_help::dtypes + cli_help::convert_tail;
+    if (name == "train") return cli_help::train;
     if (name == "spec") return cli_help::spec;
     if (name == "help")
         return "Usage: modelkeep help [COMMAND|spec]\n\nShows the overview, a command's help or "
@@ -822,7 +1170,7 @@ int run(int argc, char** argv) {
         if (text.empty())
             return usage_error("", "no help for '" + rest[0] +
                                        "'; the topics are init, inspect, "
-                                       "predict, convert and spec");
+                                       "predict, convert, train and spec");
         if (rest.size() > 1) return usage_error("help", "help takes one COMMAND");
         std::cout << text;
         return exit_ok;
@@ -836,7 +1184,8 @@ int run(int argc, char** argv) {
         return c.run(rest);
     }
     if (cmd.size() > 1 && cmd[0] == '-') return usage_error("", "unknown option '" + cmd + "'");
-    return usage_error("", "unknown command '" + cmd + "'; the commands are init, inspect, predict, convert and help");
+    return usage_error(
+        "", "unknown command '" + cmd + "'; the commands are init, inspect, predict, convert, train and help");
 }
 
 }  // namespace

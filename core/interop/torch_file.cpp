@@ -82,8 +82,6 @@ bool is_scalar(const Value& v) {
            v.kind == Kind::string;
 }
 
-using TensorRefs = std::vector<std::pair<std::string, const Value*>>;
-
 // A module record's tree and its state dict entries (torch's _save_to_state_dict
 // order: parameters, persistent buffers, then each child).
 // A module tree is walked path by path, as torch's state_dict() does: a module
@@ -442,9 +440,18 @@ void add_inline_storages(const TensorRefs& refs, Storages& storages) {
 // ---- containers ----
 
 Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std::vector<ZipEntry>& entries,
-                const std::string& wanted, bool verify = false);
+                const std::string& wanted, bool verify = false, const ExtraTensors* extra = nullptr);
 Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out,
-                   const std::string& wanted);
+                   const std::string& wanted, const ExtraTensors* extra = nullptr);
+
+// The model's tensors chosen (interpret), then the caller's extra ones after them.
+Status choose_tensors(const Value& root, TorchFile& out, TensorRefs& refs, const std::string& wanted,
+                      const ExtraTensors* extra) {
+    MK_TRY(interpret(root, out, refs, wanted));
+    out.model_tensors = refs.size();
+    if (extra && *extra) MK_TRY((*extra)(root, refs));
+    return Status();
+}
 
 // A record read whole, its declared size checked before anything is read or
 // inflated: at most `cap` bytes, and a deflated one within the file's inflation
@@ -473,7 +480,7 @@ bool model_file_name(const std::string& name) {
 // bytes inflated into memory, within the file's inflation budget); otherwise
 // unknown_format listing the members that look like model files.
 Status read_member(const ByteSource& source, bool with_values, TorchFile& out, const std::vector<ZipEntry>& entries,
-                   const std::string& wanted, bool verify) {
+                   const std::string& wanted, bool verify, const ExtraTensors* extra) {
     std::string models;
     const ZipEntry* member = nullptr;
     for (const ZipEntry& e : entries) {
@@ -496,9 +503,9 @@ Status read_member(const ByteSource& source, bool with_values, TorchFile& out, c
     if (bytes.size() >= 4) std::memcpy(head, bytes.data(), 4);
     if (head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) {
         std::vector<ZipEntry> inner_entries;
-        MK_TRY(read_zip(inner, with_values, out, inner_entries, "", verify));
+        MK_TRY(read_zip(inner, with_values, out, inner_entries, "", verify, extra));
     } else {
-        MK_TRY(read_legacy(bytes.data(), bytes.size(), with_values, out, ""));
+        MK_TRY(read_legacy(bytes.data(), bytes.size(), with_values, out, "", extra));
     }
     out.source = escape_text(wanted) + ": " + out.source;
     // The member is held whole (and, deflated, its compressed bytes beside it while it inflates).
@@ -507,7 +514,7 @@ Status read_member(const ByteSource& source, bool with_values, TorchFile& out, c
 }
 
 Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std::vector<ZipEntry>& entries,
-                const std::string& wanted, bool verify) {
+                const std::string& wanted, bool verify, const ExtraTensors* extra) {
     MK_TRY(zip_list(source, entries));
     if (entries.empty()) return error(Code::unknown_format, "an empty zip archive, not a torch.save file");
     const std::string& first = entries[0].name;
@@ -515,7 +522,7 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
     const std::string root = slash == std::string::npos || slash == 0 ? std::string() : first.substr(0, slash + 1);
     bool torch_archive = false;
     for (const ZipEntry& e : entries) torch_archive = torch_archive || (!root.empty() && e.name == root + "data.pkl");
-    if (!torch_archive) return read_member(source, with_values, out, entries, wanted, verify);
+    if (!torch_archive) return read_member(source, with_values, out, entries, wanted, verify, extra);
     const ZipEntry *pkl = nullptr, *version = nullptr, *byteorder = nullptr, *format_version = nullptr;
     std::map<std::string, const ZipEntry*> records;
     for (const ZipEntry& e : entries) {
@@ -571,7 +578,7 @@ Status read_zip(const ByteSource& source, bool with_values, TorchFile& out, std:
         return error(Code::trailing_bytes,
                      std::to_string(buf.size() - u.consumed) + " bytes after the STOP of " + root + "data.pkl");
     TensorRefs refs;
-    MK_TRY(interpret(*u.root, out, refs, wanted));
+    MK_TRY(choose_tensors(*u.root, out, refs, wanted, extra));
     // Only the storages the chosen tensors use are looked at (and CRC-checked).
     Storages storages;
     storages.source = &source;
@@ -608,7 +615,7 @@ std::size_t legacy_magic_bytes(const std::uint8_t* data, std::size_t size) {
 namespace {
 
 Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out,
-                   const std::string& wanted) {
+                   const std::string& wanted, const ExtraTensors* extra) {
     out.legacy = true;
     std::size_t pos = legacy_magic_bytes(data, size);
     if (!pos) return error(Code::unknown_format, "not a legacy torch file (no magic number)");
@@ -634,7 +641,7 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
     out.pickle_bytes = pos;
     if (keys.root->kind != Kind::list) return error(Code::bad_pickle, "the legacy storage key list is not a list");
     TensorRefs refs;
-    MK_TRY(interpret(*object.root, out, refs, wanted));
+    MK_TRY(choose_tensors(*object.root, out, refs, wanted, extra));
     // Each storage's type (item size) is known only from its persistent id: every
     // storage the pickle named, used by the chosen tensors or not (optimizer state).
     std::map<std::string, const Value*> types;
@@ -670,66 +677,24 @@ Status read_legacy(const std::uint8_t* data, std::size_t size, bool with_values,
     return Status();
 }
 
-// ---- writing ----
-
-// Protocol-2 pickle opcodes for a state dict, as FORMATS of torch.save.
-class PickleWriter {
-public:
-    std::vector<std::uint8_t> out;
-    void op(std::uint8_t c) { out.push_back(c); }
-    void global(const char* module, const char* name) {
-        op('c');
-        for (const char* s : {module, name}) {
-            out.insert(out.end(), s, s + std::strlen(s));
-            op('\n');
-        }
-    }
-    void str(const std::string& s) {
-        op('X');
-        for (int i = 0; i < 4; ++i) op(std::uint8_t(std::uint32_t(s.size()) >> (8 * i)));
-        out.insert(out.end(), s.begin(), s.end());
-    }
-    void integer(std::uint64_t v) {
-        if (v < 256) {
-            op('K');
-            op(std::uint8_t(v));
-        } else if (v < 65536) {
-            op('M');
-            op(std::uint8_t(v));
-            op(std::uint8_t(v >> 8));
-        } else if (v < 0x80000000u) {
-            op('J');
-            for (int i = 0; i < 4; ++i) op(std::uint8_t(v >> (8 * i)));
-        } else {
-            op(0x8a);  // LONG1, 8 bytes, non-negative
-            op(8);
-            for (int i = 0; i < 8; ++i) op(std::uint8_t(v >> (8 * i)));
-        }
-    }
-    void int_tuple(const std::vector<std::uint64_t>& v) {
-        op('(');
-        for (std::uint64_t x : v) integer(x);
-        op('t');
-    }
-};
-
 }  // namespace
 
-Status read_torch(const ByteSource& source, bool with_values, TorchFile& out, const std::string& wanted) {
+Status read_torch(const ByteSource& source, bool with_values, TorchFile& out, const std::string& wanted,
+                  const ExtraTensors& extra) {
     out = TorchFile();
     std::uint8_t head[4] = {0, 0, 0, 0};
     if (source.size() >= 4) source.read(0, head, 4);
     if (head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) {
         std::vector<ZipEntry> entries;  // outlives the storages that point at it
-        return read_zip(source, with_values, out, entries, wanted);
+        return read_zip(source, with_values, out, entries, wanted, false, &extra);
     }
     // Legacy files interleave pickles and storages: read from memory (they are rare and old).
     if (const std::uint8_t* p = source.data())
-        return read_legacy(p, std::size_t(source.size()), with_values, out, wanted);
+        return read_legacy(p, std::size_t(source.size()), with_values, out, wanted, &extra);
     if (source.size() > std::uint64_t(SIZE_MAX)) return error(Code::limit_exceeded, "the file is too large");
     std::vector<std::uint8_t> copy(std::size_t(source.size()));
     source.read(0, copy.data(), copy.size());
-    return read_legacy(copy.data(), copy.size(), with_values, out, wanted);
+    return read_legacy(copy.data(), copy.size(), with_values, out, wanted, &extra);
 }
 
 Status verify_torch(const ByteSource& source, TorchFile& out, const std::string& wanted) {
@@ -748,20 +713,101 @@ Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, 
     return read_torch(MemorySource(data, size), with_values, out, wanted);
 }
 
-Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8_t>& out) {
+// ---- writing ----
+
+void PickleWriter::global(const char* module, const char* name) {
+    op('c');
+    for (const char* s : {module, name}) {
+        out.insert(out.end(), s, s + std::strlen(s));
+        op('\n');
+    }
+}
+
+void PickleWriter::str(const std::string& s) {
+    op('X');
+    for (int i = 0; i < 4; ++i) op(std::uint8_t(std::uint32_t(s.size()) >> (8 * i)));
+    out.insert(out.end(), s.begin(), s.end());
+}
+
+void PickleWriter::integer(std::uint64_t v) {
+    if (v < 256) {
+        op('K');
+        op(std::uint8_t(v));
+    } else if (v < 65536) {
+        op('M');
+        op(std::uint8_t(v));
+        op(std::uint8_t(v >> 8));
+    } else if (v < 0x80000000u) {
+        op('J');
+        for (int i = 0; i < 4; ++i) op(std::uint8_t(v >> (8 * i)));
+    } else {
+        op(0x8a);  // LONG1, 8 bytes, non-negative
+        op(8);
+        for (int i = 0; i < 8; ++i) op(std::uint8_t(v >> (8 * i)));
+    }
+}
+
+void PickleWriter::int64(std::int64_t v) {
+    if (v >= 0) return integer(std::uint64_t(v));
+    const std::uint64_t u = std::uint64_t(v);  // two's complement, as both opcodes hold it
+    const bool small = v >= -std::int64_t(0x80000000);
+    op(small ? 'J' : 0x8a);  // BININT (signed 4 bytes) or LONG1 of 8 bytes
+    if (!small) op(8);
+    for (int i = 0; i < (small ? 4 : 8); ++i) op(std::uint8_t(u >> (8 * i)));
+}
+
+void PickleWriter::floating(double v) {
+    std::uint64_t u = 0;
+    std::memcpy(&u, &v, 8);
+    op('G');  // BINFLOAT: big-endian IEEE double
+    for (int i = 7; i >= 0; --i) op(std::uint8_t(u >> (8 * i)));
+}
+
+void PickleWriter::int_tuple(const std::vector<std::uint64_t>& v) {
+    op('(');
+    for (std::uint64_t x : v) integer(x);
+    op('t');
+}
+
+void PickleWriter::tensor(const char* storage, const std::string& key, std::uint64_t numel, const Shape& dims) {
+    std::vector<std::uint64_t> shape(dims.begin(), dims.end()), stride(shape.size());
+    std::uint64_t step = 1;
+    for (std::size_t k = shape.size(); k-- > 0;) {
+        stride[k] = step;
+        step *= shape[k];
+    }
+    global("torch._utils", "_rebuild_tensor_v2");
+    op('(');
+    op('(');  // persistent id ('storage', torch.XStorage, key, 'cpu', numel)
+    str("storage");
+    global("torch", storage);
+    str(key);
+    str("cpu");
+    integer(numel);
+    op('t');
+    op('Q');
+    integer(0);
+    int_tuple(shape);
+    int_tuple(stride);
+    op(0x89);  // requires_grad = False
+    global("collections", "OrderedDict");
+    op(')');
+    op('R');
+    op('t');
+    op('R');
+}
+
+Status pickle_state_dict(const StateDict& tensors, DType dtype, PickleWriter& p,
+                         std::vector<std::vector<std::uint8_t>>& storages) {
     if (dtype == DType::int8)
         return error(Code::invalid_argument, "a .pt file has no int8-per-row form; use f32, f16 or bf16");
     std::set<std::string> seen;
     for (const auto& kv : tensors)
         if (!seen.insert(kv.first).second) return error(Code::duplicate_name, "tensor '" + kv.first + "' twice");
-    PickleWriter p;
-    p.op(0x80);
-    p.op(2);
     p.global("collections", "OrderedDict");
     p.op(')');
     p.op('R');
     p.op('(');
-    std::vector<std::vector<std::uint8_t>> storages(tensors.size());
     for (std::size_t i = 0; i < tensors.size(); ++i) {
         const std::string& key = tensors[i].first;
         const Tensor& t = tensors[i].second;
@@ -772,7 +818,8 @@ Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8
                               : d == DType::f16  ? "HalfStorage"
                               : d == DType::bf16 ? "BFloat16Storage"
                                                  : "FloatStorage";
-        std::vector<std::uint8_t>& s = storages[i];
+        storages.emplace_back();
+        std::vector<std::uint8_t>& s = storages.back();
         const std::size_t n = t.size();
         const float* v = t.data();
         s.resize(n * (counter ? 8 : d == DType::f32 ? 4 : 2));
@@ -787,46 +834,37 @@ Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8
                 std::memcpy(&s[k * 2], &h, 2);
             }
         }
-        std::vector<std::uint64_t> shape(t.shape().begin(), t.shape().end()), stride(shape.size());
-        std::uint64_t step = 1;
-        for (std::size_t k = shape.size(); k-- > 0;) {
-            stride[k] = step;
-            step *= shape[k];
-        }
         p.str(key);
-        p.global("torch._utils", "_rebuild_tensor_v2");
-        p.op('(');
-        p.op('(');  // persistent id ('storage', torch.XStorage, key, 'cpu', numel)
-        p.str("storage");
-        p.global("torch", storage);
-        p.str(std::to_string(i));
-        p.str("cpu");
-        p.integer(n);
-        p.op('t');
-        p.op('Q');
-        p.integer(0);
-        p.int_tuple(shape);
-        p.int_tuple(stride);
-        p.op(0x89);  // requires_grad = False
-        p.global("collections", "OrderedDict");
-        p.op(')');
-        p.op('R');
-        p.op('t');
-        p.op('R');
+        p.tensor(storage, std::to_string(storages.size() - 1), n, shape_of(t));
     }
     p.op('u');
-    p.op('.');
+    return Status();
+}
+
+void write_torch_archive(const std::vector<std::uint8_t>& pickle,
+                         const std::vector<std::vector<std::uint8_t>>& storages, std::vector<std::uint8_t>& out) {
     const std::string version = "3\n", order = "little";
     std::vector<ZipRecord> records;
-    std::vector<std::string> names(tensors.size());
-    records.push_back({"archive/data.pkl", p.out.data(), p.out.size()});
+    std::vector<std::string> names(storages.size());
+    records.push_back({"archive/data.pkl", pickle.data(), pickle.size()});
     records.push_back({"archive/byteorder", reinterpret_cast<const std::uint8_t*>(order.data()), order.size()});
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
+    for (std::size_t i = 0; i < storages.size(); ++i) {
         names[i] = "archive/data/" + std::to_string(i);
         records.push_back({names[i], storages[i].data(), storages[i].size()});
     }
     records.push_back({"archive/version", reinterpret_cast<const std::uint8_t*>(version.data()), version.size()});
     zip_write(records, out);
+}
+
+Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8_t>& out) {
+    PickleWriter p;
+    p.op(0x80);
+    p.op(2);
+    std::vector<std::vector<std::uint8_t>> storages;
+    storages.reserve(tensors.size());
+    MK_TRY(pickle_state_dict(tensors, dtype, p, storages));
+    p.op('.');
+    write_torch_archive(p.out, storages, out);
     return Status();
 }
 

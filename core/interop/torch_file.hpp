@@ -22,6 +22,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -83,6 +84,9 @@ struct TorchFile {
     std::string source;
     std::vector<TorchTensorInfo> infos;  // the state dict's names, dtypes and shapes
     StateDict tensors;                   // converted to float32 (only with values)
+    /// How many of infos (and tensors) are the model's; an ExtraTensors
+    /// callback's follow them.
+    std::size_t model_tensors = 0;
     bool has_module = false;
     ModuleNode module;
     Metadata extras;  // a checkpoint's scalar entries (epoch=5, loss=0.25)
@@ -109,7 +113,17 @@ std::size_t legacy_magic_bytes(const std::uint8_t* data, std::size_t size);
 /// `entry` names the checkpoint entry that holds the model (its state dict or
 /// module); "" chooses as documented (docs/PYTORCH.md), and a name the file
 /// lacks is missing_key, listing the entries that hold one.
-Status read_torch(const ByteSource& source, bool with_values, TorchFile& out, const std::string& entry = "");
+///
+/// `extra` (torch_checkpoint.hpp's reader of the optimizer state) is called
+/// with the unpickled object once the model's tensors are chosen: the tensors
+/// it appends to `refs` (a name, and a tensor value inside that object) are
+/// read after the model's, with the same checks, within the same budget, and
+/// land after them in out.infos and out.tensors (out.model_tensors counts the
+/// model's). What it returns besides ok ends the read.
+using TensorRefs = std::vector<std::pair<std::string, const Value*>>;
+using ExtraTensors = std::function<Status(const Value& root, TensorRefs& refs)>;
+Status read_torch(const ByteSource& source, bool with_values, TorchFile& out, const std::string& entry = "",
+                  const ExtraTensors& extra = nullptr);
 Status read_torch(const std::uint8_t* data, std::size_t size, bool with_values, TorchFile& out,
                   const std::string& entry = "");
 /// inspect's integrity check: read_torch without values, then every storage the
@@ -123,5 +137,36 @@ Status verify_torch(const ByteSource& source, TorchFile& out, const std::string&
 /// written in `dtype` (f32, f16 or bf16; int8 → invalid_argument), others as
 /// float32, and num_batches_tracked as int64, as torch holds it.
 Status write_torch(const StateDict& tensors, DType dtype, std::vector<std::uint8_t>& out);
+
+// ---- the writer's pieces, shared with torch_checkpoint.cpp ----
+
+/// Pickle protocol 2 with only opcodes torch.save writes and torch's
+/// weights_only loader reads (2.x; 1.13's cannot read BINFLOAT, a Python float).
+class PickleWriter {
+public:
+    std::vector<std::uint8_t> out;
+    void op(std::uint8_t c) { out.push_back(c); }
+    void global(const char* module, const char* name);  // GLOBAL
+    void str(const std::string& s);                     // BINUNICODE
+    void integer(std::uint64_t v);                      // BININT1/2, BININT, LONG1 (v < 2^63)
+    void int64(std::int64_t v);                         // the same, negatives as BININT or LONG1
+    void floating(double v);                            // BINFLOAT
+    void boolean(bool v) { op(v ? 0x88 : 0x89); }       // NEWTRUE / NEWFALSE
+    void none() { op('N'); }
+    void int_tuple(const std::vector<std::uint64_t>& v);  // MARK ints TUPLE
+    /// _rebuild_tensor_v2(('storage', torch.<storage>, key, 'cpu', numel), 0,
+    /// shape, contiguous strides, False, OrderedDict()): a dense tensor.
+    void tensor(const char* storage, const std::string& key, std::uint64_t numel, const Shape& shape);
+};
+
+/// Appends to `p` the OrderedDict of `tensors` as write_torch writes it (its
+/// storages appended to `storages`, each keyed by its index there).
+Status pickle_state_dict(const StateDict& tensors, DType dtype, PickleWriter& p,
+                         std::vector<std::vector<std::uint8_t>>& storages);
+
+/// The torch zip of a finished pickle and its storages: archive/data.pkl,
+/// archive/byteorder, archive/data/<i>, archive/version.
+void write_torch_archive(const std::vector<std::uint8_t>& pickle,
+                         const std::vector<std::vector<std::uint8_t>>& storages, std::vector<std::uint8_t>& out);
 
 }  // namespace modelkeep

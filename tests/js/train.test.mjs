@@ -103,6 +103,19 @@ test('a model of the core moves to the importer for training; the same Model obj
   model.dispose();
 });
 
+test('a model imported from a .pt (already in the importer) trains where it is', async () => {
+  const pt = readFileSync(new URL('../torch/files/tutorial_state.pt', import.meta.url));
+  const model = await load(pt, { architecture: 'fc1=Linear(3,5)' });
+  const before = weights(model);
+  const trainer = await Trainer.create(model, { optimizer: 'sgd(lr=0.5)', loss: 'mse', seed: 1 });
+  const loss = trainer.trainBatch([[1, 2, 3]], [[0, 0, 0, 0, 0]]);
+  assert.ok(Number.isFinite(loss) && loss > 0);
+  assert.ok(!weights(model).equals(before));
+  assert.equal(model.source.format, 'torch-zip');
+  trainer.dispose();
+  model.dispose();
+});
+
 test('fit reports progress per batch and per epoch, with validation and accuracy', async () => {
   const { x, y } = dataset(20, 2);
   const model = net();
