@@ -433,6 +433,64 @@ test("the README's Node quick start, run twice: the second run loads what the fi
   assert.deepEqual(readdirSync(folder).sort(), ['quickstart.mjs', 'quickstart.mkp']);
 });
 
+/** The first ```js block of docs/TRAINING.md (its quick start). */
+function trainingBlock() {
+  const code = readFileSync(join(repo, 'docs', 'TRAINING.md'), 'utf8').match(/```js\n([\s\S]*?)```/);
+  assert.ok(code, 'a ```js block in docs/TRAINING.md');
+  assert.match(code[1], /from 'modelkeep'/);
+  return code[1];
+}
+
+test(
+  "docs/TRAINING.md's quick start across a reload continues exactly as one run would",
+  { skip: skipBrowser },
+  async () => {
+    // As pasted, but the loss printed in full (to compare runs, not 4 decimals).
+    const block = trainingBlock().replace('toFixed(4)', 'toPrecision(17)');
+    assert.notEqual(block, trainingBlock(), 'the block prints the loss with toFixed(4)');
+    const page = (name, code) =>
+      writeFileSync(
+        join(app, name),
+        html(
+          `<script type="importmap">{ "imports": { "modelkeep": "/node_modules/modelkeep/web/src/index.js" } }</script>
+<script type="module">
+${code}</script>`,
+        ),
+      );
+    page('training.html', block);
+    // The same run in one go: 20 epochs, stored elsewhere.
+    const whole = block.replace('epochs: 10', 'epochs: 20').replaceAll('indexeddb://xor', 'indexeddb://xor-whole');
+    assert.notEqual(whole, block);
+    page('training-whole.html', whole);
+    const server = await startServer({ root: app });
+    const tab = await browser.context.newPage();
+    try {
+      const errors = watchErrors(tab);
+      const logs = [];
+      tab.on('console', (msg) => msg.type() === 'log' && logs.push(msg.text()));
+      const visit = async (open) => {
+        logs.length = 0;
+        await open();
+        const deadline = Date.now() + 60_000;
+        while (logs.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        return logs[0];
+      };
+      const first = await visit(() => tab.goto(`${server.url}/training.html`));
+      assert.match(first, /^epoch 10: loss [\d.e-]+, accuracy [\d.]+$/);
+      const second = await visit(() => tab.reload());
+      assert.match(second, /^epoch 20: loss /);
+      const whole20 = await visit(() => tab.goto(`${server.url}/training-whole.html`));
+      assert.equal(second, whole20, 'ten epochs, a reload, ten more = twenty in one run');
+      const loss = (line) => Number(line.match(/loss ([^,]+)/)[1]);
+      assert.ok(loss(second) < loss(first), `the loss falls: ${first} → ${second}`);
+      assert.deepEqual(errors, []);
+    } finally {
+      await tab.close();
+      await server.close();
+    }
+  },
+);
+
 test(
   "the README's web page quick start, reloaded once: created, then loaded from IndexedDB",
   { skip: skipBrowser },
