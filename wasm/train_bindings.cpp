@@ -21,6 +21,7 @@
 // for a checkpoint read.
 #include <emscripten/emscripten.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -41,18 +42,18 @@ using namespace mk_abi;
 // Every operator new of this module, counted (mk_new_count): tests/js/train.test.mjs checks
 // that a warm batch makes none, as tests/alloc_tracking.hpp does natively. The same behaviour
 // as libc++'s (with exceptions off: malloc, abort on failure, which reserve() keeps unreachable
-// from input) plus one increment.
+// from input) plus one increment (atomic: the pthreads build has worker threads).
 namespace {
-double new_count = 0;
+std::atomic<std::uint64_t> new_count{0};
 }  // namespace
 void* operator new(std::size_t n) {
-    ++new_count;
+    new_count.fetch_add(1, std::memory_order_relaxed);
     if (void* p = std::malloc(n ? n : 1)) return p;
     std::abort();
 }
 void* operator new[](std::size_t n) { return operator new(n); }
 void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    ++new_count;
+    new_count.fetch_add(1, std::memory_order_relaxed);
     return std::malloc(n ? n : 1);
 }
 void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return operator new(n, std::nothrow); }
@@ -245,7 +246,7 @@ EMSCRIPTEN_KEEPALIVE TrainerHandle* mk_trainer_resume(ModelHandle* h) {
 EMSCRIPTEN_KEEPALIVE void mk_trainer_delete(TrainerHandle* t) { delete t; }
 
 /// How many times operator new ran in this module so far (for tests).
-EMSCRIPTEN_KEEPALIVE double mk_new_count() { return new_count; }
+EMSCRIPTEN_KEEPALIVE double mk_new_count() { return double(new_count.load(std::memory_order_relaxed)); }
 
 /// Staging: x's shape (rank dims in mk_dims()) and `length` values → where abi.js writes them.
 EMSCRIPTEN_KEEPALIVE float* mk_trainer_x(TrainerHandle* t, int rank, double length) {
