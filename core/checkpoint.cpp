@@ -282,7 +282,9 @@ Status check_state(const Sequential& model, const TrainingState& s) {
         return error(Code::invalid_hyperparameter,
                      "TRAINING section: max_grad_norm is " + format_double(o.max_grad_norm) + " (must be >= 0)");
     if (o.batch_size == 0) return error(Code::invalid_hyperparameter, "TRAINING section: batch_size is 0");
-    if (s.epoch < 0 || s.batch < 0 || s.steps < 0) return malformed("a counter (epoch, batch, steps) is negative");
+    for (const std::int64_t c : {s.epoch, s.batch, s.steps})
+        if (c < 0 || c > max_state_count)
+            return malformed("a counter (epoch, batch, steps) is " + std::to_string(c) + ", not in [0, 2^53]");
     MK_TRY(check_metadata(s.metadata));
 
     // The parameters, parameters_of order: each layer's tensors but its buffers (running stats).
@@ -301,7 +303,8 @@ Status check_state(const Sequential& model, const TrainingState& s) {
     for (std::size_t i = 0; i < sizes.size(); ++i) {
         const ParamState& p = s.params[i];
         const std::string at = "TRAINING section: parameter " + std::to_string(i) + ": ";
-        if (p.step < 0) return malformed("parameter " + std::to_string(i) + ": step " + std::to_string(p.step));
+        if (p.step < 0 || p.step > max_state_count)
+            return malformed("parameter " + std::to_string(i) + ": step " + std::to_string(p.step));
         for (int b = 0; b < buffer_count; ++b) {
             const std::vector<float>& buf = buffer_of(p, b);
             if (buf.empty()) {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "decimal.hpp"
+#include "optim.hpp"
 
 namespace modelkeep {
 
@@ -142,12 +143,12 @@ double LrScheduler::closed_form_lr(std::int64_t epoch) const {
 }
 
 Status LrScheduler::set_state(const SchedulerState& s) {
-    if (s.last_epoch < 0)
+    if (s.last_epoch < 0 || s.last_epoch > max_state_count)
         return error(Code::invalid_argument,
-                     "scheduler state: last_epoch is " + std::to_string(s.last_epoch) + " (must be >= 0)");
-    if (s.step_count < 1)
+                     "scheduler state: last_epoch is " + std::to_string(s.last_epoch) + " (must be in [0, 2^53])");
+    if (s.step_count < 1 || s.step_count > max_state_count)
         return error(Code::invalid_argument,
-                     "scheduler state: _step_count is " + std::to_string(s.step_count) + " (must be >= 1)");
+                     "scheduler state: _step_count is " + std::to_string(s.step_count) + " (must be in [1, 2^53])");
     const char* name = scheduler_name(options_.kind);
     if (!(s.base_lr >= 0.0)) return bad(name, "base_lr", s.base_lr, "must be >= 0");
     if (!(s.lr >= 0.0)) return bad(name, "lr", s.lr, "must be >= 0");

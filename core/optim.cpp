@@ -178,9 +178,9 @@ Status Optimizer::set_state(std::size_t index, const ParamState& st) {
     if (index >= slots_.size())
         return error(Code::invalid_argument,
                      "optimizer state for parameter " + std::to_string(index) + " of " + std::to_string(slots_.size()));
-    if (st.step < 0)
+    if (st.step < 0 || st.step > max_state_count)
         return error(Code::invalid_argument, "optimizer state of parameter " + std::to_string(index) + ": step is " +
-                                                 std::to_string(st.step) + " (must be >= 0)");
+                                                 std::to_string(st.step) + " (must be in [0, 2^53])");
     Slot& s = slots_[index];
     const OptimizerOptions& o = options_;
     const bool started = st.step > 0;

@@ -27,6 +27,11 @@
 
 namespace modelkeep {
 
+/// The largest count a saved state may hold (a step, and the trainer's and schedules'
+/// epoch, batch and step counters): 2^53, exact as a JavaScript number, and far enough
+/// from the int64 limit that counting on from it cannot overflow.
+constexpr std::int64_t max_state_count = std::int64_t(1) << 53;
+
 /// The optimizers, by PyTorch's class names.
 #define MODELKEEP_OPTIMIZERS(X) X(sgd, "SGD") X(adam, "Adam") X(adamw, "AdamW") X(rmsprop, "RMSprop")
 

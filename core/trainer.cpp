@@ -63,7 +63,9 @@ Status Trainer::create(Sequential& model, const TrainerOptions& options, Trainer
     MK_TRY(validate_loss(options.loss));
     if (!(options.max_grad_norm >= 0.0) || !std::isfinite(options.max_grad_norm))
         return error(Code::invalid_hyperparameter, "max_grad_norm must be a finite number >= 0 (0: no clipping)");
-    if (options.batch_size == 0) return error(Code::invalid_hyperparameter, "batch_size must be >= 1");
+    if (options.batch_size == 0 || options.batch_size > max_tensor_elements)
+        return error(Code::invalid_hyperparameter,
+                     "batch_size must be in [1, 2^28], got " + std::to_string(options.batch_size));
     Trainer t;
     if (options.has_scheduler) MK_TRY(LrScheduler::create(options.scheduler, options.optimizer.lr, t.scheduler_));
     MK_TRY(Optimizer::create(options.optimizer, t.optimizer_));
@@ -106,8 +108,10 @@ Status Trainer::resume(Sequential& model, const TrainingState& state, Trainer& o
         MK_TRY(t.scheduler_.set_state(state.scheduler));
         MK_TRY(t.optimizer_.set_lr(t.scheduler_.lr()));
     }
-    if (state.epoch < 0 || state.batch < 0 || state.steps < 0)
-        return error(Code::invalid_argument, "the state's epoch, batch and steps must be >= 0");
+    for (const std::int64_t c : {state.epoch, state.batch, state.steps})
+        if (c < 0 || c > max_state_count)
+            return error(Code::invalid_argument,
+                         "the state's epoch, batch and steps must be in [0, 2^53], got " + std::to_string(c));
     t.epoch_ = state.epoch;
     t.batch_ = state.batch;
     t.steps_ = state.steps;

@@ -400,6 +400,15 @@ TEST(Checkpoint, WriterRefusesWhatWouldNotReadBack) {
     s = full_state(m, adam_amsgrad());
     s.metadata.push_back({"loss", "again"});
     EXPECT_EQ(write_checkpoint(m, s, WriteOptions{}, out).code(), Code::duplicate_name);
+    s = full_state(m, adam_amsgrad());
+    s.steps = max_state_count + 1;  // counting on from it could overflow
+    EXPECT_EQ(write_checkpoint(m, s, WriteOptions{}, out).code(), Code::bad_section);
+    s = full_state(m, adam_amsgrad());
+    s.params[0].step = INT64_MAX;
+    EXPECT_EQ(write_checkpoint(m, s, WriteOptions{}, out).code(), Code::bad_section);
+    s = full_state(m, adam_amsgrad());
+    s.scheduler.last_epoch = INT64_MAX;
+    EXPECT_NE(write_checkpoint(m, s, WriteOptions{}, out).code(), Code::ok);
     s = full_state(m, sgd_momentum());
     s.params[1].momentum_buffer = s.params[0].momentum_buffer;  // stored while has_momentum_buffer is false
     s.params[1].momentum_buffer.resize(param_sizes(m)[1]);

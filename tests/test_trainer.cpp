@@ -385,6 +385,8 @@ TEST(Trainer, Errors) {
     b = o;
     b.batch_size = 0;
     bad_option(b, "batch_size");
+    b.batch_size = std::size_t(max_tensor_elements) + 1;
+    bad_option(b, "batch_size");
     b = o;
     b.max_grad_norm = NAN;
     bad_option(b, "max_grad_norm");
@@ -441,6 +443,20 @@ TEST(Trainer, Errors) {
     s = t.state();
     s.batch = -1;
     EXPECT_EQ(Trainer::resume(m, s, t2).code(), Code::invalid_argument);
+    // Counters beyond 2^53 (a hostile state: counting on from INT64_MAX would overflow).
+    s = t.state();
+    s.steps = INT64_MAX;
+    EXPECT_EQ(Trainer::resume(m, s, t2).code(), Code::invalid_argument);
+    s = t.state();
+    s.epoch = max_state_count + 1;
+    EXPECT_EQ(Trainer::resume(m, s, t2).code(), Code::invalid_argument);
+    s = t.state();
+    s.params[1].step = INT64_MAX;
+    EXPECT_EQ(Trainer::resume(m, s, t2).code(), Code::invalid_argument);
+    s = t.state();
+    s.epoch = s.batch = s.steps = max_state_count;  // the cap itself is a valid state
+    s.params[1].step = max_state_count;
+    EXPECT_TRUE(Trainer::resume(m, s, t2).ok());
     s = t.state();
     s.options.optimizer.eps = -1;
     EXPECT_EQ(Trainer::resume(m, s, t2).code(), Code::invalid_hyperparameter);
