@@ -98,7 +98,8 @@ function publicInfo(info) {
  * @param {Model | Uint8Array} model
  * @param {string} url indexeddb://name, downloads://name, or (Node) a path / file:// URL
  * @param {{ dtype?: string, metadata?: Record<string,string>, onProgress?: (p: {loaded:number,total:number}) => void, training?: boolean }} [options]
- *   training: save a Trainer as its checkpoint (the model plus its TRAINING section; .mkp only)
+ *   training: save a Trainer as its checkpoint (the model plus its TRAINING section), or, to a
+ *   name ending .pt/.pth, as a PyTorch general checkpoint (train.js)
  *   dtype: how weights are stored, by default as the model holds them (model.weightDtype)
  * @returns {Promise<object>} the saved info: a .mkp's ModelInfo ({ kind, version, dtype, params,
  *   architecture, layers, metadata, bytes, dateSaved }); a state dict exported as .pt / .safetensors
@@ -112,6 +113,11 @@ export async function save(model, url, { dtype, metadata = {}, onProgress, train
   const checkpoint = model?.[checkpointOf];
   if (training && !checkpoint) throw new ModelError('invalid_argument', '{ training: true } saves a Trainer');
   if (checkpoint && !training) model = model.model;
+  if (training && format !== 'mkp') {
+    // A PyTorch general checkpoint (train.js; .safetensors refused there), read back as the exports are.
+    const { bytes, info } = model[checkpointOf]({ metadata, format, dtype });
+    return write(bytes, url, info, onProgress);
+  }
   if (format !== 'mkp' && !training) {
     if (!(model instanceof Model)) {
       throw new ModelError('invalid_argument', `saving as .${format} needs a Model, not bytes`);
@@ -290,7 +296,7 @@ function looksLikeHtml(bytes) {
  */
 export async function load(
   source,
-  { onProgress, architecture, assumeSequential, prefix, entry, weightDtype, training = false } = {},
+  { onProgress, architecture, assumeSequential, prefix, entry, weightDtype, training = false, ...trainer } = {},
 ) {
   await ready();
   const text = source instanceof URL ? source.href : source;
@@ -305,7 +311,8 @@ export async function load(
   // A training checkpoint: a Trainer (train.js registers how; the importer module is loaded there).
   if (training) {
     if (!resumeTrainer) throw new ModelError('not_ready', "{ training: true } needs modelkeep's Trainer: import it");
-    return resumeTrainer(chunks, { architecture, assumeSequential, prefix, entry, weightDtype });
+    // A .pt general checkpoint takes the trainer's options too (loss, optimizer, ...).
+    return resumeTrainer(chunks, { architecture, assumeSequential, prefix, entry, weightDtype, ...trainer });
   }
   // A file other than .mkp: the importer module, fetched once on first use (runtime.js).
   return withImporter(() => fromChunks(chunks, { architecture, assumeSequential, prefix, entry, weightDtype }));
