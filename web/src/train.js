@@ -12,7 +12,7 @@
 // wasm trainer after its model was disposed (it refers to the model's memory); leave the trainer
 // usable after any error or an abort.
 import { ModelError, check } from './errors.js';
-import { load, useTrainer } from './io.js';
+import { load, storing, useTrainer } from './io.js';
 import { Model, fromChunks, fromNested, inImporter, withImporter } from './model.js';
 import { module } from './runtime.js';
 
@@ -20,7 +20,7 @@ import { module } from './runtime.js';
 const registry =
   typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((handle) => handle.delete()) : null;
 
-/** The key io.js's save() looks for: a Trainer's checkpoint encoder. */
+/** The key io.js's save() looks for: a Trainer's checkpoint saver. */
 export const checkpointOf = Symbol.for('modelkeep.checkpoint');
 
 const OPTIONS = ['optimizer', 'loss', 'scheduler', 'schedulerPerBatch', 'maxGradNorm', 'seed', 'batchSize', 'shuffle'];
@@ -740,16 +740,27 @@ export class Trainer {
    * metadata): load(bytes, { training: true }) continues bit-identically.
    */
   toBytes({ metadata = {}, format = 'mkp' } = {}) {
-    return this[checkpointOf]({ metadata, format }).bytes;
+    return this.#encode({ metadata, format }).bytes;
   }
 
   /**
-   * @internal io.js's save(): { bytes | chunks, info }. format 'pt': a PyTorch general checkpoint,
-   * whose 'loss' is metadata.loss when given (the only metadata it has room for), else the last
-   * step's loss (PyTorch's tutorial saves that), else the trainer's metadata 'loss' (a loaded
-   * checkpoint's), else none.
+   * @internal io.js's save(trainer, url, { training: true, ...options }): the checkpoint written to
+   * `url` (io.js's `storing`; scheme: its store's, if any; format: 'mkp' or the name's) → its info.
+   * A .mkp goes into a store in the store's chunks.
    */
-  [checkpointOf]({ metadata = {}, chunkBytes = 0, format = 'mkp', dtype } = {}) {
+  async [checkpointOf](url, scheme, format, { dtype, metadata = {}, onProgress } = {}) {
+    const chunkBytes = format === 'mkp' && scheme ? (await storing.openBackend(scheme)).chunkBytes : 0;
+    const { bytes, chunks, info } = this.#encode({ metadata, chunkBytes, format, dtype });
+    return storing.write(chunks ?? bytes, url, format === 'mkp' ? storing.describe(info) : info, onProgress);
+  }
+
+  /**
+   * The checkpoint → { bytes | chunks, info }. format 'pt': a PyTorch general checkpoint, whose 'loss'
+   * is metadata.loss when given (the only metadata it has room for), else the last step's loss
+   * (PyTorch's tutorial saves that), else the trainer's metadata 'loss' (a loaded checkpoint's),
+   * else none.
+   */
+  #encode({ metadata = {}, chunkBytes = 0, format = 'mkp', dtype }) {
     if (format !== 'mkp' && format !== 'pt') {
       throw new ModelError(
         'invalid_argument',
@@ -815,7 +826,7 @@ const isMkp = (chunks) => {
   return c?.length >= 4 && c[0] === 0x89 && c[1] === 0x4d && c[2] === 0x4b && c[3] === 0x50;
 };
 
-useTrainer((chunks, options) => {
+useTrainer((chunks, { onProgress, training, ...options }) => {
   if (!isMkp(chunks)) return Trainer.fromTorchChunks(chunks, options);
   if (Object.values(options).some((o) => o !== undefined)) {
     throw new ModelError(
