@@ -601,8 +601,11 @@ export interface RemoteTrainer {
     options: ({ spec: string; modelSeed?: number } | { bytes: Uint8Array | ArrayBuffer } | { url: string }) &
       TrainerOptions,
   ): Promise<TrainerState>;
-  /** A trainer resumed from a checkpoint. */
-  load(source: string | Uint8Array | ArrayBuffer): Promise<TrainerState>;
+  /** A trainer resumed from a checkpoint (a PyTorch general checkpoint: with its options). */
+  load(
+    source: string | Uint8Array | ArrayBuffer,
+    options?: Omit<TorchCheckpointOptions, 'onProgress'>,
+  ): Promise<TrainerState>;
   /** Typed arrays in { data, shape } tensors are transferred (detached here). */
   fit(x: TensorInput, y: TensorInput, options?: FitOptions): Promise<History>;
   evaluate(x: TensorInput, y: TensorInput): Promise<Evaluation>;

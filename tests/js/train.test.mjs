@@ -736,6 +736,16 @@ test('a Web Worker driver: serveTrainer / connectTrainer over worker_threads', a
     const resumed = await Trainer.load(path);
     assert.deepEqual(resumed.metadata, { run: 'w' });
     assert.equal(resumed.steps, (await remote.state()).steps);
+    // A PyTorch general checkpoint both ways, its options passed on to the worker.
+    const before = await remote.state();
+    const flat = (d) => Buffer.concat(Object.values(d).map((e) => Buffer.from(e.data.buffer)));
+    const weightsBefore = flat(await remote.stateDict());
+    const pt = join(dir, 'worker.pt');
+    assert.equal((await remote.save(pt, { training: true })).format, 'pt');
+    const fromPt = await remote.load(pt, { architecture: 'Linear(4,8),ReLU,Linear(8,3)', loss: 'cross_entropy' });
+    assert.equal(fromPt.optimizer, before.optimizer, 'SGD: told by its keys, no optimizer option needed');
+    assert.equal(fromPt.epoch, before.epoch);
+    assert.ok(flat(await remote.stateDict()).equals(weightsBefore));
     await assert.rejects(remote.create({ spec: 'Linear(4,3)', optimizer: 'adam(lr=-1)' }), {
       name: 'ModelError',
       code: 'invalid_hyperparameter',

@@ -4,6 +4,8 @@
 //   const history = await trainer.fit(x, y, { epochs: 5, onEpochEnd });   // or the step calls
 //   await save(trainer, 'indexeddb://run', { training: true });            // io.js
 //   const again = await load('indexeddb://run', { training: true });       // a Trainer, resumed
+//   await save(trainer, 'run.pt', { training: true });                      // PyTorch's general checkpoint
+//   const more = await load('run.pt', { training: true, architecture, loss: 'cross_entropy', optimizer: 'adam' });
 // The trainer lives in the importer module (runtime.js): Trainer.create loads it (once) and, for a
 // model of the core module, moves the model there (as .mkp bytes, lossless; the same Model object
 // keeps working, its handle now the importer's). A fit copies its data set into wasm once, then
