@@ -471,10 +471,10 @@ EMSCRIPTEN_KEEPALIVE const char* mk_trainer_to_bytes(TrainerHandle* t, const std
 
 extern "C" {
 
-/// The PyTorch general checkpoint of the trainer (torch_checkpoint.hpp's writer) → ok, the
-/// file at mk_js_sink (one Uint8Array). args: the 'loss' entry's text ("": the last step's
-/// loss when there was one since the trainer was made, else the trainer's metadata "loss"
-/// when present, else none) → invalid_argument when that text is not a number.
+/// The PyTorch general checkpoint of the trainer (torch_checkpoint.hpp's writer) → { ok, loss:
+/// the 'loss' entry's text, or null when it has none }, the file at mk_js_sink (one Uint8Array). args: the 'loss'
+/// entry's text ("": the last step's loss when there was one since the trainer was made, else the trainer's metadata
+/// "loss" when present, else none) → invalid_argument when that text is not a number.
 EMSCRIPTEN_KEEPALIVE const char* mk_trainer_to_torch(TrainerHandle* t, const std::uint8_t* args) {
     Args a(args);
     const std::string loss = a.str();
@@ -497,7 +497,11 @@ EMSCRIPTEN_KEEPALIVE const char* mk_trainer_to_torch(TrainerHandle* t, const std
     if (!st.ok()) return fail(st);
     JsSink sink(bytes.size(), 0);
     sink.write(0, bytes.data(), bytes.size());
-    return ok();
+    const std::string* written = nullptr;
+    for (const auto& kv : state.metadata)
+        if (kv.first == "loss") written = &kv.second;
+    success().raw("loss", string_or_null(written != nullptr, written ? *written : std::string()));
+    return done();
 }
 
 }  // extern "C"

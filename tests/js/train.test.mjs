@@ -307,6 +307,8 @@ test('save(trainer, path.pt, { training: true }) → load(path, { training: true
     return true;
   });
   const s1 = t1.state();
+  assert.deepEqual(Object.keys(info.metadata), ['loss'], "the info's metadata is what the file holds");
+  assert.equal(Number(info.metadata.loss), s1.lastLoss, "the last step's loss");
   const continued = [
     await load(path, { training: true, architecture, loss: 'cross_entropy', optimizer: 'adam', batchSize: 4 }),
     await Trainer.load(path, { architecture, loss: 'cross_entropy', optimizer: { type: 'adam' } }),

@@ -310,7 +310,7 @@ function trainerClass(m) {
       }
       return r;
     }
-    /** → { ok, bytes }: the PyTorch general checkpoint; loss: its 'loss' as text ('': the default). */
+    /** → { ok, bytes, loss }: the PyTorch general checkpoint; loss: its 'loss' as text ('': the default). */
     toTorch(loss) {
       const r = withArgs([loss], null, (a) => answer(raw._mk_trainer_to_torch(this.#p, a)));
       const sink = takeSink();
@@ -784,8 +784,7 @@ export class Trainer {
         );
       }
       const handle = this.#live(false);
-      const { bytes } = check(handle.toTorch(metadata?.loss ?? ''));
-      const s = check(handle.state(false));
+      const { bytes, loss } = check(handle.toTorch(metadata?.loss ?? ''));
       const info = {
         format: 'pt',
         kind: 'training_checkpoint',
@@ -793,7 +792,7 @@ export class Trainer {
         params: this.#model.paramCount,
         architecture: this.#model.architecture,
         layers: this.#model.layers.map((l) => l.spec),
-        metadata: { ...s.metadata, ...(metadata ?? {}) },
+        metadata: loss === null ? {} : { loss }, // what the file holds: its 'loss' only
         training: true,
       };
       return { bytes, info };
