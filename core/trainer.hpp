@@ -203,6 +203,11 @@ public:
     Sequential& model() { return *model_; }
     /// The last step's loss (NaN before any).
     float last_loss() const { return last_loss_; }
+    /// state()'s counters, without its copy of the optimizer state: epochs completed,
+    /// batches of the current epoch done by fit_batch, optimizer steps in all.
+    std::int64_t epoch() const { return epoch_; }
+    std::int64_t batch() const { return batch_; }
+    std::int64_t steps() const { return steps_; }
     /// A copy of everything a checkpoint needs (the options, the optimizer state, the
     /// schedule, the counters, the generators, the metadata).
     TrainingState state() const;

@@ -165,6 +165,13 @@ TEST(Trainer, LearnsASeparableProblem) {
         EXPECT_EQ(r.epoch, i / 8);
         EXPECT_EQ(r.epoch_done, i % 8 == 7);
         epochs += r.epoch_done;
+        // The cheap counters are state()'s, mid-epoch and at its end.
+        const TrainingState s = t.state();
+        EXPECT_EQ(t.epoch(), s.epoch);
+        EXPECT_EQ(t.batch(), s.batch);
+        EXPECT_EQ(t.steps(), s.steps);
+        EXPECT_EQ(t.batch(), r.epoch_done ? 0 : i % 8 + 1);
+        EXPECT_EQ(t.steps(), i + 1);
     }
     EXPECT_EQ(epochs, 30);
     ASSERT_TRUE(t.evaluate(x, y, after).ok());

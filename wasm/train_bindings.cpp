@@ -18,7 +18,8 @@
 // an abort), by the core's figures: Sequential::state_dict_bytes for the trainer's
 // copies (parameters, gradients, at most three optimizer buffers each),
 // train_bytes for a recorded forward and backward, emit_bytes for a file, read_checkpoint_bytes
-// for a checkpoint read.
+// for a checkpoint read; a PyTorch checkpoint read is bounded by three times its file's size (a
+// legacy file's copy, then its tensors as float32: at most twice their stored bytes, for f16).
 #include <emscripten/emscripten.h>
 
 #include <atomic>
@@ -29,10 +30,12 @@
 #include <new>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "abi.hpp"
 #include "checkpoint.hpp"
 #include "decimal.hpp"
+#include "torch_checkpoint.hpp"
 #include "train.hpp"
 #include "trainer.hpp"
 
@@ -91,10 +94,14 @@ std::string json_double(double v) { return std::isfinite(v) ? format_double(v) :
 
 // The trainer's options from the args block (optimizer, loss, scheduler texts) and
 // mk_dims() (scheduler per batch, max grad norm, seed, batch size, shuffle).
-Status read_options(const std::uint8_t* args, TrainerOptions& out) {
+// optional: an empty optimizer text is no optimizer (has_optimizer false, out.optimizer kept).
+Status read_options(const std::uint8_t* args, TrainerOptions& out, bool optional = false,
+                    bool* has_optimizer = nullptr) {
     Args a(args);
     const std::string optimizer = a.str(), loss = a.str(), scheduler = a.str();
-    Status st = parse_optimizer(optimizer, out.optimizer);
+    const bool given = !(optional && optimizer.empty());
+    if (has_optimizer) *has_optimizer = given;
+    Status st = given ? parse_optimizer(optimizer, out.optimizer) : Status::success();
     if (st.ok()) st = parse_loss(loss, out.loss);
     out.has_scheduler = !scheduler.empty();
     if (st.ok() && out.has_scheduler) st = parse_scheduler(scheduler, out.scheduler);
@@ -243,6 +250,40 @@ EMSCRIPTEN_KEEPALIVE TrainerHandle* mk_trainer_resume(ModelHandle* h) {
     return t;
 }
 
+/// A trainer continuing a PyTorch general checkpoint (torch_checkpoint.hpp; the current
+/// source, `size` bytes) on the handle's model, which JavaScript loaded from the same file
+/// (its model_state_dict into the architecture). args and mk_dims() as mk_trainer_create's,
+/// but the optimizer text may be "" (the file's kind) and only its kind is used (Adam or
+/// AdamW: the file's options are kept) → the handle, or null with the failure: the
+/// reader's codes, wrong_kind without an optimizer_state_dict, shape_mismatch when the
+/// optimizer state does not fit the model.
+EMSCRIPTEN_KEEPALIVE TrainerHandle* mk_trainer_load_torch(ModelHandle* h, double size, const std::uint8_t* args) {
+    const JsSource file(size);
+    TrainerOptions options;
+    bool hinted = false;
+    Status st = read_options(args, options, true, &hinted);
+    if (st.ok()) st = reserve(double(file.size()) * 3, "the checkpoint");
+    TorchCheckpoint ck;
+    if (st.ok()) st = read_torch_checkpoint(file, hinted ? &options.optimizer : nullptr, ck);
+    if (st.ok() && !ck.has_optimizer)
+        st = error(Code::wrong_kind,
+                   "this PyTorch file holds no optimizer_state_dict, so no training to continue: load it as a "
+                   "model with load(url, { architecture }) and start training with Trainer.create(model, options)");
+    if (!st.ok()) {
+        fail(st);
+        return nullptr;
+    }
+    ck.model = StateDict();  // the handle's model holds these weights already
+    options.optimizer = ck.optimizer;
+    return new_trainer(h->model, [&](Trainer& out) {
+        Status s = Trainer::create(h->model, options, out);
+        if (!s.ok()) return s;
+        TrainingState state = out.state();
+        s = torch_training_state(ck, h->model, state);
+        return s.ok() ? Trainer::resume(h->model, state, out) : s;
+    });
+}
+
 EMSCRIPTEN_KEEPALIVE void mk_trainer_delete(TrainerHandle* t) { delete t; }
 
 /// How many times operator new ran in this module so far (for tests).
@@ -350,19 +391,12 @@ EMSCRIPTEN_KEEPALIVE int mk_trainer_evaluate(TrainerHandle* t) {
 
 /// → { ok, lr, training, lastLoss, samples, batchesPerEpoch, optimizer, loss, scheduler
 /// (texts; null: none), schedulerPerBatch, maxGradNorm, seed, batchSize, shuffle, metadata }
-/// and, with counters, epoch, batch, steps — which cost a copy of the whole TrainingState
-/// (state(): the optimizer's buffers too), as the trainer exposes them there only.
+/// and, with counters, epoch, batch, steps (the trainer's counters: no copy of its state).
 EMSCRIPTEN_KEEPALIVE const char* mk_trainer_state(TrainerHandle* t, int counters) {
     Trainer& tr = t->trainer;
     const TrainerOptions& o = tr.options();
-    TrainingState s;
-    if (counters) {
-        const Status st = reserve(trainer_bytes(tr.model()), "the trainer's state");
-        if (!st.ok()) return fail(st);
-        s = tr.state();
-    }
     Json j = success();
-    if (counters) j.num("epoch", double(s.epoch)).num("batch", double(s.batch)).num("steps", double(s.steps));
+    if (counters) j.num("epoch", double(tr.epoch())).num("batch", double(tr.batch())).num("steps", double(tr.steps()));
     j.raw("lr", json_double(tr.lr()))
         .boolean("training", tr.training())
         .raw("lastLoss", json_double(tr.last_loss()))
@@ -431,6 +465,43 @@ EMSCRIPTEN_KEEPALIVE const char* mk_trainer_to_bytes(TrainerHandle* t, const std
     Json j = success();
     info_fields(j, plan.info);
     j.boolean("training", true);
+    return done();
+}
+
+}  // extern "C"
+
+extern "C" {
+
+/// The PyTorch general checkpoint of the trainer (torch_checkpoint.hpp's writer) → { ok, loss:
+/// the 'loss' entry's text, or null when it has none }, the file at mk_js_sink (one Uint8Array). args: the 'loss'
+/// entry's text ("": the last step's loss when there was one since the trainer was made, else the trainer's metadata
+/// "loss" when present, else none) → invalid_argument when that text is not a number.
+EMSCRIPTEN_KEEPALIVE const char* mk_trainer_to_torch(TrainerHandle* t, const std::uint8_t* args) {
+    Args a(args);
+    const std::string loss = a.str();
+    const Sequential& model = t->trainer.model();
+    // The state's copy (at most three buffers per parameter) and the file (the weights and those
+    // buffers, with room for its growth): nine state dicts' worth, within trainer_bytes * 2.
+    Status st = reserve(trainer_bytes(model) * 2, "the checkpoint");
+    if (!st.ok()) return fail(st);
+    TrainingState state = t->trainer.state();
+    std::string value = loss;
+    if (value.empty() && std::isfinite(t->trainer.last_loss())) value = format_double(t->trainer.last_loss());
+    if (!value.empty()) {
+        bool found = false;
+        for (auto& kv : state.metadata)
+            if (kv.first == "loss") kv.second = value, found = true;
+        if (!found) state.metadata.emplace_back("loss", value);
+    }
+    std::vector<std::uint8_t> bytes;
+    st = write_torch_checkpoint(model, state, bytes);
+    if (!st.ok()) return fail(st);
+    JsSink sink(bytes.size(), 0);
+    sink.write(0, bytes.data(), bytes.size());
+    const std::string* written = nullptr;
+    for (const auto& kv : state.metadata)
+        if (kv.first == "loss") written = &kv.second;
+    success().raw("loss", string_or_null(written != nullptr, written ? *written : std::string()));
     return done();
 }
 

@@ -310,21 +310,39 @@ export interface ExportInfo extends Omit<ModelInfo, 'kind' | 'version'> {
   dateSaved: string;
 }
 
+/**
+ * What save(trainer, 'run.pt', { training: true }) resolves to: a PyTorch general checkpoint
+ * ({'epoch', 'model_state_dict', 'optimizer_state_dict', 'loss'}) was written.
+ */
+export interface TrainingExportInfo extends Omit<ModelInfo, 'kind' | 'version' | 'training'> {
+  format: 'pt';
+  kind: 'training_checkpoint';
+  training: true;
+  dateSaved: string;
+}
+
 export interface SaveOptions {
   dtype?: DType;
   metadata?: Record<string, string>;
   onProgress?: (p: Progress) => void;
   /**
-   * Save a Trainer as its checkpoint (a .mkp: the model in float32 plus its TRAINING section),
-   * which load(url, { training: true }) resumes. Without it, a Trainer saves its model.
+   * Save a Trainer as its checkpoint (a .mkp: the model in float32 plus its TRAINING section; to a
+   * .pt / .pth name, a PyTorch general checkpoint), which load(url, { training: true }) resumes.
+   * Without it, a Trainer saves its model.
    */
   training?: boolean;
 }
 
 /**
- * A Trainer's checkpoint, to any target but a .pt / .pth / .safetensors name (unsupported for now:
- * 'invalid_argument').
+ * A Trainer's checkpoint as PyTorch's general checkpoint. Its 'loss' is metadata.loss when given
+ * (the only metadata key allowed), else the last step's loss, else the trainer's metadata.loss.
  */
+export function save(
+  trainer: Trainer,
+  url: `${string}.pt` | `${string}.pth`,
+  options: SaveOptions & { training: true },
+): Promise<TrainingExportInfo>;
+/** A Trainer's checkpoint (.mkp), to any target but a .safetensors name ('invalid_argument'). */
 export function save(
   trainer: Trainer,
   url: string | URL,
@@ -353,6 +371,11 @@ export function save(
  * file without training state. The same as Trainer.load(source).
  */
 export function load(source: Source, options: { training: true; onProgress?: (p: Progress) => void }): Promise<Trainer>;
+/**
+ * A Trainer continuing a PyTorch general checkpoint (.pt): its model_state_dict in `architecture`,
+ * its optimizer's options and state. The same as Trainer.load(source, options).
+ */
+export function load(source: Source, options: TorchCheckpointOptions & { training: true }): Promise<Trainer>;
 export function load(source: Source, options?: ImportOptions & { onProgress?: (p: Progress) => void }): Promise<Model>;
 export function loadBytes(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Uint8Array>;
 export function listModels(): Promise<Record<string, ModelInfo>>;
@@ -422,6 +445,24 @@ export interface TrainerOptions {
   batchSize?: number;
   /** fit: a new permutation each epoch (default true); saved with the trainer. */
   shuffle?: boolean;
+}
+
+/**
+ * load(…, { training: true }) of a PyTorch general checkpoint: what the file does not say. The
+ * optimizer's options and state, and the epoch, are the file's.
+ */
+export interface TorchCheckpointOptions extends Omit<TrainerOptions, 'loss'> {
+  /** Required: the file holds no loss function ('invalid_argument' naming it otherwise). */
+  loss: OptionSpec;
+  /**
+   * The optimizer's kind only ('adam', 'adamw', ...): needed for Adam and AdamW, which store the
+   * same keys; a kind other than the file's is 'invalid_argument'.
+   */
+  optimizer?: OptionSpec;
+  /** The model's SPEC (required unless the file defines the model, or assumeSequential). */
+  architecture?: string;
+  assumeSequential?: boolean;
+  onProgress?: (p: Progress) => void;
 }
 
 export interface TrainerState {
@@ -505,6 +546,8 @@ export class Trainer {
   static create(model: Model, options?: TrainerOptions): Promise<Trainer>;
   /** A trainer resumed from a checkpoint: load(source, { training: true }). */
   static load(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Trainer>;
+  /** A trainer continuing a PyTorch general checkpoint (.pt): load(source, { training: true, ...options }). */
+  static load(source: Source, options: TorchCheckpointOptions): Promise<Trainer>;
   /** A trainer resumed from a checkpoint's bytes. */
   static fromBytes(bytes: Uint8Array | ArrayBuffer): Promise<Trainer>;
   /** The Model being trained: its weights are the trained ones after every step. */
@@ -537,8 +580,11 @@ export class Trainer {
   metadata: Record<string, string>;
   fit(x: TensorInput, y: TensorInput, options?: FitOptions): Promise<History>;
   evaluate(x: TensorInput, y: TensorInput): Evaluation;
-  /** The checkpoint as .mkp bytes (the model plus its TRAINING section). */
-  toBytes(options?: { metadata?: Record<string, string> }): Uint8Array;
+  /**
+   * The checkpoint as .mkp bytes (the model plus its TRAINING section); format 'pt': a PyTorch
+   * general checkpoint (metadata: its 'loss' only).
+   */
+  toBytes(options?: { metadata?: Record<string, string>; format?: 'mkp' | 'pt' }): Uint8Array;
   readonly disposed: boolean;
   /** Frees the trainer; a model that load() made for it is disposed too, one given to create() is not. */
   dispose(): void;
@@ -555,8 +601,11 @@ export interface RemoteTrainer {
     options: ({ spec: string; modelSeed?: number } | { bytes: Uint8Array | ArrayBuffer } | { url: string }) &
       TrainerOptions,
   ): Promise<TrainerState>;
-  /** A trainer resumed from a checkpoint. */
-  load(source: string | Uint8Array | ArrayBuffer): Promise<TrainerState>;
+  /** A trainer resumed from a checkpoint (a PyTorch general checkpoint: with its options). */
+  load(
+    source: string | Uint8Array | ArrayBuffer,
+    options?: Omit<TorchCheckpointOptions, 'onProgress'>,
+  ): Promise<TrainerState>;
   /** Typed arrays in { data, shape } tensors are transferred (detached here). */
   fit(x: TensorInput, y: TensorInput, options?: FitOptions): Promise<History>;
   evaluate(x: TensorInput, y: TensorInput): Promise<Evaluation>;

@@ -4,7 +4,8 @@
 // the core moves to the importer and keeps working; each failure is its typed ModelError.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -250,7 +251,7 @@ test('save(trainer, path, { training: true }) → load → continue: bit-identic
   for (const m of [whole, first]) m.dispose();
 });
 
-test('save(trainer, url) without training saves the model; a .pt checkpoint is unsupported for now', async () => {
+test('save(trainer, url) without training saves the model; a .safetensors checkpoint is refused', async () => {
   const model = net();
   const trainer = await Trainer.create(model, options);
   trainer.trainBatch([[1, 2, 3, 4]], [1]);
@@ -264,17 +265,188 @@ test('save(trainer, url) without training saves the model; a .pt checkpoint is u
     assert.match(e.message, /Trainer\.create/);
     return true;
   });
-  await assert.rejects(save(trainer, join(dir, 'x.pt'), { training: true }), (e) => {
+  await assert.rejects(save(trainer, join(dir, 'x.safetensors'), { training: true }), (e) => {
     assert.equal(e.code, 'invalid_argument');
-    assert.match(e.message, /unsupported/);
+    assert.match(e.message, /\.pt\/\.pth/);
     return true;
   });
   await assert.rejects(save(model, join(dir, 'y.mkp'), { training: true }), { code: 'invalid_argument' });
-  assert.ok(!existsSync(join(dir, 'x.pt')) && !existsSync(join(dir, 'y.mkp')));
+  assert.ok(!existsSync(join(dir, 'x.safetensors')) && !existsSync(join(dir, 'y.mkp')));
   back.dispose();
   trainer.dispose();
   model.dispose();
 });
+
+const adam = {
+  optimizer: 'adam(lr=0.01, weight_decay=0.01)',
+  loss: 'cross_entropy',
+  batchSize: 4,
+  shuffle: false,
+  seed: 3,
+};
+
+test('save(trainer, path.pt, { training: true }) → load(path, { training: true, architecture, loss }) continues bit-identically', async () => {
+  const { x, y } = dataset(12, 5);
+  const model = net();
+  const t1 = await Trainer.create(model, adam);
+  for (let b = 0; b < 12; b += 4) t1.trainBatch(rows(x, b, b + 4), rows(y, b, b + 4));
+  t1.endEpoch();
+  t1.trainBatch(rows(x, 0, 4), rows(y, 0, 4));
+  const path = join(dir, 'run.pt');
+  const info = await save(t1, path, { training: true });
+  assert.equal(info.format, 'pt');
+  assert.equal(info.training, true);
+  assert.equal(info.architecture, model.architecture);
+  assert.equal(readFileSync(path).subarray(0, 2).toString('latin1'), 'PK', 'a torch zip file');
+  const architecture = model.architecture;
+
+  // Adam and AdamW keep the same keys: the core asks to name it.
+  await assert.rejects(load(path, { training: true, architecture, loss: 'cross_entropy' }), (e) => {
+    assert.equal(e.code, 'invalid_argument');
+    assert.match(e.message, /adamw/);
+    return true;
+  });
+  const s1 = t1.state();
+  assert.deepEqual(Object.keys(info.metadata), ['loss'], "the info's metadata is what the file holds");
+  assert.equal(Number(info.metadata.loss), s1.lastLoss, "the last step's loss");
+  const continued = [
+    await load(path, { training: true, architecture, loss: 'cross_entropy', optimizer: 'adam', batchSize: 4 }),
+    await Trainer.load(path, { architecture, loss: 'cross_entropy', optimizer: { type: 'adam' } }),
+    await Trainer.load(t1.toBytes({ format: 'pt' }), { architecture, loss: 'cross_entropy', optimizer: 'adam' }),
+  ];
+  const next = [rows(x, 4, 8), rows(y, 4, 8)];
+  const loss1 = t1.trainBatch(...next);
+  for (const [i, t] of continued.entries()) {
+    assert.ok(t instanceof Trainer, `${i}`);
+    const s = t.state();
+    assert.equal(s.epoch, 1, `${i}: the file's epoch`);
+    assert.equal(s.optimizer, s1.optimizer, `${i}: the file's optimizer options`);
+    assert.equal(s.loss, s1.loss);
+    assert.equal(Number(s.metadata.loss), s1.lastLoss, `${i}: the last step's loss is the file's 'loss'`);
+    // The same weights and optimizer state: the next step is bit-identical.
+    assert.equal(t.trainBatch(...next), loss1, `${i}: loss`);
+    assert.ok(weights(t.model).equals(weights(model)), `${i}: weights after one more step`);
+    t.dispose();
+  }
+  // The 'loss' entry may be given (metadata.loss, a number); other metadata has no place in a .pt.
+  const given = await Trainer.load(t1.toBytes({ format: 'pt', metadata: { loss: '0.25' } }), {
+    architecture,
+    loss: 'cross_entropy',
+    optimizer: 'adam',
+  });
+  assert.equal(given.metadata.loss, '0.25');
+  given.dispose();
+  assert.throws(() => t1.toBytes({ format: 'pt', metadata: { loss: 'low' } }), { code: 'invalid_argument' });
+  await assert.rejects(save(t1, join(dir, 'meta.pt'), { training: true, metadata: { note: 'x' } }), (e) => {
+    assert.equal(e.code, 'invalid_argument');
+    assert.match(e.message, /note/);
+    return true;
+  });
+  assert.ok(!existsSync(join(dir, 'meta.pt')));
+  t1.dispose();
+  model.dispose();
+});
+
+test('load(x.pt, { training: true }): loss required, a model file is wrong_kind, the architecture needed', async () => {
+  const model = net();
+  const t = await Trainer.create(model, adam);
+  t.trainBatch([[1, 2, 3, 4]], [1]);
+  const ckpt = t.toBytes({ format: 'pt' });
+  const architecture = model.architecture;
+  await assert.rejects(Trainer.load(ckpt, { architecture, optimizer: 'adam' }), (e) => {
+    assert.equal(e.code, 'invalid_argument');
+    assert.match(e.message, /`loss`/);
+    return true;
+  });
+  await assert.rejects(Trainer.load(ckpt, { loss: 'mse', optimizer: 'adam' }), { code: 'needs_architecture' });
+  await assert.rejects(
+    Trainer.load(ckpt, { architecture: 'Linear(4,5),ReLU,Linear(5,3)', loss: 'mse', optimizer: 'adam' }),
+    {
+      code: 'shape_mismatch',
+    },
+  );
+  await assert.rejects(Trainer.load(ckpt, { architecture, loss: 'mse', optimizer: 'sgd(lr=0.1)' }), (e) => {
+    assert.equal(e.code, 'invalid_argument');
+    return true;
+  });
+  await assert.rejects(Trainer.load(ckpt, { architecture, loss: 'mse', optimizer: 'adam', entry: 'x' }), (e) => {
+    assert.equal(e.code, 'invalid_argument');
+    assert.match(e.message, /entry/);
+    return true;
+  });
+  // A .pt holding the model only (save(model, 'm.pt')): no optimizer state to continue.
+  const path = join(dir, 'weights.pt');
+  await save(model, path);
+  await assert.rejects(load(path, { training: true, architecture, loss: 'mse' }), (e) => {
+    assert.equal(e.code, 'wrong_kind');
+    assert.match(e.message, /Trainer\.create/);
+    return true;
+  });
+  t.dispose();
+  model.dispose();
+});
+
+/** A double as Python's float.hex() reads it: '0x1.8000000000000p-1' (float.fromhex). */
+function hex(v) {
+  if (v === 0) return Object.is(v, -0) ? '-0x0p+0' : '0x0p+0';
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, v);
+  const hi = view.getUint32(0);
+  const lo = view.getUint32(4);
+  const sign = hi >>> 31 ? '-' : '';
+  const exponent = ((hi >>> 20) & 0x7ff) - 1023; // float32 values are normal doubles
+  const mantissa = (hi & 0xfffff).toString(16).padStart(5, '0') + lo.toString(16).padStart(8, '0');
+  return `${sign}0x1.${mantissa}p${exponent >= 0 ? '+' : ''}${exponent}`;
+}
+
+const torchPython = '/usr/bin/python3';
+const hasTorch =
+  existsSync(torchPython) && spawnSync(torchPython, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+
+test(
+  "a .pt saved from JavaScript resumes in real PyTorch: its next step is modelkeep's, bit for bit",
+  { skip: hasTorch ? false : `needs ${torchPython} with torch (python3-torch) for tests/torch/check_checkpoint.py` },
+  async () => {
+    const { x } = dataset(8, 6);
+    const model = net();
+    const t = await Trainer.create(model, { optimizer: 'adam(lr=0.01, weight_decay=0.01)', loss: 'mse', seed: 1 });
+    const target = { data: new Float32Array(8 * 3).map((_, i) => Math.sin(i)), shape: [8, 3] };
+    t.trainBatch(x, target);
+    t.trainBatch(x, target);
+    t.endEpoch();
+    const file = join(dir, 'to-torch.pt');
+    await save(t, file, { training: true });
+    const { epoch, lastLoss } = t.state();
+    // One more step with gradients exactly 0 (the MSE loss against the model's own output), which
+    // check_checkpoint.py then gives PyTorch's optimizer: Adam's moments and weight decay still move it.
+    t.zeroGrad();
+    t.loss(t.forward(x));
+    t.backward();
+    t.step();
+    const after = Object.values(model.stateDict());
+    const cases = {
+      cases: [
+        {
+          file,
+          spec: model.architecture,
+          optimizer: 'adam',
+          epoch,
+          loss: hex(lastLoss),
+          grads: after.map((p) => Array.from(p.data, () => '0x0p+0')),
+          next: after.map((p) => Array.from(p.data, hex)),
+        },
+      ],
+    };
+    const json = join(dir, 'to-torch.json');
+    writeFileSync(json, JSON.stringify(cases));
+    const script = new URL('../torch/check_checkpoint.py', import.meta.url).pathname;
+    const r = spawnSync(torchPython, [script, json], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `check_checkpoint.py:\n${r.stdout}${r.stderr}`);
+    assert.doesNotMatch(r.stdout, /FAIL/);
+    t.dispose();
+    model.dispose();
+  },
+);
 
 test('a damaged checkpoint is a typed error, never a crash: every truncation, every byte flipped', async () => {
   const model = net();
@@ -566,6 +738,16 @@ test('a Web Worker driver: serveTrainer / connectTrainer over worker_threads', a
     const resumed = await Trainer.load(path);
     assert.deepEqual(resumed.metadata, { run: 'w' });
     assert.equal(resumed.steps, (await remote.state()).steps);
+    // A PyTorch general checkpoint both ways, its options passed on to the worker.
+    const before = await remote.state();
+    const flat = (d) => Buffer.concat(Object.values(d).map((e) => Buffer.from(e.data.buffer)));
+    const weightsBefore = flat(await remote.stateDict());
+    const pt = join(dir, 'worker.pt');
+    assert.equal((await remote.save(pt, { training: true })).format, 'pt');
+    const fromPt = await remote.load(pt, { architecture: 'Linear(4,8),ReLU,Linear(8,3)', loss: 'cross_entropy' });
+    assert.equal(fromPt.optimizer, before.optimizer, 'SGD: told by its keys, no optimizer option needed');
+    assert.equal(fromPt.epoch, before.epoch);
+    assert.ok(flat(await remote.stateDict()).equals(weightsBefore));
     await assert.rejects(remote.create({ spec: 'Linear(4,3)', optimizer: 'adam(lr=-1)' }), {
       name: 'ModelError',
       code: 'invalid_hyperparameter',

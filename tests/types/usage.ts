@@ -18,6 +18,8 @@ import {
   serveTrainer,
   connectTrainer,
   type TrainerState,
+  type TrainingExportInfo,
+  type TorchCheckpointOptions,
   type History,
   type Evaluation,
   type EpochLogs,
@@ -198,6 +200,21 @@ export async function training(model: Model, worker: Worker): Promise<number> {
   const again: Trainer = await Trainer.load('indexeddb://run');
   const state: TrainerState = resumed.state();
   const bytes: Uint8Array = trainer.toBytes({ metadata: { note: 'x' } });
+  const torchBytes: Uint8Array = trainer.toBytes({ format: 'pt', metadata: { loss: '0.5' } });
+  const torchSaved: TrainingExportInfo = await save(trainer, 'run.pt', { training: true });
+  const fromTorch: Trainer = await load('run.pt', {
+    training: true,
+    architecture: 'Linear(3,2)',
+    loss: 'cross_entropy',
+    optimizer: 'adam',
+    batchSize: 8,
+  });
+  const fromTorch2: Trainer = await Trainer.load(torchBytes, { loss: { type: 'mse' }, assumeSequential: true });
+  // @ts-expect-error: a PyTorch checkpoint needs its loss
+  void Trainer.load(torchBytes, { architecture: 'Linear(3,2)' });
+  const torchOptions: TorchCheckpointOptions = { loss: 'mse', architecture: 'Linear(3,2)' };
+  void torchOptions;
+  void [torchSaved.kind === 'training_checkpoint', fromTorch, fromTorch2];
   const remote = connectTrainer(worker);
   await remote.create({ spec: 'Linear(3,2)', optimizer: 'sgd(lr=0.1)', loss: 'cross_entropy' });
   const remoteHistory: History = await remote.fit({ data: new Float32Array(3), shape: [1, 3] }, [1], { epochs: 1 });

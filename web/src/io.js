@@ -13,7 +13,7 @@ import { Model, encode, fromChunks, toUint8Array, withImporter } from './model.j
 import { currentPlatform, isNode, loadedModule, needsImporter, ready, runtime } from './runtime.js';
 import { openStore } from './store.js';
 
-/** The key of a Trainer's checkpoint encoder (train.js), which save() looks for. */
+/** The key of a Trainer's checkpoint saver (train.js), which save() hands a training save to. */
 const checkpointOf = Symbol.for('modelkeep.checkpoint');
 
 /**
@@ -98,7 +98,8 @@ function publicInfo(info) {
  * @param {Model | Uint8Array} model
  * @param {string} url indexeddb://name, downloads://name, or (Node) a path / file:// URL
  * @param {{ dtype?: string, metadata?: Record<string,string>, onProgress?: (p: {loaded:number,total:number}) => void, training?: boolean }} [options]
- *   training: save a Trainer as its checkpoint (the model plus its TRAINING section; .mkp only)
+ *   training: save a Trainer as its checkpoint (the model plus its TRAINING section), or, to a
+ *   name ending .pt/.pth, as a PyTorch general checkpoint (train.js)
  *   dtype: how weights are stored, by default as the model holds them (model.weightDtype)
  * @returns {Promise<object>} the saved info: a .mkp's ModelInfo ({ kind, version, dtype, params,
  *   architecture, layers, metadata, bytes, dateSaved }); a state dict exported as .pt / .safetensors
@@ -108,11 +109,12 @@ export async function save(model, url, { dtype, metadata = {}, onProgress, train
   await ready();
   const scheme = schemeOf(url);
   const format = !scheme && (typeof url === 'string' || url instanceof URL) ? exportFormat(url) : 'mkp';
-  // A Trainer (train.js): its checkpoint with { training: true } (which checks format and dtype), else its model.
+  // A Trainer (train.js): its checkpoint with { training: true } (saved there: storing), else its model.
   const checkpoint = model?.[checkpointOf];
   if (training && !checkpoint) throw new ModelError('invalid_argument', '{ training: true } saves a Trainer');
-  if (checkpoint && !training) model = model.model;
-  if (format !== 'mkp' && !training) {
+  if (training) return model[checkpointOf](url, scheme, format, arguments[2]);
+  if (checkpoint) model = model.model;
+  if (format !== 'mkp') {
     if (!(model instanceof Model)) {
       throw new ModelError('invalid_argument', `saving as .${format} needs a Model, not bytes`);
     }
@@ -131,16 +133,14 @@ export async function save(model, url, { dtype, metadata = {}, onProgress, train
   }
   // A model's info comes with its bytes; bytes from elsewhere are read (and checked) once.
   // Into a store, a model is written by wasm straight into the chunks the store keeps.
-  const chunkBytes = (model instanceof Model || training) && scheme ? (await openBackend(scheme)).chunkBytes : 0;
+  const chunkBytes = model instanceof Model && scheme ? (await openBackend(scheme)).chunkBytes : 0;
   const {
     bytes,
     chunks,
     info: raw,
-  } = training
-    ? model[checkpointOf]({ metadata, chunkBytes, format, dtype })
-    : model instanceof Model
-      ? encode(model, { dtype, metadata, chunkBytes })
-      : { bytes: toUint8Array(model), info: runtime().fileInfo(toUint8Array(model), false) };
+  } = model instanceof Model
+    ? encode(model, { dtype, metadata, chunkBytes })
+    : { bytes: toUint8Array(model), info: runtime().fileInfo(toUint8Array(model), false) };
   if (raw.code === 'needs_importer') {
     throw new ModelError(
       'invalid_argument',
@@ -157,6 +157,9 @@ export async function save(model, url, { dtype, metadata = {}, onProgress, train
   const info = describe(raw);
   return write(chunks ?? bytes, url, info, onProgress);
 }
+
+/** What train.js saves a checkpoint with: a backend's store (its chunkBytes), describe(), write(). */
+export const storing = { openBackend, describe, write };
 
 // .safetensors / .pt / .pth at the end of a downloads:// name or a path choose that format.
 function exportFormat(url) {
@@ -305,7 +308,8 @@ export async function load(
   // A training checkpoint: a Trainer (train.js registers how; the importer module is loaded there).
   if (training) {
     if (!resumeTrainer) throw new ModelError('not_ready', "{ training: true } needs modelkeep's Trainer: import it");
-    return resumeTrainer(chunks, { architecture, assumeSequential, prefix, entry, weightDtype });
+    // All the options as given (train.js checks them): a .pt general checkpoint takes the trainer's too.
+    return resumeTrainer(chunks, arguments[1]);
   }
   // A file other than .mkp: the importer module, fetched once on first use (runtime.js).
   return withImporter(() => fromChunks(chunks, { architecture, assumeSequential, prefix, entry, weightDtype }));

@@ -4,6 +4,8 @@
 //   const history = await trainer.fit(x, y, { epochs: 5, onEpochEnd });   // or the step calls
 //   await save(trainer, 'indexeddb://run', { training: true });            // io.js
 //   const again = await load('indexeddb://run', { training: true });       // a Trainer, resumed
+//   await save(trainer, 'run.pt', { training: true });                      // PyTorch's general checkpoint
+//   const more = await load('run.pt', { training: true, architecture, loss: 'cross_entropy', optimizer: 'adam' });
 // The trainer lives in the importer module (runtime.js): Trainer.create loads it (once) and, for a
 // model of the core module, moves the model there (as .mkp bytes, lossless; the same Model object
 // keeps working, its handle now the importer's). A fit copies its data set into wasm once, then
@@ -12,15 +14,15 @@
 // wasm trainer after its model was disposed (it refers to the model's memory); leave the trainer
 // usable after any error or an abort.
 import { ModelError, check } from './errors.js';
-import { load, useTrainer } from './io.js';
-import { Model, fromNested, inImporter } from './model.js';
+import { load, storing, useTrainer } from './io.js';
+import { Model, fromChunks, fromNested, inImporter, withImporter } from './model.js';
 import { module } from './runtime.js';
 
 // Safety net for trainers that are never disposed; dispose() is still the rule.
 const registry =
   typeof FinalizationRegistry === 'function' ? new FinalizationRegistry((handle) => handle.delete()) : null;
 
-/** The key io.js's save() looks for: a Trainer's checkpoint encoder. */
+/** The key io.js's save() looks for: a Trainer's checkpoint saver. */
 export const checkpointOf = Symbol.for('modelkeep.checkpoint');
 
 const OPTIONS = ['optimizer', 'loss', 'scheduler', 'schedulerPerBatch', 'maxGradNorm', 'seed', 'batchSize', 'shuffle'];
@@ -71,13 +73,16 @@ export function optionText(what, v) {
   throw bad(`${what} must be a string such as 'adam(lr=0.01)' or an object { type: 'adam', lr: 0.01 }`);
 }
 
-/** Trainer.create's options, checked and with their defaults, in the form abi.js passes on. */
-function trainerOptions(options) {
+/**
+ * Trainer.create's options, checked and with their defaults, in the form abi.js passes on.
+ * (A PyTorch checkpoint's optimizer is the file's: there, `optimizer` may be left out, '' then.)
+ */
+function trainerOptions(options, fromTorch = false) {
   if (options === null || typeof options !== 'object') throw bad('the trainer options must be an object');
   const unknown = Object.keys(options).filter((k) => !OPTIONS.includes(k));
   if (unknown.length) throw bad(`unknown trainer option ${unknown.join(', ')} (known: ${OPTIONS.join(', ')})`);
   const {
-    optimizer = 'adam',
+    optimizer = fromTorch ? '' : 'adam',
     loss = 'mse',
     scheduler,
     schedulerPerBatch = false,
@@ -91,7 +96,7 @@ function trainerOptions(options) {
   for (const [k, v] of Object.entries({ maxGradNorm, seed, batchSize }))
     if (typeof v !== 'number') throw bad(`${k} must be a number, got ${String(v)}`);
   return {
-    optimizer: optionText('optimizer', optimizer),
+    optimizer: optimizer === '' ? '' : optionText('optimizer', optimizer),
     loss: optionText('loss', loss),
     scheduler: scheduler === undefined || scheduler === null ? '' : optionText('scheduler', scheduler),
     schedulerPerBatch,
@@ -201,6 +206,26 @@ function trainerClass(m) {
     static load(modelAddress, file) {
       return withSource(file, (size) => answer(raw._mk_trainer_load(modelAddress, size)));
     }
+    /**
+     * A trainer continuing a PyTorch general checkpoint (its bytes) on the ModelHandle at
+     * modelAddress, which holds its model_state_dict → { ok, handle }. Options as create's; an
+     * optimizer '' is the file's (only the kind of one given is used).
+     */
+    static loadTorch(
+      modelAddress,
+      file,
+      { optimizer, loss, scheduler, schedulerPerBatch, maxGradNorm, seed, batchSize, shuffle },
+    ) {
+      return withSource(file, (size) => {
+        const dims = raw.HEAPF64;
+        [schedulerPerBatch ? 1 : 0, maxGradNorm, seed, batchSize, shuffle ? 1 : 0].forEach(
+          (v, i) => (dims[dimsAt + i] = v),
+        );
+        const p =
+          withArgs([optimizer, loss, scheduler], null, (a) => raw._mk_trainer_load_torch(modelAddress, size, a)) >>> 0;
+        return p ? { ok: true, handle: new TrainerHandle(p) } : lastAnswer();
+      });
+    }
     /** The trainer of the state the last load() read → { ok, handle }. */
     static resume(modelAddress) {
       const p = raw._mk_trainer_resume(modelAddress) >>> 0;
@@ -283,6 +308,13 @@ function trainerClass(m) {
         if (chunkBytes > 0) r.chunks = sink;
         else r.bytes = sink[0];
       }
+      return r;
+    }
+    /** → { ok, bytes, loss }: the PyTorch general checkpoint; loss: its 'loss' as text ('': the default). */
+    toTorch(loss) {
+      const r = withArgs([loss], null, (a) => answer(raw._mk_trainer_to_torch(this.#p, a)));
+      const sink = takeSink();
+      if (r.ok) r.bytes = sink[0];
       return r;
     }
     delete() {
@@ -372,12 +404,52 @@ export class Trainer {
   }
 
   /**
+   * A trainer continuing a PyTorch general checkpoint ({ epoch, model_state_dict,
+   * optimizer_state_dict, loss }, as chunks). The model (owned by the trainer) is `architecture`
+   * holding model_state_dict (or what the file defines, or assumeSequential: load()'s rules); the
+   * optimizer is the file's, its options and state (`optimizer` names its kind: Adam and AdamW
+   * store the same keys); `loss` is required (the file has no loss function); the other options
+   * are Trainer.create's. The epoch is the file's; steps count from 0.
+   */
+  static async fromTorchChunks(chunks, options) {
+    const { architecture, assumeSequential, prefix, entry, weightDtype, ...rest } = options;
+    if (rest.loss === undefined) {
+      throw new ModelError(
+        'invalid_argument',
+        'a PyTorch checkpoint holds no loss function: give the `loss` option, e.g. load(url, { training: true, ' +
+          "architecture, loss: 'cross_entropy' })",
+      );
+    }
+    for (const [k, v] of Object.entries({ prefix, entry, weightDtype })) {
+      if (v !== undefined) {
+        throw new ModelError(
+          'invalid_argument',
+          `load(…, { training: true }) of a PyTorch checkpoint takes no ${k}: the model is its model_state_dict, ` +
+            'trained in float32',
+        );
+      }
+    }
+    const args = trainerOptions(rest, true);
+    const m = await trainingModule();
+    const model = await withImporter(() => fromChunks(chunks, { architecture, assumeSequential }));
+    try {
+      const handle = inImporter(model, m);
+      const t = check(trainerClass(m).loadTorch(handle.address, chunks, args));
+      return new Trainer(t.handle, model, true);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+
+  /**
    * A trainer resumed from a checkpoint saved by save(trainer, url, { training: true }): the same
    * sources as load() (indexeddb://name, a URL, a File, bytes, a path in Node). The same as
-   * load(source, { training: true }).
+   * load(source, { training: true, ...options }); options apply to a PyTorch general checkpoint
+   * only (fromTorchChunks: architecture, loss, optimizer, ...), a .mkp resumes as saved.
    */
-  static load(source, { onProgress } = {}) {
-    return load(source, { onProgress, training: true });
+  static load(source, { onProgress, ...options } = {}) {
+    return load(source, { onProgress, ...options, training: true });
   }
 
   /** A trainer resumed from a checkpoint's bytes (see fromChunks). */
@@ -669,17 +741,32 @@ export class Trainer {
    * a plain model) with its TRAINING section (optimizer state, schedule, counters, generators,
    * metadata): load(bytes, { training: true }) continues bit-identically.
    */
-  toBytes({ metadata = {} } = {}) {
-    return this[checkpointOf]({ metadata }).bytes;
+  toBytes({ metadata = {}, format = 'mkp' } = {}) {
+    return this.#encode({ metadata, format }).bytes;
   }
 
-  /** @internal io.js's save(): { bytes | chunks, info } */
-  [checkpointOf]({ metadata = {}, chunkBytes = 0, format = 'mkp', dtype } = {}) {
-    if (format !== 'mkp') {
+  /**
+   * @internal io.js's save(trainer, url, { training: true, ...options }): the checkpoint written to
+   * `url` (io.js's `storing`; scheme: its store's, if any; format: 'mkp' or the name's) → its info.
+   * A .mkp goes into a store in the store's chunks.
+   */
+  async [checkpointOf](url, scheme, format, { dtype, metadata = {}, onProgress } = {}) {
+    const chunkBytes = format === 'mkp' && scheme ? (await storing.openBackend(scheme)).chunkBytes : 0;
+    const { bytes, chunks, info } = this.#encode({ metadata, chunkBytes, format, dtype });
+    return storing.write(chunks ?? bytes, url, format === 'mkp' ? storing.describe(info) : info, onProgress);
+  }
+
+  /**
+   * The checkpoint → { bytes | chunks, info }. format 'pt': a PyTorch general checkpoint, whose 'loss'
+   * is metadata.loss when given (the only metadata it has room for), else the last step's loss
+   * (PyTorch's tutorial saves that), else the trainer's metadata 'loss' (a loaded checkpoint's),
+   * else none.
+   */
+  #encode({ metadata = {}, chunkBytes = 0, format = 'mkp', dtype }) {
+    if (format !== 'mkp' && format !== 'pt') {
       throw new ModelError(
         'invalid_argument',
-        `saving a training checkpoint as .${format} is unsupported for now: save it as a .mkp file ` +
-          `(indexeddb://name, downloads://name, or a path not ending in .pt/.pth/.safetensors)`,
+        `a training checkpoint is a .mkp file or a PyTorch general checkpoint (.pt/.pth), not .${format}`,
       );
     }
     if (dtype !== undefined && dtype !== 'f32') {
@@ -687,6 +774,28 @@ export class Trainer {
     }
     for (const [k, v] of Object.entries(metadata ?? {})) {
       if (typeof v !== 'string') throw new ModelError('invalid_argument', `metadata '${k}' must be a string`);
+    }
+    if (format === 'pt') {
+      const extra = Object.keys(metadata ?? {}).filter((k) => k !== 'loss');
+      if (extra.length) {
+        throw new ModelError(
+          'invalid_argument',
+          `a PyTorch checkpoint keeps no metadata but its 'loss': ${extra.join(', ')} has no place there`,
+        );
+      }
+      const handle = this.#live(false);
+      const { bytes, loss } = check(handle.toTorch(metadata?.loss ?? ''));
+      const info = {
+        format: 'pt',
+        kind: 'training_checkpoint',
+        dtype: 'f32',
+        params: this.#model.paramCount,
+        architecture: this.#model.architecture,
+        layers: this.#model.layers.map((l) => l.spec),
+        metadata: loss === null ? {} : { loss }, // what the file holds: its 'loss' only
+        training: true,
+      };
+      return { bytes, info };
     }
     const { ok, bytes, chunks, ...info } = check(this.#live(false).toBytes(metadata ?? {}, chunkBytes));
     return chunks ? { chunks, info } : { bytes, info };
@@ -712,11 +821,19 @@ export class Trainer {
 
 if (typeof Symbol.dispose === 'symbol') Trainer.prototype[Symbol.dispose] = Trainer.prototype.dispose;
 
-useTrainer((chunks, options) => {
+/** .mkp bytes (their magic, "\x89MKP"), from the first chunk. */
+const isMkp = (chunks) => {
+  const c = chunks[0];
+  return c?.length >= 4 && c[0] === 0x89 && c[1] === 0x4d && c[2] === 0x4b && c[3] === 0x50;
+};
+
+useTrainer((chunks, { onProgress, training, ...options }) => {
+  if (!isMkp(chunks)) return Trainer.fromTorchChunks(chunks, options);
   if (Object.values(options).some((o) => o !== undefined)) {
     throw new ModelError(
       'invalid_argument',
-      'load(…, { training: true }) reads a checkpoint as saved: no other option',
+      'load(…, { training: true }) reads a .mkp checkpoint as saved: no other option (the options are ' +
+        "for a PyTorch checkpoint's architecture, loss, optimizer, ...)",
     );
   }
   return Trainer.fromChunks(chunks);

@@ -85,9 +85,9 @@ export function serveTrainer(scope = globalThis) {
         throw e;
       }
     },
-    /** A checkpoint (url or bytes) → the resumed trainer's state. */
-    async load(source) {
-      return replace(await load(source, { training: true }));
+    /** A checkpoint (url or bytes; a .pt with its options: architecture, loss, ...) → the resumed trainer's state. */
+    async load(source, options = {}) {
+      return replace(await load(source, { ...options, training: true }));
     },
     async fit(id, x, y, options = {}) {
       const t = live();
