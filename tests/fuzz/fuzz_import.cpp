@@ -2,7 +2,7 @@
 // and inflater, the unpickler, the torch zip and legacy readers, safetensors.
 // Any bytes → an error or tensors, never a crash, leak or undefined behaviour.
 // Invariants: read_source (structure only) accepts whatever import_file
-// accepts; what imports exports again as safetensors and .pt and reads back
+// accepts; a general checkpoint's optimizer state reads or is refused, never crashes; what imports exports again as safetensors and .pt and reads back
 // to the same tensors.
 //   run: build/fuzz/fuzz_import -max_total_time=600 build/fuzz/corpus/import
 #include <cstdint>
@@ -11,6 +11,7 @@
 
 #include "import.hpp"
 #include "safetensors.hpp"
+#include "torch_checkpoint.hpp"
 #include "torch_file.hpp"
 
 using namespace modelkeep;
@@ -38,6 +39,14 @@ void same_or_abort(const StateDict& a, const StateDict& b) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     SourceInfo info;
     const Status structure = read_source(data, size, info);
+    // PyTorch's general checkpoint: an error or an optimizer state, one per parameter id.
+    if (structure.ok() && (info.format == FileFormat::torch_zip || info.format == FileFormat::torch_legacy)) {
+        const OptimizerOptions hint = adam_options();
+        TorchCheckpoint ck;
+        if (read_torch_checkpoint(MemorySource(data, size), &hint, ck).ok() && ck.has_optimizer &&
+            ck.params.size() != ck.state_shapes.size())
+            std::abort();
+    }
     Imported in;
     ImportOptions options;
     options.assume_sequential = size > 0 && (data[size - 1] & 1);

@@ -24,7 +24,17 @@ for spec in "${specs[@]}"; do
   done
   i=$((i + 1))
 done
+# Checkpoints: the TRAINING section (SGD with momentum, Adam with a schedule), and PyTorch's
+# general checkpoint for the import target.
+printf '0.1,0.2,0\n0.3,-0.4,1\n-0.5,0.6,0\n0.7,0.8,1\n-0.9,-1,0\n0.2,-0.3,1\n' > "$out/train.csv"
+"$cli" train "Linear(2,3),Tanh,Linear(3,2)" --data "$out/train.csv" --loss cross_entropy --epochs 2 \
+  --batch-size 2 --optimizer "sgd(lr=0.1, momentum=0.9)" --out "$out/reader/ckpt_sgd.mkp" >/dev/null 2>&1
+"$cli" train "Linear(2,3),BatchNorm1d(3),Dropout(0.2),Linear(3,2)" --data "$out/train.csv" --loss cross_entropy \
+  --epochs 1 --batch-size 2 --scheduler "step_lr(step_size=1)" --out "$out/reader/ckpt_adam.mkp" >/dev/null 2>&1
 cp "$here"/../torch/files/* "$out/import/"
+"$cli" train "Linear(2,3),Tanh,Linear(3,2)" --data "$out/train.csv" --loss cross_entropy --epochs 1 \
+  --batch-size 2 --out "$out/import/ckpt_adam.pt" >/dev/null 2>&1
+rm "$out/train.csv"
 for f in "$out"/reader/model_*_f32.mkp; do
   "$cli" convert "$f" "$out/import/$(basename "$f" .mkp).safetensors" >/dev/null
   "$cli" convert "$f" "$out/import/$(basename "$f" .mkp).pt" >/dev/null
@@ -35,7 +45,7 @@ python3 "$here/make_attack_seeds.py" "$out/import" "$out/pickle"
 echo "import corpus: $(ls "$out/import" | wc -l) files"
 # The pickles inside the torch fixtures (data.pkl of each zip), for fuzz_pickle.
 python3 - "$out/import" "$out/pickle" <<'PY'
-import os, sys, zipfile
+import os, sys, zipfile, zlib
 src, dst = sys.argv[1], sys.argv[2]
 for name in sorted(os.listdir(src)):
     try:
@@ -44,7 +54,7 @@ for name in sorted(os.listdir(src)):
                 if entry.endswith("/data.pkl"):
                     with open(os.path.join(dst, name + ".pkl"), "wb") as f:
                         f.write(z.read(entry))
-    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError):
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError, zlib.error):
         pass
 PY
 echo "pickle corpus: $(ls "$out/pickle" | wc -l) files"
