@@ -208,9 +208,8 @@ struct StateSlot {
 };
 
 struct Parsed {
-    std::vector<StateSlot> slots;     // tensors to read, in refs order
-    std::vector<bool> has_entry;      // per parameter
-    std::vector<bool> momentum_none;  // SGD: momentum_buffer None
+    std::vector<StateSlot> slots;  // tensors to read, in refs order
+    std::vector<bool> has_entry;   // per parameter
     bool loss_tensor = false;
     std::size_t loss_ref = 0;
     std::size_t first_ref = 0;  // where the extra refs start
@@ -297,7 +296,6 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
     out.params.assign(n, ParamState());
     out.state_shapes.assign(n, Shape());
     parsed.has_entry.assign(n, false);
-    parsed.momentum_none.assign(n, false);
     const OptimizerOptions& o = out.optimizer;
     const std::vector<const char*> wanted = state_keys(o);
     for (const auto& e : state->entries) {
@@ -349,7 +347,7 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
                 continue;
             }
             if (o.kind == OptimizerKind::sgd && key == "momentum_buffer" && v.kind == Kind::none) {
-                parsed.momentum_none[i] = true;
+                // None: no buffer yet (has_momentum_buffer stays false)
                 continue;
             }
             if (v.kind != Kind::tensor)
