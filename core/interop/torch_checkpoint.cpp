@@ -208,14 +208,19 @@ struct StateSlot {
 };
 
 struct Parsed {
-    std::vector<StateSlot> slots;         // tensors to read, in refs order
-    std::vector<const Value*> int_steps;  // per parameter: an int 'step' (or null)
-    std::vector<bool> has_entry;          // per parameter
-    std::vector<bool> momentum_none;      // SGD: momentum_buffer None
+    std::vector<StateSlot> slots;  // tensors to read, in refs order
+    std::vector<bool> has_entry;   // per parameter
     bool loss_tensor = false;
     std::size_t loss_ref = 0;
     std::size_t first_ref = 0;  // where the extra refs start
 };
+
+Status whole_step(const std::string& where, double v, std::int64_t& out) {
+    if (!(v >= 0.0) || v != std::floor(v) || v > 9007199254740992.0)
+        return unsupported(where + " is " + format_double(v) + ", not a whole number >= 0");
+    out = std::int64_t(v);
+    return Status();
+}
 
 Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRefs& refs, TorchCheckpoint& out,
                       Parsed& parsed) {
@@ -290,9 +295,7 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
     MK_TRY(read_group(g, n, hint, out));
     out.params.assign(n, ParamState());
     out.state_shapes.assign(n, Shape());
-    parsed.int_steps.assign(n, nullptr);
     parsed.has_entry.assign(n, false);
-    parsed.momentum_none.assign(n, false);
     const OptimizerOptions& o = out.optimizer;
     const std::vector<const char*> wanted = state_keys(o);
     for (const auto& e : state->entries) {
@@ -334,7 +337,7 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
             if (unused_known) continue;
             if (key == "step") {
                 if (v.kind == Kind::integer || v.kind == Kind::floating) {
-                    parsed.int_steps[i] = &v;
+                    MK_TRY(whole_step(where + "['step']", number(v), out.params[i].step));
                     continue;
                 }
                 if (v.kind != Kind::tensor || !v.shape.empty())
@@ -344,7 +347,7 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
                 continue;
             }
             if (o.kind == OptimizerKind::sgd && key == "momentum_buffer" && v.kind == Kind::none) {
-                parsed.momentum_none[i] = true;
+                // None: no buffer yet (has_momentum_buffer stays false)
                 continue;
             }
             if (v.kind != Kind::tensor)
@@ -354,13 +357,6 @@ Status read_optimizer(const Value& root, const OptimizerOptions* hint, TensorRef
             refs.emplace_back(where + "['" + key + "']", &v);
         }
     }
-    return Status();
-}
-
-Status whole_step(const std::string& where, double v, std::int64_t& out) {
-    if (!(v >= 0.0) || v != std::floor(v) || v > 9007199254740992.0)
-        return unsupported(where + " is " + format_double(v) + ", not a whole number >= 0");
-    out = std::int64_t(v);
     return Status();
 }
 
@@ -402,9 +398,6 @@ Status fill_states(const TorchFile& file, const Parsed& parsed, TorchCheckpoint&
     }
     for (std::size_t i = 0; i < out.params.size(); ++i) {
         ParamState& st = out.params[i];
-        if (parsed.int_steps[i])
-            MK_TRY(whole_step("optimizer_state_dict['state'][" + std::to_string(i) + "]['step']",
-                              number(*parsed.int_steps[i]), st.step));
         if (out.optimizer.kind == OptimizerKind::sgd && parsed.has_entry[i]) st.step = 1;
     }
     return Status();
