@@ -69,7 +69,9 @@ namespace modelkeep {
     /* --- training (loss.hpp, optim.hpp, lr_scheduler.hpp, train.hpp) --- */                                     \
     X(invalid_hyperparameter) /* an optimizer, schedule or loss option out of range (lr < 0, ...) */              \
     X(target_out_of_range)    /* a class index not in [0, C) nor ignore_index; a BCELoss input not in [0, 1] */   \
-    X(needs_f32) /* training a model that holds compact (f16/bf16/int8) weights: set_weight_dtype(f32) first */
+    X(needs_f32) /* training a model that holds compact (f16/bf16/int8) weights: set_weight_dtype(f32) first */   \
+    X(unsupported_optimizer) /* a PyTorch optimizer state modelkeep cannot continue faithfully (see               \
+                                torch_checkpoint.hpp) */
 
 enum class Code : int {
 #define MODELKEEP_X(name) name,

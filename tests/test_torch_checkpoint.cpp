@@ -499,7 +499,7 @@ TEST(TorchCheckpoint, RefusesWhatCannotContinueFaithfully) {
                                     sgd_group(p, {}, {0});
                                     sgd_group(p, {}, {1});
                                 }),
-                        Code::invalid_argument, "2 param groups"));
+                        Code::unsupported_optimizer, "2 param groups"));
     // An unknown state key (Adamax's), a state key of another optimizer.
     EXPECT_TRUE(refused(crafted(
                             [](P& p) {
@@ -508,15 +508,15 @@ TEST(TorchCheckpoint, RefusesWhatCannotContinueFaithfully) {
                                 p.op('u');
                             },
                             group({})),
-                        Code::invalid_argument, "has 'exp_inf'"));
+                        Code::unsupported_optimizer, "has 'exp_inf'"));
     // Group options that change the math, or that modelkeep does not have.
-    EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("capturable").op(0x88); })), Code::invalid_argument,
-                        "['capturable'] is True"));
+    EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("capturable").op(0x88); })),
+                        Code::unsupported_optimizer, "['capturable'] is True"));
     EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("differentiable").op(0x88); })),
-                        Code::invalid_argument, "['differentiable'] is True"));
-    EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("fused").op(0x88); })), Code::invalid_argument,
+                        Code::unsupported_optimizer, "['differentiable'] is True"));
+    EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("fused").op(0x88); })), Code::unsupported_optimizer,
                         "['fused'] is True"));
-    EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("lr_decay").int1(0); })), Code::invalid_argument,
+    EXPECT_TRUE(refused(crafted(sgd_state, group([](P& p) { p.str("lr_decay").int1(0); })), Code::unsupported_optimizer,
                         "has 'lr_decay'"));
     // A tensor learning rate (torch 2.x allows one).
     EXPECT_TRUE(refused(crafted(sgd_state,
@@ -528,7 +528,7 @@ TEST(TorchCheckpoint, RefusesWhatCannotContinueFaithfully) {
                                     p.str("params").op(']').op('(').int1(0).int1(1).op('e').op('u');
                                 },
                                 {{"4", f32_bytes(1)}}),
-                        Code::invalid_argument, "['lr'] is a tensor"));
+                        Code::unsupported_optimizer, "['lr'] is a tensor"));
     // Not one of the four optimizers (Adagrad's keys).
     EXPECT_TRUE(refused(crafted([](P&) {},
                                 [](P& p) {
@@ -537,7 +537,7 @@ TEST(TorchCheckpoint, RefusesWhatCannotContinueFaithfully) {
                                     p.str("lr_decay").int1(0).str("weight_decay").int1(0);
                                     p.str("params").op(']').op('(').int1(0).int1(1).op('e').op('u');
                                 }),
-                        Code::invalid_argument, "not SGD, Adam, AdamW or RMSprop"));
+                        Code::unsupported_optimizer, "not SGD, Adam, AdamW or RMSprop"));
     // An option out of range: PyTorch's constructor check.
     EXPECT_TRUE(refused(crafted(sgd_state,
                                 [](P& p) {
@@ -585,8 +585,10 @@ TEST(TorchCheckpoint, RefusesWhatCannotContinueFaithfully) {
     const Status fine = read_crafted(crafted(adam_state(3.0), adam_group), ck, &adam);
     ASSERT_TRUE(fine.ok()) << fine.to_string();
     EXPECT_EQ(ck.params[0].step, 3);
-    EXPECT_TRUE(refused(crafted(adam_state(2.5), adam_group), Code::invalid_argument, "not a whole number", &adam));
-    EXPECT_TRUE(refused(crafted(adam_state(-1.0), adam_group), Code::invalid_argument, "not a whole number", &adam));
+    EXPECT_TRUE(
+        refused(crafted(adam_state(2.5), adam_group), Code::unsupported_optimizer, "not a whole number", &adam));
+    EXPECT_TRUE(
+        refused(crafted(adam_state(-1.0), adam_group), Code::unsupported_optimizer, "not a whole number", &adam));
     // Adam's state without exp_avg_sq.
     EXPECT_TRUE(refused(crafted(
                             [](P& p) {
@@ -595,7 +597,7 @@ TEST(TorchCheckpoint, RefusesWhatCannotContinueFaithfully) {
                                 p.op('u');
                             },
                             adam_group),
-                        Code::invalid_argument, "lacks 'exp_avg_sq'", &adam));
+                        Code::unsupported_optimizer, "lacks 'exp_avg_sq'", &adam));
 }
 
 TEST(TorchCheckpoint, RefusesInconsistentStructure) {

@@ -113,7 +113,8 @@ export type CoreErrorCode =
   // training (docs/TRAINING.md)
   | 'invalid_hyperparameter'
   | 'target_out_of_range'
-  | 'needs_f32';
+  | 'needs_f32'
+  | 'unsupported_optimizer';
 
 /** The codes only the JavaScript layer throws: docs/API.md "Errors". */
 export type JsErrorCode =

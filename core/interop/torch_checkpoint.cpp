@@ -18,7 +18,7 @@ using Kind = Value::Kind;
 const char* const group_name = "optimizer_state_dict['param_groups'][0]";
 constexpr std::size_t max_group_keys = 64;
 
-Status unsupported(const std::string& message) { return error(Code::invalid_argument, message); }
+Status unsupported(const std::string& message) { return error(Code::unsupported_optimizer, message); }
 
 std::string kind_text(Kind k) {
     switch (k) {
@@ -128,20 +128,21 @@ Status read_group(const Group& g, std::size_t n, const OptimizerOptions* hint, T
             return error(Code::bad_pickle, std::string(group_name) + "['decoupled_weight_decay'] is not a bool");
         const bool hinted = hint && (hint->kind == OptimizerKind::adam || hint->kind == OptimizerKind::adamw);
         if (hint && !hinted)
-            return unsupported(std::string("the checkpoint holds an Adam or AdamW state, but ") +
-                               optimizer_name(hint->kind) + " was named");
+            return error(Code::invalid_argument, std::string("the checkpoint holds an Adam or AdamW state, but ") +
+                                                     optimizer_name(hint->kind) + " was named");
         if (d) {
             o.kind = d->boolean ? OptimizerKind::adamw : OptimizerKind::adam;
             if (hinted && hint->kind != o.kind)
-                return unsupported(std::string("the checkpoint holds an ") + optimizer_name(o.kind) +
-                                   " state (decoupled_weight_decay=" + (d->boolean ? "True" : "False") + "), but " +
-                                   optimizer_name(hint->kind) + " was named");
+                return error(Code::invalid_argument,
+                             std::string("the checkpoint holds an ") + optimizer_name(o.kind) +
+                                 " state (decoupled_weight_decay=" + (d->boolean ? "True" : "False") + "), but " +
+                                 optimizer_name(hint->kind) + " was named");
         } else if (hinted) {
             o.kind = hint->kind;
         } else {
-            return unsupported(
-                "the checkpoint's optimizer is Adam or AdamW (their states have the same keys; the file does not "
-                "say which): name it (CLI --optimizer adam or --optimizer adamw)");
+            return error(Code::invalid_argument,
+                         "the checkpoint's optimizer is Adam or AdamW (their states have the same keys; the file does "
+                         "not say which): name it (the CLI's --optimizer adamw, JavaScript's { optimizer: 'adamw' })");
         }
         own = {"lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"};
         const Value* betas = g.get("betas");
@@ -184,8 +185,8 @@ Status read_group(const Group& g, std::size_t n, const OptimizerOptions* hint, T
         return unsupported("the checkpoint's optimizer is not SGD, Adam, AdamW or RMSprop (its options: " + keys + ")");
     }
     if (hint && hint->kind != o.kind && o.kind != OptimizerKind::adam && o.kind != OptimizerKind::adamw)
-        return unsupported(std::string("the checkpoint holds a ") + optimizer_name(o.kind) + " state, but " +
-                           optimizer_name(hint->kind) + " was named");
+        return error(Code::invalid_argument, std::string("the checkpoint holds a ") + optimizer_name(o.kind) +
+                                                 " state, but " + optimizer_name(hint->kind) + " was named");
     for (const auto& k : g.keys) {
         bool mine = false;
         for (const char* name : own) mine = mine || k.first == name;

@@ -20,7 +20,7 @@
 //     keeps a repeated key's last value).
 //  2. 'optimizer_state_dict' must be a dict of exactly 'state' (a dict) and
 //     'param_groups' (a list): bad_pickle. One param group only; several:
-//     invalid_argument (modelkeep has one set of options for all parameters).
+//     unsupported_optimizer (modelkeep has one set of options for all parameters).
 //     A group of more than 64 keys: limit_exceeded; a key twice: duplicate_name.
 //  3. The group's 'params' must be the ints 0, 1, ..., n-1 in order (n <=
 //     max_tensors, else limit_exceeded), and 'state' keys ints in [0, n):
@@ -34,18 +34,18 @@
 //     invalid_argument asking to name it (--optimizer adam or --optimizer adamw).
 //     A hint of another kind than the file's: invalid_argument. 'betas' without
 //     'amsgrad' (Adamax, NAdam, RAdam) or none of these keys (Adagrad, ...):
-//     invalid_argument.
+//     unsupported_optimizer.
 //  5. Every key of the group must be known for that optimizer: its options
 //     (SGD lr, momentum, dampening, weight_decay, nesterov, maximize; Adam/AdamW
 //     lr, betas, eps, weight_decay, amsgrad, maximize, decoupled_weight_decay;
 //     RMSprop lr, momentum, alpha, eps, centered, weight_decay, maximize), each
-//     required (missing: invalid_argument), numbers int or float and flags bool
-//     (else bad_pickle), a tensor lr or beta (torch 2.x) invalid_argument; plus
+//     required (missing: unsupported_optimizer), numbers int or float and flags bool
+//     (else bad_pickle), a tensor lr or beta (torch 2.x) unsupported_optimizer; plus
 //     'params' and these, accepted with their harmless values only: 'foreach'
 //     (None/False/True: the same values), 'capturable' False, 'differentiable'
 //     False, 'fused' None/False, 'initial_lr' (a number set by an lr scheduler:
 //     kept in initial_lr), 'param_names'. Any other key, or capturable /
-//     differentiable / fused True: invalid_argument. Values out of range (lr < 0,
+//     differentiable / fused True: unsupported_optimizer. Values out of range (lr < 0,
 //     beta >= 1, nesterov without momentum, ...): invalid_hyperparameter
 //     (optim.hpp's validate_options).
 //  6. Each state entry is a dict (bad_pickle) of the optimizer's own keys
@@ -54,10 +54,10 @@
 //     'exp_avg', 'exp_avg_sq', 'max_exp_avg_sq' (with amsgrad; without, it is
 //     dropped); RMSprop 'step', 'square_avg', 'momentum_buffer' (momentum > 0),
 //     'grad_avg' (centered). A required key missing, or a key the optimizer
-//     with these options does not keep: invalid_argument; a key twice:
+//     with these options does not keep: unsupported_optimizer; a key twice:
 //     duplicate_name; a buffer that is not a tensor: bad_pickle. 'step' is an
 //     int, a float or a 0-d float32/int64 tensor holding a whole number >= 0
-//     (else invalid_argument; another dtype unsupported_tensor). SGD stores no
+//     (else unsupported_optimizer; another dtype unsupported_tensor). SGD stores no
 //     step: a parameter with an entry gets step 1. A parameter without an entry
 //     was never stepped: step 0, no buffers (Optimizer::set_state: zeros).
 //  7. State buffers must be float32 (unsupported_tensor; what the reader refuses

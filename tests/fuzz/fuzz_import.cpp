@@ -2,8 +2,8 @@
 // and inflater, the unpickler, the torch zip and legacy readers, safetensors.
 // Any bytes → an error or tensors, never a crash, leak or undefined behaviour.
 // Invariants: read_source (structure only) accepts whatever import_file
-// accepts; a general checkpoint's optimizer state reads or is refused, never crashes; what imports exports again as safetensors and .pt and reads back
-// to the same tensors.
+// accepts; a general checkpoint's optimizer state reads or is refused, never crashes; what imports exports again as
+// safetensors and .pt and reads back to the same tensors.
 //   run: build/fuzz/fuzz_import -max_total_time=600 build/fuzz/corpus/import
 #include <cstdint>
 #include <cstdlib>
