@@ -55,6 +55,7 @@
 
 #include "decimal.hpp"
 #include "utf8.hpp"
+#include "wire.hpp"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the checkpoint reader assumes a little-endian host");
 
@@ -98,96 +99,14 @@ Status malformed(const std::string& what) { return error(Code::bad_section, "TRA
 
 // ---- writing ----
 
-struct Out {
-    std::vector<std::uint8_t>& b;
-    void u8(std::uint8_t v) { b.push_back(v); }
-    void u64(std::uint64_t v) {
-        for (int i = 0; i < 8; ++i) b.push_back(std::uint8_t(v >> (8 * i)));
-    }
-    void f64(double v) {
-        std::uint64_t u;
-        std::memcpy(&u, &v, 8);
-        u64(u);
-    }
-    void f32(float v) {
-        std::uint32_t u;
-        std::memcpy(&u, &v, 4);
-        for (int i = 0; i < 4; ++i) b.push_back(std::uint8_t(u >> (8 * i)));
-    }
-    void varint(std::uint64_t v) {
-        do {
-            std::uint8_t byte = v & 0x7F;
-            v >>= 7;
-            if (v) byte |= 0x80;
-            b.push_back(byte);
-        } while (v);
-    }
-    void svarint(std::int64_t v) { varint((std::uint64_t(v) << 1) ^ std::uint64_t(v >> 63)); }
-    void str(const std::string& s) {
-        varint(s.size());
-        b.insert(b.end(), s.begin(), s.end());
-    }
-    void floats(const std::vector<float>& v) {
-        varint(v.size());
-        for (float x : v) f32(x);
-    }
-};
+void put_floats(WireWriter& w, const std::vector<float>& v) {
+    w.varint(v.size());
+    for (float x : v) w.f32(x);
+}
 
 // ---- reading: a cursor over the payload; overrunning it is bad_section ----
 
-struct In {
-    const std::uint8_t* data;
-    std::size_t pos, end;
-
-    std::size_t left() const { return end - pos; }
-    Status overrun(const char* what) const {
-        return malformed(std::string(what) + " at byte " + std::to_string(pos) + " runs past the payload's end (" +
-                         std::to_string(end) + ")");
-    }
-    Status u8(std::uint8_t& v, const char* what) {
-        if (left() < 1) return overrun(what);
-        v = data[pos++];
-        return Status::success();
-    }
-    Status u64(std::uint64_t& v, const char* what) {
-        if (left() < 8) return overrun(what);
-        v = 0;
-        for (int i = 0; i < 8; ++i) v |= std::uint64_t(data[pos + i]) << (8 * i);
-        pos += 8;
-        return Status::success();
-    }
-    Status f64(double& v, const char* what) {
-        std::uint64_t u = 0;
-        MK_TRY(u64(u, what));
-        std::memcpy(&v, &u, 8);
-        return Status::success();
-    }
-    Status varint(std::uint64_t& v, const char* what) {
-        std::uint64_t out = 0;
-        const std::size_t start = pos;
-        for (int i = 0;; ++i) {
-            if (left() < 1) return overrun(what);
-            const std::uint8_t b = data[pos++];
-            if (i == 9 && b > 1)
-                return error(Code::bad_varint, std::string("TRAINING section: ") + what + " at byte " +
-                                                   std::to_string(start) + " does not fit 64 bits");
-            out |= std::uint64_t(b & 0x7F) << (7 * i);
-            if (!(b & 0x80)) {
-                if (b == 0 && i > 0)
-                    return error(Code::bad_varint, std::string("TRAINING section: ") + what + " at byte " +
-                                                       std::to_string(start) + " is not canonical (overlong)");
-                break;
-            }
-        }
-        v = out;
-        return Status::success();
-    }
-    Status svarint(std::int64_t& v, const char* what) {
-        std::uint64_t u = 0;
-        MK_TRY(varint(u, what));
-        v = std::int64_t(u >> 1) ^ -std::int64_t(u & 1);
-        return Status::success();
-    }
+struct In : WireReader {
     // A non-negative counter.
     Status counter(std::int64_t& v, const char* what) {
         MK_TRY(svarint(v, what));
@@ -199,11 +118,11 @@ struct In {
         if (v & ~allowed) return malformed(std::string(what) + " has undefined bits set (" + std::to_string(v) + ")");
         return Status::success();
     }
-    Status kind(std::uint8_t& v, std::uint8_t count, const char* what) {
+    Status kind(std::uint8_t& v, std::uint8_t kinds, const char* what) {
         MK_TRY(u8(v, what));
-        if (v >= count)
+        if (v >= kinds)
             return malformed(std::string(what) + " " + std::to_string(v) + " is not one of 0.." +
-                             std::to_string(count - 1));
+                             std::to_string(kinds - 1));
         return Status::success();
     }
     // `count` f32 values, the count bounded by the bytes left before allocating.
@@ -214,17 +133,6 @@ struct In {
         v.resize(std::size_t(n));
         if (n) std::memcpy(v.data(), data + pos, std::size_t(n) * 4);
         pos += std::size_t(n) * 4;
-        return Status::success();
-    }
-    Status str(std::string& s, std::size_t max_bytes, const char* what) {
-        std::uint64_t len;
-        MK_TRY(varint(len, what));
-        if (len > max_bytes)
-            return error(Code::limit_exceeded, std::string("TRAINING section: ") + what + " of " + std::to_string(len) +
-                                                   " bytes, over the cap of " + std::to_string(max_bytes));
-        if (len > left()) return overrun(what);
-        s.assign(reinterpret_cast<const char*>(data + pos), std::size_t(len));
-        pos += std::size_t(len);
         return Status::success();
     }
 };
@@ -328,7 +236,7 @@ Status check_state(const Sequential& model, const TrainingState& s) {
 
 // The payload after data_bytes (spec §1) and the data's pieces (§2), pointing into `s`.
 void encode(const TrainingState& s, std::vector<std::uint8_t>& payload, std::vector<DataPiece>& pieces) {
-    Out w{payload};
+    WireWriter w{payload};
     const TrainerOptions& o = s.options;
     const OptimizerOptions& op = o.optimizer;
     w.u8(training_version);
@@ -340,8 +248,8 @@ void encode(const TrainingState& s, std::vector<std::uint8_t>& payload, std::vec
     w.u8(std::uint8_t(l.reduction));
     for (double v : {l.beta, l.delta, l.label_smoothing}) w.f64(v);
     w.svarint(l.ignore_index);
-    w.floats(l.weight);
-    w.floats(l.pos_weight);
+    put_floats(w, l.weight);
+    put_floats(w, l.pos_weight);
     w.u8(std::uint8_t((o.has_scheduler ? 1 : 0) | (o.scheduler_per_batch ? 2 : 0)));
     if (o.has_scheduler) {
         const SchedulerOptions& so = o.scheduler;
@@ -394,7 +302,7 @@ void encode(const TrainingState& s, std::vector<std::uint8_t>& payload, std::vec
 
 // Spec §1–§2: the payload and data into `s`, every field checked as it is read.
 Status decode(const std::vector<std::uint8_t>& payload, const std::vector<std::uint8_t>& data, TrainingState& s) {
-    In c{payload.data(), 0, payload.size()};
+    In c{{payload.data(), 0, payload.size(), "TRAINING"}};
     std::uint8_t version = 0, kind = 0, flags = 0;
     MK_TRY(c.u8(version, "version"));
     if (version != training_version)

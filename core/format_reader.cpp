@@ -14,6 +14,7 @@
 #include "format.hpp"
 #include "packed.hpp"
 #include "spec.hpp"
+#include "wire.hpp"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the format reader assumes a little-endian host");
 
@@ -35,81 +36,7 @@ std::string hex32(std::uint32_t v) {
     return buf;
 }
 
-// Reads within [pos, end) of one section; overrunning it is bad_section.
-struct Cursor {
-    const std::uint8_t* data;
-    std::size_t pos, end;
-    std::string section;
-
-    std::size_t left() const { return end - pos; }
-
-    Status overrun(const char* what) const {
-        return error(Code::bad_section, section + " section: " + what + " at byte " + std::to_string(pos) +
-                                            " runs past the section's end (" + std::to_string(end) + ")");
-    }
-    Status u8(std::uint8_t& v, const char* what) {
-        if (left() < 1) return overrun(what);
-        v = data[pos++];
-        return Status::success();
-    }
-    Status f32(float& v, const char* what) {
-        if (left() < 4) return overrun(what);
-        std::memcpy(&v, data + pos, 4);
-        pos += 4;
-        return Status::success();
-    }
-    Status varint(std::uint64_t& v, const char* what) {
-        std::uint64_t out = 0;
-        const std::size_t start = pos;
-        for (int i = 0;; ++i) {
-            if (left() < 1) return overrun(what);
-            const std::uint8_t b = data[pos++];
-            if (i == 9 && b > 1)
-                return error(Code::bad_varint, section + " section: " + what + " at byte " + std::to_string(start) +
-                                                   " does not fit 64 bits");
-            out |= std::uint64_t(b & 0x7F) << (7 * i);
-            if (!(b & 0x80)) {
-                if (b == 0 && i > 0)
-                    return error(Code::bad_varint, section + " section: " + what + " at byte " + std::to_string(start) +
-                                                       " is not canonical (overlong)");
-                break;
-            }
-        }
-        v = out;
-        return Status::success();
-    }
-    Status svarint(std::int64_t& v, const char* what) {
-        std::uint64_t u;
-        MK_TRY(varint(u, what));
-        v = std::int64_t(u >> 1) ^ -std::int64_t(u & 1);
-        return Status::success();
-    }
-    Status count(std::uint64_t& n, std::size_t cap, std::size_t min_record, const char* what) {
-        MK_TRY(varint(n, what));
-        if (n > cap)
-            return error(Code::limit_exceeded, section + " section: " + std::to_string(n) + " " + what +
-                                                   ", over the cap of " + std::to_string(cap));
-        if (n > left() / min_record) return overrun(what);
-        return Status::success();
-    }
-    Status str(std::string& s, std::size_t max_bytes, const char* what) {
-        std::uint64_t len = 0;
-        MK_TRY(varint(len, what));
-        if (len > max_bytes)
-            return error(Code::limit_exceeded, section + " section: " + what + " of " + std::to_string(len) +
-                                                   " bytes at byte " + std::to_string(pos) + ", over the cap of " +
-                                                   std::to_string(max_bytes));
-        if (len > left()) return overrun(what);
-        s.assign(reinterpret_cast<const char*>(data + pos), std::size_t(len));
-        pos += std::size_t(len);
-        if (!valid_utf8(s))
-            return error(Code::bad_name, section + " section: " + what + " ending at byte " + std::to_string(pos) +
-                                             " is not valid UTF-8");
-        return Status::success();
-    }
-};
-
-Status read_metadata(Cursor& c, Metadata& out) {
+Status read_metadata(WireReader& c, Metadata& out) {
     std::uint64_t n;
     MK_TRY(c.count(n, max_metadata_entries, 3, "metadata entries"));
     std::unordered_set<std::string> keys;
@@ -129,7 +56,7 @@ Status read_metadata(Cursor& c, Metadata& out) {
     return Status::success();
 }
 
-Status read_layer(Cursor& c, LayerSpec& s) {
+Status read_layer(WireReader& c, LayerSpec& s) {
     MK_TRY(c.str(s.name, 255, "layer name"));
     if (!s.name.empty() && !valid_layer_name(s.name))  // empty: the root, the model's only layer (§7)
         return error(Code::bad_name, "layer name '" + s.name + "' is not segments of [A-Za-z0-9_] joined by '.'");
@@ -194,7 +121,7 @@ Status read_layer(Cursor& c, LayerSpec& s) {
     return validate_layer(s);
 }
 
-Status read_tensor_record(Cursor& c, TensorInfo& t) {
+Status read_tensor_record(WireReader& c, TensorInfo& t) {
     MK_TRY(c.str(t.name, max_name_bytes, "tensor name"));
     if (t.name.empty()) return error(Code::bad_name, "a tensor has an empty name");
     if (first_control(t.name) >= 0)
@@ -223,7 +150,7 @@ Status read_tensor_record(Cursor& c, TensorInfo& t) {
     return Status::success();
 }
 
-Status read_tensors(Cursor& c, std::vector<TensorInfo>& out) {
+Status read_tensors(WireReader& c, std::vector<TensorInfo>& out) {
     std::uint64_t n;
     MK_TRY(c.count(n, max_tensors, 4, "tensors"));
     out.reserve(std::size_t(n));
@@ -328,7 +255,7 @@ Status read_sections(const std::vector<std::uint8_t>& header, FileInfo& info, st
     int last_tag = -1;
     bool have_layers = false, have_tensors = false;
     while (pos < header_len) {
-        Cursor h{data, pos, header_len, "header"};
+        WireReader h{data, pos, header_len, "header"};
         std::uint8_t tag = 0;
         std::uint64_t len = 0;
         MK_TRY(h.u8(tag, "section tag"));
@@ -340,7 +267,7 @@ Status read_sections(const std::vector<std::uint8_t>& header, FileInfo& info, st
             return error(Code::bad_section, "section " + std::to_string(tag) + " at byte " + std::to_string(pos) +
                                                 " is out of order or repeated");
         last_tag = tag;
-        Cursor c{data, h.pos, h.pos + std::size_t(len), ""};
+        WireReader c{data, h.pos, h.pos + std::size_t(len), ""};
         switch (tag) {
             case 1:
                 c.section = "METADATA";

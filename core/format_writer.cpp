@@ -8,49 +8,24 @@
 #include "crc32.hpp"
 #include "format.hpp"
 #include "packed.hpp"
+#include "wire.hpp"
 
 namespace modelkeep {
 
 namespace {
-
-struct Bytes {
-    std::vector<std::uint8_t>& b;
-    void u8(std::uint8_t v) { b.push_back(v); }
-    void u32(std::uint32_t v) {
-        for (int i = 0; i < 4; ++i) b.push_back(std::uint8_t(v >> (8 * i)));
-    }
-    void f32(float v) {
-        std::uint32_t u;
-        std::memcpy(&u, &v, 4);
-        u32(u);
-    }
-    void varint(std::uint64_t v) {
-        do {
-            std::uint8_t byte = v & 0x7F;
-            v >>= 7;
-            if (v) byte |= 0x80;
-            b.push_back(byte);
-        } while (v);
-    }
-    void svarint(std::int64_t v) { varint((std::uint64_t(v) << 1) ^ std::uint64_t(v >> 63)); }
-    void str(const std::string& s) {
-        varint(s.size());
-        b.insert(b.end(), s.begin(), s.end());
-    }
-};
 
 void put_u32_at(std::vector<std::uint8_t>& b, std::size_t at, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) b[at + i] = std::uint8_t(v >> (8 * i));
 }
 
 void section(std::vector<std::uint8_t>& out, std::uint8_t tag, const std::vector<std::uint8_t>& payload) {
-    Bytes w{out};
+    WireWriter w{out};
     w.u8(tag);
     w.varint(payload.size());
     out.insert(out.end(), payload.begin(), payload.end());
 }
 
-void layer_record(Bytes& w, const LayerSpec& s) {
+void layer_record(WireWriter& w, const LayerSpec& s) {
     w.str(s.name);
     w.u8(std::uint8_t(s.kind));
     switch (s.kind) {
@@ -133,7 +108,7 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
     std::vector<std::uint8_t> head(fixed_header_bytes, 0);
     if (!opt.metadata.empty()) {
         std::vector<std::uint8_t> payload;
-        Bytes w{payload};
+        WireWriter w{payload};
         std::unordered_set<std::string> keys;
         w.varint(opt.metadata.size());
         for (const auto& [k, v] : opt.metadata) {
@@ -157,7 +132,7 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
     }
     if (layers) {
         std::vector<std::uint8_t> payload;
-        Bytes w{payload};
+        WireWriter w{payload};
         w.varint(layers->size());
         for (const LayerSpec& s : *layers) layer_record(w, s);
         section(head, 2, payload);
@@ -166,7 +141,7 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
     }
     {
         std::vector<std::uint8_t> payload;
-        Bytes w{payload};
+        WireWriter w{payload};
         std::unordered_set<std::string> names;
         w.varint(items.size());
         for (const Item& it : items) {
@@ -213,7 +188,7 @@ Status plan(FileKind kind, const std::vector<LayerSpec>* layers, const std::vect
                                                      std::to_string(x.payload.size()) + " bytes");
         std::vector<std::uint8_t> payload;
         payload.reserve(10 + x.payload.size());
-        Bytes w{payload};
+        WireWriter w{payload};
         w.varint(bytes);
         payload.insert(payload.end(), x.payload.begin(), x.payload.end());
         section(head, x.tag, payload);
