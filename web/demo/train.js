@@ -6,6 +6,21 @@
 // generates data, draws and forwards what the user asks.
 import { connectTrainer, ModelError } from '../src/index.js';
 
+/** The settings' controls (data and network), by id. */
+const settingIds = [
+  'dataset',
+  'samples',
+  'noise',
+  'seed',
+  'hidden',
+  'activation',
+  'optimizer',
+  'lr',
+  'batchSize',
+  'epochs',
+  'pace',
+];
+
 const checkpointUrl = 'indexeddb://playground';
 const savedKey = 'modelkeep-train:saved'; // localStorage: what the last Save wrote (a hint only)
 const validationSplit = 0.2;
@@ -507,19 +522,7 @@ function setButtons() {
   $('save').disabled = !ready || busy || play.key === null;
   $('resume').disabled = !ready || busy;
   $('reset').disabled = !ready || busy || play.key === null;
-  for (const id of [
-    'dataset',
-    'samples',
-    'noise',
-    'seed',
-    'hidden',
-    'activation',
-    'optimizer',
-    'lr',
-    'batchSize',
-    'epochs',
-    'pace',
-  ]) {
+  for (const id of settingIds) {
     $(id).disabled = busy;
   }
   document.body.dataset.training = String(training);
@@ -1149,19 +1152,7 @@ function start() {
   onClick('resume', () => working(resume));
   onClick('reset', () => working(startOver));
   $('reload').addEventListener('click', () => location.reload());
-  for (const id of [
-    'dataset',
-    'samples',
-    'noise',
-    'seed',
-    'hidden',
-    'activation',
-    'optimizer',
-    'lr',
-    'batchSize',
-    'epochs',
-    'pace',
-  ]) {
+  for (const id of settingIds) {
     $(id).addEventListener('input', () => {
       showCode();
       previewData();
