@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "gemm.hpp"
+#include "norm.hpp"
 
 namespace modelkeep {
 
@@ -199,17 +200,11 @@ void layer_norm_train(const float* x, std::size_t rows, std::size_t n, float eps
     if (n == 0) return;
     for (std::size_t r = 0; r < rows; ++r) {
         const float* in = x + r * n;
-        // The arithmetic of norm.cpp's layer_norm, so that the outputs are the same.
-        double mean = 0.0;
-        for (std::size_t j = 0; j < n; ++j) mean += in[j];
-        mean /= double(n);
-        double var = 0.0;
-        for (std::size_t j = 0; j < n; ++j) var += (in[j] - mean) * (in[j] - mean);
-        var /= double(n);
-        const float inv = float(1.0 / std::sqrt(var + double(eps)));
+        float mean = 0.0f, inv = 0.0f;
+        layer_norm_row_stats(in, n, eps, mean, inv);  // norm.cpp's: the same outputs as layer_norm
         rstd[r] = inv;
         for (std::size_t j = 0; j < n; ++j) {
-            const float h = (in[j] - float(mean)) * inv;
+            const float h = (in[j] - mean) * inv;
             xhat[r * n + j] = h;
             float v = h;
             if (weight) v *= weight[j];

@@ -4,6 +4,17 @@
 
 namespace modelkeep {
 
+void layer_norm_row_stats(const float* row, std::size_t n, float eps, float& mean, float& inv_std) {
+    double m = 0.0;
+    for (std::size_t j = 0; j < n; ++j) m += row[j];
+    m /= double(n);
+    double var = 0.0;
+    for (std::size_t j = 0; j < n; ++j) var += (row[j] - m) * (row[j] - m);
+    var /= double(n);
+    mean = float(m);
+    inv_std = float(1.0 / std::sqrt(var + double(eps)));
+}
+
 Status layer_norm(const Tensor& x, std::size_t n, float eps, const Tensor* weight, const Tensor* bias, Tensor& y) {
     if (x.dimension() < 1 || x.shape()[x.dimension() - 1] != n)
         return error(Code::shape_mismatch,
@@ -14,15 +25,10 @@ Status layer_norm(const Tensor& x, std::size_t n, float eps, const Tensor* weigh
     for (std::size_t r = 0; r < rows; ++r) {
         const float* in = x.data() + r * n;
         float* out = y.data() + r * n;
-        double mean = 0.0;
-        for (std::size_t j = 0; j < n; ++j) mean += in[j];
-        mean /= double(n);
-        double var = 0.0;
-        for (std::size_t j = 0; j < n; ++j) var += (in[j] - mean) * (in[j] - mean);
-        var /= double(n);
-        const float inv = float(1.0 / std::sqrt(var + double(eps)));
+        float mean = 0.0f, inv = 0.0f;
+        layer_norm_row_stats(in, n, eps, mean, inv);
         for (std::size_t j = 0; j < n; ++j) {
-            float v = (in[j] - float(mean)) * inv;
+            float v = (in[j] - mean) * inv;
             if (weight) v *= weight->data()[j];
             if (bias) v += bias->data()[j];
             out[j] = v;
