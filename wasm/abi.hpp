@@ -301,6 +301,16 @@ inline Status reserve(double bytes, const std::string& what) {
     return Status::success();
 }
 
+// A planned .mkp file emitted into JavaScript (mk_js_sink, then mk_js_write per range),
+// in chunks of chunk_bytes when > 0; wasm memory holds only emit_file's scratch,
+// reserved first.
+inline Status emit_to_js(const WritePlan& plan, double chunk_bytes) {
+    MK_TRY(reserve(double(emit_bytes(plan)), "the file"));
+    JsSink sink(plan.info.file_bytes, std::uint64_t(chunk_bytes));
+    emit_file(plan, sink);
+    return Status::success();
+}
+
 /// A Sequential owned by exactly one JS Model object (which calls mk_model_delete).
 struct ModelHandle {
     Sequential model;

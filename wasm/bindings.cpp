@@ -319,10 +319,8 @@ EMSCRIPTEN_KEEPALIVE const char* mk_model_to_bytes(ModelHandle* h, const std::ui
     WritePlan plan;
     st = state_dict ? plan_state_dict(copy, opt, plan) : plan_model(h->model, opt, plan);
     // The file itself is built in JavaScript; wasm memory holds the scratch and at most one expanded weight.
-    if (st.ok()) st = reserve(double(emit_bytes(plan)), "the file");
+    if (st.ok()) st = emit_to_js(plan, chunk_bytes);
     if (!st.ok()) return fail(st);
-    JsSink sink(plan.info.file_bytes, std::uint64_t(chunk_bytes));
-    emit_file(plan, sink);
     Json j = success();
     info_fields(j, plan.info);
     return done();

@@ -458,10 +458,8 @@ EMSCRIPTEN_KEEPALIVE const char* mk_trainer_to_bytes(TrainerHandle* t, const std
     const TrainingState state = t->trainer.state();
     WritePlan plan;
     st = plan_checkpoint(model, state, opt, plan);
-    if (st.ok()) st = reserve(double(emit_bytes(plan)), "the file");
+    if (st.ok()) st = emit_to_js(plan, chunk_bytes);
     if (!st.ok()) return fail(st);
-    JsSink sink(plan.info.file_bytes, std::uint64_t(chunk_bytes));
-    emit_file(plan, sink);
     Json j = success();
     info_fields(j, plan.info);
     j.boolean("training", true);
