@@ -2,6 +2,7 @@
 // models this site has stored. Plain DOM, no framework: each handler below is what its step's
 // code block shows, plus the few lines that put the result on the page.
 import * as mk from '../src/index.js';
+import { $, el, visible } from './dom.js';
 
 await mk.ready(); // the WebAssembly module, before the synchronous API (nn, forward, ...)
 
@@ -27,40 +28,10 @@ const savedKey = 'modelkeep-demo:saved'; // sessionStorage: the weights as they 
 const maxShown = 8; // rows and columns shown per tensor
 const prefix = 'indexeddb://';
 
-const $ = (id) => document.getElementById(id);
-
 /** The model in memory: { model, source } or null (e.g. right after a reload). */
 let current = null;
 
 // ---- small helpers -------------------------------------------------------------------------
-
-/**
- * Control characters (but newline and tab) and bidirectional overrides as visible escapes
- * ("\u0007", "\u202e"): a name from a file shows what it holds, and cannot reorder the text
- * around it.
- */
-const visible = (text) =>
-  text.replace(
-    /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-
-/**
- * Creates an element: el('td', { className: 'x', dataset: { value: '1' } }, 'text', child).
- * Must: the only way this page puts text from files, stored models and errors on the page —
- * strings become text nodes (through visible()), never markup; no innerHTML anywhere.
- */
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === 'dataset') Object.assign(node.dataset, value);
-    else if (key.startsWith('aria-') || key === 'scope') node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children)
-    if (child !== null && child !== undefined) node.append(typeof child === 'string' ? visible(child) : child);
-  return node;
-}
 
 const fmtValue = (v) => (Object.is(v, -0) ? 0 : v).toFixed(6);
 /**

@@ -5,6 +5,7 @@
 // Must: the page never trains — every fit, evaluate and predict runs in a worker; the page
 // generates data, draws and forwards what the user asks.
 import { connectTrainer, ModelError } from '../src/index.js';
+import { $, el } from './dom.js';
 
 /** The settings' controls (data and network), by id. */
 const settingIds = [
@@ -41,21 +42,7 @@ const tints = [
 const maxEpochs = 20_000; // the curves a checkpoint keeps: about 40 bytes an epoch (historyText)
 const maxHistoryBytes = 1_000_000; // under the format's 1 MiB per metadata value
 
-const $ = (id) => document.getElementById(id);
-
 // ---- small helpers -------------------------------------------------------------------------
-
-/** Creates an element; strings become text nodes, never markup. */
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === 'dataset') Object.assign(node.dataset, value);
-    else if (key.startsWith('aria-') || key === 'scope') node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  for (const child of children) if (child !== null && child !== undefined) node.append(child);
-  return node;
-}
 
 /** Shows an error in the role="alert" region: "code: message" for a ModelError. */
 function showError(err) {
