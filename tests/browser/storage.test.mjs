@@ -833,6 +833,70 @@ test('9. downloads://name downloads name.mkp holding exactly model.toBytes()', {
 );
 
 test(
+  '9b. downloads:// of a trainer with { training: true }: name.mkp is the checkpoint, name.pt a PyTorch general checkpoint; both resume',
+  { skip, timeout: 60_000 },
+  () =>
+    withBrowser(undefined, async ({ context }) => {
+      const { page, errors } = await openPage(context, server.url);
+      const spec = 'Linear(3,4),Tanh,Linear(4,2)';
+      const make = () =>
+        page.evaluate(async (spec) => {
+          const { Model, Trainer } = window.mk;
+          window.trainer = await Trainer.create(Model.fromSpec(spec, { seed: 2 }), {
+            optimizer: 'adam(lr=0.05)',
+            loss: 'cross_entropy',
+            seed: 2,
+          });
+          for (let i = 0; i < 3; i++)
+            window.trainer.trainBatch(
+              [
+                [1, 2, 3],
+                [-1, 0, 2],
+              ],
+              [0, 1],
+            );
+          return th.b64(window.trainer.toBytes());
+        }, spec);
+      const bytes = await make();
+      const [mkp] = await Promise.all([
+        page.waitForEvent('download', { timeout: 15_000 }),
+        page.evaluate(() => window.mk.save(window.trainer, 'downloads://run', { training: true })),
+      ]);
+      assert.equal(mkp.suggestedFilename(), 'run.mkp');
+      const file = await readFile(await mkp.path());
+      assert.equal(file.toString('base64'), bytes, 'the download is trainer.toBytes()');
+      const [pt] = await Promise.all([
+        page.waitForEvent('download', { timeout: 15_000 }),
+        page.evaluate(() => window.mk.save(window.trainer, 'downloads://run.pt', { training: true })),
+      ]);
+      assert.equal(pt.suggestedFilename(), 'run.pt');
+      const ptFile = await readFile(await pt.path());
+      // Both files, given back to the page, continue the run: one more step each equals the original's.
+      const r = await page.evaluate(
+        async ({ mkp, pt, spec }) => {
+          const { load } = window.mk;
+          const x = [[0.5, -1, 2]];
+          const step = (t) => (t.trainBatch(x, [1]), Array.from(Object.values(t.model.stateDict())[0].data));
+          const fromMkp = await load(th.fromB64(mkp), { training: true });
+          const fromPt = await load(th.fromB64(pt), {
+            training: true,
+            architecture: spec,
+            loss: 'cross_entropy',
+            optimizer: 'adam',
+          });
+          const want = step(window.trainer);
+          return { want, mkp: step(fromMkp), pt: step(fromPt) };
+        },
+        { mkp: file.toString('base64'), pt: ptFile.toString('base64'), spec },
+      );
+      assert.deepEqual(r.mkp, r.want, 'the .mkp checkpoint continues bit for bit');
+      assert.deepEqual(r.pt, r.want, 'the .pt checkpoint continues bit for bit (weights and Adam state)');
+      assert.equal(ptFile.subarray(0, 2).toString('latin1'), 'PK', 'a torch.save zip');
+      assertNoErrors(errors);
+    }),
+);
+
+test(
   '10. an IndexedDB load hands wasm the stored chunks (no joined copy): a model over two chunks loads bit-identically; a flipped byte in chunk 1 is checksum_mismatch',
   { skip, timeout: 60_000 },
   () =>
