@@ -3,7 +3,7 @@
 // root, and lets tests add routes that serve arbitrary bytes.
 //   node scripts/serve.mjs [--port N] [--threads]   prints the demo's URL (default port 8080, or a
 //   free one); --threads serves the pthreads build (web/dist-threads/, `npm run build:threads`)
-//   in place of web/dist/, cross-origin isolated (the headers SharedArrayBuffer needs)
+//   in place of web/dist/ and web/dist-reader/, cross-origin isolated (the headers SharedArrayBuffer needs)
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, resolve, sep } from 'node:path';
@@ -52,7 +52,7 @@ export function mimeType(path) {
  * @param {{ root?: string, host?: string, port?: number, cacheControl?: string, threads?: boolean }} [options]
  *   port 0 = any free port; cacheControl: the Cache-Control header of every response
  *   (default no-store; the startup benchmark lets the browser cache the files); threads: serve
- *   web/dist-threads/ as web/dist/ with Cross-Origin-Opener-Policy and -Embedder-Policy set, so
+ *   web/dist-threads/ as web/dist/ and web/dist-reader/ with Cross-Origin-Opener-Policy and -Embedder-Policy set, so
  *   that pages are cross-origin isolated and load the pthreads build
  * @returns {Promise<{ url: string, port: number, route: (path: string, body: Uint8Array|string,
  *   type?: string) => void, unroute: (path: string) => void, close: () => Promise<void> }>}
@@ -102,7 +102,7 @@ export async function startServer({
       send(400, 'bad request', text);
       return;
     }
-    if (threads) pathname = pathname.replace(/^\/web\/dist\//, '/web/dist-threads/');
+    if (threads) pathname = pathname.replace(/^\/web\/dist(?:-reader)?\//, '/web/dist-threads/');
     const file = resolve(rootDir, `.${pathname}`);
     if (file !== rootDir && !file.startsWith(rootDir + sep)) {
       send(403, 'forbidden', text);

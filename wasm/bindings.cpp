@@ -39,8 +39,10 @@
 #include <vector>
 
 #include "abi.hpp"
+#include "compact.hpp"
 #include "format.hpp"
 #include "json_string.hpp"
+#include "layer.hpp"
 #include "model.hpp"
 #include "parallel.hpp"
 #include "spec.hpp"
@@ -114,9 +116,11 @@ Status reserve_to_read(const ByteSource& file) {
 }
 #endif
 
+#if !MODELKEEP_READER
 // A state dict being passed in (mk_sd_begin, mk_sd_add, then mk_sd_load).
 StateDict pending;
 std::size_t pending_total = 0;
+#endif
 
 // [{ name, shape }] of the tensors `each` produces, whose values JavaScript
 // copies as each is produced (mk_js_take), in the same order.
@@ -144,6 +148,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_answer() { return answer.c_str(); }
 EMSCRIPTEN_KEEPALIVE ModelHandle* mk_model_new() { return new (std::nothrow) ModelHandle(); }
 EMSCRIPTEN_KEEPALIVE void mk_model_delete(ModelHandle* h) { delete h; }
 
+#if !MODELKEEP_READER  // not in the reader: the model moves to the core (mk_model_take)
 /// args: SPEC. → ok; the handle holds the new model, with PyTorch's initialisation from `seed`.
 EMSCRIPTEN_KEEPALIVE const char* mk_model_init(ModelHandle* h, const std::uint8_t* args, double seed) {
     std::vector<LayerSpec> specs;
@@ -159,6 +164,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_model_init(ModelHandle* h, const std::uint8_
     if (!st.ok()) return fail(st);
     return ok();
 }
+#endif
 
 /// Any readable file of `size` bytes (.mkp, torch zip or legacy, safetensors; the
 /// current source) → { ok, format, holds, architectureFrom, ...info }. args:
@@ -178,7 +184,19 @@ EMSCRIPTEN_KEEPALIVE const char* mk_model_load(ModelHandle* h, double size, cons
         Status st = read_info(file, false, info);
         if (st.ok()) st = reserve(double(read_bytes(info, architecture.empty())), "the model");
         Sequential model;
+#if MODELKEEP_READER
+        // The reader loads model files as they are; the JS layer sends everything else to the core.
+        (void)prefix;
+        if (st.ok() && !architecture.empty())
+            st = error(Code::invalid_argument, "loads with an architecture are the core module's, not the reader's");
+        if (st.ok()) st = read_model(file, model, nullptr, &info);
+        if (st.code() == Code::wrong_kind)
+            st = error(
+                Code::needs_architecture,
+                "a modelkeep state dict holds weights, not the layers that use them: load it with an architecture");
+#else
         if (st.ok()) st = read_model_as(file, architecture, model, info, prefix);
+#endif
         if (!st.ok()) return fail(st);
         h->model = std::move(model);
         h->warm = {};
@@ -215,6 +233,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_model_load(ModelHandle* h, double size, cons
 #endif
 }
 
+#if !MODELKEEP_READER  // not in the reader: the model moves to the core (mk_model_take)
 /// args: format ('safetensors' | 'pt'), dtype ('f32' | 'f16' | 'bf16'), metadata
 /// → ok, the state dict's file copied to JavaScript (mk_js_take).
 EMSCRIPTEN_KEEPALIVE const char* mk_model_export(ModelHandle* h, const std::uint8_t* args) {
@@ -247,6 +266,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_model_export(ModelHandle* h, const std::uint
                                                 " needs the importer, which this build of modelkeep leaves out"));
 #endif
 }
+#endif
 
 /// Step 1 of forward: the input's shape (rank dims in mk_dims()) and its
 /// `length` values → where abi.js writes them (the model's warm input), or null
@@ -295,6 +315,7 @@ EMSCRIPTEN_KEEPALIVE const float* mk_forward_run(ModelHandle* h) {
     return warm.output.data();
 }
 
+#if !MODELKEEP_READER  // not in the reader: the model moves to the core (mk_model_take)
 /// args: dtype ('f32' | 'f16' | 'bf16' | 'int8'), metadata; state_dict: no
 /// architecture → { ok, ...info } once the file has gone to mk_js_sink /
 /// mk_js_write (chunk_bytes > 0: in chunks of that many bytes).
@@ -325,7 +346,9 @@ EMSCRIPTEN_KEEPALIVE const char* mk_model_to_bytes(ModelHandle* h, const std::ui
     info_fields(j, plan.info);
     return done();
 }
+#endif
 
+#if !MODELKEEP_READER  // not in the reader: the model moves to the core (mk_model_take)
 /// → { ok, stateDict: [{ name, shape }] } in PyTorch's order, each tensor's
 /// values copied to JavaScript (mk_js_take).
 EMSCRIPTEN_KEEPALIVE const char* mk_state_dict(ModelHandle* h) {
@@ -333,7 +356,9 @@ EMSCRIPTEN_KEEPALIVE const char* mk_state_dict(ModelHandle* h) {
     success().raw("stateDict", list);
     return done();
 }
+#endif
 
+#if !MODELKEEP_READER
 /// A state dict being passed in: mk_sd_begin(n entries), then mk_sd_add for
 /// each, then mk_sd_load. → ok, or limit_exceeded.
 EMSCRIPTEN_KEEPALIVE const char* mk_sd_begin(double n) {
@@ -387,7 +412,9 @@ EMSCRIPTEN_KEEPALIVE const char* mk_sd_load(ModelHandle* h, int strict) {
         .raw("unexpectedKeys", string_array(report.unexpected_keys));
     return done();
 }
+#endif
 
+#if !MODELKEEP_READER  // not in the reader: the model moves to the core (mk_model_take)
 /// args: dtype ('f32' | 'f16' | 'bf16' | 'int8') → { ok, unchanged: [layer names] }:
 /// every Linear weight held in that dtype (compact.hpp), except those it
 /// cannot hold (NaN/inf, or beyond f16's range), which stay as they were.
@@ -403,6 +430,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_set_weight_dtype(ModelHandle* h, const std::
     success().raw("unchanged", string_array(unchanged));
     return done();
 }
+#endif
 
 /// → { ok, architecture, layers, weightDtype, memoryBytes, paramCount }.
 EMSCRIPTEN_KEEPALIVE const char* mk_model_describe(ModelHandle* h) {
@@ -414,6 +442,133 @@ EMSCRIPTEN_KEEPALIVE const char* mk_model_describe(ModelHandle* h) {
         .num("paramCount", double(h->model.param_count()));
     return done();
 }
+
+/// A model moving to another module (web/src/model.js: the reader holds only
+/// what load and forward need; the core or the importer does the rest): → { ok,
+/// architecture, tensors: [{ dtype, shape }] } in state-dict order, each tensor
+/// as it is held copied to JavaScript (mk_js_take): a compact weight as the
+/// file format's stored bytes (lossless: mk_give_add takes them back as they
+/// are), anything else as float32 rows (a packed weight unpacked for the copy).
+EMSCRIPTEN_KEEPALIVE const char* mk_model_take(ModelHandle* h) {
+    // The largest transient: one weight's stored bytes or unpacked rows.
+    double largest = 0;
+    for (const Layer& layer : h->model.layers())
+        for (const Param& p : layer.params) largest = std::max(largest, double(p.bytes()));
+    const Status st = reserve(largest, "moving the model");
+    if (!st.ok()) return fail(st);
+    std::string tensors = "[";
+    Tensor scratch;
+    std::vector<std::uint8_t> stored;
+    for (const Layer& layer : h->model.layers())
+        for (const Param& p : layer.params) {
+            if (p.is_compact()) {
+                const CompactWeight& w = p.compact();
+                stored.resize(std::size_t(stored_bytes(w.dtype, std::uint64_t(w.rows) * w.cols, w.rows)));
+                compact_to_stored(w, stored.data());
+                mk_js_take(stored.data(), double(stored.size()));
+            } else {
+                const Tensor& t = p.f32(scratch);
+                mk_js_take(t.data(), double(t.size()) * 4);
+            }
+            tensors += tensors.size() > 1 ? ",{" : "{";
+            Json(tensors).str("dtype", dtype_name(p.dtype())).raw("shape", shape_array(p.shape()));
+            tensors += '}';
+        }
+    success().str("architecture", format_spec(h->model.specs())).raw("tensors", tensors + "]");
+    return done();
+}
+
+#if !MODELKEEP_READER  // the reader only ever gives a model away
+namespace {
+// A model moving in (mk_give_begin, mk_give_add per tensor, mk_give_end): what
+// mk_model_take gave in another module.
+struct Giving {
+    std::vector<LayerSpec> specs;
+    std::vector<ParamInfo> expected;   // every tensor of specs, in state-dict order
+    std::vector<Param> params;         // those given so far
+    std::vector<std::uint8_t> stored;  // the last compact weight's stored bytes, until taken in
+    DType stored_dtype = DType::f32;
+} giving;
+
+// The compact weight mk_give_add handed out last, from its stored bytes.
+Status finish_given() {
+    if (giving.stored_dtype == DType::f32) return Status::success();
+    const Shape& s = giving.expected[giving.params.size()].shape;
+    CompactWeight w;
+    const bool held = compact_from_stored(giving.stored_dtype, s[0], s[1], giving.stored.data(), w);
+    giving.stored = {};
+    giving.stored_dtype = DType::f32;
+    if (!held) return error(Code::invalid_input, "a compact weight given to the model holds values it cannot hold");
+    giving.params.emplace_back(std::move(w));
+    return Status::success();
+}
+}  // namespace
+
+/// args: the SPEC (mk_model_take's architecture) → ok, or its failure.
+EMSCRIPTEN_KEEPALIVE const char* mk_give_begin(const std::uint8_t* args) {
+    giving = {};
+    Status st = parse_spec(Args(args).str(), giving.specs);
+    if (st.ok()) st = validate_specs(giving.specs);
+    if (!st.ok()) return fail(st);
+    for (const LayerSpec& spec : giving.specs)
+        for (ParamInfo& info : layer_params(spec)) giving.expected.push_back(std::move(info));
+    return ok();
+}
+
+/// The next tensor in state-dict order, held in `dtype` ('f32', or 'f16' |
+/// 'bf16' | 'int8' for a Linear weight) and `bytes` long (mk_model_take's) →
+/// where abi.js writes them, or null with the failure at mk_answer().
+EMSCRIPTEN_KEEPALIVE std::uint8_t* mk_give_add(const std::uint8_t* args, double bytes) {
+    const std::string dtype = Args(args).str();
+    DType d;
+    Status st = finish_given();
+    const std::size_t i = giving.params.size();
+    if (st.ok() && i >= giving.expected.size()) st = error(Code::invalid_argument, "more tensors than the model has");
+    if (st.ok() && !parse_dtype(dtype, d)) st = error(Code::invalid_argument, "dtype '" + dtype + "' is unknown");
+    if (!st.ok()) {
+        giving = {};
+        fail(st);
+        return nullptr;
+    }
+    const Shape& shape = giving.expected[i].shape;
+    const std::uint64_t n = numel(shape);
+    if (d != DType::f32 && shape.size() != 2)
+        st = error(Code::invalid_argument, "only a weight of rank 2 is held compact");
+    else if (bytes != double(d == DType::f32 ? n * 4 : stored_bytes(d, n, shape[0])))
+        st = error(Code::shape_mismatch, "tensor " + std::to_string(i) + " of the model is " + shape_to_string(shape) +
+                                             ", not " + count_text(bytes) + " bytes of " + dtype);
+    if (st.ok()) st = reserve(bytes * 2, "moving the model");
+    if (!st.ok()) {
+        giving = {};
+        fail(st);
+        return nullptr;
+    }
+    if (d == DType::f32) {
+        giving.params.emplace_back(Tensor(shape));
+        return reinterpret_cast<std::uint8_t*>(giving.params.back().values().data());
+    }
+    giving.stored.resize(std::size_t(bytes));
+    giving.stored_dtype = d;
+    return giving.stored.data();
+}
+
+/// The tensors given → ok, the handle holding the model (packed for the kernels), or a failure.
+EMSCRIPTEN_KEEPALIVE const char* mk_give_end(ModelHandle* h) {
+    Status st = finish_given();
+    if (st.ok() && giving.params.size() != giving.expected.size())
+        st = error(Code::invalid_argument, "the model has " + std::to_string(giving.expected.size()) + " tensors, " +
+                                               std::to_string(giving.params.size()) + " were given");
+    if (!st.ok()) {
+        giving = {};
+        return fail(st);
+    }
+    h->model = Sequential::from_parts(giving.specs, std::move(giving.params));
+    h->warm = {};
+    giving = {};
+    return ok();
+}
+
+#endif
 
 /// Any readable file of `size` bytes (the current source) → its info object
 /// without decoding weights (.mkp: the header; torch: the pickle and the
@@ -449,6 +604,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_file_info(double size, int check_data) {
 #endif
 }
 
+#if !MODELKEEP_READER  // not in the reader: the model moves to the core (mk_model_take)
 /// Any readable file of `size` bytes (the current source) → { ok, format,
 /// stateDict: [{ name, shape }] }, each tensor's values copied to JavaScript
 /// (mk_js_take).
@@ -488,6 +644,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_read_tensors(double size) {
     return fail(not_mkp());
 #endif
 }
+#endif
 
 /// Threads the kernels use: 1, or up to 4 in the pthreads build (parallel.hpp).
 EMSCRIPTEN_KEEPALIVE int mk_thread_count() { return int(thread_count()); }

@@ -33,12 +33,12 @@ export function browserMissing() {
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
- * Builds web/dist and web/dist-importer (scripts/build-wasm.sh, progress on stderr) when a .wasm or its loader is
+ * Builds web/dist-reader, web/dist and web/dist-importer (scripts/build-wasm.sh, progress on stderr) when a .wasm or its loader is
  * missing — for benchmarks and tests run on their own, outside npm run bench / npm test; with
  * threads, web/dist-threads (scripts/build-wasm.sh --threads). False if the build failed.
  */
 export function ensureWasmBuilt(log = (line) => process.stderr.write(`${line}\n`), { threads = false } = {}) {
-  const dirs = threads ? ['web/dist-threads'] : ['web/dist', 'web/dist-importer'];
+  const dirs = threads ? ['web/dist-threads'] : ['web/dist-reader', 'web/dist', 'web/dist-importer'];
   const files = ['modelkeep_wasm.wasm', 'modelkeep_wasm.mjs', ...(threads ? ['modelkeep_wasm.worker.js'] : [])];
   if (dirs.every((dir) => files.every((f) => existsSync(join(root, dir, f))))) return true;
   log(`${dirs.join(' or ')} is missing: building with scripts/build-wasm.sh${threads ? ' --threads' : ''}`);

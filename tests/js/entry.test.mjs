@@ -18,6 +18,7 @@ import { fs, writeFile } from '../../web/src/files.js';
 import { runtime } from '../../web/src/runtime.js';
 
 const nodeEntry = new URL('../../web/src/node.js', import.meta.url).href;
+const runtimeEntry = new URL('../../web/src/runtime.js', import.meta.url).href;
 const wasmPath = fileURLToPath(new URL('../../web/dist/modelkeep_wasm.wasm', import.meta.url));
 
 /** Runs `body` (an ES module's code, with the Node entry's exports as `mk`) in a fresh Node; its JSON output. */
@@ -60,21 +61,47 @@ test('before ready(): the synchronous API throws not_ready, naming await ready()
   assert.deepEqual(r.shape, [1, 5]);
 });
 
-test('async functions load the module themselves: load() of a file, then the synchronous API', async () => {
+test('load() alone fetches only the reader: forward works, the rest says await ready(), then works', async () => {
   await ready(); // in this process, to write the file
   const dir = mkdtempSync(join(tmpdir(), 'modelkeep-entry-'));
   try {
     const path = join(dir, 'm.mkp');
     const model = nn.sequential(nn.linear(3, 5), { seed: 42 });
-    writeFileSync(path, model.toBytes());
+    const bytes = model.toBytes();
+    writeFileSync(path, bytes);
     const expected = Array.from(model.forward([[1, 2, 3]]).data);
     model.dispose();
-    const r = fresh(`
+    const r = fresh(`${attempt}
+      const { loadedModules } = await import(${JSON.stringify(runtimeEntry)});
       const m = await mk.load(${JSON.stringify(path)});
+      const y = Array.from(m.forward([[1, 2, 3]]).data);
+      const modules = loadedModules();
+      const arch = m.architecture;
+      const before = {
+        sequential: attempt(() => mk.nn.sequential(mk.nn.linear(3, 5))),
+        toBytes: attempt(() => m.toBytes()),
+        stateDict: attempt(() => m.stateDict()),
+        setWeightDtype: attempt(() => m.setWeightDtype('f16')),
+      };
+      await mk.ready();
       const again = mk.nn.sequential(mk.nn.linear(3, 5), { seed: 42 });
-      console.log(JSON.stringify({ y: Array.from(m.forward([[1, 2, 3]]).data), z: Array.from(again.forward([[1, 2, 3]]).data) }));`);
+      const z = Array.from(again.forward([[1, 2, 3]]).data);
+      const bytes = Array.from(m.toBytes());
+      console.log(JSON.stringify({ y, z, modules, after: loadedModules(), arch, before, bytes,
+        y2: Array.from(m.forward([[1, 2, 3]]).data) }));`);
+    assert.deepEqual(r.modules, ['reader']);
     assert.deepEqual(r.y, expected);
+    assert.equal(r.arch, '0=Linear(3,5)');
+    for (const [what, [name, code, message]] of Object.entries(r.before)) {
+      assert.equal(name, 'ModelError', what);
+      assert.equal(code, 'not_ready', what);
+      assert.match(message, /await ready\(\) first/, what);
+    }
+    assert.deepEqual(r.after, ['reader', 'core']);
     assert.deepEqual(r.z, expected);
+    // The model moved to the core as it was held: the same file, the same output.
+    assert.deepEqual(r.bytes, Array.from(bytes));
+    assert.deepEqual(r.y2, expected);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -3,8 +3,9 @@
 // ModelHandle (init, load, forward, toBytes, exportBytes, stateDict, loadStateDict, ...),
 // `abi` (what train.js's TrainerHandle needs of the module: wasm/train_bindings.cpp's calls),
 // fileInfo, readTensors, threadCount — each answering a plain object, { ok: true, ... } or
-// { ok: false, code, message }, that errors.js's check() turns into a ModelError. Both modules
-// (the lean core and the importer) have the same ABI and are wrapped alike.
+// { ok: false, code, message }, that errors.js's check() turns into a ModelError. The three
+// modules have the same ABI and are wrapped alike, but the reader has only the calls that load
+// and run a model (ModelHandle#lean: true) and mk_model_take, which moves one to another module.
 // Must: read the heap views afresh after every call into wasm (memory growth replaces them);
 // copy every result out of wasm memory before the next call; free what it allocates.
 import { ModelError } from './errors.js';
@@ -133,8 +134,15 @@ export function wrap(raw) {
     return r;
   };
 
+  // The reader (MODELKEEP_READER) has no mk_model_init: it loads .mkp models and runs them only.
+  const lean = typeof raw._mk_model_init !== 'function';
+
   class ModelHandle {
     #p;
+    /** True in the reader module: load, forward, describe and take only (model.js moves the rest). */
+    get lean() {
+      return lean;
+    }
     constructor() {
       this.#p = raw._mk_model_new();
       if (!this.#p) throw new ModelError('out_of_memory', 'no memory left for a model');
@@ -195,6 +203,23 @@ export function wrap(raw) {
         raw.HEAPF32.set(data, at / 4);
       }
       return answer(raw._mk_sd_load(this.#p, strict ? 1 : 0));
+    }
+    /** → { ok, architecture, tensors: [{ dtype, shape, data: Uint8Array }] }: the model as it is held. */
+    take() {
+      const [r, values] = taking(() => answer(raw._mk_model_take(this.#p)));
+      if (r.ok) r.tensors.forEach((t, i) => (t.data = values[i]));
+      return r;
+    }
+    /** The model another module's take() gave → ok (this handle now holds it), or the failure. */
+    give({ architecture, tensors }) {
+      const begun = withArgs([architecture], null, (a) => answer(raw._mk_give_begin(a)));
+      if (!begun.ok) return begun;
+      for (const { dtype, data } of tensors) {
+        const at = withArgs([dtype], null, (a) => raw._mk_give_add(a, data.length)) >>> 0;
+        if (!at) return lastAnswer();
+        raw.HEAPU8.set(data, at);
+      }
+      return answer(raw._mk_give_end(this.#p));
     }
     setWeightDtype(dtype) {
       return withArgs([dtype], null, (a) => answer(raw._mk_set_weight_dtype(this.#p, a)));

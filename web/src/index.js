@@ -1,8 +1,9 @@
 // modelkeep — build or import a model, save it to IndexedDB, reload it, predict. The entry for
 // browsers, Web Workers and bundlers (package.json "exports" condition "default"; Node gets
-// node.js): no node: module is reachable from here. The core's .wasm is fetched on the first
-// await ready() (or the first async call), the importer's on the first PyTorch / safetensors
-// file (runtime.js), each from next to the package — bundlers that understand
+// node.js): no node: module is reachable from here. The reader's .wasm is fetched by a load()
+// when nothing else is loaded, the core's on the first await ready() (or the first async call
+// that needs it), the importer's on the first PyTorch / safetensors file or trainer (runtime.js),
+// each from next to the package — bundlers that understand
 // `new URL(..., import.meta.url)` copy it — or from where ready({ wasm }) says.
 import { bytesOptions, usePlatform } from './runtime.js';
 import { ModelError } from './errors.js';
@@ -10,8 +11,8 @@ import { ModelError } from './errors.js';
 // Vite 5-7's dev server runs the package pre-bundled into node_modules/.vite/deps/ without the
 // .wasm, so '../dist/x.wasm' names node_modules/.vite/dist/x.wasm, which does not exist (Vite
 // issue 8427; Vite 8 and every production build rewrite the URL themselves): the package's own.
-// The same for the importer's, '../dist-importer/x.wasm'.
-const viteDeps = /\/node_modules\/\.vite\/(dist(?:-importer)?)\/([^/]+\.wasm)$/;
+// The same for the reader's and the importer's, '../dist-reader/x.wasm', '../dist-importer/x.wasm'.
+const viteDeps = /\/node_modules\/\.vite\/(dist(?:-reader|-importer)?)\/([^/]+\.wasm)$/;
 
 usePlatform({
   name: 'browser',

@@ -10,7 +10,7 @@
 // plus its TRAINING section), which load(…, { training: true }) resumes as a Trainer.
 import { ModelError, check } from './errors.js';
 import { Model, encode, fromChunks, toUint8Array, withImporter } from './model.js';
-import { currentPlatform, isNode, loadedModule, needsImporter, ready, runtime } from './runtime.js';
+import { currentPlatform, isNode, loadedModule, module, needsImporter, ready, requested, runtime } from './runtime.js';
 import { openStore } from './store.js';
 
 /** The key of a Trainer's checkpoint saver (train.js), which save() hands a training save to. */
@@ -220,9 +220,8 @@ async function readStream(body, total, onProgress) {
   return out;
 }
 
-/** The bytes behind any source load() accepts. */
+/** The bytes behind any source load() accepts (no WebAssembly module is needed for them). */
 export async function loadBytes(source, { onProgress } = {}) {
-  await ready();
   if (source instanceof Uint8Array || source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
     return toUint8Array(source);
   }
@@ -295,7 +294,6 @@ export async function load(
   source,
   { onProgress, architecture, assumeSequential, prefix, entry, weightDtype, training = false } = {},
 ) {
-  await ready();
   const text = source instanceof URL ? source.href : source;
   // A stored model goes to wasm as its chunks, read in place: no joined copy of the file in JS.
   let chunks;
@@ -311,8 +309,27 @@ export async function load(
     // All the options as given (train.js checks them): a .pt general checkpoint takes the trainer's too.
     return resumeTrainer(chunks, arguments[1]);
   }
+  const options = { architecture, assumeSequential, prefix, entry, weightDtype };
+  // A model file read as it is, with no other module asked for yet: the reader module, which a page
+  // that loads and predicts needs alone (runtime.js); its models move to the core for the rest.
+  const plain =
+    architecture === undefined &&
+    !assumeSequential &&
+    prefix === undefined &&
+    entry === undefined &&
+    weightDtype === undefined;
+  if (plain && !requested('core')) {
+    const reader = await module('reader');
+    try {
+      return await withImporter(() => fromChunks(chunks, options, reader));
+    } catch (e) {
+      // A state dict: the core says which architecture its tensors suggest.
+      if (e?.code !== 'needs_architecture') throw e;
+    }
+  }
+  await ready();
   // A file other than .mkp: the importer module, fetched once on first use (runtime.js).
-  return withImporter(() => fromChunks(chunks, { architecture, assumeSequential, prefix, entry, weightDtype }));
+  return withImporter(() => fromChunks(chunks, options));
 }
 
 /** { 'indexeddb://name': { dateSaved, bytes, dtype, params, layers, metadata, ... } }, without reading weights. */

@@ -18,26 +18,30 @@ const DTYPES = ['f32', 'f16', 'bf16', 'int8'];
 export let encode;
 
 /**
- * fromChunks(chunks, { architecture, assumeSequential, weightDtype }) → Model: Model.fromBytes over a file
- * given as its chunks (Uint8Arrays, in order, as the IndexedDB store keeps it), which wasm reads
- * in place: JavaScript never joins them into a second copy of the file. Set by Model's static block.
+ * fromChunks(chunks, { architecture, assumeSequential, weightDtype }, module = the core) → Model:
+ * Model.fromBytes over a file given as its chunks (Uint8Arrays, in order, as the IndexedDB store
+ * keeps it), which wasm reads in place: JavaScript never joins them into a second copy of the
+ * file. io.js's load() passes the reader module when nothing else is loaded. Set by Model's
+ * static block.
  */
 export let fromChunks;
 
 /**
- * inImporter(model, importer module) → the model's handle in the importer module (train.js: the
- * trainer lives there). A model of the core moves there first as .mkp bytes in its own dtype
- * (lossless); the Model object keeps working, its handle now the importer's (the core's is freed).
- * Set by Model's static block.
+ * moveTo(model, module) → the model's handle in that module (train.js: the trainer lives in the
+ * importer). The model moves as it is held (mk_model_take, then mk_give_*: compact weights as
+ * their stored bytes, lossless); the Model object keeps working, its handle now the new module's
+ * (the old one is freed). Set by Model's static block.
  */
-export let inImporter;
+export let moveTo;
 
-// Files other than .mkp (PyTorch, safetensors) and exports to them are the importer module's
-// (runtime.js): the core answers them needs_importer. A model imported there stays there (a
-// Model's handle may live in either module: both have the same methods); a model of the core
-// exported to .pt / .safetensors moves to the importer as .mkp bytes — lossless, in the model's
-// own weight dtype. A synchronous call throws not_ready until the importer is loaded;
-// withImporter() loads it and calls again.
+// A Model's handle may live in any of the three modules (runtime.js). One that load() read into
+// the reader (which loads and runs models only) moves to the core — or the importer, when only
+// that is loaded — for anything else (#full): synchronously, so not_ready until ready() has
+// loaded one. Files other than .mkp (PyTorch, safetensors) and exports to them are the importer
+// module's: the reader and the core answer them needs_importer. A model imported there stays
+// there; a model exported to .pt / .safetensors is copied to the importer for the export. A
+// synchronous call throws not_ready until the importer is loaded; withImporter() loads it and
+// calls again.
 const wantsImporter = Symbol('wantsImporter');
 
 /** The importer module, or not_ready (naming `what` and the fix) when it is not loaded yet. */
@@ -314,10 +318,29 @@ export class Model {
     return { shape: r.shape, data: r.data };
   }
 
+  /**
+   * The handle, in a module that does more than load and run models: a model the reader holds
+   * moves to the core (or the importer, when only that is loaded) first. `what` names the call
+   * for the not_ready that says to load one.
+   */
+  #full(what) {
+    const handle = this.#live();
+    if (!handle.lean) return handle;
+    const m = loadedModule('core') ?? loadedModule('importer');
+    if (!m) {
+      throw new ModelError(
+        'not_ready',
+        `${what} needs modelkeep's core module: this model was read by load() into the reader, which ` +
+          `loads and runs models only; await ready() first (the model then moves to the core)`,
+      );
+    }
+    return moveTo(this, m);
+  }
+
   /** { [key]: { shape, data } } in PyTorch's order ("0.weight", "0.bias", ...); copies. */
   stateDict() {
     const out = {};
-    for (const e of this.#live().stateDict()) out[e.name] = { shape: e.shape, data: e.data };
+    for (const e of this.#full('stateDict()').stateDict()) out[e.name] = { shape: e.shape, data: e.data };
     return out;
   }
 
@@ -344,7 +367,7 @@ export class Model {
         data: t?.data instanceof Float32Array ? t.data : Float32Array.from(t?.data ?? []),
       }));
     }
-    const r = check(this.#live().loadStateDict(entries, strict));
+    const r = check(this.#full('loadStateDict()').loadStateDict(entries, strict));
     return { missingKeys: r.missingKeys, unexpectedKeys: r.unexpectedKeys };
   }
 
@@ -361,15 +384,15 @@ export class Model {
     }
     const { dtype = this.weightDtype === 'int8' ? 'f32' : this.weightDtype, metadata = {} } = options;
     checkMetadata(metadata);
+    const own = this.#live();
     const r = orImporter(
-      this.#live().exportBytes(format, String(dtype), metadata ?? {}),
+      own.lean ? { ok: false, code: 'needs_importer' } : own.exportBytes(format, String(dtype), metadata ?? {}),
       `toBytes({ format: '${format}' })`,
       (m) => {
-        // This model, as .mkp bytes in its own dtype, into the importer's memory for the export.
-        const mkp = encode(this, { dtype: this.weightDtype }).bytes;
+        // A copy of this model, as it is held, in the importer's memory for the export.
         const handle = new m.ModelHandle();
         try {
-          check(handle.load(mkp, '', false, '', ''));
+          check(handle.give(check(own.take())));
           return handle.exportBytes(format, String(dtype), metadata ?? {});
         } finally {
           handle.delete();
@@ -380,7 +403,11 @@ export class Model {
   }
 
   static {
-    fromChunks = (chunks, { architecture, assumeSequential = false, prefix, entry, weightDtype } = {}) => {
+    fromChunks = (
+      chunks,
+      { architecture, assumeSequential = false, prefix, entry, weightDtype } = {},
+      m = runtime(),
+    ) => {
       if (architecture !== undefined && (typeof architecture !== 'string' || architecture === '')) {
         throw new ModelError('invalid_argument', 'architecture must be a non-empty SPEC string');
       }
@@ -397,7 +424,7 @@ export class Model {
         throw new ModelError('invalid_argument', 'a file in chunks must be an array of Uint8Arrays');
       }
       const args = [architecture ?? '', Boolean(assumeSequential), prefix ?? '', entry ?? ''];
-      let handle = new (runtime().ModelHandle)();
+      let handle = new m.ModelHandle();
       let r = handle.load(chunks, ...args);
       if (!r.ok && r.code === 'needs_importer') {
         // Imported in the importer module, where the model then stays: its handle has every
@@ -424,11 +451,11 @@ export class Model {
       return model;
     };
 
-    inImporter = (model, m) => {
+    moveTo = (model, m) => {
       const handle = model.#live();
       if (handle instanceof m.ModelHandle) return handle;
       const moved = new m.ModelHandle();
-      const r = moved.load([encode(model, { dtype: model.weightDtype }).bytes], '', false, '', '');
+      const r = moved.give(check(handle.take()));
       if (!r.ok) {
         moved.delete();
         check(r);
@@ -446,7 +473,9 @@ export class Model {
         throw new ModelError('invalid_argument', `dtype must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
       }
       checkMetadata(metadata);
-      const { bytes, chunks, ...info } = check(model.#live().toBytes(dtype, metadata ?? {}, stateDictOnly, chunkBytes));
+      const { bytes, chunks, ...info } = check(
+        model.#full('toBytes()').toBytes(dtype, metadata ?? {}, stateDictOnly, chunkBytes),
+      );
       return chunks ? { chunks, info } : { bytes, info };
     };
   }
@@ -483,7 +512,7 @@ export class Model {
     if (!DTYPES.includes(dtype)) {
       throw new ModelError('invalid_argument', `dtype must be one of ${DTYPES.join(', ')}, got ${String(dtype)}`);
     }
-    return { unchanged: check(this.#live().setWeightDtype(dtype)).unchanged };
+    return { unchanged: check(this.#full('setWeightDtype()').setWeightDtype(dtype)).unchanged };
   }
 
   /** Bytes the model's tensors hold in memory (compact weights count what they hold). */

@@ -1,25 +1,23 @@
 // runtime.js — the WebAssembly modules, each loaded once, on demand: a small registry keyed by
-// name. 'core' (web/dist/): the lean module, .mkp read/write and forward, which ready() loads;
-// 'importer' (web/dist-importer/, through importer.js): the same plus the PyTorch / safetensors
-// importer and exporter, fetched on first use only (model.js routes the calls that need it;
-// docs/ARCHITECTURE.md "Two modules"). Knows no platform: the entry a
-// user imports (index.js for browsers and bundlers, node.js for Node, chosen by package.json's
-// "exports" conditions) registers one with usePlatform(), which says how a .wasm's bytes are
-// found. No top-level await, no node: import here (bundlers must be able to build it for any
-// target). Must: load each module at most once per realm while it succeeds; forget a failed
-// load, so that the next call tries again; never call into a module before it is ready (the
-// synchronous API throws not_ready instead).
-import createModelkeep from '../dist/modelkeep_wasm.mjs';
+// name. 'reader' (web/dist-reader/): the leanest module, which loads .mkp models and runs them and
+// nothing else — what a load() fetches when no other module is loaded; 'core' (web/dist/, through
+// core.js): .mkp read/write, nn, state dicts, compact weights, which ready() loads; 'importer'
+// (web/dist-importer/, through importer.js): the same plus the PyTorch / safetensors importer and
+// exporter and the trainer, fetched on first use only (model.js routes the calls that need it and
+// moves models between modules; docs/ARCHITECTURE.md "Three modules"). Knows no platform: the entry a
+import createReader from '../dist-reader/modelkeep_wasm.mjs';
 import { wrap } from './abi.js';
 import { ModelError } from './errors.js';
 
 /**
  * name → () => Promise of { factory: Emscripten factory, wasm: URL of its .wasm }. A module
- * fetched on first use is a dynamic import() of a file that holds both (importer.js): its .wasm's
- * URL must stay out of the page's own chunk, so that a bundler emits it apart.
+ * fetched on first use is a dynamic import() of a file that holds both (core.js, importer.js): its
+ * .wasm's URL must stay out of the page's own chunk, so that a bundler emits it apart. Only the
+ * reader's is in the page's chunk: a page that loads and predicts fetches nothing else.
  */
 const builds = {
-  core: async () => ({ factory: createModelkeep, wasm: new URL('../dist/modelkeep_wasm.wasm', import.meta.url) }),
+  reader: async () => ({ factory: createReader, wasm: new URL('../dist-reader/modelkeep_wasm.wasm', import.meta.url) }),
+  core: () => import('./core.js'),
   importer: () => import('./importer.js'),
 };
 
@@ -95,7 +93,8 @@ async function instantiate(build, given) {
       'network_error',
       `cannot load modelkeep's WebAssembly module${where}: ${e?.message ?? e} (a bundler that does not ` +
         `copy the .wasm: copy modelkeep/modelkeep.wasm next to your bundle and call ready({ wasm: URL }); ` +
-        `for the importer, modelkeep/importer.wasm and ready({ importerWasm: URL }))`,
+        `for the reader and the importer, modelkeep/reader.wasm and modelkeep/importer.wasm, and ready({ ` +
+        `readerWasm: URL, importerWasm: URL }))`,
     );
     err.cause = e;
     throw err;
@@ -104,15 +103,19 @@ async function instantiate(build, given) {
 
 /**
  * Resolves once the core module is loaded (and instantiated), the way tf.ready() does; memoised.
- * Every async function awaits it; call it before the synchronous API (nn.sequential, forward, ...).
- * `wasm`: where the core's .wasm is. `importerWasm`: where the importer's .wasm is, remembered
- * for its first load. `importer: true`: load the importer now too, so that the synchronous
+ * Every async function but load() and loadBytes() awaits it; call it before the synchronous API
+ * (nn.sequential, Model.fromBytes, toBytes, ...). load() alone fetches only the reader module
+ * when nothing else is loaded (a page that loads and predicts needs no more); the models it reads
+ * there move to the core, when it is loaded, for what the reader does not do.
+ * `wasm`: where the core's .wasm is. `readerWasm`, `importerWasm`: where the reader's and the
+ * importer's .wasm are, remembered for their first load. `importer: true`: load the importer now too, so that the synchronous
  * functions that need it (fileInfo, Model.fromBytes, loadStateDict and toBytes on .pt or
  * .safetensors) work; the async ones (load, save) fetch it themselves on first use.
- * @param {{ wasm?: WasmSource, importerWasm?: WasmSource, importer?: boolean }} [options]
+ * @param {{ wasm?: WasmSource, readerWasm?: WasmSource, importerWasm?: WasmSource, importer?: boolean }} [options]
  *   WasmSource: URL | string | ArrayBuffer | ArrayBufferView | Response
  */
-export async function ready({ wasm, importerWasm, importer = false } = {}) {
+export async function ready({ wasm, readerWasm, importerWasm, importer = false } = {}) {
+  if (readerWasm !== undefined && !loading.has('reader')) locations.set('reader', readerWasm);
   if (importerWasm !== undefined && !loading.has('importer')) locations.set('importer', importerWasm);
   await Promise.all([module('core', { wasm }), importer ? module('importer') : null]);
 }
@@ -134,7 +137,12 @@ export function loadedModule(name) {
   return loaded.get(name);
 }
 
-/** The names of the modules loaded so far, in load order ('core', then 'importer' once used). */
+/** True once the module `name` is loaded or being loaded. */
+export function requested(name) {
+  return loading.has(name);
+}
+
+/** The names of the modules loaded so far, in load order ('reader', 'core', 'importer' as used). */
 export function loadedModules() {
   return [...loaded.keys()];
 }

@@ -15,7 +15,7 @@
 // usable after any error or an abort.
 import { ModelError, check } from './errors.js';
 import { load, storing, useTrainer } from './io.js';
-import { Model, fromChunks, fromNested, inImporter, withImporter } from './model.js';
+import { Model, fromChunks, fromNested, moveTo, withImporter } from './model.js';
 import { module } from './runtime.js';
 
 // Safety net for trainers that are never disposed; dispose() is still the rule.
@@ -372,7 +372,7 @@ export class Trainer {
           `model.setWeightDtype('f32') before training it`,
       );
     }
-    const handle = inImporter(model, m);
+    const handle = moveTo(model, m);
     const r = check(trainerClass(m).create(handle.address, args));
     return new Trainer(r.handle, model, false);
   }
@@ -433,7 +433,7 @@ export class Trainer {
     const m = await trainingModule();
     const model = await withImporter(() => fromChunks(chunks, { architecture, assumeSequential }));
     try {
-      const handle = inImporter(model, m);
+      const handle = moveTo(model, m);
       const t = check(trainerClass(m).loadTorch(handle.address, chunks, args));
       return new Trainer(t.handle, model, true);
     } catch (e) {
