@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything `npm test` runs, in order: the formatting check; the native build and its GoogleTest
-# suite; the WebAssembly builds (the lean core and the importer module, then pthreads), the package's tests in Node and in
+# suite; the WebAssembly builds (the reader, the core and the importer module, then pthreads), the package's tests in Node and in
 # headless Chromium, and the packed tarball in a scratch app (each bundler of the matrix, the
 # README's quick starts); the native suite again under ASan + UBSan; a short libFuzzer run of
 # each fuzz target. Stops at the first failure; prints the totals at the end.
@@ -23,7 +23,7 @@ cmake --build --preset native
 run_ctest --preset native
 
 step "WebAssembly build"
-bash scripts/build-wasm.sh            # the lean core (web/dist/) and the importer (web/dist-importer/)
+bash scripts/build-wasm.sh            # the reader (web/dist-reader/), the core (web/dist/), the importer (web/dist-importer/)
 node scripts/check-size.mjs
 bash scripts/build-wasm.sh --threads  # the optional pthreads build: tests/browser/threads.test.mjs
 

@@ -35,7 +35,7 @@ export interface ReadyOptions {
    */
   importerWasm?: WasmSource;
   /**
-   * Also load the importer module now (a second .wasm, ~130 KB gzipped), so that the synchronous
+   * Also load the importer module now (another .wasm, ~180 KB gzipped), so that the synchronous
    * calls that need it work: fileInfo, Model.fromBytes and loadStateDict on a .pt or .safetensors
    * file, toBytes({ format: 'pt' | 'safetensors' }). They throw 'not_ready' until then. The async
    * load() and save() fetch it themselves on first use; .mkp files never need it.
@@ -46,10 +46,12 @@ export interface ReadyOptions {
 /**
  * Loads and instantiates the core WebAssembly module, once (like tf.ready()): later calls resolve
  * at once; a load that failed is tried again by the next call. Await it before the synchronous API
- * (nn.sequential, Model.fromSpec, Model.fromBytes, fileInfo, ...), which throws ModelError
- * 'not_ready' until it has resolved; every async function (load, save, listModels, ...) awaits it.
- * The importer (PyTorch / safetensors) is a second module, loaded on first use or by
- * `ready({ importer: true })`.
+ * (nn.sequential, Model.fromSpec, Model.fromBytes, fileInfo, toBytes, ...), which throws
+ * ModelError 'not_ready' until it has resolved; every async function but load() and loadBytes()
+ * (save, listModels, ...) awaits it. load() alone, with nothing else loaded, fetches only the
+ * reader (a smaller module that loads .mkp models and runs them); its models move to the core once
+ * ready() has loaded it. The importer (PyTorch / safetensors, training) is a third module, loaded
+ * on first use or by `ready({ importer: true })`.
  */
 export function ready(options?: ReadyOptions): Promise<void>;
 

@@ -107,6 +107,17 @@ test('load() alone fetches only the reader: forward works, the rest says await r
   }
 });
 
+test('a load() that fails loads the core before it rejects: the load-or-build fallback works', () => {
+  const r = fresh(`${attempt}
+    const { loadedModules } = await import(${JSON.stringify(runtimeEntry)});
+    const missing = await attemptAsync(mk.load('/nonexistent/m.mkp'));
+    const build = attempt(() => mk.nn.sequential(mk.nn.linear(3, 5)));
+    console.log(JSON.stringify({ missing, build, modules: loadedModules() }));`);
+  assert.equal(r.missing[1], 'not_found');
+  assert.equal(r.build, 'ok');
+  assert.deepEqual(r.modules, ['core']);
+});
+
 test('a failed load is forgotten: ready() tries again; ready({ wasm }) takes a path, a URL or the bytes', () => {
   const r = fresh(`${attempt}
     const missing = await attemptAsync(mk.ready({ wasm: '/nonexistent/modelkeep.wasm' }));

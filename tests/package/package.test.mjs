@@ -38,14 +38,18 @@ let browser;
 /**
  * What every app runs, without top-level await (Vite 5 and 6 builds refuse it by default). `wasm`:
  * the ready() options for bundlers that do not copy the .wasm (the app copies modelkeep.wasm and
- * importer.wasm). Last, it loads the same model from .pt bytes: the importer module, fetched then
- * (its chunk and its .wasm, which the bundler must have emitted too).
+ * importer.wasm). Without them, it first loads the model from .mkp bytes before anything else:
+ * the reader module alone (its .wasm, which the bundler must have emitted). Last, it loads the
+ * same model from .pt bytes: the importer module, fetched then (its chunk and its .wasm, which
+ * the bundler must have emitted too).
  */
 const appCode = (readyOptions = '') => `import { ready, nn, save, load, listModels } from 'modelkeep';
 
 const pt = new Uint8Array([${ptBytes().join(',')}]);
+const mkp = new Uint8Array([${mkpBytes().join(',')}]);
 
 async function main() {
+  const lean = ${readyOptions ? 'null' : 'Array.from((await load(mkp)).forward([[1, 2, 3]]).data)'};
   await ready(${readyOptions});
   const model = nn.sequential(nn.linear(3, 5), { seed: 42 });
   await save(model, 'indexeddb://scratch', { dtype: 'f32' });
@@ -54,6 +58,7 @@ async function main() {
   const list = await listModels();
   const fromPt = (await load(pt, { architecture: '0=Linear(3,5)' })).forward([[1, 2, 3]]);
   document.body.dataset.result = JSON.stringify({
+    lean,
     data: Array.from(y.data),
     listed: Object.keys(list),
     fromPt: Array.from(fromPt.data),
@@ -79,6 +84,17 @@ function ptBytes() {
     m.dispose();
   }
   return ptData;
+}
+
+/** The same model as a .mkp file. */
+let mkpData;
+function mkpBytes() {
+  if (!mkpData) {
+    const m = nn.sequential(nn.linear(3, 5), { seed: 42 });
+    mkpData = Array.from(m.toBytes());
+    m.dispose();
+  }
+  return mkpData;
 }
 
 let expectedData;
@@ -126,8 +142,11 @@ test('the tarball holds the sources, the wasm build and the types, and nothing e
     'web/src/node.js',
     'web/src/api.js',
     'web/src/store.js',
+    'web/dist-reader/modelkeep_wasm.wasm',
+    'web/dist-reader/modelkeep_wasm.mjs',
     'web/dist/modelkeep_wasm.wasm',
     'web/dist/modelkeep_wasm.mjs',
+    'web/src/core.js',
     'web/dist-importer/modelkeep_wasm.wasm',
     'web/dist-importer/modelkeep_wasm.mjs',
     'web/src/importer.js',
@@ -181,7 +200,8 @@ async function runBuilt(root, path = '/index.html') {
   }
 }
 
-function checkResult(result) {
+function checkResult(result, { lean = true } = {}) {
+  if (lean) assert.deepEqual(result.lean, expected(), 'the .mkp through the reader module');
   assert.deepEqual(result.data, expected());
   assert.deepEqual(result.fromPt, expected(), 'the .pt through the importer module');
   assert.deepEqual(result.listed, ['indexeddb://scratch']);
@@ -237,8 +257,8 @@ for (const [label, pkg] of vites) {
     checkBuild(outDir, log);
     assert.equal(
       readdirSync(join(outDir, 'assets')).filter((f) => f.endsWith('.wasm')).length,
-      2,
-      "Vite copied both .wasm (the core's and the importer's: new URL(..., import.meta.url))",
+      3,
+      "Vite copied the three .wasm (the reader's, the core's and the importer's: new URL(..., import.meta.url))",
     );
     checkResult(await runBuilt(outDir));
   });
@@ -318,8 +338,8 @@ webpack({ mode: 'production' }, (err, stats) => {
   writeFileSync(join(outDir, 'index.html'), html('<script src="./main.js"></script>'));
   checkBuild(outDir, log);
   assert.ok(
-    readdirSync(outDir).filter((f) => f.endsWith('.wasm')).length === 2,
-    "webpack emitted both .wasm (the core's and the importer's)",
+    readdirSync(outDir).filter((f) => f.endsWith('.wasm')).length === 3,
+    "webpack emitted the three .wasm (the reader's, the core's and the importer's)",
   );
   checkResult(await runBuilt(outDir));
 });
@@ -354,7 +374,7 @@ export default { input: 'main.js', output: { dir: 'dist', format: 'es' }, plugin
     copyWasm(outDir);
     checkBuild(outDir, log);
     assert.doesNotMatch(log, /\(!\)/, `Rollup warned:\n${log}`);
-    checkResult(await runBuilt(outDir));
+    checkResult(await runBuilt(outDir), { lean: false });
   },
 );
 
@@ -366,7 +386,7 @@ test(`esbuild ${versionOf('esbuild')}: ready({ wasm }) and the copied .wasm`, { 
   copyWasm(outDir);
   checkBuild(outDir, log.replace(/dist\/main\.js\s+[\d.]+kb/, ''));
   assert.doesNotMatch(log, /warning/i, log);
-  checkResult(await runBuilt(outDir));
+  checkResult(await runBuilt(outDir), { lean: false });
 });
 
 test('a plain <script type="module"> page with an import map', { skip: skipBrowser }, async () => {

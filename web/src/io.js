@@ -288,12 +288,32 @@ function looksLikeHtml(bytes) {
  * may be a .mkp, a PyTorch .pt (zip or legacy) or a safetensors file; `architecture` (a SPEC)
  * or `assumeSequential` say what runs when the file does not (see Model.fromBytes);
  * `weightDtype` holds the weights in that dtype once loaded (see Model#setWeightDtype).
+ * With nothing else loaded, a plain .mkp is read by the reader module alone (runtime.js); a load
+ * that fails loads the core before it rejects.
  * @returns {Promise<Model>}
  */
-export async function load(
-  source,
-  { onProgress, architecture, assumeSequential, prefix, entry, weightDtype, training = false } = {},
-) {
+export async function load(source, options = {}) {
+  try {
+    return await read(source, options);
+  } catch (e) {
+    // What a page does when there is nothing to load yet — build a model (nn.sequential, which is
+    // synchronous) — needs the core: it is loaded before the failure is reported, as every other
+    // async call loads it (a core that cannot load leaves the load's own error to report).
+    await ready().catch(() => {});
+    throw e;
+  }
+}
+
+async function read(source, givenOptions) {
+  const {
+    onProgress,
+    architecture,
+    assumeSequential,
+    prefix,
+    entry,
+    weightDtype,
+    training = false,
+  } = givenOptions ?? {};
   const text = source instanceof URL ? source.href : source;
   // A stored model goes to wasm as its chunks, read in place: no joined copy of the file in JS.
   let chunks;
@@ -307,7 +327,7 @@ export async function load(
   if (training) {
     if (!resumeTrainer) throw new ModelError('not_ready', "{ training: true } needs modelkeep's Trainer: import it");
     // All the options as given (train.js checks them): a .pt general checkpoint takes the trainer's too.
-    return resumeTrainer(chunks, arguments[1]);
+    return resumeTrainer(chunks, givenOptions);
   }
   const options = { architecture, assumeSequential, prefix, entry, weightDtype };
   // A model file read as it is, with no other module asked for yet: the reader module, which a page

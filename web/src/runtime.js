@@ -93,8 +93,7 @@ async function instantiate(build, given) {
       'network_error',
       `cannot load modelkeep's WebAssembly module${where}: ${e?.message ?? e} (a bundler that does not ` +
         `copy the .wasm: copy modelkeep/modelkeep.wasm next to your bundle and call ready({ wasm: URL }); ` +
-        `for the reader and the importer, modelkeep/reader.wasm and modelkeep/importer.wasm, and ready({ ` +
-        `readerWasm: URL, importerWasm: URL }))`,
+        `for the importer, modelkeep/importer.wasm and ready({ importerWasm: URL }))`,
     );
     err.cause = e;
     throw err;
@@ -107,15 +106,15 @@ async function instantiate(build, given) {
  * (nn.sequential, Model.fromBytes, toBytes, ...). load() alone fetches only the reader module
  * when nothing else is loaded (a page that loads and predicts needs no more); the models it reads
  * there move to the core, when it is loaded, for what the reader does not do.
- * `wasm`: where the core's .wasm is. `readerWasm`, `importerWasm`: where the reader's and the
- * importer's .wasm are, remembered for their first load. `importer: true`: load the importer now too, so that the synchronous
+ * `wasm`: where the core's .wasm is. `importerWasm`: where the importer's .wasm is, remembered
+ * for its first load. (The reader's is always next to the package: a page whose bundler does not
+ * copy it calls ready({ wasm }) first, and its load() then reads into the core.) `importer: true`: load the importer now too, so that the synchronous
  * functions that need it (fileInfo, Model.fromBytes, loadStateDict and toBytes on .pt or
  * .safetensors) work; the async ones (load, save) fetch it themselves on first use.
- * @param {{ wasm?: WasmSource, readerWasm?: WasmSource, importerWasm?: WasmSource, importer?: boolean }} [options]
+ * @param {{ wasm?: WasmSource, importerWasm?: WasmSource, importer?: boolean }} [options]
  *   WasmSource: URL | string | ArrayBuffer | ArrayBufferView | Response
  */
-export async function ready({ wasm, readerWasm, importerWasm, importer = false } = {}) {
-  if (readerWasm !== undefined && !loading.has('reader')) locations.set('reader', readerWasm);
+export async function ready({ wasm, importerWasm, importer = false } = {}) {
   if (importerWasm !== undefined && !loading.has('importer')) locations.set('importer', importerWasm);
   await Promise.all([module('core', { wasm }), importer ? module('importer') : null]);
 }
