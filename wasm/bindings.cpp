@@ -570,6 +570,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_give_end(ModelHandle* h) {
 
 #endif
 
+#if !MODELKEEP_READER  // fileInfo() is the core's
 /// Any readable file of `size` bytes (the current source) → its info object
 /// without decoding weights (.mkp: the header; torch: the pickle and the
 /// storages' sizes; safetensors: the header). check_data also reads every
@@ -603,6 +604,7 @@ EMSCRIPTEN_KEEPALIVE const char* mk_file_info(double size, int check_data) {
     return fail(not_mkp());
 #endif
 }
+#endif
 
 #if !MODELKEEP_READER  // not in the reader: the model moves to the core (mk_model_take)
 /// Any readable file of `size` bytes (the current source) → { ok, format,
