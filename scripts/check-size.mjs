@@ -7,6 +7,7 @@
 // first use, each printed: the core module (ready(), nn, save, ...) and the importer (the first
 // load('net.pt') or Trainer) — the chunks imported only dynamically and the .wasm they name. Run
 // by `npm test` after the wasm build; offline (docs/PERFORMANCE.md, "Download size").
+// With --json: the same figures as one JSON object on stdout (tests/bench/goals.mjs reads it).
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -74,7 +75,14 @@ try {
   rmSync(app, { recursive: true, force: true });
 }
 
+const json = process.argv.includes('--json');
 const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+const sum = (files) => files.reduce((a, f) => a + f.gz, 0);
+if (json) {
+  const later = Object.fromEntries(groups.later.map(({ name, files }) => [name, { gz: sum(files), files }]));
+  console.log(JSON.stringify({ budget: BUDGET, lean: { gz: sum(groups.lean), files: groups.lean }, later }));
+  process.exit(sum(groups.lean) > BUDGET ? 1 : 0);
+}
 const total = (files, what) => {
   let raw = 0;
   let gz = 0;

@@ -11,7 +11,9 @@
 // of `npm run bench`, not of `npm test`.
 // Run:  node tests/bench/app_bench.mjs [--rounds N]      (default 9; the first round warms up)
 // modelkeep and TF.js build the model in code from the weights; ORT cannot, so its app fetches a
-// 0.5 KB ONNX file of the same weights (tests/bench/make_onnx.py), which its time includes.
+// 0.5 KB ONNX file of the same weights (tests/bench/make_onnx.py), which its time includes. A
+// second modelkeep app does what ORT's does: it load()s a .mkp file of the same weights, which
+// needs only the reader module (the page of scripts/check-size.mjs).
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -44,6 +46,14 @@ model.loadStateDict({
   'fc1.weight': { shape: [5, 3], data: new Float32Array([${weight}]) },
   'fc1.bias': { shape: [5], data: new Float32Array([${bias}]) },
 });
+const y = model.forward(new Float32Array([${x}]), [1, 3]).data;
+${done}
+`,
+  },
+  modelkeepMkp: {
+    label: 'modelkeep, load() of a .mkp (the reader module)',
+    main: `import { load } from 'modelkeep';
+const model = await load('/tutorial.mkp');
 const y = model.forward(new Float32Array([${x}]), [1, 3]).data;
 ${done}
 `,
@@ -107,7 +117,21 @@ function tutorialOnnx(dir) {
   return readFileSync(out);
 }
 
-async function buildApps(dir, onnx) {
+/** The .mkp file of the tutorial weights, written by the package in Node. */
+async function tutorialMkp() {
+  const mk = await import('../../web/src/node.js');
+  await mk.ready();
+  const model = mk.Model.fromSpec('fc1=Linear(3,5)');
+  model.loadStateDict({
+    'fc1.weight': { shape: [5, 3], data: new Float32Array(weight) },
+    'fc1.bias': { shape: [5], data: new Float32Array(bias) },
+  });
+  const bytes = model.toBytes();
+  model.dispose();
+  return bytes;
+}
+
+async function buildApps(dir, onnx, mkp) {
   const built = {};
   for (const [key, app] of Object.entries(apps)) {
     const src = join(dir, key);
@@ -119,6 +143,7 @@ async function buildApps(dir, onnx) {
     writeFileSync(join(src, 'main.js'), app.main);
     for (const f of app.publicFiles ?? []) cpSync(join(root, f), join(src, 'public', f.split('/').pop()));
     if (key === 'ort') writeFileSync(join(src, 'public', 'tutorial.onnx'), onnx);
+    if (key === 'modelkeepMkp') writeFileSync(join(src, 'public', 'tutorial.mkp'), mkp);
     const outDir = join(src, 'dist');
     await build({
       root: src,
@@ -143,7 +168,7 @@ async function main() {
   mkdirSync(dir, { recursive: true });
   const onnx = tutorialOnnx(dir);
   log('building the apps with Vite');
-  const built = await buildApps(dir, onnx);
+  const built = await buildApps(dir, onnx, await tutorialMkp());
   // One server per app, each serving its dist/ as the site root.
   const servers = {};
   for (const [key, outDir] of Object.entries(built)) servers[key] = await startServer({ root: outDir });

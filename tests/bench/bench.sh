@@ -11,6 +11,8 @@
 #      streaming read (tests/bench/limits_bench.mjs, tests/bench/ref_kernels.c)
 #   8. a bundled app's download and navigation → first prediction, cold, for modelkeep, TF.js
 #      (cpu, wasm) and ORT beside an empty page (tests/bench/app_bench.mjs) → build/bench/app.json
+#   9. issue 15's goals, each judged met or not from the figures above, with why not
+#      (tests/bench/goals.mjs)                                           → build/bench/goals.md
 # then collects every JSON written by this run into build/bench/results.json and the Markdown
 # reports into build/bench/results.md.
 #
@@ -72,6 +74,7 @@ run forward "$out/forward.md" node tests/bench/forward_bench.mjs "${quick[@]}"
 run startup "$out/startup.md" node tests/bench/startup_bench.mjs "${quick[@]}"
 run limits "$out/limits.md" node tests/bench/limits_bench.mjs
 run app "$out/app.md" node tests/bench/app_bench.mjs
+run goals "$out/goals.md" node tests/bench/goals.mjs --since "$started"
 
 step "summary → $out/results.json, $out/results.md"
 BENCH_STARTED=$started BENCH_LOAD_BEFORE=$load_before BENCH_STEPS=$steps_file BENCH_QUICK=${#quick[@]} \
@@ -86,9 +89,9 @@ const steps = readFileSync(process.env.BENCH_STEPS, 'utf8').trim().split('\n').f
   return { name, command, status: Number(status), seconds: Number(seconds) };
 });
 const sources = { native: 'native.json', browser: 'browser.json', import: 'import.json', forward: 'forward.json',
-  startup: 'startup.json' };
+  startup: 'startup.json', limits: 'limits.json', app: 'app.json' };
 const markdown = { native: 'native.txt', browser: 'browser.md', import: 'import.md', forward: 'forward.md',
-  startup: 'startup.md' };
+  startup: 'startup.md', limits: 'limits.md', app: 'app.md', goals: 'goals.md' };
 
 // Only what this run wrote, and only from steps that succeeded: an older file (an earlier run),
 // or one left by a step that failed, is reported as missing.
@@ -153,10 +156,16 @@ const include = (key, title) => {
   }
   p(readFileSync(file, 'utf8').trim());
 };
+// The goals first: the verdict of this run, then the figures behind it.
+p();
+if (ok('goals') && fresh(`${dir}/goals.md`)) p(readFileSync(`${dir}/goals.md`, 'utf8').trim());
+else p(`(no goals.md from this run: the step ${ok('goals') ? 'wrote none' : 'failed'})`);
 include('browser');
 include('import', '## Import of a PyTorch state dict (tests/bench/import_bench.mjs)');
 include('forward');
 include('startup');
+include('limits');
+include('app');
 writeFileSync(`${dir}/results.md`, `${lines.join('\n')}\n`);
 console.error(`wrote ${dir}/results.json and ${dir}/results.md`);
 EOF

@@ -11,7 +11,7 @@
 // Run:  node tests/bench/limits_bench.mjs [--rounds N]
 // Needs emcc (the reference is compiled into build/bench/ref_kernels.wasm), web/dist, Chromium.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -174,6 +174,25 @@ async function main() {
     const gbs = (100 * 2 ** 20) / stream / 1e6;
     const floor = weightBytes / gbs / 1e6;
     const mk1 = median(times['mk1:big']);
+    // For tests/bench/goals.mjs: the medians of this run.
+    const json = {
+      date: new Date().toISOString(),
+      rounds,
+      userAgent: ua,
+      loadavg: [before, after],
+      gemm: mlps.map((m) => {
+        const flops = m.sizes.slice(1).reduce((s, n, l) => s + 2 * m.batch * n * m.sizes[l], 0);
+        return {
+          key: m.key,
+          batch: m.batch,
+          flops,
+          refMs: median(times[`ref:${m.key}`]),
+          mkMs: median(times[`mk:${m.key}`]),
+        };
+      }),
+      stream: { key: big.key, weightBytes, streamMs: stream, gbs, floorMs: floor, mkMs: mk1 },
+    };
+    writeFileSync(join(root, 'build/bench/limits.json'), JSON.stringify(json, null, 1));
     p(
       `| ${big.label}, batch 1 (${(weightBytes / 1e6).toFixed(1)} MB of f32 weights) | ` +
         `${floor.toFixed(2)} ms (reading them at the streaming rate: 100 MiB in ${stream.toFixed(2)} ms, ` +

@@ -10,9 +10,11 @@
 // Each sample is a fresh page that measures, with performance.now() (0.1 ms resolution: the page
 // is not cross-origin isolated), three steps:
 //   import   `await import('/web/src/index.js')` then `await mk.ready()`: the package's modules,
-//            the .wasm fetched, compiled and instantiated;
+//            the core's .wasm fetched, compiled and instantiated (for load(): no ready(), the
+//            package's modules only);
 //   build    the model: nn.sequential({ fc1: nn.linear(3, 5) }, { seed: 1 }) as in the README,
-//            or load() of the same model saved as a .mkp file, fetched from the server;
+//            or load() of the same model saved as a .mkp file, fetched from the server (with
+//            nothing else loaded, load() fetches, compiles and instantiates the reader module);
 //   predict  the first model.forward([[1, 2, 3]]).
 // Two cache states:
 //   cold     a new browser profile for every page: nothing cached, every file comes from the
@@ -65,8 +67,9 @@ const builds = {
     code: 'mk.nn.sequential({ fc1: mk.nn.linear(3, 5) }, { seed: 1 })',
   },
   mkp: {
-    label: `load() of its .mkp (${mkpBytes.length} bytes, fetched)`,
+    label: `load() of its .mkp (${mkpBytes.length} bytes, fetched; the reader module)`,
     code: "await mk.load('/__bench__/tutorial.mkp')",
+    ready: false,
   },
 };
 
@@ -75,7 +78,7 @@ const page = (build) => `<!doctype html>
 <script type="module">
   const t0 = performance.now();
   const mk = await import('/web/src/index.js');
-  await mk.ready();
+  ${builds[build].ready === false ? '' : 'await mk.ready();'}
   const t1 = performance.now();
   const model = ${builds[build].code};
   const t2 = performance.now();
