@@ -454,8 +454,9 @@ export class Model {
     moveTo = (model, m) => {
       const handle = model.#live();
       if (handle instanceof m.ModelHandle) return handle;
+      const taken = check(handle.take());
       const moved = new m.ModelHandle();
-      const r = moved.give(check(handle.take()));
+      const r = moved.give(taken);
       if (!r.ok) {
         moved.delete();
         check(r);
