@@ -35,7 +35,7 @@ export interface ReadyOptions {
    */
   importerWasm?: WasmSource;
   /**
-   * Also load the importer module now (another .wasm, ~182 KiB gzipped), so that the synchronous
+   * Also load the importer module now (another .wasm, ~181 KiB gzipped), so that the synchronous
    * calls that need it work: fileInfo, Model.fromBytes and loadStateDict on a .pt or .safetensors
    * file, toBytes({ format: 'pt' | 'safetensors' }). They throw 'not_ready' until then. The async
    * load() and save() fetch it themselves on first use; .mkp files never need it.

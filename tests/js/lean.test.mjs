@@ -1,7 +1,7 @@
-// The two WebAssembly modules (runtime.js): the default import loads only the lean core
-// (web/dist/, .mkp files only); the importer (web/dist-importer/) is fetched on the first
-// PyTorch / safetensors file, once, and the imported model stays there; a core model exported to
-// .pt / .safetensors moves to the importer as .mkp bytes. Synchronous
+// The core and the importer (runtime.js): ready() loads only the core (web/dist/, .mkp files
+// only); the importer (web/dist-importer/) is fetched on the first PyTorch / safetensors file,
+// once, and the imported model stays there; a core model exported to .pt / .safetensors is
+// copied to the importer as it is held (tests/js/reader.test.mjs: the third module, the reader). Synchronous
 // calls that need it throw not_ready, naming the fix, until it is loaded. At the module level,
 // the core builds, saves, loads and runs .mkp models exactly as the importer module does, and
 // refuses every other format, and exports to one, with needs_importer — the module staying usable.

@@ -153,7 +153,7 @@ export function loadedModules() {
 export function needsImporter(what) {
   return new ModelError(
     'not_ready',
-    `${what} needs modelkeep's importer (PyTorch / safetensors), a second WebAssembly module that is ` +
+    `${what} needs modelkeep's importer (PyTorch / safetensors), a WebAssembly module of its own that is ` +
       `not loaded yet: await ready({ importer: true }) first, or use the async load() / save(), which ` +
       `fetch it on first use`,
   );
