@@ -23,6 +23,12 @@
 //   out is copied by abi.js during the call, through the import mk_js_take
 //   (each tensor of a state dict: some exist only while it is produced, such
 //   as a packed weight's (out, in) rows), or right after it (forward's output).
+// - A model moves between modules (web/src/model.js) as it is held: mk_model_take
+//   copies it out tensor by tensor, mk_give_begin / _add / _end build it in the
+//   other module.
+// The reader build (MODELKEEP_READER, web/dist-reader/) has only the calls that
+// load a .mkp model and run it, describe it and take it: the rest is #if'd out
+// below, and the linker drops the code only they used.
 // No exception or abort is reachable from any input: every allocation sized by
 // input is reserved first (reserve), and every failure is a Status.
 #include <emscripten/em_js.h>

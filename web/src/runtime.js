@@ -4,7 +4,13 @@
 // core.js): .mkp read/write, nn, state dicts, compact weights, which ready() loads; 'importer'
 // (web/dist-importer/, through importer.js): the same plus the PyTorch / safetensors importer and
 // exporter and the trainer, fetched on first use only (model.js routes the calls that need it and
-// moves models between modules; docs/ARCHITECTURE.md "Three modules"). Knows no platform: the entry a
+// moves models between modules; docs/ARCHITECTURE.md "Three modules"). Knows no platform: the
+// entry a user imports (index.js for browsers and bundlers, node.js for Node, chosen by
+// package.json's "exports" conditions) registers one with usePlatform(), which says how a .wasm's
+// bytes are found. No top-level await, no node: import here (bundlers must be able to build it for
+// any target). Must: load each module at most once per realm while it succeeds; forget a failed
+// load, so that the next call tries again; never call into a module before it is ready (the
+// synchronous API throws not_ready instead).
 import createReader from '../dist-reader/modelkeep_wasm.mjs';
 import { wrap } from './abi.js';
 import { ModelError } from './errors.js';
@@ -108,9 +114,10 @@ async function instantiate(build, given) {
  * there move to the core, when it is loaded, for what the reader does not do.
  * `wasm`: where the core's .wasm is. `importerWasm`: where the importer's .wasm is, remembered
  * for its first load. (The reader's is always next to the package: a page whose bundler does not
- * copy it calls ready({ wasm }) first, and its load() then reads into the core.) `importer: true`: load the importer now too, so that the synchronous
- * functions that need it (fileInfo, Model.fromBytes, loadStateDict and toBytes on .pt or
- * .safetensors) work; the async ones (load, save) fetch it themselves on first use.
+ * copy it calls ready({ wasm }) first, and its load() then reads into the core.) `importer: true`:
+ * load the importer now too, so that the synchronous functions that need it (fileInfo,
+ * Model.fromBytes, loadStateDict and toBytes on .pt or .safetensors) work; the async ones (load,
+ * save) fetch it themselves on first use.
  * @param {{ wasm?: WasmSource, importerWasm?: WasmSource, importer?: boolean }} [options]
  *   WasmSource: URL | string | ArrayBuffer | ArrayBufferView | Response
  */
