@@ -90,7 +90,8 @@ const limits = read('limits');
       'batch 1: MNIST ≤ 0.85× the best peer’s time',
       ratio <= 0.85,
       `${f(r.modelkeep.median, 4)} ms, ${f(ratio)}× ${top.peer}’s ${f(top.ms, 4)} ms`,
-      'the call overhead and the kernels as measured',
+      `this run's samples: modelkeep ${f(r.modelkeep.min, 4)}–${f(r.modelkeep.max, 4)} ms, ${top.peer} ` +
+        `${f(r[top.peer].min, 4)}–${f(r[top.peer].max, 4)} ms`,
     );
   }
 }
