@@ -379,6 +379,12 @@ export function load(source: Source, options: { training: true; onProgress?: (p:
  * its optimizer's options and state. The same as Trainer.load(source, options).
  */
 export function load(source: Source, options: TorchCheckpointOptions & { training: true }): Promise<Trainer>;
+/**
+ * A model from indexeddb://name, a URL, a File/Blob, bytes or (Node) a path: .mkp, PyTorch or
+ * safetensors. With no other module loaded, a plain .mkp is read by the reader module alone (load
+ * and forward; the rest once ready() has loaded the core); a load that fails loads the core
+ * before it rejects.
+ */
 export function load(source: Source, options?: ImportOptions & { onProgress?: (p: Progress) => void }): Promise<Model>;
 export function loadBytes(source: Source, options?: { onProgress?: (p: Progress) => void }): Promise<Uint8Array>;
 export function listModels(): Promise<Record<string, ModelInfo>>;
