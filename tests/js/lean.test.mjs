@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { ready, load, save, fileInfo, nn, Model, ModelError } from '../../web/src/node.js';
-import { currentPlatform, loadedModules, runtime } from '../../web/src/runtime.js';
+import { loadedModules, runtime } from '../../web/src/runtime.js';
+import { recordWasmAsked } from './wasm_asked.mjs';
 
 const file = (name) => new URL(`../torch/files/${name}`, import.meta.url);
 const ptPath = file('tutorial_state.pt');
@@ -23,13 +24,7 @@ const safetensors = readFileSync(file('mlp.safetensors'));
 const mlp = '0=Linear(8,16),1=ReLU,2=Linear(16,4)';
 
 // Every .wasm the platform is asked for (the importer's lives in web/dist-importer/).
-const asked = [];
-const platform = currentPlatform();
-const moduleOptions = platform.moduleOptions;
-platform.moduleOptions = (wasm, isDefault) => {
-  asked.push(String(wasm));
-  return moduleOptions.call(platform, wasm, isDefault);
-};
+const asked = recordWasmAsked();
 const importerAsks = () => asked.filter((u) => u.includes('/dist-importer/')).length;
 
 function notReady(fn, what) {

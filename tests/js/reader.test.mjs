@@ -14,18 +14,13 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 
 import { load, ready, ModelError } from '../../web/src/node.js';
-import { currentPlatform, loadedModules, runtime } from '../../web/src/runtime.js';
+import { loadedModules, runtime } from '../../web/src/runtime.js';
+import { recordWasmAsked } from './wasm_asked.mjs';
 
 const nodeEntry = new URL('../../web/src/node.js', import.meta.url).href;
 
 // Every .wasm the platform is asked for.
-const asked = [];
-const platform = currentPlatform();
-const moduleOptions = platform.moduleOptions;
-platform.moduleOptions = (wasm, isDefault) => {
-  asked.push(String(wasm));
-  return moduleOptions.call(platform, wasm, isDefault);
-};
+const asked = recordWasmAsked();
 
 // Models with every kind of tensor a move carries: packed float32 weights, compact weights of
 // each dtype, biases, LayerNorm's and BatchNorm1d's parameters and running stats, a float in the

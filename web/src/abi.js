@@ -158,6 +158,8 @@ export function wrap(raw) {
       );
     }
     exportBytes(format, dtype, metadata) {
+      // The reader has no mk_model_export: it answers as the core does, needing the importer.
+      if (lean) return { ok: false, code: 'needs_importer', message: `exporting to ${format} needs the importer` };
       const [r, [bytes]] = taking(() =>
         withArgs([format, dtype], metadata, (a) => answer(raw._mk_model_export(this.#p, a))),
       );

@@ -386,7 +386,7 @@ export class Model {
     checkMetadata(metadata);
     const own = this.#live();
     const r = orImporter(
-      own.lean ? { ok: false, code: 'needs_importer' } : own.exportBytes(format, String(dtype), metadata ?? {}),
+      own.exportBytes(format, String(dtype), metadata ?? {}),
       `toBytes({ format: '${format}' })`,
       (m) => {
         // A copy of this model, as it is held, in the importer's memory for the export.
